@@ -1,0 +1,106 @@
+# voxline: one non-recursive Makefile.
+#
+#   make deps        install every Debian package the build and tests need
+#   make             build build/bin/voxline-* (and libvoxline.a)
+#   make run         start all built daemons on localhost (Ctrl-C stops them)
+#   make test        deps + build + unit tests + integration tests
+#   make sanitize    the same tests on an ASan/UBSan build (build-asan/)
+#   make bench       benchmarks; prints figures, never fails on a number
+#
+# Switches:
+#   SANITIZE=1   build with -fsanitize=address,undefined into build-asan/
+#   V=1          echo full compiler command lines
+#   OPT=-O2      optimisation flags
+#
+# Fragments (*.mk) append to BINS, UNIT_TESTS and TOOLS and define their
+# own objects; the generic rules below compile every .c under $(BUILD)/obj.
+
+.DELETE_ON_ERROR:
+.SUFFIXES:
+.DEFAULT_GOAL := all
+
+ifeq ($(SANITIZE),1)
+BUILD ?= build-asan
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT ?= -O1
+else
+BUILD ?= build
+SAN_FLAGS :=
+OPT ?= -O2
+endif
+
+CC ?= cc
+PKG_CONFIG ?= pkg-config
+PYTHON ?= /usr/bin/python3
+
+WARN := -Wall -Wextra -Wshadow -Wformat=2 -Werror
+CFLAGS_ALL := -std=c11 -D_GNU_SOURCE $(OPT) -g $(WARN) $(SAN_FLAGS) -MMD -MP -Icommon -pthread $(CFLAGS)
+LDFLAGS_ALL := $(SAN_FLAGS) -pthread $(LDFLAGS)
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+BINS :=
+UNIT_TESTS :=
+TOOLS :=
+
+include common/common.mk
+-include $(sort $(wildcard services/*/*.mk services/*/*/*.mk tests/*.mk tests/*/*.mk tools/*.mk))
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS_ALL) $(CFLAGS_$(subst /,_,$(dir $<))) -c -o $@ $<
+
+.PHONY: all deps run test unit integration sanitize bench clean tools
+all: $(BINS) $(TOOLS)
+tools: $(TOOLS)
+
+DEB_PACKAGES := build-essential pkg-config curl wrk \
+	libmicrohttpd-dev libwebsockets-dev libsndfile1-dev libsoxr-dev \
+	libcjson-dev libcurl4-openssl-dev libsystemd-dev libsqlite3-dev \
+	libpocketsphinx-dev libsphinxbase-dev pocketsphinx-en-us \
+	flite1-dev libespeak-ng-dev espeak-ng-data libwebrtc-audio-processing-dev \
+	python3 python3-pytest python3-numpy python3-websocket nodejs npm
+
+# Installs only what is missing; a no-op (no root needed) when all are there.
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+	@if [ -f tests/package.json ] && [ ! -d tests/node_modules ]; then \
+		cd tests && npm install --no-audit --no-fund --silent; fi
+
+run: deps all
+	$(PYTHON) tools/run.py --bin $(BUILD)/bin
+
+unit: $(UNIT_TESTS)
+	@fail=0; for t in $(UNIT_TESTS); do echo "== $$t"; $$t || fail=1; done; exit $$fail
+
+integration: all
+	VOXLINE_BIN=$(abspath $(BUILD)/bin) VOXLINE_TOOLS=$(abspath $(BUILD)/tools) \
+		$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration $(PYTEST_ARGS)
+
+test: deps
+	$(MAKE) all $(UNIT_TESTS)
+	$(MAKE) unit
+	$(MAKE) integration
+
+sanitize: deps
+	$(MAKE) SANITIZE=1 test
+
+bench: deps all
+	$(PYTHON) tests/bench/run.py --bin $(abspath $(BUILD)/bin) --tools $(abspath $(BUILD)/tools)
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

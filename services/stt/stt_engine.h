@@ -1,0 +1,84 @@
+/*
+ * stt_engine.h - the speech-to-text engine interface.
+ *
+ * An engine is created once per daemon (it loads its model) and owns a
+ * fixed pool of `pool_size` decoders; transcribe() and stream_open() take a
+ * decoder from the pool and return -EBUSY at once when none is free (the
+ * service's admission control sizes its worker pool to match, so -EBUSY is
+ * rare). All entry points are thread-safe unless marked; a stream is used by
+ * one thread at a time. Audio is always 16 kHz mono PCM16 (STT_RATE).
+ * Engines check *cancel between chunks and return -ECANCELED when set.
+ * Engines register in stt_engines[] (stt_engine.c), chosen by --engine.
+ *
+ *     void *eng; ops->create(&cfg, &eng);
+ *     stt_result r = {0}; ops->transcribe(eng, pcm, n, &opt, &cancel, &r);
+ *     puts(r.text); stt_result_release(&r); ops->destroy(eng);
+ */
+#ifndef STT_ENGINE_H
+#define STT_ENGINE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define STT_RATE 16000
+
+typedef struct stt_config {
+	int pool_size;            /* decoders to load; >= 1 */
+	const char *model_dir;    /* pocketsphinx: acoustic model dir; NULL = default */
+	const char *dict;         /* pocketsphinx: dictionary; NULL = default */
+	const char *lm;           /* pocketsphinx: language model; NULL = default */
+	const char *url;          /* remote: base URL of the server */
+	const char *api_key;      /* remote: bearer key or NULL */
+	const char *model;        /* remote: model name to send; NULL = engine default */
+	int timeout_ms;           /* remote: whole-request timeout */
+} stt_config;
+
+typedef struct stt_options {
+	const char *language;     /* "en" or NULL */
+	const char *prompt;       /* remote engines only; may be NULL */
+	const char *request_id;   /* passed downstream as X-Request-Id; may be NULL */
+} stt_options;
+
+typedef struct stt_segment {
+	int64_t start_ms, end_ms;
+	char *text;               /* owned */
+} stt_segment;
+
+typedef struct stt_result {
+	char *text;               /* owned, UTF-8, never NULL on success */
+	char *language;           /* owned; may be NULL */
+	stt_segment *segments;    /* owned array */
+	size_t n_segments;
+} stt_result;
+
+void stt_result_release(stt_result *r);
+
+/* A partial hypothesis while a stream runs; text is only valid in the call. */
+typedef void (*stt_partial_cb)(void *user, const char *text);
+
+typedef struct stt_engine_ops {
+	const char *name;
+	const char *description;
+	int (*create)(const stt_config *cfg, void **ret_engine);
+	void (*destroy)(void *engine);
+	int (*transcribe)(void *engine, const int16_t *pcm, size_t n,
+			  const stt_options *opt, const atomic_bool *cancel,
+			  stt_result *ret);
+	/* Optional (NULL when the engine cannot stream). */
+	int (*stream_open)(void *engine, const stt_options *opt,
+			   void **ret_stream);
+	/* Feeds audio; may call cb with a new partial (only when it changed). */
+	int (*stream_feed)(void *stream, const int16_t *pcm, size_t n,
+			   stt_partial_cb cb, void *user);
+	/* Ends the utterance and gives the final result; the stream can then
+	 * take a new utterance with stream_feed. */
+	int (*stream_finish)(void *stream, stt_result *ret);
+	void (*stream_close)(void *stream);   /* returns the decoder to the pool */
+} stt_engine_ops;
+
+extern const stt_engine_ops *const stt_engines[];   /* NULL-terminated */
+const stt_engine_ops *stt_engine_find(const char *name);
+
+#endif
