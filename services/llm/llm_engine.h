@@ -62,6 +62,9 @@ typedef struct llm_request {
 	int max_tokens;             /* > 0 */
 	bool has_seed;
 	uint64_t seed;
+	int think;                  /* 0 = upstream default, 1 = ask for
+				       reasoning, -1 = ask for none (ollama
+				       sends "think"; others ignore it) */
 	const char *const *stop;    /* stop strings (engines may ignore: the
 				       service also enforces them) */
 	size_t n_stop;

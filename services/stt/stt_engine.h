@@ -10,6 +10,25 @@
  * Engines check *cancel between chunks and return -ECANCELED when set.
  * Engines register in stt_engines[] (stt_engine.c), chosen by --engine.
  *
+ * Engines:
+ *   "pocketsphinx"  embedded, CMU Sphinx en-us; streams with partials.
+ *                   About 90 MB resident and 0.4 s load per decoder.
+ *   "whisper"       a whisper.cpp server: POST {url}/inference.
+ *   "openai"        an OpenAI-compatible server: POST {url}/v1/audio/transcriptions.
+ *   The remote engines cannot stream (stream_open is NULL): the service
+ *   buffers the utterance and calls transcribe.
+ *
+ * Errors (negative errno): -EINVAL bad argument or config, -ENOENT model
+ * files missing, -ENOMEM, -EBUSY no free decoder, -E2BIG more than
+ * STT_AUDIO_MAX_SECONDS of audio, -ENOTSUP a language the engine does not
+ * know, -ECANCELED, and for remote engines -ECONNREFUSED (server down or
+ * host unknown), -ETIMEDOUT, -EPROTO (HTTP error status or an answer that is
+ * not a transcription), -EIO anything else.
+ *
+ * Ownership: strings in stt_config and stt_options are only read during the
+ * call (create copies what it keeps). A result belongs to the caller: pair
+ * a zeroed stt_result with stt_result_release. On failure *ret is untouched.
+ *
  *     void *eng; ops->create(&cfg, &eng);
  *     stt_result r = {0}; ops->transcribe(eng, pcm, n, &opt, &cancel, &r);
  *     puts(r.text); stt_result_release(&r); ops->destroy(eng);
@@ -23,16 +42,21 @@
 #include <stdint.h>
 
 #define STT_RATE 16000
+#define STT_AUDIO_MAX_SECONDS 600   /* per transcribe call or per utterance */
+#define STT_POOL_MAX 64             /* largest pool_size an engine accepts */
 
 typedef struct stt_config {
-	int pool_size;            /* decoders to load; >= 1 */
+	int pool_size;            /* decoders to load (remote: concurrent requests); 1..STT_POOL_MAX */
 	const char *model_dir;    /* pocketsphinx: acoustic model dir; NULL = default */
 	const char *dict;         /* pocketsphinx: dictionary; NULL = default */
 	const char *lm;           /* pocketsphinx: language model; NULL = default */
+	const char *decoder_args; /* pocketsphinx: extra "-name value" pairs, space
+				   * separated, overriding the defaults
+				   * (e.g. "-lw 5 -remove_noise yes"); NULL = none */
 	const char *url;          /* remote: base URL of the server */
 	const char *api_key;      /* remote: bearer key or NULL */
 	const char *model;        /* remote: model name to send; NULL = engine default */
-	int timeout_ms;           /* remote: whole-request timeout */
+	int timeout_ms;           /* remote: whole-request timeout; <= 0 = 60 s */
 } stt_config;
 
 typedef struct stt_options {
@@ -42,17 +66,18 @@ typedef struct stt_options {
 } stt_options;
 
 typedef struct stt_segment {
-	int64_t start_ms, end_ms;
+	int64_t start_ms, end_ms; /* from the start of the audio (stream: of the utterance) */
 	char *text;               /* owned */
 } stt_segment;
 
 typedef struct stt_result {
 	char *text;               /* owned, UTF-8, never NULL on success */
 	char *language;           /* owned; may be NULL */
-	stt_segment *segments;    /* owned array */
+	stt_segment *segments;    /* owned array: words (pocketsphinx) or phrases (remote) */
 	size_t n_segments;
 } stt_result;
 
+/* Frees what r owns and zeroes it; accepts a zeroed result. */
 void stt_result_release(stt_result *r);
 
 /* A partial hypothesis while a stream runs; text is only valid in the call. */
@@ -62,7 +87,7 @@ typedef struct stt_engine_ops {
 	const char *name;
 	const char *description;
 	int (*create)(const stt_config *cfg, void **ret_engine);
-	void (*destroy)(void *engine);
+	void (*destroy)(void *engine);           /* accepts NULL; no stream may be open */
 	int (*transcribe)(void *engine, const int16_t *pcm, size_t n,
 			  const stt_options *opt, const atomic_bool *cancel,
 			  stt_result *ret);
@@ -75,10 +100,15 @@ typedef struct stt_engine_ops {
 	/* Ends the utterance and gives the final result; the stream can then
 	 * take a new utterance with stream_feed. */
 	int (*stream_finish)(void *stream, stt_result *ret);
-	void (*stream_close)(void *stream);   /* returns the decoder to the pool */
+	void (*stream_close)(void *stream);   /* returns the decoder to the pool; accepts NULL */
 } stt_engine_ops;
 
-extern const stt_engine_ops *const stt_engines[];   /* NULL-terminated */
+extern const stt_engine_ops stt_engine_pocketsphinx;  /* engine_pocketsphinx.c */
+extern const stt_engine_ops stt_engine_whisper;       /* engine_remote.c */
+extern const stt_engine_ops stt_engine_openai;        /* engine_remote.c */
+
+extern const stt_engine_ops *const stt_engines[];   /* NULL-terminated, default first */
+/* The engine called name, the default for NULL or "", NULL when unknown. */
 const stt_engine_ops *stt_engine_find(const char *name);
 
 #endif

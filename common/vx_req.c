@@ -1,0 +1,723 @@
+/* vx_req.c - requests on libmicrohttpd: body, answers, jobs, streams. */
+#include "vx_req.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vx_log.h"
+#include "vx_server_int.h"
+
+#define REQ_MAX_HEADERS 16          /* response headers a handler may add */
+#define REQ_MAX_FIELDS 32           /* multipart fields kept */
+#define STREAM_HIGH_WATER (256 * 1024)  /* unsent bytes before writers wait */
+#define WATCH_INTERVAL_MS 20        /* client hang-up / deadline check period */
+#define REQ_DEFAULT_TIMEOUT_S 300
+
+typedef struct form_state {
+	vx_form_field fields[REQ_MAX_FIELDS];
+	vx_buf data[REQ_MAX_FIELDS];
+	size_t n;
+	int error;                  /* parse result, 1 = not parsed yet */
+} form_state;
+
+struct vx_req {
+	vx_server *server;
+	struct MHD_Connection *conn;
+	const vx_route *route;
+	route_stats *stats;
+	char *url;                  /* path without the query */
+	const char *method;
+	char id[40];
+	double t_start;
+	double deadline;            /* monotonic seconds */
+	atomic_int refs;
+	atomic_bool cancelled;
+	bool seen_first_call;
+	bool dispatched;
+	bool too_large;
+	bool counted_in_flight;
+	vx_buf body;
+	size_t max_body;
+	char media_type[96];
+
+	/* answer */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int status;
+	char *hdr_name[REQ_MAX_HEADERS], *hdr_value[REQ_MAX_HEADERS];
+	int n_hdr;
+	char *resp_ctype;
+	vx_buf resp;
+	bool replied;
+	bool job_running;
+	bool streaming;             /* stream_begin called */
+	bool stream_done;           /* job finished */
+	size_t stream_off;          /* bytes of resp already handed to MHD */
+	bool client_gone;
+
+	form_state *form;
+};
+
+static void req_unref(vx_req *req)
+{
+	if (atomic_fetch_sub(&req->refs, 1) != 1)
+		return;
+	for (int i = 0; i < req->n_hdr; i++) {
+		free(req->hdr_name[i]);
+		free(req->hdr_value[i]);
+	}
+	if (req->form) {
+		for (size_t i = 0; i < req->form->n; i++) {
+			free((char *)req->form->fields[i].name);
+			free((char *)req->form->fields[i].filename);
+			free((char *)req->form->fields[i].content_type);
+			vx_buf_release(&req->form->data[i]);
+		}
+		free(req->form);
+	}
+	free(req->resp_ctype);
+	vx_buf_release(&req->resp);
+	vx_buf_release(&req->body);
+	pthread_mutex_destroy(&req->lock);
+	pthread_cond_destroy(&req->cond);
+	free(req->url);
+	free(req);
+}
+
+/* ---- accessors ---- */
+
+const char *vx_req_method(const vx_req *req) { return req->method; }
+const char *vx_req_path(const vx_req *req) { return req->url; }
+const char *vx_req_id(const vx_req *req) { return req->id; }
+const atomic_bool *vx_req_cancelled(const vx_req *req) { return &req->cancelled; }
+
+double vx_req_elapsed_ms(const vx_req *req)
+{
+	return (vx_now() - req->t_start) * 1000.0;
+}
+
+const char *vx_req_header(const vx_req *req, const char *name)
+{
+	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *vx_req_query(const vx_req *req, const char *name)
+{
+	return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND,
+					   name);
+}
+
+const char *vx_req_content_type(const vx_req *req)
+{
+	const char *ct = vx_req_header(req, MHD_HTTP_HEADER_CONTENT_TYPE);
+	return ct ? ct : "";
+}
+
+const char *vx_req_media_type(const vx_req *req)
+{
+	return req->media_type;
+}
+
+const char *vx_req_body(const vx_req *req, size_t *ret_len)
+{
+	if (ret_len)
+		*ret_len = req->body.len;
+	return req->body.data ? req->body.data : "";
+}
+
+/* ---- multipart ---- */
+
+static enum MHD_Result form_iter(void *cls, enum MHD_ValueKind kind,
+				 const char *key, const char *filename,
+				 const char *content_type,
+				 const char *transfer_encoding,
+				 const char *data, uint64_t off, size_t size)
+{
+	form_state *f = cls;
+	(void)kind;
+	(void)transfer_encoding;
+	(void)off;
+	if (!key)
+		return MHD_YES;
+	size_t i;
+	for (i = 0; i < f->n; i++) {
+		if (!strcmp(f->fields[i].name, key))
+			break;
+	}
+	if (i == f->n) {
+		if (f->n == REQ_MAX_FIELDS)
+			return MHD_YES;   /* extra fields are ignored */
+		f->fields[i].name = strdup(key);
+		f->fields[i].filename = filename ? strdup(filename) : NULL;
+		f->fields[i].content_type = content_type ? strdup(content_type) : NULL;
+		f->n++;
+	}
+	if (size && vx_buf_append(&f->data[i], data, size) < 0) {
+		f->error = -ENOMEM;
+		return MHD_NO;
+	}
+	return MHD_YES;
+}
+
+static int form_parse(vx_req *req)
+{
+	form_state *f = calloc(1, sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	req->form = f;
+	if (strcmp(req->media_type, "multipart/form-data") != 0 &&
+	    strcmp(req->media_type, "application/x-www-form-urlencoded") != 0) {
+		f->error = -EMEDIUMTYPE;
+		return f->error;
+	}
+	struct MHD_PostProcessor *pp =
+		MHD_create_post_processor(req->conn, 64 * 1024, form_iter, f);
+	if (!pp) {
+		f->error = -EBADMSG;   /* no or bad boundary */
+		return f->error;
+	}
+	size_t len;
+	const char *body = vx_req_body(req, &len);
+	if (MHD_post_process(pp, body, len) != MHD_YES && !f->error)
+		f->error = -EBADMSG;
+	if (MHD_destroy_post_processor(pp) != MHD_YES && !f->error)
+		f->error = -EBADMSG;
+	for (size_t i = 0; i < f->n; i++) {
+		f->fields[i].data = f->data[i].data ? f->data[i].data : "";
+		f->fields[i].len = f->data[i].len;
+	}
+	if (!f->error && f->n == 0 && len > 0)
+		f->error = -EBADMSG;
+	return f->error;
+}
+
+int vx_req_form(vx_req *req, const char *name, const vx_form_field **ret)
+{
+	int r = req->form ? req->form->error : form_parse(req);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < req->form->n; i++) {
+		if (!strcmp(req->form->fields[i].name, name)) {
+			*ret = &req->form->fields[i];
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+/* ---- answers ---- */
+
+void vx_req_add_header(vx_req *req, const char *name, const char *value)
+{
+	pthread_mutex_lock(&req->lock);
+	if (req->n_hdr < REQ_MAX_HEADERS && !req->replied) {
+		req->hdr_name[req->n_hdr] = strdup(name);
+		req->hdr_value[req->n_hdr] = strdup(value);
+		if (req->hdr_name[req->n_hdr] && req->hdr_value[req->n_hdr])
+			req->n_hdr++;
+	}
+	pthread_mutex_unlock(&req->lock);
+}
+
+void vx_req_reply_buf(vx_req *req, int status, const char *content_type,
+		      vx_buf *body)
+{
+	pthread_mutex_lock(&req->lock);
+	if (!req->replied) {
+		req->replied = true;
+		req->status = status;
+		req->resp_ctype = strdup(content_type ? content_type : "text/plain");
+		req->resp = *body;
+		vx_buf_init(body);
+		pthread_cond_broadcast(&req->cond);
+	}
+	pthread_mutex_unlock(&req->lock);
+	vx_buf_release(body);
+}
+
+void vx_req_reply(vx_req *req, int status, const char *content_type,
+		  const void *data, size_t len)
+{
+	vx_buf b = {0};
+	if (vx_buf_append(&b, data, len) < 0) {
+		status = 500;
+		content_type = "application/json";
+		vx_buf_puts(&b, "{\"error\":{\"code\":\"out_of_memory\","
+			    "\"message\":\"out of memory\"}}");
+	}
+	vx_req_reply_buf(req, status, content_type, &b);
+}
+
+void vx_req_reply_json(vx_req *req, int status, const char *json)
+{
+	vx_req_reply(req, status, "application/json", json, strlen(json));
+}
+
+void vx_req_error(vx_req *req, int status, const char *code,
+		  const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	vx_buf b = {0};
+	vx_buf_puts(&b, "{\"error\":{\"code\":");
+	vx_buf_json_str(&b, code, strlen(code));
+	vx_buf_puts(&b, ",\"message\":");
+	vx_buf_json_str(&b, msg, strlen(msg));
+	vx_buf_puts(&b, "}}\n");
+	if (status == 503) {
+		vx_req_add_header(req, "Retry-After", "1");
+		vx_counter_add(req->server->rejected, 1);
+	}
+	if (status == 405 && req->route)
+		vx_req_add_header(req, "Allow", req->route->method);
+	if (status >= 500)
+		vx_log_warn(req->id, "answered %d: %s", status, msg);
+	vx_req_reply_buf(req, status, "application/json", &b);
+}
+
+bool vx_req_replied(const vx_req *req)
+{
+	return req->replied;
+}
+
+/* ---- handing answers to libmicrohttpd (connection thread only) ---- */
+
+static void add_common_headers(vx_req *req, struct MHD_Response *resp)
+{
+	MHD_add_response_header(resp, "X-Request-Id", req->id);
+	for (int i = 0; i < req->n_hdr; i++)
+		MHD_add_response_header(resp, req->hdr_name[i], req->hdr_value[i]);
+}
+
+static enum MHD_Result queue_buffered(vx_req *req)
+{
+	size_t len;
+	char *data = vx_buf_detach(&req->resp, &len);
+	struct MHD_Response *resp = MHD_create_response_from_buffer(
+		len, data ? data : (char *)"", data ? MHD_RESPMEM_MUST_FREE :
+		MHD_RESPMEM_PERSISTENT);
+	if (!resp) {
+		free(data);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+				req->resp_ctype);
+	add_common_headers(req, resp);
+	enum MHD_Result r = MHD_queue_response(req->conn,
+					       (unsigned)req->status, resp);
+	MHD_destroy_response(resp);
+	return r;
+}
+
+/* True when the client has closed its side (or the socket failed). */
+static bool client_hung_up(vx_req *req)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+		req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (!ci)
+		return true;
+	struct pollfd pfd = { .fd = ci->connect_fd, .events = POLLRDHUP };
+	if (poll(&pfd, 1, 0) <= 0)
+		return false;
+	return (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
+}
+
+/* One watch step, lock held: waits up to WATCH_INTERVAL_MS for the job,
+ * then sets the cancel flag if the client left or the deadline passed. */
+static void watch_step(vx_req *req)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += WATCH_INTERVAL_MS * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(&req->cond, &req->lock, &ts);
+	if (atomic_load(&req->cancelled))
+		return;
+	pthread_mutex_unlock(&req->lock);
+	bool gone = client_hung_up(req);
+	bool late = vx_now() > req->deadline;
+	pthread_mutex_lock(&req->lock);
+	if (gone)
+		req->client_gone = true;
+	if (gone || late) {
+		atomic_store(&req->cancelled, true);
+		pthread_cond_broadcast(&req->cond);
+	}
+}
+
+static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	vx_req *req = cls;
+	(void)pos;
+	ssize_t n;
+	pthread_mutex_lock(&req->lock);
+	for (;;) {
+		size_t avail = req->resp.len - req->stream_off;
+		if (avail) {
+			n = (ssize_t)(avail < max ? avail : max);
+			memcpy(buf, req->resp.data + req->stream_off, (size_t)n);
+			req->stream_off += (size_t)n;
+			if (req->stream_off == req->resp.len) {
+				vx_buf_reset(&req->resp);
+				req->stream_off = 0;
+			}
+			pthread_cond_broadcast(&req->cond);
+			break;
+		}
+		if (req->stream_done) {
+			n = MHD_CONTENT_READER_END_OF_STREAM;
+			break;
+		}
+		if (req->client_gone) {
+			n = MHD_CONTENT_READER_END_WITH_ERROR;
+			break;
+		}
+		watch_step(req);
+	}
+	pthread_mutex_unlock(&req->lock);
+	return n;
+}
+
+static enum MHD_Result queue_stream(vx_req *req)
+{
+	struct MHD_Response *resp = MHD_create_response_from_callback(
+		MHD_SIZE_UNKNOWN, 16 * 1024, stream_reader, req, NULL);
+	if (!resp)
+		return MHD_NO;
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+				req->resp_ctype);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+	add_common_headers(req, resp);
+	enum MHD_Result r = MHD_queue_response(req->conn,
+					       (unsigned)req->status, resp);
+	MHD_destroy_response(resp);
+	return r;
+}
+
+/* ---- jobs ---- */
+
+typedef struct job_ctx {
+	vx_req *req;
+	vx_req_job fn;
+	void *arg;
+} job_ctx;
+
+static void job_trampoline(void *p)
+{
+	job_ctx *jc = p;
+	vx_req *req = jc->req;
+	jc->fn(req, jc->arg);
+	free(jc);
+	pthread_mutex_lock(&req->lock);
+	req->job_running = false;
+	req->stream_done = true;
+	pthread_cond_broadcast(&req->cond);
+	pthread_mutex_unlock(&req->lock);
+	req_unref(req);
+}
+
+int vx_req_run(vx_req *req, vx_pool *pool, vx_req_job job, void *arg)
+{
+	if (atomic_load(&req->server->draining)) {
+		vx_req_error(req, 503, "draining", "server is shutting down");
+		return -EAGAIN;
+	}
+	job_ctx *jc = malloc(sizeof(*jc));
+	if (!jc) {
+		vx_req_error(req, 500, "out_of_memory", "out of memory");
+		return -ENOMEM;
+	}
+	*jc = (job_ctx){ req, job, arg };
+	atomic_fetch_add(&req->refs, 1);
+	req->job_running = true;
+	int r = vx_pool_submit(pool, job_trampoline, jc);
+	if (r < 0) {
+		req->job_running = false;
+		atomic_fetch_sub(&req->refs, 1);
+		free(jc);
+		vx_req_error(req, 503, "overloaded",
+			     "all workers are busy; retry shortly");
+		return -EAGAIN;
+	}
+	pthread_mutex_lock(&req->lock);
+	while (req->job_running && !req->replied && !req->streaming)
+		watch_step(req);
+	pthread_mutex_unlock(&req->lock);
+	return 0;
+}
+
+int vx_req_stream_begin(vx_req *req, int status, const char *content_type)
+{
+	pthread_mutex_lock(&req->lock);
+	int r = 0;
+	if (req->replied) {
+		r = -EALREADY;
+	} else {
+		req->replied = true;
+		req->streaming = true;
+		req->status = status;
+		req->resp_ctype = strdup(content_type);
+		pthread_cond_broadcast(&req->cond);
+	}
+	pthread_mutex_unlock(&req->lock);
+	return r;
+}
+
+int vx_req_stream_write(vx_req *req, const void *data, size_t len)
+{
+	int r = 0;
+	pthread_mutex_lock(&req->lock);
+	while (!req->client_gone && !atomic_load(&req->cancelled) &&
+	       req->resp.len - req->stream_off > STREAM_HIGH_WATER)
+		pthread_cond_wait(&req->cond, &req->lock);
+	if (req->client_gone || atomic_load(&req->cancelled))
+		r = -EPIPE;
+	else
+		r = vx_buf_append(&req->resp, data, len);
+	pthread_cond_broadcast(&req->cond);
+	pthread_mutex_unlock(&req->lock);
+	return r;
+}
+
+/* ---- MHD callbacks ---- */
+
+static void make_request_id(char *out, size_t cap)
+{
+	static atomic_uint_fast64_t counter;
+	static uint64_t salt;
+	if (!salt) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		salt = ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)ts.tv_nsec ^
+		       ((uint64_t)getpid() << 40);
+	}
+	uint64_t n = atomic_fetch_add(&counter, 1) + 1;
+	uint64_t x = (salt + n) * 0x9E3779B97F4A7C15ull;
+	x ^= x >> 29;
+	snprintf(out, cap, "%016llx", (unsigned long long)x);
+}
+
+static bool request_id_ok(const char *id)
+{
+	size_t n = strlen(id);
+	if (n == 0 || n > 36)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		if (!isalnum((unsigned char)id[i]) && !strchr("-_.:", id[i]))
+			return false;
+	}
+	return true;
+}
+
+void *vx_req_on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	vx_server *s = cls;
+	vx_req *req = calloc(1, sizeof(*req));
+	if (!req)
+		return NULL;
+	req->server = s;
+	req->conn = conn;
+	req->t_start = vx_now();
+	req->deadline = req->t_start + REQ_DEFAULT_TIMEOUT_S;
+	req->stats = &s->builtin_stats;
+	atomic_init(&req->refs, 1);
+	pthread_mutex_init(&req->lock, NULL);
+	pthread_cond_init(&req->cond, NULL);
+	size_t plen = strcspn(uri, "?");
+	req->url = strndup(uri, plen);
+	if (!req->url) {
+		free(req);
+		return NULL;
+	}
+	atomic_fetch_add(&s->in_flight, 1);
+	req->counted_in_flight = true;
+	return req;
+}
+
+static void parse_media_type(vx_req *req)
+{
+	const char *ct = vx_req_content_type(req);
+	size_t n = strcspn(ct, ";");
+	while (n && isspace((unsigned char)ct[n - 1]))
+		n--;
+	size_t i = 0;
+	while (i < n && isspace((unsigned char)ct[i]))
+		i++;
+	size_t j = 0;
+	for (; i < n && j + 1 < sizeof(req->media_type); i++)
+		req->media_type[j++] = (char)tolower((unsigned char)ct[i]);
+	req->media_type[j] = '\0';
+}
+
+static const vx_route *route_find(vx_server *s, const char *path,
+				  const char *method, bool *ret_path_found,
+				  route_stats **ret_stats)
+{
+	*ret_path_found = false;
+	for (size_t i = 0; i < s->cfg.n_routes; i++) {
+		const vx_route *r = &s->cfg.routes[i];
+		size_t n = strlen(r->path);
+		bool match = (n && r->path[n - 1] == '*') ?
+			!strncmp(path, r->path, n - 1) : !strcmp(path, r->path);
+		if (!match)
+			continue;
+		*ret_path_found = true;
+		*ret_stats = &s->stats[i];
+		if (!strcmp(method, r->method) ||
+		    (!strcmp(method, "HEAD") && !strcmp(r->method, "GET")))
+			return r;
+	}
+	return NULL;
+}
+
+static bool auth_ok(vx_req *req)
+{
+	const char *key = req->server->cfg.api_key;
+	if (!key)
+		return true;
+	const char *h = vx_req_header(req, MHD_HTTP_HEADER_AUTHORIZATION);
+	return h && !strncasecmp(h, "Bearer ", 7) && !strcmp(h + 7, key);
+}
+
+/* First call: headers are in. Decides route, auth and body limit. */
+static void on_headers(vx_server *s, vx_req *req, const char *method)
+{
+	req->method = method;
+	const char *rid = vx_req_header(req, "X-Request-Id");
+	if (rid && request_id_ok(rid))
+		snprintf(req->id, sizeof(req->id), "%s", rid);
+	else
+		make_request_id(req->id, sizeof(req->id));
+	parse_media_type(req);
+
+	if (vx_server_builtin(s, req))
+		return;
+	bool path_found = false;
+	req->route = route_find(s, req->url, method, &path_found, &req->stats);
+	if (!req->route && path_found) {
+		vx_req_error(req, 405, "method_not_allowed",
+			     "%s is not allowed on %s", method, req->url);
+		return;
+	}
+	if (!req->route) {
+		vx_req_error(req, 404, "not_found", "no route for %s %s",
+			     method, req->url);
+		return;
+	}
+	if (!auth_ok(req)) {
+		vx_req_add_header(req, "WWW-Authenticate", "Bearer");
+		vx_req_error(req, 401, "unauthorized",
+			     "missing or wrong bearer key");
+		return;
+	}
+	req->max_body = req->route->max_body ? req->route->max_body :
+			s->cfg.max_body;
+	const char *cl = vx_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (cl && strtoull(cl, NULL, 10) > req->max_body) {
+		req->too_large = true;
+		vx_req_error(req, 413, "body_too_large",
+			     "request body of %s bytes is over the limit of %zu",
+			     cl, req->max_body);
+	}
+}
+
+enum MHD_Result vx_req_on_access(void *cls, struct MHD_Connection *conn,
+				 const char *url, const char *method,
+				 const char *version, const char *upload_data,
+				 size_t *upload_data_size, void **con_cls)
+{
+	vx_server *s = cls;
+	vx_req *req = *con_cls;
+	(void)url;
+	(void)version;
+	(void)conn;
+	if (!req)
+		return MHD_NO;
+	if (!req->seen_first_call) {
+		req->seen_first_call = true;
+		on_headers(s, req, method);
+		/* Only a body that is too large is answered before it is read
+		 * (MHD then closes the connection); the rest waits for the end
+		 * of the request so keep-alive is kept. */
+		if (req->too_large)
+			return queue_buffered(req);
+		return MHD_YES;
+	}
+	if (*upload_data_size) {
+		size_t n = *upload_data_size;
+		*upload_data_size = 0;
+		if (req->replied)
+			return MHD_YES;   /* already answered; discard */
+		if (req->body.len + n > req->max_body) {
+			req->too_large = true;
+			vx_req_error(req, 413, "body_too_large",
+				     "request body is over the limit of %zu bytes",
+				     req->max_body);
+			return queue_buffered(req);
+		}
+		if (vx_buf_append(&req->body, upload_data, n) < 0)
+			return MHD_NO;
+		return MHD_YES;
+	}
+	if (req->dispatched)
+		return MHD_YES;
+	req->dispatched = true;
+	if (req->replied)
+		return queue_buffered(req);
+
+	req->route->fn(req, s->cfg.user);
+
+	pthread_mutex_lock(&req->lock);
+	bool streaming = req->streaming, replied = req->replied;
+	pthread_mutex_unlock(&req->lock);
+	if (streaming)
+		return queue_stream(req);
+	if (!replied) {
+		if (atomic_load(&req->cancelled) && vx_now() > req->deadline)
+			vx_req_error(req, 504, "deadline_exceeded",
+				     "request took longer than allowed");
+		else
+			vx_req_error(req, 500, "no_answer",
+				     "the handler did not answer");
+	}
+	return queue_buffered(req);
+}
+
+void vx_req_on_completed(void *cls, struct MHD_Connection *conn,
+			 void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+	vx_server *s = cls;
+	vx_req *req = *con_cls;
+	(void)conn;
+	if (!req)
+		return;
+	*con_cls = NULL;
+	pthread_mutex_lock(&req->lock);
+	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+		req->client_gone = true;
+	atomic_store(&req->cancelled, true);
+	pthread_cond_broadcast(&req->cond);
+	int status = req->status ? req->status : 499;
+	if (req->client_gone && toe != MHD_REQUEST_TERMINATED_COMPLETED_OK &&
+	    !req->streaming)
+		status = 499;
+	pthread_mutex_unlock(&req->lock);
+	if (req->method)
+		vx_server_count(s, req->stats, status, vx_now() - req->t_start);
+	if (req->counted_in_flight)
+		atomic_fetch_sub(&s->in_flight, 1);
+	req_unref(req);
+}

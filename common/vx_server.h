@@ -1,0 +1,110 @@
+/*
+ * vx_server.h - one daemon's HTTP + WebSocket server on one port.
+ *
+ * The server owns (or takes from systemd) the listening socket. An acceptor
+ * thread peeks at each new connection's request head: WebSocket upgrades on a
+ * registered WebSocket path go to libwebsockets (vx_ws.h), everything else to
+ * libmicrohttpd, which runs a thread per connection. Handlers therefore run
+ * on that connection's thread and may block briefly; engine work goes to a
+ * vx_pool through vx_req_run (vx_req.h), which is where admission control
+ * (503 + Retry-After) happens.
+ *
+ * Built in, for every daemon: GET|HEAD /healthz and /readyz (readiness from
+ * the health callback, 503 while draining), /livez, /metrics (Prometheus,
+ * with per-route request counters and latency histograms), /info, 404/405
+ * as JSON, a bearer key check when api_key is set (health, liveness and
+ * metrics stay open), X-Request-Id on every answer.
+ *
+ * Lifecycle: vx_server_new -> vx_server_run (blocks until SIGTERM/SIGINT or
+ * vx_server_stop; sends READY=1 / STOPPING=1 to systemd; on SIGTERM it
+ * reports "draining" on /healthz and waits up to drain_timeout_s for
+ * requests in flight) -> vx_server_free.
+ *
+ *     vx_server_config cfg = { .service = "stt", .port = 3002, .routes = r, .n_routes = 3 };
+ *     vx_server *s; if (vx_server_new(&cfg, &s) < 0) exit(1);
+ *     vx_server_run(s); vx_server_free(s);
+ */
+#ifndef VX_SERVER_H
+#define VX_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "vx_buf.h"
+#include "vx_metrics.h"
+
+typedef struct vx_server vx_server;
+typedef struct vx_req vx_req;
+typedef struct vx_wsconn vx_wsconn;
+
+typedef void (*vx_handler)(vx_req *req, void *user);
+
+typedef struct vx_route {
+	const char *method;     /* "GET", "POST", "DELETE"; GET also answers HEAD */
+	const char *path;       /* exact, or a prefix ending in '*' */
+	vx_handler fn;
+	size_t max_body;        /* bytes; 0 = the server's default */
+} vx_route;
+
+/* WebSocket routes. Callbacks run on the libwebsockets service thread and
+ * must not block: hand work to a pool and answer with vx_ws_send_*. */
+typedef struct vx_ws_route {
+	const char *path;
+	/* Called once the handshake is done; *ret_state is the connection's
+	 * state for the other callbacks. Non-zero refuses (closes). */
+	int (*on_open)(vx_wsconn *c, void *user, void **ret_state);
+	void (*on_text)(vx_wsconn *c, void *state, const char *text, size_t len);
+	void (*on_binary)(vx_wsconn *c, void *state, const void *data, size_t len);
+	/* The peer left or the server closed; after this no callback comes.
+	 * The state is the route's to free (it may wait for its jobs first by
+	 * refcounting: vx_ws_ref / vx_ws_unref). */
+	void (*on_close)(vx_wsconn *c, void *state);
+} vx_ws_route;
+
+/* Readiness as the health callback reports it. */
+typedef enum vx_health {
+	VX_HEALTH_OK = 0,
+	VX_HEALTH_LOADING,
+	VX_HEALTH_UNAVAILABLE,
+	VX_HEALTH_OVERLOADED,
+} vx_health;
+
+typedef struct vx_server_config {
+	const char *service;        /* short name: "stt", used in logs and metrics */
+	const char *version;
+	const char *host;           /* bind address; NULL = 127.0.0.1 */
+	int port;
+	int max_connections;        /* HTTP + WebSocket; 0 = 1024 */
+	size_t max_body;            /* default body limit, bytes; 0 = 16 MiB */
+	int idle_timeout_s;         /* HTTP keep-alive idle limit; 0 = 60 */
+	int head_timeout_ms;        /* time to send a request head; 0 = 10000 */
+	int drain_timeout_s;        /* SIGTERM: wait this long for in-flight; 0 = 10 */
+	size_t ws_max_message;      /* bytes; 0 = 4 MiB */
+	const char *api_key;        /* NULL = no auth */
+	const vx_route *routes;
+	size_t n_routes;
+	const vx_ws_route *ws_routes;
+	size_t n_ws_routes;
+	void *user;                 /* passed to handlers and callbacks */
+	/* Readiness; may append `"key":value` JSON fields (with a leading
+	 * comma) to extra and a reason to detail. NULL = always OK. */
+	vx_health (*health)(void *user, vx_buf *extra, char *detail,
+			    size_t detail_len);
+	/* Appends `"key":value` fields (leading comma) to the /info object. */
+	void (*info)(void *user, vx_buf *out);
+} vx_server_config;
+
+int vx_server_new(const vx_server_config *cfg, vx_server **ret);
+void vx_server_free(vx_server *s);
+/* Serves until stopped; returns 0 on a clean stop. */
+int vx_server_run(vx_server *s);
+/* Thread-safe, async-signal-safe: makes vx_server_run drain and return. */
+void vx_server_stop(vx_server *s);
+/* The bound port (useful with port 0). */
+int vx_server_port(const vx_server *s);
+vx_metrics *vx_server_metrics(vx_server *s);
+/* Requests (HTTP handlers + pool jobs) and WebSockets now open. */
+int vx_server_in_flight(const vx_server *s);
+bool vx_server_draining(const vx_server *s);
+
+#endif

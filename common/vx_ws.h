@@ -1,0 +1,45 @@
+/*
+ * vx_ws.h - server-side WebSocket connections (libwebsockets).
+ *
+ * A vx_wsconn is one accepted WebSocket on a vx_ws_route (vx_server.h).
+ * libwebsockets is single-threaded, so only its service thread touches the
+ * socket: vx_ws_send_* and vx_ws_close may be called from any thread; they
+ * queue and wake the service thread. Each connection has a send queue bounded
+ * by a byte limit (vx_ws_send_* returns -ENOBUFS past it) and a cancel flag
+ * that is set when the peer leaves, for jobs to pass to engines.
+ *
+ * Lifetime: the server holds one reference until on_close has returned;
+ * a job that uses the connection after its callback returns takes its own
+ * with vx_ws_ref and drops it with vx_ws_unref. Sends after close return
+ * -EPIPE and do nothing.
+ *
+ *     vx_ws_ref(c); submit(job, c);  ...  vx_ws_send_text(c, "{...}", n); vx_ws_unref(c);
+ */
+#ifndef VX_WS_H
+#define VX_WS_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "vx_buf.h"
+#include "vx_server.h"
+
+int vx_ws_send_text(vx_wsconn *c, const char *text, size_t len);
+int vx_ws_send_binary(vx_wsconn *c, const void *data, size_t len);
+/* Sends {"event":"error","code":code,"message":...}. */
+int vx_ws_send_error(vx_wsconn *c, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Closes after what is queued has been sent (status 1000, or 1008/1011...). */
+void vx_ws_close(vx_wsconn *c, int status, const char *reason);
+void vx_ws_ref(vx_wsconn *c);
+void vx_ws_unref(vx_wsconn *c);
+const atomic_bool *vx_ws_closed(const vx_wsconn *c);
+const char *vx_ws_request_id(const vx_wsconn *c);
+const char *vx_ws_path(const vx_wsconn *c);
+/* A query parameter of the upgrade request, or NULL. */
+const char *vx_ws_query(const vx_wsconn *c, const char *name);
+/* Bytes queued and not yet written. */
+size_t vx_ws_queued(vx_wsconn *c);
+
+#endif

@@ -1,0 +1,502 @@
+/*
+ * engine_gguf.c - the built-in CPU engine: a GGUF model run by
+ * services/llm/gguf (loader, kernels, forward pass, tokenizer, chat
+ * templates, sampler) behind llm_engine_ops.
+ *
+ * create() maps and checks the file, builds the tokenizer and recognises
+ * the chat template (so a bad file fails at start-up with a clear message);
+ * a background thread then touches every weight page and runs one token,
+ * and ready() says -EAGAIN ("loading") until that is done. One model, one
+ * KV cache: generate() calls are serialised by a mutex. The KV cache keeps
+ * the tokens of the previous call, so a conversation that grows by a turn
+ * only runs the new tokens through the model.
+ *
+ * Config: cfg->model = path of the .gguf, cfg->threads, cfg->ctx (0 = the
+ * model's context length).
+ */
+#include "llm_engine.h"
+
+#include "gguf/chat_template.h"
+#include "gguf/model.h"
+#include "gguf/sampler.h"
+#include "gguf/tokenizer.h"
+#include "vx_buf.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define GGUF_ENGINE_REPEAT_LAST_N 64
+#define GGUF_ENGINE_DEFAULT_THREADS 4
+
+typedef struct gguf_engine {
+	model *m;
+	tok *tk;
+	chat_template tmpl;
+	char name[128];             /* model id: file name without .gguf */
+	int n_vocab, n_ctx;
+	pthread_mutex_t mu;         /* one generation at a time; held while warming */
+	pthread_t warm_thread;
+	atomic_int state;           /* 0 loading, 1 ready, < 0 -errno */
+	char detail[160];
+	int32_t *hist;              /* (n_ctx) tokens whose K/V are in the cache */
+	int n_hist;
+	int32_t *ids;               /* (n_ctx + 1) scratch for the prompt */
+	float *logits;              /* (n_vocab) */
+} gguf_engine;
+
+/* ---- tokenizer from the GGUF metadata ---- */
+
+static char *kv_strdup(const gguf *g, const char *key)
+{
+	gguf_str s;
+	if (gguf_get_str(g, key, &s) < 0)
+		return NULL;
+	return strndup(s.ptr, s.len);
+}
+
+static int32_t kv_id(const gguf *g, const char *key)
+{
+	uint32_t v;
+	return gguf_get_u32(g, key, &v) == 0 && v <= INT32_MAX ? (int32_t)v : -1;
+}
+
+/* Copies a numeric array (possibly unaligned in the mapping). */
+static int kv_numbers(const gguf *g, const char *key, uint32_t type, size_t n, void **ret)
+{
+	const gguf_kv *kv = gguf_find_kv(g, key);
+	if (!kv)
+		return 0;
+	if (kv->type != GGUF_ARRAY || kv->arr_type != type || kv->arr_n != n)
+		return -EINVAL;
+	if (!(*ret = malloc(n ? n * 4 : 1)))
+		return -ENOMEM;
+	memcpy(*ret, kv->arr, n * 4);
+	return 0;
+}
+
+static int kv_strings(const gguf_kv *kv, const char ***ret_p, size_t **ret_len)
+{
+	size_t n = (size_t)kv->arr_n;
+	const char **p = malloc((n ? n : 1) * sizeof(*p));
+	size_t *len = malloc((n ? n : 1) * sizeof(*len));
+	if (!p || !len) {
+		free(p);
+		free(len);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		p[i] = kv->arr_str[i].ptr;
+		len[i] = kv->arr_str[i].len;
+	}
+	*ret_p = p;
+	*ret_len = len;
+	return 0;
+}
+
+static int build_tokenizer(const gguf *g, int n_vocab, tok **ret, char *err, size_t err_len)
+{
+	tok_spec s = { 0 };
+	const gguf_kv *toks = gguf_find_kv(g, "tokenizer.ggml.tokens");
+	const gguf_kv *merges = gguf_find_kv(g, "tokenizer.ggml.merges");
+	char *model_name = kv_strdup(g, "tokenizer.ggml.model");
+	char *pre = kv_strdup(g, "tokenizer.ggml.pre");
+	const char **tp = NULL, **mp = NULL;
+	size_t *tl = NULL, *ml = NULL;
+	float *scores = NULL;
+	int32_t *types = NULL;
+	int rc = -EINVAL;
+	if (!model_name || !toks || toks->type != GGUF_ARRAY || toks->arr_type != GGUF_STRING) {
+		snprintf(err, err_len, "no tokenizer in the file (tokenizer.ggml.model/tokens)");
+		goto out_free;
+	}
+	if (toks->arr_n > (uint64_t)n_vocab) {
+		snprintf(err, err_len, "tokenizer has %llu tokens, the model only %d rows",
+			 (unsigned long long)toks->arr_n, n_vocab);
+		goto out_free;
+	}
+	if ((rc = kv_strings(toks, &tp, &tl)) < 0)
+		goto out_free;
+	if (merges && merges->type == GGUF_ARRAY && merges->arr_type == GGUF_STRING &&
+	    (rc = kv_strings(merges, &mp, &ml)) < 0)
+		goto out_free;
+	if ((rc = kv_numbers(g, "tokenizer.ggml.scores", GGUF_FLOAT32, toks->arr_n, (void **)&scores)) < 0 ||
+	    (rc = kv_numbers(g, "tokenizer.ggml.token_type", GGUF_INT32, toks->arr_n, (void **)&types)) < 0) {
+		snprintf(err, err_len, "tokenizer scores/token_type do not match the tokens");
+		goto out_free;
+	}
+	s.model = model_name;
+	s.pre = pre;
+	s.tokens = tp;
+	s.token_lens = tl;
+	s.n_tokens = (size_t)toks->arr_n;
+	s.scores = scores;
+	s.types = types;
+	s.merges = mp;
+	s.merge_lens = ml;
+	s.n_merges = mp ? (size_t)merges->arr_n : 0;
+	s.bos = kv_id(g, "tokenizer.ggml.bos_token_id");
+	s.eos = kv_id(g, "tokenizer.ggml.eos_token_id");
+	s.eot = kv_id(g, "tokenizer.ggml.eot_token_id");
+	s.unk = kv_id(g, "tokenizer.ggml.unknown_token_id");
+	s.pad = kv_id(g, "tokenizer.ggml.padding_token_id");
+	s.add_bos = !strcmp(model_name, "llama");
+	gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &s.add_bos);
+	if ((rc = tok_new(&s, ret)) < 0)
+		snprintf(err, err_len, "cannot build the '%s' tokenizer: %s", model_name,
+			 strerror(-rc));
+out_free:
+	free(model_name);
+	free(pre);
+	free(tp);
+	free(tl);
+	free(mp);
+	free(ml);
+	free(scores);
+	free(types);
+	return rc;
+}
+
+/* ---- lifecycle ---- */
+
+static void *warm_main(void *arg)
+{
+	gguf_engine *e = arg;
+	pthread_mutex_lock(&e->mu);
+	model_warm(e->m);
+	int32_t t = tok_bos(e->tk) >= 0 ? tok_bos(e->tk) : 0;
+	int rc = model_eval(e->m, &t, 1, 0, e->logits, false);
+	if (rc < 0) {
+		snprintf(e->detail, sizeof(e->detail), "warm-up failed: %s", strerror(-rc));
+		atomic_store(&e->state, rc);
+	} else {
+		snprintf(e->detail, sizeof(e->detail), "%s", e->name);
+		atomic_store(&e->state, 1);
+	}
+	e->n_hist = 0;      /* the warm-up token is not a prompt */
+	pthread_mutex_unlock(&e->mu);
+	return NULL;
+}
+
+static void gguf_destroy(void *engine);
+
+static int gguf_create(const llm_config *cfg, void **ret_engine)
+{
+	if (!cfg || !cfg->model || !*cfg->model)
+		return -EINVAL;
+	gguf_engine *e = calloc(1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	pthread_mutex_init(&e->mu, NULL);
+	model_params mp = {
+		.n_threads = cfg->threads > 0 ? cfg->threads : GGUF_ENGINE_DEFAULT_THREADS,
+		.n_ctx = cfg->ctx > 0 ? cfg->ctx : 0,
+	};
+	int rc = model_load(cfg->model, &mp, &e->m, e->detail, sizeof(e->detail));
+	if (rc < 0)
+		goto out_fail;
+	const model_hparams *hp = model_get_hparams(e->m);
+	const gguf *g = model_get_gguf(e->m);
+	e->n_vocab = hp->n_vocab;
+	e->n_ctx = hp->n_ctx;
+	if ((rc = build_tokenizer(g, hp->n_vocab, &e->tk, e->detail, sizeof(e->detail))) < 0)
+		goto out_fail;
+	gguf_str tmpl;
+	char *src = gguf_get_str(g, "tokenizer.chat_template", &tmpl) == 0
+			    ? strndup(tmpl.ptr, tmpl.len) : NULL;
+	chat_template_detect(src, &e->tmpl);
+	free(src);
+	const char *base = strrchr(cfg->model, '/');
+	base = base ? base + 1 : cfg->model;
+	snprintf(e->name, sizeof(e->name), "%s", base);
+	size_t bl = strlen(e->name);
+	if (bl > 5 && !strcmp(e->name + bl - 5, ".gguf"))
+		e->name[bl - 5] = 0;
+	e->hist = malloc((size_t)e->n_ctx * sizeof(int32_t));
+	e->ids = malloc(((size_t)e->n_ctx + 1) * sizeof(int32_t));
+	e->logits = malloc((size_t)e->n_vocab * sizeof(float));
+	if (!e->hist || !e->ids || !e->logits) {
+		rc = -ENOMEM;
+		goto out_fail;
+	}
+	snprintf(e->detail, sizeof(e->detail), "loading %s", e->name);
+	if (pthread_create(&e->warm_thread, NULL, warm_main, e)) {
+		rc = -EAGAIN;
+		goto out_fail;
+	}
+	*ret_engine = e;
+	return 0;
+out_fail:
+	/* e->detail says why; llm_engine_ops.create has no way to return it */
+	e->warm_thread = 0;
+	gguf_destroy(e);
+	return rc < 0 ? rc : -EINVAL;
+}
+
+static void gguf_destroy(void *engine)
+{
+	gguf_engine *e = engine;
+	if (!e)
+		return;
+	if (e->warm_thread)
+		pthread_join(e->warm_thread, NULL);
+	tok_free(e->tk);
+	model_free(e->m);
+	free(e->hist);
+	free(e->ids);
+	free(e->logits);
+	pthread_mutex_destroy(&e->mu);
+	free(e);
+}
+
+static int gguf_ready(void *engine, char *detail, size_t detail_len)
+{
+	gguf_engine *e = engine;
+	int st = atomic_load(&e->state);
+	if (detail && detail_len)
+		snprintf(detail, detail_len, "%s", st == 0 ? "loading model" : e->detail);
+	return st == 1 ? 0 : st == 0 ? -EAGAIN : st;
+}
+
+static int gguf_models(void *engine, llm_model_info *ret, size_t max)
+{
+	gguf_engine *e = engine;
+	if (max < 1)
+		return 0;
+	memset(ret, 0, sizeof(*ret));
+	snprintf(ret->id, sizeof(ret->id), "%s", e->name);
+	snprintf(ret->owned_by, sizeof(ret->owned_by), "voxline");
+	return 1;
+}
+
+/* ---- generation ---- */
+
+static double now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* Length of the longest prefix of b[0..n) made of whole UTF-8 sequences
+ * (an incomplete sequence at the end is held back; invalid bytes pass). */
+static size_t utf8_complete(const char *b, size_t n)
+{
+	size_t i = n, k = 0;
+	while (i > 0 && k < 4 && ((unsigned char)b[i - 1] & 0xC0) == 0x80) {
+		i--;
+		k++;
+	}
+	if (i == 0)
+		return n;
+	unsigned char c = (unsigned char)b[i - 1];
+	size_t need = c >= 0xF0 && c < 0xF8 ? 4 : c >= 0xE0 && c < 0xF0 ? 3 : c >= 0xC0 && c < 0xE0 ? 2 : 1;
+	return need > k + 1 ? i - 1 : n;
+}
+
+typedef struct gen {
+	gguf_engine *e;
+	const llm_request *req;
+	const atomic_bool *cancel;
+	llm_piece_cb cb;
+	void *user;
+	llm_result *res;
+	double deadline;           /* ms, 0 = none */
+	char pend[64];             /* bytes of an unfinished UTF-8 sequence */
+	size_t n_pend;
+} gen;
+
+static int check_stop(gen *G)
+{
+	if (G->cancel && atomic_load(G->cancel))
+		return -ECANCELED;
+	if (G->deadline > 0 && now_ms() > G->deadline)
+		return -ETIMEDOUT;
+	return 0;
+}
+
+/* Runs ids[from..n) through the model (rest of the KV cache reused),
+ * checking cancel between batches. */
+static int prefill(gen *G, int from, int n)
+{
+	gguf_engine *e = G->e;
+	for (int p = from; p < n; p += MODEL_BATCH) {
+		int rc = check_stop(G);
+		if (rc < 0)
+			return rc;
+		int b = n - p < MODEL_BATCH ? n - p : MODEL_BATCH;
+		if ((rc = model_eval(e->m, e->ids + p, b, p, e->logits, false)) < 0)
+			return rc;
+		memcpy(e->hist + p, e->ids + p, (size_t)b * sizeof(int32_t));
+		e->n_hist = p + b;
+	}
+	return 0;
+}
+
+static int emit(gen *G, int32_t id)
+{
+	char piece[TOK_PIECE_MAX + 64];
+	if (tok_is_control(G->e->tk, id))
+		return 0;
+	memcpy(piece, G->pend, G->n_pend);
+	int len = tok_piece(G->e->tk, id, piece + G->n_pend, TOK_PIECE_MAX);
+	if (len < 0)
+		return 0;
+	if (len > TOK_PIECE_MAX)
+		len = TOK_PIECE_MAX;
+	size_t n = G->n_pend + (size_t)len, ok = utf8_complete(piece, n);
+	G->n_pend = n - ok;
+	memcpy(G->pend, piece + ok, G->n_pend);
+	if (ok && G->cb(G->user, LLM_CONTENT, piece, ok))
+		return -ECANCELED;
+	return 0;
+}
+
+static int tokenize_prompt(gen *G, int *ret_n)
+{
+	gguf_engine *e = G->e;
+	vx_buf text = { 0 };
+	int rc = chat_template_render(e->tmpl, G->req->messages, G->req->n_messages, true, &text);
+	if (rc < 0) {
+		snprintf(G->res->error, sizeof(G->res->error), "cannot render the chat: %s",
+			 strerror(-rc));
+		goto out_release;
+	}
+	size_t off = 0, n = 0;
+	if (tok_add_bos(e->tk) && tok_bos(e->tk) >= 0)
+		e->ids[off++] = tok_bos(e->tk);
+	rc = tok_encode(e->tk, text.data ? text.data : "", text.len, true, e->ids + off,
+			(size_t)e->n_ctx + 1 - off, &n);
+	n += off;
+	if (rc == -E2BIG || n >= (size_t)e->n_ctx) {
+		snprintf(G->res->error, sizeof(G->res->error),
+			 "prompt of %s%zu tokens does not fit the %d-token context",
+			 rc == -E2BIG ? "more than " : "", n, e->n_ctx);
+		rc = -E2BIG;
+		goto out_release;
+	}
+	if (rc < 0) {
+		snprintf(G->res->error, sizeof(G->res->error), "tokenizer: %s", strerror(-rc));
+		goto out_release;
+	}
+	*ret_n = (int)n;
+out_release:
+	vx_buf_release(&text);
+	return rc;
+}
+
+static int make_sampler(const llm_request *req, sampler **ret)
+{
+	sampler_params p;
+	sampler_params_init(&p);
+	p.temperature = (float)req->temperature;
+	p.top_p = req->top_p > 0 && req->top_p <= 1 ? (float)req->top_p : 1.0f;
+	p.top_k = req->top_k > 0 ? req->top_k : 0;
+	p.min_p = req->min_p > 0 ? (float)req->min_p : 0.0f;
+	p.repeat_penalty = req->repeat_penalty > 0 ? (float)req->repeat_penalty : 1.0f;
+	p.repeat_last_n = GGUF_ENGINE_REPEAT_LAST_N;
+	if (req->has_seed) {
+		p.seed = req->seed;
+	} else {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		p.seed = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30);
+	}
+	return sampler_new(&p, ret);
+}
+
+static int run_generation(gen *G)
+{
+	gguf_engine *e = G->e;
+	int n_prompt, rc;
+	if ((rc = tokenize_prompt(G, &n_prompt)) < 0)
+		return rc;
+	G->res->prompt_tokens = n_prompt;
+	/* reuse the cached prefix, but always run the last prompt token */
+	int same = 0;
+	while (same < e->n_hist && same < n_prompt - 1 && e->hist[same] == e->ids[same])
+		same++;
+	e->n_hist = same;
+	if ((rc = prefill(G, same, n_prompt)) < 0)
+		return rc;
+	sampler *s;
+	if ((rc = make_sampler(G->req, &s)) < 0) {
+		snprintf(G->res->error, sizeof(G->res->error), "bad sampling parameters");
+		return rc;
+	}
+	int max = G->req->max_tokens > 0 ? G->req->max_tokens : e->n_ctx;
+	int n = n_prompt;
+	snprintf(G->res->finish_reason, sizeof(G->res->finish_reason), "length");
+	for (int done = 0; done < max; done++) {
+		int32_t id = sampler_sample(s, e->logits, e->n_vocab, e->hist, (size_t)e->n_hist);
+		if (id < 0) {
+			rc = id;
+			break;
+		}
+		if (tok_is_eog(e->tk, id)) {
+			snprintf(G->res->finish_reason, sizeof(G->res->finish_reason), "stop");
+			break;
+		}
+		G->res->completion_tokens = done + 1;
+		if ((rc = emit(G, id)) < 0)
+			break;
+		if (done + 1 == max || n >= e->n_ctx)
+			break;
+		if ((rc = check_stop(G)) < 0)
+			break;
+		if ((rc = model_eval(e->m, &id, 1, n, e->logits, false)) < 0)
+			break;
+		e->hist[n++] = id;
+		e->n_hist = n;
+	}
+	sampler_free(s);
+	if (rc == 0 && G->n_pend)   /* a dangling partial sequence at the end */
+		rc = G->cb(G->user, LLM_CONTENT, G->pend, G->n_pend) ? -ECANCELED : 0;
+	return rc;
+}
+
+static int gguf_generate(void *engine, const llm_request *req, const atomic_bool *cancel,
+			 llm_piece_cb cb, void *user, llm_result *ret)
+{
+	gguf_engine *e = engine;
+	memset(ret, 0, sizeof(*ret));
+	ret->prompt_tokens = -1;
+	snprintf(ret->model, sizeof(ret->model), "%s", e->name);
+	if (!req || !req->messages || req->n_messages == 0 || !cb) {
+		snprintf(ret->error, sizeof(ret->error), "no messages");
+		return -EINVAL;
+	}
+	gen G = { .e = e, .req = req, .cancel = cancel, .cb = cb, .user = user, .res = ret };
+	if (req->timeout_ms > 0)
+		G.deadline = now_ms() + req->timeout_ms;
+	pthread_mutex_lock(&e->mu);
+	int rc = atomic_load(&e->state);
+	if (rc < 0)
+		snprintf(ret->error, sizeof(ret->error), "%s", e->detail);
+	else
+		rc = run_generation(&G);
+	pthread_mutex_unlock(&e->mu);
+	if (rc == -ECANCELED) {
+		snprintf(ret->finish_reason, sizeof(ret->finish_reason), "cancelled");
+		if (!ret->error[0])
+			snprintf(ret->error, sizeof(ret->error), "cancelled");
+	} else if (rc == -ETIMEDOUT) {
+		snprintf(ret->error, sizeof(ret->error), "generation deadline passed");
+	} else if (rc < 0 && !ret->error[0]) {
+		snprintf(ret->error, sizeof(ret->error), "generation failed: %s", strerror(-rc));
+	}
+	return rc < 0 ? rc : 0;
+}
+
+const llm_engine_ops llm_engine_gguf = {
+	.name = "gguf",
+	.description = "built-in CPU engine for GGUF models (llama, qwen2, qwen3)",
+	.create = gguf_create,
+	.destroy = gguf_destroy,
+	.generate = gguf_generate,
+	.models = gguf_models,
+	.ready = gguf_ready,
+};

@@ -1,0 +1,706 @@
+/*
+ * model.c - hyperparameters, weight binding and the forward pass of the
+ * llama/qwen2/qwen3 decoders (see model.h). Matrix products are spread
+ * over the team by blocks of output rows; attention by (token, head).
+ */
+#include "model.h"
+
+#include "quant.h"
+#include "team.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#define MM_MAX_W 3          /* weights sharing one input in a fused product */
+#define MM_TILE 16          /* tokens per tile in the batched product */
+
+typedef struct weight {     /* a 2-D weight: n_out rows of n_in values */
+	const uint8_t *data;
+	int type;
+	int n_in, n_out;
+	size_t row_bytes;
+	quant_dot_fn dot;
+	quant_tile_fn tile;         /* NULL: no tile kernel for the type */
+} weight;
+
+typedef struct layer {
+	float *attn_norm;           /* (n_embd) */
+	weight wq, wk, wv, wo;      /* (q_dim, n_embd) (kv_dim, n_embd) x2 (n_embd, q_dim) */
+	float *bq, *bk, *bv;        /* qwen2 biases or NULL */
+	float *q_norm, *k_norm;     /* qwen3: (head_dim) or NULL */
+	float *ffn_norm;            /* (n_embd) */
+	weight gate, up, down;      /* (n_ff, n_embd) x2, (n_embd, n_ff) */
+} layer;
+
+struct model {
+	model_hparams hp;
+	gguf *g;
+	team *team;
+	layer *layers;
+	weight tok_embd, output;
+	float *output_norm;         /* (n_embd) */
+	float *rope_freqs;          /* (head_dim/2) llama3 frequency factors or NULL */
+	float *inv_freq;            /* (head_dim/2) */
+	/* KV cache: (n_layer, n_ctx, kv_dim), anonymous mapping */
+	float *k_cache, *v_cache;
+	size_t kv_bytes;
+	/* scratch for a batch of up to MODEL_BATCH tokens */
+	float *x, *xb, *q, *k, *v, *att, *hg, *hu;
+	uint8_t *act;               /* quantised activations */
+	size_t act_row;             /* bytes per token row in act */
+	float *scores;              /* (n_threads, n_ctx) */
+	float *cs;                  /* (MODEL_BATCH, head_dim) cos/sin pairs */
+	int n_threads;
+};
+
+__attribute__((format(printf, 3, 4)))
+static int fail(char *err, size_t len, const char *fmt, ...)
+{
+	if (err && len) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(err, len, fmt, ap);
+		va_end(ap);
+	}
+	return -EINVAL;
+}
+
+/* ---- loading ---- */
+
+typedef struct loader {
+	model *m;
+	char *err;
+	size_t err_len;
+} loader;
+
+static int get_int(loader *L, const char *suffix, int def, int lo, int hi, int *ret)
+{
+	char key[128];
+	snprintf(key, sizeof(key), "%s.%s", L->m->hp.arch_name, suffix);
+	int64_t v;
+	int rc = gguf_get_i64(L->m->g, key, &v);
+	if (rc == -ENOENT && def >= 0) {
+		*ret = def;
+		return 0;
+	}
+	if (rc == -ENOENT)
+		return fail(L->err, L->err_len, "missing metadata %s", key);
+	if (rc < 0 || v < lo || v > hi)
+		return fail(L->err, L->err_len, "metadata %s out of range [%d, %d]", key, lo, hi);
+	*ret = (int)v;
+	return 0;
+}
+
+static float get_float(loader *L, const char *suffix, float def)
+{
+	char key[128];
+	float v;
+	snprintf(key, sizeof(key), "%s.%s", L->m->hp.arch_name, suffix);
+	return gguf_get_f32(L->m->g, key, &v) == 0 && isfinite(v) ? v : def;
+}
+
+static int read_hparams(loader *L)
+{
+	model_hparams *hp = &L->m->hp;
+	gguf_str a;
+	if (gguf_get_str(L->m->g, "general.architecture", &a) < 0)
+		return fail(L->err, L->err_len, "missing general.architecture");
+	if (a.len == 5 && !memcmp(a.ptr, "llama", 5))
+		hp->arch = MODEL_LLAMA;
+	else if (a.len == 5 && !memcmp(a.ptr, "qwen2", 5))
+		hp->arch = MODEL_QWEN2;
+	else if (a.len == 5 && !memcmp(a.ptr, "qwen3", 5))
+		hp->arch = MODEL_QWEN3;
+	else
+		return fail(L->err, L->err_len, "unsupported architecture '%.*s' (llama, qwen2, qwen3 are)",
+			    (int)(a.len > 32 ? 32 : a.len), a.ptr);
+	memcpy(hp->arch_name, a.ptr, a.len);
+	hp->arch_name[a.len] = 0;
+	hp->rope_neox = hp->arch != MODEL_LLAMA;
+	int rc, rope_dim;
+	if ((rc = get_int(L, "embedding_length", -1, 1, MODEL_MAX_EMBD, &hp->n_embd)) < 0 ||
+	    (rc = get_int(L, "block_count", -1, 1, MODEL_MAX_LAYER, &hp->n_layer)) < 0 ||
+	    (rc = get_int(L, "feed_forward_length", -1, 1, MODEL_MAX_FF, &hp->n_ff)) < 0 ||
+	    (rc = get_int(L, "attention.head_count", -1, 1, MODEL_MAX_HEADS, &hp->n_head)) < 0 ||
+	    (rc = get_int(L, "attention.head_count_kv", hp->n_head, 1, hp->n_head, &hp->n_head_kv)) < 0 ||
+	    (rc = get_int(L, "context_length", 2048, 1, MODEL_MAX_CTX, &hp->n_ctx_train)) < 0 ||
+	    (rc = get_int(L, "attention.key_length", hp->n_embd / hp->n_head, 2,
+			  MODEL_MAX_HEAD_DIM, &hp->head_dim)) < 0)
+		return rc;
+	int vlen;
+	if ((rc = get_int(L, "attention.value_length", hp->head_dim, 1, MODEL_MAX_HEAD_DIM, &vlen)) < 0 ||
+	    (rc = get_int(L, "rope.dimension_count", hp->head_dim, 1, MODEL_MAX_HEAD_DIM, &rope_dim)) < 0)
+		return rc;
+	if (hp->head_dim % 2 || vlen != hp->head_dim || rope_dim != hp->head_dim)
+		return fail(L->err, L->err_len, "unsupported head shape: key %d, value %d, rope %d",
+			    hp->head_dim, vlen, rope_dim);
+	if (hp->n_head % hp->n_head_kv)
+		return fail(L->err, L->err_len, "head_count %d not a multiple of head_count_kv %d",
+			    hp->n_head, hp->n_head_kv);
+	hp->rms_eps = get_float(L, "attention.layer_norm_rms_epsilon", 1e-5f);
+	hp->rope_base = get_float(L, "rope.freq_base", 10000.0f);
+	hp->rope_scale = 1.0f;
+	char key[128];
+	gguf_str st;
+	snprintf(key, sizeof(key), "%s.rope.scaling.type", hp->arch_name);
+	if (gguf_get_str(L->m->g, key, &st) == 0 && st.len == 6 && !memcmp(st.ptr, "linear", 6))
+		hp->rope_scale = get_float(L, "rope.scaling.factor", 1.0f);
+	if (!(hp->rms_eps > 0) || !(hp->rope_base > 0) || !(hp->rope_scale > 0))
+		return fail(L->err, L->err_len, "bad rms epsilon / rope base / rope scale");
+	return 0;
+}
+
+static const gguf_tensor *find(loader *L, const char *name, int il, bool required)
+{
+	char full[96];
+	if (il >= 0)
+		snprintf(full, sizeof(full), "blk.%d.%s", il, name);
+	else
+		snprintf(full, sizeof(full), "%s", name);
+	const gguf_tensor *t = gguf_find_tensor(L->m->g, full);
+	if (!t && required)
+		fail(L->err, L->err_len, "missing tensor %s", full);
+	return t;
+}
+
+static int bind_weight(loader *L, const char *name, int il, int n_in, int n_out, weight *w)
+{
+	const gguf_tensor *t = find(L, name, il, true);
+	if (!t)
+		return -EINVAL;
+	if (t->n_dims != 2 || t->ne[0] != n_in || t->ne[1] != n_out)
+		return fail(L->err, L->err_len, "tensor %s: shape [%lld, %lld], want [%d, %d]",
+			    t->name, (long long)t->ne[0], (long long)t->ne[1], n_in, n_out);
+	w->data = t->data;
+	w->type = (int)t->type;
+	w->n_in = n_in;
+	w->n_out = n_out;
+	w->row_bytes = quant_row_bytes(w->type, n_in);
+	w->dot = quant_dot_get(w->type, QUANT_IMPL_BEST);
+	w->tile = quant_tile_get(w->type, QUANT_IMPL_BEST);
+	if (!w->dot)
+		return fail(L->err, L->err_len, "tensor %s: no kernel for type %s", t->name,
+			    quant_type_name(w->type));
+	/* activations are quantised in whole blocks of their vec type */
+	if (n_in % quant_block_elems(quant_vec_type(w->type)))
+		return fail(L->err, L->err_len, "tensor %s: rows of %d do not fit %s blocks",
+			    t->name, n_in, quant_type_name(quant_vec_type(w->type)));
+	return 0;
+}
+
+/* A 1-D tensor of n values (any float/quant type), copied to floats.
+ * Absent optional ones give NULL and 0. */
+static int bind_vec(loader *L, const char *name, int il, int n, bool required, float **ret)
+{
+	const gguf_tensor *t = find(L, name, il, required);
+	if (!t)
+		return required ? -EINVAL : 0;
+	if (t->n_elems != n)
+		return fail(L->err, L->err_len, "tensor %s: %lld values, want %d", t->name,
+			    (long long)t->n_elems, n);
+	if (!(*ret = malloc((size_t)n * sizeof(float))))
+		return -ENOMEM;
+	quant_dequantize_row((int)t->type, t->data, *ret, n);
+	return 0;
+}
+
+static int bind_layer(loader *L, int il)
+{
+	const model_hparams *hp = &L->m->hp;
+	layer *ly = &L->m->layers[il];
+	int qd = hp->n_head * hp->head_dim, kvd = hp->n_head_kv * hp->head_dim, rc;
+	if ((rc = bind_vec(L, "attn_norm.weight", il, hp->n_embd, true, &ly->attn_norm)) < 0 ||
+	    (rc = bind_weight(L, "attn_q.weight", il, hp->n_embd, qd, &ly->wq)) < 0 ||
+	    (rc = bind_weight(L, "attn_k.weight", il, hp->n_embd, kvd, &ly->wk)) < 0 ||
+	    (rc = bind_weight(L, "attn_v.weight", il, hp->n_embd, kvd, &ly->wv)) < 0 ||
+	    (rc = bind_weight(L, "attn_output.weight", il, qd, hp->n_embd, &ly->wo)) < 0 ||
+	    (rc = bind_vec(L, "ffn_norm.weight", il, hp->n_embd, true, &ly->ffn_norm)) < 0 ||
+	    (rc = bind_weight(L, "ffn_gate.weight", il, hp->n_embd, hp->n_ff, &ly->gate)) < 0 ||
+	    (rc = bind_weight(L, "ffn_up.weight", il, hp->n_embd, hp->n_ff, &ly->up)) < 0 ||
+	    (rc = bind_weight(L, "ffn_down.weight", il, hp->n_ff, hp->n_embd, &ly->down)) < 0)
+		return rc;
+	bool qwen2 = hp->arch == MODEL_QWEN2, qwen3 = hp->arch == MODEL_QWEN3;
+	if ((rc = bind_vec(L, "attn_q.bias", il, qd, qwen2, &ly->bq)) < 0 ||
+	    (rc = bind_vec(L, "attn_k.bias", il, kvd, qwen2, &ly->bk)) < 0 ||
+	    (rc = bind_vec(L, "attn_v.bias", il, kvd, qwen2, &ly->bv)) < 0 ||
+	    (rc = bind_vec(L, "attn_q_norm.weight", il, hp->head_dim, qwen3, &ly->q_norm)) < 0 ||
+	    (rc = bind_vec(L, "attn_k_norm.weight", il, hp->head_dim, qwen3, &ly->k_norm)) < 0)
+		return rc;
+	return 0;
+}
+
+static int bind_all(loader *L)
+{
+	model *m = L->m;
+	model_hparams *hp = &m->hp;
+	const gguf_tensor *te = find(L, "token_embd.weight", -1, true);
+	if (!te)
+		return -EINVAL;
+	if (te->n_dims != 2 || te->ne[1] > MODEL_MAX_VOCAB)
+		return fail(L->err, L->err_len, "tensor token_embd.weight: bad shape");
+	hp->n_vocab = (int)te->ne[1];
+	int rc = bind_weight(L, "token_embd.weight", -1, hp->n_embd, hp->n_vocab, &m->tok_embd);
+	if (rc < 0)
+		return rc;
+	hp->weight_type = m->tok_embd.type;
+	hp->tied_output = !find(L, "output.weight", -1, false);
+	if (hp->tied_output)
+		m->output = m->tok_embd;
+	else if ((rc = bind_weight(L, "output.weight", -1, hp->n_embd, hp->n_vocab, &m->output)) < 0)
+		return rc;
+	if ((rc = bind_vec(L, "output_norm.weight", -1, hp->n_embd, true, &m->output_norm)) < 0 ||
+	    (rc = bind_vec(L, "rope_freqs.weight", -1, hp->head_dim / 2, false, &m->rope_freqs)) < 0)
+		return rc;
+	if (!(m->layers = calloc((size_t)hp->n_layer, sizeof(layer))))
+		return -ENOMEM;
+	for (int il = 0; il < hp->n_layer; il++)
+		if ((rc = bind_layer(L, il)) < 0)
+			return rc;
+	hp->weight_type = m->layers[0].wq.type;
+	return 0;
+}
+
+static int alloc_state(model *m)
+{
+	const model_hparams *hp = &m->hp;
+	size_t B = MODEL_BATCH, qd = (size_t)hp->n_head * hp->head_dim;
+	size_t kvd = (size_t)hp->n_head_kv * hp->head_dim;
+	m->kv_bytes = (size_t)hp->n_layer * hp->n_ctx * kvd * sizeof(float);
+	m->k_cache = mmap(NULL, m->kv_bytes, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (m->k_cache == MAP_FAILED) {
+		m->k_cache = NULL;
+		return -ENOMEM;
+	}
+	m->v_cache = mmap(NULL, m->kv_bytes, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (m->v_cache == MAP_FAILED) {
+		m->v_cache = NULL;
+		return -ENOMEM;
+	}
+	size_t widest = (size_t)hp->n_embd;
+	if (qd > widest)
+		widest = qd;
+	if ((size_t)hp->n_ff > widest)
+		widest = (size_t)hp->n_ff;
+	/* enough for Q8_0 or Q8_K rows (Q8_K is the larger per value) */
+	m->act_row = (widest + QK_K - 1) / QK_K * sizeof(block_q8_K);
+	m->x = malloc(B * hp->n_embd * sizeof(float));
+	m->xb = malloc(B * widest * sizeof(float));
+	m->q = malloc(B * qd * sizeof(float));
+	m->k = malloc(B * kvd * sizeof(float));
+	m->v = malloc(B * kvd * sizeof(float));
+	m->att = malloc(B * qd * sizeof(float));
+	m->hg = malloc(B * hp->n_ff * sizeof(float));
+	m->hu = malloc(B * hp->n_ff * sizeof(float));
+	m->act = malloc(2 * B * m->act_row);
+	m->scores = malloc((size_t)m->n_threads * hp->n_ctx * sizeof(float));
+	m->cs = malloc(B * hp->head_dim * sizeof(float));
+	m->inv_freq = malloc(hp->head_dim / 2 * sizeof(float));
+	if (!m->x || !m->xb || !m->q || !m->k || !m->v || !m->att || !m->hg || !m->hu ||
+	    !m->act || !m->scores || !m->cs || !m->inv_freq)
+		return -ENOMEM;
+	for (int i = 0; i < hp->head_dim / 2; i++) {
+		float f = powf(hp->rope_base, -2.0f * i / hp->head_dim) / hp->rope_scale;
+		if (m->rope_freqs)
+			f /= m->rope_freqs[i];
+		m->inv_freq[i] = f;
+	}
+	return 0;
+}
+
+int model_load(const char *path, const model_params *p, model **ret, char *err,
+	       size_t err_len)
+{
+	model *m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	m->n_threads = p && p->n_threads > 0 ? p->n_threads : 1;
+	if (m->n_threads > TEAM_MAX_THREADS)
+		m->n_threads = TEAM_MAX_THREADS;
+	loader L = { .m = m, .err = err, .err_len = err_len };
+	int rc = gguf_open(path, &m->g, err, err_len);
+	if (rc < 0)
+		goto out_free_model;
+	if ((rc = read_hparams(&L)) < 0 || (rc = bind_all(&L)) < 0)
+		goto out_free_model;
+	m->hp.n_ctx = p && p->n_ctx > 0 ? p->n_ctx : m->hp.n_ctx_train;
+	if (m->hp.n_ctx > MODEL_MAX_CTX) {
+		rc = fail(err, err_len, "context %d exceeds limit %d", m->hp.n_ctx, MODEL_MAX_CTX);
+		goto out_free_model;
+	}
+	if ((rc = alloc_state(m)) < 0) {
+		fail(err, err_len, "out of memory for a %d-token context", m->hp.n_ctx);
+		goto out_free_model;
+	}
+	if ((rc = team_new(m->n_threads, &m->team)) < 0) {
+		fail(err, err_len, "cannot start %d threads", m->n_threads);
+		goto out_free_model;
+	}
+	*ret = m;
+	return 0;
+out_free_model:
+	model_free(m);
+	return rc;
+}
+
+void model_free(model *m)
+{
+	if (!m)
+		return;
+	team_free(m->team);
+	if (m->layers)
+		for (int il = 0; il < m->hp.n_layer; il++) {
+			layer *ly = &m->layers[il];
+			free(ly->attn_norm); free(ly->ffn_norm);
+			free(ly->bq); free(ly->bk); free(ly->bv);
+			free(ly->q_norm); free(ly->k_norm);
+		}
+	free(m->layers);
+	free(m->output_norm); free(m->rope_freqs); free(m->inv_freq);
+	if (m->k_cache)
+		munmap(m->k_cache, m->kv_bytes);
+	if (m->v_cache)
+		munmap(m->v_cache, m->kv_bytes);
+	free(m->x); free(m->xb); free(m->q); free(m->k); free(m->v); free(m->att);
+	free(m->hg); free(m->hu); free(m->act); free(m->scores); free(m->cs);
+	gguf_close(m->g);
+	free(m);
+}
+
+const model_hparams *model_get_hparams(const model *m) { return &m->hp; }
+const gguf *model_get_gguf(const model *m) { return m->g; }
+
+void model_warm(model *m)
+{
+	volatile uint8_t sink = 0;
+	for (size_t i = 0; i < m->g->n_tensors; i++) {
+		const gguf_tensor *t = &m->g->tensors[i];
+		const uint8_t *d = t->data;
+		for (size_t o = 0; o < t->n_bytes; o += 4096)
+			sink += d[o];
+	}
+	(void)sink;
+}
+
+/* ---- matrix products ---- */
+
+typedef struct mm_job {
+	int n_w;
+	const weight *w[MM_MAX_W];
+	float *y[MM_MAX_W];         /* (B, w->n_out) each */
+	const float *bias[MM_MAX_W];
+	bool accumulate;            /* y += W x instead of y = W x */
+	const void *act[MM_MAX_W];  /* activations in w's vec type, B rows */
+	size_t act_stride[MM_MAX_W];
+	int B;
+	int rows_per_task;
+	int total_rows;             /* sum of n_out */
+} mm_job;
+
+static inline void mm_store(const mm_job *j, int wi, int t, int r, float s)
+{
+	const weight *w = j->w[wi];
+	float *dst = &j->y[wi][(size_t)t * w->n_out + r];
+	if (j->bias[wi])
+		s += j->bias[wi][r];
+	*dst = j->accumulate ? *dst + s : s;
+}
+
+/* Rows [lo, hi) of weight wi for every token: tiles of QUANT_TILE_R rows
+ * x QUANT_TILE_T tokens where a tile kernel exists, dots for the rest. */
+static void mm_rows(const mm_job *j, int wi, int lo, int hi)
+{
+	const weight *w = j->w[wi];
+	const uint8_t *act = j->act[wi];
+	size_t as = j->act_stride[wi];
+	float tile[QUANT_TILE_T * QUANT_TILE_R];
+	for (int t0 = 0; t0 < j->B; t0 += MM_TILE) {
+		int t1 = t0 + MM_TILE < j->B ? t0 + MM_TILE : j->B;
+		for (int r = lo; r < hi;) {
+			const uint8_t *row = w->data + (size_t)r * w->row_bytes;
+			int t = t0;
+			if (w->tile && r + QUANT_TILE_R <= hi) {
+				for (; t + QUANT_TILE_T <= t1; t += QUANT_TILE_T) {
+					w->tile(w->n_in, row, w->row_bytes, act + (size_t)t * as, as,
+						tile, QUANT_TILE_R);
+					for (int tt = 0; tt < QUANT_TILE_T; tt++)
+						for (int rr = 0; rr < QUANT_TILE_R; rr++)
+							mm_store(j, wi, t + tt, r + rr,
+								 tile[tt * QUANT_TILE_R + rr]);
+				}
+				for (int rr = 0; rr < QUANT_TILE_R; rr++)
+					for (int tt = t; tt < t1; tt++)
+						mm_store(j, wi, tt, r + rr,
+							 w->dot(w->n_in, row + rr * w->row_bytes,
+								act + (size_t)tt * as));
+				r += QUANT_TILE_R;
+				continue;
+			}
+			for (; t < t1; t++)
+				mm_store(j, wi, t, r, w->dot(w->n_in, row, act + (size_t)t * as));
+			r++;
+		}
+	}
+}
+
+static void mm_task(void *arg, int task, int thread)
+{
+	(void)thread;
+	const mm_job *j = arg;
+	int r0 = task * j->rows_per_task, r1 = r0 + j->rows_per_task;
+	if (r1 > j->total_rows)
+		r1 = j->total_rows;
+	int base = 0;
+	for (int wi = 0; wi < j->n_w; wi++) {
+		const weight *w = j->w[wi];
+		int lo = r0 > base ? r0 - base : 0;
+		int hi = r1 - base < w->n_out ? r1 - base : w->n_out;
+		base += w->n_out;
+		if (lo < hi)
+			mm_rows(j, wi, lo, hi);
+	}
+}
+
+typedef struct quant_job {
+	const float *x;
+	int n;
+	int type;
+	uint8_t *dst;
+	size_t stride;
+} quant_job;
+
+static void quant_task(void *arg, int t, int thread)
+{
+	(void)thread;
+	const quant_job *q = arg;
+	quant_quantize_row(q->type, q->x + (size_t)t * q->n, q->dst + (size_t)t * q->stride, q->n);
+}
+
+/* y_i = W_i x (+ b_i) for up to MM_MAX_W weights sharing the input x
+ * (B rows of n_in floats). */
+static void matmul(model *m, int n_w, const weight *const *w, float *const *y,
+		   const float *const *bias, const float *x, int B, bool accumulate)
+{
+	mm_job j = { .n_w = n_w, .B = B, .accumulate = accumulate };
+	int n_in = w[0]->n_in;
+	bool have[2] = { false, false };   /* Q8_0, Q8_K prepared */
+	for (int i = 0; i < n_w; i++) {
+		j.w[i] = w[i];
+		j.y[i] = y[i];
+		j.bias[i] = bias ? bias[i] : NULL;
+		j.total_rows += w[i]->n_out;
+		int vt = quant_vec_type(w[i]->type);
+		if (vt == QT_F32) {
+			j.act[i] = x;
+			j.act_stride[i] = (size_t)n_in * sizeof(float);
+			continue;
+		}
+		int slot = vt == QT_Q8_K;
+		uint8_t *dst = m->act + (size_t)slot * MODEL_BATCH * m->act_row;
+		if (!have[slot]) {
+			quant_job q = { x, n_in, vt, dst, m->act_row };
+			if (B >= 4)
+				team_run(m->team, quant_task, &q, B);
+			else
+				for (int t = 0; t < B; t++)
+					quant_task(&q, t, 0);
+			have[slot] = true;
+		}
+		j.act[i] = dst;
+		j.act_stride[i] = m->act_row;
+	}
+	/* enough tasks to balance, each a multiple of 8 rows */
+	int tasks_wanted = m->n_threads * 8;
+	int rpt = (j.total_rows + tasks_wanted - 1) / tasks_wanted;
+	rpt = (rpt + 7) & ~7;
+	if (rpt < 8)
+		rpt = 8;
+	j.rows_per_task = rpt;
+	team_run(m->team, mm_task, &j, (j.total_rows + rpt - 1) / rpt);
+}
+
+static void matmul1(model *m, const weight *w, float *y, const float *x, int B, bool acc)
+{
+	const weight *ws[1] = { w };
+	float *ys[1] = { y };
+	matmul(m, 1, ws, ys, NULL, x, B, acc);
+}
+
+/* ---- elementwise ---- */
+
+static void rmsnorm(float *y, const float *x, const float *w, int n, float eps)
+{
+	double ss = 0;
+	for (int i = 0; i < n; i++)
+		ss += (double)x[i] * x[i];
+	float s = 1.0f / sqrtf((float)(ss / n) + eps);
+	for (int i = 0; i < n; i++)
+		y[i] = x[i] * s * w[i];
+}
+
+/* Rotates one head vector by the angles in cs (cos, sin pairs). */
+static void rope(float *v, const float *cs, int hd, bool neox)
+{
+	int half = hd / 2;
+	for (int i = 0; i < half; i++) {
+		float c = cs[2 * i], s = cs[2 * i + 1];
+		int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
+		float x0 = v[a], x1 = v[b];
+		v[a] = x0 * c - x1 * s;
+		v[b] = x0 * s + x1 * c;
+	}
+}
+
+/* ---- attention ---- */
+
+typedef struct att_job {
+	model *m;
+	int il, pos, B;
+} att_job;
+
+static void att_task(void *arg, int task, int thread)
+{
+	const att_job *j = arg;
+	model *m = j->m;
+	const model_hparams *hp = &m->hp;
+	int t = task / hp->n_head, h = task % hp->n_head;
+	int hd = hp->head_dim, kvd = hp->n_head_kv * hd;
+	int kvh = h / (hp->n_head / hp->n_head_kv);
+	int n = j->pos + t + 1;   /* causal: positions 0..pos+t */
+	const float *q = m->q + ((size_t)t * hp->n_head + h) * hd;
+	size_t lbase = (size_t)j->il * hp->n_ctx * kvd;
+	const float *kc = m->k_cache + lbase + (size_t)kvh * hd;
+	const float *vc = m->v_cache + lbase + (size_t)kvh * hd;
+	float *sc = m->scores + (size_t)thread * hp->n_ctx;
+	quant_dot_fn dot = quant_dot_get(QT_F32, QUANT_IMPL_BEST);
+	float scale = 1.0f / sqrtf((float)hd), mx = -INFINITY;
+	for (int s = 0; s < n; s++) {
+		sc[s] = dot(hd, kc + (size_t)s * kvd, q) * scale;
+		if (sc[s] > mx)
+			mx = sc[s];
+	}
+	float sum = 0;
+	for (int s = 0; s < n; s++) {
+		sc[s] = expf(sc[s] - mx);
+		sum += sc[s];
+	}
+	float *out = m->att + ((size_t)t * hp->n_head + h) * hd, inv = 1.0f / sum;
+	memset(out, 0, (size_t)hd * sizeof(float));
+	for (int s = 0; s < n; s++) {
+		const float *vr = vc + (size_t)s * kvd;
+		float p = sc[s] * inv;
+		for (int d = 0; d < hd; d++)
+			out[d] += p * vr[d];
+	}
+}
+
+/* ---- the forward pass ---- */
+
+static void layer_forward(model *m, int il, int pos, int B)
+{
+	const model_hparams *hp = &m->hp;
+	const layer *ly = &m->layers[il];
+	int E = hp->n_embd, hd = hp->head_dim, qd = hp->n_head * hd;
+	int kvd = hp->n_head_kv * hd;
+
+	for (int t = 0; t < B; t++)
+		rmsnorm(m->xb + (size_t)t * E, m->x + (size_t)t * E, ly->attn_norm, E, hp->rms_eps);
+	const weight *wqkv[3] = { &ly->wq, &ly->wk, &ly->wv };
+	float *yqkv[3] = { m->q, m->k, m->v };
+	const float *bqkv[3] = { ly->bq, ly->bk, ly->bv };
+	matmul(m, 3, wqkv, yqkv, bqkv, m->xb, B, false);
+
+	for (int t = 0; t < B; t++) {
+		const float *cs = m->cs + (size_t)t * hd;
+		for (int h = 0; h < hp->n_head; h++) {
+			float *qh = m->q + (size_t)t * qd + (size_t)h * hd;
+			if (ly->q_norm)
+				rmsnorm(qh, qh, ly->q_norm, hd, hp->rms_eps);
+			rope(qh, cs, hd, hp->rope_neox);
+		}
+		for (int h = 0; h < hp->n_head_kv; h++) {
+			float *kh = m->k + (size_t)t * kvd + (size_t)h * hd;
+			if (ly->k_norm)
+				rmsnorm(kh, kh, ly->k_norm, hd, hp->rms_eps);
+			rope(kh, cs, hd, hp->rope_neox);
+		}
+		size_t off = ((size_t)il * hp->n_ctx + pos + t) * kvd;
+		memcpy(m->k_cache + off, m->k + (size_t)t * kvd, (size_t)kvd * sizeof(float));
+		memcpy(m->v_cache + off, m->v + (size_t)t * kvd, (size_t)kvd * sizeof(float));
+	}
+	att_job aj = { m, il, pos, B };
+	team_run(m->team, att_task, &aj, B * hp->n_head);
+	matmul1(m, &ly->wo, m->x, m->att, B, true);
+
+	for (int t = 0; t < B; t++)
+		rmsnorm(m->xb + (size_t)t * E, m->x + (size_t)t * E, ly->ffn_norm, E, hp->rms_eps);
+	const weight *wgu[2] = { &ly->gate, &ly->up };
+	float *ygu[2] = { m->hg, m->hu };
+	matmul(m, 2, wgu, ygu, NULL, m->xb, B, false);
+	size_t nf = (size_t)B * hp->n_ff;
+	for (size_t i = 0; i < nf; i++) {
+		float g = m->hg[i];
+		m->hg[i] = g / (1.0f + expf(-g)) * m->hu[i];
+	}
+	matmul1(m, &ly->down, m->x, m->hg, B, true);
+}
+
+static int eval_batch(model *m, const int32_t *tokens, int B, int pos, float *logits,
+		      bool all_logits)
+{
+	const model_hparams *hp = &m->hp;
+	int E = hp->n_embd, hd = hp->head_dim;
+	for (int t = 0; t < B; t++) {
+		if (tokens[t] < 0 || tokens[t] >= hp->n_vocab)
+			return -EINVAL;
+		quant_dequantize_row(m->tok_embd.type,
+				     m->tok_embd.data + (size_t)tokens[t] * m->tok_embd.row_bytes,
+				     m->x + (size_t)t * E, E);
+		for (int i = 0; i < hd / 2; i++) {
+			float a = (float)(pos + t) * m->inv_freq[i];
+			m->cs[(size_t)t * hd + 2 * i] = cosf(a);
+			m->cs[(size_t)t * hd + 2 * i + 1] = sinf(a);
+		}
+	}
+	for (int il = 0; il < hp->n_layer; il++)
+		layer_forward(m, il, pos, B);
+	if (!logits)
+		return 0;
+	int first = all_logits ? 0 : B - 1, n_out = B - first;
+	for (int t = first; t < B; t++)
+		rmsnorm(m->xb + (size_t)(t - first) * E, m->x + (size_t)t * E, m->output_norm, E,
+			hp->rms_eps);
+	matmul1(m, &m->output, logits, m->xb, n_out, false);
+	return 0;
+}
+
+int model_eval(model *m, const int32_t *tokens, int n, int pos, float *ret_logits,
+	       bool all_logits)
+{
+	if (n <= 0 || pos < 0)
+		return -EINVAL;
+	if (pos > m->hp.n_ctx - n)
+		return -E2BIG;
+	for (int i = 0; i < n; i++)
+		if (tokens[i] < 0 || tokens[i] >= m->hp.n_vocab)
+			return -EINVAL;
+	for (int done = 0; done < n; done += MODEL_BATCH) {
+		int B = n - done < MODEL_BATCH ? n - done : MODEL_BATCH;
+		bool last = done + B == n;
+		float *lg = NULL;
+		if (all_logits && ret_logits)
+			lg = ret_logits + (size_t)done * m->hp.n_vocab;
+		else if (last)
+			lg = ret_logits;
+		int rc = eval_batch(m, tokens + done, B, pos + done, lg, all_logits);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}

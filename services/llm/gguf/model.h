@@ -1,0 +1,95 @@
+/*
+ * model.h - a transformer language model over a GGUF file: weight binding,
+ * the forward pass, the KV cache and the worker team.
+ *
+ * Architectures: llama (Llama 2/3.x, SmolLM2, TinyLlama; RoPE "normal"),
+ * qwen2 (q/k/v biases; RoPE neox) and qwen3 (per-head q/k RMSNorm; neox).
+ * All are pre-norm decoders with RMSNorm, RoPE (freq base, linear scaling
+ * and llama3 rope_freqs from the metadata), grouped-query attention with a
+ * float KV cache, SwiGLU feed-forward, tied or separate output weights.
+ *
+ * Weights stay in the mmap'd file (model_load binds pointers, checks every
+ * shape and type, copies only the small norm/bias vectors). The KV cache is
+ * an anonymous mapping of n_ctx positions: pages are only touched as the
+ * context fills, so a large n_ctx costs address space, not RSS.
+ *
+ * model_eval() runs tokens at positions pos..pos+n-1, writing their K/V
+ * into the cache (positions >= pos are overwritten, so rewinding is just
+ * evaluating from an earlier pos), and returns logits. Prompts are run in
+ * batches of MODEL_BATCH tokens (matrix-matrix products, each weight row
+ * reused across the batch); decode is a batch of one.
+ *
+ * Thread-safety: a model is used by one thread at a time (it owns one KV
+ * cache and scratch); internally work is spread over params.n_threads.
+ *
+ *     model *m; char err[256];
+ *     model_load("m.gguf", &(model_params){ .n_threads = 4 }, &m, err, sizeof err);
+ *     model_eval(m, toks, n, 0, logits, false);   // logits of the last token
+ *     model_free(m);
+ */
+#ifndef MODEL_H
+#define MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gguf.h"
+
+#define MODEL_BATCH     64          /* prompt tokens per forward batch */
+#define MODEL_MAX_CTX   (1 << 20)
+#define MODEL_MAX_EMBD  65536
+#define MODEL_MAX_LAYER 512
+#define MODEL_MAX_HEADS 1024
+#define MODEL_MAX_HEAD_DIM 1024
+#define MODEL_MAX_FF    (1 << 20)
+#define MODEL_MAX_VOCAB (1 << 22)
+
+typedef enum model_arch { MODEL_LLAMA, MODEL_QWEN2, MODEL_QWEN3 } model_arch;
+
+typedef struct model_params {
+	int n_threads;      /* worker threads incl. the caller; <= 0 means 1 */
+	int n_ctx;          /* context length; 0 = the model's */
+} model_params;
+
+typedef struct model_hparams {
+	model_arch arch;
+	char arch_name[16];
+	int n_vocab;        /* rows of token_embd */
+	int n_embd;
+	int n_layer;
+	int n_head;
+	int n_head_kv;
+	int head_dim;
+	int n_ff;
+	int n_ctx_train;    /* from the metadata */
+	int n_ctx;          /* in use (KV cache positions) */
+	float rms_eps;
+	float rope_base;
+	float rope_scale;   /* linear scaling factor (1 = none) */
+	bool rope_neox;     /* rotate halves (neox) instead of pairs */
+	bool tied_output;   /* output = token_embd */
+	int weight_type;    /* ggml type of most weights, for display */
+} model_hparams;
+
+typedef struct model model;
+
+/* Opens, checks and binds path. Caller owns *ret. On failure a message
+ * naming the problem (tensor, key, shape) is in err. */
+int model_load(const char *path, const model_params *p, model **ret, char *err,
+	       size_t err_len);
+void model_free(model *m);  /* accepts NULL */
+
+const model_hparams *model_get_hparams(const model *m);
+const gguf *model_get_gguf(const model *m);
+
+/* Runs n tokens at positions pos..pos+n-1. ret_logits (may be NULL) gets
+ * n_vocab floats for the last token, or n * n_vocab when all_logits.
+ * -EINVAL for a bad token id, -E2BIG when pos + n > n_ctx. */
+int model_eval(model *m, const int32_t *tokens, int n, int pos,
+	       float *ret_logits, bool all_logits);
+
+/* Touches every weight page (so first-request latency is not page faults). */
+void model_warm(model *m);
+
+#endif

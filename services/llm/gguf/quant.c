@@ -1,0 +1,504 @@
+/*
+ * quant.c - type table, f16/bf16 conversion, dequantisation, activation
+ * quantisation and the portable dot kernels. See quant.h.
+ */
+#include "quant.h"
+
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+
+_Static_assert(sizeof(block_q8_0) == 34, "q8_0 layout");
+_Static_assert(sizeof(block_q4_0) == 18, "q4_0 layout");
+_Static_assert(sizeof(block_q4_K) == 144, "q4_K layout");
+_Static_assert(sizeof(block_q5_K) == 176, "q5_K layout");
+_Static_assert(sizeof(block_q6_K) == 210, "q6_K layout");
+_Static_assert(sizeof(block_q8_K) == 292, "q8_K layout");
+
+/* Names of all ggml types, so unsupported ones are named in errors. */
+static const char *const type_names[QT_COUNT] = {
+	[0] = "F32", [1] = "F16", [2] = "Q4_0", [3] = "Q4_1", [6] = "Q5_0",
+	[7] = "Q5_1", [8] = "Q8_0", [9] = "Q8_1", [10] = "Q2_K", [11] = "Q3_K",
+	[12] = "Q4_K", [13] = "Q5_K", [14] = "Q6_K", [15] = "Q8_K",
+	[16] = "IQ2_XXS", [17] = "IQ2_XS", [18] = "IQ3_XXS", [19] = "IQ1_S",
+	[20] = "IQ4_NL", [21] = "IQ3_S", [22] = "IQ2_S", [23] = "IQ4_XS",
+	[24] = "I8", [25] = "I16", [26] = "I32", [27] = "I64", [28] = "F64",
+	[29] = "IQ1_M", [30] = "BF16", [34] = "TQ1_0", [35] = "TQ2_0",
+	[39] = "MXFP4",
+};
+
+const char *quant_type_name(int type)
+{
+	if (type < 0 || type >= QT_COUNT)
+		return NULL;
+	return type_names[type];
+}
+
+bool quant_supported(int type)
+{
+	return quant_block_elems(type) > 0;
+}
+
+int quant_block_elems(int type)
+{
+	switch (type) {
+	case QT_F32: case QT_F16: case QT_BF16: return 1;
+	case QT_Q8_0: return QK8_0;
+	case QT_Q4_0: return QK4_0;
+	case QT_Q4_K: case QT_Q5_K: case QT_Q6_K: case QT_Q8_K: return QK_K;
+	default: return 0;
+	}
+}
+
+size_t quant_block_bytes(int type)
+{
+	switch (type) {
+	case QT_F32: return 4;
+	case QT_F16: case QT_BF16: return 2;
+	case QT_Q8_0: return sizeof(block_q8_0);
+	case QT_Q4_0: return sizeof(block_q4_0);
+	case QT_Q4_K: return sizeof(block_q4_K);
+	case QT_Q5_K: return sizeof(block_q5_K);
+	case QT_Q6_K: return sizeof(block_q6_K);
+	case QT_Q8_K: return sizeof(block_q8_K);
+	default: return 0;
+	}
+}
+
+size_t quant_row_bytes(int type, int64_t n)
+{
+	int be = quant_block_elems(type);
+	if (be <= 0 || n < 0 || n % be)
+		return 0;
+	return (size_t)(n / be) * quant_block_bytes(type);
+}
+
+int quant_vec_type(int type)
+{
+	switch (type) {
+	case QT_Q8_0: case QT_Q4_0: return QT_Q8_0;
+	case QT_Q4_K: case QT_Q5_K: case QT_Q6_K: return QT_Q8_K;
+	default: return QT_F32;
+	}
+}
+
+float quant_f16_to_f32(uint16_t h)
+{
+	uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+	uint32_t exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
+	if (exp == 0) {
+		/* zero or subnormal: value = man * 2^-24 */
+		float f = ldexpf((float)man, -24);
+		return sign ? -f : f;
+	}
+	if (exp == 31)
+		bits = sign | 0x7f800000u | (man << 13);
+	else
+		bits = sign | ((exp + 112) << 23) | (man << 13);
+	float f;
+	memcpy(&f, &bits, 4);
+	return f;
+}
+
+uint16_t quant_f32_to_f16(float f)
+{
+	/* round to nearest even, as the F16C instruction does */
+	uint32_t x;
+	memcpy(&x, &f, 4);
+	uint32_t sign = (x >> 16) & 0x8000;
+	uint32_t ax = x & 0x7fffffff;
+	if (ax >= 0x7f800000u)                       /* inf / nan */
+		return (uint16_t)(sign | 0x7c00 | (ax > 0x7f800000u ? 0x200 : 0));
+	if (ax >= 0x477ff000u)                       /* overflows to inf */
+		return (uint16_t)(sign | 0x7c00);
+	if (ax < 0x38800000u) {                      /* subnormal half */
+		float a;
+		memcpy(&a, &ax, 4);
+		return (uint16_t)(sign | (uint32_t)nearbyintf(a * 16777216.0f));
+	}
+	uint32_t r = ax + 0xfff + ((ax >> 13) & 1);
+	return (uint16_t)(sign | ((r - 0x38000000u) >> 13));
+}
+
+float quant_bf16_to_f32(uint16_t h)
+{
+	uint32_t bits = (uint32_t)h << 16;
+	float f;
+	memcpy(&f, &bits, 4);
+	return f;
+}
+
+#define F16(x) quant_f16_to_f32(x)
+
+/* 6-bit scale and min j (0..7) of a Q4_K/Q5_K block (ggml's get_scale_min_k4). */
+static inline void scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m)
+{
+	if (j < 4) {
+		*d = q[j] & 63;
+		*m = q[j + 4] & 63;
+	} else {
+		*d = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+		*m = (q[j + 4] >> 4) | ((q[j - 0] >> 6) << 4);
+	}
+}
+
+static void dequant_q8_0(const block_q8_0 *x, float *y, int64_t nb)
+{
+	for (int64_t i = 0; i < nb; i++) {
+		float d = F16(x[i].d);
+		for (int j = 0; j < QK8_0; j++)
+			*y++ = d * x[i].qs[j];
+	}
+}
+
+static void dequant_q4_0(const block_q4_0 *x, float *y, int64_t nb)
+{
+	for (int64_t i = 0; i < nb; i++) {
+		float d = F16(x[i].d);
+		for (int j = 0; j < QK4_0 / 2; j++) {
+			y[j] = d * ((x[i].qs[j] & 0xF) - 8);
+			y[j + QK4_0 / 2] = d * ((x[i].qs[j] >> 4) - 8);
+		}
+		y += QK4_0;
+	}
+}
+
+static void dequant_q4_K(const block_q4_K *x, float *y, int64_t nb)
+{
+	for (int64_t i = 0; i < nb; i++) {
+		const uint8_t *q = x[i].qs;
+		float d = F16(x[i].d), min = F16(x[i].dmin);
+		uint8_t sc, m;
+		for (int j = 0, is = 0; j < QK_K; j += 64, is += 2, q += 32) {
+			scale_min_k4(is, x[i].scales, &sc, &m);
+			float d1 = d * sc, m1 = min * m;
+			scale_min_k4(is + 1, x[i].scales, &sc, &m);
+			float d2 = d * sc, m2 = min * m;
+			for (int l = 0; l < 32; l++)
+				*y++ = d1 * (q[l] & 0xF) - m1;
+			for (int l = 0; l < 32; l++)
+				*y++ = d2 * (q[l] >> 4) - m2;
+		}
+	}
+}
+
+static void dequant_q5_K(const block_q5_K *x, float *y, int64_t nb)
+{
+	for (int64_t i = 0; i < nb; i++) {
+		const uint8_t *ql = x[i].qs, *qh = x[i].qh;
+		float d = F16(x[i].d), min = F16(x[i].dmin);
+		uint8_t sc, m, u1 = 1, u2 = 2;
+		for (int j = 0, is = 0; j < QK_K; j += 64, is += 2, ql += 32) {
+			scale_min_k4(is, x[i].scales, &sc, &m);
+			float d1 = d * sc, m1 = min * m;
+			scale_min_k4(is + 1, x[i].scales, &sc, &m);
+			float d2 = d * sc, m2 = min * m;
+			for (int l = 0; l < 32; l++)
+				*y++ = d1 * ((ql[l] & 0xF) + (qh[l] & u1 ? 16 : 0)) - m1;
+			for (int l = 0; l < 32; l++)
+				*y++ = d2 * ((ql[l] >> 4) + (qh[l] & u2 ? 16 : 0)) - m2;
+			u1 <<= 2;
+			u2 <<= 2;
+		}
+	}
+}
+
+static void dequant_q6_K(const block_q6_K *x, float *y, int64_t nb)
+{
+	for (int64_t i = 0; i < nb; i++) {
+		float d = F16(x[i].d);
+		const uint8_t *ql = x[i].ql, *qh = x[i].qh;
+		const int8_t *sc = x[i].scales;
+		for (int n = 0; n < QK_K; n += 128) {
+			for (int l = 0; l < 32; l++) {
+				int is = l / 16;
+				int q1 = ((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
+				int q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
+				int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+				int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+				y[l] = d * sc[is] * q1;
+				y[l + 32] = d * sc[is + 2] * q2;
+				y[l + 64] = d * sc[is + 4] * q3;
+				y[l + 96] = d * sc[is + 6] * q4;
+			}
+			y += 128;
+			ql += 64;
+			qh += 32;
+			sc += 8;
+		}
+	}
+}
+
+static void dequant_q8_K(const block_q8_K *x, float *y, int64_t nb)
+{
+	for (int64_t i = 0; i < nb; i++)
+		for (int j = 0; j < QK_K; j++)
+			*y++ = x[i].d * x[i].qs[j];
+}
+
+void quant_dequantize_row(int type, const void *src, float *dst, int64_t n)
+{
+	const uint16_t *h = src;
+	switch (type) {
+	case QT_F32: memcpy(dst, src, (size_t)n * 4); break;
+	case QT_F16: for (int64_t i = 0; i < n; i++) dst[i] = F16(h[i]); break;
+	case QT_BF16: for (int64_t i = 0; i < n; i++) dst[i] = quant_bf16_to_f32(h[i]); break;
+	case QT_Q8_0: dequant_q8_0(src, dst, n / QK8_0); break;
+	case QT_Q4_0: dequant_q4_0(src, dst, n / QK4_0); break;
+	case QT_Q4_K: dequant_q4_K(src, dst, n / QK_K); break;
+	case QT_Q5_K: dequant_q5_K(src, dst, n / QK_K); break;
+	case QT_Q6_K: dequant_q6_K(src, dst, n / QK_K); break;
+	case QT_Q8_K: dequant_q8_K(src, dst, n / QK_K); break;
+	default: memset(dst, 0, (size_t)n * sizeof(float)); break;
+	}
+}
+
+/* ggml's quantize_row_q8_0_ref. */
+static void quantize_q8_0(const float *x, block_q8_0 *y, int64_t nb)
+{
+	for (int64_t i = 0; i < nb; i++, x += QK8_0) {
+		float amax = 0;
+		for (int j = 0; j < QK8_0; j++)
+			amax = fmaxf(amax, fabsf(x[j]));
+		float d = amax / 127.0f, id = d ? 1.0f / d : 0.0f;
+		y[i].d = quant_f32_to_f16(d);
+		for (int j = 0; j < QK8_0; j++)
+			y[i].qs[j] = (int8_t)roundf(x[j] * id);
+	}
+}
+
+/* ggml's quantize_row_q8_K_ref (scale from the value of largest magnitude). */
+static void quantize_q8_K(const float *x, block_q8_K *y, int64_t nb)
+{
+	for (int64_t i = 0; i < nb; i++, x += QK_K) {
+		float max = 0, amax = 0;
+		for (int j = 0; j < QK_K; j++) {
+			float ax = fabsf(x[j]);
+			if (ax > amax) {
+				amax = ax;
+				max = x[j];
+			}
+		}
+		if (amax == 0) {
+			memset(&y[i], 0, sizeof(y[i]));
+			continue;
+		}
+		float iscale = -127.0f / max;
+		for (int j = 0; j < QK_K; j++) {
+			int v = (int)nearbyintf(iscale * x[j]);
+			y[i].qs[j] = (int8_t)(v > 127 ? 127 : v < -127 ? -127 : v);
+		}
+		for (int j = 0; j < QK_K / 16; j++) {
+			int sum = 0;
+			for (int l = 0; l < 16; l++)
+				sum += y[i].qs[j * 16 + l];
+			y[i].bsums[j] = (int16_t)sum;
+		}
+		y[i].d = 1.0f / iscale;
+	}
+}
+
+int quant_quantize_row(int type, const float *src, void *dst, int64_t n)
+{
+	if (!quant_row_bytes(type, n))
+		return -EINVAL;
+	switch (type) {
+	case QT_F32: memcpy(dst, src, (size_t)n * 4); return 0;
+	case QT_Q8_0: quantize_q8_0(src, dst, n / QK8_0); return 0;
+	case QT_Q8_K: quantize_q8_K(src, dst, n / QK_K); return 0;
+	default: return -EINVAL;
+	}
+}
+
+/* ---- portable dot kernels ---- */
+
+static float dot_f32(int n, const void *w, const void *a)
+{
+	const float *x = w, *y = a;
+	float s[4] = {0};
+	int i = 0;
+	for (; i + 4 <= n; i += 4)
+		for (int k = 0; k < 4; k++)
+			s[k] += x[i + k] * y[i + k];
+	for (; i < n; i++)
+		s[0] += x[i] * y[i];
+	return (s[0] + s[1]) + (s[2] + s[3]);
+}
+
+static float dot_f16(int n, const void *w, const void *a)
+{
+	const uint16_t *x = w;
+	const float *y = a;
+	float s = 0;
+	for (int i = 0; i < n; i++)
+		s += F16(x[i]) * y[i];
+	return s;
+}
+
+static float dot_bf16(int n, const void *w, const void *a)
+{
+	const uint16_t *x = w;
+	const float *y = a;
+	float s = 0;
+	for (int i = 0; i < n; i++)
+		s += quant_bf16_to_f32(x[i]) * y[i];
+	return s;
+}
+
+static float dot_q8_0(int n, const void *w, const void *a)
+{
+	const block_q8_0 *x = w, *y = a;
+	float s = 0;
+	for (int i = 0; i < n / QK8_0; i++) {
+		int sum = 0;
+		for (int j = 0; j < QK8_0; j++)
+			sum += x[i].qs[j] * y[i].qs[j];
+		s += F16(x[i].d) * F16(y[i].d) * (float)sum;
+	}
+	return s;
+}
+
+static float dot_q4_0(int n, const void *w, const void *a)
+{
+	const block_q4_0 *x = w;
+	const block_q8_0 *y = a;
+	float s = 0;
+	for (int i = 0; i < n / QK4_0; i++) {
+		int sum = 0;
+		for (int j = 0; j < QK4_0 / 2; j++) {
+			sum += ((x[i].qs[j] & 0xF) - 8) * y[i].qs[j];
+			sum += ((x[i].qs[j] >> 4) - 8) * y[i].qs[j + QK4_0 / 2];
+		}
+		s += F16(x[i].d) * F16(y[i].d) * (float)sum;
+	}
+	return s;
+}
+
+/* Shared by Q4_K and Q5_K: sum over the 8 sub-blocks of 32 of
+ * sc*dot(q, a) - m*sum(a), with q taken from the caller's unpacked bytes. */
+static float kquant_block(float d, float dmin, const uint8_t *scales,
+			  const uint8_t q[QK_K], const block_q8_K *y)
+{
+	int sumi = 0, summ = 0;
+	for (int j = 0; j < 8; j++) {
+		uint8_t sc, m;
+		scale_min_k4(j, scales, &sc, &m);
+		int dot = 0;
+		for (int l = 0; l < 32; l++)
+			dot += q[j * 32 + l] * y->qs[j * 32 + l];
+		sumi += sc * dot;
+		summ += m * (y->bsums[2 * j] + y->bsums[2 * j + 1]);
+	}
+	return y->d * (d * (float)sumi - dmin * (float)summ);
+}
+
+static float dot_q4_K(int n, const void *w, const void *a)
+{
+	const block_q4_K *x = w;
+	const block_q8_K *y = a;
+	float s = 0;
+	uint8_t q[QK_K];
+	for (int i = 0; i < n / QK_K; i++) {
+		for (int j = 0; j < 4; j++)
+			for (int l = 0; l < 32; l++) {
+				q[j * 64 + l] = x[i].qs[j * 32 + l] & 0xF;
+				q[j * 64 + 32 + l] = x[i].qs[j * 32 + l] >> 4;
+			}
+		s += kquant_block(F16(x[i].d), F16(x[i].dmin), x[i].scales, q, &y[i]);
+	}
+	return s;
+}
+
+static float dot_q5_K(int n, const void *w, const void *a)
+{
+	const block_q5_K *x = w;
+	const block_q8_K *y = a;
+	float s = 0;
+	uint8_t q[QK_K];
+	for (int i = 0; i < n / QK_K; i++) {
+		for (int j = 0; j < 4; j++)
+			for (int l = 0; l < 32; l++) {
+				uint8_t b = x[i].qs[j * 32 + l], h = x[i].qh[l];
+				q[j * 64 + l] = (b & 0xF) | (((h >> (2 * j)) & 1) << 4);
+				q[j * 64 + 32 + l] = (b >> 4) | (((h >> (2 * j + 1)) & 1) << 4);
+			}
+		s += kquant_block(F16(x[i].d), F16(x[i].dmin), x[i].scales, q, &y[i]);
+	}
+	return s;
+}
+
+static float dot_q6_K(int n, const void *w, const void *a)
+{
+	const block_q6_K *x = w;
+	const block_q8_K *y = a;
+	float s = 0;
+	for (int i = 0; i < n / QK_K; i++) {
+		const uint8_t *ql = x[i].ql, *qh = x[i].qh;
+		const int8_t *sc = x[i].scales, *q8 = y[i].qs;
+		int8_t q[QK_K], *p = q;
+		for (int c = 0; c < QK_K; c += 128, ql += 64, qh += 32, p += 128)
+			for (int l = 0; l < 32; l++) {
+				p[l] = (int8_t)(((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32);
+				p[l + 32] = (int8_t)(((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32);
+				p[l + 64] = (int8_t)(((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32);
+				p[l + 96] = (int8_t)(((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32);
+			}
+		int sumi = 0;
+		for (int g = 0; g < QK_K / 16; g++) {
+			int dot = 0;
+			for (int l = 0; l < 16; l++)
+				dot += q[g * 16 + l] * q8[g * 16 + l];
+			sumi += sc[g] * dot;
+		}
+		s += F16(x[i].d) * y[i].d * (float)sumi;
+	}
+	return s;
+}
+
+quant_dot_fn quant_dot_portable(int type)
+{
+	switch (type) {
+	case QT_F32: return dot_f32;
+	case QT_F16: return dot_f16;
+	case QT_BF16: return dot_bf16;
+	case QT_Q8_0: return dot_q8_0;
+	case QT_Q4_0: return dot_q4_0;
+	case QT_Q4_K: return dot_q4_K;
+	case QT_Q5_K: return dot_q5_K;
+	case QT_Q6_K: return dot_q6_K;
+	default: return NULL;
+	}
+}
+
+bool quant_have_avx2(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_cpu_init();
+	return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+	       __builtin_cpu_supports("f16c");
+#else
+	return false;
+#endif
+}
+
+quant_dot_fn quant_dot_get(int type, quant_impl impl)
+{
+	switch (impl) {
+	case QUANT_IMPL_PORTABLE:
+		return quant_dot_portable(type);
+	case QUANT_IMPL_AVX2:
+		return quant_have_avx2() ? quant_dot_avx2(type) : NULL;
+	case QUANT_IMPL_BEST:
+	default: {
+		quant_dot_fn f = quant_have_avx2() ? quant_dot_avx2(type) : NULL;
+		return f ? f : quant_dot_portable(type);
+	}
+	}
+}
+
+quant_tile_fn quant_tile_get(int type, quant_impl impl)
+{
+	if (impl == QUANT_IMPL_PORTABLE || !quant_have_avx2())
+		return NULL;
+	return quant_tile_avx2(type);
+}

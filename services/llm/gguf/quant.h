@@ -1,0 +1,123 @@
+/*
+ * quant.h - ggml tensor types: block formats, dequantisation, dot kernels.
+ *
+ * The weight types a GGUF file may hold here are F32, F16, BF16, Q8_0,
+ * Q4_0, Q4_K, Q5_K and Q6_K, with ggml's exact block layouts (so the bytes
+ * of a mmap'd tensor are used as they are). A matrix-vector product works
+ * as ggml does: the activation row is first quantised to the weight type's
+ * "vec type" (Q8_0 for Q8_0/Q4_0, Q8_K for the K-quants, F32 for the float
+ * types) and then each weight row is dotted with it by an integer kernel.
+ *
+ * Kernels exist in a portable C version and an AVX2/FMA version; the best
+ * one is chosen at run time (__builtin_cpu_supports). Both are reachable
+ * through quant_dot_get() so tests can compare them.
+ *
+ * Invariants: rows hold a whole number of blocks (n % quant_block_elems()
+ * == 0). All functions are pure and thread-safe; nothing allocates.
+ *
+ *     uint8_t act[quant_row_bytes(quant_vec_type(t), n)];
+ *     quant_quantize_row(quant_vec_type(t), x, act, n);
+ *     float y = quant_dot_get(t, QUANT_IMPL_BEST)(n, weight_row, act);
+ */
+#ifndef QUANT_H
+#define QUANT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ggml_type numbers as stored in GGUF tensor infos. */
+enum quant_type {
+	QT_F32 = 0,
+	QT_F16 = 1,
+	QT_Q4_0 = 2,
+	QT_Q8_0 = 8,
+	QT_Q4_K = 12,
+	QT_Q5_K = 13,
+	QT_Q6_K = 14,
+	QT_Q8_K = 15,
+	QT_BF16 = 30,
+	QT_COUNT = 40,    /* bound for ggml type numbers known by name */
+};
+
+#define QK8_0 32
+#define QK4_0 32
+#define QK_K 256
+
+/* Block layouts (ggml's, byte for byte). f16 fields are IEEE half bits. */
+typedef struct { uint16_t d; int8_t qs[QK8_0]; } block_q8_0;              /* 34 B */
+typedef struct { uint16_t d; uint8_t qs[QK4_0 / 2]; } block_q4_0;          /* 18 B */
+typedef struct {
+	uint16_t d, dmin;          /* super-block scale for scales / mins */
+	uint8_t scales[12];        /* 8 x (6-bit scale, 6-bit min) */
+	uint8_t qs[QK_K / 2];      /* 4-bit quants */
+} block_q4_K;                                                              /* 144 B */
+typedef struct {
+	uint16_t d, dmin;
+	uint8_t scales[12];
+	uint8_t qh[QK_K / 8];      /* 5th bit of each quant */
+	uint8_t qs[QK_K / 2];      /* low 4 bits */
+} block_q5_K;                                                              /* 176 B */
+typedef struct {
+	uint8_t ql[QK_K / 2];      /* low 4 bits */
+	uint8_t qh[QK_K / 4];      /* high 2 bits */
+	int8_t scales[QK_K / 16];  /* 8-bit scale per 16 values */
+	uint16_t d;
+} block_q6_K;                                                              /* 210 B */
+typedef struct {
+	float d;
+	int8_t qs[QK_K];
+	int16_t bsums[QK_K / 16];  /* sum of qs per 16 values */
+} block_q8_K;                                                              /* 292 B */
+
+typedef enum quant_impl {
+	QUANT_IMPL_BEST = 0,       /* AVX2 when the CPU has it, else portable */
+	QUANT_IMPL_PORTABLE = 1,
+	QUANT_IMPL_AVX2 = 2,       /* NULL from quant_dot_get when unavailable */
+} quant_impl;
+
+/* dot(weight row of type t, activation row of quant_vec_type(t)), n values. */
+typedef float (*quant_dot_fn)(int n, const void *w, const void *act);
+
+/* A tile of a matrix product: out[t * out_stride + r] = dot(weight row r,
+ * activation row t) for r < QUANT_TILE_R, t < QUANT_TILE_T (all rows and
+ * tokens present). Weights rows are w_stride bytes apart, activation rows
+ * act_stride. Loads every weight block once for all the tile's tokens. */
+#define QUANT_TILE_R 2
+#define QUANT_TILE_T 4
+typedef void (*quant_tile_fn)(int n, const void *w, size_t w_stride, const void *act,
+			      size_t act_stride, float *out, size_t out_stride);
+
+/* True for the weight types listed above (and Q8_K as a vec type). */
+bool quant_supported(int type);
+/* "Q4_K", "F16", ...; "type N" style names are not made: NULL if unknown. */
+const char *quant_type_name(int type);
+/* Values per block (1 for float types), 0 when unsupported. */
+int quant_block_elems(int type);
+/* Bytes per block, 0 when unsupported. */
+size_t quant_block_bytes(int type);
+/* Bytes of a row of n values; 0 when unsupported or n not whole blocks. */
+size_t quant_row_bytes(int type, int64_t n);
+/* The activation type weights of this type are dotted with. */
+int quant_vec_type(int type);
+
+void quant_dequantize_row(int type, const void *src, float *dst, int64_t n);
+/* Quantises n floats to type (F32, Q8_0 or Q8_K); 0 or -EINVAL. */
+int quant_quantize_row(int type, const float *src, void *dst, int64_t n);
+
+quant_dot_fn quant_dot_get(int type, quant_impl impl);
+/* The tile kernel for type, or NULL when there is none (use the dot). */
+quant_tile_fn quant_tile_get(int type, quant_impl impl);
+/* Whether the AVX2/FMA kernels can run on this CPU. */
+bool quant_have_avx2(void);
+
+float quant_f16_to_f32(uint16_t h);
+uint16_t quant_f32_to_f16(float f);
+float quant_bf16_to_f32(uint16_t h);
+
+/* Kernel tables (internal: quant.c and quant_avx2.c). */
+quant_dot_fn quant_dot_portable(int type);
+quant_dot_fn quant_dot_avx2(int type);
+quant_tile_fn quant_tile_avx2(int type);
+
+#endif

@@ -1,0 +1,330 @@
+/* llm_http.c - streaming HTTP exchange with an upstream; see llm_http.h. */
+#include "llm_http.h"
+
+#include <cJSON.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "vx_buf.h"
+
+typedef struct llm_http_state {
+	const llm_http_req *req;
+	llm_http_data_fn on_data;
+	void *user;
+	CURL *easy;
+	int64_t t0_ms;         /* start, monotonic */
+	bool got_byte;         /* any body byte seen */
+	long status;           /* HTTP status once known */
+	vx_buf error_body;     /* body of a non-2xx answer */
+	int abort;             /* negative errno once the transfer must stop */
+	bool handler_abort;    /* abort came from on_data (keeps its message) */
+} llm_http_state;
+
+static pthread_once_t llm_http_once = PTHREAD_ONCE_INIT;
+static CURLcode llm_http_init_result;
+
+static void llm_http_do_init(void)
+{
+	llm_http_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+int llm_http_global_init(void)
+{
+	pthread_once(&llm_http_once, llm_http_do_init);
+	return llm_http_init_result == CURLE_OK ? 0 : -ENOMEM;
+}
+
+static int64_t llm_http_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+char *llm_http_join(const char *base, const char *path)
+{
+	size_t bl = strlen(base);
+	while (bl && base[bl - 1] == '/')
+		bl--;
+	if (bl >= 3 && memcmp(base + bl - 3, "/v1", 3) == 0 &&
+	    strncmp(path, "/v1/", 4) == 0)
+		path += 3;
+	vx_buf b = {0};
+	if (vx_buf_append(&b, base, bl) || vx_buf_puts(&b, path)) {
+		vx_buf_release(&b);
+		return NULL;
+	}
+	return vx_buf_detach(&b, NULL);
+}
+
+/* Sets st->abort when the caller cancelled or a timer ran out. */
+static int llm_http_check(llm_http_state *st, char *err, size_t err_len)
+{
+	const llm_http_req *q = st->req;
+	if (st->abort)
+		return st->abort;
+	if (q->cancel && atomic_load(q->cancel)) {
+		snprintf(err, err_len, "cancelled");
+		return st->abort = -ECANCELED;
+	}
+	int64_t el = llm_http_now_ms() - st->t0_ms;
+	bool first = q->got_first ? *q->got_first : st->got_byte;
+	if (q->first_token_timeout_ms > 0 && !first &&
+	    el > q->first_token_timeout_ms) {
+		snprintf(err, err_len, "no token from upstream within %d ms",
+			 q->first_token_timeout_ms);
+		return st->abort = -ETIMEDOUT;
+	}
+	if (q->deadline_ms > 0 && el > q->deadline_ms) {
+		snprintf(err, err_len, "upstream did not finish within %d ms",
+			 q->deadline_ms);
+		return st->abort = -ETIMEDOUT;
+	}
+	return 0;
+}
+
+static size_t llm_http_write(char *data, size_t size, size_t nmemb, void *ud)
+{
+	llm_http_state *st = ud;
+	size_t len = size * nmemb;
+	if (st->abort)
+		return 0;
+	if (!st->status)
+		curl_easy_getinfo(st->easy, CURLINFO_RESPONSE_CODE, &st->status);
+	st->got_byte = true;
+	if (st->status < 200 || st->status >= 300) {
+		size_t room = LLM_HTTP_MAX_ERROR_BODY - st->error_body.len;
+		if (vx_buf_append(&st->error_body, data, len < room ? len : room))
+			st->abort = -ENOMEM;
+		return st->abort ? 0 : len;
+	}
+	int r = st->on_data(st->user, data, len);
+	if (r < 0) {
+		st->abort = r;
+		st->handler_abort = true;
+		return 0;
+	}
+	return len;
+}
+
+/* Called by libcurl during the transfer, also while it waits. */
+static int llm_http_xferinfo(void *ud, curl_off_t dt, curl_off_t dn,
+			     curl_off_t ut, curl_off_t un)
+{
+	(void)dt; (void)dn; (void)ut; (void)un;
+	llm_http_state *st = ud;
+	const llm_http_req *q = st->req;
+	if (st->abort)
+		return 1;
+	return q->cancel && atomic_load(q->cancel) ? 1 : 0;
+}
+
+/* The upstream's own error message from an error body, or NULL. */
+static void llm_http_error_message(const vx_buf *body, long status,
+				   const char *url, char *err, size_t err_len)
+{
+	cJSON *j = body->data ? cJSON_Parse(body->data) : NULL;
+	const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
+	const char *msg = NULL;
+	if (cJSON_IsString(e))
+		msg = e->valuestring;
+	else if (cJSON_IsObject(e) &&
+		 cJSON_IsString(cJSON_GetObjectItemCaseSensitive(e, "message")))
+		msg = cJSON_GetObjectItemCaseSensitive(e, "message")->valuestring;
+	else if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(j, "message")))
+		msg = cJSON_GetObjectItemCaseSensitive(j, "message")->valuestring;
+	if (msg)
+		snprintf(err, err_len, "upstream HTTP %ld: %s", status, msg);
+	else if (body->len)
+		snprintf(err, err_len, "upstream HTTP %ld: %.160s", status,
+			 body->data);
+	else
+		snprintf(err, err_len, "upstream HTTP %ld from %s", status, url);
+	cJSON_Delete(j);
+}
+
+static int llm_http_status_errno(long status)
+{
+	if (status == 404)
+		return -ENOENT;
+	if (status == 400 || status == 422)
+		return -EINVAL;
+	return -EPROTO;
+}
+
+static int llm_http_curl_errno(CURLcode rc, const llm_http_state *st)
+{
+	switch (rc) {
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+		return -ECONNREFUSED;
+	case CURLE_OPERATION_TIMEDOUT:
+		return -ETIMEDOUT;
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_GOT_NOTHING:
+		return st->status ? -EPROTO : -ECONNREFUSED;
+	default:
+		return -EPROTO;
+	}
+}
+
+/* A header value safe to send: printable ASCII without spaces, bounded. */
+static bool llm_http_token_ok(const char *s, size_t max)
+{
+	if (!s || !s[0] || strlen(s) > max)
+		return false;
+	for (; *s; s++)
+		if (*s < 0x21 || *s > 0x7e)
+			return false;
+	return true;
+}
+
+static int llm_http_setup(llm_http_state *st, struct curl_slist **ret_hdrs)
+{
+	const llm_http_req *q = st->req;
+	CURL *e = st->easy;
+	struct curl_slist *h = NULL, *t;
+	char line[LLM_HTTP_MAX_API_KEY + 64];
+	int ok = 1;
+	if (q->api_key && q->api_key[0] &&
+	    !llm_http_token_ok(q->api_key, LLM_HTTP_MAX_API_KEY))
+		return -EINVAL;
+	if (q->body) {
+		t = curl_slist_append(h, "Content-Type: application/json");
+		ok = ok && t;
+		h = t ? t : h;
+	}
+	if (q->accept) {
+		snprintf(line, sizeof(line), "Accept: %s", q->accept);
+		t = curl_slist_append(h, line);
+		ok = ok && t;
+		h = t ? t : h;
+	}
+	if (q->api_key && q->api_key[0]) {
+		snprintf(line, sizeof(line), "Authorization: Bearer %s", q->api_key);
+		t = curl_slist_append(h, line);
+		ok = ok && t;
+		h = t ? t : h;
+	}
+	if (llm_http_token_ok(q->request_id, LLM_HTTP_MAX_REQUEST_ID)) {
+		snprintf(line, sizeof(line), "X-Request-Id: %s", q->request_id);
+		t = curl_slist_append(h, line);
+		ok = ok && t;
+		h = t ? t : h;
+	}
+	/* No "Expect: 100-continue" round trip before the body. */
+	t = curl_slist_append(h, "Expect:");
+	ok = ok && t;
+	h = t ? t : h;
+	*ret_hdrs = h;
+	if (!ok)
+		return -ENOMEM;
+	curl_easy_setopt(e, CURLOPT_URL, q->url);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+			 (long)(q->connect_timeout_ms > 0 ? q->connect_timeout_ms
+							  : LLM_HTTP_CONNECT_TIMEOUT_MS));
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, llm_http_write);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, st);
+	curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, llm_http_xferinfo);
+	curl_easy_setopt(e, CURLOPT_XFERINFODATA, st);
+	curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(e, CURLOPT_USERAGENT, "voxline-llm");
+	if (q->body) {
+		curl_easy_setopt(e, CURLOPT_POST, 1L);
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, q->body);
+		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(q->body));
+	}
+	return 0;
+}
+
+/* Drives the transfer, checking cancel and timers every LLM_HTTP_POLL_MS. */
+static CURLcode llm_http_drive(llm_http_state *st, CURLM *m, char *err,
+			       size_t err_len)
+{
+	CURLcode rc = CURLE_OK;
+	for (;;) {
+		int running = 0;
+		if (curl_multi_perform(m, &running) != CURLM_OK)
+			return CURLE_OUT_OF_MEMORY;
+		if (llm_http_check(st, err, err_len))
+			return CURLE_ABORTED_BY_CALLBACK;
+		if (!running)
+			break;
+		if (curl_multi_poll(m, NULL, 0, LLM_HTTP_POLL_MS, NULL) != CURLM_OK)
+			return CURLE_OUT_OF_MEMORY;
+	}
+	int left;
+	CURLMsg *msg;
+	while ((msg = curl_multi_info_read(m, &left)))
+		if (msg->msg == CURLMSG_DONE && msg->easy_handle == st->easy)
+			rc = msg->data.result;
+	return rc;
+}
+
+int llm_http_run(const llm_http_req *req, llm_http_data_fn on_data,
+		 void *user, char *err, size_t err_len)
+{
+	llm_http_state st = { .req = req, .on_data = on_data, .user = user };
+	struct curl_slist *hdrs = NULL;
+	int r = llm_http_global_init();
+	if (r)
+		return r;
+	st.t0_ms = llm_http_now_ms();
+	st.easy = curl_easy_init();
+	CURLM *m = curl_multi_init();
+	if (!st.easy || !m) {
+		r = -ENOMEM;
+		goto out_cleanup;
+	}
+	if ((r = llm_http_setup(&st, &hdrs))) {
+		snprintf(err, err_len, r == -EINVAL
+			 ? "api key must be printable ASCII, at most %d bytes"
+			 : "out of memory", LLM_HTTP_MAX_API_KEY);
+		goto out_cleanup;
+	}
+	if (curl_multi_add_handle(m, st.easy) != CURLM_OK) {
+		r = -ENOMEM;
+		goto out_cleanup;
+	}
+	CURLcode rc = llm_http_drive(&st, m, err, err_len);
+	if (!st.status)
+		curl_easy_getinfo(st.easy, CURLINFO_RESPONSE_CODE, &st.status);
+	if (st.abort) {
+		r = st.abort;
+		if (r == -ENOMEM && !st.handler_abort)
+			snprintf(err, err_len, "out of memory");
+	} else if (rc == CURLE_ABORTED_BY_CALLBACK && req->cancel &&
+		   atomic_load(req->cancel)) {
+		r = -ECANCELED;
+		snprintf(err, err_len, "cancelled");
+	} else if (st.status && (st.status < 200 || st.status >= 300)) {
+		r = llm_http_status_errno(st.status);
+		llm_http_error_message(&st.error_body, st.status, req->url, err,
+				       err_len);
+	} else if (rc != CURLE_OK) {
+		r = llm_http_curl_errno(rc, &st);
+		snprintf(err, err_len, "upstream %s: %s", req->url,
+			 curl_easy_strerror(rc));
+	}
+	curl_multi_remove_handle(m, st.easy);
+out_cleanup:
+	/* Cleaning up an unfinished transfer closes its connection. */
+	if (st.easy)
+		curl_easy_cleanup(st.easy);
+	if (m)
+		curl_multi_cleanup(m);
+	curl_slist_free_all(hdrs);
+	vx_buf_release(&st.error_body);
+	return r;
+}

@@ -1,0 +1,202 @@
+/* llm_remote.c - shared pieces of the remote engines; see llm_remote.h. */
+#include "llm_remote.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vx_buf.h"
+
+int llm_remote_new(const llm_config *cfg, const char *default_url,
+		   void **ret_engine)
+{
+	int r = llm_http_global_init();
+	if (r)
+		return r;
+	llm_remote *e = calloc(1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	const char *url = cfg->url && cfg->url[0] ? cfg->url : default_url;
+	e->url = strdup(url);
+	e->model = strdup(cfg->model ? cfg->model : "");
+	e->api_key = cfg->api_key && cfg->api_key[0] ? strdup(cfg->api_key) : NULL;
+	if (!e->url || !e->model || (cfg->api_key && cfg->api_key[0] && !e->api_key)) {
+		llm_remote_free(e);
+		return -ENOMEM;
+	}
+	size_t n = strlen(e->url);
+	while (n && e->url[n - 1] == '/')
+		e->url[--n] = '\0';
+	if (strncmp(e->url, "http://", 7) != 0 && strncmp(e->url, "https://", 8) != 0) {
+		llm_remote_free(e);
+		return -EINVAL;
+	}
+	e->connect_timeout_ms = cfg->connect_timeout_ms > 0
+		? cfg->connect_timeout_ms : LLM_HTTP_CONNECT_TIMEOUT_MS;
+	e->first_token_timeout_ms = cfg->first_token_timeout_ms > 0
+		? cfg->first_token_timeout_ms : LLM_REMOTE_FIRST_TOKEN_TIMEOUT_MS;
+	*ret_engine = e;
+	return 0;
+}
+
+void llm_remote_free(void *engine)
+{
+	llm_remote *e = engine;
+	if (!e)
+		return;
+	free(e->url);
+	free(e->api_key);
+	free(e->model);
+	free(e);
+}
+
+cJSON *llm_remote_messages(const llm_request *req)
+{
+	cJSON *a = cJSON_CreateArray();
+	for (size_t i = 0; a && i < req->n_messages; i++) {
+		cJSON *m = cJSON_CreateObject();
+		cJSON_AddStringToObject(m, "role", req->messages[i].role ?
+					req->messages[i].role : "user");
+		cJSON_AddStringToObject(m, "content", req->messages[i].content ?
+					req->messages[i].content : "");
+		cJSON_AddItemToArray(a, m);
+	}
+	return a;
+}
+
+cJSON *llm_remote_strings(const char *const *s, size_t n)
+{
+	cJSON *a = cJSON_CreateArray();
+	for (size_t i = 0; a && i < n; i++)
+		cJSON_AddItemToArray(a, cJSON_CreateString(s[i]));
+	return a;
+}
+
+void llm_remote_result_init(llm_result *ret, const llm_request *req,
+			    const llm_remote *eng)
+{
+	memset(ret, 0, sizeof(*ret));
+	ret->prompt_tokens = -1;
+	ret->completion_tokens = -1;
+	snprintf(ret->model, sizeof(ret->model), "%s",
+		 req->model ? req->model : eng->model);
+}
+
+void llm_remote_result_end(llm_result *ret, int r, bool stopped_by_cb)
+{
+	if (r == -ECANCELED || stopped_by_cb) {
+		snprintf(ret->finish_reason, sizeof(ret->finish_reason), "cancelled");
+		if (!ret->error[0] || stopped_by_cb)
+			snprintf(ret->error, sizeof(ret->error), "cancelled");
+	}
+}
+
+void llm_remote_usage(llm_result *ret, const cJSON *usage,
+		      const char *prompt_key, const char *completion_key)
+{
+	const cJSON *p = cJSON_GetObjectItemCaseSensitive(usage, prompt_key);
+	const cJSON *c = cJSON_GetObjectItemCaseSensitive(usage, completion_key);
+	if (cJSON_IsNumber(p))
+		ret->prompt_tokens = p->valueint;
+	if (cJSON_IsNumber(c))
+		ret->completion_tokens = c->valueint;
+}
+
+llm_http_req llm_remote_http_req(const llm_remote *eng, const llm_request *req,
+				 const char *url, const char *body,
+				 const atomic_bool *cancel, const char *accept,
+				 const bool *got_first)
+{
+	return (llm_http_req){
+		.url = url,
+		.body = body,
+		.api_key = eng->api_key,
+		.request_id = req->request_id,
+		.accept = accept,
+		.connect_timeout_ms = eng->connect_timeout_ms,
+		.first_token_timeout_ms = eng->first_token_timeout_ms,
+		.deadline_ms = req->timeout_ms,
+		.cancel = cancel,
+		.got_first = got_first,
+	};
+}
+
+static int llm_remote_collect(void *user, const char *data, size_t len)
+{
+	vx_buf *b = user;
+	if (b->len + len > LLM_REMOTE_MAX_LIST_BYTES)
+		return -E2BIG;
+	return vx_buf_append(b, data, len);
+}
+
+/* GETs url+path into body within deadline_ms. */
+static int llm_remote_get(const llm_remote *eng, const char *path,
+			  int deadline_ms, vx_buf *body, char *err,
+			  size_t err_len)
+{
+	char *url = llm_http_join(eng->url, path);
+	if (!url)
+		return -ENOMEM;
+	llm_http_req hr = {
+		.url = url,
+		.api_key = eng->api_key,
+		.accept = "application/json",
+		.connect_timeout_ms = eng->connect_timeout_ms,
+		.deadline_ms = deadline_ms,
+	};
+	int r = llm_http_run(&hr, llm_remote_collect, body, err, err_len);
+	if (r == -E2BIG)
+		snprintf(err, err_len, "upstream list larger than %u bytes",
+			 LLM_REMOTE_MAX_LIST_BYTES);
+	free(url);
+	return r;
+}
+
+int llm_remote_models(void *engine, const char *path, const char *array_key,
+		      const char *id_key, llm_model_info *ret, size_t max)
+{
+	vx_buf body = {0};
+	char err[256];
+	int r = llm_remote_get(engine, path, LLM_REMOTE_LIST_TIMEOUT_MS, &body,
+			       err, sizeof(err));
+	if (r)
+		goto out_release;
+	cJSON *j = cJSON_Parse(body.data ? body.data : "");
+	const cJSON *arr = cJSON_GetObjectItemCaseSensitive(j, array_key);
+	if (!cJSON_IsArray(arr)) {
+		r = -EPROTO;
+		goto out_delete;
+	}
+	size_t n = 0;
+	const cJSON *it;
+	cJSON_ArrayForEach(it, arr) {
+		const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, id_key);
+		const cJSON *own = cJSON_GetObjectItemCaseSensitive(it, "owned_by");
+		if (n >= max || !cJSON_IsString(id))
+			continue;
+		snprintf(ret[n].id, sizeof(ret[n].id), "%s", id->valuestring);
+		snprintf(ret[n].owned_by, sizeof(ret[n].owned_by), "%s",
+			 cJSON_IsString(own) ? own->valuestring : "upstream");
+		n++;
+	}
+	r = (int)n;
+out_delete:
+	cJSON_Delete(j);
+out_release:
+	vx_buf_release(&body);
+	return r;
+}
+
+int llm_remote_ready(void *engine, const char *path, char *detail,
+		     size_t detail_len)
+{
+	vx_buf body = {0};
+	char err[256] = "";
+	int r = llm_remote_get(engine, path, LLM_REMOTE_READY_TIMEOUT_MS, &body,
+			       err, sizeof(err));
+	if (r && detail && detail_len)
+		snprintf(detail, detail_len, "%s", err);
+	vx_buf_release(&body);
+	return r;
+}

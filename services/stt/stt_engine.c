@@ -1,0 +1,41 @@
+/*
+ * stt_engine.c - the engine registry and the result type every engine
+ * fills.
+ *
+ * Adding an engine: write engine_<name>.c exporting a const stt_engine_ops,
+ * declare it in stt_engine.h and add it to stt_engines[]. The first entry is
+ * the default (pocketsphinx: embedded, works offline, streams partials).
+ */
+#include "stt_engine.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+const stt_engine_ops *const stt_engines[] = {
+	&stt_engine_pocketsphinx,
+	&stt_engine_whisper,
+	&stt_engine_openai,
+	NULL,
+};
+
+const stt_engine_ops *stt_engine_find(const char *name)
+{
+	if (!name || !*name)
+		return stt_engines[0];
+	for (size_t i = 0; stt_engines[i]; i++)
+		if (strcmp(stt_engines[i]->name, name) == 0)
+			return stt_engines[i];
+	return NULL;
+}
+
+void stt_result_release(stt_result *r)
+{
+	if (!r)
+		return;
+	for (size_t i = 0; i < r->n_segments; i++)
+		free(r->segments[i].text);
+	free(r->segments);
+	free(r->text);
+	free(r->language);
+	memset(r, 0, sizeof(*r));
+}

@@ -1,0 +1,337 @@
+/*
+ * engine_builtin.c - voxline's own VAD: a statistical-model detector.
+ *
+ * Every 10 ms hop (whatever the caller's frame size) the last 25 ms are
+ * windowed and transformed (512-point FFT) and summed into 20 mel-spaced
+ * bands from 125 Hz to 7.5 kHz (the top bands catch fricatives such as
+ * /s/). Per band, a noise power estimate N is kept; the detector is the
+ * likelihood ratio test of Sohn, Kim and Sung (1999): with the
+ * a-posteriori SNR g = P / N and the a-priori SNR x (decision-directed,
+ * Ephraim-Malah), each band contributes log LR = g x / (1 + x) - ln(1 + x),
+ * and the mean over the bands is compared to a threshold that rises with
+ * aggressiveness. A hop that passes the test keeps the decision on for a
+ * few hops more (hangover, shorter in the strict modes).
+ *
+ * The noise floor adapts: the first 100 ms set it; after that a band
+ * follows its power (time constant 20 hops) in non-speech hops, and in
+ * speech hops too while it stays within 3 dB of its noise (the bands
+ * between formants); it is also held between the minimum of the smoothed
+ * band power over the last 2 s and 2.5 times that minimum (minimum
+ * statistics, Martin 2001), so it recovers from starting in speech and
+ * follows noise that gets louder. Hops quieter than an absolute floor
+ * (-58 dBFS over the bands) are never speech, so digital silence and
+ * dither stay non-speech.
+ *
+ * A 20 or 30 ms frame is speech when at least half of its hops are. Tuned
+ * with tools/vad_eval (flite speech in silence, white and pink noise).
+ */
+#include "vad_engine.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define HOP 160                     /* 10 ms */
+#define WIN 400                     /* 25 ms analysis window */
+#define NFFT 512
+#define NBIN (NFFT / 2 + 1)
+#define BIN_LO 4                    /* 125 Hz */
+#define BIN_HI 240                  /* 7.5 kHz */
+#define NBANDS 20                   /* mel-spaced bands over BIN_LO..BIN_HI */
+#define SUBWIN_HOPS 25              /* minimum statistics: 8 x 250 ms */
+#define NSUBWIN 8
+#define INIT_HOPS 10                /* hops averaged for the first noise floor */
+#define SMOOTH 0.7f                 /* band power smoothing for the minimum */
+#define MIN_BIAS 2.5f               /* noise may be this much above the minimum */
+#define NOISE_ALPHA 0.95f           /* noise update in non-speech hops */
+#define NOISE_LIKE 2.0f             /* a band this close to its noise updates it
+				       even in speech hops */
+#define DD_ALPHA 0.98f              /* decision-directed a-priori SNR */
+#define XI_MIN 0.003f               /* -25 dB */
+#define GAMMA_MAX 1e4f
+#define POWER_EPS 1e-3f
+#define ABS_FLOOR_RMS 40.0f         /* band RMS in PCM16 units (-58 dBFS) */
+
+typedef struct level {
+	float llr_threshold;        /* mean log LR a speech hop must exceed */
+	int hangover_hops;          /* hops kept on after the last speech hop */
+} level;
+
+static const level levels[VAD_AGGRESSIVENESS_MAX + 1] = {
+	{ 0.03f, 8 },
+	{ 0.06f, 6 },
+	{ 0.12f, 5 },
+	{ 0.25f, 4 },
+};
+
+typedef struct builtin {
+	level lv;
+	float hist[WIN];            /* last WIN samples, oldest first */
+	float window[WIN];          /* Hann */
+	float cos_t[NFFT / 2], sin_t[NFFT / 2];
+	uint16_t bitrev[NFFT];
+	float re[NFFT], im[NFFT];   /* FFT scratch */
+	int band_edge[NBANDS + 1];  /* band b is bins [edge[b], edge[b+1]) */
+	float power[NBANDS];        /* this hop's band powers */
+	float smooth[NBANDS];       /* recursively smoothed band powers */
+	float noise[NBANDS];        /* noise power estimate per band */
+	float clean[NBANDS];        /* last hop's clean-speech power estimate */
+	float sub_min[NSUBWIN][NBANDS]; /* minimum of smooth per sub-window */
+	float cur_min[NBANDS];      /* minimum in the current sub-window */
+	int sub_hops;               /* hops in the current sub-window */
+	int nsub;                   /* sub-windows filled (<= NSUBWIN) */
+	int sub_pos;                /* next sub_min slot */
+	long samples;               /* samples seen, saturating at WIN */
+	long hops;                  /* hops analysed (with a full window) */
+	int hang;                   /* hangover hops left */
+	int speech;                 /* decision of the last hop */
+} builtin;
+
+static void fft_init(builtin *b)
+{
+	int bits = 0;
+
+	while ((1 << bits) < NFFT)
+		bits++;
+	for (int i = 0; i < NFFT; i++) {
+		int r = 0;
+
+		for (int k = 0; k < bits; k++)
+			if (i & (1 << k))
+				r |= 1 << (bits - 1 - k);
+		b->bitrev[i] = (uint16_t)r;
+	}
+	for (int i = 0; i < NFFT / 2; i++) {
+		b->cos_t[i] = (float)cos(2.0 * M_PI * i / NFFT);
+		b->sin_t[i] = (float)-sin(2.0 * M_PI * i / NFFT);
+	}
+	for (int i = 0; i < WIN; i++)
+		b->window[i] = (float)(0.5 - 0.5 * cos(2.0 * M_PI * (i + 0.5) / WIN));
+}
+
+static double mel(double hz)
+{
+	return 2595.0 * log10(1.0 + hz / 700.0);
+}
+
+static double mel_to_hz(double m)
+{
+	return 700.0 * (pow(10.0, m / 2595.0) - 1.0);
+}
+
+/* Mel-spaced band edges over bins BIN_LO..BIN_HI, each band >= 2 bins. */
+static void bands_init(builtin *b)
+{
+	double bin_hz = (double)VAD_RATE / NFFT;
+	double m_lo = mel(BIN_LO * bin_hz), m_hi = mel((BIN_HI + 1) * bin_hz);
+
+	b->band_edge[0] = BIN_LO;
+	for (int i = 1; i <= NBANDS; i++) {
+		double hz = mel_to_hz(m_lo + (m_hi - m_lo) * i / NBANDS);
+		int e = (int)lround(hz / bin_hz);
+
+		if (e < b->band_edge[i - 1] + 2)
+			e = b->band_edge[i - 1] + 2;
+		b->band_edge[i] = i == NBANDS ? BIN_HI + 1 : e;
+	}
+}
+
+/* In-place iterative radix-2 FFT of re/im (bit-reversed load done here). */
+static void fft(builtin *b)
+{
+	for (int i = 0; i < NFFT; i++) {
+		int j = b->bitrev[i];
+
+		if (j > i) {
+			float t = b->re[i];
+
+			b->re[i] = b->re[j];
+			b->re[j] = t;
+			t = b->im[i];
+			b->im[i] = b->im[j];
+			b->im[j] = t;
+		}
+	}
+	for (int len = 2; len <= NFFT; len <<= 1) {
+		int half = len / 2, step = NFFT / len;
+
+		for (int i = 0; i < NFFT; i += len) {
+			for (int k = 0; k < half; k++) {
+				float wr = b->cos_t[k * step], wi = b->sin_t[k * step];
+				float *ar = &b->re[i + k], *ai = &b->im[i + k];
+				float *br = &b->re[i + k + half], *bi = &b->im[i + k + half];
+				float tr = wr * *br - wi * *bi;
+				float ti = wr * *bi + wi * *br;
+
+				*br = *ar - tr;
+				*bi = *ai - ti;
+				*ar += tr;
+				*ai += ti;
+			}
+		}
+	}
+}
+
+/* Periodogram of the windowed history into b->power; returns the mean
+ * power per sample of the speech band (PCM16 units squared). */
+static float analyse(builtin *b)
+{
+	float band = 0.0f, wsum = 0.0f;
+
+	for (int i = 0; i < WIN; i++) {
+		b->re[i] = b->hist[i] * b->window[i];
+		wsum += b->window[i] * b->window[i];
+	}
+	memset(b->re + WIN, 0, (NFFT - WIN) * sizeof(float));
+	memset(b->im, 0, sizeof(b->im));
+	fft(b);
+	for (int i = 0; i < NBANDS; i++) {
+		float p = POWER_EPS;
+
+		for (int k = b->band_edge[i]; k < b->band_edge[i + 1]; k++)
+			p += b->re[k] * b->re[k] + b->im[k] * b->im[k];
+		b->power[i] = p;
+		band += p;
+	}
+	/* Parseval: sum over one side ~ half the windowed energy * NFFT. */
+	return 2.0f * band / (wsum * NFFT);
+}
+
+/* Minimum statistics: tracks min of the smoothed periodogram over 2 s. */
+static void track_minimum(builtin *b)
+{
+	for (int k = 0; k < NBANDS; k++) {
+		b->smooth[k] = b->hops == 0 ? b->power[k] :
+			SMOOTH * b->smooth[k] + (1.0f - SMOOTH) * b->power[k];
+		if (b->sub_hops == 0 || b->smooth[k] < b->cur_min[k])
+			b->cur_min[k] = b->smooth[k];
+	}
+	if (++b->sub_hops < SUBWIN_HOPS)
+		return;
+	memcpy(b->sub_min[b->sub_pos], b->cur_min, sizeof(b->cur_min));
+	b->sub_pos = (b->sub_pos + 1) % NSUBWIN;
+	if (b->nsub < NSUBWIN)
+		b->nsub++;
+	b->sub_hops = 0;
+}
+
+static float window_minimum(const builtin *b, int k)
+{
+	float m = b->cur_min[k];
+
+	for (int s = 0; s < b->nsub; s++)
+		if (b->sub_min[s][k] < m)
+			m = b->sub_min[s][k];
+	return m;
+}
+
+static void update_noise(builtin *b)
+{
+	for (int k = 0; k < NBANDS; k++) {
+		float n = b->noise[k], lo, hi;
+
+		if (b->hops < INIT_HOPS)
+			n = (n * (float)b->hops + b->power[k]) / (float)(b->hops + 1);
+		else if (!b->speech || b->power[k] < NOISE_LIKE * n)
+			n = NOISE_ALPHA * n + (1.0f - NOISE_ALPHA) * b->power[k];
+		if (b->hops >= INIT_HOPS) {
+			lo = window_minimum(b, k);
+			hi = MIN_BIAS * lo;
+			n = n < lo ? lo : n > hi ? hi : n;
+		}
+		b->noise[k] = n;
+	}
+}
+
+/* Mean log likelihood ratio of speech over the speech band. */
+static float likelihood(builtin *b)
+{
+	float sum = 0.0f;
+
+	for (int k = 0; k < NBANDS; k++) {
+		float g = b->power[k] / b->noise[k], x, gain;
+
+		if (g > GAMMA_MAX)
+			g = GAMMA_MAX;
+		x = DD_ALPHA * b->clean[k] / b->noise[k] +
+		    (1.0f - DD_ALPHA) * (g > 1.0f ? g - 1.0f : 0.0f);
+		if (x < XI_MIN)
+			x = XI_MIN;
+		gain = x / (1.0f + x);
+		b->clean[k] = gain * gain * b->power[k];
+		sum += g * gain - logf(1.0f + x);
+	}
+	return sum / (float)NBANDS;
+}
+
+/* Analyses the hop now complete in hist; returns its decision. */
+static int decide_hop(builtin *b)
+{
+	float band_power = analyse(b), llr;
+	int raw;
+
+	track_minimum(b);
+	update_noise(b);
+	llr = likelihood(b);
+	raw = b->hops >= INIT_HOPS && llr > b->lv.llr_threshold &&
+	      band_power > ABS_FLOOR_RMS * ABS_FLOOR_RMS;
+	if (raw)
+		b->hang = b->lv.hangover_hops;
+	else if (b->hang > 0)
+		b->hang--;
+	b->speech = raw || b->hang > 0;
+	b->hops++;
+	return b->speech;
+}
+
+static int builtin_create(const vad_config *cfg, void **ret_state)
+{
+	builtin *b;
+
+	if (!cfg || cfg->aggressiveness < 0 ||
+	    cfg->aggressiveness > VAD_AGGRESSIVENESS_MAX)
+		return -EINVAL;
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	b->lv = levels[cfg->aggressiveness];
+	fft_init(b);
+	bands_init(b);
+	*ret_state = b;
+	return 0;
+}
+
+static void builtin_destroy(void *state)
+{
+	free(state);
+}
+
+static int builtin_process(void *state, const int16_t *pcm, size_t n)
+{
+	builtin *b = state;
+	int hops = 0, speech = 0;
+
+	if (!b || !pcm || !vad_frame_valid(n))
+		return -EINVAL;
+	for (size_t off = 0; off < n; off += HOP) {
+		memmove(b->hist, b->hist + HOP, (WIN - HOP) * sizeof(float));
+		for (int i = 0; i < HOP; i++)
+			b->hist[WIN - HOP + i] = (float)pcm[off + (size_t)i];
+		if (b->samples < WIN)
+			b->samples += HOP;
+		/* no decision until the window holds real audio only */
+		speech += b->samples >= WIN ? decide_hop(b) : 0;
+		hops++;
+	}
+	return 2 * speech >= hops;
+}
+
+const vad_engine_ops vad_engine_builtin = {
+	.name = "builtin",
+	.description = "statistical-model VAD (per-bin likelihood ratio, "
+		       "adaptive noise floor, hangover), modes 0-3",
+	.create = builtin_create,
+	.destroy = builtin_destroy,
+	.process = builtin_process,
+};

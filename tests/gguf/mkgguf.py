@@ -1,0 +1,505 @@
+#!/usr/bin/python3
+"""mkgguf.py - writes small GGUF files with random weights for the tests of
+the built-in GGUF engine (and one model-shaped file for benchmarks).
+
+  mkgguf.py OUT.gguf [--arch llama|qwen2|qwen3] [--type F32|F16|BF16|Q8_0|
+            Q4_0|Q4_K|Q5_K|Q6_K|Q4_K_M] [--version 2|3] [--seed N]
+            [--layers N] [--alignment N] [--vocab bpe|spm]
+            [--shape tiny|qwen2.5-0.5b]
+
+Weights are quantised in numpy following ggml's reference quantisers
+(quantize_row_q8_0_ref, q4_0, and the q4_K/q5_K/q6_K ones with
+make_qkx2_quants / make_qx_quants); float32 sums may be ordered
+differently from C, so a rare rounding choice can differ - the files are
+valid either way, and the tests compare the engine with ref.py reading the
+same file. Tokenizer metadata comes from tokref.py's made-up vocabularies.
+
+--shape qwen2.5-0.5b writes Qwen2.5-0.5B's real dimensions (hidden 896,
+24 layers, 14 heads, 2 KV heads, FFN 4864, vocab 151936, tied embeddings)
+with random quantised blocks drawn directly (fast); rows of 896 are not a
+whole number of 256-blocks, so a K-quant file keeps those tensors in Q4_0
+(Q8_0 for Q6_K/Q5_K) as llama.cpp also falls back for such rows.
+"""
+
+import argparse
+import os
+import struct
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tokref  # noqa: E402
+
+GGML = {"F32": 0, "F16": 1, "Q4_0": 2, "Q8_0": 8, "Q4_K": 12, "Q5_K": 13,
+        "Q6_K": 14, "BF16": 30}
+BLOCK = {"F32": (1, 4), "F16": (1, 2), "BF16": (1, 2), "Q8_0": (32, 34),
+         "Q4_0": (32, 18), "Q4_K": (256, 144), "Q5_K": (256, 176),
+         "Q6_K": (256, 210)}
+
+# GGUF metadata value types
+U8, I8, U16, I16, U32, I32, F32, BOOL, STR, ARR, U64, I64, F64 = range(13)
+
+
+# ---------------------------------------------------------------------------
+# GGUF writer
+
+def _s(b):
+    if isinstance(b, str):
+        b = b.encode("utf-8", "surrogateescape")
+    return struct.pack("<Q", len(b)) + b
+
+
+def _val(t, v):
+    fmt = {U8: "<B", I8: "<b", U16: "<H", I16: "<h", U32: "<I", I32: "<i",
+           F32: "<f", BOOL: "<?", U64: "<Q", I64: "<q", F64: "<d"}
+    if t == STR:
+        return _s(v)
+    return struct.pack(fmt[t], v)
+
+
+def encode_kv(key, t, v, at=None):
+    out = _s(key) + struct.pack("<I", t)
+    if t == ARR:
+        out += struct.pack("<IQ", at, len(v))
+        if at == STR:
+            out += b"".join(_s(x) for x in v)
+        elif at == F32:
+            out += np.asarray(v, "<f4").tobytes()
+        elif at == I32:
+            out += np.asarray(v, "<i4").tobytes()
+        else:
+            out += b"".join(_val(at, x) for x in v)
+        return out
+    return out + _val(t, v)
+
+
+def write_gguf(path, kvs, tensors, version=3, alignment=32):
+    """kvs: [(key, type, value[, arr_type])]; tensors: [(name, shape
+    (ne0 first), ggml type, bytes)]."""
+    if alignment != 32:
+        kvs = kvs + [("general.alignment", U32, alignment)]
+    head = b"GGUF" + struct.pack("<IQQ", version, len(tensors), len(kvs))
+    head += b"".join(encode_kv(*kv) for kv in kvs)
+    off = 0
+    infos = b""
+    for name, shape, ty, data in tensors:
+        infos += _s(name) + struct.pack("<I", len(shape))
+        infos += b"".join(struct.pack("<Q", d) for d in shape)
+        infos += struct.pack("<IQ", ty, off)
+        off += (len(data) + alignment - 1) // alignment * alignment
+    with open(path, "wb") as f:
+        f.write(head + infos)
+        f.write(b"\0" * (-f.tell() % alignment))
+        for _, _, _, data in tensors:
+            f.write(data)
+            f.write(b"\0" * (-len(data) % alignment))
+
+
+# ---------------------------------------------------------------------------
+# quantisers (numpy, vectorised over blocks, after ggml-quants.c *_ref)
+
+def nearest_int(x):
+    return np.rint(x).astype(np.int32)          # ties to even, as ggml's trick
+
+
+def round_away(x):
+    return (np.sign(x) * np.floor(np.abs(x) + np.float32(0.5))).astype(np.int32)
+
+
+def f16_bits(x):
+    return np.asarray(x, np.float32).astype(np.float16).view(np.uint16)
+
+
+def bf16_bits(x):
+    b = np.asarray(x, np.float32).view(np.uint32).astype(np.uint64)
+    return ((b + 0x7FFF + ((b >> 16) & 1)) >> 16).astype(np.uint16)
+
+
+def q8_0(x):
+    x = x.reshape(-1, 32).astype(np.float32)
+    amax = np.abs(x).max(1)
+    d = amax / np.float32(127)
+    idv = np.where(d != 0, 1 / np.where(d != 0, d, 1), 0).astype(np.float32)
+    q = round_away(x * idv[:, None]).astype(np.int8)
+    out = np.zeros(len(x), [("d", "<u2"), ("qs", "i1", 32)])
+    out["d"], out["qs"] = f16_bits(d), q
+    return out.tobytes()
+
+
+def q4_0(x):
+    x = x.reshape(-1, 32).astype(np.float32)
+    idx = np.abs(x).argmax(1)
+    mx = x[np.arange(len(x)), idx]
+    d = mx / np.float32(-8)
+    idv = np.where(d != 0, 1 / np.where(d != 0, d, 1), 0).astype(np.float32)
+    q = np.minimum(15, (x * idv[:, None] + np.float32(8.5)).astype(np.int8))
+    q = q.astype(np.uint8)
+    out = np.zeros(len(x), [("d", "<u2"), ("qs", "u1", 16)])
+    out["d"], out["qs"] = f16_bits(d), q[:, :16] | (q[:, 16:] << 4)
+    return out.tobytes()
+
+
+def make_qkx2_quants(x, nmax, rmin, rdelta, nstep):
+    """x: (G, n) float32 groups; weights av_x + |x|. Returns (L uint8,
+    scale, the_min) per group, as ggml's make_qkx2_quants (use_mad false)."""
+    f = np.float32
+    n = x.shape[1]
+    av = np.sqrt((x * x).sum(1) / f(n))
+    w = av[:, None] + np.abs(x)
+    mn = np.minimum(x.min(1), 0).astype(f)
+    mx = x.max(1)
+    sum_w = w.sum(1)
+    sum_x = (w * x).sum(1)
+    flat = mx == mn
+    rng = np.where(flat, 1, mx - mn).astype(f)
+    iscale = f(nmax) / rng
+    scale = (1 / iscale).astype(f)
+    L = np.clip(nearest_int(iscale[:, None] * (x - mn[:, None])), 0, nmax)
+    diff = scale[:, None] * L + mn[:, None] - x
+    best = (w * diff * diff).sum(1)
+    for s in range(nstep + 1):
+        isc = (f(rmin) + f(rdelta) * f(s) + f(nmax)) / rng
+        La = np.clip(nearest_int(isc[:, None] * (x - mn[:, None])), 0, nmax).astype(f)
+        sl = (w * La).sum(1)
+        sl2 = (w * La * La).sum(1)
+        sxl = (w * La * x).sum(1)
+        D = sum_w * sl2 - sl * sl
+        ok = D > 0
+        Ds = np.where(ok, D, 1)
+        ts = (sum_w * sxl - sum_x * sl) / Ds
+        tm = (sl2 * sum_x - sl * sxl) / Ds
+        pos = tm > 0
+        tm = np.where(pos, 0, tm).astype(f)
+        ts = np.where(pos, sxl / np.where(sl2 > 0, sl2, 1), ts).astype(f)
+        d2 = ts[:, None] * La + tm[:, None] - x
+        mad = (w * d2 * d2).sum(1)
+        take = ok & (mad < best)
+        L = np.where(take[:, None], La.astype(np.int32), L)
+        best = np.where(take, mad, best)
+        scale = np.where(take, ts, scale).astype(f)
+        mn = np.where(take, tm, mn).astype(f)
+    L = np.where(flat[:, None], 0, L)
+    scale = np.where(flat, 0, scale).astype(f)
+    return L, scale, (-mn).astype(f)
+
+
+def _pack_scales_k4(ls, lm):
+    """ls, lm: (nb, 8) 6-bit values -> (nb, 12) bytes (ggml's layout)."""
+    sc = np.zeros((len(ls), 12), np.uint8)
+    sc[:, 0:4] = ls[:, 0:4]
+    sc[:, 4:8] = lm[:, 0:4]
+    sc[:, 8:12] = (ls[:, 4:8] & 0xF) | ((lm[:, 4:8] & 0xF) << 4)
+    sc[:, 0:4] |= (ls[:, 4:8] >> 4) << 6
+    sc[:, 4:8] |= (lm[:, 4:8] >> 4) << 6
+    return sc
+
+
+def _kquant_scales(x, nmax, rmin, rdelta, nstep):
+    f = np.float32
+    nb = x.shape[0]
+    L, scales, mins = make_qkx2_quants(x.reshape(-1, 32), nmax, rmin, rdelta, nstep)
+    scales = scales.reshape(nb, 8)
+    mins = mins.reshape(nb, 8)
+    max_scale = scales.max(1)
+    max_min = mins.max(1)
+    inv_s = np.where(max_scale > 0, f(63) / np.where(max_scale > 0, max_scale, 1), 0).astype(f)
+    inv_m = np.where(max_min > 0, f(63) / np.where(max_min > 0, max_min, 1), 0).astype(f)
+    ls = np.minimum(63, nearest_int(inv_s[:, None] * scales)).astype(np.uint8)
+    lm = np.minimum(63, nearest_int(inv_m[:, None] * mins)).astype(np.uint8)
+    d = f16_bits(max_scale / f(63))
+    dmin = f16_bits(max_min / f(63))
+    # requantise with the rounded scales
+    dd = d.view(np.float16).astype(f)[:, None] * ls
+    dm = dmin.view(np.float16).astype(f)[:, None] * lm
+    xs = x.reshape(nb, 8, 32)
+    dsafe = np.where(dd != 0, dd, 1)
+    Lq = np.clip(nearest_int((xs + dm[:, :, None]) / dsafe[:, :, None]), 0, nmax)
+    L = np.where((dd != 0)[:, :, None], Lq, L.reshape(nb, 8, 32)).astype(np.uint8)
+    return d, dmin, _pack_scales_k4(ls, lm), L.reshape(nb, 256)
+
+
+def q4_K(x):
+    x = x.reshape(-1, 256).astype(np.float32)
+    d, dmin, sc, L = _kquant_scales(x, 15, -1.0, 0.1, 20)
+    L = L.reshape(-1, 4, 2, 32)
+    qs = (L[:, :, 0, :] | (L[:, :, 1, :] << 4)).reshape(-1, 128)
+    out = np.zeros(len(x), [("d", "<u2"), ("dmin", "<u2"), ("scales", "u1", 12),
+                            ("qs", "u1", 128)])
+    out["d"], out["dmin"], out["scales"], out["qs"] = d, dmin, sc, qs
+    return out.tobytes()
+
+
+def q5_K(x):
+    x = x.reshape(-1, 256).astype(np.float32)
+    d, dmin, sc, L = _kquant_scales(x, 31, -0.5, 0.1, 15)
+    L = L.reshape(-1, 4, 2, 32)
+    lo = L & 0xF
+    hi = (L >> 4).astype(np.uint8)            # 0/1
+    qs = (lo[:, :, 0, :] | (lo[:, :, 1, :] << 4)).reshape(-1, 128)
+    qh = np.zeros((len(x), 32), np.uint8)
+    for n in range(4):
+        qh |= hi[:, n, 0, :] << (2 * n)
+        qh |= hi[:, n, 1, :] << (2 * n + 1)
+    out = np.zeros(len(x), [("d", "<u2"), ("dmin", "<u2"), ("scales", "u1", 12),
+                            ("qh", "u1", 32), ("qs", "u1", 128)])
+    out["d"], out["dmin"], out["scales"], out["qh"], out["qs"] = d, dmin, sc, qh, qs
+    return out.tobytes()
+
+
+def make_qx_quants(x, nmax):
+    """x: (G, n); ggml's make_qx_quants with rmse_type 1 (weights x^2).
+    Returns (L in 0..2*nmax-1, scale)."""
+    f = np.float32
+    G = len(x)
+    idx = np.abs(x).argmax(1)
+    mx = x[np.arange(G), idx]
+    small = np.abs(mx) < 1e-15
+    mxs = np.where(small, 1, mx).astype(f)
+    w = x * x
+
+    def try_scale(isc):
+        l = np.clip(nearest_int(isc[:, None] * x), -nmax, nmax - 1)
+        sumlx = (w * x * l).sum(1, dtype=f)
+        suml2 = (w * l * l).sum(1, dtype=f)
+        return l, sumlx, suml2
+
+    L, sumlx, suml2 = try_scale(f(-nmax) / mxs)
+    scale = np.where(suml2 != 0, sumlx / np.where(suml2 != 0, suml2, 1), 0).astype(f)
+    best = scale * sumlx
+    for s in range(-9, 10):
+        if s == 0:
+            continue
+        l, sx, s2 = try_scale(-(f(nmax) + f(0.1) * f(s)) / mxs)
+        take = (s2 > 0) & (sx * sx > best * s2)
+        L = np.where(take[:, None], l, L)
+        scale = np.where(take, sx / np.where(s2 > 0, s2, 1), scale).astype(f)
+        best = np.where(take, scale * sx, best)
+    L = np.where(small[:, None], 0, L + nmax)
+    scale = np.where(small, 0, scale).astype(f)
+    return L, scale
+
+
+def q6_K(x):
+    f = np.float32
+    x = x.reshape(-1, 256).astype(f)
+    nb = len(x)
+    _, scales = make_qx_quants(x.reshape(-1, 16), 32)
+    scales = scales.reshape(nb, 16)
+    idx = np.abs(scales).argmax(1)
+    max_scale = scales[np.arange(nb), idx]
+    zero = np.abs(max_scale) < 1e-15
+    iscale = np.where(zero, 0, f(-128) / np.where(zero, 1, max_scale)).astype(f)
+    d = f16_bits(np.where(zero, 0, 1 / np.where(iscale != 0, iscale, 1)))
+    sc = np.minimum(127, nearest_int(iscale[:, None] * scales)).astype(np.int8)
+    dd = d.view(np.float16).astype(f)[:, None] * sc
+    xs = x.reshape(nb, 16, 16)
+    dsafe = np.where(dd != 0, dd, 1)
+    L = np.clip(nearest_int(xs / dsafe[:, :, None]), -32, 31) + 32
+    L = np.where((dd != 0)[:, :, None], L, 0).reshape(nb, 2, 4, 32).astype(np.uint8)
+    ql = np.zeros((nb, 2, 64), np.uint8)
+    qh = np.zeros((nb, 2, 32), np.uint8)
+    ql[:, :, :32] = (L[:, :, 0] & 0xF) | ((L[:, :, 2] & 0xF) << 4)
+    ql[:, :, 32:] = (L[:, :, 1] & 0xF) | ((L[:, :, 3] & 0xF) << 4)
+    for k in range(4):
+        qh |= (L[:, :, k] >> 4) << (2 * k)
+    out = np.zeros(nb, [("ql", "u1", 128), ("qh", "u1", 64), ("scales", "i1", 16),
+                        ("d", "<u2")])
+    out["ql"], out["qh"] = ql.reshape(nb, 128), qh.reshape(nb, 64)
+    out["scales"], out["d"] = np.where(zero[:, None], 0, sc), np.where(zero, 0, d)
+    return out.tobytes()
+
+
+def quantize(x, ty):
+    x = np.ascontiguousarray(x, np.float32)
+    if ty == "F32":
+        return x.astype("<f4").tobytes()
+    if ty == "F16":
+        return f16_bits(x).tobytes()
+    if ty == "BF16":
+        return bf16_bits(x).tobytes()
+    return {"Q8_0": q8_0, "Q4_0": q4_0, "Q4_K": q4_K, "Q5_K": q5_K,
+            "Q6_K": q6_K}[ty](x)
+
+
+def random_blocks(rng, n, ty):
+    """Random valid quantised data for n values (no quantiser run): what
+    the model-shaped file uses, as quantising 500M values in numpy is slow."""
+    be, bb = BLOCK[ty]
+    nb = n // be
+    if ty == "Q8_0":
+        out = np.zeros(nb, [("d", "<u2"), ("qs", "i1", 32)])
+        out["qs"] = rng.integers(-127, 128, (nb, 32), dtype=np.int8)
+        out["d"] = f16_bits(rng.uniform(0.5, 1.5, nb).astype(np.float32) / 127 * 0.05)
+        return out.tobytes()
+    if ty == "Q4_0":
+        out = np.zeros(nb, [("d", "<u2"), ("qs", "u1", 16)])
+        out["qs"] = rng.integers(0, 256, (nb, 16), dtype=np.uint8)
+        out["d"] = f16_bits(rng.uniform(0.5, 1.5, nb).astype(np.float32) * 0.05 / 8)
+        return out.tobytes()
+    raw = np.frombuffer(rng.bytes(nb * bb), np.uint8).reshape(nb, bb).copy()
+    if ty in ("Q4_K", "Q5_K"):   # d, dmin: small positive halves
+        raw[:, 0:4] = np.frombuffer(f16_bits(np.full(2 * nb, 0.05 / 63 / 15, np.float32)).tobytes(),
+                                    np.uint8).reshape(nb, 4)
+    if ty == "Q6_K":
+        raw[:, 208:210] = np.frombuffer(f16_bits(np.full(nb, 0.05 / 127 / 32, np.float32)).tobytes(),
+                                        np.uint8).reshape(nb, 2)
+    return raw.tobytes()
+
+
+# ---------------------------------------------------------------------------
+# models
+
+CHATML = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "
+          "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}"
+          "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
+LLAMA3 = ("{{ bos_token }}{% for message in messages %}{{ '<|start_header_id|>' + "
+          "message['role'] + '<|end_header_id|>\\n\\n' + message['content'] | trim + "
+          "'<|eot_id|>' }}{% endfor %}{% if add_generation_prompt %}"
+          "{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}")
+
+TINY = dict(n_embd=256, n_layer=2, n_head=4, n_head_kv=2, n_ff=512, n_ctx=512)
+SHAPES = {
+    "tiny": TINY,
+    "qwen2.5-0.5b": dict(n_embd=896, n_layer=24, n_head=14, n_head_kv=2, n_ff=4864,
+                         n_ctx=32768, n_vocab=151936),
+}
+
+
+def mix_type(wtype, name, layer):
+    """Per-tensor type; Q4_K_M mixes Q4_K with Q6_K/Q5_K like llama.cpp."""
+    if wtype != "Q4_K_M":
+        return wtype
+    if name == "output.weight":
+        return "Q6_K"
+    if name in ("attn_v.weight", "ffn_down.weight"):
+        return "Q6_K" if layer % 2 == 0 else "Q5_K"
+    return "Q4_K"
+
+
+def fallback_type(ty, n_in):
+    be = BLOCK[ty][0]
+    if n_in % be == 0:
+        return ty
+    return "Q4_0" if ty == "Q4_K" else "Q8_0"
+
+
+def vocab_kvs(v, template):
+    kvs = [("tokenizer.ggml.model", STR, v["model"])]
+    if v.get("pre"):
+        kvs.append(("tokenizer.ggml.pre", STR, v["pre"]))
+    kvs += [("tokenizer.ggml.tokens", ARR, v["tokens"], STR),
+            ("tokenizer.ggml.scores", ARR, v["scores"], F32),
+            ("tokenizer.ggml.token_type", ARR, v["types"], I32)]
+    if v["merges"]:
+        kvs.append(("tokenizer.ggml.merges", ARR, v["merges"], STR))
+    for k, key in (("bos", "bos_token_id"), ("eos", "eos_token_id"),
+                   ("eot", "eot_token_id"), ("unk", "unknown_token_id"),
+                   ("pad", "padding_token_id")):
+        if v.get(k, -1) >= 0:
+            kvs.append(("tokenizer.ggml." + key, U32, v[k]))
+    kvs.append(("tokenizer.ggml.add_bos_token", BOOL, bool(v["add_bos"])))
+    kvs.append(("tokenizer.chat_template", STR, template))
+    return kvs
+
+
+def make_model(path, arch="qwen2", wtype="Q8_0", version=3, seed=0, layers=None,
+               alignment=32, vocab="bpe", shape="tiny", rope_freqs=None, tied=None):
+    rng = np.random.default_rng(seed)
+    dims = dict(SHAPES[shape])
+    if layers:
+        dims["n_layer"] = layers
+    E, H, KV, F = dims["n_embd"], dims["n_head"], dims["n_head_kv"], dims["n_ff"]
+    hd = E // H
+    if arch == "qwen3" and shape == "tiny":
+        hd = 128                     # key_length != n_embd / n_head, as in Qwen3
+    if vocab == "spm":
+        v = tokref.make_spm_vocab()
+    else:
+        v = tokref.make_bpe_vocab(pre="llama-bpe" if arch == "llama" else "qwen2",
+                                  pad_to=dims.get("n_vocab", 0))
+    V = len(v["tokens"])
+    big = shape != "tiny"
+    if rope_freqs is None:
+        rope_freqs = arch == "llama" and not big
+    a = arch
+    kvs = [("general.architecture", STR, a), ("general.name", STR, "voxline test %s %s" % (a, wtype)),
+           (a + ".context_length", U32, dims["n_ctx"]), (a + ".embedding_length", U32, E),
+           (a + ".block_count", U32, dims["n_layer"]), (a + ".feed_forward_length", U32, F),
+           (a + ".attention.head_count", U32, H), (a + ".attention.head_count_kv", U32, KV),
+           (a + ".attention.layer_norm_rms_epsilon", F32, 1e-6 if a != "llama" else 1e-5),
+           (a + ".rope.freq_base", F32, 1000000.0 if a != "llama" else 500000.0)]
+    if arch == "qwen3":
+        kvs += [(a + ".attention.key_length", U32, hd), (a + ".attention.value_length", U32, hd)]
+    kvs += vocab_kvs(v, LLAMA3 if arch == "llama" else CHATML)
+
+    tensors = []
+
+    def add(name, shape_, ty, layer=-1, scale=1.0, mean=0.0):
+        n_in = shape_[0]
+        n = int(np.prod(shape_))
+        if len(shape_) == 1:
+            ty = "F32"
+        ty = fallback_type(ty, n_in)
+        full = name if layer < 0 else "blk.%d.%s" % (layer, name)
+        if big and len(shape_) > 1 and ty not in ("F32", "F16", "BF16"):
+            data = random_blocks(rng, n, ty)
+        else:
+            x = (rng.standard_normal(n, dtype=np.float32) * np.float32(scale) + np.float32(mean))
+            data = quantize(x, ty)
+        tensors.append((full, list(shape_), GGML[ty], data))
+
+    if tied is None:   # tiny: separate output (a tied random model mostly repeats its input)
+        tied = big
+
+    add("token_embd.weight", (E, V), mix_type(wtype, "token_embd.weight", 0), scale=1.0)
+    for il in range(dims["n_layer"]):
+        def t(name, shp, scale=1.0, mean=0.0):
+            add(name, shp, mix_type(wtype, name, il), il, scale, mean)
+        t("attn_norm.weight", (E,), 0.1, 1.0)
+        t("attn_q.weight", (E, H * hd), E ** -0.5)
+        t("attn_k.weight", (E, KV * hd), E ** -0.5)
+        t("attn_v.weight", (E, KV * hd), E ** -0.5)
+        if arch == "qwen2":
+            t("attn_q.bias", (H * hd,), 0.5)
+            t("attn_k.bias", (KV * hd,), 0.5)
+            t("attn_v.bias", (KV * hd,), 0.5)
+        if arch == "qwen3":
+            t("attn_q_norm.weight", (hd,), 0.1, 1.0)
+            t("attn_k_norm.weight", (hd,), 0.1, 1.0)
+        t("attn_output.weight", (H * hd, E), (H * hd) ** -0.5)
+        t("ffn_norm.weight", (E,), 0.1, 1.0)
+        t("ffn_gate.weight", (E, F), E ** -0.5)
+        t("ffn_up.weight", (E, F), E ** -0.5)
+        t("ffn_down.weight", (F, E), F ** -0.5)
+    add("output_norm.weight", (E,), "F32", scale=0.1, mean=1.0)
+    if not tied:
+        add("output.weight", (E, V), mix_type(wtype, "output.weight", 0), scale=E ** -0.5 * 4)
+    if rope_freqs:
+        f = np.ones(hd // 2, np.float32)
+        f[hd // 4:] = np.linspace(1.0, 8.0, hd // 2 - hd // 4, dtype=np.float32)
+        tensors.append(("rope_freqs.weight", [hd // 2], GGML["F32"], f.tobytes()))
+    write_gguf(path, kvs, tensors, version=version, alignment=alignment)
+    return {"n_vocab": V, "vocab": v}
+
+
+def main(argv):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("out")
+    ap.add_argument("--arch", default="qwen2", choices=["llama", "qwen2", "qwen3"])
+    ap.add_argument("--type", default="Q8_0", choices=list(GGML) + ["Q4_K_M"])
+    ap.add_argument("--version", type=int, default=3, choices=[2, 3])
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--layers", type=int)
+    ap.add_argument("--alignment", type=int, default=32)
+    ap.add_argument("--vocab", default="bpe", choices=["bpe", "spm"])
+    ap.add_argument("--shape", default="tiny", choices=list(SHAPES))
+    ap.add_argument("--tied", action="store_true", help="output = token_embd")
+    a = ap.parse_args(argv)
+    make_model(a.out, a.arch, a.type, a.version, a.seed, a.layers, a.alignment,
+               a.vocab, a.shape, tied=True if a.tied else None)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,253 @@
+#!/usr/bin/python3
+"""ref.py - an independent numpy reference for the GGUF engine: its own
+GGUF reader, dequantisers written from the block layouts, and a float64
+forward pass (RMSNorm, RoPE normal/neox with rope_freqs, GQA attention,
+SwiGLU, qwen2 biases, qwen3 q/k norms, tied or separate output).
+
+  ref.py MODEL.gguf --tokens 1,2,3 [--greedy N]   -> JSON like gguf_run
+
+As a module: Ref(path).logits(tokens) -> (n, vocab) array of every
+position's logits.
+"""
+
+import argparse
+import json
+import struct
+import sys
+
+import numpy as np
+
+BLOCK = {0: (1, 4), 1: (1, 2), 30: (1, 2), 8: (32, 34), 2: (32, 18),
+         12: (256, 144), 13: (256, 176), 14: (256, 210)}
+
+
+class GGUF:
+    def __init__(self, path):
+        self.buf = open(path, "rb").read()
+        self.pos = 0
+        if self.buf[:4] != b"GGUF":
+            raise ValueError("bad magic")
+        self.pos = 4
+        self.version = self.u("<I")
+        n_t, n_kv = self.u("<Q"), self.u("<Q")
+        self.kv = {}
+        for _ in range(n_kv):
+            k = self.s()
+            self.kv[k] = self.value(self.u("<I"))
+        infos = []
+        for _ in range(n_t):
+            name = self.s()
+            nd = self.u("<I")
+            shape = [self.u("<Q") for _ in range(nd)]
+            ty, off = self.u("<I"), self.u("<Q")
+            infos.append((name, shape, ty, off))
+        al = self.kv.get("general.alignment", 32)
+        base = (self.pos + al - 1) // al * al
+        self.tensors = {}
+        for name, shape, ty, off in infos:
+            n = int(np.prod(shape))
+            be, bb = BLOCK[ty]
+            nbytes = n // be * bb
+            self.tensors[name] = (shape, ty, self.buf[base + off: base + off + nbytes])
+
+    def u(self, fmt):
+        v = struct.unpack_from(fmt, self.buf, self.pos)[0]
+        self.pos += struct.calcsize(fmt)
+        return v
+
+    def s(self):
+        n = self.u("<Q")
+        v = self.buf[self.pos:self.pos + n].decode("utf-8", "surrogateescape")
+        self.pos += n
+        return v
+
+    def value(self, t):
+        fmts = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f",
+                7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
+        if t == 8:
+            return self.s()
+        if t == 9:
+            at, n = self.u("<I"), self.u("<Q")
+            return [self.value(at) for _ in range(n)]
+        return self.u(fmts[t])
+
+    def get(self, name):
+        """Tensor as float64 array of shape (ne1, ne0) (rows) or (ne0,)."""
+        shape, ty, data = self.tensors[name]
+        x = dequant(ty, data).astype(np.float64)
+        return x.reshape(list(reversed(shape)))
+
+
+def f16(u):
+    return np.asarray(u, np.uint16).view(np.float16).astype(np.float32)
+
+
+def _scale_min_k4(sc):
+    """sc: (nb, 12) -> (scales (nb, 8), mins (nb, 8)) as 6-bit ints."""
+    sc = sc.astype(np.int32)
+    d = np.zeros((len(sc), 8), np.int32)
+    m = np.zeros((len(sc), 8), np.int32)
+    d[:, :4] = sc[:, 0:4] & 63
+    m[:, :4] = sc[:, 4:8] & 63
+    d[:, 4:] = (sc[:, 8:12] & 0xF) | ((sc[:, 0:4] >> 6) << 4)
+    m[:, 4:] = (sc[:, 8:12] >> 4) | ((sc[:, 4:8] >> 6) << 4)
+    return d, m
+
+
+def dequant(ty, data):
+    b = np.frombuffer(data, np.uint8)
+    if ty == 0:
+        return np.frombuffer(data, "<f4").astype(np.float32)
+    if ty == 1:
+        return np.frombuffer(data, "<f2").astype(np.float32)
+    if ty == 30:
+        return (np.frombuffer(data, "<u2").astype(np.uint32) << 16).view(np.float32)
+    if ty == 8:
+        r = b.reshape(-1, 34)
+        d = f16(r[:, 0:2].copy().view("<u2")[:, 0])
+        return (d[:, None] * r[:, 2:].view(np.int8)).ravel()
+    if ty == 2:
+        r = b.reshape(-1, 18)
+        d = f16(r[:, 0:2].copy().view("<u2")[:, 0])
+        q = r[:, 2:].astype(np.int32)
+        v = np.concatenate([(q & 0xF) - 8, (q >> 4) - 8], axis=1)
+        return (d[:, None] * v).ravel()
+    if ty in (12, 13):
+        bb = 144 if ty == 12 else 176
+        r = b.reshape(-1, bb)
+        d = f16(r[:, 0:2].copy().view("<u2")[:, 0])
+        dmin = f16(r[:, 2:4].copy().view("<u2")[:, 0])
+        sc, mn = _scale_min_k4(r[:, 4:16])
+        qs = r[:, bb - 128:].astype(np.int32).reshape(-1, 4, 32)
+        q = np.stack([qs & 0xF, qs >> 4], axis=2).reshape(-1, 8, 32)  # sub-block j
+        if ty == 13:
+            qh = r[:, 16:48].astype(np.int32)
+            bits = np.stack([(qh >> j) & 1 for j in range(8)], axis=1)   # (nb, 8, 32)
+            q = q + 16 * bits
+        v = d[:, None, None] * sc[:, :, None] * q - dmin[:, None, None] * mn[:, :, None]
+        return v.ravel()
+    if ty == 14:
+        r = b.reshape(-1, 210)
+        ql = r[:, 0:128].astype(np.int32).reshape(-1, 2, 64)
+        qh = r[:, 128:192].astype(np.int32).reshape(-1, 2, 32)
+        sc = r[:, 192:208].view(np.int8).astype(np.int32).reshape(-1, 2, 8)
+        d = f16(r[:, 208:210].copy().view("<u2")[:, 0])
+        q = np.zeros((len(r), 2, 4, 32), np.int32)
+        q[:, :, 0] = (ql[:, :, :32] & 0xF) | (((qh >> 0) & 3) << 4)
+        q[:, :, 1] = (ql[:, :, 32:] & 0xF) | (((qh >> 2) & 3) << 4)
+        q[:, :, 2] = (ql[:, :, :32] >> 4) | (((qh >> 4) & 3) << 4)
+        q[:, :, 3] = (ql[:, :, 32:] >> 4) | (((qh >> 6) & 3) << 4)
+        q = (q - 32).reshape(-1, 2, 8, 16)     # groups of 16 in order
+        v = d[:, None, None, None] * sc[:, :, :, None] * q
+        return v.ravel()
+    raise ValueError("type %d" % ty)
+
+
+class Ref:
+    def __init__(self, path):
+        g = self.g = GGUF(path)
+        a = self.arch = g.kv["general.architecture"]
+        kv = g.kv
+        self.E = kv[a + ".embedding_length"]
+        self.L = kv[a + ".block_count"]
+        self.H = kv[a + ".attention.head_count"]
+        self.KV = kv.get(a + ".attention.head_count_kv", self.H)
+        self.hd = kv.get(a + ".attention.key_length", self.E // self.H)
+        self.eps = kv.get(a + ".attention.layer_norm_rms_epsilon", 1e-5)
+        base = kv.get(a + ".rope.freq_base", 10000.0)
+        self.neox = a != "llama"
+        scale = 1.0
+        if kv.get(a + ".rope.scaling.type") == "linear":
+            scale = kv.get(a + ".rope.scaling.factor", 1.0)
+        i = np.arange(self.hd // 2, dtype=np.float64)
+        self.inv_freq = base ** (-2 * i / self.hd) / scale
+        if "rope_freqs.weight" in g.tensors:
+            self.inv_freq = self.inv_freq / g.get("rope_freqs.weight")
+        self.emb = g.get("token_embd.weight")            # (V, E)
+        self.out = g.get("output.weight") if "output.weight" in g.tensors else self.emb
+        self.V = self.emb.shape[0]
+
+    def t(self, il, name):
+        key = "blk.%d.%s" % (il, name)
+        return self.g.get(key) if key in self.g.tensors else None
+
+    def norm(self, x, w):
+        return x / np.sqrt((x * x).mean(-1, keepdims=True) + self.eps) * w
+
+    def rope(self, x, pos):
+        """x: (n, heads, hd); pos: (n,)"""
+        ang = pos[:, None] * self.inv_freq[None, :]       # (n, hd/2)
+        c, s = np.cos(ang)[:, None, :], np.sin(ang)[:, None, :]
+        if self.neox:
+            h = self.hd // 2
+            a, b = x[..., :h], x[..., h:]
+            return np.concatenate([a * c - b * s, a * s + b * c], axis=-1)
+        a, b = x[..., 0::2], x[..., 1::2]
+        y = np.empty_like(x)
+        y[..., 0::2] = a * c - b * s
+        y[..., 1::2] = a * s + b * c
+        return y
+
+    def logits(self, tokens):
+        n = len(tokens)
+        x = self.emb[np.asarray(tokens)]
+        pos = np.arange(n, dtype=np.float64)
+        mask = np.triu(np.full((n, n), -np.inf), 1)
+        grp = self.H // self.KV
+        for il in range(self.L):
+            h = self.norm(x, self.t(il, "attn_norm.weight"))
+            q = h @ self.t(il, "attn_q.weight").T
+            k = h @ self.t(il, "attn_k.weight").T
+            v = h @ self.t(il, "attn_v.weight").T
+            for name, arr in (("attn_q.bias", q), ("attn_k.bias", k), ("attn_v.bias", v)):
+                b = self.t(il, name)
+                if b is not None:
+                    arr += b
+            q = q.reshape(n, self.H, self.hd)
+            k = k.reshape(n, self.KV, self.hd)
+            v = v.reshape(n, self.KV, self.hd)
+            qn, kn = self.t(il, "attn_q_norm.weight"), self.t(il, "attn_k_norm.weight")
+            if qn is not None:
+                q = self.norm(q, qn)
+                k = self.norm(k, kn)
+            q, k = self.rope(q, pos), self.rope(k, pos)
+            k = np.repeat(k, grp, axis=1)
+            v = np.repeat(v, grp, axis=1)
+            att = np.einsum("ihd,jhd->hij", q, k) / np.sqrt(self.hd) + mask
+            att = np.exp(att - att.max(-1, keepdims=True))
+            att /= att.sum(-1, keepdims=True)
+            o = np.einsum("hij,jhd->ihd", att, v).reshape(n, self.H * self.hd)
+            x = x + o @ self.t(il, "attn_output.weight").T
+            h = self.norm(x, self.t(il, "ffn_norm.weight"))
+            g = h @ self.t(il, "ffn_gate.weight").T
+            u = h @ self.t(il, "ffn_up.weight").T
+            x = x + (g / (1 + np.exp(-g)) * u) @ self.t(il, "ffn_down.weight").T
+        x = self.norm(x, self.g.get("output_norm.weight"))
+        return x @ self.out.T
+
+    def greedy(self, tokens, n):
+        seq = list(tokens)
+        out = []
+        for _ in range(n):
+            t = int(np.argmax(self.logits(seq)[-1]))
+            out.append(t)
+            seq.append(t)
+        return out
+
+
+def main(argv):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("model")
+    ap.add_argument("--tokens", required=True)
+    ap.add_argument("--greedy", type=int, default=0)
+    a = ap.parse_args(argv)
+    toks = [int(t) for t in a.tokens.split(",")]
+    r = Ref(a.model)
+    lg = r.logits(toks)[-1]
+    print(json.dumps({"n_vocab": r.V, "logits": [float(v) for v in lg],
+                      "greedy": r.greedy(toks, a.greedy)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

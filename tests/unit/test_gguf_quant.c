@@ -1,0 +1,304 @@
+/*
+ * test_gguf_quant.c - block formats and dot kernels: every kernel (portable
+ * and AVX2) against dequantise-then-multiply in double precision, the
+ * activation quantisers, half-float conversion.
+ */
+#include "../../services/llm/gguf/quant.h"
+#include "vx_test.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+static uint64_t rng = 88172645463325252ull;
+
+static uint32_t next_u32(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return (uint32_t)(rng >> 16);
+}
+
+static float frand(void)   /* roughly N(0,1) */
+{
+	float s = 0;
+	for (int i = 0; i < 4; i++)
+		s += (next_u32() & 0xffff) / 65536.0f - 0.5f;
+	return s * 1.7f;
+}
+
+static void put_f16(void *p, float f)
+{
+	uint16_t h = quant_f32_to_f16(f);
+	memcpy(p, &h, 2);
+}
+
+/* Random but valid blocks: random quant bits, sane scales. */
+static void random_row(int type, void *dst, int n)
+{
+	size_t bytes = quant_row_bytes(type, n);
+	uint8_t *b = dst;
+	if (type == QT_F32) {
+		for (int i = 0; i < n; i++)
+			((float *)dst)[i] = frand();
+		return;
+	}
+	if (type == QT_F16 || type == QT_BF16) {
+		for (int i = 0; i < n; i++) {
+			float f = frand();
+			uint32_t u;
+			memcpy(&u, &f, 4);
+			uint16_t h = type == QT_F16 ? quant_f32_to_f16(f) : (uint16_t)(u >> 16);
+			memcpy(b + 2 * i, &h, 2);
+		}
+		return;
+	}
+	for (size_t i = 0; i < bytes; i++)
+		b[i] = (uint8_t)next_u32();
+	size_t bb = quant_block_bytes(type);
+	for (size_t off = 0; off < bytes; off += bb) {
+		float d = 0.01f + (next_u32() % 1000) / 1e4f;
+		switch (type) {
+		case QT_Q8_0: case QT_Q4_0:
+			put_f16(b + off, d);
+			if (type == QT_Q8_0)   /* ggml never writes -128 */
+				for (int j = 0; j < 32; j++)
+					if (b[off + 2 + j] == 0x80)
+						b[off + 2 + j] = 0x81;
+			break;
+		case QT_Q4_K: case QT_Q5_K:
+			put_f16(b + off, d);
+			put_f16(b + off + 2, d * 0.5f);
+			break;
+		case QT_Q6_K:
+			put_f16(b + off + 208, d);
+			break;
+		}
+	}
+}
+
+static const int weight_types[] = { QT_F32, QT_F16, QT_BF16, QT_Q8_0, QT_Q4_0,
+				    QT_Q4_K, QT_Q5_K, QT_Q6_K };
+#define N_TYPES (int)(sizeof(weight_types) / sizeof(weight_types[0]))
+
+/* |kernel - exact| relative to sum |w_i a_i| */
+static double kernel_error(int type, quant_impl impl, int n)
+{
+	uint8_t *w = malloc(quant_row_bytes(type, n));
+	int vt = quant_vec_type(type);
+	uint8_t *a = malloc(quant_row_bytes(vt, n));
+	float *x = malloc(n * sizeof(float)), *wf = malloc(n * sizeof(float));
+	float *af = malloc(n * sizeof(float));
+	random_row(type, w, n);
+	for (int i = 0; i < n; i++)
+		x[i] = frand();
+	quant_quantize_row(vt, x, a, n);
+	quant_dequantize_row(type, w, wf, n);
+	quant_dequantize_row(vt, a, af, n);
+	double exact = 0, mag = 0;
+	for (int i = 0; i < n; i++) {
+		exact += (double)wf[i] * af[i];
+		mag += fabs((double)wf[i] * af[i]);
+	}
+	quant_dot_fn f = quant_dot_get(type, impl);
+	double err = f ? fabs(f(n, w, a) - exact) / (mag + 1e-30) : -1;
+	free(w); free(a); free(x); free(wf); free(af);
+	return err;
+}
+
+VX_TEST(type_table_sizes_match_ggml)
+{
+	VX_CHECK_INT(quant_row_bytes(QT_Q8_0, 64), 68);
+	VX_CHECK_INT(quant_row_bytes(QT_Q4_0, 64), 36);
+	VX_CHECK_INT(quant_row_bytes(QT_Q4_K, 512), 288);
+	VX_CHECK_INT(quant_row_bytes(QT_Q5_K, 256), 176);
+	VX_CHECK_INT(quant_row_bytes(QT_Q6_K, 256), 210);
+	VX_CHECK_INT(quant_row_bytes(QT_BF16, 3), 6);
+	VX_CHECK_INT(quant_row_bytes(QT_Q4_K, 100), 0);      /* not whole blocks */
+	VX_CHECK_INT(quant_row_bytes(3, 32), 0);             /* Q4_1: unsupported */
+	VX_CHECK_STR(quant_type_name(3), "Q4_1");
+	VX_CHECK(quant_type_name(1000) == NULL);
+	VX_CHECK_INT(quant_vec_type(QT_Q6_K), QT_Q8_K);
+	VX_CHECK_INT(quant_vec_type(QT_Q4_0), QT_Q8_0);
+	VX_CHECK_INT(quant_vec_type(QT_BF16), QT_F32);
+}
+
+VX_TEST(f16_round_trips_every_finite_half)
+{
+	int bad = 0;
+	for (uint32_t h = 0; h < 65536; h++) {
+		if ((h & 0x7c00) == 0x7c00)
+			continue;   /* inf / nan */
+		if (quant_f32_to_f16(quant_f16_to_f32((uint16_t)h)) != h)
+			bad++;
+	}
+	VX_CHECK_INT(bad, 0);
+	VX_CHECK(quant_f16_to_f32(quant_f32_to_f16(1e6f)) == INFINITY);
+	VX_CHECK(quant_f16_to_f32(0x3c00) == 1.0f);
+	VX_CHECK(quant_bf16_to_f32(0x3f80) == 1.0f);
+	/* ties to even: 1 + 2^-11 is halfway between 1 and 1 + 2^-10 */
+	VX_CHECK_INT(quant_f32_to_f16(1.0f + 1.0f / 2048), 0x3c00);
+}
+
+VX_TEST(q8_0_activation_quantiser_within_half_a_step)
+{
+	float x[64], y[64];
+	uint8_t q[68];
+	for (int i = 0; i < 64; i++)
+		x[i] = frand() * 3;
+	x[5] = 0;
+	VX_CHECK_INT(quant_quantize_row(QT_Q8_0, x, q, 64), 0);
+	quant_dequantize_row(QT_Q8_0, q, y, 64);
+	for (int b = 0; b < 2; b++) {
+		float amax = 0;
+		for (int i = 0; i < 32; i++)
+			amax = fmaxf(amax, fabsf(x[b * 32 + i]));
+		for (int i = 0; i < 32; i++)
+			VX_CHECK(fabsf(x[b * 32 + i] - y[b * 32 + i]) <= amax / 127 * 0.51f + 1e-3f * amax);
+	}
+	VX_CHECK(y[5] == 0);
+	VX_CHECK_INT(quant_quantize_row(QT_Q8_0, x, q, 33), -EINVAL);
+}
+
+VX_TEST(q8_K_quantiser_bsums_and_error)
+{
+	float x[512], y[512];
+	block_q8_K q[2];
+	for (int i = 0; i < 512; i++)
+		x[i] = frand();
+	VX_CHECK_INT(quant_quantize_row(QT_Q8_K, x, q, 512), 0);
+	quant_dequantize_row(QT_Q8_K, q, y, 512);
+	for (int b = 0; b < 2; b++) {
+		for (int g = 0; g < 16; g++) {
+			int s = 0;
+			for (int l = 0; l < 16; l++)
+				s += q[b].qs[g * 16 + l];
+			VX_CHECK_INT(q[b].bsums[g], s);
+		}
+		for (int i = 0; i < 256; i++)
+			VX_CHECK(fabsf(x[b * 256 + i] - y[b * 256 + i]) <= fabsf(q[b].d) * 0.51f);
+	}
+	float zero[256] = { 0 };
+	VX_CHECK_INT(quant_quantize_row(QT_Q8_K, zero, q, 256), 0);
+	VX_CHECK(q[0].d == 0 && q[0].bsums[3] == 0);
+}
+
+VX_TEST(portable_kernels_match_dequantise_then_multiply)
+{
+	const int sizes[] = { 256, 512, 4864 };
+	for (int t = 0; t < N_TYPES; t++)
+		for (int s = 0; s < 3; s++) {
+			double e = kernel_error(weight_types[t], QUANT_IMPL_PORTABLE, sizes[s]);
+			if (!(e >= 0 && e < 1e-5))
+				fprintf(stderr, "  %s n=%d: rel error %g\n",
+					quant_type_name(weight_types[t]), sizes[s], e);
+			VX_CHECK(e >= 0 && e < 1e-5);
+		}
+}
+
+VX_TEST(avx2_kernels_match_dequantise_then_multiply)
+{
+	if (!quant_have_avx2()) {
+		printf("  (no AVX2 on this CPU: skipped)\n");
+		return;
+	}
+	const int sizes[] = { 256, 512, 4864, 96 + 256 * 0 };
+	for (int t = 0; t < N_TYPES; t++)
+		for (int s = 0; s < 4; s++) {
+			int n = sizes[s];
+			if (quant_row_bytes(weight_types[t], n) == 0)
+				continue;
+			double e = kernel_error(weight_types[t], QUANT_IMPL_AVX2, n);
+			if (!(e >= 0 && e < 1e-5))
+				fprintf(stderr, "  %s n=%d: rel error %g\n",
+					quant_type_name(weight_types[t]), n, e);
+			VX_CHECK(e >= 0 && e < 1e-5);
+		}
+}
+
+VX_TEST(avx2_and_portable_agree_on_many_rows)
+{
+	if (!quant_have_avx2())
+		return;
+	for (int t = 0; t < N_TYPES; t++) {
+		int type = weight_types[t], n = 1024, vt = quant_vec_type(type);
+		uint8_t *w = malloc(quant_row_bytes(type, n)), *a = malloc(quant_row_bytes(vt, n));
+		float x[1024];
+		double worst = 0;
+		for (int r = 0; r < 50; r++) {
+			random_row(type, w, n);
+			for (int i = 0; i < n; i++)
+				x[i] = frand();
+			quant_quantize_row(vt, x, a, n);
+			float p = quant_dot_get(type, QUANT_IMPL_PORTABLE)(n, w, a);
+			float v = quant_dot_get(type, QUANT_IMPL_AVX2)(n, w, a);
+			double e = fabs(p - v) / (fabs(p) + 1.0);
+			worst = e > worst ? e : worst;
+		}
+		if (worst >= 1e-4)
+			fprintf(stderr, "  %s: worst %g\n", quant_type_name(type), worst);
+		VX_CHECK(worst < 1e-4);
+		free(w);
+		free(a);
+	}
+}
+
+VX_TEST(tile_kernels_match_the_dot_kernel)
+{
+	int tiles = 0;
+	for (int t = 0; t < N_TYPES; t++) {
+		int type = weight_types[t], n = 512, vt = quant_vec_type(type);
+		quant_tile_fn tile = quant_tile_get(type, QUANT_IMPL_BEST);
+		if (!tile)
+			continue;
+		tiles++;
+		size_t wb = quant_row_bytes(type, n), ab = quant_row_bytes(vt, n);
+		uint8_t *w = malloc(wb * QUANT_TILE_R), *a = malloc(ab * QUANT_TILE_T);
+		float x[512], out[QUANT_TILE_T * 3];
+		for (int r = 0; r < QUANT_TILE_R; r++)
+			random_row(type, w + r * wb, n);
+		for (int k = 0; k < QUANT_TILE_T; k++) {
+			for (int i = 0; i < n; i++)
+				x[i] = frand();
+			quant_quantize_row(vt, x, a + k * ab, n);
+		}
+		memset(out, 0, sizeof(out));
+		tile(n, w, wb, a, ab, out, 3);   /* out stride 3: column 2 untouched */
+		quant_dot_fn dot = quant_dot_get(type, QUANT_IMPL_PORTABLE);
+		for (int k = 0; k < QUANT_TILE_T; k++) {
+			for (int r = 0; r < QUANT_TILE_R; r++) {
+				float want = dot(n, w + r * wb, a + k * ab);
+				if (fabsf(out[k * 3 + r] - want) > 1e-4f * (fabsf(want) + 1))
+					fprintf(stderr, "  %s r%d t%d: %g want %g\n",
+						quant_type_name(type), r, k, out[k * 3 + r], want);
+				VX_CHECK(fabsf(out[k * 3 + r] - want) <= 1e-4f * (fabsf(want) + 1));
+			}
+			VX_CHECK(out[k * 3 + 2] == 0);
+		}
+		free(w);
+		free(a);
+	}
+	if (quant_have_avx2())
+		VX_CHECK(tiles >= 4);
+}
+
+VX_TEST(q4_0_dequantises_nibbles_in_ggml_order)
+{
+	block_q4_0 b;
+	put_f16(&b.d, 0.5f);
+	for (int j = 0; j < 16; j++)
+		b.qs[j] = (uint8_t)(j | ((15 - j) << 4));
+	float y[32];
+	quant_dequantize_row(QT_Q4_0, &b, y, 32);
+	VX_CHECK(y[0] == -4.0f && y[15] == 3.5f);     /* low nibbles: first half */
+	VX_CHECK(y[16] == 3.5f && y[31] == -4.0f);    /* high nibbles: second half */
+}
+
+VX_TEST_MAIN(type_table_sizes_match_ggml, f16_round_trips_every_finite_half,
+	     q8_0_activation_quantiser_within_half_a_step, q8_K_quantiser_bsums_and_error,
+	     portable_kernels_match_dequantise_then_multiply,
+	     avx2_kernels_match_dequantise_then_multiply, avx2_and_portable_agree_on_many_rows,
+	     tile_kernels_match_the_dot_kernel,
+	     q4_0_dequantises_nibbles_in_ggml_order)
