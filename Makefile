@@ -16,6 +16,7 @@
 # own objects; the generic rules below compile every .c under $(BUILD)/obj.
 
 .DELETE_ON_ERROR:
+.SECONDEXPANSION:
 .SUFFIXES:
 .DEFAULT_GOAL := all
 

@@ -19,6 +19,7 @@
 #define STREAM_HIGH_WATER (256 * 1024)  /* unsent bytes before writers wait */
 #define WATCH_INTERVAL_MS 20        /* client hang-up / deadline check period */
 #define REQ_DEFAULT_TIMEOUT_S 300
+#define DISCARD_MAX (64u * 1024 * 1024) /* body read and dropped after a 413 */
 
 typedef struct form_state {
 	vx_form_field fields[REQ_MAX_FIELDS];
@@ -42,6 +43,7 @@ struct vx_req {
 	bool seen_first_call;
 	bool dispatched;
 	bool too_large;
+	size_t discarded;           /* body bytes dropped after a 413 */
 	bool counted_in_flight;
 	vx_buf body;
 	size_t max_body;
@@ -659,14 +661,20 @@ enum MHD_Result vx_req_on_access(void *cls, struct MHD_Connection *conn,
 	if (*upload_data_size) {
 		size_t n = *upload_data_size;
 		*upload_data_size = 0;
-		if (req->replied)
-			return MHD_YES;   /* already answered; discard */
+		if (req->replied) {
+			/* Already answered (a chunked body past the limit):
+			 * MHD cannot answer mid-upload, so the rest is read
+			 * and dropped, up to DISCARD_MAX, then the line is cut. */
+			req->discarded += n;
+			return req->discarded > DISCARD_MAX ? MHD_NO : MHD_YES;
+		}
 		if (req->body.len + n > req->max_body) {
 			req->too_large = true;
 			vx_req_error(req, 413, "body_too_large",
 				     "request body is over the limit of %zu bytes",
 				     req->max_body);
-			return queue_buffered(req);
+			vx_buf_release(&req->body);
+			return MHD_YES;
 		}
 		if (vx_buf_append(&req->body, upload_data, n) < 0)
 			return MHD_NO;

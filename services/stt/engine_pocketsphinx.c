@@ -228,6 +228,18 @@ static void sphinx_slot_give(struct sphinx_engine *e, struct sphinx_slot *s)
 	pthread_mutex_unlock(&e->lock);
 }
 
+/*
+ * Starts an utterance on a fresh stream: segment frames count from the
+ * stream start (ps_seg_frames adds the stream offset), so without
+ * ps_start_stream they would run on from the decoder's previous utterance.
+ */
+static int sphinx_utt_start(ps_decoder_t *ps)
+{
+	if (ps_start_stream(ps) < 0 || ps_start_utt(ps) < 0)
+		return -EIO;
+	return 0;
+}
+
 /* A dictionary entry that is a spoken word, not <s>, <sil>, [NOISE], (NULL). */
 static bool sphinx_word_is_spoken(const char *w)
 {
@@ -308,7 +320,7 @@ static int sphinx_transcribe(void *engine, const int16_t *pcm, size_t n,
 	s = sphinx_slot_take(e);
 	if (!s)
 		return -EBUSY;
-	if (ps_start_utt(s->ps) < 0) {
+	if (sphinx_utt_start(s->ps) < 0) {
 		err = -EIO;
 		goto out_give;
 	}
@@ -364,7 +376,7 @@ static int sphinx_stream_start(struct sphinx_stream *st)
 {
 	if (st->in_utt)
 		return 0;
-	if (ps_start_utt(st->slot->ps) < 0)
+	if (sphinx_utt_start(st->slot->ps) < 0)
 		return -EIO;
 	st->in_utt = true;
 	st->utt_samples = 0;

@@ -20,7 +20,7 @@ STT_FLITE_LIBS := -lflite_cmu_us_slt -lflite_cmu_us_kal16 -lflite_cmu_us_awb \
 # Target-specific, so the per-directory flags of stt.mk stay its own.
 $(STT_ENGINE_OBJS): CFLAGS_ALL += $(STT_ENGINE_CFLAGS)
 $(BUILD)/obj/tests/unit/test_stt_engines.o: CFLAGS_ALL += -Iservices/stt
-$(BUILD)/obj/tools/stt_direct.o: CFLAGS_ALL += $(STT_ENGINE_CFLAGS)
+$(BUILD)/obj/tools/stt_direct.o: CFLAGS_ALL += $(STT_ENGINE_CFLAGS) $(shell $(PKG_CONFIG) --cflags sndfile)
 
 $(BUILD)/tests/test_stt_engines: $(BUILD)/obj/tests/unit/test_stt_engines.o \
 		$(STT_ENGINE_OBJS) $(BUILD)/obj/common/vx_buf.o

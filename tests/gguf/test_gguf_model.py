@@ -154,3 +154,26 @@ def test_bad_token_id_is_refused(tmp):
     p = subprocess.run([RUN, path, "--tokens", "1,%d" % r.V], capture_output=True,
                        text=True, timeout=60)
     assert p.returncode != 0
+
+
+def _broken_copy(tmp, name, patch):
+    path, _ = model(tmp, "qwen2", "Q8_0")
+    data = bytearray(open(path, "rb").read())
+    data = patch(data)
+    out = str(tmp / name)
+    open(out, "wb").write(bytes(data))
+    return out
+
+
+@pytest.mark.parametrize("name,patch,message", [
+    ("arch.gguf", lambda d: d.replace(b"qwen2", b"qwenX", 1), "unsupported architecture 'qwenX'"),
+    ("trunc.gguf", lambda d: d[:-1], "out of range"),
+    ("magic.gguf", lambda d: b"GGUX" + d[4:], "bad magic"),
+    ("tensor.gguf", lambda d: d.replace(b"blk.1.ffn_up.weight", b"blk.1.ffn_up.weighX", 1),
+     "missing tensor blk.1.ffn_up.weight"),
+], ids=["unknown_arch", "truncated", "bad_magic", "missing_tensor"])
+def test_broken_models_are_refused_with_a_clear_message(tmp, name, patch, message):
+    path = _broken_copy(tmp, name, patch)
+    p = subprocess.run([RUN, path, "--tokens", "1,2"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1
+    assert message in p.stderr, p.stderr

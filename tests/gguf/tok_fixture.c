@@ -84,23 +84,29 @@ int tok_fixture_load(const char *path, tok **ret)
 		rc = -ENOMEM;
 		goto out_free_arrays;
 	}
-	for (size_t i = 0; i < n; i++) {
-		const cJSON *x = cJSON_GetArrayItem(toks, (int)i);
-		const cJSON *s = cJSON_IsArray(scores) ? cJSON_GetArrayItem(scores, (int)i) : NULL;
-		const cJSON *y = cJSON_IsArray(types) ? cJSON_GetArrayItem(types, (int)i) : NULL;
+	/* walk the arrays: cJSON_GetArrayItem is O(index) */
+	const cJSON *x, *s = cJSON_IsArray(scores) ? scores->child : NULL;
+	const cJSON *y = cJSON_IsArray(types) ? types->child : NULL;
+	size_t i = 0;
+	cJSON_ArrayForEach(x, toks) {
 		if (!cJSON_IsString(x))
 			goto out_free_arrays;
 		tv[i] = x->valuestring;
 		tl[i] = strlen(x->valuestring);
-		sv[i] = s && cJSON_IsNumber(s) ? (float)s->valuedouble : 0.0f;
-		yv[i] = y && cJSON_IsNumber(y) ? (int32_t)y->valuedouble : 1;
+		sv[i] = cJSON_IsNumber(s) ? (float)s->valuedouble : 0.0f;
+		yv[i] = cJSON_IsNumber(y) ? (int32_t)y->valuedouble : 1;
+		s = s ? s->next : NULL;
+		y = y ? y->next : NULL;
+		i++;
 	}
-	for (size_t i = 0; i < nm; i++) {
-		const cJSON *x = cJSON_GetArrayItem(merges, (int)i);
-		if (!cJSON_IsString(x))
-			goto out_free_arrays;
-		mv[i] = x->valuestring;
-		ml[i] = strlen(x->valuestring);
+	i = 0;
+	if (nm) {
+		cJSON_ArrayForEach(x, merges) {
+			if (!cJSON_IsString(x))
+				goto out_free_arrays;
+			mv[i] = x->valuestring;
+			ml[i++] = strlen(x->valuestring);
+		}
 	}
 	tok_spec spec = {
 		.model = model->valuestring,

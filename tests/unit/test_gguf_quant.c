@@ -284,6 +284,39 @@ VX_TEST(tile_kernels_match_the_dot_kernel)
 		VX_CHECK(tiles >= 4);
 }
 
+VX_TEST(avx2_activation_quantisers_match_portable)
+{
+	if (!quant_have_avx2())
+		return;
+	const int types[] = { QT_Q8_0, QT_Q8_K };
+	for (int k = 0; k < 2; k++) {
+		int n = 1024, type = types[k];
+		float x[1024], ya[1024], yp[1024];
+		uint8_t qa[1200], qp[1200];
+		for (int i = 0; i < n; i++)
+			x[i] = frand() * (k + 1);
+		x[0] = -9.0f;   /* the block's largest magnitude is negative */
+		VX_CHECK_INT(quant_quantize_avx2(type, x, qa, n), 0);
+		VX_CHECK_INT(quant_quantize_row_portable(type, x, qp, n), 0);
+		quant_dequantize_row(type, qa, ya, n);
+		quant_dequantize_row(type, qp, yp, n);
+		int differ = 0;
+		for (int i = 0; i < n; i++)
+			if (fabsf(ya[i] - yp[i]) > 1e-6f + 1e-6f * fabsf(yp[i]))
+				differ++;
+		VX_CHECK(differ <= 2);   /* only exact .5 ties may round apart */
+		if (type == QT_Q8_K) {
+			const block_q8_K *b = (const block_q8_K *)qa;
+			for (int g = 0; g < 16; g++) {
+				int s = 0;
+				for (int l = 0; l < 16; l++)
+					s += b[1].qs[g * 16 + l];
+				VX_CHECK_INT(b[1].bsums[g], s);
+			}
+		}
+	}
+}
+
 VX_TEST(q4_0_dequantises_nibbles_in_ggml_order)
 {
 	block_q4_0 b;
@@ -300,5 +333,5 @@ VX_TEST_MAIN(type_table_sizes_match_ggml, f16_round_trips_every_finite_half,
 	     q8_0_activation_quantiser_within_half_a_step, q8_K_quantiser_bsums_and_error,
 	     portable_kernels_match_dequantise_then_multiply,
 	     avx2_kernels_match_dequantise_then_multiply, avx2_and_portable_agree_on_many_rows,
-	     tile_kernels_match_the_dot_kernel,
+	     tile_kernels_match_the_dot_kernel, avx2_activation_quantisers_match_portable,
 	     q4_0_dequantises_nibbles_in_ggml_order)

@@ -302,6 +302,15 @@ int quant_quantize_row(int type, const float *src, void *dst, int64_t n)
 {
 	if (!quant_row_bytes(type, n))
 		return -EINVAL;
+	if (type != QT_F32 && quant_have_avx2() && quant_quantize_avx2(type, src, dst, n) == 0)
+		return 0;
+	return quant_quantize_row_portable(type, src, dst, n);
+}
+
+int quant_quantize_row_portable(int type, const float *src, void *dst, int64_t n)
+{
+	if (!quant_row_bytes(type, n))
+		return -EINVAL;
 	switch (type) {
 	case QT_F32: memcpy(dst, src, (size_t)n * 4); return 0;
 	case QT_Q8_0: quantize_q8_0(src, dst, n / QK8_0); return 0;

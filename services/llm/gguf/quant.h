@@ -119,5 +119,9 @@ float quant_bf16_to_f32(uint16_t h);
 quant_dot_fn quant_dot_portable(int type);
 quant_dot_fn quant_dot_avx2(int type);
 quant_tile_fn quant_tile_avx2(int type);
+/* 0, or -1 when there is no AVX2 quantiser for type. */
+int quant_quantize_avx2(int type, const float *src, void *dst, int64_t n);
+/* The portable quantiser (tests compare the two). */
+int quant_quantize_row_portable(int type, const float *src, void *dst, int64_t n);
 
 #endif

@@ -5,6 +5,7 @@
  */
 #include "quant.h"
 
+#include <math.h>
 #include <string.h>
 
 #if defined(__x86_64__)
@@ -490,6 +491,91 @@ AVX2 static void tile_q6_K(int n, const void *w, size_t ws, const void *a, size_
 		row4_q6_K(n, (const block_q6_K *)((const uint8_t *)w + r * ws), y, out + r, os);
 }
 
+/* ---- activation quantisers (same results as quant.c's up to ties) ---- */
+
+AVX2 static inline __m256i pack_i32x4_to_i8(__m256i a, __m256i b, __m256i c, __m256i d)
+{
+	__m256i ab = _mm256_packs_epi32(a, b), cd = _mm256_packs_epi32(c, d);
+	__m256i x = _mm256_packs_epi16(ab, cd);
+	return _mm256_permutevar8x32_epi32(x, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+AVX2 static void quantize_q8_0(const float *x, block_q8_0 *y, int64_t nb)
+{
+	const __m256 sign = _mm256_set1_ps(-0.0f);
+	for (int64_t i = 0; i < nb; i++, x += QK8_0) {
+		__m256 v[4], m = _mm256_setzero_ps();
+		for (int k = 0; k < 4; k++) {
+			v[k] = _mm256_loadu_ps(x + 8 * k);
+			m = _mm256_max_ps(m, _mm256_andnot_ps(sign, v[k]));
+		}
+		__m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+		h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+		h = _mm_max_ss(h, _mm_movehdup_ps(h));
+		float d = _mm_cvtss_f32(h) / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
+		y[i].d = (uint16_t)_cvtss_sh(d, 0);
+		__m256 vid = _mm256_set1_ps(id);
+		__m256i q[4];
+		for (int k = 0; k < 4; k++)
+			q[k] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[k], vid),
+					_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+		_mm256_storeu_si256((__m256i *)y[i].qs, pack_i32x4_to_i8(q[0], q[1], q[2], q[3]));
+	}
+}
+
+AVX2 static void quantize_q8_K(const float *x, block_q8_K *y, int64_t nb)
+{
+	for (int64_t i = 0; i < nb; i++, x += QK_K) {
+		__m256 mx = _mm256_set1_ps(-INFINITY), mn = _mm256_set1_ps(INFINITY);
+		for (int k = 0; k < QK_K; k += 8) {
+			__m256 v = _mm256_loadu_ps(x + k);
+			mx = _mm256_max_ps(mx, v);
+			mn = _mm256_min_ps(mn, v);
+		}
+		float hi, lo;
+		float a[8], b[8];
+		_mm256_storeu_ps(a, mx);
+		_mm256_storeu_ps(b, mn);
+		hi = a[0];
+		lo = b[0];
+		for (int k = 1; k < 8; k++) {
+			hi = a[k] > hi ? a[k] : hi;
+			lo = b[k] < lo ? b[k] : lo;
+		}
+		float max = -lo > hi ? lo : hi;
+		if (max == 0) {
+			memset(&y[i], 0, sizeof(y[i]));
+			continue;
+		}
+		float iscale = -127.0f / max;
+		__m256 vs = _mm256_set1_ps(iscale);
+		for (int k = 0; k < QK_K; k += 32) {
+			__m256i q[4];
+			for (int j = 0; j < 4; j++)
+				q[j] = _mm256_cvtps_epi32(_mm256_round_ps(
+					_mm256_mul_ps(_mm256_loadu_ps(x + k + 8 * j), vs),
+					_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+			_mm256_storeu_si256((__m256i *)(y[i].qs + k), pack_i32x4_to_i8(q[0], q[1], q[2], q[3]));
+		}
+		for (int g = 0; g < QK_K / 16; g++) {
+			int sum = 0;
+			for (int l = 0; l < 16; l++)
+				sum += y[i].qs[g * 16 + l];
+			y[i].bsums[g] = (int16_t)sum;
+		}
+		y[i].d = 1.0f / iscale;
+	}
+}
+
+int quant_quantize_avx2(int type, const float *src, void *dst, int64_t n)
+{
+	switch (type) {
+	case QT_Q8_0: quantize_q8_0(src, dst, n / QK8_0); return 0;
+	case QT_Q8_K: quantize_q8_K(src, dst, n / QK_K); return 0;
+	default: return -1;
+	}
+}
+
 quant_tile_fn quant_tile_avx2(int type)
 {
 	switch (type) {
@@ -529,6 +615,12 @@ quant_tile_fn quant_tile_avx2(int type)
 {
 	(void)type;
 	return NULL;
+}
+
+int quant_quantize_avx2(int type, const float *src, void *dst, int64_t n)
+{
+	(void)type; (void)src; (void)dst; (void)n;
+	return -1;
 }
 
 #endif

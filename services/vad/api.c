@@ -1,0 +1,341 @@
+/*
+ * api.c - voxline-vad's routes: POST /detect (a whole file) and /ws/detect
+ * (a live stream: speech_start / speech_end events as audio arrives).
+ */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vad_service.h"
+#include "vx_log.h"
+#include "vx_reqbody.h"
+#include "vx_ws.h"
+
+/* ---- POST /detect ---- */
+
+typedef struct detect_params {
+	vad_config vcfg;
+	vad_seg_config scfg;
+} detect_params;
+
+static int read_params(vx_req *req, const vad_service *svc, detect_params *p)
+{
+	if (vx_reqbody_int(req, "aggressiveness", svc->aggressiveness, 0, 3,
+			   &p->vcfg.aggressiveness) < 0 ||
+	    vx_reqbody_int(req, "min_speech_ms", svc->min_speech_ms, 0,
+			   VAD_SEG_MS_MAX, &p->scfg.min_speech_ms) < 0 ||
+	    vx_reqbody_int(req, "min_silence_ms", svc->min_silence_ms, 0,
+			   VAD_SEG_MS_MAX, &p->scfg.min_silence_ms) < 0 ||
+	    vx_reqbody_int(req, "pad_ms", svc->pad_ms, 0, VAD_SEG_MS_MAX,
+			   &p->scfg.pad_ms) < 0 ||
+	    vx_reqbody_int(req, "frame_ms", svc->frame_ms, 10, 30,
+			   &p->scfg.frame_ms) < 0)
+		return -EINVAL;
+	if (p->scfg.frame_ms % 10) {
+		vx_req_error(req, 400, "bad_parameter",
+			     "frame_ms must be 10, 20 or 30");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void detect_job(vx_req *req, void *arg)
+{
+	vad_service *svc = arg;
+	detect_params p = {0};
+	if (read_params(req, svc, &p) < 0)
+		return;
+	vx_pcm pcm = {0};
+	if (vx_reqbody_audio(req, VAD_RATE, svc->max_audio_s, &pcm) < 0)
+		return;
+	vad_segments segs = {0};
+	int r = vad_engine_detect(svc->engine, &p.vcfg, &p.scfg, pcm.data,
+				  pcm.frames, &segs);
+	if (r < 0) {
+		vx_req_error(req, 500, "vad_failed", "detection failed: %s",
+			     strerror(-r));
+		goto out_release;
+	}
+	vx_counter_add(svc->audio_seconds, pcm.frames / VAD_RATE);
+	vx_counter_add(svc->segments, segs.n);
+	vx_buf b = {0};
+	vx_buf_printf(&b, "{\"sample_rate\":%d,\"duration_ms\":%lld,"
+		      "\"segments\":[", VAD_RATE, (long long)segs.duration_ms);
+	for (size_t i = 0; i < segs.n; i++)
+		vx_buf_printf(&b, "%s{\"start_ms\":%lld,\"end_ms\":%lld}",
+			      i ? "," : "", (long long)segs.v[i].start_ms,
+			      (long long)segs.v[i].end_ms);
+	vx_buf_printf(&b, "],\"speech_ms\":%lld,\"engine\":\"%s\","
+		      "\"processing_ms\":%.1f}\n", (long long)segs.speech_ms,
+		      svc->engine->name, vx_req_elapsed_ms(req));
+	vx_req_reply_buf(req, 200, "application/json", &b);
+	vad_segments_release(&segs);
+out_release:
+	vx_pcm_release(&pcm);
+}
+
+static void handle_detect(vx_req *req, void *user)
+{
+	vad_service *svc = user;
+	vx_req_run(req, svc->pool, detect_job, svc);
+}
+
+/* ---- /ws/detect ---- */
+
+typedef struct ws_detect {
+	vad_service *svc;
+	bool configured;
+	vx_encoding encoding;
+	int rate;
+	void *engine_state;
+	vad_segmenter seg;
+	vad_seg_config scfg;
+	vx_resampler *resampler;     /* NULL at 16 kHz */
+	int16_t frame[VAD_FRAME_MAX];
+	size_t frame_fill;           /* samples in frame */
+	size_t frame_len;            /* samples per frame */
+	uint8_t odd_byte;            /* pcm16 split across messages */
+	bool has_odd;
+	int64_t samples;             /* at 16 kHz, this round */
+	vx_buf scratch;
+} ws_detect;
+
+static void ws_seg_event(void *user, vad_event ev, int64_t start_ms,
+			 int64_t end_ms)
+{
+	vx_wsconn *c = user;
+	char msg[128];
+	int n = ev == VAD_SPEECH_START ?
+		snprintf(msg, sizeof(msg),
+			 "{\"event\":\"speech_start\",\"start_ms\":%lld}",
+			 (long long)start_ms) :
+		snprintf(msg, sizeof(msg),
+			 "{\"event\":\"speech_end\",\"start_ms\":%lld,\"end_ms\":%lld}",
+			 (long long)start_ms, (long long)end_ms);
+	vx_ws_send_text(c, msg, (size_t)n);
+}
+
+static void ws_reset_round(ws_detect *w)
+{
+	vad_segmenter_init(&w->seg, &w->scfg);
+	w->frame_fill = 0;
+	w->samples = 0;
+	w->has_odd = false;
+}
+
+static void ws_release_engine(ws_detect *w)
+{
+	if (w->engine_state)
+		w->svc->engine->destroy(w->engine_state);
+	w->engine_state = NULL;
+	vx_resampler_free(w->resampler);
+	w->resampler = NULL;
+}
+
+static int json_int(const cJSON *j, const char *name, int def, int min, int max,
+		    int *ret)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, name);
+	if (!v) {
+		*ret = def;
+		return 0;
+	}
+	if (!cJSON_IsNumber(v) || v->valuedouble < min || v->valuedouble > max)
+		return -EINVAL;
+	*ret = (int)v->valuedouble;
+	return 0;
+}
+
+static void ws_configure(vx_wsconn *c, ws_detect *w, const cJSON *j)
+{
+	vad_service *svc = w->svc;
+	vad_config vcfg;
+	const cJSON *enc = cJSON_GetObjectItemCaseSensitive(j, "encoding");
+	w->encoding = VX_ENC_PCM16;
+	if (enc && (!cJSON_IsString(enc) ||
+		    vx_encoding_from_name(enc->valuestring, &w->encoding) < 0)) {
+		vx_ws_send_error(c, "bad_config", "encoding must be pcm16, mulaw or alaw");
+		return;
+	}
+	if (json_int(j, "sample_rate", VAD_RATE, 8000, 48000, &w->rate) < 0 ||
+	    json_int(j, "aggressiveness", svc->aggressiveness, 0, 3,
+		     &vcfg.aggressiveness) < 0 ||
+	    json_int(j, "min_speech_ms", svc->min_speech_ms, 0, VAD_SEG_MS_MAX,
+		     &w->scfg.min_speech_ms) < 0 ||
+	    json_int(j, "min_silence_ms", svc->min_silence_ms, 0, VAD_SEG_MS_MAX,
+		     &w->scfg.min_silence_ms) < 0 ||
+	    json_int(j, "pad_ms", svc->pad_ms, 0, VAD_SEG_MS_MAX,
+		     &w->scfg.pad_ms) < 0) {
+		vx_ws_send_error(c, "bad_config",
+				 "sample_rate 8000-48000, aggressiveness 0-3, "
+				 "*_ms 0-10000");
+		return;
+	}
+	w->scfg.frame_ms = svc->frame_ms;
+	w->frame_len = (size_t)svc->frame_ms * VAD_RATE / 1000;
+	ws_release_engine(w);
+	int r = svc->engine->create(&vcfg, &w->engine_state);
+	if (r == 0 && w->rate != VAD_RATE)
+		r = vx_resampler_new(w->rate, VAD_RATE, &w->resampler);
+	if (r < 0) {
+		vx_ws_send_error(c, "engine_failed", "cannot start: %s", strerror(-r));
+		ws_release_engine(w);
+		return;
+	}
+	ws_reset_round(w);
+	w->configured = true;
+	char msg[160];
+	int n = snprintf(msg, sizeof(msg),
+			 "{\"event\":\"ready\",\"sample_rate\":%d,\"engine\":\"%s\","
+			 "\"frame_ms\":%d}", w->rate, svc->engine->name,
+			 svc->frame_ms);
+	vx_ws_send_text(c, msg, (size_t)n);
+}
+
+static void ws_finish_round(vx_wsconn *c, ws_detect *w)
+{
+	vad_segmenter_finish(&w->seg, ws_seg_event, c);
+	char msg[128];
+	int n = snprintf(msg, sizeof(msg),
+			 "{\"event\":\"done\",\"duration_ms\":%lld,\"speech_ms\":%lld}",
+			 (long long)(w->samples / (VAD_RATE / 1000)),
+			 (long long)w->seg.speech_ms);
+	vx_ws_send_text(c, msg, (size_t)n);
+	ws_reset_round(w);
+}
+
+static int ws_open(vx_wsconn *c, void *user, void **ret_state)
+{
+	(void)c;
+	ws_detect *w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	w->svc = user;
+	*ret_state = w;
+	return 0;
+}
+
+static void ws_text(vx_wsconn *c, void *state, const char *text, size_t len)
+{
+	ws_detect *w = state;
+	cJSON *j = cJSON_ParseWithLength(text, len);
+	if (!j || !cJSON_IsObject(j)) {
+		vx_ws_send_error(c, "invalid_json", "messages must be JSON objects");
+		goto out_free;
+	}
+	const cJSON *ev = cJSON_GetObjectItemCaseSensitive(j, "event");
+	const char *name = cJSON_IsString(ev) ? ev->valuestring : NULL;
+	if (!name || !strcmp(name, "config") || !strcmp(name, "start")) {
+		ws_configure(c, w, j);
+	} else if (!w->configured) {
+		vx_ws_send_error(c, "not_configured",
+				 "send a JSON config message first");
+	} else if (!strcmp(name, "end")) {
+		ws_finish_round(c, w);
+	} else if (!strcmp(name, "cancel")) {
+		ws_reset_round(w);
+	} else {
+		vx_ws_send_error(c, "unknown_event", "unknown event '%s'", name);
+	}
+out_free:
+	cJSON_Delete(j);
+}
+
+/* Runs 16 kHz samples through the frame buffer and the detector. */
+static void ws_feed16k(vx_wsconn *c, ws_detect *w, const int16_t *pcm, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		w->frame[w->frame_fill++] = pcm[i];
+		if (w->frame_fill < w->frame_len)
+			continue;
+		int speech = w->svc->engine->process(w->engine_state, w->frame,
+						     w->frame_len);
+		vad_segmenter_push(&w->seg, speech > 0, ws_seg_event, c);
+		w->frame_fill = 0;
+	}
+	w->samples += (int64_t)n;
+}
+
+static void ws_binary(vx_wsconn *c, void *state, const void *data, size_t len)
+{
+	ws_detect *w = state;
+	if (!w->configured) {
+		vx_ws_send_error(c, "not_configured",
+				 "send a JSON config message before audio");
+		return;
+	}
+	if (w->samples / VAD_RATE > w->svc->max_audio_s) {
+		vx_ws_send_error(c, "audio_too_long",
+				 "over %d s of audio in one round", w->svc->max_audio_s);
+		vx_ws_close(c, 1009, "audio too long");
+		return;
+	}
+	/* Decode to PCM16 at the client's rate in scratch. */
+	vx_buf *s = &w->scratch;
+	vx_buf_reset(s);
+	const uint8_t *in = data;
+	if (w->encoding == VX_ENC_PCM16) {
+		if (w->has_odd) {
+			vx_buf_append(s, &w->odd_byte, 1);
+			w->has_odd = false;
+		}
+		vx_buf_append(s, in, len);
+		if (s->len % 2) {
+			w->odd_byte = (uint8_t)s->data[--s->len];
+			w->has_odd = true;
+		}
+	} else {
+		for (size_t i = 0; i < len; i++) {
+			int16_t v = w->encoding == VX_ENC_MULAW ?
+				vx_g711_ulaw_decode(in[i]) :
+				vx_g711_alaw_decode(in[i]);
+			vx_buf_append(s, &v, sizeof(v));
+		}
+	}
+	if (!s->data)
+		return;
+	if (!w->resampler) {
+		ws_feed16k(c, w, (const int16_t *)(void *)s->data, s->len / 2);
+		return;
+	}
+	vx_buf out = {0};
+	if (vx_resampler_process(w->resampler, (const int16_t *)(void *)s->data,
+				 s->len / 2, &out) == 0 && out.data)
+		ws_feed16k(c, w, (const int16_t *)(void *)out.data, out.len / 2);
+	vx_buf_release(&out);
+}
+
+static void ws_close(vx_wsconn *c, void *state)
+{
+	(void)c;
+	ws_detect *w = state;
+	ws_release_engine(w);
+	vx_buf_release(&w->scratch);
+	free(w);
+}
+
+/* ---- tables ---- */
+
+const vx_route vad_routes[] = {
+	{ "POST", "/detect", handle_detect, 0 },
+};
+const size_t vad_n_routes = sizeof(vad_routes) / sizeof(vad_routes[0]);
+
+const vx_ws_route vad_ws_routes[] = {
+	{ "/ws/detect", ws_open, ws_text, ws_binary, ws_close },
+};
+const size_t vad_n_ws_routes = sizeof(vad_ws_routes) / sizeof(vad_ws_routes[0]);
+
+void vad_service_info(void *user, vx_buf *out)
+{
+	vad_service *svc = user;
+	vx_buf_printf(out, ",\"engine\":\"%s\",\"engines\":[", svc->engine->name);
+	for (size_t i = 0; vad_engines[i]; i++)
+		vx_buf_printf(out, "%s\"%s\"", i ? "," : "", vad_engines[i]->name);
+	vx_buf_printf(out, "],\"sample_rates\":[8000,16000,48000],"
+		      "\"encodings\":[\"pcm16\",\"mulaw\",\"alaw\"],"
+		      "\"aggressiveness\":%d,\"frame_ms\":%d,\"workers\":%d",
+		      svc->aggressiveness, svc->frame_ms, svc->d.workers);
+}

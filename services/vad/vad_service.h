@@ -1,0 +1,35 @@
+/*
+ * vad_service.h - voxline-vad's state, shared by main.c (flags, start/stop)
+ * and api.c (routes). One instance per process, passed explicitly.
+ */
+#ifndef VAD_SERVICE_H
+#define VAD_SERVICE_H
+
+#include "vad_engine.h"
+#include "vx_daemon.h"
+#include "vx_metrics.h"
+#include "vx_pool.h"
+#include "vx_server.h"
+
+typedef struct vad_service {
+	vx_daemon_opts d;
+	const char *engine_name;
+	int aggressiveness;          /* default for requests: 0..3 */
+	int frame_ms;                /* 10, 20, 30 */
+	int min_speech_ms, min_silence_ms, pad_ms;
+	int max_audio_s;             /* per request / per WebSocket utterance */
+
+	const vad_engine_ops *engine;
+	vx_pool *pool;
+	vx_counter *audio_seconds;   /* audio classified, seconds */
+	vx_counter *segments;        /* speech segments found */
+} vad_service;
+
+extern const vx_route vad_routes[];
+extern const size_t vad_n_routes;
+extern const vx_ws_route vad_ws_routes[];
+extern const size_t vad_n_ws_routes;
+
+void vad_service_info(void *user, vx_buf *out);
+
+#endif
