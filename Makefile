@@ -65,7 +65,7 @@ DEB_PACKAGES := build-essential pkg-config curl wrk \
 	libcjson-dev libcurl4-openssl-dev libsystemd-dev libsqlite3-dev \
 	libpocketsphinx-dev libsphinxbase-dev pocketsphinx-en-us \
 	flite1-dev libespeak-ng-dev espeak-ng-data libwebrtc-audio-processing-dev \
-	python3 python3-pytest python3-numpy python3-websocket nodejs npm
+	python3 python3-pytest python3-numpy python3-regex python3-websocket nodejs npm
 
 # Installs only what is missing; a no-op (no root needed) when all are there.
 deps:
@@ -88,7 +88,7 @@ unit: $(UNIT_TESTS)
 
 integration: all
 	VOXLINE_BIN=$(abspath $(BUILD)/bin) VOXLINE_TOOLS=$(abspath $(BUILD)/tools) \
-		$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration $(PYTEST_ARGS)
+		$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration tests/gguf $(PYTEST_ARGS)
 
 test: deps
 	$(MAKE) all $(UNIT_TESTS)

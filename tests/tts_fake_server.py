@@ -19,8 +19,10 @@ A path prefix before /v1 picks a behaviour, so one server covers every case:
     /json200/v1/... 200 with a JSON body (a broken server)
 GET /last returns the last speech request seen: {"path","headers","body"}.
 
-Usage: tts_fake_server.py [--port 0] [--key KEY]; prints "PORT <n>" on
-stdout once listening, then serves until SIGTERM or stdin closes.
+Usage: tts_fake_server.py [--port 0] [--key KEY] [--exit-on-stdin-eof];
+prints "PORT <n>" on stdout once listening, then serves until SIGTERM (or,
+with --exit-on-stdin-eof, until its stdin closes: a parent that dies
+without cleaning up still stops it).
 """
 import argparse
 import json
@@ -156,20 +158,32 @@ class Handler(BaseHTTPRequestHandler):
             pass
 
 
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        # A client that cancels or times out closes its socket: not news.
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return
+        super().handle_error(request, client_address)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--key", default=None)
+    ap.add_argument("--exit-on-stdin-eof", action="store_true")
     args = ap.parse_args()
     Handler.key = args.key
-    srv = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
-    srv.daemon_threads = True
+    srv = Server(("127.0.0.1", args.port), Handler)
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=srv.shutdown).start())
 
-    def watch_stdin():  # the test closes our stdin (or dies): stop
-        sys.stdin.read()
+    def watch_stdin():  # the parent closed our stdin (or died): stop
+        while sys.stdin.buffer.read(4096):
+            pass
         srv.shutdown()
-    threading.Thread(target=watch_stdin, daemon=True).start()
+    if args.exit_on_stdin_eof:
+        threading.Thread(target=watch_stdin, daemon=True).start()
     print("PORT %d" % srv.server_address[1], flush=True)
     srv.serve_forever()
     srv.server_close()

@@ -43,6 +43,7 @@ void unregister_cmu_us_slt(cst_voice *v);
 #define TRIM_DB 45.0                /* below the loudest block: silence */
 #define MISS_PENALTY_MS 1000
 #define MAX_SENTENCES 16
+#define DEFAULT_SEED 0x5eed0001ULL  /* noise of condition c: seed + c */
 
 static const char *const sentences[] = {
 	"The quick brown fox jumps over the lazy dog.",
@@ -271,7 +272,8 @@ static void seg_collect(void *user, vad_event ev, int64_t start_ms,
 
 /* Runs one engine/mode/frame size over pcm and scores it against t. */
 static int evaluate(const vad_engine_ops *e, int mode, int frame_ms,
-		    const track *t, const int16_t *pcm, result *ret)
+		    const track *t, const int16_t *pcm, int verbose,
+		    result *ret)
 {
 	vad_config cfg = { .aggressiveness = mode };
 	vad_seg_config scfg = { .frame_ms = frame_ms,
@@ -331,6 +333,11 @@ static int evaluate(const vad_engine_ops *e, int mode, int frame_ms,
 		double es = bi < 0 ? MISS_PENALTY_MS : (double)llabs(segs.start[bi] - ts);
 		double ee = bi < 0 ? MISS_PENALTY_MS : (double)llabs(segs.end[bi] - te);
 
+		if (verbose && (es > verbose || ee > verbose))
+			printf("  %s mode %d frame %d: truth %lld-%lld, found %lld-%lld\n",
+			       e->name, mode, frame_ms, (long long)ts, (long long)te,
+			       (long long)(bi < 0 ? -1 : segs.start[bi]),
+			       (long long)(bi < 0 ? -1 : segs.end[bi]));
 		res.start_err += es / t->nseg;
 		res.end_err += ee / t->nseg;
 		if (es > res.max_err)
@@ -417,7 +424,7 @@ static void usage(FILE *f)
 	fprintf(f, "usage: vad_eval [--frame-ms 10|20|30|0] [--engine NAME]\n"
 		"                [--write-wav FILE] [--write-truth FILE]\n"
 		"                [--condition clean|white20|pink20|white5|pink5]\n"
-		"                [--no-eval]\n");
+		"                [--seed N] [--show-errors-over MS] [--no-eval]\n");
 }
 
 struct options {
@@ -426,6 +433,9 @@ struct options {
 	const char *wav, *truth;
 	const condition *cond;      /* for --write-* */
 	int eval;
+	uint64_t seed;              /* noise of condition c: seed + c */
+	int verbose;                /* print segments off by more (ms); 0 = none */
+	int only_cond;              /* --condition given: evaluate only that */
 };
 
 static int parse_args(int argc, char **argv, struct options *o)
@@ -449,6 +459,16 @@ static int parse_args(int argc, char **argv, struct options *o)
 			if (o->frame_ms && o->frame_ms != 10 &&
 			    o->frame_ms != 20 && o->frame_ms != 30)
 				return -EINVAL;
+		} else if (strcmp(a, "--show-errors-over") == 0) {
+			o->verbose = atoi(v);
+			if (o->verbose <= 0)
+				return -EINVAL;
+		} else if (strcmp(a, "--seed") == 0) {
+			char *end;
+
+			o->seed = strtoull(v, &end, 0);
+			if (*end || !o->seed)
+				return -EINVAL;
 		} else if (strcmp(a, "--engine") == 0) {
 			if (!vad_engine_find(v))
 				return -EINVAL;
@@ -464,6 +484,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 					o->cond = &conditions[c];
 			if (!o->cond)
 				return -EINVAL;
+			o->only_cond = 1;
 		} else {
 			return -EINVAL;
 		}
@@ -477,7 +498,7 @@ static int write_files(const struct options *o, const track *t)
 	int r = 0;
 
 	if (o->wav) {
-		pcm = mix(t, o->cond, 0x5eed0001ULL);
+		pcm = mix(t, o->cond, o->seed + (uint64_t)(o->cond - conditions));
 		if (!pcm)
 			return -ENOMEM;
 		r = write_wav(o->wav, pcm, t->n);
@@ -510,7 +531,7 @@ static int run_eval(const struct options *o, const track *t)
 	int r = 0;
 
 	for (size_t c = 0; c < NCOND; c++) {
-		pcm[c] = mix(t, &conditions[c], 0x5eed0001ULL + c);
+		pcm[c] = mix(t, &conditions[c], o->seed + c);
 		if (!pcm[c]) {
 			r = -ENOMEM;
 			goto out_free_pcm;
@@ -530,6 +551,8 @@ static int run_eval(const struct options *o, const track *t)
 			continue;
 		for (int m = 0; m < NMODES; m++) {
 			for (size_t c = 0; c < NCOND; c++) {
+				if (o->only_cond && o->cond != &conditions[c])
+					continue;
 				for (int fi = 0; fi < 3; fi++) {
 					int fm = all_frames[fi];
 					result res;
@@ -537,7 +560,7 @@ static int run_eval(const struct options *o, const track *t)
 
 					if (o->frame_ms && o->frame_ms != fm)
 						continue;
-					r = evaluate(e, m, fm, t, pcm[c], &res);
+					r = evaluate(e, m, fm, t, pcm[c], o->verbose, &res);
 					if (r < 0) {
 						fprintf(stderr, "vad_eval: %s mode %d: %s\n",
 							e->name, m, strerror(-r));
@@ -599,7 +622,8 @@ out_free_pcm:
 
 int main(int argc, char **argv)
 {
-	struct options o = { .frame_ms = 20, .cond = &conditions[1], .eval = 1 };
+	struct options o = { .frame_ms = 20, .cond = &conditions[1], .eval = 1,
+			     .seed = DEFAULT_SEED };
 	track t = { 0 };
 	int r;
 

@@ -8,10 +8,12 @@
  *
  * Thread safety: espeak-ng keeps its state (voice, rate, output buffer,
  * callback) in globals, so every espeak call runs under espeak_lock, one
- * synthesis at a time per process. It is initialised by the first create
- * and terminated by the last destroy. Output is synchronous
- * (ENOUTPUT_MODE_SYNCHRONOUS): the synth callback streams chunks of
- * ESPEAK_BUFFER_MS on the calling thread.
+ * synthesis at a time per process. It is initialised once, by the first
+ * create, and stays for the life of the process: Debian's 1.51 hangs in
+ * espeak_ng_Terminate after an Initialize/Terminate/Initialize cycle (its
+ * internal fifo thread never acknowledges), so it is never terminated.
+ * Output is synchronous (ENOUTPUT_MODE_SYNCHRONOUS): the synth callback
+ * streams chunks of ESPEAK_BUFFER_MS on the calling thread.
  */
 #include "tts_engine.h"
 
@@ -58,7 +60,8 @@ struct espeak_call {
 };
 
 static pthread_mutex_t espeak_lock = PTHREAD_MUTEX_INITIALIZER;
-static int espeak_refs;   /* live engine objects; guarded by espeak_lock */
+static pthread_once_t espeak_once = PTHREAD_ONCE_INIT;
+static int espeak_init_err;   /* result of espeak_init, set once */
 
 static int espeak_synth_cb(short *wav, int n, espeak_EVENT *events)
 {
@@ -80,28 +83,23 @@ static int espeak_synth_cb(short *wav, int n, espeak_EVENT *events)
 	return 0;
 }
 
-/* Under espeak_lock. */
-static int espeak_init_locked(void)
+/* Once per process (pthread_once): the library's globals. */
+static void espeak_init(void)
 {
 	espeak_ng_ERROR_CONTEXT ctx = NULL;
-	espeak_ng_STATUS st;
 
-	if (espeak_refs > 0)
-		return 0;
 	espeak_ng_InitializePath(NULL);
-	st = espeak_ng_Initialize(&ctx);
-	if (st != ENS_OK) {
+	if (espeak_ng_Initialize(&ctx) != ENS_OK) {
 		espeak_ng_ClearErrorContext(&ctx);
-		return -EIO;
+		espeak_init_err = -EIO;
+		return;
 	}
-	st = espeak_ng_InitializeOutput(ENOUTPUT_MODE_SYNCHRONOUS,
-					ESPEAK_BUFFER_MS, NULL);
-	if (st != ENS_OK) {
-		espeak_ng_Terminate();
-		return -EIO;
+	if (espeak_ng_InitializeOutput(ENOUTPUT_MODE_SYNCHRONOUS,
+				       ESPEAK_BUFFER_MS, NULL) != ENS_OK) {
+		espeak_init_err = -EIO;
+		return;
 	}
 	espeak_SetSynthCallback(espeak_synth_cb);
-	return 0;
 }
 
 /* "en-gb-x-rp" -> "en-GB-x-rp", "cmn-latn-pinyin" -> "cmn-Latn-pinyin". */
@@ -205,10 +203,6 @@ static void espeak_destroy(void *engine)
 
 	if (!e)
 		return;
-	pthread_mutex_lock(&espeak_lock);
-	if (--espeak_refs == 0)
-		espeak_ng_Terminate();
-	pthread_mutex_unlock(&espeak_lock);
 	free(e->voices);
 	free(e->ents);
 	free(e);
@@ -257,13 +251,11 @@ static int espeak_create(const tts_config *cfg, void **ret_engine)
 
 	if (!e)
 		return -ENOMEM;
+	pthread_once(&espeak_once, espeak_init);
+	r = espeak_init_err;
+	if (r < 0)
+		goto out_destroy;
 	pthread_mutex_lock(&espeak_lock);
-	r = espeak_init_locked();
-	if (r < 0) {
-		pthread_mutex_unlock(&espeak_lock);
-		goto out_free_engine;
-	}
-	espeak_refs++;
 	e->rate = espeak_ng_GetSampleRate();
 	r = espeak_list_locked(e);
 	pthread_mutex_unlock(&espeak_lock);
@@ -288,11 +280,7 @@ static int espeak_create(const tts_config *cfg, void **ret_engine)
 	return 0;
 
 out_destroy:
-	espeak_destroy(e);   /* drops the reference, frees the lists */
-	return r;
-
-out_free_engine:
-	free(e);
+	espeak_destroy(e);
 	return r;
 }
 

@@ -2,7 +2,8 @@
  * engine_remote.c - the "openai" engine: any OpenAI-compatible speech
  * server (OpenAI, Kokoro-FastAPI, Piper's OpenAI wrappers, openedai-speech).
  *
- * Wire format: POST {url}/v1/audio/speech with JSON
+ * Wire format: POST {url}/v1/audio/speech (a url ending in /v1 is taken
+ * as the same server) with JSON
  * {"model","input","voice","response_format":"pcm","speed"} and
  * "Authorization: Bearer <key>" when a key is set. OpenAI answers "pcm" as
  * raw 24 kHz s16le mono; a server that answers a WAV anyway (RIFF header)
@@ -124,9 +125,13 @@ static int remote_create(const tts_config *cfg, void **ret_engine)
 		remote_destroy(e);
 		return -ENOMEM;
 	}
+	/* "http://h:8880/", "http://h:8880/v1" and "http://h:8880" all mean
+	 * POST http://h:8880/v1/audio/speech */
 	len = strlen(e->url);
 	while (len > 0 && e->url[len - 1] == '/')
 		e->url[--len] = '\0';
+	if (len >= 3 && strcmp(e->url + len - 3, "/v1") == 0)
+		e->url[len -= 3] = '\0';
 	e->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : REMOTE_TIMEOUT_MS;
 
 	e->voices[e->n_voices++] = (tts_voice){

@@ -13,16 +13,21 @@
  * espeak-ng has global state and serialises internally with one process-wide
  * mutex; remote calls are independent HTTP requests.
  *
- * Cancellation: engines check *cancel between chunks and return -ECANCELED
- * when set; the callback may return non-zero to stop (the engine then
+ * Cancellation: engines check *cancel (may be NULL) between chunks and
+ * return -ECANCELED when set; the callback may return non-zero to stop (the engine then
  * returns -ECANCELED too). Nothing blocks forever: the remote engine has a
  * whole-request timeout.
  *
  * Errors (negative errno): -EINVAL empty/NULL text or speed out of range,
  * -E2BIG text longer than TTS_TEXT_MAX, -ENOENT unknown voice (local
  * engines; the remote engine passes any voice name through), -ECANCELED,
- * -ETIMEDOUT, -ECONNREFUSED (remote down), -EPROTO (remote answered with an
- * HTTP error or a body that is not audio), -ENOMEM, -EIO (engine failure).
+ * -ETIMEDOUT, -ECONNREFUSED (remote down or its host unknown), -EPROTO
+ * (remote answered with an HTTP error or a body that is not audio, or cut
+ * the body short), -ENOMEM, -EIO (engine failure).
+ * create: -ENOENT unknown default voice (local engines), -EINVAL remote
+ * without url, -EIO library init failure.
+ * Suggested HTTP mapping: EINVAL/E2BIG 400, ENOENT 400 (unknown voice),
+ * ETIMEDOUT 504, ECONNREFUSED/EPROTO 502, others 500.
  *
  * Ownership: strings in tts_config are copied by create; voice arrays live
  * as long as the engine; pcm passed to the callback is valid only during

@@ -43,7 +43,9 @@
 #define NSUBWIN 8
 #define INIT_HOPS 10                /* hops averaged for the first noise floor */
 #define SMOOTH 0.7f                 /* band power smoothing for the minimum */
-#define MIN_BIAS 2.5f               /* noise may be this much above the minimum */
+#define MIN_BIAS 2.6f               /* mean/minimum of a band's smoothed noise
+				       power ~ 1 + MIN_BIAS / sqrt(bins) */
+#define MIN_MARGIN 1.6f             /* noise may be this much above that */
 #define NOISE_ALPHA 0.95f           /* noise update in non-speech hops */
 #define NOISE_LIKE 2.0f             /* a band this close to its noise updates it
 				       even in speech hops */
@@ -76,6 +78,7 @@ typedef struct builtin {
 	float power[NBANDS];        /* this hop's band powers */
 	float smooth[NBANDS];       /* recursively smoothed band powers */
 	float noise[NBANDS];        /* noise power estimate per band */
+	float max_over_min[NBANDS]; /* noise / window minimum allowed */
 	float clean[NBANDS];        /* last hop's clean-speech power estimate */
 	float sub_min[NSUBWIN][NBANDS]; /* minimum of smooth per sub-window */
 	float cur_min[NBANDS];      /* minimum in the current sub-window */
@@ -86,6 +89,8 @@ typedef struct builtin {
 	long hops;                  /* hops analysed (with a full window) */
 	int hang;                   /* hangover hops left */
 	int speech;                 /* decision of the last hop */
+	int raw;                    /* the last hop passed the test itself
+				       (speech without the hangover) */
 } builtin;
 
 static void fft_init(builtin *b)
@@ -134,6 +139,11 @@ static void bands_init(builtin *b)
 		if (e < b->band_edge[i - 1] + 2)
 			e = b->band_edge[i - 1] + 2;
 		b->band_edge[i] = i == NBANDS ? BIN_HI + 1 : e;
+	}
+	for (int i = 0; i < NBANDS; i++) {
+		int bins = b->band_edge[i + 1] - b->band_edge[i];
+
+		b->max_over_min[i] = MIN_MARGIN * (1.0f + MIN_BIAS / sqrtf((float)bins));
 	}
 }
 
@@ -201,8 +211,11 @@ static float analyse(builtin *b)
 /* Minimum statistics: tracks min of the smoothed periodogram over 2 s. */
 static void track_minimum(builtin *b)
 {
+	/* starts from the first noise floor, once there is one */
+	if (b->hops < INIT_HOPS)
+		return;
 	for (int k = 0; k < NBANDS; k++) {
-		b->smooth[k] = b->hops == 0 ? b->power[k] :
+		b->smooth[k] = b->hops == INIT_HOPS ? b->noise[k] :
 			SMOOTH * b->smooth[k] + (1.0f - SMOOTH) * b->power[k];
 		if (b->sub_hops == 0 || b->smooth[k] < b->cur_min[k])
 			b->cur_min[k] = b->smooth[k];
@@ -233,11 +246,12 @@ static void update_noise(builtin *b)
 
 		if (b->hops < INIT_HOPS)
 			n = (n * (float)b->hops + b->power[k]) / (float)(b->hops + 1);
-		else if (!b->speech || b->power[k] < NOISE_LIKE * n)
+		else if (!b->raw || b->power[k] < NOISE_LIKE * n)
 			n = NOISE_ALPHA * n + (1.0f - NOISE_ALPHA) * b->power[k];
-		if (b->hops >= INIT_HOPS) {
+		/* the minimum means something once a sub-window is full */
+		if (b->nsub > 0) {
 			lo = window_minimum(b, k);
-			hi = MIN_BIAS * lo;
+			hi = b->max_over_min[k] * lo;
 			n = n < lo ? lo : n > hi ? hi : n;
 		}
 		b->noise[k] = n;
@@ -280,6 +294,7 @@ static int decide_hop(builtin *b)
 		b->hang = b->lv.hangover_hops;
 	else if (b->hang > 0)
 		b->hang--;
+	b->raw = raw;
 	b->speech = raw || b->hang > 0;
 	b->hops++;
 	return b->speech;

@@ -5,7 +5,8 @@
  *
  *   gguf_tok VOCAB.json [--parse-special] [--bench N] < text
  *
- * --bench N encodes the text N times and adds "ms_per_encode".
+ * --bench N encodes the text N times and adds "ms_per_encode" and
+ * "ms_load" (JSON parse + tok_new).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -43,7 +44,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: gguf_tok VOCAB.json [--parse-special] [--bench N] < text\n");
 		return 2;
 	}
+	double l0 = now_ms();
 	rc = tok_fixture_load(vocab, &t);
+	double load_ms = now_ms() - l0;
 	if (rc) {
 		fprintf(stderr, "gguf_tok: %s: %s\n", vocab, strerror(-rc));
 		return 1;
@@ -76,7 +79,7 @@ int main(int argc, char **argv)
 	}
 	printf("\"");
 	if (bench > 0)
-		printf(",\"ms_per_encode\":%.3f", ms);
+		printf(",\"ms_per_encode\":%.3f,\"ms_load\":%.3f", ms, load_ms);
 	printf(",\"n_vocab\":%zu}\n", tok_n_vocab(t));
 	free(text);
 	free(ids);

@@ -53,6 +53,10 @@ VOCABS = {
     "llama-bpe": lambda: tokref.make_bpe_vocab("llama-bpe"),
     "gpt2": lambda: tokref.make_bpe_vocab("gpt2"),
     "spm": lambda: tokref.make_spm_vocab(),
+    # Qwen-trained merges hold no digit pairs, hiding how qwen2 and gpt2
+    # split digit runs: run them on Llama 3's merges too
+    "qwen2-x": lambda: dict(tokref.make_bpe_vocab("llama-bpe"), pre="qwen2"),
+    "gpt2-x": lambda: dict(tokref.make_bpe_vocab("llama-bpe"), pre="gpt2"),
 }
 
 
@@ -122,6 +126,8 @@ def test_digit_grouping_differs_between_llama3_and_qwen2(vocabs):
     q = run_c(vocabs["qwen2"][0], data, False)["ids"]
     l3 = run_c(vocabs["llama-bpe"][0], data, False)["ids"]
     assert len(q) == 7  # one digit per token
+    qx = run_c(vocabs["qwen2-x"][0], data, False)["ids"]
+    assert len(qx) == 7  # even where merges of digits exist
     assert len(l3) < 7  # groups of up to three, merged by the trained vocab
     assert [len(w) for w in tokref.pre_split("1234567", "llama-bpe")] == [3, 3, 1]
 

@@ -123,6 +123,8 @@ VX_TEST(type_table_sizes_match_ggml)
 	VX_CHECK_INT(quant_vec_type(QT_Q6_K), QT_Q8_K);
 	VX_CHECK_INT(quant_vec_type(QT_Q4_0), QT_Q8_0);
 	VX_CHECK_INT(quant_vec_type(QT_BF16), QT_F32);
+	VX_CHECK(!quant_supported(QT_Q8_K) && !quant_supported(QT_Q8_0U));
+	VX_CHECK(quant_supported(QT_Q6_K) && quant_supported(QT_BF16));
 }
 
 VX_TEST(f16_round_trips_every_finite_half)
@@ -317,6 +319,58 @@ VX_TEST(avx2_activation_quantisers_match_portable)
 	}
 }
 
+static void gemm8_case(int type)
+{
+	quant_gemm8_fn g = quant_gemm8_get(type);
+	if (!g) {
+		printf("  (no AVX-VNNI: gemm8 %s skipped)\n", quant_type_name(type));
+		return;
+	}
+	enum { n = 512, T = QUANT_GEMM8_TOKENS };
+	size_t wb = quant_row_bytes(type, n), ab = quant_row_bytes(QT_Q8_0U, n);
+	uint8_t *w = malloc(8 * wb), *a = malloc(T * ab);
+	static float wf[8][n], af[T][n];
+	float x[n], out[T * 9];
+	for (int r = 0; r < 8; r++) {
+		random_row(type, w + r * wb, n);
+		quant_dequantize_row(type, w + r * wb, wf[r], n);
+	}
+	for (int t = 0; t < T; t++) {
+		for (int i = 0; i < n; i++)
+			x[i] = frand();
+		x[t] = t % 2 ? 40.0f : -40.0f;   /* bytes at both ends of the range */
+		VX_CHECK_INT(quant_quantize_row(QT_Q8_0U, x, a + t * ab, n), 0);
+		quant_dequantize_row(QT_Q8_0U, a + t * ab, af[t], n);
+	}
+	for (int nt = 1; nt <= T; nt += 5) {
+		for (int i = 0; i < T * 9; i++)
+			out[i] = -1;
+		g(n, w, wb, a, ab, nt, out, 9);   /* stride 9: column 8 untouched */
+		for (int t = 0; t < T; t++) {
+			for (int r = 0; r < 8 && t < nt; r++) {
+				double want = 0, mag = 0;
+				for (int i = 0; i < n; i++) {
+					want += (double)wf[r][i] * af[t][i];
+					mag += fabs((double)wf[r][i] * af[t][i]);
+				}
+				VX_CHECK(fabs(out[t * 9 + r] - want) <= 1e-5 * mag);
+			}
+			VX_CHECK(out[t * 9 + 8] == -1);
+			if (t >= nt)
+				VX_CHECK(out[t * 9] == -1);
+		}
+	}
+	free(w);
+	free(a);
+}
+
+VX_TEST(gemm8_matches_dequantise_then_multiply)
+{
+	const int types[] = { QT_Q8_0, QT_Q4_0 };
+	for (int k = 0; k < 2; k++)
+		gemm8_case(types[k]);
+}
+
 VX_TEST(q4_0_dequantises_nibbles_in_ggml_order)
 {
 	block_q4_0 b;
@@ -334,4 +388,5 @@ VX_TEST_MAIN(type_table_sizes_match_ggml, f16_round_trips_every_finite_half,
 	     portable_kernels_match_dequantise_then_multiply,
 	     avx2_kernels_match_dequantise_then_multiply, avx2_and_portable_agree_on_many_rows,
 	     tile_kernels_match_the_dot_kernel, avx2_activation_quantisers_match_portable,
+	     gemm8_matches_dequantise_then_multiply,
 	     q4_0_dequantises_nibbles_in_ggml_order)

@@ -210,7 +210,7 @@ static int rd_tensor_info(reader *r, gguf_tensor *t, size_t idx)
 	if ((rc = rd_u32(r, &t->type, "tensor type")) < 0 ||
 	    (rc = rd_u64(r, &t->offset, "tensor offset")) < 0)
 		return rc;
-	if (!quant_supported((int)t->type) || t->type == QT_Q8_K) {
+	if (!quant_supported((int)t->type)) {
 		const char *tn = quant_type_name((int)t->type);
 		return fail(r, "tensor '%s': unsupported type %s (%u)", t->name,
 			    tn ? tn : "unknown", t->type);

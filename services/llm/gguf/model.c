@@ -18,6 +18,8 @@
 
 #define MM_MAX_W 3          /* weights sharing one input in a fused product */
 #define MM_TILE 16          /* tokens per tile in the batched product */
+#define MM_GEMM8_MIN_B 4    /* tokens from which the 8-row gemm pays */
+#define MODEL_ACT_SLOTS 3
 
 typedef struct weight {     /* a 2-D weight: n_out rows of n_in values */
 	const uint8_t *data;
@@ -26,6 +28,7 @@ typedef struct weight {     /* a 2-D weight: n_out rows of n_in values */
 	size_t row_bytes;
 	quant_dot_fn dot;
 	quant_tile_fn tile;         /* NULL: no tile kernel for the type */
+	quant_gemm8_fn gemm8;       /* NULL: no 8-row gemm for the type */
 } weight;
 
 typedef struct layer {
@@ -183,6 +186,7 @@ static int bind_weight(loader *L, const char *name, int il, int n_in, int n_out,
 	w->row_bytes = quant_row_bytes(w->type, n_in);
 	w->dot = quant_dot_get(w->type, QUANT_IMPL_BEST);
 	w->tile = quant_tile_get(w->type, QUANT_IMPL_BEST);
+	w->gemm8 = quant_gemm8_get(w->type);
 	if (!w->dot)
 		return fail(L->err, L->err_len, "tensor %s: no kernel for type %s", t->name,
 			    quant_type_name(w->type));
@@ -298,7 +302,7 @@ static int alloc_state(model *m)
 	m->att = malloc(B * qd * sizeof(float));
 	m->hg = malloc(B * hp->n_ff * sizeof(float));
 	m->hu = malloc(B * hp->n_ff * sizeof(float));
-	m->act = malloc(2 * B * m->act_row);
+	m->act = malloc(MODEL_ACT_SLOTS * B * m->act_row);
 	m->scores = malloc((size_t)m->n_threads * hp->n_ctx * sizeof(float));
 	m->cs = malloc(B * hp->head_dim * sizeof(float));
 	m->inv_freq = malloc(hp->head_dim / 2 * sizeof(float));
@@ -397,6 +401,8 @@ typedef struct mm_job {
 	const float *bias[MM_MAX_W];
 	bool accumulate;            /* y += W x instead of y = W x */
 	const void *act[MM_MAX_W];  /* activations in w's vec type, B rows */
+	const void *act_u[MM_MAX_W];/* the same in Q8_0U when gemm8 is used */
+	quant_gemm8_fn gemm8[MM_MAX_W];
 	size_t act_stride[MM_MAX_W];
 	int B;
 	int rows_per_task;
@@ -419,10 +425,23 @@ static void mm_rows(const mm_job *j, int wi, int lo, int hi)
 	const weight *w = j->w[wi];
 	const uint8_t *act = j->act[wi];
 	size_t as = j->act_stride[wi];
-	float tile[QUANT_TILE_T * QUANT_TILE_R];
+	float tile[QUANT_GEMM8_TOKENS * 8];
+	_Static_assert(QUANT_TILE_T * QUANT_TILE_R <= QUANT_GEMM8_TOKENS * 8, "tile buffer");
+	_Static_assert(MM_TILE <= QUANT_GEMM8_TOKENS, "gemm8 token tile");
 	for (int t0 = 0; t0 < j->B; t0 += MM_TILE) {
 		int t1 = t0 + MM_TILE < j->B ? t0 + MM_TILE : j->B;
-		for (int r = lo; r < hi;) {
+		int r = lo;
+		if (j->gemm8[wi]) {
+			const uint8_t *au = j->act_u[wi];
+			for (; r + 8 <= hi; r += 8) {
+				j->gemm8[wi](w->n_in, w->data + (size_t)r * w->row_bytes, w->row_bytes,
+					     au + (size_t)t0 * as, as, t1 - t0, tile, 8);
+				for (int tt = t0; tt < t1; tt++)
+					for (int rr = 0; rr < 8; rr++)
+						mm_store(j, wi, tt, r + rr, tile[(tt - t0) * 8 + rr]);
+			}
+		}
+		while (r < hi) {
 			const uint8_t *row = w->data + (size_t)r * w->row_bytes;
 			int t = t0;
 			if (w->tile && r + QUANT_TILE_R <= hi) {
@@ -484,39 +503,57 @@ static void quant_task(void *arg, int t, int thread)
 
 /* y_i = W_i x (+ b_i) for up to MM_MAX_W weights sharing the input x
  * (B rows of n_in floats). */
+/* Quantises the B input rows to type into activation slot `slot`. */
+static const uint8_t *prepare_act(model *m, int slot, int type, const float *x, int n_in, int B)
+{
+	uint8_t *dst = m->act + (size_t)slot * MODEL_BATCH * m->act_row;
+	quant_job q = { x, n_in, type, dst, m->act_row };
+	if (B >= 4)
+		team_run(m->team, quant_task, &q, B);
+	else
+		for (int t = 0; t < B; t++)
+			quant_task(&q, t, 0);
+	return dst;
+}
+
+/* y_i = W_i x (+ b_i) for up to MM_MAX_W weights sharing the input x
+ * (B rows of n_in floats). */
 static void matmul(model *m, int n_w, const weight *const *w, float *const *y,
 		   const float *const *bias, const float *x, int B, bool accumulate)
 {
 	mm_job j = { .n_w = n_w, .B = B, .accumulate = accumulate };
 	int n_in = w[0]->n_in;
-	bool have[2] = { false, false };   /* Q8_0, Q8_K prepared */
+	/* activation slots: 0 Q8_0, 1 Q8_K, 2 Q8_0U (gemm8) */
+	static const int slot_type[MODEL_ACT_SLOTS] = { QT_Q8_0, QT_Q8_K, QT_Q8_0U };
+	const uint8_t *slot[MODEL_ACT_SLOTS] = { NULL, NULL, NULL };
 	for (int i = 0; i < n_w; i++) {
 		j.w[i] = w[i];
 		j.y[i] = y[i];
 		j.bias[i] = bias ? bias[i] : NULL;
 		j.total_rows += w[i]->n_out;
+		j.gemm8[i] = B >= MM_GEMM8_MIN_B ? w[i]->gemm8 : NULL;
 		int vt = quant_vec_type(w[i]->type);
 		if (vt == QT_F32) {
 			j.act[i] = x;
 			j.act_stride[i] = (size_t)n_in * sizeof(float);
 			continue;
 		}
-		int slot = vt == QT_Q8_K;
-		uint8_t *dst = m->act + (size_t)slot * MODEL_BATCH * m->act_row;
-		if (!have[slot]) {
-			quant_job q = { x, n_in, vt, dst, m->act_row };
-			if (B >= 4)
-				team_run(m->team, quant_task, &q, B);
-			else
-				for (int t = 0; t < B; t++)
-					quant_task(&q, t, 0);
-			have[slot] = true;
+		int need[2] = { vt == QT_Q8_K, -1 }, k = 0;
+		if (j.gemm8[i]) {
+			/* rows past the last whole group of 8 still take the dot */
+			need[0] = 2;
+			need[1] = w[i]->n_out % 8 ? 0 : -1;
 		}
-		j.act[i] = dst;
+		for (k = 0; k < 2 && need[k] >= 0; k++)
+			if (!slot[need[k]])
+				slot[need[k]] = prepare_act(m, need[k], slot_type[need[k]], x, n_in, B);
+		j.act[i] = slot[vt == QT_Q8_K];
+		j.act_u[i] = slot[2];
 		j.act_stride[i] = m->act_row;
 	}
-	/* enough tasks to balance, each a multiple of 8 rows */
-	int tasks_wanted = m->n_threads * 8;
+	/* enough tasks to balance (a descheduled thread holds up one small
+	 * task, not a big share), each a multiple of 8 rows */
+	int tasks_wanted = m->n_threads * 16;
 	int rpt = (j.total_rows + tasks_wanted - 1) / tasks_wanted;
 	rpt = (rpt + 7) & ~7;
 	if (rpt < 8)

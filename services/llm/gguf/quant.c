@@ -36,14 +36,14 @@ const char *quant_type_name(int type)
 
 bool quant_supported(int type)
 {
-	return quant_block_elems(type) > 0;
+	return quant_block_elems(type) > 0 && type != QT_Q8_K && type != QT_Q8_0U;
 }
 
 int quant_block_elems(int type)
 {
 	switch (type) {
 	case QT_F32: case QT_F16: case QT_BF16: return 1;
-	case QT_Q8_0: return QK8_0;
+	case QT_Q8_0: case QT_Q8_0U: return QK8_0;
 	case QT_Q4_0: return QK4_0;
 	case QT_Q4_K: case QT_Q5_K: case QT_Q6_K: case QT_Q8_K: return QK_K;
 	default: return 0;
@@ -61,6 +61,7 @@ size_t quant_block_bytes(int type)
 	case QT_Q5_K: return sizeof(block_q5_K);
 	case QT_Q6_K: return sizeof(block_q6_K);
 	case QT_Q8_K: return sizeof(block_q8_K);
+	case QT_Q8_0U: return sizeof(block_q8_0u);
 	default: return 0;
 	}
 }
@@ -229,6 +230,13 @@ static void dequant_q6_K(const block_q6_K *x, float *y, int64_t nb)
 	}
 }
 
+static void dequant_q8_0u(const block_q8_0u *x, float *y, int64_t nb)
+{
+	for (int64_t i = 0; i < nb; i++)
+		for (int j = 0; j < QK8_0; j++)
+			*y++ = x[i].d * (x[i].qs[j] - 128);
+}
+
 static void dequant_q8_K(const block_q8_K *x, float *y, int64_t nb)
 {
 	for (int64_t i = 0; i < nb; i++)
@@ -249,6 +257,7 @@ void quant_dequantize_row(int type, const void *src, float *dst, int64_t n)
 	case QT_Q5_K: dequant_q5_K(src, dst, n / QK_K); break;
 	case QT_Q6_K: dequant_q6_K(src, dst, n / QK_K); break;
 	case QT_Q8_K: dequant_q8_K(src, dst, n / QK_K); break;
+	case QT_Q8_0U: dequant_q8_0u(src, dst, n / QK8_0); break;
 	default: memset(dst, 0, (size_t)n * sizeof(float)); break;
 	}
 }
@@ -264,6 +273,20 @@ static void quantize_q8_0(const float *x, block_q8_0 *y, int64_t nb)
 		y[i].d = quant_f32_to_f16(d);
 		for (int j = 0; j < QK8_0; j++)
 			y[i].qs[j] = (int8_t)roundf(x[j] * id);
+	}
+}
+
+/* Q8_0 with the scale kept as float and bytes offset to unsigned. */
+static void quantize_q8_0u(const float *x, block_q8_0u *y, int64_t nb)
+{
+	for (int64_t i = 0; i < nb; i++, x += QK8_0) {
+		float amax = 0;
+		for (int j = 0; j < QK8_0; j++)
+			amax = fmaxf(amax, fabsf(x[j]));
+		float d = amax / 127.0f, id = d ? 1.0f / d : 0.0f;
+		y[i].d = d;
+		for (int j = 0; j < QK8_0; j++)
+			y[i].qs[j] = (uint8_t)(128 + (int)roundf(x[j] * id));
 	}
 }
 
@@ -315,6 +338,7 @@ int quant_quantize_row_portable(int type, const float *src, void *dst, int64_t n
 	case QT_F32: memcpy(dst, src, (size_t)n * 4); return 0;
 	case QT_Q8_0: quantize_q8_0(src, dst, n / QK8_0); return 0;
 	case QT_Q8_K: quantize_q8_K(src, dst, n / QK_K); return 0;
+	case QT_Q8_0U: quantize_q8_0u(src, dst, n / QK8_0); return 0;
 	default: return -EINVAL;
 	}
 }
@@ -510,4 +534,9 @@ quant_tile_fn quant_tile_get(int type, quant_impl impl)
 	if (impl == QUANT_IMPL_PORTABLE || !quant_have_avx2())
 		return NULL;
 	return quant_tile_avx2(type);
+}
+
+quant_gemm8_fn quant_gemm8_get(int type)
+{
+	return quant_have_avx2() ? quant_gemm8_avx2(type) : NULL;
 }

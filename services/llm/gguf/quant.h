@@ -38,6 +38,8 @@ enum quant_type {
 	QT_Q8_K = 15,
 	QT_BF16 = 30,
 	QT_COUNT = 40,    /* bound for ggml type numbers known by name */
+	QT_Q8_0U = 100,   /* ours, activations only: Q8_0 with a float scale and
+			     unsigned bytes q + 128 (for the VNNI gemm) */
 };
 
 #define QK8_0 32
@@ -70,6 +72,8 @@ typedef struct {
 	int16_t bsums[QK_K / 16];  /* sum of qs per 16 values */
 } block_q8_K;                                                              /* 292 B */
 
+typedef struct { float d; uint8_t qs[QK8_0]; } block_q8_0u;             /* 36 B */
+
 typedef enum quant_impl {
 	QUANT_IMPL_BEST = 0,       /* AVX2 when the CPU has it, else portable */
 	QUANT_IMPL_PORTABLE = 1,
@@ -88,7 +92,13 @@ typedef float (*quant_dot_fn)(int n, const void *w, const void *act);
 typedef void (*quant_tile_fn)(int n, const void *w, size_t w_stride, const void *act,
 			      size_t act_stride, float *out, size_t out_stride);
 
-/* True for the weight types listed above (and Q8_K as a vec type). */
+/* Prefill product of 8 weight rows with n_tok <= QUANT_GEMM8_TOKENS
+ * activation rows in QT_Q8_0U: out[t * out_stride + r] for r < 8. */
+#define QUANT_GEMM8_TOKENS 16
+typedef void (*quant_gemm8_fn)(int n, const void *w, size_t w_stride, const void *act,
+			       size_t act_stride, int n_tok, float *out, size_t out_stride);
+
+/* True for the weight types listed above (not the activation-only types). */
 bool quant_supported(int type);
 /* "Q4_K", "F16", ...; "type N" style names are not made: NULL if unknown. */
 const char *quant_type_name(int type);
@@ -102,12 +112,14 @@ size_t quant_row_bytes(int type, int64_t n);
 int quant_vec_type(int type);
 
 void quant_dequantize_row(int type, const void *src, float *dst, int64_t n);
-/* Quantises n floats to type (F32, Q8_0 or Q8_K); 0 or -EINVAL. */
+/* Quantises n floats to type (F32, Q8_0, Q8_K or Q8_0U); 0 or -EINVAL. */
 int quant_quantize_row(int type, const float *src, void *dst, int64_t n);
 
 quant_dot_fn quant_dot_get(int type, quant_impl impl);
 /* The tile kernel for type, or NULL when there is none (use the dot). */
 quant_tile_fn quant_tile_get(int type, quant_impl impl);
+/* The 8-row gemm for type (Q8_0 on CPUs with AVX-VNNI), or NULL. */
+quant_gemm8_fn quant_gemm8_get(int type);
 /* Whether the AVX2/FMA kernels can run on this CPU. */
 bool quant_have_avx2(void);
 
@@ -119,6 +131,7 @@ float quant_bf16_to_f32(uint16_t h);
 quant_dot_fn quant_dot_portable(int type);
 quant_dot_fn quant_dot_avx2(int type);
 quant_tile_fn quant_tile_avx2(int type);
+quant_gemm8_fn quant_gemm8_avx2(int type);
 /* 0, or -1 when there is no AVX2 quantiser for type. */
 int quant_quantize_avx2(int type, const float *src, void *dst, int64_t n);
 /* The portable quantiser (tests compare the two). */

@@ -576,6 +576,113 @@ int quant_quantize_avx2(int type, const float *src, void *dst, int64_t n)
 	}
 }
 
+/* ---- VNNI gemm: 8 weight rows x up to 16 tokens, Q8_0 and Q4_0 ----
+ * Per block, the 8 rows' 32 bytes are transposed so that vector g holds
+ * bytes 4g..4g+3 of every row; a token's 4 bytes 4g..4g+3 broadcast to all
+ * lanes then give, through vpdpbusd, lane r = the row-r partial dot. So one
+ * int->float conversion and one FMA serve 8 (row, token) pairs. Activations
+ * are unsigned (q + 128); the 128 * sum(w) this adds is subtracted. */
+
+AVX2 static inline void transpose8_epi32(__m256i r[8])
+{
+	__m256i t0 = _mm256_unpacklo_epi32(r[0], r[1]), t1 = _mm256_unpackhi_epi32(r[0], r[1]);
+	__m256i t2 = _mm256_unpacklo_epi32(r[2], r[3]), t3 = _mm256_unpackhi_epi32(r[2], r[3]);
+	__m256i t4 = _mm256_unpacklo_epi32(r[4], r[5]), t5 = _mm256_unpackhi_epi32(r[4], r[5]);
+	__m256i t6 = _mm256_unpacklo_epi32(r[6], r[7]), t7 = _mm256_unpackhi_epi32(r[6], r[7]);
+	__m256i u0 = _mm256_unpacklo_epi64(t0, t2), u1 = _mm256_unpackhi_epi64(t0, t2);
+	__m256i u2 = _mm256_unpacklo_epi64(t1, t3), u3 = _mm256_unpackhi_epi64(t1, t3);
+	__m256i u4 = _mm256_unpacklo_epi64(t4, t6), u5 = _mm256_unpackhi_epi64(t4, t6);
+	__m256i u6 = _mm256_unpacklo_epi64(t5, t7), u7 = _mm256_unpackhi_epi64(t5, t7);
+	r[0] = _mm256_permute2x128_si256(u0, u4, 0x20);
+	r[1] = _mm256_permute2x128_si256(u1, u5, 0x20);
+	r[2] = _mm256_permute2x128_si256(u2, u6, 0x20);
+	r[3] = _mm256_permute2x128_si256(u3, u7, 0x20);
+	r[4] = _mm256_permute2x128_si256(u0, u4, 0x31);
+	r[5] = _mm256_permute2x128_si256(u1, u5, 0x31);
+	r[6] = _mm256_permute2x128_si256(u2, u6, 0x31);
+	r[7] = _mm256_permute2x128_si256(u3, u7, 0x31);
+}
+
+/* Loads block i of 8 rows as signed bytes and their f16 scales. */
+VNNI static inline void load8_q8_0(const uint8_t *wb, size_t ws, int i, __m256i g[8],
+				   uint16_t dh[8])
+{
+	for (int r = 0; r < 8; r++) {
+		const block_q8_0 *x = (const block_q8_0 *)(wb + r * ws) + i;
+		g[r] = _mm256_loadu_si256((const __m256i *)x->qs);
+		dh[r] = x->d;
+	}
+}
+
+VNNI static inline void load8_q4_0(const uint8_t *wb, size_t ws, int i, __m256i g[8],
+				   uint16_t dh[8])
+{
+	const __m256i m4 = _mm256_set1_epi8(0xF), off = _mm256_set1_epi8(8);
+	for (int r = 0; r < 8; r++) {
+		const block_q4_0 *x = (const block_q4_0 *)(wb + r * ws) + i;
+		__m128i tb = _mm_loadu_si128((const __m128i *)x->qs);
+		__m256i q = _mm256_set_m128i(_mm_srli_epi16(tb, 4), tb);
+		g[r] = _mm256_sub_epi8(_mm256_and_si256(q, m4), off);
+		dh[r] = x->d;
+	}
+}
+
+/* The gemm body for a 32-value block type; load8 unpacks to signed bytes. */
+#define GEMM8_BODY(load8)                                                              \
+	__m256 acc[QUANT_GEMM8_TOKENS];                                                \
+	for (int t = 0; t < nt; t++)                                                   \
+		acc[t] = _mm256_setzero_ps();                                          \
+	const __m256i ones = _mm256_set1_epi8(1);                                      \
+	const uint8_t *wb = w, *ab = a;                                                \
+	for (int i = 0; i < n / 32; i++) {                                             \
+		__m256i g[8];                                                          \
+		uint16_t dh[8];                                                        \
+		load8(wb, ws, i, g, dh);                                               \
+		__m256 dx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)dh));     \
+		transpose8_epi32(g);                                                   \
+		__m256i sumw = _mm256_setzero_si256();                                 \
+		for (int k = 0; k < 8; k++)                                            \
+			sumw = _mm256_dpbusd_avx_epi32(sumw, ones, g[k]);              \
+		sumw = _mm256_slli_epi32(sumw, 7);                                     \
+		for (int t = 0; t < nt; t++) {                                         \
+			const block_q8_0u *y = (const block_q8_0u *)(ab + t * as) + i; \
+			__m256i s = _mm256_setzero_si256();                            \
+			for (int k = 0; k < 8; k++) {                                  \
+				int v;                                                 \
+				memcpy(&v, y->qs + 4 * k, 4);                          \
+				s = _mm256_dpbusd_avx_epi32(s, _mm256_set1_epi32(v), g[k]); \
+			}                                                              \
+			s = _mm256_sub_epi32(s, sumw);                                 \
+			acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(dx, _mm256_set1_ps(y->d)), \
+						 _mm256_cvtepi32_ps(s), acc[t]);       \
+		}                                                                      \
+	}                                                                              \
+	for (int t = 0; t < nt; t++)                                                   \
+		_mm256_storeu_ps(out + t * os, acc[t]);
+
+VNNI static void gemm8_q8_0(int n, const void *w, size_t ws, const void *a, size_t as,
+			    int nt, float *out, size_t os)
+{
+	GEMM8_BODY(load8_q8_0)
+}
+
+VNNI static void gemm8_q4_0(int n, const void *w, size_t ws, const void *a, size_t as,
+			    int nt, float *out, size_t os)
+{
+	GEMM8_BODY(load8_q4_0)
+}
+
+quant_gemm8_fn quant_gemm8_avx2(int type)
+{
+	if (!__builtin_cpu_supports("avxvnni"))
+		return NULL;
+	switch (type) {
+	case QT_Q8_0: return gemm8_q8_0;
+	case QT_Q4_0: return gemm8_q4_0;
+	default: return NULL;
+	}
+}
+
 quant_tile_fn quant_tile_avx2(int type)
 {
 	switch (type) {
@@ -621,6 +728,12 @@ int quant_quantize_avx2(int type, const float *src, void *dst, int64_t n)
 {
 	(void)type; (void)src; (void)dst; (void)n;
 	return -1;
+}
+
+quant_gemm8_fn quant_gemm8_avx2(int type)
+{
+	(void)type;
+	return NULL;
 }
 
 #endif

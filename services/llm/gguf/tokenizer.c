@@ -19,8 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TOK_MAX_TEXT (1u << 28)   /* bytes one tok_encode call accepts */
-
 enum { MODEL_BPE, MODEL_SPM };
 
 enum { FLAG_EOG = 0x80, TYPE_MASK = 0x07 };

@@ -43,6 +43,7 @@
 #define TOK_MAX_VOCAB     (1u << 22)
 #define TOK_MAX_TOKEN_LEN 1024   /* bytes of one token's text */
 #define TOK_PIECE_MAX     TOK_MAX_TOKEN_LEN  /* enough for any tok_piece */
+#define TOK_MAX_TEXT      (1u << 28)  /* bytes one tok_encode call accepts */
 
 /* GGUF token types (tokenizer.ggml.token_type). */
 enum {
@@ -82,7 +83,9 @@ void tok_free(tok *t);
 /*
  * Tokenises len bytes of text (any bytes; invalid UTF-8 is kept as bytes)
  * into out[0..max). Returns 0 and the count in *ret_n, or -E2BIG when more
- * than max ids would be needed (out then holds the first max), -ENOMEM.
+ * than max ids would be needed (out then holds the first max), -EMSGSIZE
+ * for more than TOK_MAX_TEXT bytes, -ENOMEM. Cost: O(len log len); about
+ * 5-15 ms for 100 KB of mixed text.
  * BOS is not added (see tok_add_bos).
  */
 int tok_encode(const tok *t, const char *text, size_t len, bool parse_special,

@@ -1,0 +1,169 @@
+/* voxline-llm: chat generation over HTTP (voxline, OpenAI) and WebSocket,
+ * from a built-in GGUF engine or a remote OpenAI-compatible / Ollama
+ * upstream. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "llm_gen.h"
+#include "llm_service.h"
+#include "vx_log.h"
+
+#define LLM_VERSION "0.1.0"
+
+/* --engine, or by default gguf for a --model without --url, else openai. */
+static const llm_engine_ops *pick_engine(const llm_service *svc)
+{
+	const char *name = svc->engine_name;
+	if (!name || !name[0])
+		name = svc->model && svc->model[0] && !(svc->url && svc->url[0]) &&
+		       llm_engine_find("gguf") ? "gguf" : "openai";
+	return llm_engine_find(name);
+}
+
+static void register_metrics(llm_service *svc, vx_metrics *m)
+{
+	static const double rate_buckets[] = { 1, 2, 5, 10, 20, 30, 50, 75, 100,
+					       150, 200, 300, 500, 1000 };
+	char labels[64];
+	svc->ttft = vx_metrics_histogram(m, "voxline_llm_time_to_first_token_seconds",
+		"Time from request to the first generated token", NULL,
+		vx_latency_buckets, vx_latency_buckets_n);
+	svc->tok_rate = vx_metrics_histogram(m, "voxline_llm_tokens_per_second",
+		"Completion tokens per second after the first token", NULL,
+		rate_buckets, sizeof(rate_buckets) / sizeof(rate_buckets[0]));
+	svc->gen_seconds = vx_metrics_histogram(m, "voxline_llm_generation_seconds",
+		"Whole generation time", NULL, vx_latency_buckets,
+		vx_latency_buckets_n);
+	svc->tokens_in = vx_metrics_counter(m, "voxline_llm_prompt_tokens_total",
+		"Prompt tokens, as the engine counted them", NULL);
+	svc->tokens_out = vx_metrics_counter(m, "voxline_llm_completion_tokens_total",
+		"Completion tokens generated", NULL);
+	svc->rejected = vx_metrics_counter(m, "voxline_llm_rejected_total",
+		"Generations refused past --max-concurrent (503)", NULL);
+	for (int i = 0; i < LLM_N_ERROR_KINDS; i++) {
+		snprintf(labels, sizeof(labels), "kind=\"%s\"", llm_gen_error_kinds[i]);
+		svc->errors[i] = vx_metrics_counter(m, "voxline_llm_upstream_errors_total",
+			"Failed generations by kind", labels);
+	}
+	for (int i = 0; i < 4; i++) {
+		snprintf(labels, sizeof(labels), "finish=\"%s\"", llm_gen_finish_names[i]);
+		svc->finished[i] = vx_metrics_counter(m, "voxline_llm_generations_total",
+			"Generations by how they ended", labels);
+	}
+}
+
+static double gauge_generations(void *arg)
+{
+	llm_service *svc = arg;
+	return atomic_load(&svc->generations);
+}
+
+int main(int argc, char **argv)
+{
+	llm_service svc = {0};
+	const vx_flag flags[] = {
+		VX_DAEMON_FLAGS(&svc.d, "3004", "1"),
+		{ "engine", VX_FLAG_STR, &svc.engine_name, "", 0, 0,
+		  "openai, ollama or gguf (default: gguf when --model is given "
+		  "without --url, else openai)" },
+		{ "url", VX_FLAG_STR, &svc.url, "", 0, 0,
+		  "upstream base URL (openai: http://127.0.0.1:8080, "
+		  "ollama: http://127.0.0.1:11434)" },
+		{ "api-key-upstream", VX_FLAG_STR, &svc.upstream_key, "", 0, 0,
+		  "bearer key sent to the upstream (not this service's --api-key)" },
+		{ "model", VX_FLAG_STR, &svc.model, "", 0, 0,
+		  "default model name (remote) or .gguf file (gguf)" },
+		{ "connect-timeout-ms", VX_FLAG_INT, &svc.connect_timeout_ms, "5000",
+		  1, 600000, "upstream connect timeout" },
+		{ "first-token-timeout-ms", VX_FLAG_INT, &svc.first_token_timeout_ms,
+		  "60000", 1, 3600000,
+		  "upstream must send its first token within this (else 504)" },
+		{ "threads", VX_FLAG_INT, &svc.threads, "0", 0, 256,
+		  "gguf: compute threads (0 = engine default)" },
+		{ "ctx", VX_FLAG_INT, &svc.ctx, "0", 0, 1048576,
+		  "gguf: context length in tokens (0 = the model's)" },
+		{ "max-concurrent", VX_FLAG_INT, &svc.max_concurrent, "64", 1, 10000,
+		  "generations at once (HTTP + WebSocket); past it 503 + Retry-After" },
+		{ "max-tokens", VX_FLAG_INT, &svc.max_tokens, "150", 1, 1000000,
+		  "default max_tokens of a request" },
+		{ "max-tokens-limit", VX_FLAG_INT, &svc.max_tokens_limit, "8192", 1,
+		  1000000, "largest max_tokens a request may ask for" },
+		{ "max-prompt-kb", VX_FLAG_INT, &svc.max_prompt_kb, "256", 1, 1048576,
+		  "content of all messages of a request, KiB (413 past it)" },
+		{ "timeout-s", VX_FLAG_INT, &svc.timeout_s, "300", 1, 86400,
+		  "deadline of a whole generation, seconds (504 past it)" },
+		{ "temperature", VX_FLAG_DOUBLE, &svc.temperature, "0.7", 0, 2,
+		  "default sampling temperature" },
+		{ "system-prompt", VX_FLAG_STR, &svc.system_prompt, "", 0, 0,
+		  "system message prepended when a request has none" },
+		{ "probe-interval-ms", VX_FLAG_INT, &svc.probe_interval_ms, "2000", 0,
+		  600000, "how often /healthz re-checks a remote upstream "
+		  "(0 = never: always ready)" },
+	};
+	int r = vx_flags_parse(flags, sizeof(flags) / sizeof(flags[0]), "llm",
+			       argc, argv);
+	if (r)
+		return r > 0 ? 0 : 2;
+	if (vx_daemon_init(&svc.d, "llm") < 0)
+		return 2;
+	if (svc.max_tokens > svc.max_tokens_limit)
+		vx_fatal("--max-tokens %d is over --max-tokens-limit %d",
+			 svc.max_tokens, svc.max_tokens_limit);
+	if (!(svc.engine = pick_engine(&svc)))
+		vx_fatal("unknown --engine %s", svc.engine_name);
+	svc.local = !strcmp(svc.engine->name, "gguf");
+	svc.limits = (llm_params_limits){
+		.max_tokens_default = svc.max_tokens,
+		.max_tokens_limit = svc.max_tokens_limit,
+		.max_prompt_bytes = (size_t)svc.max_prompt_kb * 1024,
+		.temperature_default = svc.temperature,
+		.system_prompt = svc.system_prompt,
+		.timeout_ms = svc.timeout_s * 1000,
+	};
+	svc.started = (double)time(NULL);
+
+	llm_config ecfg = {
+		.url = svc.url, .api_key = svc.upstream_key, .model = svc.model,
+		.connect_timeout_ms = svc.connect_timeout_ms,
+		.first_token_timeout_ms = svc.first_token_timeout_ms,
+		.threads = svc.threads, .ctx = svc.ctx,
+	};
+	if ((r = svc.engine->create(&ecfg, &svc.eng)) < 0)
+		vx_fatal("engine %s (model %s, url %s): %s", svc.engine->name,
+			 svc.model ? svc.model : "-", svc.url ? svc.url : "default",
+			 strerror(-r));
+	/* Workers = slots; the queue only absorbs a worker that is still
+	 * returning from its last job (admission already capped the count). */
+	if ((r = vx_pool_new(svc.max_concurrent, svc.max_concurrent, &svc.pool)) < 0)
+		vx_fatal("worker pool: %s", strerror(-r));
+	vx_server_config cfg = {
+		.service = "llm", .version = LLM_VERSION,
+		.routes = llm_routes, .n_routes = llm_n_routes,
+		.ws_routes = llm_ws_routes, .n_ws_routes = llm_n_ws_routes,
+		.user = &svc, .health = llm_service_health,
+		.info = llm_service_info,
+	};
+	vx_daemon_server_config(&svc.d, &cfg);
+	if ((r = vx_server_new(&cfg, &svc.server)) < 0)
+		vx_fatal("cannot serve on %s:%d: %s", svc.d.host, svc.d.port,
+			 strerror(-r));
+	vx_metrics *m = vx_server_metrics(svc.server);
+	register_metrics(&svc, m);
+	vx_metrics_gauge_fn(m, "voxline_llm_generations_in_flight",
+			    "Generations running now", NULL, gauge_generations, &svc);
+	llm_service_probe_start(&svc);
+	vx_log_info(NULL, "engine %s, model %s, upstream %s, max %d concurrent",
+		    svc.engine->name, svc.model ? svc.model : "(default)",
+		    svc.local ? "-" : svc.url ? svc.url : "(default)",
+		    svc.max_concurrent);
+
+	r = vx_server_run(svc.server);
+	vx_server_free(svc.server);
+	vx_pool_free(svc.pool);
+	llm_service_probe_stop(&svc);
+	svc.engine->destroy(svc.eng);
+	return r < 0 ? 1 : 0;
+}
