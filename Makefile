@@ -6,6 +6,7 @@
 #   make test        deps + build + unit tests + integration tests
 #   make sanitize    the same tests on an ASan/UBSan build (build-asan/)
 #   make bench       benchmarks; prints figures, never fails on a number
+#   make models      download a small GGUF instruct model into models/ (internet)
 #
 # Switches:
 #   SANITIZE=1   build with -fsanitize=address,undefined into build-asan/
@@ -22,6 +23,11 @@
 
 ifeq ($(SANITIZE),1)
 BUILD ?= build-asan
+# Leak reports from inside Debian's engine libraries are suppressed by name
+# in tests/lsan.supp; everything else fails the run.
+export ASAN_OPTIONS ?= detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=0
+export LSAN_OPTIONS ?= suppressions=$(abspath tests/lsan.supp):print_suppressions=0
+export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 OPT ?= -O1
 else
@@ -56,7 +62,7 @@ $(BUILD)/obj/%.o: %.c
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CFLAGS_ALL) $(CFLAGS_$(subst /,_,$(dir $<))) -c -o $@ $<
 
-.PHONY: all deps run test unit integration sanitize bench clean tools
+.PHONY: all deps run test unit integration sanitize bench clean tools models
 all: $(BINS) $(TOOLS)
 tools: $(TOOLS)
 
@@ -100,6 +106,15 @@ sanitize: deps
 
 bench: deps all
 	$(PYTHON) tests/bench/run.py --bin $(abspath $(BUILD)/bin) --tools $(abspath $(BUILD)/tools)
+
+# A small instruct model for the built-in engine (needs internet).
+MODEL_URL ?= https://huggingface.co/Qwen/Qwen2.5-0.5B-Instruct-GGUF/resolve/main/qwen2.5-0.5b-instruct-q8_0.gguf
+MODEL_FILE ?= models/qwen2.5-0.5b-instruct-q8_0.gguf
+models: $(MODEL_FILE)
+$(MODEL_FILE):
+	@mkdir -p $(@D)
+	curl -L --fail --retry 3 -o $@.part $(MODEL_URL)
+	mv $@.part $@
 
 clean:
 	rm -rf build build-asan

@@ -20,6 +20,13 @@
  *   vad_eval --frame-ms 0               all of 10, 20 and 30 ms
  *   vad_eval --write-wav a.wav --write-truth a.json [--condition white20]
  *   vad_eval --no-eval --write-wav ...  only write the files
+ *   --truth-band-hz 3600   the truth of what is left of each sentence after
+ *                          a low-pass to 3.6 kHz (audio sent at 8 kHz: an
+ *                          /s/ that lies above 4 kHz is not in it)
+ *   --seed N               the noise: condition c uses seed N + c (default
+ *                          0x5eed0001; the file and the table agree)
+ *   --condition C          with an evaluation: only that condition
+ *   --show-errors-over MS  print each segment whose boundary is off by more
  */
 #include "vad_engine.h"
 
@@ -78,6 +85,9 @@ typedef struct track {
 	size_t n;
 	int nseg;
 	int64_t seg_start[MAX_SENTENCES], seg_end[MAX_SENTENCES]; /* samples */
+	/* the truth written by --write-truth: seg_* or, with --truth-band-hz,
+	 * the same rule applied to the speech low-passed to that band */
+	int64_t truth_start[MAX_SENTENCES], truth_end[MAX_SENTENCES];
 	double speech_power;        /* mean square over the truth intervals */
 } track;
 
@@ -125,9 +135,41 @@ static void trim(const short *x, int n, int *ret_first, int *ret_last)
 	*ret_last = last;
 }
 
-/* Synthesises the sentences and lays them out; 0 or -errno. */
-static int track_make(track *t)
+/* x low-passed to hz (windowed sinc, LP_TAPS taps), into a new buffer. */
+#define LP_TAPS 129
+static short *lowpass(const short *x, int n, int hz)
 {
+	double h[LP_TAPS], fc = (double)hz / VAD_RATE;
+	short *y = malloc((size_t)n * sizeof(*y));
+
+	if (!y)
+		return NULL;
+	for (int i = 0; i < LP_TAPS; i++) {
+		int k = i - LP_TAPS / 2;
+		double sinc = k ? sin(2.0 * M_PI * fc * k) / (M_PI * k) : 2.0 * fc;
+
+		h[i] = sinc * (0.54 - 0.46 * cos(2.0 * M_PI * i / (LP_TAPS - 1)));
+	}
+	for (int i = 0; i < n; i++) {
+		double acc = 0.0;
+
+		for (int j = 0; j < LP_TAPS; j++) {
+			int at = i + j - LP_TAPS / 2;
+
+			if (at >= 0 && at < n)
+				acc += h[j] * x[at];
+		}
+		y[i] = (short)lrint(acc > 32767 ? 32767 : acc < -32768 ? -32768 : acc);
+	}
+	return y;
+}
+
+/* Synthesises the sentences and lays them out; 0 or -errno. With
+ * band_hz > 0 the truth is trimmed on the speech low-passed to band_hz
+ * (what of each sentence is left in 8 kHz audio, say). */
+static int track_make(track *t, int band_hz)
+{
+	int tfirst[NSENT], tlast[NSENT];
 	cst_voice *voice;
 	cst_wave *waves[NSENT] = { 0 };
 	int first[NSENT], last[NSENT];
@@ -146,6 +188,19 @@ static int track_make(track *t)
 		    waves[i]->num_channels != 1)
 			goto out_free_waves;
 		trim(waves[i]->samples, waves[i]->num_samples, &first[i], &last[i]);
+		tfirst[i] = first[i];
+		tlast[i] = last[i];
+		if (band_hz > 0) {
+			short *lp = lowpass(waves[i]->samples, waves[i]->num_samples,
+					    band_hz);
+
+			if (!lp) {
+				r = -ENOMEM;
+				goto out_free_waves;
+			}
+			trim(lp, waves[i]->num_samples, &tfirst[i], &tlast[i]);
+			free(lp);
+		}
 		total += (size_t)waves[i]->num_samples + (size_t)gaps_ms[i] * MS;
 	}
 	total += (size_t)TAIL_MS * MS;
@@ -166,6 +221,8 @@ static int track_make(track *t)
 			t->speech[at + (size_t)k] += w->samples[k];
 		t->seg_start[t->nseg] = (int64_t)pos;
 		t->seg_end[t->nseg] = (int64_t)(at + (size_t)last[i]);
+		t->truth_start[t->nseg] = (int64_t)(at + (size_t)tfirst[i]);
+		t->truth_end[t->nseg] = (int64_t)(at + (size_t)tlast[i]);
 		for (int64_t k = t->seg_start[t->nseg]; k < t->seg_end[t->nseg]; k++) {
 			sum += (double)t->speech[k] * t->speech[k];
 			count++;
@@ -395,23 +452,25 @@ static int write_wav(const char *path, const int16_t *pcm, size_t n)
 	return r ? -EIO : 0;
 }
 
-static int write_truth(const char *path, const track *t, const condition *c)
+static int write_truth(const char *path, const track *t, const condition *c,
+		       int band_hz)
 {
 	FILE *f = fopen(path, "w");
 	int r;
 
 	if (!f)
 		return -errno;
-	fprintf(f, "{\"sample_rate\":%d,\"duration_ms\":%lld,\"condition\":\"%s\",",
-		VAD_RATE, (long long)(t->n / MS), c->name);
+	fprintf(f, "{\"sample_rate\":%d,\"duration_ms\":%lld,\"condition\":\"%s\","
+		"\"band_hz\":%d,", VAD_RATE, (long long)(t->n / MS), c->name,
+		band_hz > 0 ? band_hz : VAD_RATE / 2);
 	if (c->snr_db < 0)
 		fprintf(f, "\"snr_db\":null,\"segments\":[");
 	else
 		fprintf(f, "\"snr_db\":%g,\"segments\":[", c->snr_db);
 	for (int i = 0; i < t->nseg; i++)
 		fprintf(f, "%s{\"start_ms\":%lld,\"end_ms\":%lld,\"text\":\"%s\"}",
-			i ? "," : "", (long long)(t->seg_start[i] / MS),
-			(long long)(t->seg_end[i] / MS), sentences[i]);
+			i ? "," : "", (long long)(t->truth_start[i] / MS),
+			(long long)(t->truth_end[i] / MS), sentences[i]);
 	fprintf(f, "]}\n");
 	r = ferror(f) ? -EIO : 0;
 	if (fclose(f) != 0)
@@ -424,7 +483,8 @@ static void usage(FILE *f)
 	fprintf(f, "usage: vad_eval [--frame-ms 10|20|30|0] [--engine NAME]\n"
 		"                [--write-wav FILE] [--write-truth FILE]\n"
 		"                [--condition clean|white20|pink20|white5|pink5]\n"
-		"                [--seed N] [--show-errors-over MS] [--no-eval]\n");
+		"                [--truth-band-hz HZ] [--seed N]\n"
+		"                [--show-errors-over MS] [--no-eval]\n");
 }
 
 struct options {
@@ -436,6 +496,7 @@ struct options {
 	uint64_t seed;              /* noise of condition c: seed + c */
 	int verbose;                /* print segments off by more (ms); 0 = none */
 	int only_cond;              /* --condition given: evaluate only that */
+	int band_hz;                /* --truth-band-hz; 0 = full band */
 };
 
 static int parse_args(int argc, char **argv, struct options *o)
@@ -462,6 +523,10 @@ static int parse_args(int argc, char **argv, struct options *o)
 		} else if (strcmp(a, "--show-errors-over") == 0) {
 			o->verbose = atoi(v);
 			if (o->verbose <= 0)
+				return -EINVAL;
+		} else if (strcmp(a, "--truth-band-hz") == 0) {
+			o->band_hz = atoi(v);
+			if (o->band_hz < 1000 || o->band_hz >= VAD_RATE / 2)
 				return -EINVAL;
 		} else if (strcmp(a, "--seed") == 0) {
 			char *end;
@@ -509,7 +574,7 @@ static int write_files(const struct options *o, const track *t)
 		}
 	}
 	if (o->truth) {
-		r = write_truth(o->truth, t, o->cond);
+		r = write_truth(o->truth, t, o->cond, o->band_hz);
 		if (r < 0)
 			fprintf(stderr, "vad_eval: %s: %s\n", o->truth, strerror(-r));
 	}
@@ -631,7 +696,7 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	r = track_make(&t);
+	r = track_make(&t, o.band_hz);
 	if (r < 0) {
 		fprintf(stderr, "vad_eval: synthesis failed: %s\n", strerror(-r));
 		return 1;

@@ -259,6 +259,19 @@ static void handle_generate(vx_req *req, void *user)
 		llm_api_http_run(h, generate_job);
 }
 
+bool llm_service_quiesce(llm_service *svc, int timeout_ms)
+{
+	struct timespec pause = { 0, 10 * 1000000 };
+	atomic_store(&svc->stopping, true);
+	llm_ws_cancel_all(svc);
+	for (int waited = 0; atomic_load(&svc->generations) > 0; waited += 10) {
+		if (waited >= timeout_ms)
+			return false;
+		nanosleep(&pause, NULL);
+	}
+	return true;
+}
+
 /* ---- readiness and info ---- */
 
 const char *llm_service_model(const llm_service *svc, const char *asked,

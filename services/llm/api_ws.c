@@ -35,6 +35,7 @@
 typedef struct ws_state ws_state;
 
 typedef struct ws_gen {
+	struct ws_gen *next_live, *prev_live;   /* svc->ws_live, while running */
 	ws_state *st;
 	vx_wsconn *c;
 	llm_params p;
@@ -104,7 +105,38 @@ static int ws_piece(void *user, llm_piece_kind kind, const char *text,
 	return !b->data || vx_ws_send_text(g->c, b->data, b->len) < 0;
 }
 
-static void ws_launch(ws_gen *g);
+static void ws_live_add(llm_service *svc, ws_gen *g)
+{
+	pthread_mutex_lock(&svc->ws_lock);
+	g->prev_live = NULL;
+	g->next_live = svc->ws_live;
+	if (svc->ws_live)
+		svc->ws_live->prev_live = g;
+	svc->ws_live = g;
+	pthread_mutex_unlock(&svc->ws_lock);
+}
+
+static void ws_live_remove(llm_service *svc, ws_gen *g)
+{
+	pthread_mutex_lock(&svc->ws_lock);
+	if (g->prev_live)
+		g->prev_live->next_live = g->next_live;
+	else
+		svc->ws_live = g->next_live;
+	if (g->next_live)
+		g->next_live->prev_live = g->prev_live;
+	pthread_mutex_unlock(&svc->ws_lock);
+}
+
+void llm_ws_cancel_all(llm_service *svc)
+{
+	pthread_mutex_lock(&svc->ws_lock);
+	for (ws_gen *g = svc->ws_live; g; g = g->next_live)
+		atomic_store(&g->cancel, true);
+	pthread_mutex_unlock(&svc->ws_lock);
+}
+
+static void ws_launch(ws_gen *g, bool has_slot);
 
 static void ws_job(void *arg)
 {
@@ -113,7 +145,7 @@ static void ws_job(void *arg)
 	llm_service *svc = st->svc;
 	llm_gen_result res;
 	llm_gen_run(svc, &g->p, &g->cancel, ws_piece, g, &res);
-	llm_gen_leave(svc);
+	ws_live_remove(svc, g);
 	vx_buf *b = &g->ev;
 	vx_buf_reset(b);
 	if (res.status && res.status != 499) {
@@ -137,16 +169,18 @@ static void ws_job(void *arg)
 	pthread_mutex_unlock(&st->lock);
 	vx_wsconn *c = g->c;
 	ws_gen_free(g);
+	ws_gen_free(launch ? NULL : next);
 	if (launch)
-		ws_launch(next);
+		ws_launch(next, true);   /* takes over this job's slot */
 	else
-		ws_gen_free(next);
+		llm_gen_leave(svc);      /* last use of the server's state */
 	vx_ws_unref(c);
 	ws_state_unref(st);
 }
 
-/* Starts g, already st->active: admission, then the pool. */
-static void ws_launch(ws_gen *g)
+/* Starts g, already st->active: admission (unless it takes over a
+ * finished job's slot), then the pool. */
+static void ws_launch(ws_gen *g, bool has_slot)
 {
 	ws_state *st = g->st;
 	llm_service *svc = st->svc;
@@ -154,12 +188,17 @@ static void ws_launch(ws_gen *g)
 	char msg[128];
 	snprintf(msg, sizeof(msg), "all %d generation slots are busy; retry shortly",
 		 svc->max_concurrent);
-	if (llm_gen_admit(svc) == 0) {
+	if (atomic_load(&svc->stopping)) {
+		code = "unavailable";
+		snprintf(msg, sizeof(msg), "the server is shutting down");
+	} else if (has_slot || llm_gen_admit(svc) == 0) {
+		has_slot = true;
 		atomic_fetch_add(&st->refs, 1);
 		vx_ws_ref(g->c);
+		ws_live_add(svc, g);
 		if (vx_pool_submit(svc->pool, ws_job, g) == 0)
 			return;
-		llm_gen_leave(svc);
+		ws_live_remove(svc, g);
 		vx_ws_unref(g->c);
 		atomic_fetch_sub(&st->refs, 1);   /* the connection still holds one */
 		code = "unavailable";
@@ -171,6 +210,8 @@ static void ws_launch(ws_gen *g)
 	pthread_mutex_unlock(&st->lock);
 	ws_error(g->c, g->id_field, 503, code, msg);
 	ws_gen_free(g);
+	if (has_slot)
+		llm_gen_leave(svc);
 }
 
 static int ws_open(vx_wsconn *c, void *user, void **ret_state)
@@ -235,7 +276,7 @@ static void ws_request(ws_state *st, const char *text, size_t len)
 			 "done event or send {\"event\":\"cancel\"}");
 		ws_gen_free(g);
 	} else if (!active) {
-		ws_launch(g);
+		ws_launch(g, false);
 	}
 }
 

@@ -9,7 +9,8 @@
  * and ready() says -EAGAIN ("loading") until that is done. One model, one
  * KV cache: generate() calls are serialised by a mutex. The KV cache keeps
  * the tokens of the previous call, so a conversation that grows by a turn
- * only runs the new tokens through the model.
+ * only runs the new tokens (from the last MODEL_BATCH boundary) through the
+ * model. Identical requests with a seed give identical output.
  *
  * Config: cfg->model = path of the .gguf, cfg->threads, cfg->ctx (0 = the
  * model's context length).
@@ -415,10 +416,14 @@ static int run_generation(gen *G)
 	if ((rc = tokenize_prompt(G, &n_prompt)) < 0)
 		return rc;
 	G->res->prompt_tokens = n_prompt;
-	/* reuse the cached prefix, but always run the last prompt token */
+	/* Reuse the cached prefix, but always run the last prompt token, and
+	 * restart at a multiple of MODEL_BATCH: a position is then always
+	 * computed in the same batch as a fresh run would put it in, so the
+	 * same request (and seed) gives bit-identical logits and tokens. */
 	int same = 0;
 	while (same < e->n_hist && same < n_prompt - 1 && e->hist[same] == e->ids[same])
 		same++;
+	same -= same % MODEL_BATCH;
 	e->n_hist = same;
 	if ((rc = prefill(G, same, n_prompt)) < 0)
 		return rc;

@@ -5,10 +5,12 @@
 
 extern const llm_engine_ops llm_engine_openai;
 extern const llm_engine_ops llm_engine_ollama;
+extern const llm_engine_ops llm_engine_gguf;   /* engine_gguf.c + gguf/ */
 
 const llm_engine_ops *const llm_engines[] = {
 	&llm_engine_openai,
 	&llm_engine_ollama,
+	&llm_engine_gguf,
 	NULL,
 };
 

@@ -64,6 +64,11 @@ typedef struct llm_service {
 	atomic_int probe_rc;         /* engine->ready() result */
 	char probe_detail[200];      /* under probe_lock */
 
+	/* WebSocket generations running, so shutdown can cancel them */
+	pthread_mutex_t ws_lock;
+	struct ws_gen *ws_live;      /* list through ws_gen.next_live */
+	atomic_bool stopping;        /* shutting down: start nothing new */
+
 	/* metrics */
 	vx_histogram *ttft;          /* seconds to the first token */
 	vx_histogram *tok_rate;      /* completion tokens per second */
@@ -121,6 +126,14 @@ void llm_api_error_json(vx_buf *out, int status, const char *code,
 /* The model name answers carry: the request's, the upstream's, the default. */
 const char *llm_service_model(const llm_service *svc, const char *asked,
 			      const char *answered);
+
+/* Shutdown: starts nothing new, cancels the WebSocket generations and
+ * waits up to timeout_ms for every generation to end; false if some did
+ * not (the caller must then not free what they use). */
+bool llm_service_quiesce(llm_service *svc, int timeout_ms);
+
+/* api_ws.c */
+void llm_ws_cancel_all(llm_service *svc);
 
 /* api_openai.c */
 void llm_api_chat_completions(vx_req *req, void *user);

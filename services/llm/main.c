@@ -12,6 +12,7 @@
 #include "vx_log.h"
 
 #define LLM_VERSION "0.1.0"
+#define LLM_QUIESCE_MS 3000   /* at exit, wait this long for generations */
 
 /* --engine, or by default gguf for a --model without --url, else openai. */
 static const llm_engine_ops *pick_engine(const llm_service *svc)
@@ -124,6 +125,7 @@ int main(int argc, char **argv)
 		.timeout_ms = svc.timeout_s * 1000,
 	};
 	svc.started = (double)time(NULL);
+	pthread_mutex_init(&svc.ws_lock, NULL);
 
 	llm_config ecfg = {
 		.url = svc.url, .api_key = svc.upstream_key, .model = svc.model,
@@ -161,9 +163,17 @@ int main(int argc, char **argv)
 		    svc.max_concurrent);
 
 	r = vx_server_run(svc.server);
+	if (!llm_service_quiesce(&svc, LLM_QUIESCE_MS)) {
+		/* A client still holds a generation: freeing would pull the
+		 * server from under it. The process ends anyway. */
+		vx_log_warn(NULL, "exiting with %d generations in flight",
+			    atomic_load(&svc.generations));
+		return r < 0 ? 1 : 0;
+	}
 	vx_server_free(svc.server);
 	vx_pool_free(svc.pool);
 	llm_service_probe_stop(&svc);
 	svc.engine->destroy(svc.eng);
+	pthread_mutex_destroy(&svc.ws_lock);
 	return r < 0 ? 1 : 0;
 }

@@ -97,9 +97,11 @@ static int sphinx_config_new(const stt_config *cfg, cmd_ln_t **ret_config)
 	int argc = 0, err = 0;
 	char *args = NULL, *save = NULL;
 	cmd_ln_t *config;
-	const char *hmm = cfg->model_dir ? cfg->model_dir : SPHINX_DEFAULT_MODEL_DIR;
-	const char *dict = cfg->dict ? cfg->dict : SPHINX_DEFAULT_DICT;
-	const char *lm = cfg->lm ? cfg->lm : SPHINX_DEFAULT_LM;
+	/* NULL or "" = the default, as flags with an empty default give */
+	const char *hmm = cfg->model_dir && *cfg->model_dir ? cfg->model_dir
+							    : SPHINX_DEFAULT_MODEL_DIR;
+	const char *dict = cfg->dict && *cfg->dict ? cfg->dict : SPHINX_DEFAULT_DICT;
+	const char *lm = cfg->lm && *cfg->lm ? cfg->lm : SPHINX_DEFAULT_LM;
 	char mdef[4096];
 
 	if ((size_t)snprintf(mdef, sizeof(mdef), "%s/mdef", hmm) >= sizeof(mdef))

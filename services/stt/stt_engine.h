@@ -47,9 +47,9 @@
 
 typedef struct stt_config {
 	int pool_size;            /* decoders to load (remote: concurrent requests); 1..STT_POOL_MAX */
-	const char *model_dir;    /* pocketsphinx: acoustic model dir; NULL = default */
-	const char *dict;         /* pocketsphinx: dictionary; NULL = default */
-	const char *lm;           /* pocketsphinx: language model; NULL = default */
+	const char *model_dir;    /* pocketsphinx: acoustic model dir; NULL or "" = default */
+	const char *dict;         /* pocketsphinx: dictionary; NULL or "" = default */
+	const char *lm;           /* pocketsphinx: language model; NULL or "" = default */
 	const char *decoder_args; /* pocketsphinx: extra "-name value" pairs, space
 				   * separated, overriding the defaults
 				   * (e.g. "-lw 5 -remove_noise yes"); NULL = none */

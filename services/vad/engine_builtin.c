@@ -9,16 +9,24 @@
  * a-posteriori SNR g = P / N and the a-priori SNR x (decision-directed,
  * Ephraim-Malah), each band contributes log LR = g x / (1 + x) - ln(1 + x),
  * and the mean over the bands is compared to a threshold that rises with
- * aggressiveness. A hop that passes the test keeps the decision on for a
- * few hops more (hangover, shorter in the strict modes).
+ * aggressiveness. The mean over the top bands alone (3.1-7.5 kHz) may pass
+ * a higher threshold instead, so that weak fricatives (/s/, /tS/) in
+ * broadband noise, which lift only those bands, still count. A hop that
+ * passes the test keeps the decision on for a few hops more (hangover,
+ * shorter in the strict modes).
  *
  * The noise floor adapts: the first 100 ms set it; after that a band
- * follows its power (time constant 20 hops) in non-speech hops, and in
- * speech hops too while it stays within 3 dB of its noise (the bands
- * between formants); it is also held between the minimum of the smoothed
- * band power over the last 2 s and 2.5 times that minimum (minimum
- * statistics, Martin 2001), so it recovers from starting in speech and
- * follows noise that gets louder. Hops quieter than an absolute floor
+ * follows its power (time constant 20 hops) in hops that did not pass the
+ * test themselves (hangover hops included), and in passing hops too while
+ * it stays within 3 dB of its noise (the bands between formants); once
+ * 250 ms of smoothed band power have been seen it is also held between the
+ * minimum of that over the last 2 s and MIN_MARGIN times the minimum's
+ * expected bias, which shrinks with the band's width (1 + 2.6/sqrt(bins):
+ * measured on white noise). This is minimum statistics (Martin 2001): the
+ * floor recovers from starting in speech and follows noise that gets
+ * louder, without being pinned below the noise (a bound of 2.5 x minimum
+ * for every band did that to the narrow low bands, whose minimum is far
+ * below their mean, and the detector then fired on steady noise). Hops quieter than an absolute floor
  * (-58 dBFS over the bands) are never speech, so digital silence and
  * dither stay non-speech.
  *
@@ -53,6 +61,12 @@
 #define XI_MIN 0.003f               /* -25 dB */
 #define GAMMA_MAX 1e4f
 #define POWER_EPS 1e-3f
+#define FRIC_BAND 13                /* bands 13.. (3.1-7.5 kHz) hold fricatives */
+#define FRIC_MIN_LIVE 4             /* fricative bands needed for that test */
+#define DEAD_RMS 1.0f               /* a band below this (PCM16 units, as white
+				       noise) in power and noise is empty */
+#define FRIC_SCALE 2.0f             /* their mean log LR alone must pass this
+				       many times the threshold */
 #define ABS_FLOOR_RMS 40.0f         /* band RMS in PCM16 units (-58 dBFS) */
 
 typedef struct level {
@@ -79,6 +93,7 @@ typedef struct builtin {
 	float smooth[NBANDS];       /* recursively smoothed band powers */
 	float noise[NBANDS];        /* noise power estimate per band */
 	float max_over_min[NBANDS]; /* noise / window minimum allowed */
+	float dead[NBANDS];         /* band power of white noise at DEAD_RMS */
 	float clean[NBANDS];        /* last hop's clean-speech power estimate */
 	float sub_min[NSUBWIN][NBANDS]; /* minimum of smooth per sub-window */
 	float cur_min[NBANDS];      /* minimum in the current sub-window */
@@ -125,9 +140,14 @@ static double mel_to_hz(double m)
 	return 700.0 * (pow(10.0, m / 2595.0) - 1.0);
 }
 
-/* Mel-spaced band edges over bins BIN_LO..BIN_HI, each band >= 2 bins. */
+/* Mel-spaced band edges over bins BIN_LO..BIN_HI, each band >= 2 bins;
+ * their noise bounds (needs the window). */
 static void bands_init(builtin *b)
 {
+	float wsum = 0.0f;              /* E|X(k)|^2 of unit white noise */
+
+	for (int i = 0; i < WIN; i++)
+		wsum += b->window[i] * b->window[i];
 	double bin_hz = (double)VAD_RATE / NFFT;
 	double m_lo = mel(BIN_LO * bin_hz), m_hi = mel((BIN_HI + 1) * bin_hz);
 
@@ -144,6 +164,7 @@ static void bands_init(builtin *b)
 		int bins = b->band_edge[i + 1] - b->band_edge[i];
 
 		b->max_over_min[i] = MIN_MARGIN * (1.0f + MIN_BIAS / sqrtf((float)bins));
+		b->dead[i] = (float)bins * wsum * DEAD_RMS * DEAD_RMS;
 	}
 }
 
@@ -258,10 +279,12 @@ static void update_noise(builtin *b)
 	}
 }
 
-/* Mean log likelihood ratio of speech over the speech band. */
-static float likelihood(builtin *b)
+/* Mean log likelihood ratio of speech over all bands (ret) and over the
+ * fricative bands (ret_hi). */
+static float likelihood(builtin *b, float *ret_hi)
 {
-	float sum = 0.0f;
+	float sum = 0.0f, hi = 0.0f;
+	int live = 0, live_hi = 0;
 
 	for (int k = 0; k < NBANDS; k++) {
 		float g = b->power[k] / b->noise[k], x, gain;
@@ -274,21 +297,35 @@ static float likelihood(builtin *b)
 			x = XI_MIN;
 		gain = x / (1.0f + x);
 		b->clean[k] = gain * gain * b->power[k];
-		sum += g * gain - logf(1.0f + x);
+		float l = g * gain - logf(1.0f + x);
+
+		/* a band with nothing in it (above the Nyquist frequency of
+		 * upsampled 8 kHz audio) would only dilute the mean */
+		if (b->power[k] < b->dead[k] && b->noise[k] < b->dead[k])
+			continue;
+		sum += l;
+		live++;
+		if (k >= FRIC_BAND) {
+			hi += l;
+			live_hi++;
+		}
 	}
-	return sum / (float)NBANDS;
+	*ret_hi = live_hi >= FRIC_MIN_LIVE ? hi / (float)live_hi : 0.0f;
+	return live ? sum / (float)live : 0.0f;
 }
 
 /* Analyses the hop now complete in hist; returns its decision. */
 static int decide_hop(builtin *b)
 {
-	float band_power = analyse(b), llr;
+	float band_power = analyse(b), llr, llr_hi;
 	int raw;
 
 	track_minimum(b);
 	update_noise(b);
-	llr = likelihood(b);
-	raw = b->hops >= INIT_HOPS && llr > b->lv.llr_threshold &&
+	llr = likelihood(b, &llr_hi);
+	raw = b->hops >= INIT_HOPS &&
+	      (llr > b->lv.llr_threshold ||
+	       llr_hi > FRIC_SCALE * b->lv.llr_threshold) &&
 	      band_power > ABS_FLOOR_RMS * ABS_FLOOR_RMS;
 	if (raw)
 		b->hang = b->lv.hangover_hops;

@@ -249,7 +249,7 @@ def test_official_openai_node_client(llm):
     assert s["content"] == "You said: hello from node."
     assert s["reasoning"] == "Let me think about it."
     assert s["finish"] == "stop" and s["firstRole"] == "assistant"
-    assert s["usage"]["completion_tokens"] == 9
+    assert s["usage"]["completion_tokens"] == 10
     assert res["stream_helper"]["content"] == UTF8_TEXT + " You said: hello from node."
     assert res["error_missing"]["status"] == 404
     assert res["error_missing"]["type"] == "not_found_error"
@@ -339,7 +339,7 @@ def test_reasoning_is_split_from_content(llm, engine, model):
     content, reasoning, _, _, chunks = chat_stream(
         d.port, {"messages": MSGS, "model": model, "include_reasoning": False})
     assert reasoning == "" and content == "You said: hello world."
-    assert "reasoning" not in json.dumps(chunks)
+    assert "reasoning_content" not in json.dumps(chunks)
 
 
 @pytest.mark.parametrize("engine,model", [("openai", "splitutf8"), ("openai", "rawsplit"),
@@ -575,7 +575,7 @@ def test_http_client_disconnect_closes_the_upstream_within_100ms(llm, upstream, 
 # ---- bad input and admission ----
 
 def test_bad_requests_are_400_413_415_in_both_error_shapes(llm):
-    d = llm("--max-prompt-kb", "1", "--max-tokens-limit", "100")
+    d = llm("--max-prompt-kb", "1", "--max-tokens", "50", "--max-tokens-limit", "100")
     cases = [
         ({"model": "echo"}, 400, "missing_messages"),
         ({"messages": []}, 400, "invalid_messages"),

@@ -50,8 +50,13 @@ static void *open_ready(const char *path, int ctx)
 	return eng;
 }
 
+/* long enough (> 2 * MODEL_BATCH tokens) that a repeated call reuses
+ * cached batches of the prompt */
 static const llm_message chat[] = {
-	{ "system", "You are terse." },
+	{ "system", "You are terse. You answer in one short sentence, never more. You "
+		    "do not use lists, tables or headings. You never apologise. You "
+		    "prefer plain words to jargon, numbers to adjectives, and you say "
+		    "so when you do not know something instead of guessing at it." },
 	{ "user", "Hello there, how are you today?" },
 };
 
@@ -111,7 +116,7 @@ VX_TEST(greedy_is_deterministic_with_and_without_prefix_cache)
 		sink a = { 0 }, b = { 0 }, c = { 0 };
 		llm_result ra, rb, rc;
 		VX_CHECK_INT(llm_engine_gguf.generate(eng, &req, NULL, on_piece, &a, &ra), 0);
-		VX_CHECK(ra.prompt_tokens > 10);
+		VX_CHECK(ra.prompt_tokens > 128);
 		VX_CHECK(a.len > 0);
 		printf("  %s: %d+%d tokens: \"%s\"\n", paths[p], ra.prompt_tokens, ra.completion_tokens, a.text);
 		VX_CHECK(ra.completion_tokens >= 1 && ra.completion_tokens <= 12);

@@ -283,15 +283,15 @@ VX_TEST(tile_kernels_match_the_dot_kernel)
 		free(a);
 	}
 	if (quant_have_avx2())
-		VX_CHECK(tiles >= 4);
+		VX_CHECK(tiles >= 5);
 }
 
 VX_TEST(avx2_activation_quantisers_match_portable)
 {
 	if (!quant_have_avx2())
 		return;
-	const int types[] = { QT_Q8_0, QT_Q8_K };
-	for (int k = 0; k < 2; k++) {
+	const int types[] = { QT_Q8_0, QT_Q8_K, QT_Q8_0U };
+	for (int k = 0; k < 3; k++) {
 		int n = 1024, type = types[k];
 		float x[1024], ya[1024], yp[1024];
 		uint8_t qa[1200], qp[1200];

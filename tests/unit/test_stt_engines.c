@@ -282,6 +282,41 @@ VX_TEST(sphinx_transcribes_flite_speech_under_wer_limit)
 	ops->destroy(eng);
 }
 
+/* All sentences in one request to a fresh decoder, as the integration test
+ * round-trips them through the TTS and STT services. */
+VX_TEST(sphinx_transcribes_all_sentences_in_one_request_under_wer_limit)
+{
+	void *eng = NULL;
+	vx_buf text = { 0 };
+	int16_t *pcm;
+	size_t n = 0;
+	stt_result r = { 0 };
+	double t, w;
+
+	for (size_t i = 0; i < N_SENTENCES; i++)
+		vx_buf_printf(&text, "%s%s", i ? " " : "", stt_test_sentences[i]);
+	pcm = speak(text.data, &n);
+	VX_CHECK(pcm != NULL);
+	VX_CHECK_INT(sphinx_new(1, NULL, &eng), 0);
+	if (!eng || !pcm)
+		goto out;
+	t = now_s();
+	VX_CHECK_INT(stt_engine_pocketsphinx.transcribe(eng, pcm, n, NULL, NULL,
+							&r), 0);
+	t = now_s() - t;
+	w = wer(text.data, r.text);
+	printf("# one request, %.1f s of audio: WER %.1f%%, RTF %.3f\n#   %s\n",
+	       (double)n / STT_RATE, 100.0 * w, t * STT_RATE / (double)n,
+	       r.text ? r.text : "(null)");
+	VX_CHECK(w < STT_TEST_WER_MAX);
+	check_segments(&r, n);
+	stt_result_release(&r);
+out:
+	stt_engine_pocketsphinx.destroy(eng);
+	free(pcm);
+	vx_buf_release(&text);
+}
+
 struct partials {
 	int calls;
 	int repeats;            /* a partial equal to the one before */
@@ -419,6 +454,11 @@ VX_TEST(sphinx_rejects_bad_input_and_config)
 	VX_CHECK_INT(ops->create(&(stt_config){ .pool_size = 1,
 		.lm = "/nonexistent/lm.bin" }, &eng), -ENOENT);
 	VX_CHECK(eng == NULL);
+	/* empty strings mean the defaults */
+	VX_CHECK_INT(ops->create(&(stt_config){ .pool_size = 1, .model_dir = "",
+		.dict = "", .lm = "", .decoder_args = "" }, &eng), 0);
+	ops->destroy(eng);
+	eng = NULL;
 	/* overriding a default is not a duplicate */
 	VX_CHECK_INT(sphinx_new(1, "-remove_noise yes  -lw 6.5", &eng), 0);
 	if (!eng)
@@ -992,6 +1032,7 @@ VX_TEST(cleanup_releases_flite)
 VX_TEST_MAIN(registry_finds_engines_by_name_default_first,
 	     wer_counts_word_edits_ignoring_case_and_punctuation,
 	     sphinx_transcribes_flite_speech_under_wer_limit,
+	     sphinx_transcribes_all_sentences_in_one_request_under_wer_limit,
 	     sphinx_stream_gives_changing_partials_then_final_twice,
 	     sphinx_pool_refuses_when_all_decoders_are_taken,
 	     sphinx_cancel_stops_transcribe_and_keeps_decoder_usable,

@@ -276,17 +276,16 @@ static void quantize_q8_0(const float *x, block_q8_0 *y, int64_t nb)
 	}
 }
 
-/* Q8_0 with the scale kept as float and bytes offset to unsigned. */
+/* Q8_0U: the Q8_0 quantiser's bytes offset to unsigned, its f16 scale as
+ * float, so gemm and dot kernels see identical activations. */
 static void quantize_q8_0u(const float *x, block_q8_0u *y, int64_t nb)
 {
-	for (int64_t i = 0; i < nb; i++, x += QK8_0) {
-		float amax = 0;
+	for (int64_t i = 0; i < nb; i++) {
+		block_q8_0 b;
+		quantize_q8_0(x + i * QK8_0, &b, 1);
+		y[i].d = F16(b.d);
 		for (int j = 0; j < QK8_0; j++)
-			amax = fmaxf(amax, fabsf(x[j]));
-		float d = amax / 127.0f, id = d ? 1.0f / d : 0.0f;
-		y[i].d = d;
-		for (int j = 0; j < QK8_0; j++)
-			y[i].qs[j] = (uint8_t)(128 + (int)roundf(x[j] * id));
+			y[i].qs[j] = (uint8_t)(b.qs[j] + 128);
 	}
 }
 

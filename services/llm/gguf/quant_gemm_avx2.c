@@ -1,0 +1,425 @@
+/*
+ * quant_gemm_avx2.c - batched (prefill) kernels: 2-row x 4-token tiles
+ * (AVX2) and the 8-row gemm (AVX-VNNI). See quant.h; selected at run time.
+ */
+#include "quant.h"
+
+#include <string.h>
+
+#if defined(__x86_64__)
+#include "quant_simd.h"
+
+/* ---- 2 rows x 4 tokens tiles ---- */
+
+AVX2 static void tile_q8_0(int n, const void *w, size_t ws, const void *a, size_t as,
+			   float *out, size_t os)
+{
+	const block_q8_0 *x[2], *y[4];
+	for (int r = 0; r < 2; r++)
+		x[r] = (const block_q8_0 *)((const uint8_t *)w + r * ws);
+	for (int t = 0; t < 4; t++)
+		y[t] = (const block_q8_0 *)((const uint8_t *)a + t * as);
+	__m256 acc[2][4];
+	for (int r = 0; r < 2; r++)
+		for (int t = 0; t < 4; t++)
+			acc[r][t] = _mm256_setzero_ps();
+	const __m256i ones = _mm256_set1_epi16(1);
+	for (int i = 0; i < n / QK8_0; i++) {
+		__m256i qx[2], ax[2];
+		__m256 dx[2];
+		for (int r = 0; r < 2; r++) {
+			qx[r] = _mm256_loadu_si256((const __m256i *)x[r][i].qs);
+			ax[r] = _mm256_sign_epi8(qx[r], qx[r]);
+			dx[r] = _mm256_set1_ps(f16(x[r][i].d));
+		}
+		for (int t = 0; t < 4; t++) {
+			__m256i qy = _mm256_loadu_si256((const __m256i *)y[t][i].qs);
+			__m256 dy = _mm256_set1_ps(f16(y[t][i].d));
+			for (int r = 0; r < 2; r++) {
+				__m256i p = _mm256_madd_epi16(
+					_mm256_maddubs_epi16(ax[r], _mm256_sign_epi8(qy, qx[r])), ones);
+				acc[r][t] = _mm256_fmadd_ps(_mm256_mul_ps(dx[r], dy),
+							    _mm256_cvtepi32_ps(p), acc[r][t]);
+			}
+		}
+	}
+	for (int t = 0; t < 4; t++)
+		for (int r = 0; r < 2; r++)
+			out[t * os + r] = hsum8(acc[r][t]);
+}
+
+VNNI static void tile_q8_0_vnni(int n, const void *w, size_t ws, const void *a, size_t as,
+			   float *out, size_t os)
+{
+	const block_q8_0 *x[2], *y[4];
+	for (int r = 0; r < 2; r++)
+		x[r] = (const block_q8_0 *)((const uint8_t *)w + r * ws);
+	for (int t = 0; t < 4; t++)
+		y[t] = (const block_q8_0 *)((const uint8_t *)a + t * as);
+	__m256 acc[2][4];
+	for (int r = 0; r < 2; r++)
+		for (int t = 0; t < 4; t++)
+			acc[r][t] = _mm256_setzero_ps();
+	for (int i = 0; i < n / QK8_0; i++) {
+		__m256i qx[2], ax[2];
+		__m256 dx[2];
+		for (int r = 0; r < 2; r++) {
+			qx[r] = _mm256_loadu_si256((const __m256i *)x[r][i].qs);
+			ax[r] = _mm256_sign_epi8(qx[r], qx[r]);
+			dx[r] = _mm256_set1_ps(f16(x[r][i].d));
+		}
+		for (int t = 0; t < 4; t++) {
+			__m256i qy = _mm256_loadu_si256((const __m256i *)y[t][i].qs);
+			__m256 dy = _mm256_set1_ps(f16(y[t][i].d));
+			for (int r = 0; r < 2; r++) {
+				__m256i p = _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), ax[r],
+								     _mm256_sign_epi8(qy, qx[r]));
+				acc[r][t] = _mm256_fmadd_ps(_mm256_mul_ps(dx[r], dy),
+							    _mm256_cvtepi32_ps(p), acc[r][t]);
+			}
+		}
+	}
+	for (int t = 0; t < 4; t++)
+		for (int r = 0; r < 2; r++)
+			out[t * os + r] = hsum8(acc[r][t]);
+}
+
+AVX2 static void tile_q4_0(int n, const void *w, size_t ws, const void *a, size_t as,
+			   float *out, size_t os)
+{
+	const block_q4_0 *x[2];
+	const block_q8_0 *y[4];
+	for (int r = 0; r < 2; r++)
+		x[r] = (const block_q4_0 *)((const uint8_t *)w + r * ws);
+	for (int t = 0; t < 4; t++)
+		y[t] = (const block_q8_0 *)((const uint8_t *)a + t * as);
+	__m256 acc[2][4];
+	for (int r = 0; r < 2; r++)
+		for (int t = 0; t < 4; t++)
+			acc[r][t] = _mm256_setzero_ps();
+	const __m256i ones = _mm256_set1_epi16(1), m4 = _mm256_set1_epi8(0xF);
+	const __m256i off = _mm256_set1_epi8(8);
+	for (int i = 0; i < n / QK4_0; i++) {
+		__m256i qx[2], ax[2];
+		__m256 dx[2];
+		for (int r = 0; r < 2; r++) {
+			__m128i tb = _mm_loadu_si128((const __m128i *)x[r][i].qs);
+			__m256i q = _mm256_set_m128i(_mm_srli_epi16(tb, 4), tb);
+			qx[r] = _mm256_sub_epi8(_mm256_and_si256(q, m4), off);
+			ax[r] = _mm256_sign_epi8(qx[r], qx[r]);
+			dx[r] = _mm256_set1_ps(f16(x[r][i].d));
+		}
+		for (int t = 0; t < 4; t++) {
+			__m256i qy = _mm256_loadu_si256((const __m256i *)y[t][i].qs);
+			__m256 dy = _mm256_set1_ps(f16(y[t][i].d));
+			for (int r = 0; r < 2; r++) {
+				__m256i p = _mm256_madd_epi16(
+					_mm256_maddubs_epi16(ax[r], _mm256_sign_epi8(qy, qx[r])), ones);
+				acc[r][t] = _mm256_fmadd_ps(_mm256_mul_ps(dx[r], dy),
+							    _mm256_cvtepi32_ps(p), acc[r][t]);
+			}
+		}
+	}
+	for (int t = 0; t < 4; t++)
+		for (int r = 0; r < 2; r++)
+			out[t * os + r] = hsum8(acc[r][t]);
+}
+
+/* One Q4_K row against 4 tokens (kept to one row: two overflow the 16
+ * ymm registers). */
+AVX2 static void row4_q4_K(int n, const block_q4_K *x, const block_q8_K *const y[4],
+			   float *out, size_t os)
+{
+	__m256 acc[4];
+	float accm[4] = { 0 };
+	for (int t = 0; t < 4; t++)
+		acc[t] = _mm256_setzero_ps();
+	const __m256i m4 = _mm256_set1_epi8(0xF);
+	for (int i = 0; i < n / QK_K; i++) {
+		uint8_t sc[8], mn[8];
+		scales_mins(x[i].scales, sc, mn);
+		float d = f16(x[i].d), dmin = f16(x[i].dmin);
+		__m256i sumi[4];
+		for (int t = 0; t < 4; t++) {
+			accm[t] += y[t][i].d * dmin * (float)mins_dot(mn, y[t][i].bsums);
+			sumi[t] = _mm256_setzero_si256();
+		}
+		for (int j = 0; j < 4; j++) {
+			__m256i bits = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
+			__m256i lo = _mm256_and_si256(bits, m4);
+			__m256i hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+			__m256i sl = _mm256_set1_epi16(sc[2 * j]), sh = _mm256_set1_epi16(sc[2 * j + 1]);
+			for (int t = 0; t < 4; t++) {
+				__m256i ql = _mm256_loadu_si256((const __m256i *)(y[t][i].qs + 64 * j));
+				__m256i qh = _mm256_loadu_si256((const __m256i *)(y[t][i].qs + 64 * j + 32));
+				__m256i pl = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, ql), sl);
+				__m256i ph = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, qh), sh);
+				sumi[t] = _mm256_add_epi32(sumi[t], _mm256_add_epi32(pl, ph));
+			}
+		}
+		for (int t = 0; t < 4; t++)
+			acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * y[t][i].d),
+						 _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+	}
+	for (int t = 0; t < 4; t++)
+		out[t * os] = hsum8(acc[t]) - accm[t];
+}
+
+AVX2 static void tile_q4_K(int n, const void *w, size_t ws, const void *a, size_t as,
+			   float *out, size_t os)
+{
+	const block_q8_K *y[4];
+	for (int t = 0; t < 4; t++)
+		y[t] = (const block_q8_K *)((const uint8_t *)a + t * as);
+	for (int r = 0; r < 2; r++)
+		row4_q4_K(n, (const block_q4_K *)((const uint8_t *)w + r * ws), y, out + r, os);
+}
+
+/* One Q5_K row against 4 tokens: Q4_K plus the fifth bits from qh. */
+AVX2 static void row4_q5_K(int n, const block_q5_K *x, const block_q8_K *const y[4],
+			   float *out, size_t os)
+{
+	__m256 acc[4];
+	float accm[4] = { 0 };
+	for (int t = 0; t < 4; t++)
+		acc[t] = _mm256_setzero_ps();
+	const __m256i m4 = _mm256_set1_epi8(0xF), b16 = _mm256_set1_epi8(16);
+	for (int i = 0; i < n / QK_K; i++) {
+		uint8_t sc[8], mn[8];
+		scales_mins(x[i].scales, sc, mn);
+		float d = f16(x[i].d), dmin = f16(x[i].dmin);
+		__m256i sumi[4];
+		for (int t = 0; t < 4; t++) {
+			accm[t] += y[t][i].d * dmin * (float)mins_dot(mn, y[t][i].bsums);
+			sumi[t] = _mm256_setzero_si256();
+		}
+		__m256i hb = _mm256_loadu_si256((const __m256i *)x[i].qh);
+		for (int j = 0; j < 4; j++) {
+			__m256i bl = _mm256_set1_epi8((char)(1 << (2 * j)));
+			__m256i bh = _mm256_set1_epi8((char)(1 << (2 * j + 1)));
+			__m256i bits = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
+			__m256i lo = _mm256_or_si256(_mm256_and_si256(bits, m4),
+				_mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hb, bl), bl), b16));
+			__m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bits, 4), m4),
+				_mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hb, bh), bh), b16));
+			__m256i sl = _mm256_set1_epi16(sc[2 * j]), sh = _mm256_set1_epi16(sc[2 * j + 1]);
+			for (int t = 0; t < 4; t++) {
+				__m256i ql = _mm256_loadu_si256((const __m256i *)(y[t][i].qs + 64 * j));
+				__m256i qh = _mm256_loadu_si256((const __m256i *)(y[t][i].qs + 64 * j + 32));
+				__m256i pl = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, ql), sl);
+				__m256i ph = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, qh), sh);
+				sumi[t] = _mm256_add_epi32(sumi[t], _mm256_add_epi32(pl, ph));
+			}
+		}
+		for (int t = 0; t < 4; t++)
+			acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * y[t][i].d),
+						 _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+	}
+	for (int t = 0; t < 4; t++)
+		out[t * os] = hsum8(acc[t]) - accm[t];
+}
+
+AVX2 static void tile_q5_K(int n, const void *w, size_t ws, const void *a, size_t as,
+			   float *out, size_t os)
+{
+	const block_q8_K *y[4];
+	for (int t = 0; t < 4; t++)
+		y[t] = (const block_q8_K *)((const uint8_t *)a + t * as);
+	for (int r = 0; r < 2; r++)
+		row4_q5_K(n, (const block_q5_K *)((const uint8_t *)w + r * ws), y, out + r, os);
+}
+
+AVX2 static void row4_q6_K(int n, const block_q6_K *x, const block_q8_K *const y[4],
+			   float *out, size_t os)
+{
+	__m256 acc[4];
+	for (int t = 0; t < 4; t++)
+		acc[t] = _mm256_setzero_ps();
+	const __m256i m4 = _mm256_set1_epi8(0xF), m30 = _mm256_set1_epi8(0x30);
+	for (int i = 0; i < n / QK_K; i++) {
+		__m256i sumi[4];
+		for (int t = 0; t < 4; t++) {
+			int off = 0;
+			for (int g = 0; g < QK_K / 16; g++)
+				off += x[i].scales[g] * y[t][i].bsums[g];
+			sumi[t] = _mm256_setr_epi32(-32 * off, 0, 0, 0, 0, 0, 0, 0);
+		}
+		for (int c = 0; c < 2; c++) {
+			const uint8_t *ql = x[i].ql + 64 * c, *qh = x[i].qh + 32 * c;
+			const int8_t *sc = x[i].scales + 8 * c;
+			__m256i la = _mm256_loadu_si256((const __m256i *)ql);
+			__m256i lb = _mm256_loadu_si256((const __m256i *)(ql + 32));
+			__m256i h = _mm256_loadu_si256((const __m256i *)qh);
+			__m256i q[4];
+			q[0] = _mm256_or_si256(_mm256_and_si256(la, m4),
+					       _mm256_and_si256(_mm256_slli_epi16(h, 4), m30));
+			q[1] = _mm256_or_si256(_mm256_and_si256(lb, m4),
+					       _mm256_and_si256(_mm256_slli_epi16(h, 2), m30));
+			q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(la, 4), m4),
+					       _mm256_and_si256(h, m30));
+			q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(lb, 4), m4),
+					       _mm256_and_si256(_mm256_srli_epi16(h, 2), m30));
+			for (int k = 0; k < 4; k++) {
+				__m256i sv = scale2(sc[2 * k], sc[2 * k + 1]);
+				for (int t = 0; t < 4; t++) {
+					__m256i qy = _mm256_loadu_si256(
+						(const __m256i *)(y[t][i].qs + 128 * c + 32 * k));
+					sumi[t] = _mm256_add_epi32(sumi[t],
+						_mm256_madd_epi16(_mm256_maddubs_epi16(q[k], qy), sv));
+				}
+			}
+		}
+		float d = f16(x[i].d);
+		for (int t = 0; t < 4; t++)
+			acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * y[t][i].d),
+						 _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+	}
+	for (int t = 0; t < 4; t++)
+		out[t * os] = hsum8(acc[t]);
+}
+
+AVX2 static void tile_q6_K(int n, const void *w, size_t ws, const void *a, size_t as,
+			   float *out, size_t os)
+{
+	const block_q8_K *y[4];
+	for (int t = 0; t < 4; t++)
+		y[t] = (const block_q8_K *)((const uint8_t *)a + t * as);
+	for (int r = 0; r < 2; r++)
+		row4_q6_K(n, (const block_q6_K *)((const uint8_t *)w + r * ws), y, out + r, os);
+}
+
+AVX2 static inline void transpose8_epi32(__m256i r[8])
+{
+	__m256i t0 = _mm256_unpacklo_epi32(r[0], r[1]), t1 = _mm256_unpackhi_epi32(r[0], r[1]);
+	__m256i t2 = _mm256_unpacklo_epi32(r[2], r[3]), t3 = _mm256_unpackhi_epi32(r[2], r[3]);
+	__m256i t4 = _mm256_unpacklo_epi32(r[4], r[5]), t5 = _mm256_unpackhi_epi32(r[4], r[5]);
+	__m256i t6 = _mm256_unpacklo_epi32(r[6], r[7]), t7 = _mm256_unpackhi_epi32(r[6], r[7]);
+	__m256i u0 = _mm256_unpacklo_epi64(t0, t2), u1 = _mm256_unpackhi_epi64(t0, t2);
+	__m256i u2 = _mm256_unpacklo_epi64(t1, t3), u3 = _mm256_unpackhi_epi64(t1, t3);
+	__m256i u4 = _mm256_unpacklo_epi64(t4, t6), u5 = _mm256_unpackhi_epi64(t4, t6);
+	__m256i u6 = _mm256_unpacklo_epi64(t5, t7), u7 = _mm256_unpackhi_epi64(t5, t7);
+	r[0] = _mm256_permute2x128_si256(u0, u4, 0x20);
+	r[1] = _mm256_permute2x128_si256(u1, u5, 0x20);
+	r[2] = _mm256_permute2x128_si256(u2, u6, 0x20);
+	r[3] = _mm256_permute2x128_si256(u3, u7, 0x20);
+	r[4] = _mm256_permute2x128_si256(u0, u4, 0x31);
+	r[5] = _mm256_permute2x128_si256(u1, u5, 0x31);
+	r[6] = _mm256_permute2x128_si256(u2, u6, 0x31);
+	r[7] = _mm256_permute2x128_si256(u3, u7, 0x31);
+}
+
+/* ---- VNNI gemm: 8 weight rows x up to 16 tokens, Q8_0 and Q4_0 ----
+ * Per block, the 8 rows' 32 bytes are transposed so that vector g holds
+ * bytes 4g..4g+3 of every row; a token's 4 bytes 4g..4g+3 broadcast to all
+ * lanes then give, through vpdpbusd, lane r = the row-r partial dot. So one
+ * int->float conversion and one FMA serve 8 (row, token) pairs. Activations
+ * are unsigned (q + 128); the 128 * sum(w) this adds is subtracted. */
+
+/* Loads block i of 8 rows as signed bytes and their f16 scales. */
+VNNI static inline void load8_q8_0(const uint8_t *wb, size_t ws, int i, __m256i g[8],
+				   uint16_t dh[8])
+{
+	for (int r = 0; r < 8; r++) {
+		const block_q8_0 *x = (const block_q8_0 *)(wb + r * ws) + i;
+		g[r] = _mm256_loadu_si256((const __m256i *)x->qs);
+		dh[r] = x->d;
+	}
+}
+
+VNNI static inline void load8_q4_0(const uint8_t *wb, size_t ws, int i, __m256i g[8],
+				   uint16_t dh[8])
+{
+	const __m256i m4 = _mm256_set1_epi8(0xF), off = _mm256_set1_epi8(8);
+	for (int r = 0; r < 8; r++) {
+		const block_q4_0 *x = (const block_q4_0 *)(wb + r * ws) + i;
+		__m128i tb = _mm_loadu_si128((const __m128i *)x->qs);
+		__m256i q = _mm256_set_m128i(_mm_srli_epi16(tb, 4), tb);
+		g[r] = _mm256_sub_epi8(_mm256_and_si256(q, m4), off);
+		dh[r] = x->d;
+	}
+}
+
+/* The gemm body for a 32-value block type; load8 unpacks to signed bytes. */
+#define GEMM8_BODY(load8)                                                              \
+	__m256 acc[QUANT_GEMM8_TOKENS];                                                \
+	for (int t = 0; t < nt; t++)                                                   \
+		acc[t] = _mm256_setzero_ps();                                          \
+	const __m256i ones = _mm256_set1_epi8(1);                                      \
+	const uint8_t *wb = w, *ab = a;                                                \
+	for (int i = 0; i < n / 32; i++) {                                             \
+		__m256i g[8];                                                          \
+		uint16_t dh[8];                                                        \
+		load8(wb, ws, i, g, dh);                                               \
+		__m256 dx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)dh));     \
+		transpose8_epi32(g);                                                   \
+		__m256i sumw = _mm256_setzero_si256();                                 \
+		for (int k = 0; k < 8; k++)                                            \
+			sumw = _mm256_dpbusd_avx_epi32(sumw, ones, g[k]);              \
+		sumw = _mm256_slli_epi32(sumw, 7);                                     \
+		for (int t = 0; t < nt; t++) {                                         \
+			const block_q8_0u *y = (const block_q8_0u *)(ab + t * as) + i; \
+			__m256i s = _mm256_setzero_si256();                            \
+			for (int k = 0; k < 8; k++) {                                  \
+				int v;                                                 \
+				memcpy(&v, y->qs + 4 * k, 4);                          \
+				s = _mm256_dpbusd_avx_epi32(s, _mm256_set1_epi32(v), g[k]); \
+			}                                                              \
+			s = _mm256_sub_epi32(s, sumw);                                 \
+			acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(dx, _mm256_set1_ps(y->d)), \
+						 _mm256_cvtepi32_ps(s), acc[t]);       \
+		}                                                                      \
+	}                                                                              \
+	for (int t = 0; t < nt; t++)                                                   \
+		_mm256_storeu_ps(out + t * os, acc[t]);
+
+VNNI static void gemm8_q8_0(int n, const void *w, size_t ws, const void *a, size_t as,
+			    int nt, float *out, size_t os)
+{
+	GEMM8_BODY(load8_q8_0)
+}
+
+VNNI static void gemm8_q4_0(int n, const void *w, size_t ws, const void *a, size_t as,
+			    int nt, float *out, size_t os)
+{
+	GEMM8_BODY(load8_q4_0)
+}
+
+quant_gemm8_fn quant_gemm8_avx2(int type)
+{
+	if (!__builtin_cpu_supports("avxvnni"))
+		return NULL;
+	switch (type) {
+	case QT_Q8_0: return gemm8_q8_0;
+	case QT_Q4_0: return gemm8_q4_0;
+	default: return NULL;
+	}
+}
+
+quant_tile_fn quant_tile_avx2(int type)
+{
+	switch (type) {
+	case QT_Q8_0:
+		return __builtin_cpu_supports("avxvnni") ? tile_q8_0_vnni : tile_q8_0;
+	case QT_Q4_0: return tile_q4_0;
+	case QT_Q4_K: return tile_q4_K;
+	case QT_Q5_K: return tile_q5_K;
+	case QT_Q6_K: return tile_q6_K;
+	default: return NULL;
+	}
+}
+
+#else
+
+quant_tile_fn quant_tile_avx2(int type)
+{
+	(void)type;
+	return NULL;
+}
+
+quant_gemm8_fn quant_gemm8_avx2(int type)
+{
+	(void)type;
+	return NULL;
+}
+
+#endif

@@ -1,0 +1,73 @@
+/*
+ * quant_simd.h - private helpers shared by the AVX2 kernel files
+ * (quant_avx2.c: dot kernels and activation quantisers; quant_gemm_avx2.c:
+ * the batched tile and gemm kernels). Not a public header: every function
+ * is static inline with a target attribute, used only after
+ * __builtin_cpu_supports said the CPU has the features.
+ */
+#ifndef QUANT_SIMD_H
+#define QUANT_SIMD_H
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#include <stdint.h>
+
+#include "quant.h"
+
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
+#define VNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
+
+AVX2 static inline float hsum8(__m256 v)
+{
+	__m128 r = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+	r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+	r = _mm_add_ss(r, _mm_movehdup_ps(r));
+	return _mm_cvtss_f32(r);
+}
+
+AVX2 static inline __m256i hsum_pairs_i16(__m256i v)
+{
+	return _mm256_madd_epi16(v, _mm256_set1_epi16(1));
+}
+
+/* Signed x signed byte dot of 32 pairs -> 8 int32 lanes. */
+AVX2 static inline __m256i dot_i8(__m256i x, __m256i y)
+{
+	__m256i ax = _mm256_sign_epi8(x, x);
+	__m256i sy = _mm256_sign_epi8(y, x);
+	return hsum_pairs_i16(_mm256_maddubs_epi16(ax, sy));
+}
+
+AVX2 static inline float f16(uint16_t h)
+{
+	return _cvtsh_ss(h);
+}
+
+/* Unpacks the 8 (scale, min) pairs of a Q4_K/Q5_K block. */
+static inline void scales_mins(const uint8_t *q, uint8_t sc[8], uint8_t mn[8])
+{
+	for (int j = 0; j < 4; j++) {
+		sc[j] = q[j] & 63;
+		mn[j] = q[j + 4] & 63;
+		sc[j + 4] = (q[j + 8] & 0xF) | ((q[j] >> 6) << 4);
+		mn[j + 4] = (q[j + 8] >> 4) | ((q[j + 4] >> 6) << 4);
+	}
+}
+
+/* sum over sub-blocks of m * (sum of the activations of that sub-block) */
+static inline int mins_dot(const uint8_t mn[8], const int16_t *bsums)
+{
+	int s = 0;
+	for (int j = 0; j < 8; j++)
+		s += mn[j] * (bsums[2 * j] + bsums[2 * j + 1]);
+	return s;
+}
+
+/* Scale vector for a 32-value group whose halves use scales s0 and s1. */
+AVX2 static inline __m256i scale2(int8_t s0, int8_t s1)
+{
+	return _mm256_set_m128i(_mm_set1_epi16(s1), _mm_set1_epi16(s0));
+}
+
+#endif
+#endif

@@ -1,0 +1,565 @@
+/*
+ * api.c - voxline-orchestrator's routes: /ws/chat (the client protocol in
+ * front of conversation.c), POST /chat (one turn in one request, driven
+ * through the same conversation machinery), the conversation store
+ * (GET /conversations, GET|DELETE /conversations/{id}) and GET / (the web
+ * page).
+ */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "conversation.h"
+#include "orch_service.h"
+#include "vx_log.h"
+#include "vx_req.h"
+#include "vx_reqbody.h"
+#include "vx_ws.h"
+
+#define CHAT_WAIT_SLICE_MS 100      /* POST /chat checks for a gone client */
+#define WEB_MAX_BYTES (1u << 20)    /* web/index.html */
+
+const char *const orch_stage_names[ORCH_N_STAGES] = { "vad", "stt", "llm", "tts" };
+
+bool orch_call_enter(orch_service *svc)
+{
+	int n = atomic_fetch_add(&svc->calls, 1);
+	if (n < svc->max_calls)
+		return true;
+	atomic_fetch_sub(&svc->calls, 1);
+	vx_counter_add(svc->refused, 1);
+	return false;
+}
+
+void orch_call_leave(orch_service *svc)
+{
+	atomic_fetch_sub(&svc->calls, 1);
+}
+
+/* ---- /ws/chat ---- */
+
+typedef struct ws_chat {
+	orch_service *svc;
+	vx_wsconn *c;
+	conversation *cv;
+} ws_chat;
+
+static void ws_sink_event(void *user, const char *type, const char *json, size_t len)
+{
+	ws_chat *w = user;
+	(void)type;
+	vx_ws_send_text(w->c, json, len);
+}
+
+static void ws_sink_audio(void *user, const void *data, size_t len)
+{
+	ws_chat *w = user;
+	if (vx_ws_send_binary(w->c, data, len) == -ENOBUFS)
+		vx_log_warn(vx_ws_request_id(w->c), "client not reading: reply audio dropped");
+}
+
+static const conv_sink ws_sink = { ws_sink_event, ws_sink_audio };
+
+static void ws_client_error(vx_wsconn *c, const char *code, const char *msg)
+{
+	vx_buf b = {0};
+	vx_buf_puts(&b, "{\"type\":\"error\",\"stage\":\"client\",\"code\":");
+	vx_buf_json_str(&b, code, strlen(code));
+	vx_buf_puts(&b, ",\"message\":");
+	vx_buf_json_str(&b, msg, strlen(msg));
+	vx_buf_puts(&b, "}");
+	if (b.data)
+		vx_ws_send_text(c, b.data, b.len);
+	vx_buf_release(&b);
+}
+
+static int ws_open(vx_wsconn *c, void *user, void **ret_state)
+{
+	orch_service *svc = user;
+	if (!orch_call_enter(svc)) {
+		/* The upgrade is done by now: say why, then the server closes
+		 * with 1013 (try again later). */
+		char m[160];
+		snprintf(m, sizeof(m), "at capacity: %d conversations (--max-calls)",
+			 svc->max_calls);
+		ws_client_error(c, "at_capacity", m);
+		vx_log_warn(vx_ws_request_id(c), "/ws/chat refused: %s", m);
+		return -EBUSY;
+	}
+	ws_chat *w = calloc(1, sizeof(*w));
+	if (!w || conversation_new(svc, &ws_sink, w, vx_ws_request_id(c), true,
+				   &w->cv) < 0) {
+		free(w);
+		orch_call_leave(svc);
+		return -ENOMEM;
+	}
+	w->svc = svc;
+	w->c = c;
+	*ret_state = w;
+	return 0;
+}
+
+/* Reads the start message's fields into cfg; an error message or NULL. */
+static const char *parse_start(const cJSON *j, conv_config *cfg)
+{
+	const cJSON *sr = cJSON_GetObjectItemCaseSensitive(j, "sample_rate");
+	const cJSON *enc = cJSON_GetObjectItemCaseSensitive(j, "encoding");
+	cfg->sample_rate = 16000;
+	cfg->encoding = VX_ENC_PCM16;
+	if (sr && (!cJSON_IsNumber(sr) || sr->valuedouble < 8000 ||
+		   sr->valuedouble > 48000 || sr->valuedouble != (int)sr->valuedouble))
+		return "sample_rate must be an integer 8000-48000";
+	if (sr)
+		cfg->sample_rate = (int)sr->valuedouble;
+	if (enc && (!cJSON_IsString(enc) ||
+		    vx_encoding_from_name(enc->valuestring, &cfg->encoding) < 0 ||
+		    cfg->encoding == VX_ENC_AUTO))
+		return "encoding must be pcm16, mulaw or alaw";
+	static const char *const keys[] = { "conversation_id", "voice", "system_prompt" };
+	const char **vals[] = { &cfg->conversation_id, &cfg->voice, &cfg->system_prompt };
+	for (int i = 0; i < 3; i++) {
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, keys[i]);
+		*vals[i] = NULL;
+		if (!v || cJSON_IsNull(v))
+			continue;
+		if (!cJSON_IsString(v) || strlen(v->valuestring) > ORCH_MAX_TEXT_BYTES)
+			return "conversation_id, voice and system_prompt must be strings";
+		*vals[i] = v->valuestring;
+	}
+	return NULL;
+}
+
+static void ws_text(vx_wsconn *c, void *state, const char *text, size_t len)
+{
+	ws_chat *w = state;
+	cJSON *j = cJSON_ParseWithLength(text, len);
+	const char *type = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "type"));
+	if (!cJSON_IsObject(j) || !type) {
+		ws_client_error(c, "bad_message",
+				"text messages are JSON objects with a \"type\"");
+		goto out_free;
+	}
+	if (!strcmp(type, "start")) {
+		conv_config cfg;
+		const char *err = parse_start(j, &cfg);
+		int r = err ? -EINVAL : conversation_start(w->cv, &cfg, false);
+		if (r == -EALREADY)
+			ws_client_error(c, "already_started", "the conversation has started");
+		else if (r < 0)
+			ws_client_error(c, "bad_start", err ? err : "cannot start");
+	} else if (!strcmp(type, "text")) {
+		const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "text");
+		if (!cJSON_IsString(t) || !*t->valuestring ||
+		    strlen(t->valuestring) > ORCH_MAX_TEXT_BYTES) {
+			ws_client_error(c, "bad_text", "\"text\" must be a non-empty string "
+					"of at most 16384 bytes");
+			goto out_free;
+		}
+		int r = conversation_text(w->cv, t->valuestring, strlen(t->valuestring));
+		if (r == -ENOTCONN)
+			ws_client_error(c, "not_started",
+					"send {\"type\":\"start\"} and wait for \"ready\"");
+		else if (r == -EBUSY)
+			ws_client_error(c, "busy", "a turn is in progress");
+	} else {
+		char m[96];
+		snprintf(m, sizeof(m), "unknown message type \"%.40s\"", type);
+		ws_client_error(c, "bad_message", m);
+	}
+out_free:
+	cJSON_Delete(j);
+}
+
+static void ws_binary(vx_wsconn *c, void *state, const void *data, size_t len)
+{
+	ws_chat *w = state;
+	if (conversation_audio(w->cv, data, len) == -ENOTCONN)
+		ws_client_error(c, "not_started",
+				"send {\"type\":\"start\"} before audio");
+}
+
+static void ws_close(vx_wsconn *c, void *state)
+{
+	ws_chat *w = state;
+	(void)c;
+	conversation_close(w->cv);
+	conversation_unref(w->cv);
+	orch_call_leave(w->svc);
+	free(w);
+}
+
+/* ---- POST /chat ---- */
+
+/* Collects one turn's events for the answer. */
+typedef struct chat_sink {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool ready, done, failed;
+	vx_buf transcript, reply, reasoning, audio, metrics;
+	char err_stage[16], err_code[32], err_msg[256];
+} chat_sink;
+
+static void chat_sink_event(void *user, const char *type, const char *json, size_t len)
+{
+	chat_sink *s = user;
+	cJSON *j = cJSON_ParseWithLength(json, len);
+	const char *text = cJSON_GetStringValue(cJSON_GetObjectItem(j, "text"));
+	pthread_mutex_lock(&s->lock);
+	if (!strcmp(type, "ready")) {
+		s->ready = true;
+	} else if (!strcmp(type, "transcript") && text) {
+		vx_buf_reset(&s->transcript);
+		vx_buf_puts(&s->transcript, text);
+	} else if (!strcmp(type, "response_delta") && text) {
+		vx_buf_puts(&s->reply, text);
+	} else if (!strcmp(type, "reasoning") && text) {
+		vx_buf_puts(&s->reasoning, text);
+	} else if (!strcmp(type, "metrics")) {
+		vx_buf_reset(&s->metrics);
+		vx_buf_append(&s->metrics, json, len);
+		s->done = true;
+	} else if (!strcmp(type, "error") && !s->failed) {
+		const char *st = cJSON_GetStringValue(cJSON_GetObjectItem(j, "stage"));
+		const char *code = cJSON_GetStringValue(cJSON_GetObjectItem(j, "code"));
+		const char *msg = cJSON_GetStringValue(cJSON_GetObjectItem(j, "message"));
+		s->failed = true;
+		snprintf(s->err_stage, sizeof(s->err_stage), "%s", st ? st : "orchestrator");
+		snprintf(s->err_code, sizeof(s->err_code), "%s", code ? code : "failed");
+		snprintf(s->err_msg, sizeof(s->err_msg), "%s", msg ? msg : "");
+	}
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	cJSON_Delete(j);
+}
+
+static void chat_sink_audio(void *user, const void *data, size_t len)
+{
+	chat_sink *s = user;
+	pthread_mutex_lock(&s->lock);
+	vx_buf_append(&s->audio, data, len);
+	pthread_mutex_unlock(&s->lock);
+}
+
+static const conv_sink chat_sink_ops = { chat_sink_event, chat_sink_audio };
+
+/* Waits (lock held) until pred is true, the request is cancelled or
+ * timeout_ms passes; false on timeout or cancel. */
+static bool chat_wait(chat_sink *s, vx_req *req, const bool *pred, int64_t timeout_ms)
+{
+	struct timespec end;
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	int64_t end_ms = (int64_t)end.tv_sec * 1000 + end.tv_nsec / 1000000 + timeout_ms;
+	while (!*pred && !s->failed) {
+		if (atomic_load(vx_req_cancelled(req)))
+			return false;
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+		if (now_ms >= end_ms)
+			return false;
+		int64_t slice = end_ms - now_ms < CHAT_WAIT_SLICE_MS ?
+				end_ms - now_ms : CHAT_WAIT_SLICE_MS;
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += (long)(slice * 1000000);
+		ts.tv_sec += ts.tv_nsec / 1000000000;
+		ts.tv_nsec %= 1000000000;
+		pthread_cond_timedwait(&s->cond, &s->lock, &ts);
+	}
+	return *pred;
+}
+
+typedef struct chat_input {
+	const char *text;           /* or audio */
+	vx_pcm pcm;
+	conv_config cfg;
+	cJSON *json;                /* owns the strings */
+} chat_input;
+
+/* Reads the request: JSON {"text",...} or audio (multipart file or raw). */
+static int chat_read(vx_req *req, chat_input *in)
+{
+	in->cfg.sample_rate = 16000;
+	in->cfg.encoding = VX_ENC_PCM16;
+	if (!strcmp(vx_req_media_type(req), "application/json")) {
+		if (vx_reqbody_json(req, &in->json) < 0)
+			return -EINVAL;
+		const cJSON *t = cJSON_GetObjectItemCaseSensitive(in->json, "text");
+		if (!cJSON_IsString(t) || !*t->valuestring ||
+		    strlen(t->valuestring) > ORCH_MAX_TEXT_BYTES) {
+			vx_req_error(req, 400, "bad_text", "\"text\" must be a non-empty "
+				     "string of at most %d bytes", ORCH_MAX_TEXT_BYTES);
+			return -EINVAL;
+		}
+		in->text = t->valuestring;
+		const char *err = parse_start(in->json, &in->cfg);
+		if (err) {
+			vx_req_error(req, 400, "bad_parameter", "%s", err);
+			return -EINVAL;
+		}
+		return 0;
+	}
+	int rate;
+	if (vx_reqbody_int(req, "reply_sample_rate", 16000, 8000, 48000, &rate) < 0)
+		return -EINVAL;
+	if (vx_reqbody_audio(req, 16000, ORCH_MAX_CHAT_AUDIO_S, &in->pcm) < 0)
+		return -EINVAL;
+	/* The STT config says 16 kHz pcm16; the reply comes at the same rate. */
+	(void)rate;
+	in->cfg.conversation_id = vx_reqbody_param(req, "conversation_id");
+	in->cfg.voice = vx_reqbody_param(req, "voice");
+	in->cfg.system_prompt = vx_reqbody_param(req, "system_prompt");
+	return 0;
+}
+
+static bool wants_wav(vx_req *req)
+{
+	const char *a = vx_req_header(req, "Accept");
+	return a && strcasestr(a, "audio/wav") != NULL;
+}
+
+static void chat_answer(vx_req *req, chat_sink *s, const char *id, int rate)
+{
+	vx_buf wav = {0};
+	if (vx_audio_encode((const int16_t *)(void *)s->audio.data, s->audio.len / 2,
+			    rate, 1, VX_FMT_WAV, &wav) < 0) {
+		vx_req_error(req, 500, "encode_failed", "cannot encode the reply audio");
+		return;
+	}
+	if (wants_wav(req)) {
+		vx_req_reply_buf(req, 200, "audio/wav", &wav);
+		return;
+	}
+	vx_buf b = {0};
+	vx_buf_puts(&b, "{\"conversation_id\":");
+	vx_buf_json_str(&b, id, strlen(id));
+	vx_buf_puts(&b, ",\"transcript\":");
+	vx_buf_json_str(&b, s->transcript.data ? s->transcript.data : "", s->transcript.len);
+	vx_buf_puts(&b, ",\"reply\":");
+	vx_buf_json_str(&b, s->reply.data ? s->reply.data : "", s->reply.len);
+	vx_buf_puts(&b, ",\"reasoning\":");
+	if (s->reasoning.len)
+		vx_buf_json_str(&b, s->reasoning.data, s->reasoning.len);
+	else
+		vx_buf_puts(&b, "null");
+	vx_buf_printf(&b, ",\"format\":\"wav\",\"sample_rate\":%d,\"audio_base64\":\"", rate);
+	vx_base64_encode(wav.data, wav.len, &b);
+	vx_buf_puts(&b, "\",\"timings\":");
+	vx_buf_append(&b, s->metrics.data, s->metrics.len);
+	vx_buf_puts(&b, "}\n");
+	vx_buf_release(&wav);
+	vx_req_reply_buf(req, 200, "application/json", &b);
+}
+
+static void chat_job(vx_req *req, void *arg)
+{
+	orch_service *svc = arg;
+	chat_input in = {0};
+	if (chat_read(req, &in) < 0)
+		goto out_release_input;
+	if (!orch_call_enter(svc)) {
+		vx_req_error(req, 503, "at_capacity", "%d conversations in progress "
+			     "(--max-calls)", svc->max_calls);
+		goto out_release_input;
+	}
+	chat_sink s = {0};
+	pthread_mutex_init(&s.lock, NULL);
+	pthread_cond_init(&s.cond, NULL);
+	conversation *cv;
+	if (conversation_new(svc, &chat_sink_ops, &s, vx_req_id(req), false, &cv) < 0) {
+		vx_req_error(req, 500, "no_memory", "out of memory");
+		goto out_destroy_sink;
+	}
+	int64_t timeout_ms = (int64_t)svc->stage_timeout_s * 4000 + 5000;
+	int r = conversation_start(cv, &in.cfg, true);
+	pthread_mutex_lock(&s.lock);
+	bool ok = r == 0 && s.ready && !s.failed;
+	pthread_mutex_unlock(&s.lock);
+	if (ok)
+		r = in.text ? conversation_text(cv, in.text, strlen(in.text)) :
+			      conversation_utterance(cv, in.pcm.data, in.pcm.frames * 2);
+	pthread_mutex_lock(&s.lock);
+	bool done = ok && r == 0 && chat_wait(&s, req, &s.done, timeout_ms);
+	pthread_mutex_unlock(&s.lock);
+	char id[HISTORY_ID_MAX + 1];
+	conversation_id(cv, id);
+	conversation_close(cv);   /* no sink calls after this */
+	conversation_unref(cv);
+
+	if (s.failed) {
+		bool client = !strcmp(s.err_stage, "history");
+		vx_req_error(req, client && !strcmp(s.err_code, "bad_conversation_id") ? 400 :
+			     !strcmp(s.err_code, "timeout") ? 504 : 502,
+			     s.err_code, "%s: %s", s.err_stage, s.err_msg);
+	} else if (!done) {
+		vx_req_error(req, 504, "timeout", "the turn did not finish in %lld ms",
+			     (long long)timeout_ms);
+	} else if (!s.transcript.len && !in.text) {
+		vx_req_error(req, 422, "no_speech", "no speech was recognised");
+	} else {
+		chat_answer(req, &s, id, in.cfg.sample_rate);
+	}
+	vx_buf_release(&s.transcript);
+	vx_buf_release(&s.reply);
+	vx_buf_release(&s.reasoning);
+	vx_buf_release(&s.audio);
+	vx_buf_release(&s.metrics);
+out_destroy_sink:
+	pthread_cond_destroy(&s.cond);
+	pthread_mutex_destroy(&s.lock);
+	orch_call_leave(svc);
+out_release_input:
+	vx_pcm_release(&in.pcm);
+	cJSON_Delete(in.json);
+}
+
+static void handle_chat(vx_req *req, void *user)
+{
+	orch_service *svc = user;
+	vx_req_run(req, svc->chat_pool, chat_job, svc);
+}
+
+/* ---- the conversation store ---- */
+
+static void handle_list(vx_req *req, void *user)
+{
+	orch_service *svc = user;
+	int limit, offset;
+	if (vx_reqbody_int(req, "limit", 100, 1, HISTORY_LIST_MAX, &limit) < 0 ||
+	    vx_reqbody_int(req, "offset", 0, 0, 1 << 30, &offset) < 0)
+		return;
+	vx_buf b = {0};
+	vx_buf_puts(&b, "{\"conversations\":");
+	int r = history_list(svc->hist, limit, offset, &b);
+	if (r < 0) {
+		vx_buf_release(&b);
+		vx_req_error(req, 500, "history_failed", "%s", strerror(-r));
+		return;
+	}
+	vx_buf_puts(&b, "}\n");
+	vx_req_reply_buf(req, 200, "application/json", &b);
+}
+
+/* The {id} of /conversations/{id}, or NULL after answering 404. */
+static const char *conversation_path_id(vx_req *req)
+{
+	const char *id = vx_req_path(req) + strlen("/conversations/");
+	if (!*id || strchr(id, '/')) {
+		vx_req_error(req, 404, "not_found", "no such conversation");
+		return NULL;
+	}
+	return id;
+}
+
+static void handle_get(vx_req *req, void *user)
+{
+	orch_service *svc = user;
+	const char *id = conversation_path_id(req);
+	if (!id)
+		return;
+	vx_buf b = {0};
+	int r = history_get_json(svc->hist, id, &b);
+	if (r == -ENOENT || r == -EINVAL)
+		vx_req_error(req, 404, "not_found", "no conversation \"%.64s\"", id);
+	else if (r < 0)
+		vx_req_error(req, 500, "history_failed", "%s", strerror(-r));
+	else
+		vx_buf_puts(&b, "\n"), vx_req_reply_buf(req, 200, "application/json", &b);
+	vx_buf_release(&b);
+}
+
+static void handle_delete(vx_req *req, void *user)
+{
+	orch_service *svc = user;
+	const char *id = conversation_path_id(req);
+	if (!id)
+		return;
+	int r = history_delete(svc->hist, id);
+	if (r == -ENOENT || r == -EINVAL) {
+		vx_req_error(req, 404, "not_found", "no conversation \"%.64s\"", id);
+	} else if (r < 0) {
+		vx_req_error(req, 500, "history_failed", "%s", strerror(-r));
+	} else {
+		vx_buf b = {0};
+		vx_buf_puts(&b, "{\"deleted\":true,\"id\":");
+		vx_buf_json_str(&b, id, strlen(id));
+		vx_buf_puts(&b, "}\n");
+		vx_req_reply_buf(req, 200, "application/json", &b);
+	}
+}
+
+/* ---- GET / ---- */
+
+static void handle_index(vx_req *req, void *user)
+{
+	orch_service *svc = user;
+	char path[1024];
+	snprintf(path, sizeof(path), "%s/index.html", svc->web_root);
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		vx_req_error(req, 404, "not_found", "no web page (--web-root %s)",
+			     svc->web_root);
+		return;
+	}
+	vx_buf b = {0};
+	char chunk[16384];
+	size_t n;
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0 && b.len < WEB_MAX_BYTES)
+		vx_buf_append(&b, chunk, n);
+	fclose(f);
+	vx_req_reply_buf(req, 200, "text/html; charset=utf-8", &b);
+}
+
+/* ---- tables, health, info ---- */
+
+const vx_route orch_routes[] = {
+	{ "POST", "/chat", handle_chat, 0 },
+	{ "GET", "/conversations", handle_list, 0 },
+	{ "GET", "/conversations/*", handle_get, 0 },
+	{ "DELETE", "/conversations/*", handle_delete, 0 },
+	{ "GET", "/", handle_index, 0 },
+};
+const size_t orch_n_routes = sizeof(orch_routes) / sizeof(orch_routes[0]);
+
+const vx_ws_route orch_ws_routes[] = {
+	{ "/ws/chat", ws_open, ws_text, ws_binary, ws_close },
+};
+const size_t orch_n_ws_routes = sizeof(orch_ws_routes) / sizeof(orch_ws_routes[0]);
+
+vx_health orch_service_health(void *user, vx_buf *extra, char *detail,
+			      size_t detail_len)
+{
+	orch_service *svc = user;
+	int calls = atomic_load(&svc->calls);
+	vx_buf_printf(extra, ",\"calls\":%d,\"max_calls\":%d,\"upstreams\":{", calls,
+		      svc->max_calls);
+	for (int st = 0; st < ORCH_N_STAGES; st++)
+		vx_buf_printf(extra, "%s\"%s\":{\"healthy\":%zu,\"instances\":%zu}",
+			      st ? "," : "", orch_stage_names[st],
+			      upstream_healthy(svc->up[st]), upstream_count(svc->up[st]));
+	vx_buf_puts(extra, "}");
+	if (calls >= svc->max_calls) {
+		snprintf(detail, detail_len, "%d conversations (--max-calls)", calls);
+		return VX_HEALTH_OVERLOADED;
+	}
+	return VX_HEALTH_OK;
+}
+
+void orch_service_info(void *user, vx_buf *out)
+{
+	orch_service *svc = user;
+	vx_buf_puts(out, ",\"upstreams\":[");
+	for (int st = 0; st < ORCH_N_STAGES; st++) {
+		if (st)
+			vx_buf_puts(out, ",");
+		upstream_status_json(svc->up[st], out);
+	}
+	vx_buf_printf(out, "],\"max_calls\":%d,\"barge_in\":%s,\"max_tokens\":%d,"
+		      "\"stage_timeout_s\":%d,\"encodings\":[\"pcm16\",\"mulaw\",\"alaw\"]",
+		      svc->max_calls, svc->barge_in ? "true" : "false", svc->max_tokens,
+		      svc->stage_timeout_s);
+}

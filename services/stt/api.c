@@ -1,0 +1,229 @@
+/*
+ * api.c - voxline-stt's HTTP side: POST /transcribe, the transcription
+ * core the other routes share (engine call, timing, metrics, errors), and
+ * the /healthz and /info callbacks. The route tables are at the bottom.
+ */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "stt_service.h"
+#include "vx_log.h"
+#include "vx_reqbody.h"
+
+#define STT_ERR_LABELS_MAX 96   /* bytes of an error counter's labels */
+
+static double stt_now_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+
+/* ---- the shared core ---- */
+
+void stt_error_map(stt_service *svc, int err, stt_http_error *ret)
+{
+	bool remote = svc->engine->stream_open == NULL;
+	const char *kind;
+	ret->status = 500;
+	ret->code = "engine_failed";
+	switch (err) {
+	case -EBUSY:
+		ret->status = 503, ret->code = "overloaded", kind = "busy";
+		snprintf(ret->message, sizeof(ret->message),
+			 "all %d decoders are busy; retry shortly", svc->d.workers);
+		break;
+	case -ENOTSUP:
+		ret->status = 400, ret->code = "unsupported_language";
+		kind = "language";
+		snprintf(ret->message, sizeof(ret->message),
+			 "engine %s does not know that language",
+			 svc->engine->name);
+		break;
+	case -E2BIG:
+		ret->status = 413, ret->code = "audio_too_long", kind = "too_long";
+		snprintf(ret->message, sizeof(ret->message),
+			 "audio is longer than the limit of %d s", svc->max_audio_s);
+		break;
+	case -ECANCELED:
+		ret->status = 504, ret->code = "cancelled", kind = "cancelled";
+		snprintf(ret->message, sizeof(ret->message),
+			 "the request was cancelled (client left or deadline passed)");
+		break;
+	case -ECONNREFUSED:
+		ret->status = 502, ret->code = "upstream_unavailable";
+		kind = "upstream_down";
+		snprintf(ret->message, sizeof(ret->message),
+			 "the %s server at %s cannot be reached",
+			 svc->engine->name, svc->url ? svc->url : "?");
+		break;
+	case -ETIMEDOUT:
+		ret->status = 504, ret->code = "upstream_timeout";
+		kind = "upstream_timeout";
+		snprintf(ret->message, sizeof(ret->message),
+			 "the %s server did not answer within %d s",
+			 svc->engine->name, svc->timeout_s);
+		break;
+	case -EPROTO:
+		ret->status = 502, ret->code = "upstream_error";
+		kind = "upstream_error";
+		snprintf(ret->message, sizeof(ret->message),
+			 "the %s server answered with an error or not a "
+			 "transcription", svc->engine->name);
+		break;
+	default:
+		if (remote && err == -EIO)
+			ret->status = 502, ret->code = "upstream_error";
+		kind = "other";
+		snprintf(ret->message, sizeof(ret->message),
+			 "engine %s failed: %s", svc->engine->name,
+			 strerror(err < 0 ? -err : EIO));
+		break;
+	}
+	char labels[STT_ERR_LABELS_MAX];
+	snprintf(labels, sizeof(labels), "engine=\"%s\",kind=\"%s\"",
+		 svc->engine->name, kind);
+	vx_counter_add(vx_metrics_counter(svc->metrics,
+		"voxline_stt_engine_errors_total",
+		"Engine failures by engine and kind", labels), 1);
+}
+
+void stt_observe(stt_service *svc, double audio_ms, double processing_ms)
+{
+	vx_histogram_observe(svc->audio_seconds, audio_ms / 1000.0);
+	vx_histogram_observe(svc->processing_seconds, processing_ms / 1000.0);
+	if (audio_ms > 0)
+		vx_histogram_observe(svc->rtf, processing_ms / audio_ms);
+}
+
+int stt_run(stt_service *svc, const int16_t *pcm, size_t n,
+	    const stt_options *opt, const atomic_bool *cancel, stt_outcome *ret)
+{
+	stt_outcome o = {0};
+	double t0 = stt_now_ms();
+	int r = svc->engine->transcribe(svc->eng, pcm, n, opt, cancel, &o.r);
+	if (r < 0)
+		return r;
+	o.processing_ms = stt_now_ms() - t0;
+	o.audio_ms = (double)n * 1000.0 / STT_RATE;
+	o.language = o.r.language ? o.r.language :
+		     opt->language && *opt->language ? opt->language : "en";
+	stt_observe(svc, o.audio_ms, o.processing_ms);
+	*ret = o;
+	return 0;
+}
+
+void stt_segments_json(const stt_result *r, vx_buf *out)
+{
+	vx_buf_puts(out, "[");
+	for (size_t i = 0; i < r->n_segments; i++) {
+		const stt_segment *s = &r->segments[i];
+		vx_buf_printf(out, "%s{\"start_ms\":%lld,\"end_ms\":%lld,\"text\":",
+			      i ? "," : "", (long long)s->start_ms,
+			      (long long)s->end_ms);
+		vx_buf_json_str(out, s->text, strlen(s->text));
+		vx_buf_puts(out, "}");
+	}
+	vx_buf_puts(out, "]");
+}
+
+/* ---- POST /transcribe ---- */
+
+static void transcribe_job(vx_req *req, void *arg)
+{
+	stt_service *svc = arg;
+	const char *lang = vx_reqbody_param(req, "language");
+	stt_options opt = {
+		.language = lang && *lang ? lang : svc->language,
+		.prompt = vx_reqbody_param(req, "prompt"),
+		.request_id = vx_req_id(req),
+	};
+	vx_pcm pcm = {0};
+	if (vx_reqbody_audio(req, STT_RATE, svc->max_audio_s, &pcm) < 0)
+		return;   /* answered */
+	stt_outcome o;
+	int r = stt_run(svc, pcm.data, pcm.frames, &opt, vx_req_cancelled(req), &o);
+	if (r < 0) {
+		stt_http_error e;
+		stt_error_map(svc, r, &e);
+		vx_log_warn(vx_req_id(req), "transcribe: %s (%s)", e.code,
+			    strerror(-r));
+		vx_req_error(req, e.status, e.code, "%s", e.message);
+		goto out_release;
+	}
+	vx_buf b = {0};
+	vx_buf_puts(&b, "{\"text\":");
+	vx_buf_json_str(&b, o.r.text, strlen(o.r.text));
+	vx_buf_puts(&b, ",\"language\":");
+	vx_buf_json_str(&b, o.language, strlen(o.language));
+	vx_buf_printf(&b, ",\"duration_ms\":%.0f,\"segments\":", o.audio_ms);
+	stt_segments_json(&o.r, &b);
+	vx_buf_printf(&b, ",\"engine\":\"%s\",\"processing_ms\":%.1f}\n",
+		      svc->engine->name, o.processing_ms);
+	vx_req_reply_buf(req, 200, "application/json", &b);
+	vx_log_debug(vx_req_id(req), "transcribed %.0f ms in %.1f ms",
+		     o.audio_ms, o.processing_ms);
+	stt_result_release(&o.r);
+out_release:
+	vx_pcm_release(&pcm);
+}
+
+static void handle_transcribe(vx_req *req, void *user)
+{
+	stt_service *svc = user;
+	vx_req_run(req, svc->pool, transcribe_job, svc);
+}
+
+/* ---- health and info ---- */
+
+vx_health stt_service_health(void *user, vx_buf *extra, char *detail,
+			     size_t detail_len)
+{
+	stt_service *svc = user;
+	vx_pool_stats ps;
+	vx_pool_get_stats(svc->pool, &ps);
+	vx_buf_printf(extra, ",\"engine\":\"%s\",\"model\":", svc->engine->name);
+	vx_buf_json_str(extra, svc->model_name, strlen(svc->model_name));
+	vx_buf_printf(extra, ",\"workers\":%d,\"busy\":%d,\"queued\":%d,"
+		      "\"capacity\":%d", ps.workers, ps.busy, ps.queued,
+		      ps.workers + ps.queue_max);
+	if (ps.busy + ps.queued >= ps.workers + ps.queue_max) {
+		snprintf(detail, detail_len, "all %d workers busy and the queue "
+			 "is full", ps.workers);
+		return VX_HEALTH_OVERLOADED;
+	}
+	return VX_HEALTH_OK;
+}
+
+void stt_service_info(void *user, vx_buf *out)
+{
+	stt_service *svc = user;
+	bool streams = svc->engine->stream_open != NULL;
+	vx_buf_printf(out, ",\"engine\":\"%s\",\"engines\":[", svc->engine->name);
+	for (size_t i = 0; stt_engines[i]; i++)
+		vx_buf_printf(out, "%s\"%s\"", i ? "," : "", stt_engines[i]->name);
+	vx_buf_puts(out, "],\"model\":");
+	vx_buf_json_str(out, svc->model_name, strlen(svc->model_name));
+	vx_buf_printf(out, ",\"languages\":%s,\"default_language\":",
+		      streams ? "[\"en\"]" : "[\"auto\"]");
+	vx_buf_json_str(out, svc->language, strlen(svc->language));
+	vx_buf_printf(out, ",\"streaming_partials\":%s,\"sample_rate\":%d,"
+		      "\"input_sample_rates\":\"%d-%d\","
+		      "\"encodings\":[\"pcm16\",\"mulaw\",\"alaw\"],"
+		      "\"response_formats\":[\"json\",\"text\",\"verbose_json\","
+		      "\"srt\",\"vtt\"],\"max_audio_s\":%d,\"workers\":%d",
+		      streams ? "true" : "false", STT_RATE, VX_AUDIO_MIN_RATE,
+		      VX_AUDIO_MAX_RATE, svc->max_audio_s, svc->d.workers);
+}
+
+/* ---- tables ---- */
+
+const vx_route stt_routes[] = {
+	{ "POST", "/transcribe", handle_transcribe, 0 },
+	{ "POST", "/v1/audio/transcriptions", stt_openai_handle, 0 },
+};
+const size_t stt_n_routes = sizeof(stt_routes) / sizeof(stt_routes[0]);

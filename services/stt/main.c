@@ -1,0 +1,128 @@
+/* voxline-stt: speech to text over HTTP and WebSocket (port 3002). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stt_service.h"
+#include "vx_log.h"
+
+#define STT_VERSION "0.1.0"
+
+/* Buckets for audio durations (s) and real-time factors. */
+static const double stt_audio_buckets[] = { 0.5, 1, 2, 5, 10, 20, 30, 60,
+					    120, 300, 600 };
+static const double stt_rtf_buckets[] = { 0.01, 0.02, 0.05, 0.1, 0.2, 0.3,
+					  0.5, 0.75, 1, 1.5, 2, 5 };
+#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Loads the engine with one decoder per worker. */
+static int stt_engine_load(stt_service *svc)
+{
+	stt_config ecfg = {
+		.pool_size = svc->d.workers,
+		.model_dir = svc->hmm, .dict = svc->dict, .lm = svc->lm,
+		.decoder_args = svc->decoder_args,
+		.url = svc->url, .api_key = svc->upstream_key,
+		.model = svc->model,
+		.timeout_ms = svc->timeout_s * 1000,
+	};
+	if (svc->engine->stream_open) {
+		svc->model_name = svc->hmm ? svc->hmm : "en-us";
+	} else {
+		if (!svc->url)
+			vx_fatal("--engine %s needs --url", svc->engine->name);
+		svc->model_name = svc->model ? svc->model :
+			!strcmp(svc->engine->name, "openai") ? "whisper-1" : "default";
+	}
+	return svc->engine->create(&ecfg, &svc->eng);
+}
+
+static void stt_metrics_register(stt_service *svc, vx_metrics *m)
+{
+	svc->metrics = m;
+	svc->audio_seconds = vx_metrics_histogram(m, "voxline_stt_audio_seconds",
+		"Audio transcribed per request or utterance, seconds (sum = total)",
+		NULL, stt_audio_buckets, N_OF(stt_audio_buckets));
+	svc->processing_seconds = vx_metrics_histogram(m,
+		"voxline_stt_processing_seconds",
+		"Engine time per transcription, seconds", NULL,
+		vx_latency_buckets, vx_latency_buckets_n);
+	svc->rtf = vx_metrics_histogram(m, "voxline_stt_real_time_factor",
+		"Engine time / audio duration per transcription", NULL,
+		stt_rtf_buckets, N_OF(stt_rtf_buckets));
+	svc->ws_utterances = vx_metrics_counter(m,
+		"voxline_stt_ws_utterances_total",
+		"WebSocket utterances finished with a final", NULL);
+}
+
+int main(int argc, char **argv)
+{
+	stt_service svc = {0};
+	const vx_flag flags[] = {
+		VX_DAEMON_FLAGS(&svc.d, "3002", "2"),
+		{ "engine", VX_FLAG_STR, &svc.engine_name, "pocketsphinx", 0, 0,
+		  "pocketsphinx (embedded), whisper (whisper.cpp server) or "
+		  "openai (OpenAI-compatible server)" },
+		{ "url", VX_FLAG_STR, &svc.url, "", 0, 0,
+		  "remote engines: base URL of the server" },
+		{ "upstream-key", VX_FLAG_STR, &svc.upstream_key, "", 0, 0,
+		  "remote engines: bearer key sent upstream" },
+		{ "model", VX_FLAG_STR, &svc.model, "", 0, 0,
+		  "remote engines: model name (openai default whisper-1)" },
+		{ "language", VX_FLAG_STR, &svc.language, "en", 0, 0,
+		  "default language of requests" },
+		{ "max-audio-s", VX_FLAG_INT, &svc.max_audio_s, "600", 1,
+		  STT_AUDIO_MAX_SECONDS,
+		  "longest audio per request or WebSocket utterance, seconds" },
+		{ "hmm", VX_FLAG_STR, &svc.hmm, "", 0, 0,
+		  "pocketsphinx acoustic model dir (default Debian's en-us)" },
+		{ "dict", VX_FLAG_STR, &svc.dict, "", 0, 0,
+		  "pocketsphinx pronunciation dictionary" },
+		{ "lm", VX_FLAG_STR, &svc.lm, "", 0, 0,
+		  "pocketsphinx language model" },
+		{ "decoder-args", VX_FLAG_STR, &svc.decoder_args, "", 0, 0,
+		  "pocketsphinx: extra \"-name value\" options" },
+		{ "timeout-s", VX_FLAG_INT, &svc.timeout_s, "60", 1, 3600,
+		  "remote engines: limit per upstream request, seconds" },
+	};
+	int r = vx_flags_parse(flags, N_OF(flags), "stt", argc, argv);
+	if (r)
+		return r > 0 ? 0 : 2;
+	if (vx_daemon_init(&svc.d, "stt") < 0)
+		return 2;
+	svc.engine = stt_engine_find(svc.engine_name);
+	if (!svc.engine)
+		vx_fatal("unknown --engine %s (pocketsphinx, whisper, openai)",
+			 svc.engine_name);
+	if (svc.d.workers > STT_POOL_MAX)
+		vx_fatal("--workers: at most %d decoders", STT_POOL_MAX);
+	if ((r = stt_engine_load(&svc)) < 0)
+		vx_fatal("engine %s: cannot load: %s", svc.engine->name,
+			 strerror(-r));
+	if ((r = vx_pool_new(svc.d.workers, svc.d.queue, &svc.pool)) < 0)
+		vx_fatal("worker pool: %s", strerror(-r));
+
+	vx_server_config cfg = {
+		.service = "stt", .version = STT_VERSION,
+		.routes = stt_routes, .n_routes = stt_n_routes,
+		.ws_routes = stt_ws_routes, .n_ws_routes = stt_n_ws_routes,
+		.user = &svc, .health = stt_service_health,
+		.info = stt_service_info,
+	};
+	vx_daemon_server_config(&svc.d, &cfg);
+	vx_server *server;
+	if ((r = vx_server_new(&cfg, &server)) < 0)
+		vx_fatal("cannot serve on %s:%d: %s", svc.d.host, svc.d.port,
+			 strerror(-r));
+	stt_metrics_register(&svc, vx_server_metrics(server));
+	vx_log_info(NULL, "engine %s, model %s, %d decoders, queue %d",
+		    svc.engine->name, svc.model_name, svc.d.workers, svc.d.queue);
+
+	r = vx_server_run(server);
+	stt_ws_quiesce(&svc, svc.d.drain_s);
+	vx_server_free(server);
+	vx_pool_free(svc.pool);
+	svc.engine->destroy(svc.eng);
+	return r < 0 ? 1 : 0;
+}

@@ -1,0 +1,600 @@
+"""voxline-stt end to end: the real daemon with real pocketsphinx on real
+speech (flite's slt voice, made by the voxline-tts daemon when it is built,
+else by build/tools/tts_direct), the remote engines against
+tests/stt_fake_server.py (the real whisper.cpp / OpenAI wire format), real
+HTTP and WebSocket clients.
+
+The sentences and the voice are those of tests/unit/test_stt_engines.c."""
+import io
+import json
+import os
+import re
+import socket
+import struct
+import subprocess
+import threading
+import time
+import wave
+
+import numpy as np
+import pytest
+import websocket
+
+from conftest import BIN, PYTHON, ROOT, TOOLS, multipart
+
+SENTENCES = [
+    "What time is it right now?",
+    "Can you tell me the weather for tomorrow?",
+    "Please turn off the lights in the kitchen.",
+    "How far is the nearest train station from here?",
+    "Thank you very much for your help today.",
+    "Do you know a good place to eat around here?",
+    "Could you send me the address again please?",
+    "We are going to the beach next weekend.",
+]
+WER_MAX = 0.15
+RATE = 16000
+
+
+# ---- speech, audio files, WER ----
+
+def _speak_with_daemon(texts):
+    """{text: int16 array} from the voxline-tts daemon, or None."""
+    exe = os.path.join(BIN, "voxline-tts")
+    if not os.path.exists(exe):
+        return None
+    from conftest import Daemon
+    import tempfile
+    log = tempfile.NamedTemporaryFile(prefix="stt-tts-", suffix=".log",
+                                      delete=False).name
+    try:
+        d = Daemon([exe, "--port", "0"], log)
+    except Exception:
+        return None
+    try:
+        d.wait_ready(30)
+        out = {}
+        for t in texts:
+            r = d.post_json("/synthesize", {"text": t, "voice": "slt"})
+            if r.status != 200:
+                return None
+            rate, ch, pcm = read_wav(r.body)
+            if rate != RATE or ch != 1:
+                return None
+            out[t] = pcm
+        return out
+    except Exception:
+        return None
+    finally:
+        d.stop()
+
+
+def _speak_with_tool(texts, tmp):
+    out = {}
+    for i, t in enumerate(texts):
+        path = os.path.join(tmp, f"s{i}.pcm")
+        info = json.loads(subprocess.run(
+            [os.path.join(TOOLS, "tts_direct"), "-v", "slt", "-o", path, t],
+            check=True, capture_output=True, text=True).stdout)
+        assert info["sample_rate"] == RATE
+        out[t] = np.fromfile(path, dtype="<i2").astype(np.int16)
+    return out
+
+
+@pytest.fixture(scope="session")
+def speech(tmp_path_factory):
+    """{sentence: 16 kHz mono int16 samples} in flite's slt voice."""
+    texts = SENTENCES + ["one two three four five six seven eight nine ten"]
+    got = _speak_with_daemon(texts)
+    return got or _speak_with_tool(texts, str(tmp_path_factory.mktemp("tts")))
+
+
+def wav_bytes(pcm, rate=RATE, channels=1):
+    b = io.BytesIO()
+    with wave.open(b, "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(np.asarray(pcm, dtype="<i2").tobytes())
+    return b.getvalue()
+
+
+def read_wav(data):
+    with wave.open(io.BytesIO(data)) as w:
+        return (w.getframerate(), w.getnchannels(),
+                np.frombuffer(w.readframes(w.getnframes()), dtype="<i2"))
+
+
+def resample(pcm, rate_in, rate_out):
+    """Band-limited resampling by FFT (fine for whole test clips)."""
+    n_out = int(round(len(pcm) * rate_out / rate_in))
+    spec = np.fft.rfft(pcm.astype(np.float64))
+    keep = n_out // 2 + 1
+    spec = spec[:keep] if keep <= len(spec) else np.pad(spec, (0, keep - len(spec)))
+    y = np.fft.irfft(spec, n_out) * (n_out / len(pcm))
+    return np.clip(np.round(y), -32768, 32767).astype(np.int16)
+
+
+def ulaw_encode(pcm):
+    """G.711 mu-law (the segment algorithm of ITU-T G.711)."""
+    x = pcm.astype(np.int32) >> 2                     # 14-bit
+    sign = np.where(x < 0, 0x00, 0x80)
+    mag = np.minimum(np.abs(x), 8158) + 33
+    seg = np.zeros_like(mag)
+    for s, bound in enumerate([0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF, 0x1FFF]):
+        seg = np.where((mag > bound) & (seg == s), s + 1, seg)
+    mant = (mag >> (seg + 1)) & 0x0F
+    return ((~(sign | (seg << 4) | mant)) & 0xFF).astype(np.uint8).tobytes()
+
+
+def words(s):
+    return re.findall(r"[a-z']+", s.lower())
+
+
+def edit_distance(ref, hyp):
+    d = list(range(len(hyp) + 1))
+    for i in range(1, len(ref) + 1):
+        prev, d[0] = d[0], i
+        for j in range(1, len(hyp) + 1):
+            cur = min(d[j] + 1, d[j - 1] + 1, prev + (ref[i - 1] != hyp[j - 1]))
+            prev, d[j] = d[j], cur
+    return d[len(hyp)]
+
+
+def wer(ref, hyp):
+    r = words(ref)
+    return edit_distance(r, words(hyp)) / max(1, len(r))
+
+
+def stt(start, *args):
+    return start("stt", *args)
+
+
+# ---- pocketsphinx over HTTP ----
+
+def test_transcribe_flite_sentences_under_wer_limit(start, speech):
+    d = stt(start)
+    errors = total = 0
+    for s in SENTENCES:
+        pcm = speech[s]
+        r = d.post_file("/transcribe", wav_bytes(pcm), fields={"language": "en"})
+        assert r.status == 200, r
+        j = r.json()
+        assert j["engine"] == "pocketsphinx" and j["language"] == "en"
+        assert abs(j["duration_ms"] - len(pcm) * 1000 / RATE) <= 1
+        assert j["processing_ms"] > 0
+        segs = j["segments"]
+        assert segs and " ".join(x["text"] for x in segs) == j["text"]
+        assert all(a["end_ms"] <= b["start_ms"] for a, b in zip(segs, segs[1:]))
+        assert segs[-1]["end_ms"] <= j["duration_ms"] + 20
+        n = len(words(s))
+        errors += edit_distance(words(s), words(j["text"]))
+        total += n
+        print(f"# {s!r} -> {j['text']!r}")
+    print(f"# WER {errors}/{total} = {errors / total:.1%}")
+    assert errors / total < WER_MAX
+
+
+def test_raw_bodies_stereo_mulaw_and_8k_work(start, speech):
+    # pocketsphinx's en-us model is wideband: audio band-limited to 4 kHz
+    # (8 kHz telephony) decodes, but with a poor WER, so the 8 kHz cases
+    # check the conversion (duration, a transcript) and the WER checks run
+    # on full-band audio through the same decoders (stereo mix, G.711, 48k).
+    d = stt(start)
+    s = SENTENCES[2]
+    pcm = speech[s]
+    stereo = np.stack([pcm, pcm // 2], axis=1).reshape(-1)
+    r = d.post("/transcribe", wav_bytes(stereo, RATE, 2), "audio/wav")
+    assert r.status == 200 and wer(s, r.json()["text"]) < 0.3, r
+    r = d.post("/transcribe", ulaw_encode(pcm), "audio/pcmu;rate=16000")
+    assert r.status == 200 and wer(s, r.json()["text"]) < 0.3, r
+    r = d.post("/transcribe", wav_bytes(resample(pcm, RATE, 48000), 48000), "audio/wav")
+    assert r.status == 200 and wer(s, r.json()["text"]) < 0.3, r
+    r = d.post("/transcribe", pcm.astype("<i2").tobytes(), "audio/L16;rate=16000")
+    assert r.status == 200 and wer(s, r.json()["text"]) < 0.3, r
+    pcm8 = resample(pcm, RATE, 8000)
+    stereo8 = np.stack([pcm8, pcm8], axis=1).reshape(-1)
+    for body, ctype in ((wav_bytes(stereo8, 8000, 2), "audio/wav"),
+                        (ulaw_encode(pcm8), "audio/pcmu")):
+        r = d.post("/transcribe", body, ctype)
+        assert r.status == 200, r
+        assert abs(r.json()["duration_ms"] - len(pcm8) / 8) <= 1
+        assert words(r.json()["text"]), r
+
+
+def test_bad_input_gets_json_errors(start, speech):
+    d = stt(start)
+    good = wav_bytes(speech[SENTENCES[0]])
+
+    def err(r, status, code):
+        assert r.status == status, r
+        assert r.json()["error"]["code"] == code, r
+
+    err(d.post("/transcribe", b"", "audio/wav"), 400, "empty_audio")
+    err(d.post("/transcribe", good[:30], "audio/wav"), 400, "bad_audio")
+    err(d.post("/transcribe", b"RIFF\x24\x00\x00\x00WAVEjunk" + os.urandom(400),
+               "audio/wav"), 400, "bad_audio")
+    err(d.post_file("/transcribe", os.urandom(3000)), 400, "bad_audio")
+    err(d.post("/transcribe", b"hello", "text/plain"), 415, "unsupported_media_type")
+    err(d.post("/transcribe", good, "application/json"), 415,
+        "unsupported_media_type")
+    # a WAV cut inside its data: the samples present are transcribed
+    r = d.post("/transcribe", good[:len(good) // 2], "audio/wav")
+    assert r.status == 200 and r.json()["duration_ms"] < len(good) / 32 * 0.6, r
+    # OpenAI route: OpenAI-shaped errors
+    body, ctype = multipart({"file": ("a.wav", "audio/wav", good)},
+                            {"response_format": "docx"})
+    r = d.post("/v1/audio/transcriptions", body, ctype)
+    assert r.status == 400, r
+    e = r.json()["error"]
+    assert e["param"] == "response_format" and e["type"] == "invalid_request_error"
+    assert e["message"]
+    r = d.post("/v1/audio/transcriptions", good, "audio/wav")
+    assert r.status == 415 and "message" in r.json()["error"]
+    body, ctype = multipart({}, {"model": "whisper-1"})
+    r = d.post("/v1/audio/transcriptions", body, ctype)
+    assert r.status == 400 and r.json()["error"]["param"] == "file", r
+    body, ctype = multipart({"file": ("a.wav", "audio/wav", b"RIFFjunk" * 20)}, {})
+    r = d.post("/v1/audio/transcriptions", body, ctype)
+    assert r.status == 400 and r.json()["error"]["code"] == "bad_audio", r
+    # a language pocketsphinx does not have
+    r = d.post_file("/transcribe", good, fields={"language": "fr"})
+    err(r, 400, "unsupported_language")
+    assert 'voxline_stt_engine_errors_total{engine="pocketsphinx",kind="language"} 1' \
+        in d.get("/metrics").body.decode()
+
+
+def test_body_over_limit_is_413_and_audio_over_limit_too(start, speech):
+    d = stt(start, "--max-body-mb", "1", "--max-audio-s", "2")
+    big = wav_bytes(np.zeros(RATE * 40, dtype=np.int16))   # 1.28 MB
+    r = d.post("/transcribe", big, "audio/wav")
+    assert r.status == 413 and r.json()["error"]["code"] == "body_too_large", r
+    r = d.post("/transcribe", wav_bytes(np.zeros(RATE * 3, dtype=np.int16)), "audio/wav")
+    assert r.status == 413 and r.json()["error"]["code"] == "audio_too_long", r
+    r = d.post_file("/transcribe", wav_bytes(speech[SENTENCES[0]]))
+    assert r.status == 200, r
+
+
+def test_openai_formats(start, speech):
+    d = stt(start)
+    s = SENTENCES[1]
+    audio = wav_bytes(speech[s])
+    dur = len(speech[s]) / RATE
+
+    def post(fmt, **fields):
+        body, ctype = multipart({"file": ("q.wav", "audio/wav", audio)},
+                                dict(fields, model="whisper-1", response_format=fmt))
+        r = d.post("/v1/audio/transcriptions", body, ctype)
+        assert r.status == 200, r
+        return r
+
+    r = post("json")
+    assert r.headers["Content-Type"].startswith("application/json")
+    assert r.headers["OpenAI-Model"] == "whisper-1"
+    j = r.json()
+    assert list(j) == ["text"] and wer(s, j["text"]) < 0.3
+    text = j["text"]
+    r = post("text")
+    assert r.headers["Content-Type"].startswith("text/plain")
+    assert r.body.decode() == text + "\n"
+    v = post("verbose_json", language="en").json()
+    assert v["task"] == "transcribe" and v["language"] == "english"
+    assert abs(v["duration"] - dur) < 0.01 and v["text"] == text
+    assert v["segments"]
+    for i, seg in enumerate(v["segments"]):
+        assert seg["id"] == i and 0 <= seg["start"] < seg["end"] <= dur + 0.02
+        for k in ("seek", "tokens", "temperature", "avg_logprob",
+                  "compression_ratio", "no_speech_prob"):
+            assert k in seg
+    assert " ".join(x["text"] for x in v["segments"]) == text
+    srt = post("srt").body.decode()
+    cues = [c for c in srt.strip().split("\n\n") if c]
+    assert len(cues) == len(v["segments"])
+    lines = cues[0].split("\n")
+    assert lines[0] == "1"
+    assert re.fullmatch(r"\d\d:\d\d:\d\d,\d{3} --> \d\d:\d\d:\d\d,\d{3}", lines[1])
+    assert " ".join(c.split("\n", 2)[2] for c in cues) == text
+    r = post("vtt")
+    vtt = r.body.decode()
+    assert r.headers["Content-Type"].startswith("text/vtt")
+    assert vtt.startswith("WEBVTT\n\n")
+    assert re.search(r"^\d\d:\d\d:\d\d\.\d{3} --> \d\d:\d\d:\d\d\.\d{3}$", vtt, re.M)
+
+
+# ---- WebSocket ----
+
+class WsClient:
+    """A /ws/transcribe client that collects events on a thread."""
+
+    def __init__(self, d, **config):
+        self.ws = websocket.create_connection(d.ws_url + "/ws/transcribe", timeout=30)
+        self.events = []
+        self.cond = threading.Condition()
+        self.t = threading.Thread(target=self._rx, daemon=True)
+        self.t.start()
+        self.send(config)
+        self.ready = self.wait("ready")
+
+    def _rx(self):
+        try:
+            while True:
+                m = self.ws.recv()
+                if not m:
+                    break
+                with self.cond:
+                    self.events.append(json.loads(m))
+                    self.cond.notify_all()
+        except Exception:
+            pass
+
+    def send(self, obj):
+        self.ws.send(json.dumps(obj))
+
+    def wait(self, event, timeout=60, start=0):
+        deadline = time.time() + timeout
+        with self.cond:
+            while True:
+                for e in self.events[start:]:
+                    if e.get("event") == event:
+                        return e
+                left = deadline - time.time()
+                assert left > 0, f"no {event} in {self.events}"
+                self.cond.wait(left)
+
+    def stream(self, data, frame_bytes, pace_s=0.0):
+        for i in range(0, len(data), frame_bytes):
+            self.ws.send_binary(data[i:i + frame_bytes])
+            if pace_s:
+                time.sleep(pace_s)
+
+    def close(self):
+        self.ws.close()
+        self.t.join(5)
+
+
+def test_ws_streams_partials_then_final_and_takes_another_utterance(start, speech):
+    d = stt(start)
+    c = WsClient(d, sample_rate=16000, encoding="pcm16", language="en")
+    assert c.ready["engine"] == "pocketsphinx" and c.ready["sample_rate"] == 16000
+    s = SENTENCES[3]
+    # 20 ms frames at twice real time
+    c.stream(speech[s].astype("<i2").tobytes(), 640, 0.01)
+    time.sleep(0.3)
+    partials = [e for e in c.events if e["event"] == "partial"]
+    assert partials, c.events               # partials came while streaming
+    n = len(c.events)
+    c.send({"event": "end"})
+    f = c.wait("final", start=n)
+    assert wer(s, f["text"]) < 0.3, f
+    assert abs(f["duration_ms"] - len(speech[s]) * 1000 / RATE) < 60
+    assert f["segments"] and f["processing_ms"] >= 0
+    assert wer(s, partials[-1]["text"]) < 0.6
+    # the same socket, the next utterance
+    s2 = SENTENCES[4]
+    n = len(c.events)
+    c.stream(speech[s2].astype("<i2").tobytes(), 640)
+    c.send({"event": "end"})
+    f2 = c.wait("final", start=n)
+    assert wer(s2, f2["text"]) < 0.3, f2
+    # end with no audio: an empty final
+    n = len(c.events)
+    c.send({"event": "end"})
+    assert c.wait("final", start=n)["text"] == ""
+    c.close()
+    assert "voxline_stt_ws_utterances_total 3" in d.get("/metrics").body.decode()
+
+
+def test_ws_mulaw_48k_8k_and_cancel(start, speech):
+    d = stt(start)
+    s = SENTENCES[0]
+    # mu-law, cancel half way, then the whole utterance
+    c = WsClient(d, sample_rate=16000, encoding="mulaw")
+    assert c.ready["encoding"] == "mulaw"
+    mu = ulaw_encode(speech[s])
+    n = len(c.events)
+    c.stream(mu[:len(mu) // 2], 320)
+    c.send({"event": "cancel"})
+    c.wait("cancelled", start=n)
+    n = len(c.events)
+    c.stream(mu, 320)                           # 20 ms of mu-law
+    c.send({"event": "end"})
+    f = c.wait("final", start=n)
+    assert wer(s, f["text"]) < 0.3, f
+    assert abs(f["duration_ms"] - len(mu) / 16) < 60
+    assert not [e for e in c.events[n:] if e["event"] == "cancelled"]
+    c.close()
+    # 48 kHz pcm16, resampled by the daemon
+    c = WsClient(d, sample_rate=48000)
+    c.stream(resample(speech[s], RATE, 48000).astype("<i2").tobytes(), 1920)
+    c.send({"event": "end"})
+    f = c.wait("final")
+    assert wer(s, f["text"]) < 0.3, f
+    c.close()
+    # 8 kHz A-law... as mu-law's sibling: a transcript of the right length
+    c = WsClient(d, sample_rate=8000, encoding="mulaw")
+    mu8 = ulaw_encode(resample(speech[s], RATE, 8000))
+    c.stream(mu8, 160)
+    c.send({"event": "end"})
+    f = c.wait("final")
+    assert abs(f["duration_ms"] - len(mu8) / 8) < 60 and words(f["text"]), f
+    # bad messages are errors, the socket stays usable
+    n = len(c.events)
+    c.ws.send("not json")
+    assert c.wait("error", start=n)["code"] == "invalid_json"
+    c.send({"event": "dance"})
+    assert c.wait("error", start=n + 1)["code"] == "unknown_event"
+    c.close()
+
+
+def test_ws_audio_over_limit_drops_the_utterance(start, speech):
+    d = stt(start, "--max-audio-s", "1")
+    c = WsClient(d)
+    s = SENTENCES[1]                            # > 1 s
+    n = len(c.events)
+    c.stream(speech[s].astype("<i2").tobytes(), 3200)
+    assert c.wait("error", start=n)["code"] == "audio_too_long"
+    c.send({"event": "end"})
+    assert c.wait("error", start=n + 1)["code"] == "utterance_dropped"
+    n = len(c.events)
+    short = speech[s][:RATE // 2].astype("<i2").tobytes()
+    c.stream(short, 3200)
+    c.send({"event": "end"})
+    assert "text" in c.wait("final", start=n)    # usable again
+    c.close()
+
+
+def test_ws_disconnect_mid_stream_returns_the_decoder(start, speech):
+    d = stt(start, "--workers", "1")
+    s = SENTENCES[5]
+    audio = wav_bytes(speech[s])
+    c = WsClient(d)
+    c.stream(speech[s][:RATE].astype("<i2").tobytes(), 640)
+    c.wait("partial")
+    # the utterance holds the only decoder: HTTP is refused meanwhile
+    r = d.post_file("/transcribe", audio)
+    assert r.status == 503 and r.headers.get("Retry-After"), r
+    assert r.json()["error"]["code"] == "overloaded"
+    # hang up mid-utterance without a close frame
+    c.ws.sock.shutdown(socket.SHUT_RDWR)
+    c.ws.sock.close()
+    deadline = time.time() + 5
+    while True:
+        r = d.post_file("/transcribe", audio)
+        if r.status == 200 or time.time() > deadline:
+            break
+        time.sleep(0.1)
+    assert r.status == 200, r
+    assert wer(s, r.json()["text"]) < 0.3
+    assert d.alive()
+
+
+def test_more_requests_than_the_pool_holds_get_503_then_succeed(start, speech):
+    d = stt(start, "--workers", "1", "--queue", "0")
+    long_pcm = np.concatenate([speech[s] for s in SENTENCES] * 2)   # ~40 s
+    result = {}
+
+    def slow():
+        result["r"] = d.post_file("/transcribe", wav_bytes(long_pcm), timeout=120)
+
+    t = threading.Thread(target=slow)
+    t.start()
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        h = d.get("/healthz").json()
+        if h["busy"] >= 1:
+            break
+        time.sleep(0.02)
+    assert h["busy"] == 1 and h["status"] == "overloaded", h
+    r = d.post_file("/transcribe", wav_bytes(speech[SENTENCES[0]]))
+    assert r.status == 503 and r.headers.get("Retry-After") == "1", r
+    t.join(120)
+    assert result["r"].status == 200
+    assert len(words(result["r"].json()["text"])) > 50
+    r = d.post_file("/transcribe", wav_bytes(speech[SENTENCES[0]]))
+    assert r.status == 200 and wer(SENTENCES[0], r.json()["text"]) < 0.3, r
+
+
+def test_health_info_and_metrics(start, speech):
+    d = stt(start, "--workers", "2")
+    h = d.get("/healthz").json()
+    assert h["status"] == "ok" and h["engine"] == "pocketsphinx"
+    assert h["model"] and h["workers"] == 2 and h["in_flight"] == 0
+    i = d.get("/info").json()
+    assert "/ws/transcribe" in i["websocket"] and "whisper" in i["engines"]
+    assert "POST /v1/audio/transcriptions" in i["routes"]
+    d.post_file("/transcribe", wav_bytes(speech[SENTENCES[0]]))
+    m = d.get("/metrics").body.decode()
+    assert "voxline_stt_real_time_factor_count 1" in m
+    dur = len(speech[SENTENCES[0]]) / RATE
+    got = float(re.search(r"voxline_stt_audio_seconds_sum (\S+)", m).group(1))
+    assert abs(got - dur) < 0.01
+
+
+# ---- remote engines through the daemon ----
+
+@pytest.fixture
+def fake():
+    """tests/stt_fake_server.py on a free port: (base_url, proc)."""
+    p = subprocess.Popen([PYTHON, os.path.join(ROOT, "tests", "stt_fake_server.py"),
+                          "--key", "sekret"], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True)
+    line = p.stdout.readline()
+    assert line.startswith("PORT "), line
+    yield f"http://127.0.0.1:{int(line.split()[1])}"
+    p.stdin.close()
+    p.terminate()
+    p.wait(10)
+
+
+def last(base):
+    import urllib.request
+    with urllib.request.urlopen(base + "/last", timeout=5) as r:
+        return json.loads(r.read())
+
+
+def heard(pcm):
+    return f"heard {len(pcm)} samples at 16000 hz checksum {int(pcm.astype(np.int64).sum()) % 65536}"
+
+
+@pytest.mark.parametrize("engine", ["whisper", "openai"])
+def test_remote_engines_through_the_daemon(start, fake, engine):
+    d = stt(start, "--engine", engine, "--url", fake, "--upstream-key", "sekret",
+            "--model", "big-model")
+    rng = np.random.default_rng(7)
+    pcm = (rng.standard_normal(RATE * 3 // 2) * 3000).astype(np.int16)
+    r = d.post_file("/transcribe", wav_bytes(pcm), fields={"language": "en"},
+                    headers={"X-Request-Id": "stt-remote-1"})
+    assert r.status == 200, r
+    j = r.json()
+    assert j["text"] == heard(pcm) and j["engine"] == engine
+    assert j["language"] == "en"
+    assert [s["text"] for s in j["segments"]] == ["second 0", "second 1"]
+    assert j["segments"][1] == {"start_ms": 1000, "end_ms": 1500, "text": "second 1"}
+    seen = last(fake)
+    assert seen["headers"]["x-request-id"] == "stt-remote-1"
+    assert seen["fields"]["language"] == "en"
+    if engine == "openai":
+        assert seen["path"] == "/v1/audio/transcriptions"
+        assert seen["fields"]["model"] == "big-model"
+        assert seen["headers"]["authorization"] == "Bearer sekret"
+    else:
+        assert seen["path"] == "/inference"
+    # the OpenAI route over a remote engine
+    body, ctype = multipart({"file": ("a.wav", "audio/wav", wav_bytes(pcm))},
+                            {"model": "whisper-1", "response_format": "verbose_json"})
+    v = d.post("/v1/audio/transcriptions", body, ctype).json()
+    assert v["text"] == heard(pcm) and len(v["segments"]) == 2
+    assert v["segments"][1]["start"] == 1.0 and v["language"] == "english"
+    # WebSocket: buffered, transcribed at end, no partials
+    c = WsClient(d)
+    assert c.ready["partials"] is False
+    n = len(c.events)
+    c.stream(pcm.astype("<i2").tobytes(), 640)
+    c.send({"event": "end"})
+    f = c.wait("final", start=n)
+    assert f["text"] == heard(pcm) and f["duration_ms"] == 1500
+    c.close()
+
+
+def test_remote_upstream_down_slow_and_failing(start, fake, speech):
+    audio = wav_bytes(speech[SENTENCES[0]])
+    with socket.socket() as s:       # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    d = stt(start, "--engine", "whisper", "--url", dead)
+    r = d.post_file("/transcribe", audio)
+    assert r.status == 502 and r.json()["error"]["code"] == "upstream_unavailable", r
+    d2 = stt(start, "--engine", "openai", "--url", fake + "/stall",
+             "--upstream-key", "sekret", "--timeout-s", "1")
+    t0 = time.time()
+    r = d2.post_file("/transcribe", audio)
+    assert r.status == 504 and r.json()["error"]["code"] == "upstream_timeout", r
+    assert time.time() - t0 < 5
+    body, ctype = multipart({"file": ("a.wav", "audio/wav", audio)}, {"model": "x"})
+    r = d2.post("/v1/audio/transcriptions", body, ctype)
+    assert r.status == 504 and r.json()["error"]["type"] == "server_error", r
+    d3 = stt(start, "--engine", "whisper", "--url", fake + "/500")
+    r = d3.post_file("/transcribe", audio)
+    assert r.status == 502 and r.json()["error"]["code"] == "upstream_error", r
+    m = d3.get("/metrics").body.decode()
+    assert 'voxline_stt_engine_errors_total{engine="whisper",kind="upstream_error"} 1' in m
