@@ -301,15 +301,12 @@ static int chat_read(vx_req *req, chat_input *in)
 			vx_req_error(req, 400, "bad_parameter", "%s", err);
 			return -EINVAL;
 		}
+		in->cfg.encoding = VX_ENC_PCM16;   /* the answer is a WAV */
 		return 0;
 	}
-	int rate;
-	if (vx_reqbody_int(req, "reply_sample_rate", 16000, 8000, 48000, &rate) < 0)
-		return -EINVAL;
+	/* Decoded to 16 kHz mono pcm16; the reply comes at the same rate. */
 	if (vx_reqbody_audio(req, 16000, ORCH_MAX_CHAT_AUDIO_S, &in->pcm) < 0)
 		return -EINVAL;
-	/* The STT config says 16 kHz pcm16; the reply comes at the same rate. */
-	(void)rate;
 	in->cfg.conversation_id = vx_reqbody_param(req, "conversation_id");
 	in->cfg.voice = vx_reqbody_param(req, "voice");
 	in->cfg.system_prompt = vx_reqbody_param(req, "system_prompt");

@@ -27,10 +27,6 @@
 
 enum phase { PH_IDLE, PH_LISTENING, PH_TRANSCRIBING, PH_RESPONDING, PH_PLAYING };
 
-static const char *const ws_paths[ORCH_N_STAGES] = {
-	"/ws/detect", "/ws/transcribe", "/ws/generate", "/ws/synthesize",
-};
-
 /* The user pointer of one upstream socket. */
 typedef struct link_ref {
 	conversation *cv;

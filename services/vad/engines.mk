@@ -8,8 +8,8 @@
 VAD_ENGINE_SRCS := services/vad/vad_engine.c services/vad/segmenter.c \
 	services/vad/engine_builtin.c services/vad/engine_webrtc.c
 VAD_ENGINE_OBJS := $(VAD_ENGINE_SRCS:%.c=$(BUILD)/obj/%.o)
-# The WebRTC VAD has no pkg-config of its own header; the .so pulls libstdc++.
-VAD_ENGINE_LIBS := -lwebrtc_audio_processing -lm
+# The WebRTC VAD library is dlopen()ed on first use (engine_webrtc.c).
+VAD_ENGINE_LIBS := -ldl -lm
 
 VAD_FLITE_CFLAGS := -I/usr/include/flite
 VAD_FLITE_LIBS := -lflite_cmu_us_slt -lflite_usenglish -lflite_cmulex -lflite -lm

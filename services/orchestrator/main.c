@@ -1,0 +1,153 @@
+/*
+ * voxline-orchestrator: holds voice conversations by calling voxline-vad,
+ * -stt, -llm and -tts over their WebSockets (/ws/chat, POST /chat) and
+ * keeps their history (SQLite).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conversation.h"
+#include "orch_service.h"
+#include "vx_log.h"
+
+#define ORCH_VERSION "0.1.0"
+
+static const char *const timing_names[ORCH_N_TIMINGS] = {
+	"stt", "llm_first_token", "llm_first_sentence", "tts_first_audio",
+	"voice_to_voice", "orchestrator", "total",
+};
+
+static void register_metrics(orch_service *svc, vx_metrics *m)
+{
+	char labels[64];
+	for (int i = 0; i < ORCH_N_TIMINGS; i++) {
+		snprintf(labels, sizeof(labels), "stage=\"%s\"", timing_names[i]);
+		svc->timing[i] = vx_metrics_histogram(m, "voxline_orch_turn_seconds",
+			"Per-turn latency by stage: stt (speech end -> transcript), "
+			"llm_first_token, llm_first_sentence, tts_first_audio, "
+			"voice_to_voice (end of speech -> first reply audio byte), "
+			"orchestrator (voice_to_voice minus the services), total",
+			labels, vx_latency_buckets, vx_latency_buckets_n);
+	}
+	for (int st = 0; st < ORCH_N_STAGES; st++) {
+		snprintf(labels, sizeof(labels), "stage=\"%s\"", orch_stage_names[st]);
+		svc->stage_errors[st] = vx_metrics_counter(m, "voxline_orch_stage_errors_total",
+			"Turns failed by a downstream service (down, error, timeout)", labels);
+	}
+	svc->turns = vx_metrics_counter(m, "voxline_orch_turns_total", "Turns finished", NULL);
+	svc->barge_ins = vx_metrics_counter(m, "voxline_orch_barge_ins_total",
+		"Replies interrupted by the user", NULL);
+	svc->refused = vx_metrics_counter(m, "voxline_orch_refused_total",
+		"Conversations refused at --max-calls", NULL);
+}
+
+static double calls_gauge(void *arg)
+{
+	orch_service *svc = arg;
+	return atomic_load(&svc->calls);
+}
+
+int main(int argc, char **argv)
+{
+	orch_service svc = {0};
+	const vx_flag flags[] = {
+		VX_DAEMON_FLAGS(&svc.d, "3000", "4"),
+		{ "vad-url", VX_FLAG_STR, &svc.urls[ORCH_VAD], "http://127.0.0.1:3001", 0, 0,
+		  "voxline-vad instances, comma-separated" },
+		{ "stt-url", VX_FLAG_STR, &svc.urls[ORCH_STT], "http://127.0.0.1:3002", 0, 0,
+		  "voxline-stt instances, comma-separated" },
+		{ "tts-url", VX_FLAG_STR, &svc.urls[ORCH_TTS], "http://127.0.0.1:3003", 0, 0,
+		  "voxline-tts instances, comma-separated" },
+		{ "llm-url", VX_FLAG_STR, &svc.urls[ORCH_LLM], "http://127.0.0.1:3004", 0, 0,
+		  "voxline-llm instances, comma-separated" },
+		{ "llm-model", VX_FLAG_STR, &svc.llm_model, "", 0, 0,
+		  "model name sent to voxline-llm (default: its own)" },
+		{ "db", VX_FLAG_STR, &svc.db_path, "voxline.db", 0, 0,
+		  "conversation history (SQLite, WAL)" },
+		{ "max-calls", VX_FLAG_INT, &svc.max_calls, "100", 1, 100000,
+		  "concurrent conversations (/ws/chat + POST /chat); past it refused" },
+		{ "voice", VX_FLAG_STR, &svc.voice, "", 0, 0,
+		  "default TTS voice (default: the TTS service's)" },
+		{ "system-prompt", VX_FLAG_STR, &svc.system_prompt,
+		  "You are a helpful voice assistant. Answer briefly, in plain spoken sentences.",
+		  0, 0, "default system prompt" },
+		{ "max-tokens", VX_FLAG_INT, &svc.max_tokens, "150", 1, 32768,
+		  "longest reply, tokens" },
+		{ "barge-in", VX_FLAG_BOOL, &svc.barge_in, "true", 0, 0,
+		  "user speech while the reply plays interrupts it" },
+		{ "health-interval-s", VX_FLAG_INT, &svc.health_interval_s, "2", 1, 3600,
+		  "seconds between /healthz checks of each upstream instance" },
+		{ "stage-timeout-s", VX_FLAG_INT, &svc.stage_timeout_s, "15", 1, 600,
+		  "a stage silent this long fails the turn (error event naming it)" },
+		{ "max-context-messages", VX_FLAG_INT, &svc.max_context_messages, "40", 0, 10000,
+		  "history messages sent to the LLM (newest kept)" },
+		{ "max-utterance-s", VX_FLAG_INT, &svc.max_utterance_s, "60", 1, 3600,
+		  "longest user utterance; longer speech is cut and answered" },
+		{ "web-root", VX_FLAG_STR, &svc.web_root, "services/orchestrator/web", 0, 0,
+		  "folder with index.html, served at GET /" },
+	};
+	int r = vx_flags_parse(flags, sizeof(flags) / sizeof(flags[0]), "orchestrator",
+			       argc, argv);
+	if (r)
+		return r > 0 ? 0 : 2;
+	if (vx_daemon_init(&svc.d, "orchestrator") < 0)
+		return 2;
+
+	static const char *const paths[ORCH_N_STAGES] = {
+		"/ws/detect", "/ws/transcribe", "/ws/generate", "/ws/synthesize",
+	};
+	for (int st = 0; st < ORCH_N_STAGES; st++)
+		if ((r = upstream_new(orch_stage_names[st], svc.urls[st], paths[st],
+				      &svc.up[st])) < 0)
+			vx_fatal("--%s-url %s: %s", orch_stage_names[st], svc.urls[st],
+				 strerror(-r));
+	if ((r = history_open(svc.db_path, &svc.hist)) < 0)
+		vx_fatal("--db %s: %s", svc.db_path, strerror(-r));
+	if ((r = vx_pool_new(1, ORCH_DB_QUEUE, &svc.db_pool)) < 0 ||
+	    (r = vx_pool_new(svc.d.workers, svc.d.queue, &svc.chat_pool)) < 0)
+		vx_fatal("worker pool: %s", strerror(-r));
+	vx_wsclient_opts wo = { .connect_timeout_ms = 3000,
+				.max_connections = svc.max_calls * 4 + 64 };
+	if ((r = vx_wsclient_new_opts(&wo, &svc.wsc)) < 0)
+		vx_fatal("websocket client: %s", strerror(-r));
+	pthread_mutex_init(&svc.lock, NULL);
+	if ((r = upstream_checker_start(svc.up, ORCH_N_STAGES, svc.health_interval_s,
+					&svc.checker)) < 0 ||
+	    (r = conversation_ticker_start(&svc)) < 0)
+		vx_fatal("threads: %s", strerror(-r));
+
+	vx_server_config cfg = {
+		.service = "orchestrator", .version = ORCH_VERSION,
+		.routes = orch_routes, .n_routes = orch_n_routes,
+		.ws_routes = orch_ws_routes, .n_ws_routes = orch_n_ws_routes,
+		.user = &svc, .health = orch_service_health, .info = orch_service_info,
+	};
+	vx_daemon_server_config(&svc.d, &cfg);
+	vx_server *server;
+	if ((r = vx_server_new(&cfg, &server)) < 0)
+		vx_fatal("cannot serve on %s:%d: %s", svc.d.host, svc.d.port, strerror(-r));
+	vx_metrics *m = vx_server_metrics(server);
+	register_metrics(&svc, m);
+	vx_metrics_gauge_fn(m, "voxline_orch_calls", "Conversations open", NULL,
+			    calls_gauge, &svc);
+	vx_log_info(NULL, "vad %s, stt %s, llm %s, tts %s, db %s, max %d calls",
+		    svc.urls[ORCH_VAD], svc.urls[ORCH_STT], svc.urls[ORCH_LLM],
+		    svc.urls[ORCH_TTS], svc.db_path, svc.max_calls);
+
+	r = vx_server_run(server);
+	/* Order: no new events (server), then upstream sockets (their
+	 * on_close drop the last conversation references), then the jobs. */
+	vx_server_free(server);
+	vx_wsclient_free(svc.wsc);
+	conversation_ticker_stop(&svc);
+	upstream_checker_stop(svc.checker);
+	vx_pool_free(svc.chat_pool);
+	vx_pool_free(svc.db_pool);
+	history_close(svc.hist);
+	for (int st = 0; st < ORCH_N_STAGES; st++)
+		upstream_free(svc.up[st]);
+	pthread_mutex_destroy(&svc.lock);
+	return r < 0 ? 1 : 0;
+}

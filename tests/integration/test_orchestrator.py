@@ -1,0 +1,295 @@
+"""voxline-orchestrator end to end: the real voxline-vad, -stt (pocketsphinx),
+-tts (flite) and -llm (openai engine on tests/llm_upstream.py) daemons, the
+orchestrator in front of them, and voxline-client / python websocket
+clients on /ws/chat and POST /chat."""
+import base64
+import http.client
+import io
+import json
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+import wave
+
+import pytest
+import websocket
+
+from conftest import BIN, PYTHON, ROOT
+
+UPSTREAM = os.path.join(ROOT, "tests", "llm_upstream.py")
+CLIENT = os.path.join(BIN, "voxline-client")
+QUESTION = "what is the weather like in paris today"
+
+
+class Upstream:
+    """tests/llm_upstream.py as a subprocess (echo / slow behaviours)."""
+
+    def __init__(self):
+        self.proc = subprocess.Popen([PYTHON, UPSTREAM, "--port", "0"],
+                                     stdout=subprocess.PIPE)
+        self.port = int(self.proc.stdout.readline())
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def _call(self, method, path):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        c.request(method, path)
+        body = c.getresponse().read()
+        c.close()
+        return json.loads(body) if body else None
+
+    def requests(self):
+        return self._call("GET", "/debug/requests")
+
+    def closes(self):
+        return self._call("GET", "/debug/closes")
+
+    def reset(self):
+        self._call("POST", "/debug/reset")
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def upstream():
+    u = Upstream()
+    yield u
+    u.stop()
+
+
+class Stack:
+    def __init__(self, start, upstream, tmp_path):
+        self.start = start
+        self.upstream = upstream
+        self.tmp = tmp_path
+        self.vad = start("vad")
+        self.stt = start("stt")
+        self.tts = start("tts")
+        self.llm = start("llm", "--engine", "openai", "--url", upstream.url)
+        self.db = str(tmp_path / "orch.db")
+
+    def urls(self):
+        return ["--vad-url", self.vad.url, "--stt-url", self.stt.url,
+                "--tts-url", self.tts.url, "--llm-url", self.llm.url]
+
+    def orch(self, *args, db=None):
+        return self.start("orchestrator", *self.urls(), "--db", db or self.db,
+                          "--health-interval-s", "1", *args)
+
+    def speech(self, text, rate=16000):
+        """A WAV of flite saying text, made by the voxline-tts daemon."""
+        r = self.tts.post_json("/synthesize", {"text": text, "sample_rate": rate})
+        assert r.status == 200, r
+        path = self.tmp / ("speech-%d.wav" % abs(hash(text)))
+        path.write_bytes(r.body)
+        return str(path)
+
+    def transcribe(self, wav_bytes):
+        r = self.stt.post_file("/transcribe", wav_bytes)
+        assert r.status == 200, r
+        return r.json()["text"]
+
+
+@pytest.fixture
+def stack(start, upstream, tmp_path):
+    upstream.reset()
+    return Stack(start, upstream, tmp_path)
+
+
+def run_client(orch, *args, timeout=90):
+    """Runs voxline-client; returns (exit code, [events with "_t" arrival
+    times (time.monotonic())], summary)."""
+    argv = [CLIENT, "--url", orch.ws_url + "/ws/chat", *map(str, args)]
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    events, summary = [], None
+    for line in p.stdout:
+        t = time.monotonic()
+        ev = json.loads(line)
+        ev["_t"] = t
+        if ev.get("type") == "client_summary":
+            summary = ev
+        else:
+            events.append(ev)
+    p.wait(timeout)
+    err = p.stderr.read().decode()
+    if p.returncode != 0:
+        print("client stderr:", err)
+    return p.returncode, events, summary
+
+
+def words(s):
+    return re.findall(r"[a-z0-9']+", s.lower())
+
+
+def wer(ref, hyp):
+    r, h = words(ref), words(hyp)
+    d = list(range(len(h) + 1))
+    for i in range(1, len(r) + 1):
+        prev, d[0] = d[0], i
+        for j in range(1, len(h) + 1):
+            cur = min(d[j] + 1, d[j - 1] + 1, prev + (r[i - 1] != h[j - 1]))
+            prev, d[j] = d[j], cur
+    return d[len(h)] / max(1, len(r))
+
+
+def types(events):
+    return [e["type"] for e in events]
+
+
+def wav_pcm(data):
+    with wave.open(io.BytesIO(data)) as w:
+        return w.getframerate(), w.readframes(w.getnframes())
+
+
+class WsChat:
+    """A raw /ws/chat client (python-websocket) for protocol-level checks."""
+
+    def __init__(self, orch, **start):
+        self.ws = websocket.create_connection(orch.ws_url + "/ws/chat", timeout=30)
+        self.audio = bytearray()
+        if start is not None and start.get("_no_start") is None:
+            self.send({"type": "start", **start})
+
+    def send(self, obj):
+        self.ws.send(json.dumps(obj))
+
+    def recv(self, timeout=30):
+        self.ws.settimeout(timeout)
+        while True:
+            op, data = self.ws.recv_data()
+            if op == websocket.ABNF.OPCODE_BINARY:
+                self.audio += data
+                continue
+            if op == websocket.ABNF.OPCODE_CLOSE:
+                return {"type": "_closed", "data": data}
+            return json.loads(data)
+
+    def until(self, typ, timeout=30):
+        seen = []
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            ev = self.recv(deadline - time.time())
+            seen.append(ev)
+            if ev["type"] in (typ, "_closed"):
+                return ev, seen
+        raise TimeoutError(f"no {typ}: {seen}")
+
+    def close(self):
+        self.ws.close()
+
+
+# ---- end to end ----
+
+def test_spoken_question_gets_a_spoken_answer(stack):
+    orch = stack.orch()
+    wav = stack.speech(QUESTION)
+    out = str(stack.tmp / "reply.wav")
+    code, events, summary = run_client(orch, "--file", wav, "--out", out)
+    assert code == 0, events
+    t = types(events)
+    for want in ("ready", "speech_started", "speech_stopped", "transcript",
+                 "response_delta", "audio_start", "audio_end", "metrics"):
+        assert want in t, (want, t)
+    assert t.index("speech_started") < t.index("transcript") < t.index("audio_start")
+    transcript = next(e["text"] for e in events if e["type"] == "transcript")
+    assert wer(QUESTION, transcript) <= 0.34, transcript
+    reply = "".join(e["text"] for e in events if e["type"] == "response_delta")
+    assert reply == "You said: %s." % transcript
+    m = next(e for e in events if e["type"] == "metrics")
+    assert m["interrupted"] is False and m["error"] is None
+    for k in ("stt_ms", "llm_first_token_ms", "tts_first_audio_ms",
+              "voice_to_voice_ms", "total_ms"):
+        assert m[k] is not None and m[k] >= 0, (k, m)
+    assert m["voice_to_voice_ms"] >= m["stt_ms"]
+    # The reply audio says the reply.
+    with open(out, "rb") as f:
+        heard = stack.transcribe(f.read())
+    w = wer(reply, heard)
+    print("question WER %.2f (%r), reply WER %.2f (%r)" % (
+        wer(QUESTION, transcript), transcript, w, heard))
+    assert w < 0.5, (reply, heard)
+    # History: the user turn and the reply.
+    cid = summary["conversation_id"]
+    h = orch.get("/conversations/" + cid).json()
+    assert [x["role"] for x in h["turns"]] == ["user", "assistant"]
+    assert h["turns"][0]["content"] == transcript
+    assert h["turns"][1]["content"] == reply
+    assert h["turns"][1]["timings"]["voice_to_voice_ms"] > 0
+    prom = orch.get("/metrics").body.decode()
+    assert 'voxline_orch_turn_seconds_count{stage="voice_to_voice"} 1' in prom
+
+
+def test_text_turns_mulaw_8k_and_history_continues(stack):
+    orch = stack.orch()
+    code, events, s = run_client(orch, "--text", "hello there", "--rate", "8000",
+                                 "--encoding", "mulaw", "--turns", "2")
+    assert code == 0, events
+    starts = [e for e in events if e["type"] == "audio_start"]
+    assert starts and starts[0]["sample_rate"] == 8000 and starts[0]["encoding"] == "mulaw"
+    assert s["reply_audio_ms"] > 500
+    assert types(events).count("metrics") == 2
+    cid = s["conversation_id"]
+    # Reconnect with the id: the LLM gets the earlier messages.
+    stack.upstream.reset()
+    code, events, _ = run_client(orch, "--text", "again", "--conversation", cid)
+    assert code == 0, events
+    ready = next(e for e in events if e["type"] == "ready")
+    assert ready["conversation_id"] == cid and ready["turns"] == 4
+    body = stack.upstream.requests()[-1]["body"]
+    msgs = body["messages"] if isinstance(body, dict) else json.loads(body)["messages"]
+    assert [m["role"] for m in msgs] == ["system", "user", "assistant", "user",
+                                         "assistant", "user"]
+    assert msgs[1]["content"] == "hello there"
+    assert msgs[2]["content"] == "You said: hello there."
+    assert msgs[-1]["content"] == "again"
+    lst = orch.get("/conversations").json()["conversations"]
+    assert any(c["id"] == cid and c["turns"] == 6 for c in lst)
+
+
+def test_conversations_rest_and_delete(stack):
+    orch = stack.orch()
+    code, _, s = run_client(orch, "--text", "keep this", "--conversation", "abc-1")
+    assert code == 0
+    assert s["conversation_id"] == "abc-1"
+    assert orch.get("/conversations/abc-1").json()["turns"][0]["content"] == "keep this"
+    assert orch.request("DELETE", "/conversations/abc-1").status == 200
+    r = orch.get("/conversations/abc-1")
+    assert r.status == 404 and r.json()["error"]["code"] == "not_found"
+    assert orch.request("DELETE", "/conversations/abc-1").status == 404
+    assert orch.get("/conversations/no-such").status == 404
+
+
+# ---- POST /chat ----
+
+def test_post_chat_text_and_audio(stack):
+    orch = stack.orch()
+    r = orch.post_json("/chat", {"text": "good morning", "conversation_id": "c-rest"})
+    assert r.status == 200, r
+    j = r.json()
+    assert j["reply"] == "You said: good morning." and j["conversation_id"] == "c-rest"
+    rate, pcm = wav_pcm(base64.b64decode(j["audio_base64"]))
+    assert rate == 16000 and len(pcm) > 16000
+    assert j["timings"]["llm_first_token_ms"] >= 0
+    heard = stack.transcribe(base64.b64decode(j["audio_base64"]))
+    assert wer(j["reply"], heard) < 0.5, heard
+    # Audio in, audio/wav out.
+    with open(stack.speech(QUESTION), "rb") as f:
+        speech = f.read()
+    r = orch.post_file("/chat", speech, headers={"Accept": "audio/wav"})
+    assert r.status == 200 and r.headers["Content-Type"].startswith("audio/wav"), r
+    rate, pcm = wav_pcm(r.body)
+    assert len(pcm) > 16000
+    r = orch.post_file("/chat", speech, fields={"conversation_id": "c-rest"})
+    j = r.json()
+    assert wer(QUESTION, j["transcript"]) <= 0.34, j["transcript"]
+    assert j["reply"] == "You said: %s." % j["transcript"]
+    assert j["timings"]["stt_ms"] > 0
+    turns = orch.get("/conversations/c-rest").json()["turns"]
+    assert len(turns) == 4
+    # Bad input.
+    assert orch.post_json("/chat", {"text": ""}).status == 400
+    assert orch.post("/chat", b"not audio", "text/plain").status == 415
