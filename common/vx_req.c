@@ -43,6 +43,7 @@ struct vx_req {
 	bool seen_first_call;
 	bool dispatched;
 	bool too_large;
+	bool refuse_now;            /* answer 413 before reading the body */
 	size_t discarded;           /* body bytes dropped after a 413 */
 	bool counted_in_flight;
 	vx_buf body;
@@ -628,8 +629,13 @@ static void on_headers(vx_server *s, vx_req *req, const char *method)
 	req->max_body = req->route->max_body ? req->route->max_body :
 			s->cfg.max_body;
 	const char *cl = vx_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
-	if (cl && strtoull(cl, NULL, 10) > req->max_body) {
+	unsigned long long claimed = cl ? strtoull(cl, NULL, 10) : 0;
+	if (claimed > req->max_body) {
 		req->too_large = true;
+		/* A body a little over the limit is read and dropped so that
+		 * clients which send before they read get the 413; a huge one
+		 * is refused at once and the connection closed. */
+		req->refuse_now = claimed > req->max_body + DISCARD_MAX;
 		vx_req_error(req, 413, "body_too_large",
 			     "request body of %s bytes is over the limit of %zu",
 			     cl, req->max_body);
@@ -654,7 +660,7 @@ enum MHD_Result vx_req_on_access(void *cls, struct MHD_Connection *conn,
 		/* Only a body that is too large is answered before it is read
 		 * (MHD then closes the connection); the rest waits for the end
 		 * of the request so keep-alive is kept. */
-		if (req->too_large)
+		if (req->refuse_now)
 			return queue_buffered(req);
 		return MHD_YES;
 	}

@@ -316,62 +316,76 @@ static void cancel_work(conversation *cv)
 	cv->deadline[ORCH_LLM] = cv->deadline[ORCH_TTS] = 0;
 }
 
-/* The history write of one finished turn (DB pool). */
+/* The history write of one finished turn (DB pool). The turn's metrics
+ * event goes to the client once the turn is committed, so a client that
+ * saw it can rely on the history (and a kill -9 after it loses nothing). */
 typedef struct hist_job {
 	conversation *cv;
 	char id[HISTORY_ID_MAX + 1];
-	char *user, *reply, *reasoning, *timings;
+	char *user, *reply, *reasoning, *timings, *event;
 	bool interrupted;
 } hist_job;
+
+static void hist_job_free(hist_job *j)
+{
+	free(j->user);
+	free(j->reply);
+	free(j->reasoning);
+	free(j->timings);
+	free(j->event);
+	free(j);
+}
 
 static void hist_job_run(void *arg)
 {
 	hist_job *j = arg;
-	history *h = j->cv->svc->hist;
+	conversation *cv = j->cv;
+	history *h = cv->svc->hist;
 	int r = history_append_turn(h, j->id, "user", j->user, NULL, false, NULL);
 	if (r >= 0 && j->reply)
 		r = history_append_turn(h, j->id, "assistant", j->reply, j->reasoning,
 					j->interrupted, j->timings);
 	if (r < 0)
-		vx_log_warn(j->cv->req_id, "history %s: %s", j->id, strerror(-r));
-	free(j->user);
-	free(j->reply);
-	free(j->reasoning);
-	free(j->timings);
-	conversation_unref(j->cv);
-	free(j);
+		vx_log_warn(cv->req_id, "history %s: %s", j->id, strerror(-r));
+	pthread_mutex_lock(&cv->lock);
+	if (j->event)
+		emit(cv, "metrics", j->event, strlen(j->event));
+	pthread_mutex_unlock(&cv->lock);
+	hist_job_free(j);
+	conversation_unref(cv);
 }
 
+/* Stores the turn, then sends its metrics event (at once when there is
+ * nothing to store or the store cannot take it). */
 static void store_turn(conversation *cv, const char *reply, bool interrupted,
-		       const char *timings)
+		       const char *timings, const char *event)
 {
-	if (!cv->t.user.len)
-		return;
-	ctx_push(cv, "user", cv->t.user.data);
-	if (reply && *reply)
-		ctx_push(cv, "assistant", reply);
-	hist_job *j = calloc(1, sizeof(*j));
-	if (!j)
-		return;
-	j->cv = cv;
-	snprintf(j->id, sizeof(j->id), "%s", cv->id);
-	j->user = strdup(cv->t.user.data);
-	j->reply = reply && *reply ? strdup(reply) : NULL;
-	j->reasoning = cv->t.reasoning.len ? strdup(cv->t.reasoning.data) : NULL;
-	j->timings = timings ? strdup(timings) : NULL;
-	j->interrupted = interrupted;
-	atomic_fetch_add(&cv->refs, 1);
-	if (vx_pool_submit(cv->svc->db_pool, hist_job_run, j) < 0) {
+	hist_job *j = NULL;
+	if (cv->t.user.len) {
+		ctx_push(cv, "user", cv->t.user.data);
+		if (reply && *reply)
+			ctx_push(cv, "assistant", reply);
+		j = calloc(1, sizeof(*j));
+	}
+	if (j) {
+		j->cv = cv;
+		snprintf(j->id, sizeof(j->id), "%s", cv->id);
+		j->user = strdup(cv->t.user.data);
+		j->reply = reply && *reply ? strdup(reply) : NULL;
+		j->reasoning = cv->t.reasoning.len ? strdup(cv->t.reasoning.data) : NULL;
+		j->timings = timings ? strdup(timings) : NULL;
+		j->event = event ? strdup(event) : NULL;
+		j->interrupted = interrupted;
+		atomic_fetch_add(&cv->refs, 1);
+		if (vx_pool_submit(cv->svc->db_pool, hist_job_run, j) == 0)
+			return;
 		vx_log_error(cv->req_id, "history queue full: turn %d of %s lost",
 			     cv->t.seq, cv->id);
-		j->cv = cv;
 		atomic_fetch_sub(&cv->refs, 1);
-		free(j->user);
-		free(j->reply);
-		free(j->reasoning);
-		free(j->timings);
-		free(j);
+		hist_job_free(j);
 	}
+	if (event)
+		emit(cv, "metrics", event, strlen(event));
 }
 
 /* Ends the turn: metrics event and histograms, history, back to IDLE. */
@@ -401,9 +415,6 @@ static void finish_turn(conversation *cv, bool interrupted, const char *error)
 	vx_buf_puts(&ev, ",");
 	turn_timings_json(t, &ev);
 	vx_buf_puts(&ev, "}");
-	if (ev.data)
-		emit(cv, "metrics", ev.data, ev.len);
-	vx_buf_release(&ev);
 
 	turn_timings m;
 	turn_get_timings(t, &m);
@@ -425,7 +436,8 @@ static void finish_turn(conversation *cv, bool interrupted, const char *error)
 		turn_played_text(t, cv->realtime ? now : INT64_MAX / 2, &played);
 		reply = played.data;
 	}
-	store_turn(cv, reply, interrupted, timings.data);
+	store_turn(cv, reply, interrupted, timings.data, ev.data);
+	vx_buf_release(&ev);
 	vx_buf_release(&played);
 	vx_buf_release(&timings);
 	turn_release(t);

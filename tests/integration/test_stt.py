@@ -465,8 +465,9 @@ def test_ws_disconnect_mid_stream_returns_the_decoder(start, speech):
     assert r.status == 503 and r.headers.get("Retry-After"), r
     assert r.json()["error"]["code"] == "overloaded"
     # hang up mid-utterance without a close frame
-    c.ws.sock.shutdown(socket.SHUT_RDWR)
-    c.ws.sock.close()
+    sk = c.ws.sock
+    sk.shutdown(socket.SHUT_RDWR)
+    sk.close()
     deadline = time.time() + 5
     while True:
         r = d.post_file("/transcribe", audio)
