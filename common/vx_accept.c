@@ -61,7 +61,7 @@ static bool head_has_token(const char *head, const char *name,
 	return false;
 }
 
-enum route_to { TO_WAIT, TO_MHD, TO_WS, TO_CLOSE };
+enum route_to { TO_WAIT, TO_MHD, TO_WS, TO_REFUSE, TO_CLOSE };
 
 static enum route_to classify(vx_server *s, pending_conn *p)
 {
@@ -88,10 +88,40 @@ static enum route_to classify(vx_server *s, pending_conn *p)
 	}
 	const char *path = buf + 4;
 	size_t plen = strcspn(path, " ?\r\n");
-	if (vx_ws_route_find(s, path, plen) &&
-	    head_has_token(buf, "upgrade", "websocket"))
-		return TO_WS;
-	return TO_MHD;
+	if (!vx_ws_route_find(s, path, plen) ||
+	    !head_has_token(buf, "upgrade", "websocket"))
+		return TO_MHD;
+	if (s->cfg.ws_admit) {
+		char route[128];
+		snprintf(route, sizeof(route), "%.*s", (int)plen, path);
+		if (!s->cfg.ws_admit(s->cfg.user, route))
+			return TO_REFUSE;
+	}
+	return TO_WS;
+}
+
+/* Writes a whole HTTP answer with a JSON error on a socket MHD never saw. */
+static void answer_raw(int fd, const char *status, const char *headers,
+		       const char *code, const char *message)
+{
+	char body[256], msg[512];
+	int blen = snprintf(body, sizeof(body),
+			    "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}\n",
+			    code, message);
+	int n = snprintf(msg, sizeof(msg),
+			 "HTTP/1.1 %s\r\nContent-Type: application/json\r\n%s"
+			 "Connection: close\r\nContent-Length: %d\r\n\r\n%s",
+			 status, headers, blen, body);
+	ssize_t r = send(fd, msg, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+	(void)r;
+}
+
+static void answer_408(vx_server *s, pending_conn *p)
+{
+	answer_raw(p->fd, "408 Request Timeout", "", "timeout",
+		   "request head not received in time");
+	vx_counter_add(s->head_timeouts, 1);
+	close(p->fd);
 }
 
 static void pending_release(pending_conn *p)
@@ -105,7 +135,12 @@ static void pending_release(pending_conn *p)
 static void dispatch(vx_server *s, pending_conn *p, enum route_to to)
 {
 	pending_release(p);
-	if (to == TO_WS) {
+	if (to == TO_REFUSE) {
+		answer_raw(p->fd, "503 Service Unavailable", "Retry-After: 1\r\n",
+			   "overloaded", "at capacity; retry later");
+		vx_counter_add(s->rejected, 1);
+		close(p->fd);
+	} else if (to == TO_WS) {
 		vx_ws_adopt(s, p->fd);
 	} else if (to == TO_MHD) {
 		/* On failure (connection limit) MHD has closed the socket. */
@@ -114,18 +149,6 @@ static void dispatch(vx_server *s, pending_conn *p, enum route_to to)
 	} else {
 		close(p->fd);
 	}
-}
-
-static void answer_408(vx_server *s, pending_conn *p)
-{
-	static const char msg[] =
-		"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\n"
-		"Connection: close\r\nContent-Length: 78\r\n\r\n"
-		"{\"error\":{\"code\":\"timeout\",\"message\":\"request head not received in time\"}}\n";
-	ssize_t r = send(p->fd, msg, sizeof(msg) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
-	(void)r;
-	vx_counter_add(s->head_timeouts, 1);
-	close(p->fd);
 }
 
 static void accept_new(vx_server *s, pending_conn *pend, size_t *n_pend)

@@ -92,6 +92,10 @@ typedef struct vx_server_config {
 			    size_t detail_len);
 	/* Appends `"key":value` fields (leading comma) to the /info object. */
 	void (*info)(void *user, vx_buf *out);
+	/* Optional admission for WebSocket upgrades, called on the acceptor
+	 * thread before the handshake: false answers the upgrade with HTTP 503
+	 * + Retry-After (e.g. a call limit reached). Must be quick. */
+	bool (*ws_admit)(void *user, const char *path);
 } vx_server_config;
 
 int vx_server_new(const vx_server_config *cfg, vx_server **ret);

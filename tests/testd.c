@@ -4,6 +4,7 @@
  * slow pool job (admission control), a stream, multipart, a WebSocket echo.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,8 @@ typedef struct testd {
 	int workers, queue;
 	const char *host;
 	const char *api_key;
+	int max_ws;
+	atomic_int n_ws;
 } testd;
 
 static void echo(vx_req *req, void *user)
@@ -101,9 +104,18 @@ static void form(vx_req *req, void *user)
 
 static int ws_open(vx_wsconn *c, void *user, void **ret_state)
 {
+	testd *t = user;
 	(void)c;
+	atomic_fetch_add(&t->n_ws, 1);
 	*ret_state = user;
 	return 0;
+}
+
+static bool ws_admit(void *user, const char *path)
+{
+	testd *t = user;
+	(void)path;
+	return !t->max_ws || atomic_load(&t->n_ws) < t->max_ws;
 }
 
 static void ws_text(vx_wsconn *c, void *state, const char *text, size_t len)
@@ -120,8 +132,9 @@ static void ws_binary(vx_wsconn *c, void *state, const void *data, size_t len)
 
 static void ws_close(vx_wsconn *c, void *state)
 {
+	testd *t = state;
 	(void)c;
-	(void)state;
+	atomic_fetch_sub(&t->n_ws, 1);
 }
 
 int main(int argc, char **argv)
@@ -133,6 +146,7 @@ int main(int argc, char **argv)
 		{ "workers", VX_FLAG_INT, &t.workers, "1", 1, 64, "pool workers" },
 		{ "queue", VX_FLAG_INT, &t.queue, "0", 0, 64, "pool queue" },
 		{ "api-key", VX_FLAG_STR, &t.api_key, "", 0, 0, "bearer key" },
+		{ "max-ws", VX_FLAG_INT, &t.max_ws, "0", 0, 1000, "WebSockets admitted (0 = any)" },
 	};
 	int r = vx_flags_parse(flags, sizeof(flags) / sizeof(flags[0]),
 			       "testd", argc, argv);
@@ -155,6 +169,7 @@ int main(int argc, char **argv)
 		.routes = routes, .n_routes = 4,
 		.ws_routes = ws_routes, .n_ws_routes = 1,
 		.user = &t, .api_key = t.api_key, .head_timeout_ms = 2000,
+		.ws_admit = ws_admit,
 	};
 	vx_server *s;
 	if ((r = vx_server_new(&cfg, &s)) < 0)

@@ -91,6 +91,8 @@ struct conversation {
 	bool again_ended;
 	int64_t again_start_ms;
 	int64_t deadline[ORCH_N_STAGES]; /* us; 0 = not waiting */
+	int64_t llm_retry_at;         /* us; resend the request ("overloaded") */
+	int64_t tts_retry_at;         /* us; resend unfinished sentences */
 };
 
 static int64_t now_us(void)
@@ -314,6 +316,7 @@ static void cancel_work(conversation *cv)
 	cv->tts_pending = 0;
 	cv->tts_cur = -1;
 	cv->deadline[ORCH_LLM] = cv->deadline[ORCH_TTS] = 0;
+	cv->llm_retry_at = cv->tts_retry_at = 0;
 }
 
 /* The history write of one finished turn (DB pool). The turn's metrics
@@ -518,6 +521,8 @@ static int speak_sentence(void *user, const char *text, size_t len)
 		t->t_first_sentence = now;
 	if (cv->tts_pending++ == 0)
 		cv->deadline[ORCH_TTS] = now + (int64_t)cv->svc->stage_timeout_s * 1000000;
+	if (cv->tts_retry_at)
+		return 0;   /* sent in order with the ones being retried */
 	vx_buf m = {0};
 	vx_buf_puts(&m, "{\"text\":");
 	vx_buf_json_str(&m, text, len);
@@ -709,6 +714,15 @@ static void on_llm_event(conversation *cv, const char *ev, const cJSON *j)
 		maybe_finish(cv);
 	} else if (!strcmp(ev, "error")) {
 		const char *msg = cJSON_GetStringValue(cJSON_GetObjectItem(j, "message"));
+		const char *code = cJSON_GetStringValue(cJSON_GetObjectItem(j, "code"));
+		if (code && !strcmp(code, "overloaded") && !t->t_llm_first_token) {
+			/* Admission control upstream: again shortly, until the
+			 * stage deadline (not refreshed by this) passes. */
+			cv->deadline[ORCH_LLM] -= (int64_t)cv->svc->stage_timeout_s * 1000000 -
+						  (cv->deadline[ORCH_LLM] - now);
+			cv->llm_retry_at = now + CONV_RETRY_MS * 1000;
+			return;
+		}
 		cv->llm_busy = false;
 		fail_turn(cv, ORCH_LLM, "llm_failed", msg ? msg : "generation failed");
 	}

@@ -293,3 +293,241 @@ def test_post_chat_text_and_audio(stack):
     # Bad input.
     assert orch.post_json("/chat", {"text": ""}).status == 400
     assert orch.post("/chat", b"not audio", "text/plain").status == 415
+
+
+# ---- barge-in ----
+
+def stream_pcm(ws, pcm, rate=16000, silence_ms=1000):
+    """Sends pcm16 audio as 20 ms frames in real time, then silence."""
+    step = rate // 50 * 2
+    data = pcm + b"\0" * (rate * 2 * silence_ms // 1000)
+    t0 = time.monotonic()
+    for i in range(0, len(data), step):
+        delay = t0 + (i // step) * 0.02 - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        ws.send_binary(data[i:i + step])
+
+
+def test_barge_in_cancels_the_reply_and_keeps_what_was_played(stack):
+    orch = stack.orch()
+    with open(stack.speech(QUESTION), "rb") as f:
+        speech = f.read()
+    rate, pcm = wav_pcm(speech)
+    onset_ms = stack.vad.post_file("/detect", speech).json()["segments"][0]["start_ms"]
+    c = WsChat(orch, sample_rate=16000, conversation_id="barge")
+    c.until("ready")
+    c.send({"type": "text", "text": "tell me a long story #slow"})
+    ev, _ = c.until("audio_start", timeout=30)
+    time.sleep(1.0)
+    t_send = time.monotonic()
+    sender = threading.Thread(target=stream_pcm, args=(c.ws, pcm))
+    sender.start()
+    ev, seen = c.until("interrupted", timeout=15)
+    t_int = time.monotonic()
+    assert ev["type"] == "interrupted", seen
+    # min_speech_ms (250) after the speech starts is when it is detectable.
+    late_ms = (t_int - t_send) * 1000 - onset_ms - 250
+    print("interrupted %.0f ms after the speech was detectable" % late_ms)
+    assert late_ms < 300, late_ms
+    m, _ = c.until("metrics")
+    assert m["interrupted"] is True
+    # The barge-in itself is the next turn.
+    tr, _ = c.until("transcript", timeout=30)
+    assert wer(QUESTION, tr["text"]) <= 0.34
+    m2, seen = c.until("metrics", timeout=60)
+    assert m2["interrupted"] is False, seen
+    sender.join()
+    c.close()
+    # The slow generation was cancelled upstream (its socket closed early).
+    closes = stack.upstream.closes()
+    assert any("slow" in json.dumps(x.get("body", "")) for x in closes), closes
+    turns = orch.get("/conversations/barge").json()["turns"]
+    assert [t["role"] for t in turns] == ["user", "assistant", "user", "assistant"]
+    cut = turns[1]
+    full = " ".join("w%d" % i for i in range(1, 101))
+    assert cut["interrupted"] is True
+    assert cut["content"] and full.startswith(cut["content"]), cut["content"]
+    assert len(cut["content"]) < len(full) // 2
+    assert turns[3]["content"] == "You said: %s." % tr["text"]
+    assert "voxline_orch_barge_ins_total 1" in orch.get("/metrics").body.decode()
+
+
+# ---- concurrency and admission ----
+
+def test_conversations_run_side_by_side(stack):
+    orch = stack.orch()
+    wav = stack.speech(QUESTION)
+    results = {}
+
+    def one(i, args):
+        results[i] = run_client(orch, *args, timeout=120)
+
+    jobs = [(i, ["--text", "number %d please" % i, "--turns", "2", "--quiet"])
+            for i in range(20)]
+    jobs += [(100 + i, ["--file", wav]) for i in range(3)]
+    threads = [threading.Thread(target=one, args=j) for j in jobs]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    print("23 conversations in %.1f s" % (time.monotonic() - t0))
+    ids = set()
+    for i, (code, events, s) in results.items():
+        assert code == 0, (i, events, s)
+        assert s["turns"] == (2 if i < 100 else 1)
+        ids.add(s["conversation_id"])
+        h = orch.get("/conversations/" + s["conversation_id"]).json()
+        if i < 100:
+            assert [t["content"] for t in h["turns"]] == [
+                "number %d please" % i, "You said: number %d please." % i] * 2
+        else:
+            transcript = next(e["text"] for e in events if e["type"] == "transcript")
+            assert wer(QUESTION, transcript) <= 0.34
+            assert h["turns"][1]["content"] == "You said: %s." % transcript
+    assert len(ids) == 23
+
+
+def test_max_calls_refuses_cleanly(stack):
+    orch = stack.orch("--max-calls", "3")
+    held = [WsChat(orch, sample_rate=16000) for _ in range(3)]
+    for c in held:
+        c.until("ready")
+    extra = WsChat(orch, _no_start=True)
+    ev = extra.recv()
+    assert ev["type"] == "error" and ev["code"] == "at_capacity", ev
+    closed = extra.recv()
+    assert closed["type"] == "_closed"
+    assert int.from_bytes(closed["data"][:2], "big") == 1013
+    assert orch.get("/healthz").status == 503
+    r = orch.post_json("/chat", {"text": "hi"})
+    assert r.status == 503 and r.headers.get("Retry-After")
+    held[0].close()
+    time.sleep(0.3)
+    code, _, _ = run_client(orch, "--text", "now there is room")
+    assert code == 0
+    assert "voxline_orch_refused_total 2" in orch.get("/metrics").body.decode()
+    for c in held[1:]:
+        c.close()
+
+
+# ---- durability ----
+
+def test_kill_9_loses_no_finished_turn(stack):
+    from conftest import Daemon
+    argv = [os.path.join(BIN, "voxline-orchestrator"), "--port", "0", *stack.urls(),
+            "--db", stack.db]
+    d = Daemon(argv, str(stack.tmp / "orch-killed.log"))
+    d.wait_ready()
+    code, _, s = run_client(d, "--text", "remember me", "--turns", "3",
+                            "--conversation", "durable")
+    assert code == 0
+    d.proc.send_signal(signal.SIGKILL)
+    d.proc.wait()
+    d.logf.close()
+    orch = stack.orch()
+    turns = orch.get("/conversations/durable").json()["turns"]
+    assert len(turns) == 6 and turns[-1]["content"] == "You said: remember me."
+
+
+# ---- bad input ----
+
+def test_bad_client_input_is_answered_and_the_socket_stays_usable(stack):
+    orch = stack.orch()
+    c = WsChat(orch, _no_start=True)
+    c.ws.send_binary(b"\0\0" * 160)
+    ev = c.recv()
+    assert ev["type"] == "error" and ev["code"] == "not_started"
+    c.ws.send("garbage{")
+    assert c.recv()["code"] == "bad_message"
+    c.send({"type": "hello"})
+    assert c.recv()["code"] == "bad_message"
+    c.send({"type": "text", "text": "too early"})
+    assert c.recv()["code"] == "not_started"
+    c.send({"type": "start", "encoding": "opus"})
+    ev = c.recv()
+    assert ev["code"] == "bad_start" and "encoding" in ev["message"]
+    c.send({"type": "start", "sample_rate": 3})
+    assert c.recv()["code"] == "bad_start"
+    c.send({"type": "start", "conversation_id": "bad id!"})
+    ev, _ = c.until("error")
+    assert ev["code"] == "bad_conversation_id"
+    c.send({"type": "start", "sample_rate": 16000})
+    ev, _ = c.until("ready")
+    c.send({"type": "start"})
+    assert c.recv()["code"] == "already_started"
+    c.send({"type": "text", "text": "fine now"})
+    ev, seen = c.until("metrics")
+    assert "You said: fine now." == "".join(
+        e["text"] for e in seen if e["type"] == "response_delta")
+    c.close()
+
+
+def test_client_that_vanishes_mid_reply_frees_everything(stack):
+    orch = stack.orch()
+    c = WsChat(orch, sample_rate=16000, conversation_id="gone")
+    c.until("ready")
+    c.send({"type": "text", "text": "a long one #slow"})
+    c.until("audio_start", timeout=30)
+    time.sleep(0.8)       # some of the reply is played
+    c.ws.sock.close()     # no close frame: the client just vanishes
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        if (stack.llm.get("/healthz").json()["in_flight"] == 0 and
+                stack.tts.get("/healthz").json()["in_flight"] == 0 and
+                stack.upstream.closes()):
+            break
+        time.sleep(0.1)
+    assert stack.llm.get("/healthz").json()["in_flight"] == 0
+    assert stack.tts.get("/healthz").json()["in_flight"] == 0
+    assert stack.upstream.closes(), "the generation was not cancelled"
+    assert orch.get("/healthz").json()["calls"] == 0
+    code, _, _ = run_client(orch, "--text", "still here")
+    assert code == 0
+    turns = orch.get("/conversations/gone").json()["turns"]
+    assert turns[1]["interrupted"] is True
+    assert turns[1]["content"].startswith("w1")
+
+
+# ---- failures and balancing ----
+
+def test_tts_down_names_the_stage_and_the_conversation_recovers(stack):
+    orch = stack.orch("--stage-timeout-s", "5")
+    c = WsChat(orch, sample_rate=16000)
+    c.until("ready")
+    c.send({"type": "text", "text": "first"})
+    c.until("metrics")
+    port = stack.tts.port
+    stack.tts.stop()
+    c.send({"type": "text", "text": "second"})
+    ev, seen = c.until("error", timeout=15)
+    assert ev["stage"] == "tts", seen
+    m, _ = c.until("metrics")
+    assert m["error"] == "tts"
+    stack.tts = stack.start("tts", "--port", port)
+    time.sleep(1.2)
+    c.send({"type": "text", "text": "third"})
+    ev, seen = c.until("metrics", timeout=30)
+    assert ev["error"] is None and "audio_start" in types(seen), seen
+    c.close()
+
+
+def test_balancing_skips_a_dead_instance(stack):
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    dead = s.getsockname()[1]
+    s.close()
+    dead_url = "http://127.0.0.1:%d" % dead
+    orch = stack.start("orchestrator", "--vad-url", stack.vad.url,
+                       "--stt-url", stack.stt.url, "--db", stack.db,
+                       "--tts-url", dead_url + "," + stack.tts.url,
+                       "--llm-url", dead_url + "," + stack.llm.url)
+    info = orch.get("/info").json()
+    assert len(info["upstreams"][3]["instances"]) == 2
+    for i in range(4):   # some picks hit the dead one first: retried elsewhere
+        code, events, _ = run_client(orch, "--text", "turn %d" % i)
+        assert code == 0, events
+    h = orch.get("/healthz").json()
+    assert h["upstreams"]["tts"] == {"healthy": 1, "instances": 2}

@@ -214,3 +214,19 @@ def test_sigterm_drains_requests_in_flight(testd):
     t.join()
     assert out["r"].status == 200
     assert d.proc.wait(10) == 0
+
+
+def test_websocket_past_the_admission_limit_gets_503(testd):
+    d = testd("--max-ws", "2")
+    a = websocket.create_connection(d.ws_url + "/ws/echo", timeout=5)
+    b = websocket.create_connection(d.ws_url + "/ws/echo", timeout=5)
+    with pytest.raises(websocket.WebSocketBadStatusException) as e:
+        websocket.create_connection(d.ws_url + "/ws/echo", timeout=5)
+    assert e.value.status_code == 503
+    a.close()
+    time.sleep(0.2)
+    c = websocket.create_connection(d.ws_url + "/ws/echo", timeout=5)
+    c.send("ok")
+    assert c.recv() == "ok"
+    b.close()
+    c.close()
