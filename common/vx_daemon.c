@@ -25,4 +25,5 @@ void vx_daemon_server_config(const vx_daemon_opts *o, vx_server_config *cfg)
 	cfg->max_body = (size_t)o->max_body_mb * 1024 * 1024;
 	cfg->drain_timeout_s = o->drain_s;
 	cfg->max_connections = o->max_connections;
+	cfg->request_timeout_s = o->request_timeout_s;
 }

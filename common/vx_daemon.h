@@ -26,6 +26,7 @@ typedef struct vx_daemon_opts {
 	int max_body_mb;
 	int drain_s;
 	int max_connections;
+	int request_timeout_s;
 } vx_daemon_opts;
 
 #define VX_DAEMON_FLAGS(o, port_def, workers_def)                                      \
@@ -46,7 +47,9 @@ typedef struct vx_daemon_opts {
 	{ "max-body-mb", VX_FLAG_INT, &(o)->max_body_mb, "64", 1, 4096,                \
 	  "largest request body, MiB (413 past it)" },                                 \
 	{ "drain-s", VX_FLAG_INT, &(o)->drain_s, "10", 1, 3600,                        \
-	  "on SIGTERM, seconds to let requests in flight finish" }
+	  "on SIGTERM, seconds to let requests in flight finish" },                    \
+	{ "request-timeout-s", VX_FLAG_INT, &(o)->request_timeout_s, "300", 1, 86400,  \
+	  "deadline of every HTTP request, seconds (504 past it)" }
 
 /* Sets up logging from the options; returns -EINVAL for a bad level. */
 int vx_daemon_init(const vx_daemon_opts *o, const char *service);

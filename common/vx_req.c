@@ -18,7 +18,6 @@
 #define REQ_MAX_FIELDS 32           /* multipart fields kept */
 #define STREAM_HIGH_WATER (256 * 1024)  /* unsent bytes before writers wait */
 #define WATCH_INTERVAL_MS 20        /* client hang-up / deadline check period */
-#define REQ_DEFAULT_TIMEOUT_S 300
 #define DISCARD_MAX (64u * 1024 * 1024) /* body read and dropped after a 413 */
 
 typedef struct form_state {
@@ -534,7 +533,7 @@ void *vx_req_on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 	req->server = s;
 	req->conn = conn;
 	req->t_start = vx_now();
-	req->deadline = req->t_start + REQ_DEFAULT_TIMEOUT_S;
+	req->deadline = req->t_start + s->cfg.request_timeout_s;
 	req->stats = &s->builtin_stats;
 	atomic_init(&req->refs, 1);
 	pthread_mutex_init(&req->lock, NULL);

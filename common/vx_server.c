@@ -256,6 +256,8 @@ int vx_server_new(const vx_server_config *cfg, vx_server **ret)
 		s->cfg.head_timeout_ms = 10000;
 	if (!s->cfg.drain_timeout_s)
 		s->cfg.drain_timeout_s = 10;
+	if (!s->cfg.request_timeout_s)
+		s->cfg.request_timeout_s = 300;
 	if (!s->cfg.ws_max_message)
 		s->cfg.ws_max_message = 4u * 1024 * 1024;
 	s->listen_fd = -1;

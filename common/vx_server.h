@@ -79,6 +79,9 @@ typedef struct vx_server_config {
 	int idle_timeout_s;         /* HTTP keep-alive idle limit; 0 = 60 */
 	int head_timeout_ms;        /* time to send a request head; 0 = 10000 */
 	int drain_timeout_s;        /* SIGTERM: wait this long for in-flight; 0 = 10 */
+	int request_timeout_s;      /* deadline of every request: past it the
+				       cancel flag is set and, if nothing was
+				       answered, 504; 0 = 300 */
 	size_t ws_max_message;      /* bytes; 0 = 4 MiB */
 	const char *api_key;        /* NULL = no auth */
 	const vx_route *routes;

@@ -88,7 +88,8 @@ static int api_check_model(llm_service *svc, const char *model)
 	for (int i = 0; i < n; i++)
 		if (!strcmp(info[i].id, model))
 			return 0;
-	return n > 0 && strcmp(model, svc->model) != 0 ? -ENOENT : 0;
+	return n > 0 && strcmp(model, svc->model ? svc->model : "") != 0 ?
+		-ENOENT : 0;
 }
 
 int llm_api_http_begin(vx_req *req, llm_service *svc, llm_http_gen **ret)
@@ -122,7 +123,7 @@ int llm_api_http_begin(vx_req *req, llm_service *svc, llm_http_gen **ret)
 	if ((r = api_check_model(svc, h->p.req.model)) < 0) {
 		llm_api_error(req, 404, "model_not_found", "model",
 			      "The model `%s` does not exist (this server has `%s`)",
-			      h->p.req.model, svc->model);
+			      h->p.req.model, svc->model_id);
 		goto out_free;
 	}
 	if ((r = llm_gen_admit(svc)) < 0) {
@@ -281,7 +282,7 @@ const char *llm_service_model(const llm_service *svc, const char *asked,
 		return asked;
 	if (answered && answered[0])
 		return answered;
-	return svc->model && svc->model[0] ? svc->model : svc->engine->name;
+	return svc->model_id[0] ? svc->model_id : svc->engine->name;
 }
 
 static void *probe_main(void *arg)
@@ -351,6 +352,8 @@ vx_health llm_service_health(void *user, vx_buf *extra, char *detail,
 	int r = 0, busy = atomic_load(&svc->generations);
 	if (svc->local && svc->engine->ready) {
 		r = svc->engine->ready(svc->eng, detail, detail_len);
+		if (r == 0)
+			detail[0] = '\0';
 	} else if (svc->probe_started) {
 		r = atomic_load(&svc->probe_rc);
 		pthread_mutex_lock(&svc->probe_lock);

@@ -9,6 +9,7 @@
 #include "stopstr.h"
 #include "think.h"
 #include "vx_log.h"
+#include "vx_reqbody.h"
 
 const char *const llm_gen_error_kinds[LLM_N_ERROR_KINDS] = {
 	"unreachable", "timeout", "protocol", "not_found", "rejected",
@@ -54,13 +55,42 @@ void llm_gen_leave(llm_service *svc)
 	atomic_fetch_sub(&svc->generations, 1);
 }
 
+/* Copies s with every invalid UTF-8 sequence replaced by U+FFFD, so no
+ * engine can make an answer that is not valid JSON text. */
+static int gen_utf8_repair(const char *s, size_t len, vx_buf *out)
+{
+	for (size_t i = 0; i < len;) {
+		unsigned char c = (unsigned char)s[i];
+		size_t n = c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
+		if (i + n <= len && vx_utf8_valid(s + i, n)) {
+			if (vx_buf_append(out, s + i, n) < 0)
+				return -ENOMEM;
+			i += n;
+		} else {
+			if (vx_buf_puts(out, "\xEF\xBF\xBD") < 0)
+				return -ENOMEM;
+			i++;
+		}
+	}
+	return 0;
+}
+
 static int gen_emit(gen_ctx *g, llm_piece_kind kind, const char *text,
 		    size_t len)
 {
+	int stop;
 	if (!len)
 		return 0;
 	g->pieces++;
-	if (g->sink(g->user, kind, text, len)) {
+	if (vx_utf8_valid(text, len)) {
+		stop = g->sink(g->user, kind, text, len);
+	} else {
+		vx_buf fixed = {0};
+		stop = gen_utf8_repair(text, len, &fixed) < 0 ||
+		       g->sink(g->user, kind, fixed.data, fixed.len);
+		vx_buf_release(&fixed);
+	}
+	if (stop) {
 		g->sink_failed = true;
 		return 1;
 	}

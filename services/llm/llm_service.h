@@ -49,6 +49,7 @@ typedef struct llm_service {
 	const llm_engine_ops *engine;
 	void *eng;                   /* the engine's state */
 	bool local;                  /* engine runs here (gguf): its ready() is cheap */
+	char model_id[128];          /* default model's id ("" = upstream's default) */
 	llm_params_limits limits;
 	vx_pool *pool;               /* max_concurrent workers: generations */
 	vx_server *server;

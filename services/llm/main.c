@@ -24,6 +24,18 @@ static const llm_engine_ops *pick_engine(const llm_service *svc)
 	return llm_engine_find(name);
 }
 
+/* The id answers carry when a request names no model. */
+static void find_model_id(llm_service *svc)
+{
+	llm_model_info info;
+	if (svc->local && svc->engine->models &&
+	    svc->engine->models(svc->eng, &info, 1) == 1)
+		snprintf(svc->model_id, sizeof(svc->model_id), "%s", info.id);
+	else
+		snprintf(svc->model_id, sizeof(svc->model_id), "%s",
+			 svc->model ? svc->model : "");
+}
+
 static void register_metrics(llm_service *svc, vx_metrics *m)
 {
 	static const double rate_buckets[] = { 1, 2, 5, 10, 20, 30, 50, 75, 100,
@@ -137,6 +149,7 @@ int main(int argc, char **argv)
 		vx_fatal("engine %s (model %s, url %s): %s", svc.engine->name,
 			 svc.model ? svc.model : "-", svc.url ? svc.url : "default",
 			 strerror(-r));
+	find_model_id(&svc);
 	/* Workers = slots; the queue only absorbs a worker that is still
 	 * returning from its last job (admission already capped the count). */
 	if ((r = vx_pool_new(svc.max_concurrent, svc.max_concurrent, &svc.pool)) < 0)

@@ -200,6 +200,22 @@ static void link_close(conversation *cv, int st)
 	l->gen++;
 }
 
+/* Sends every unfinished sentence of the turn to TTS again, in order. */
+static void link_replay_tts(conversation *cv, vx_wsclient_conn *c)
+{
+	for (size_t i = 0; i < cv->t.n_sent; i++) {
+		if (cv->t.sent[i].done)
+			continue;
+		vx_buf m = {0};
+		vx_buf_puts(&m, "{\"text\":");
+		vx_buf_json_str(&m, cv->t.sent[i].text, cv->t.sent[i].len);
+		vx_buf_printf(&m, ",\"id\":\"t%d.%zu\"}", cv->t.seq, i);
+		if (m.data)
+			vx_wsclient_send_text(c, m.data, m.len);
+		vx_buf_release(&m);
+	}
+}
+
 /* After a retry connect: what the stage's work in flight needs again. */
 static void link_replay(conversation *cv, int st)
 {
@@ -215,17 +231,7 @@ static void link_replay(conversation *cv, int st)
 	} else if (st == ORCH_LLM && cv->llm_busy && cv->llm_req.len) {
 		vx_wsclient_send_text(l->c, cv->llm_req.data, cv->llm_req.len);
 	} else if (st == ORCH_TTS && cv->phase == PH_RESPONDING) {
-		for (size_t i = 0; i < cv->t.n_sent; i++) {
-			if (cv->t.sent[i].done)
-				continue;
-			vx_buf m = {0};
-			vx_buf_puts(&m, "{\"text\":");
-			vx_buf_json_str(&m, cv->t.sent[i].text, cv->t.sent[i].len);
-			vx_buf_printf(&m, ",\"id\":\"t%d.%zu\"}", cv->t.seq, i);
-			if (m.data)
-				vx_wsclient_send_text(l->c, m.data, m.len);
-			vx_buf_release(&m);
-		}
+		link_replay_tts(cv, l->c);
 	}
 }
 
@@ -691,7 +697,8 @@ static void on_llm_event(conversation *cv, const char *ev, const cJSON *j)
 	turn *t = &cv->t;
 	const char *text = cJSON_GetStringValue(cJSON_GetObjectItem(j, "text"));
 	int64_t now = now_us();
-	cv->deadline[ORCH_LLM] = now + (int64_t)cv->svc->stage_timeout_s * 1000000;
+	if (!strcmp(ev, "token") || !strcmp(ev, "reasoning"))
+		cv->deadline[ORCH_LLM] = now + (int64_t)cv->svc->stage_timeout_s * 1000000;
 	if (!strcmp(ev, "token") && text) {
 		if (!t->t_llm_first_token)
 			t->t_llm_first_token = now;
@@ -718,8 +725,6 @@ static void on_llm_event(conversation *cv, const char *ev, const cJSON *j)
 		if (code && !strcmp(code, "overloaded") && !t->t_llm_first_token) {
 			/* Admission control upstream: again shortly, until the
 			 * stage deadline (not refreshed by this) passes. */
-			cv->deadline[ORCH_LLM] -= (int64_t)cv->svc->stage_timeout_s * 1000000 -
-						  (cv->deadline[ORCH_LLM] - now);
 			cv->llm_retry_at = now + CONV_RETRY_MS * 1000;
 			return;
 		}
@@ -790,7 +795,8 @@ static void on_tts_event(conversation *cv, const char *ev, const cJSON *j)
 		}
 		return;
 	}
-	cv->deadline[ORCH_TTS] = now_us() + (int64_t)cv->svc->stage_timeout_s * 1000000;
+	if (strcmp(ev, "error"))
+		cv->deadline[ORCH_TTS] = now_us() + (int64_t)cv->svc->stage_timeout_s * 1000000;
 	if (!strcmp(ev, "start")) {
 		cv->tts_cur = i;
 	} else if (!strcmp(ev, "done")) {
@@ -802,6 +808,14 @@ static void on_tts_event(conversation *cv, const char *ev, const cJSON *j)
 		maybe_finish(cv);
 	} else if (!strcmp(ev, "error")) {
 		const char *msg = cJSON_GetStringValue(cJSON_GetObjectItem(j, "message"));
+		const char *code = cJSON_GetStringValue(cJSON_GetObjectItem(j, "code"));
+		if (code && !strcmp(code, "overloaded")) {
+			/* The whole queue of the socket was refused: send every
+			 * unfinished sentence again shortly, in order. */
+			if (!cv->tts_retry_at)
+				cv->tts_retry_at = now_us() + CONV_RETRY_MS * 1000;
+			return;
+		}
 		fail_turn(cv, ORCH_TTS, "tts_failed", msg ? msg : "synthesis failed");
 	}
 }
@@ -1306,6 +1320,16 @@ static void conversation_tick(conversation *cv, int64_t now)
 			  "no transcript in time (--stage-timeout-s)" :
 			  st == ORCH_LLM ? "no reply from the language model in time "
 			  "(--stage-timeout-s)" : "no audio in time (--stage-timeout-s)");
+	}
+	if (cv->llm_retry_at && now >= cv->llm_retry_at) {
+		cv->llm_retry_at = 0;
+		if (cv->llm_busy && cv->llm_req.len)
+			link_send(cv, ORCH_LLM, cv->llm_req.data, cv->llm_req.len, false);
+	}
+	if (cv->tts_retry_at && now >= cv->tts_retry_at) {
+		cv->tts_retry_at = 0;
+		if (cv->phase == PH_RESPONDING && cv->link[ORCH_TTS].c)
+			link_replay_tts(cv, cv->link[ORCH_TTS].c);
 	}
 	if (cv->phase == PH_PLAYING &&
 	    now >= cv->t.t_audio_start + (int64_t)(turn_sent_ms(&cv->t) * 1000))

@@ -51,6 +51,7 @@
 #define CONV_RING_MS 3000          /* recent client audio kept for pre-roll */
 #define CONV_PREROLL_MS 300        /* audio before speech_start sent to STT */
 #define CONV_RECONNECT_MS 1000     /* a failed upstream is not retried sooner */
+#define CONV_RETRY_MS 100          /* "overloaded" upstream: ask again after */
 #define CONV_MAX_ID 64             /* bytes of an upstream request id */
 
 /* Where the client's events and audio go. Both are called with the

@@ -45,12 +45,12 @@ api_error(vx_req *req, bool openai, int status, const char *code,
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (status >= 500)
-		vx_log_warn(vx_req_id(req), "answered %d %s: %s", status, code, msg);
 	if (!openai) {
-		vx_req_error(req, status, code, "%s", msg);
+		vx_req_error(req, status, code, "%s", msg);   /* logs 5xx */
 		return;
 	}
+	if (status >= 500)
+		vx_log_warn(vx_req_id(req), "answered %d %s: %s", status, code, msg);
 	vx_buf b = {0};
 	vx_buf_puts(&b, "{\"error\":{\"message\":");
 	vx_buf_json_str(&b, msg, strlen(msg));

@@ -73,7 +73,7 @@ def overhead_fast(up_port, llm_port):
         direct.append(stream_once(up_port, "echo"))
         via.append(stream_once(llm_port, "echo"))
     bad = sum(1 for r in direct + via if not r[3])
-    print(f"streaming 'echo' (8 tokens, no delay), {N_FAST} requests each side, "
+    print(f"streaming 'echo' (9 tokens, no delay), {N_FAST} requests each side, "
           f"{bad} failed:")
     for name, idx in (("first token", 0), ("total", 1)):
         d50, d95 = pct([r[idx] for r in direct], 50), pct([r[idx] for r in direct], 95)
@@ -162,7 +162,7 @@ def main(bin_dir, tools_dir):
         d = start(bin_dir, "llm", "--engine", "openai", "--url",
                   f"http://127.0.0.1:{up_port}", "--max-concurrent",
                   str(max(N_CONCURRENT, SLOW_PARALLEL) + 16),
-                  "--max-connections", "4096", "--log-level", "warn")
+                  "--max-connections", "4096")
         try:
             overhead_fast(up_port, d.port)
             overhead_slow(up_port, d.port)

@@ -17,8 +17,8 @@ same file. Tokenizer metadata comes from tokref.py's made-up vocabularies.
 --shape qwen2.5-0.5b writes Qwen2.5-0.5B's real dimensions (hidden 896,
 24 layers, 14 heads, 2 KV heads, FFN 4864, vocab 151936, tied embeddings)
 with random quantised blocks drawn directly (fast); rows of 896 are not a
-whole number of 256-blocks, so a K-quant file keeps those tensors in Q4_0
-(Q8_0 for Q6_K/Q5_K) as llama.cpp also falls back for such rows.
+whole number of 256-blocks, so a K-quant file keeps those tensors in Q5_0
+(Q8_0 for Q6_K/Q5_K), as llama.cpp falls back for such rows.
 """
 
 import argparse
@@ -31,10 +31,10 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tokref  # noqa: E402
 
-GGML = {"F32": 0, "F16": 1, "Q4_0": 2, "Q8_0": 8, "Q4_K": 12, "Q5_K": 13,
+GGML = {"F32": 0, "F16": 1, "Q4_0": 2, "Q5_0": 6, "Q8_0": 8, "Q4_K": 12, "Q5_K": 13,
         "Q6_K": 14, "BF16": 30}
 BLOCK = {"F32": (1, 4), "F16": (1, 2), "BF16": (1, 2), "Q8_0": (32, 34),
-         "Q4_0": (32, 18), "Q4_K": (256, 144), "Q5_K": (256, 176),
+         "Q4_0": (32, 18), "Q5_0": (32, 22), "Q4_K": (256, 144), "Q5_K": (256, 176),
          "Q6_K": (256, 210)}
 
 # GGUF metadata value types
@@ -137,6 +137,20 @@ def q4_0(x):
     q = q.astype(np.uint8)
     out = np.zeros(len(x), [("d", "<u2"), ("qs", "u1", 16)])
     out["d"], out["qs"] = f16_bits(d), q[:, :16] | (q[:, 16:] << 4)
+    return out.tobytes()
+
+
+def q5_0(x):
+    x = x.reshape(-1, 32).astype(np.float32)
+    idx = np.abs(x).argmax(1)
+    mx = x[np.arange(len(x)), idx]
+    d = mx / np.float32(-16)
+    idv = np.where(d != 0, 1 / np.where(d != 0, d, 1), 0).astype(np.float32)
+    q = np.minimum(31, (x * idv[:, None] + np.float32(16.5)).astype(np.int8)).astype(np.uint32)
+    qh = ((q >> 4) & 1) << np.arange(32, dtype=np.uint32)[None, :]
+    out = np.zeros(len(x), [("d", "<u2"), ("qh", "<u4"), ("qs", "u1", 16)])
+    out["d"], out["qh"] = f16_bits(d), qh.sum(1, dtype=np.uint64).astype(np.uint32)
+    out["qs"] = (q[:, :16] & 0xF) | ((q[:, 16:] & 0xF) << 4)
     return out.tobytes()
 
 
@@ -318,7 +332,7 @@ def quantize(x, ty):
         return f16_bits(x).tobytes()
     if ty == "BF16":
         return bf16_bits(x).tobytes()
-    return {"Q8_0": q8_0, "Q4_0": q4_0, "Q4_K": q4_K, "Q5_K": q5_K,
+    return {"Q8_0": q8_0, "Q4_0": q4_0, "Q5_0": q5_0, "Q4_K": q4_K, "Q5_K": q5_K,
             "Q6_K": q6_K}[ty](x)
 
 
@@ -331,6 +345,12 @@ def random_blocks(rng, n, ty):
         out = np.zeros(nb, [("d", "<u2"), ("qs", "i1", 32)])
         out["qs"] = rng.integers(-127, 128, (nb, 32), dtype=np.int8)
         out["d"] = f16_bits(rng.uniform(0.5, 1.5, nb).astype(np.float32) / 127 * 0.05)
+        return out.tobytes()
+    if ty == "Q5_0":
+        out = np.zeros(nb, [("d", "<u2"), ("qh", "<u4"), ("qs", "u1", 16)])
+        out["qs"] = rng.integers(0, 256, (nb, 16), dtype=np.uint8)
+        out["qh"] = rng.integers(0, 1 << 32, nb, dtype=np.uint64).astype(np.uint32)
+        out["d"] = f16_bits(rng.uniform(0.5, 1.5, nb).astype(np.float32) * 0.05 / 16)
         return out.tobytes()
     if ty == "Q4_0":
         out = np.zeros(nb, [("d", "<u2"), ("qs", "u1", 16)])
@@ -381,7 +401,7 @@ def fallback_type(ty, n_in):
     be = BLOCK[ty][0]
     if n_in % be == 0:
         return ty
-    return "Q4_0" if ty == "Q4_K" else "Q8_0"
+    return "Q5_0" if ty == "Q4_K" else "Q8_0"   # llama.cpp: Q4_K -> Q5_0, Q6_K -> Q8_0
 
 
 def vocab_kvs(v, template):

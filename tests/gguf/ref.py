@@ -17,7 +17,7 @@ import sys
 
 import numpy as np
 
-BLOCK = {0: (1, 4), 1: (1, 2), 30: (1, 2), 8: (32, 34), 2: (32, 18),
+BLOCK = {0: (1, 4), 1: (1, 2), 30: (1, 2), 8: (32, 34), 2: (32, 18), 6: (32, 22),
          12: (256, 144), 13: (256, 176), 14: (256, 210)}
 
 
@@ -112,6 +112,14 @@ def dequant(ty, data):
         q = r[:, 2:].astype(np.int32)
         v = np.concatenate([(q & 0xF) - 8, (q >> 4) - 8], axis=1)
         return (d[:, None] * v).ravel()
+    if ty == 6:
+        r = b.reshape(-1, 22)
+        d = f16(r[:, 0:2].copy().view("<u2")[:, 0])
+        qh = r[:, 2:6].copy().view("<u4")[:, 0].astype(np.int64)
+        q = r[:, 6:].astype(np.int32)
+        lo = np.concatenate([q & 0xF, q >> 4], axis=1)                 # (nb, 32)
+        hi = ((qh[:, None] >> np.arange(32)[None, :]) & 1).astype(np.int32)
+        return (d[:, None] * (lo + 16 * hi - 16)).ravel()
     if ty in (12, 13):
         bb = 144 if ty == 12 else 176
         r = b.reshape(-1, bb)

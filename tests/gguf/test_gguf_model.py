@@ -34,7 +34,7 @@ TOOLS = os.environ.get("VOXLINE_TOOLS", os.path.join(ROOT, "build", "tools"))
 RUN = os.path.join(TOOLS, "gguf_run")
 
 ARCHS = ["llama", "qwen2", "qwen3"]
-TYPES = ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_K", "Q5_K", "Q6_K", "Q4_K_M"]
+TYPES = ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q5_0", "Q4_K", "Q5_K", "Q6_K", "Q4_K_M"]
 FLOAT_TOL, QUANT_TOL = 1e-4, 0.1
 PROMPT = [1, 5, 9, 200, 33, 7, 100, 42, 17, 300, 2, 8]
 N_GREEDY = 8

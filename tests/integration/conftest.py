@@ -137,6 +137,9 @@ class Daemon:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        for t in (getattr(self, "_pump", None), getattr(self, "_out", None)):
+            if t:
+                t.join(5)
         self.logf.close()
         return self.proc.returncode
 

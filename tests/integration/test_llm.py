@@ -644,3 +644,43 @@ def test_many_concurrent_streams_all_complete(llm):
     for t in threads:
         t.join(30)
     assert sorted(results) == [(i, f"You said: n{i}.", ["stop"]) for i in range(16)]
+
+
+# ---- the built-in GGUF engine ----
+
+@pytest.fixture(scope="module")
+def tiny_gguf(tmp_path_factory):
+    """A small GGUF file with random weights (tests/gguf/mkgguf.py)."""
+    path = str(tmp_path_factory.mktemp("gguf") / "tiny.gguf")
+    subprocess.run([PYTHON, os.path.join(ROOT, "tests", "gguf", "mkgguf.py"), path],
+                   check=True, capture_output=True, timeout=120)
+    return path
+
+
+def test_gguf_engine_is_the_default_with_a_model_file(start, tiny_gguf):
+    d = start("llm", "--model", tiny_gguf, "--threads", "1")
+    h = d.get("/healthz").json()
+    assert h["status"] == "ok" and h["engine"] == "gguf" and h["model"] == "tiny"
+    assert [m["id"] for m in d.get("/v1/models").json()["data"]] == ["tiny"]
+    j = d.post_json("/generate", {"messages": MSGS, "max_tokens": 8, "seed": 7,
+                                  "temperature": 0}).json()
+    assert j["model"] == "tiny" and j["usage"]["prompt_tokens"] > 0
+    assert 1 <= j["usage"]["completion_tokens"] <= 8
+    assert j["finish_reason"] in ("length", "stop")
+    # greedy decoding is deterministic: the stream says the same
+    content, _, evs = generate_stream(d.port, {"messages": MSGS, "max_tokens": 8, "seed": 7,
+                                               "temperature": 0})
+    assert content == j["message"]["content"]
+    body = {"model": "tiny", "messages": MSGS, "max_tokens": 5, "temperature": 0}
+    _, _, finish, _, chunks = chat_stream(d.port, body)
+    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    assert finish and finish[0] in ("length", "stop")
+    r = d.post_json("/v1/chat/completions", {"model": "nope", "messages": MSGS})
+    assert r.status == 404 and r.json()["error"]["code"] == "model_not_found"
+    ws = websocket.create_connection(d.ws_url + "/ws/generate", timeout=20)
+    ws.send(json.dumps({"messages": MSGS, "max_tokens": 4}))
+    evs = []
+    while not evs or evs[-1]["event"] not in ("done", "error"):
+        evs.append(json.loads(ws.recv()))
+    ws.close()
+    assert evs[-1]["event"] == "done" and evs[-1]["usage"]["completion_tokens"] <= 4

@@ -485,6 +485,21 @@ def test_remote_engine_failures_map_to_502(start, fake_tts):
     assert r.status == 502
 
 
+def test_timeout_stops_a_long_synthesis(start):
+    d = start("tts", "--timeout-s", "1")
+    t0 = time.time()
+    r = d.post_json("/synthesize", {"text": LONG * 4})     # ~3 min of audio
+    assert r.status == 504 and r.json()["error"]["code"] == "timeout", r
+    assert time.time() - t0 < 3
+    ws = ws_connect(d, {})
+    ws.send(json.dumps({"text": LONG * 4, "id": "t"}))
+    ev = ws_collect(ws, until=("error",))[-1][2]
+    assert ev["code"] == "timeout" and ev["id"] == "t"
+    ws.send(json.dumps({"text": "Short one.", "id": "u"}))
+    assert ws_collect(ws)[-1][2]["id"] == "u"
+    ws.close()
+
+
 # ---- admission control and concurrency ----
 
 def test_pool_full_is_503_then_success(start):

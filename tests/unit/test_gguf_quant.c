@@ -61,7 +61,7 @@ static void random_row(int type, void *dst, int n)
 	for (size_t off = 0; off < bytes; off += bb) {
 		float d = 0.01f + (next_u32() % 1000) / 1e4f;
 		switch (type) {
-		case QT_Q8_0: case QT_Q4_0:
+		case QT_Q8_0: case QT_Q4_0: case QT_Q5_0:
 			put_f16(b + off, d);
 			if (type == QT_Q8_0)   /* ggml never writes -128 */
 				for (int j = 0; j < 32; j++)
@@ -80,7 +80,7 @@ static void random_row(int type, void *dst, int n)
 }
 
 static const int weight_types[] = { QT_F32, QT_F16, QT_BF16, QT_Q8_0, QT_Q4_0,
-				    QT_Q4_K, QT_Q5_K, QT_Q6_K };
+				    QT_Q5_0, QT_Q4_K, QT_Q5_K, QT_Q6_K };
 #define N_TYPES (int)(sizeof(weight_types) / sizeof(weight_types[0]))
 
 /* |kernel - exact| relative to sum |w_i a_i| */
@@ -112,6 +112,7 @@ VX_TEST(type_table_sizes_match_ggml)
 {
 	VX_CHECK_INT(quant_row_bytes(QT_Q8_0, 64), 68);
 	VX_CHECK_INT(quant_row_bytes(QT_Q4_0, 64), 36);
+	VX_CHECK_INT(quant_row_bytes(QT_Q5_0, 64), 44);
 	VX_CHECK_INT(quant_row_bytes(QT_Q4_K, 512), 288);
 	VX_CHECK_INT(quant_row_bytes(QT_Q5_K, 256), 176);
 	VX_CHECK_INT(quant_row_bytes(QT_Q6_K, 256), 210);
@@ -366,9 +367,25 @@ static void gemm8_case(int type)
 
 VX_TEST(gemm8_matches_dequantise_then_multiply)
 {
-	const int types[] = { QT_Q8_0, QT_Q4_0 };
-	for (int k = 0; k < 2; k++)
+	const int types[] = { QT_Q8_0, QT_Q4_0, QT_Q5_0 };
+	for (int k = 0; k < 3; k++)
 		gemm8_case(types[k]);
+}
+
+VX_TEST(q5_0_dequantises_fifth_bits_in_ggml_order)
+{
+	block_q5_0 b;
+	put_f16(&b.d, 1.0f);
+	for (int j = 0; j < 16; j++)
+		b.qs[j] = (uint8_t)(j | (j << 4));
+	uint32_t qh = 0x80000001u;      /* element 0 and element 31 */
+	memcpy(b.qh, &qh, 4);
+	float y[32];
+	quant_dequantize_row(QT_Q5_0, &b, y, 32);
+	VX_CHECK(y[0] == 0.0f);         /* (0 | 16) - 16 */
+	VX_CHECK(y[1] == -15.0f);       /* 1 - 16 */
+	VX_CHECK(y[16] == -16.0f);      /* high nibble 0, bit clear */
+	VX_CHECK(y[31] == 15.0f);       /* (15 | 16) - 16 */
 }
 
 VX_TEST(q4_0_dequantises_nibbles_in_ggml_order)
@@ -389,4 +406,4 @@ VX_TEST_MAIN(type_table_sizes_match_ggml, f16_round_trips_every_finite_half,
 	     avx2_kernels_match_dequantise_then_multiply, avx2_and_portable_agree_on_many_rows,
 	     tile_kernels_match_the_dot_kernel, avx2_activation_quantisers_match_portable,
 	     gemm8_matches_dequantise_then_multiply,
-	     q4_0_dequantises_nibbles_in_ggml_order)
+	     q5_0_dequantises_fifth_bits_in_ggml_order, q4_0_dequantises_nibbles_in_ggml_order)

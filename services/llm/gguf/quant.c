@@ -10,6 +10,7 @@
 
 _Static_assert(sizeof(block_q8_0) == 34, "q8_0 layout");
 _Static_assert(sizeof(block_q4_0) == 18, "q4_0 layout");
+_Static_assert(sizeof(block_q5_0) == 22, "q5_0 layout");
 _Static_assert(sizeof(block_q4_K) == 144, "q4_K layout");
 _Static_assert(sizeof(block_q5_K) == 176, "q5_K layout");
 _Static_assert(sizeof(block_q6_K) == 210, "q6_K layout");
@@ -44,7 +45,7 @@ int quant_block_elems(int type)
 	switch (type) {
 	case QT_F32: case QT_F16: case QT_BF16: return 1;
 	case QT_Q8_0: case QT_Q8_0U: return QK8_0;
-	case QT_Q4_0: return QK4_0;
+	case QT_Q4_0: case QT_Q5_0: return QK4_0;
 	case QT_Q4_K: case QT_Q5_K: case QT_Q6_K: case QT_Q8_K: return QK_K;
 	default: return 0;
 	}
@@ -57,6 +58,7 @@ size_t quant_block_bytes(int type)
 	case QT_F16: case QT_BF16: return 2;
 	case QT_Q8_0: return sizeof(block_q8_0);
 	case QT_Q4_0: return sizeof(block_q4_0);
+	case QT_Q5_0: return sizeof(block_q5_0);
 	case QT_Q4_K: return sizeof(block_q4_K);
 	case QT_Q5_K: return sizeof(block_q5_K);
 	case QT_Q6_K: return sizeof(block_q6_K);
@@ -77,7 +79,7 @@ size_t quant_row_bytes(int type, int64_t n)
 int quant_vec_type(int type)
 {
 	switch (type) {
-	case QT_Q8_0: case QT_Q4_0: return QT_Q8_0;
+	case QT_Q8_0: case QT_Q4_0: case QT_Q5_0: return QT_Q8_0;
 	case QT_Q4_K: case QT_Q5_K: case QT_Q6_K: return QT_Q8_K;
 	default: return QT_F32;
 	}
@@ -161,6 +163,24 @@ static void dequant_q4_0(const block_q4_0 *x, float *y, int64_t nb)
 			y[j + QK4_0 / 2] = d * ((x[i].qs[j] >> 4) - 8);
 		}
 		y += QK4_0;
+	}
+}
+
+/* Q5_0 value j of a block as a signed int (-16..15). */
+static inline int q5_0_value(const block_q5_0 *b, int j)
+{
+	uint32_t qh;
+	memcpy(&qh, b->qh, 4);
+	int lo = j < 16 ? b->qs[j] & 0xF : b->qs[j - 16] >> 4;
+	return (lo | (int)(((qh >> j) & 1) << 4)) - 16;
+}
+
+static void dequant_q5_0(const block_q5_0 *x, float *y, int64_t nb)
+{
+	for (int64_t i = 0; i < nb; i++) {
+		float d = F16(x[i].d);
+		for (int j = 0; j < QK4_0; j++)
+			*y++ = d * q5_0_value(&x[i], j);
 	}
 }
 
@@ -253,6 +273,7 @@ void quant_dequantize_row(int type, const void *src, float *dst, int64_t n)
 	case QT_BF16: for (int64_t i = 0; i < n; i++) dst[i] = quant_bf16_to_f32(h[i]); break;
 	case QT_Q8_0: dequant_q8_0(src, dst, n / QK8_0); break;
 	case QT_Q4_0: dequant_q4_0(src, dst, n / QK4_0); break;
+	case QT_Q5_0: dequant_q5_0(src, dst, n / QK4_0); break;
 	case QT_Q4_K: dequant_q4_K(src, dst, n / QK_K); break;
 	case QT_Q5_K: dequant_q5_K(src, dst, n / QK_K); break;
 	case QT_Q6_K: dequant_q6_K(src, dst, n / QK_K); break;
@@ -406,6 +427,20 @@ static float dot_q4_0(int n, const void *w, const void *a)
 	return s;
 }
 
+static float dot_q5_0(int n, const void *w, const void *a)
+{
+	const block_q5_0 *x = w;
+	const block_q8_0 *y = a;
+	float s = 0;
+	for (int i = 0; i < n / QK4_0; i++) {
+		int sum = 0;
+		for (int j = 0; j < QK4_0; j++)
+			sum += q5_0_value(&x[i], j) * y[i].qs[j];
+		s += F16(x[i].d) * F16(y[i].d) * (float)sum;
+	}
+	return s;
+}
+
 /* Shared by Q4_K and Q5_K: sum over the 8 sub-blocks of 32 of
  * sc*dot(q, a) - m*sum(a), with q taken from the caller's unpacked bytes. */
 static float kquant_block(float d, float dmin, const uint8_t *scales,
@@ -495,6 +530,7 @@ quant_dot_fn quant_dot_portable(int type)
 	case QT_BF16: return dot_bf16;
 	case QT_Q8_0: return dot_q8_0;
 	case QT_Q4_0: return dot_q4_0;
+	case QT_Q5_0: return dot_q5_0;
 	case QT_Q4_K: return dot_q4_K;
 	case QT_Q5_K: return dot_q5_K;
 	case QT_Q6_K: return dot_q6_K;

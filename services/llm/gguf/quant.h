@@ -2,10 +2,11 @@
  * quant.h - ggml tensor types: block formats, dequantisation, dot kernels.
  *
  * The weight types a GGUF file may hold here are F32, F16, BF16, Q8_0,
- * Q4_0, Q4_K, Q5_K and Q6_K, with ggml's exact block layouts (so the bytes
+ * Q4_0, Q5_0, Q4_K, Q5_K and Q6_K (Q5_0 is what llama.cpp's Q4_K_M uses for
+ * rows that are not whole 256-blocks, e.g. Qwen2.5-0.5B's 896), with ggml's exact block layouts (so the bytes
  * of a mmap'd tensor are used as they are). A matrix-vector product works
  * as ggml does: the activation row is first quantised to the weight type's
- * "vec type" (Q8_0 for Q8_0/Q4_0, Q8_K for the K-quants, F32 for the float
+ * "vec type" (Q8_0 for Q8_0/Q4_0/Q5_0, Q8_K for the K-quants, F32 for the float
  * types) and then each weight row is dotted with it by an integer kernel.
  *
  * Kernels exist in a portable C version and an AVX2/FMA version; the best
@@ -31,6 +32,7 @@ enum quant_type {
 	QT_F32 = 0,
 	QT_F16 = 1,
 	QT_Q4_0 = 2,
+	QT_Q5_0 = 6,
 	QT_Q8_0 = 8,
 	QT_Q4_K = 12,
 	QT_Q5_K = 13,
@@ -49,6 +51,7 @@ enum quant_type {
 /* Block layouts (ggml's, byte for byte). f16 fields are IEEE half bits. */
 typedef struct { uint16_t d; int8_t qs[QK8_0]; } block_q8_0;              /* 34 B */
 typedef struct { uint16_t d; uint8_t qs[QK4_0 / 2]; } block_q4_0;          /* 18 B */
+typedef struct { uint16_t d; uint8_t qh[4]; uint8_t qs[QK4_0 / 2]; } block_q5_0; /* 22 B */
 typedef struct {
 	uint16_t d, dmin;          /* super-block scale for scales / mins */
 	uint8_t scales[12];        /* 8 x (6-bit scale, 6-bit min) */

@@ -102,6 +102,19 @@ AVX2 static float dot_q4_0(int n, const void *w, const void *a)
 	return hsum8(acc);
 }
 
+AVX2 static float dot_q5_0(int n, const void *w, const void *a)
+{
+	const block_q5_0 *x = w;
+	const block_q8_0 *y = a;
+	__m256 acc = _mm256_setzero_ps();
+	for (int i = 0; i < n / QK4_0; i++) {
+		__m256i p = dot_i8(unpack_q5_0(&x[i]), _mm256_loadu_si256((const __m256i *)y[i].qs));
+		acc = _mm256_fmadd_ps(_mm256_set1_ps(f16(x[i].d) * f16(y[i].d)),
+				      _mm256_cvtepi32_ps(p), acc);
+	}
+	return hsum8(acc);
+}
+
 AVX2 static float dot_q4_K(int n, const void *w, const void *a)
 {
 	const block_q4_K *x = w;
@@ -319,6 +332,7 @@ quant_dot_fn quant_dot_avx2(int type)
 	case QT_BF16: return dot_bf16;
 	case QT_Q8_0: return dot_q8_0;
 	case QT_Q4_0: return dot_q4_0;
+	case QT_Q5_0: return dot_q5_0;
 	case QT_Q4_K: return dot_q4_K;
 	case QT_Q5_K: return dot_q5_K;
 	case QT_Q6_K: return dot_q6_K;

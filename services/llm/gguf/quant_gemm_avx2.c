@@ -308,7 +308,7 @@ AVX2 static inline void transpose8_epi32(__m256i r[8])
 	r[7] = _mm256_permute2x128_si256(u3, u7, 0x31);
 }
 
-/* ---- VNNI gemm: 8 weight rows x up to 16 tokens, Q8_0 and Q4_0 ----
+/* ---- VNNI gemm: 8 weight rows x up to 16 tokens, Q8_0, Q4_0, Q5_0 ----
  * Per block, the 8 rows' 32 bytes are transposed so that vector g holds
  * bytes 4g..4g+3 of every row; a token's 4 bytes 4g..4g+3 broadcast to all
  * lanes then give, through vpdpbusd, lane r = the row-r partial dot. So one
@@ -335,6 +335,16 @@ VNNI static inline void load8_q4_0(const uint8_t *wb, size_t ws, int i, __m256i 
 		__m128i tb = _mm_loadu_si128((const __m128i *)x->qs);
 		__m256i q = _mm256_set_m128i(_mm_srli_epi16(tb, 4), tb);
 		g[r] = _mm256_sub_epi8(_mm256_and_si256(q, m4), off);
+		dh[r] = x->d;
+	}
+}
+
+VNNI static inline void load8_q5_0(const uint8_t *wb, size_t ws, int i, __m256i g[8],
+				   uint16_t dh[8])
+{
+	for (int r = 0; r < 8; r++) {
+		const block_q5_0 *x = (const block_q5_0 *)(wb + r * ws) + i;
+		g[r] = unpack_q5_0(x);
 		dh[r] = x->d;
 	}
 }
@@ -384,6 +394,12 @@ VNNI static void gemm8_q4_0(int n, const void *w, size_t ws, const void *a, size
 	GEMM8_BODY(load8_q4_0)
 }
 
+VNNI static void gemm8_q5_0(int n, const void *w, size_t ws, const void *a, size_t as,
+			    int nt, float *out, size_t os)
+{
+	GEMM8_BODY(load8_q5_0)
+}
+
 quant_gemm8_fn quant_gemm8_avx2(int type)
 {
 	if (!__builtin_cpu_supports("avxvnni"))
@@ -391,6 +407,7 @@ quant_gemm8_fn quant_gemm8_avx2(int type)
 	switch (type) {
 	case QT_Q8_0: return gemm8_q8_0;
 	case QT_Q4_0: return gemm8_q4_0;
+	case QT_Q5_0: return gemm8_q5_0;
 	default: return NULL;
 	}
 }

@@ -11,6 +11,7 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "quant.h"
 
@@ -67,6 +68,24 @@ static inline int mins_dot(const uint8_t mn[8], const int16_t *bsums)
 AVX2 static inline __m256i scale2(int8_t s0, int8_t s1)
 {
 	return _mm256_set_m128i(_mm_set1_epi16(s1), _mm_set1_epi16(s0));
+}
+
+/* Q5_0 block -> 32 signed bytes (-16..15) in element order (ggml's
+ * bytes_from_nibbles_32 + bytes_from_bits_32 trick). */
+AVX2 static inline __m256i unpack_q5_0(const block_q5_0 *b)
+{
+	__m128i t = _mm_loadu_si128((const __m128i *)b->qs);
+	__m256i q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t),
+				     _mm256_set1_epi8(0xF));
+	uint32_t qh;
+	memcpy(&qh, b->qh, 4);
+	const __m256i shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202,
+					       0x0101010101010101, 0x0000000000000000);
+	__m256i bits = _mm256_shuffle_epi8(_mm256_set1_epi32((int)qh), shuf);
+	bits = _mm256_or_si256(bits, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));
+	bits = _mm256_cmpeq_epi8(bits, _mm256_set1_epi64x(-1));   /* 0xFF where set */
+	/* bit clear: nibble | 0xF0 = nibble - 16; bit set: nibble (= 16 + nibble - 16) */
+	return _mm256_or_si256(q, _mm256_andnot_si256(bits, _mm256_set1_epi8((char)0xF0)));
 }
 
 #endif
