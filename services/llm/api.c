@@ -213,14 +213,18 @@ static void generate_job(vx_req *req, void *arg)
 		    &res);
 	vx_buf *b = &h->ev;
 	vx_buf_reset(b);
-	if (res.status == 499)
-		goto out_free;   /* nobody to answer */
+	if (res.status == 499) {
+		/* The client left (or the deadline passed): for the logs and
+		 * metrics, as nginx counts it; nobody reads it. */
+		if (!h->started)
+			llm_api_error(req, 499, res.code, NULL, "%s", res.error);
+		goto out_free;
+	}
 	if (h->p.stream && (h->started || !res.status)) {
 		if (llm_api_stream_start(h))
 			goto out_free;
 		if (res.status) {
-			vx_buf_puts(b, "data: {\"event\":\"error\",");
-			vx_buf_puts(b, "\"error\":");
+			vx_buf_puts(b, "data: {\"event\":\"error\",\"code\":");
 			vx_buf_json_str(b, res.code, strlen(res.code));
 			vx_buf_puts(b, ",\"message\":");
 			vx_buf_json_str(b, res.error, strlen(res.error));

@@ -142,8 +142,10 @@ static void chat_job(vx_req *req, void *arg)
 	llm_http_gen *h = arg;
 	llm_gen_result res;
 	llm_gen_run(h->svc, &h->p, vx_req_cancelled(req), openai_piece, h, &res);
-	if (res.status == 499)
-		;   /* the client left: nobody to answer */
+	if (res.status == 499 && !h->started)
+		llm_api_error(req, 499, res.code, NULL, "%s", res.error);
+	else if (res.status == 499)
+		;   /* the client left mid-stream: nobody to answer */
 	else if (h->p.stream && (h->started || !res.status))
 		openai_stream_end(h, &res);
 	else if (res.status)
