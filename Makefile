@@ -71,9 +71,10 @@ DEB_PACKAGES := build-essential pkg-config curl wrk \
 	libcjson-dev libcurl4-openssl-dev libsystemd-dev libsqlite3-dev \
 	libpocketsphinx-dev libsphinxbase-dev pocketsphinx-en-us \
 	flite1-dev libespeak-ng-dev espeak-ng-data libwebrtc-audio-processing-dev \
-	python3 python3-pytest python3-numpy python3-regex python3-websocket nodejs npm
+	python3 python3-pytest python3-numpy python3-regex python3-websocket
 
 # Installs only what is missing; a no-op (no root needed) when all are there.
+# Node.js comes from Debian only when no node/npm is on the PATH already.
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do \
 		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
@@ -83,6 +84,9 @@ deps:
 		$$SUDO apt-get update -q && \
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$missing; \
 	fi
+	@if ! command -v npm >/dev/null; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends nodejs npm; fi
 	@if [ -f tests/package.json ] && [ ! -d tests/node_modules ]; then \
 		cd tests && npm install --no-audit --no-fund --silent; fi
 

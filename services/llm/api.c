@@ -365,9 +365,8 @@ vx_health llm_service_health(void *user, vx_buf *extra, char *detail,
 			snprintf(detail, detail_len, "upstream: %s", svc->probe_detail);
 		pthread_mutex_unlock(&svc->probe_lock);
 	}
-	const char *model = llm_service_model(svc, NULL, NULL);
 	vx_buf_printf(extra, ",\"engine\":\"%s\",\"model\":", svc->engine->name);
-	vx_buf_json_str(extra, model, strlen(model));
+	vx_buf_json_str(extra, svc->model_id, strlen(svc->model_id));
 	vx_buf_printf(extra, ",\"generations\":%d,\"capacity\":%d", busy,
 		      svc->max_concurrent);
 	if (r == -EAGAIN)
@@ -385,12 +384,11 @@ vx_health llm_service_health(void *user, vx_buf *extra, char *detail,
 void llm_service_info(void *user, vx_buf *out)
 {
 	llm_service *svc = user;
-	const char *model = llm_service_model(svc, NULL, NULL);
 	vx_buf_printf(out, ",\"engine\":\"%s\",\"engines\":[", svc->engine->name);
 	for (size_t i = 0; llm_engines[i]; i++)
 		vx_buf_printf(out, "%s\"%s\"", i ? "," : "", llm_engines[i]->name);
 	vx_buf_puts(out, "],\"model\":");
-	vx_buf_json_str(out, model, strlen(model));
+	vx_buf_json_str(out, svc->model_id, strlen(svc->model_id));
 	if (!svc->local && svc->url) {
 		vx_buf_puts(out, ",\"upstream\":");
 		vx_buf_json_str(out, svc->url, strlen(svc->url));

@@ -41,12 +41,11 @@ static void openai_head(llm_http_gen *h, const char *object,
 	vx_buf_puts(b, ",\"system_fingerprint\":null");
 }
 
-/* One chat.completion.chunk event with a delta already written as JSON. */
-static int openai_chunk(llm_http_gen *h, const char *delta_json,
-			const char *finish)
+/* Appends one chat.completion.chunk event (delta already JSON) to h->ev. */
+static void openai_chunk_add(llm_http_gen *h, const char *delta_json,
+			     const char *finish)
 {
 	vx_buf *b = &h->ev;
-	vx_buf_reset(b);
 	vx_buf_puts(b, "data: ");
 	openai_head(h, "chat.completion.chunk", NULL, b);
 	vx_buf_printf(b, ",\"choices\":[{\"index\":0,\"delta\":%s,"
@@ -58,16 +57,19 @@ static int openai_chunk(llm_http_gen *h, const char *delta_json,
 	if (h->p.include_usage)
 		vx_buf_puts(b, ",\"usage\":null");
 	vx_buf_puts(b, "}\n\n");
-	return llm_api_stream_ev(h);
 }
 
+/* Begins the stream: its first chunk (the role) goes into h->ev, to be
+ * written together with what follows it. */
 static int openai_start(llm_http_gen *h)
 {
+	vx_buf_reset(&h->ev);
 	if (h->started)
 		return 0;
 	if (llm_api_stream_start(h))
 		return 1;
-	return openai_chunk(h, "{\"role\":\"assistant\",\"content\":\"\"}", NULL);
+	openai_chunk_add(h, "{\"role\":\"assistant\",\"content\":\"\"}", NULL);
+	return 0;
 }
 
 static int openai_piece(void *user, llm_piece_kind kind, const char *text,
@@ -84,7 +86,11 @@ static int openai_piece(void *user, llm_piece_kind kind, const char *text,
 		      "reasoning_content" : "content");
 	vx_buf_json_str(&d, text, len);
 	vx_buf_puts(&d, "}");
-	int r = d.data ? openai_chunk(h, d.data, NULL) : 1;
+	int r = 1;
+	if (d.data) {
+		openai_chunk_add(h, d.data, NULL);
+		r = llm_api_stream_ev(h);
+	}
 	vx_buf_release(&d);
 	return r;
 }
@@ -96,16 +102,13 @@ static void openai_stream_end(llm_http_gen *h, const llm_gen_result *res)
 	if (openai_start(h))
 		return;
 	if (res->status) {
-		vx_buf_reset(b);
 		vx_buf_puts(b, "data: ");
 		llm_api_error_json(b, res->status, res->code, NULL, res->error);
 		vx_buf_puts(b, "\n\ndata: [DONE]\n\n");
 		llm_api_stream_ev(h);
 		return;
 	}
-	if (openai_chunk(h, "{}", openai_finish(res->finish_reason)))
-		return;
-	vx_buf_reset(b);
+	openai_chunk_add(h, "{}", openai_finish(res->finish_reason));
 	if (h->p.include_usage) {
 		vx_buf_puts(b, "data: ");
 		openai_head(h, "chat.completion.chunk", res->model, b);

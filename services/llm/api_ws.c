@@ -13,7 +13,9 @@
  * The socket stays open: after "done" (or "error") the next request may
  * come. A request sent while one is running is refused ("busy") unless the
  * running one was cancelled, in which case it starts as soon as the
- * cancelled one has wound down (a barge-in does not have to wait).
+ * cancelled one has wound down (a barge-in does not have to wait); a
+ * newer request replaces such a waiting one ("superseded" error) and a
+ * "cancel" drops it silently.
  *
  * Threads: callbacks run on the lws service thread and only parse and
  * queue; generations run on the service's pool. The connection state is
@@ -269,6 +271,9 @@ static void ws_request(ws_state *st, const char *text, size_t len)
 		st->active = g;
 	}
 	pthread_mutex_unlock(&st->lock);
+	if (old_pending)
+		ws_error(st->c, old_pending->id_field, 409, "superseded",
+			 "a newer request replaced this one before it started");
 	ws_gen_free(old_pending);
 	if (busy) {
 		ws_error(st->c, g->id_field, 409, "busy",

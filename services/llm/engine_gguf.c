@@ -359,8 +359,11 @@ static int emit(gen *G, int32_t id)
 static int tokenize_prompt(gen *G, int *ret_n)
 {
 	gguf_engine *e = G->e;
-	vx_buf text = { 0 };
-	int rc = chat_template_render(e->tmpl, G->req->messages, G->req->n_messages, true, &text);
+	vx_buf text = { 0 }, markup = { 0 };
+	/* control tokens only from the template's markup, never from what
+	 * the client wrote (no "<|im_start|>system" injection) */
+	int rc = chat_template_render_masked(e->tmpl, G->req->messages, G->req->n_messages,
+					     true, &text, &markup);
 	if (rc < 0) {
 		snprintf(G->res->error, sizeof(G->res->error), "cannot render the chat: %s",
 			 strerror(-rc));
@@ -369,9 +372,12 @@ static int tokenize_prompt(gen *G, int *ret_n)
 	size_t off = 0, n = 0;
 	if (tok_add_bos(e->tk) && tok_bos(e->tk) >= 0)
 		e->ids[off++] = tok_bos(e->tk);
-	rc = tok_encode(e->tk, text.data ? text.data : "", text.len, true, e->ids + off,
-			(size_t)e->n_ctx + 1 - off, &n);
+	rc = tok_encode_masked(e->tk, text.data ? text.data : "", text.len,
+			       (const unsigned char *)(markup.data ? markup.data : ""),
+			       e->ids + off, (size_t)e->n_ctx + 1 - off, &n);
 	n += off;
+	if (rc == -E2BIG)   /* the ids buffer (n_ctx + 1) filled up */
+		n = (size_t)e->n_ctx;
 	if (rc == -E2BIG || n >= (size_t)e->n_ctx) {
 		snprintf(G->res->error, sizeof(G->res->error),
 			 "prompt of %s%zu tokens does not fit the %d-token context",
@@ -386,6 +392,7 @@ static int tokenize_prompt(gen *G, int *ret_n)
 	*ret_n = (int)n;
 out_release:
 	vx_buf_release(&text);
+	vx_buf_release(&markup);
 	return rc;
 }
 

@@ -28,10 +28,41 @@ typedef struct llm_http_state {
 
 static pthread_once_t llm_http_once = PTHREAD_ONCE_INIT;
 static CURLcode llm_http_init_result;
+/* One connection cache (and DNS / TLS session cache) for the process, so
+ * requests to the same upstream reuse kept-alive connections instead of a
+ * TCP (and TLS) handshake each. A transfer stopped early is not put back:
+ * its connection is closed, which is how the upstream learns of a cancel. */
+static CURLSH *llm_http_share;
+static pthread_mutex_t llm_http_share_locks[CURL_LOCK_DATA_LAST];
+
+static void llm_http_share_lock(CURL *h, curl_lock_data d,
+				curl_lock_access a, void *u)
+{
+	(void)h; (void)a; (void)u;
+	pthread_mutex_lock(&llm_http_share_locks[d]);
+}
+
+static void llm_http_share_unlock(CURL *h, curl_lock_data d, void *u)
+{
+	(void)h; (void)u;
+	pthread_mutex_unlock(&llm_http_share_locks[d]);
+}
 
 static void llm_http_do_init(void)
 {
 	llm_http_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (llm_http_init_result != CURLE_OK)
+		return;
+	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_init(&llm_http_share_locks[i], NULL);
+	llm_http_share = curl_share_init();
+	if (!llm_http_share)
+		return;   /* no sharing: every request connects anew */
+	curl_share_setopt(llm_http_share, CURLSHOPT_LOCKFUNC, llm_http_share_lock);
+	curl_share_setopt(llm_http_share, CURLSHOPT_UNLOCKFUNC, llm_http_share_unlock);
+	curl_share_setopt(llm_http_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+	curl_share_setopt(llm_http_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+	curl_share_setopt(llm_http_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
 }
 
 int llm_http_global_init(void)
@@ -240,6 +271,8 @@ static int llm_http_setup(llm_http_state *st, struct curl_slist **ret_hdrs)
 	curl_easy_setopt(e, CURLOPT_XFERINFODATA, st);
 	curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "voxline-llm");
+	if (llm_http_share)
+		curl_easy_setopt(e, CURLOPT_SHARE, llm_http_share);
 	if (q->body) {
 		curl_easy_setopt(e, CURLOPT_POST, 1L);
 		curl_easy_setopt(e, CURLOPT_POSTFIELDS, q->body);

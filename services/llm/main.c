@@ -13,6 +13,7 @@
 
 #define LLM_VERSION "0.1.0"
 #define LLM_QUIESCE_MS 3000   /* at exit, wait this long for generations */
+#define LLM_DEADLINE_SLACK_S 5  /* server request deadline past --timeout-s */
 
 /* --engine, or by default gguf for a --model without --url, else openai. */
 static const llm_engine_ops *pick_engine(const llm_service *svc)
@@ -106,8 +107,9 @@ int main(int argc, char **argv)
 		  1000000, "largest max_tokens a request may ask for" },
 		{ "max-prompt-kb", VX_FLAG_INT, &svc.max_prompt_kb, "256", 1, 1048576,
 		  "content of all messages of a request, KiB (413 past it)" },
-		{ "timeout-s", VX_FLAG_INT, &svc.timeout_s, "300", 1, 86400,
-		  "deadline of a whole generation, seconds (504 past it)" },
+		{ "timeout-s", VX_FLAG_INT, &svc.timeout_s, "120", 1, 86400,
+		  "deadline of a whole generation, seconds (504, or an error "
+		  "event once streaming; --request-timeout-s is kept above it)" },
 		{ "temperature", VX_FLAG_DOUBLE, &svc.temperature, "0.7", 0, 2,
 		  "default sampling temperature" },
 		{ "system-prompt", VX_FLAG_STR, &svc.system_prompt, "", 0, 0,
@@ -125,6 +127,10 @@ int main(int argc, char **argv)
 	if (svc.max_tokens > svc.max_tokens_limit)
 		vx_fatal("--max-tokens %d is over --max-tokens-limit %d",
 			 svc.max_tokens, svc.max_tokens_limit);
+	/* The generation's own deadline must come first, so it is answered
+	 * as a 504 (or an error event) rather than cut by the server. */
+	if (svc.d.request_timeout_s < svc.timeout_s + LLM_DEADLINE_SLACK_S)
+		svc.d.request_timeout_s = svc.timeout_s + LLM_DEADLINE_SLACK_S;
 	if (!(svc.engine = pick_engine(&svc)))
 		vx_fatal("unknown --engine %s", svc.engine_name);
 	svc.local = !strcmp(svc.engine->name, "gguf");

@@ -420,6 +420,8 @@ static int converse(struct session *s, vx_wsclient_conn *c, const vx_pcm *pcm)
 		if (s->turns_done != before)
 			deadline = mono_ms() + timeout;
 	}
+	if (code == EXIT_OK && s->failed)
+		code = EXIT_FAIL;   /* an error event came with the last turn */
 	if (code == EXIT_OK && cfg->barge_in_ms >= 0 && !s->interrupted)
 		code = EXIT_NO_BARGE_IN;
 	pthread_mutex_unlock(&s->lock);

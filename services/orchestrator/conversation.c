@@ -93,6 +93,8 @@ struct conversation {
 	int64_t deadline[ORCH_N_STAGES]; /* us; 0 = not waiting */
 	int64_t llm_retry_at;         /* us; resend the request ("overloaded") */
 	int64_t tts_retry_at;         /* us; resend unfinished sentences */
+	int64_t stt_retry_at;         /* us; a new STT socket, utterance again */
+	int stt_retries;              /* of this utterance */
 };
 
 static int64_t now_us(void)
@@ -286,6 +288,8 @@ static void begin_turn(conversation *cv, bool from_text)
 	cv->tts_cur = -1;
 	cv->tts_pending = 0;
 	cv->again = cv->again_ended = false;
+	cv->stt_retries = 0;
+	cv->stt_retry_at = 0;
 	vx_buf_reset(&cv->utter);
 }
 
@@ -473,6 +477,8 @@ static void start_reply(conversation *cv)
 	orch_service *svc = cv->svc;
 	turn *t = &cv->t;
 	cv->phase = PH_RESPONDING;
+	/* A run-on first sentence is cut early: it sets voice-to-voice. */
+	cv->split.soft_max = CONV_FIRST_SOFT_MAX;
 	snprintf(cv->llm_id, sizeof(cv->llm_id), "t%d", t->seq);
 	vx_buf *b = &cv->llm_req;
 	vx_buf_reset(b);
@@ -522,6 +528,7 @@ static int speak_sentence(void *user, const char *text, size_t len)
 	int i = turn_add_sentence(t, text, len);
 	if (i < 0)
 		return 0;   /* past the limit: not spoken */
+	cv->split.soft_max = SENTENCES_SOFT_MAX;
 	int64_t now = now_us();
 	if (!t->t_first_sentence)
 		t->t_first_sentence = now;
@@ -600,6 +607,8 @@ static void stt_end(conversation *cv)
 {
 	cv->phase = PH_TRANSCRIBING;
 	cv->deadline[ORCH_STT] = now_us() + (int64_t)cv->svc->stage_timeout_s * 1000000;
+	if (cv->stt_retry_at)
+		return;   /* the retry sends the utterance and "end" */
 	if (link_send_str(cv, ORCH_STT, "{\"event\":\"end\"}") < 0 &&
 	    !cv->link[ORCH_STT].c)
 		fail_turn(cv, ORCH_STT, "unavailable", "cannot reach voxline-stt");
@@ -640,6 +649,15 @@ static void on_stt_event(conversation *cv, const char *ev, const cJSON *j)
 	} else if (!strcmp(ev, "error") &&
 		   (cv->phase == PH_LISTENING || cv->phase == PH_TRANSCRIBING)) {
 		const char *msg = cJSON_GetStringValue(cJSON_GetObjectItem(j, "message"));
+		const char *code = cJSON_GetStringValue(cJSON_GetObjectItem(j, "code"));
+		if (code && !strcmp(code, "overloaded") &&
+		    cv->stt_retries++ < CONV_MAX_RETRIES) {
+			/* The service closes the stream: a new one shortly, with
+			 * the utterance so far (link_replay). */
+			link_close(cv, ORCH_STT);
+			cv->stt_retry_at = now_us() + CONV_RETRY_MS * 1000;
+			return;
+		}
 		fail_turn(cv, ORCH_STT, "stt_failed", msg ? msg : "transcription failed");
 	}
 }
@@ -1220,7 +1238,8 @@ int conversation_audio(conversation *cv, const void *data, size_t len)
 	if (cv->phase == PH_LISTENING) {
 		if (cv->utter.len + len <= cv->utter_max) {
 			vx_buf_append(&cv->utter, data, len);
-			link_send(cv, ORCH_STT, data, len, true);
+			if (!cv->stt_retry_at)   /* else the retry sends utter */
+				link_send(cv, ORCH_STT, data, len, true);
 		} else {
 			/* Too long: take what was said so far. */
 			emit_type(cv, "speech_stopped");
@@ -1325,6 +1344,12 @@ static void conversation_tick(conversation *cv, int64_t now)
 		cv->llm_retry_at = 0;
 		if (cv->llm_busy && cv->llm_req.len)
 			link_send(cv, ORCH_LLM, cv->llm_req.data, cv->llm_req.len, false);
+	}
+	if (cv->stt_retry_at && now >= cv->stt_retry_at) {
+		cv->stt_retry_at = 0;
+		if ((cv->phase == PH_LISTENING || cv->phase == PH_TRANSCRIBING) &&
+		    !cv->link[ORCH_STT].c)
+			link_connect(cv, ORCH_STT, -1, true);
 	}
 	if (cv->tts_retry_at && now >= cv->tts_retry_at) {
 		cv->tts_retry_at = 0;

@@ -52,6 +52,8 @@
 #define CONV_PREROLL_MS 300        /* audio before speech_start sent to STT */
 #define CONV_RECONNECT_MS 1000     /* a failed upstream is not retried sooner */
 #define CONV_RETRY_MS 100          /* "overloaded" upstream: ask again after */
+#define CONV_FIRST_SOFT_MAX 80     /* bytes; long-run cut of a reply's first sentence */
+#define CONV_MAX_RETRIES 50        /* "overloaded" answers per utterance (STT) */
 #define CONV_MAX_ID 64             /* bytes of an upstream request id */
 
 /* Where the client's events and audio go. Both are called with the

@@ -12,7 +12,8 @@ def main(bin_dir, tools_dir):
             continue
         extra = []
         if name == "llm":
-            extra = ["--engine", "openai", "--url", "http://127.0.0.1:9"]
+            extra = ["--engine", "openai", "--url", "http://127.0.0.1:9",
+                     "--probe-interval-ms", "0"]
         d = start(bin_dir, name, *extra)
         try:
             time.sleep(0.5)

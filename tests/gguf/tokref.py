@@ -157,7 +157,7 @@ def make_bpe_vocab(pre="qwen2", n_merges=400, pad_to=0):
     """A byte-level BPE vocabulary: the 256 byte tokens, n_merges trained
     merges, the BPE_SPECIALS; pre 'qwen2' gives Qwen-like special ids
     (no BOS added), 'llama-bpe' Llama 3-like ones (BOS added). pad_to pads
-    with unused tokens [PADn] up to that many tokens."""
+    with normal tokens [PADn] up to that many tokens."""
     kind = pre_kind(pre)
     words = {}
     for w in pre_split(SAMPLE_TEXT, pre):
@@ -176,9 +176,9 @@ def make_bpe_vocab(pre="qwen2", n_merges=400, pad_to=0):
         ids[text] = len(tokens)
         tokens.append(text)
         types.append(ty)
-    while len(tokens) < pad_to:
-        tokens.append("[PAD%d]" % len(tokens))
-        types.append(5)
+    while len(tokens) < pad_to:     # normal tokens no merge makes: a random
+        tokens.append("[PAD%d]" % len(tokens))   # model's output stays visible
+        types.append(1)
     v = {"model": "gpt2", "pre": pre, "tokens": tokens,
          "scores": [0.0] * len(tokens), "types": types,
          "merges": ["%s %s" % m for m in merges], "unk": -1}

@@ -315,6 +315,14 @@ def test_websocket_generate_tokens_done_and_a_second_request(llm):
         assert e["event"] == "error" and e["code"] == "invalid_role" and e["status"] == 400
         ws.send("{not json")
         assert json.loads(ws.recv())["code"] == "invalid_json"
+        ws.send(json.dumps({"event": "end"}))          # ignored: nothing to end
+        ws.send(json.dumps({"event": "dance"}))
+        assert json.loads(ws.recv())["code"] == "unknown_event"
+        ws.send(json.dumps({"event": "generate", "messages": MSGS, "id": "g"}))
+        evs = []
+        while not evs or evs[-1]["event"] != "done":
+            evs.append(json.loads(ws.recv()))
+        assert all(e["id"] == "g" for e in evs) and len(evs) == 5
     finally:
         ws.close()
 
@@ -407,6 +415,19 @@ def test_stalled_upstream_is_504_within_the_first_token_timeout(llm):
         assert r.json()["error"]["code"] == "upstream_timeout"
         assert 0.9 < dt < 2.5, dt
     assert 'voxline_llm_upstream_errors_total{kind="timeout"} 2' in d.get("/metrics").body.decode()
+
+
+def test_generation_deadline_is_enforced(llm):
+    d = llm("--timeout-s", "1")
+    t0 = time.monotonic()
+    r = d.post_json("/v1/chat/completions", {"messages": MSGS, "model": "slow"})
+    assert r.status == 504 and 0.9 < time.monotonic() - t0 < 2.5, r
+    # streamed: tokens, then the error event and [DONE]
+    status, _, events = sse_events(d.port, "/v1/chat/completions",
+                                   {"messages": MSGS, "model": "slow", "stream": True})
+    assert status == 200 and events[-1] == "[DONE]"
+    assert json.loads(events[-2])["error"]["code"] == "upstream_timeout"
+    assert 10 < len(events) < 30
 
 
 def test_upstream_down_is_502_and_not_ready(llm):

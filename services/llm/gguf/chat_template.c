@@ -46,8 +46,40 @@ static bool is_space(char c)
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
 }
 
-/* Appends s without leading and trailing whitespace (Jinja's trim). */
-static int append_trimmed(vx_buf *out, const char *s)
+/* Where a render goes: the text, and optionally a mask with one byte per
+ * text byte, 1 for the template's own markup, 0 for message text. */
+typedef struct rend {
+	vx_buf *out;
+	vx_buf *mask;   /* NULL: no mask wanted */
+} rend;
+
+static int put(rend *r, const char *s, size_t len, unsigned char markup)
+{
+	int rc;
+	if (r->mask && (rc = vx_buf_reserve(r->mask, len)) < 0)
+		return rc;
+	if ((rc = vx_buf_append(r->out, s, len)) < 0 || !r->mask)
+		return rc;
+	memset(r->mask->data + r->mask->len, markup, len);
+	r->mask->len += len;
+	r->mask->data[r->mask->len] = 0;
+	return 0;
+}
+
+/* Template markup (may hold control tokens). */
+static int mark(rend *r, const char *s)
+{
+	return put(r, s, strlen(s), 1);
+}
+
+/* Message text (role or content: never control tokens). */
+static int text(rend *r, const char *s)
+{
+	return put(r, s, strlen(s), 0);
+}
+
+/* Message text without leading and trailing whitespace (Jinja's trim). */
+static int text_trimmed(rend *r, const char *s)
 {
 	size_t len = strlen(s);
 	while (len && is_space(*s)) {
@@ -56,38 +88,38 @@ static int append_trimmed(vx_buf *out, const char *s)
 	}
 	while (len && is_space(s[len - 1]))
 		len--;
-	return vx_buf_append(out, s, len);
+	return put(r, s, len, 0);
 }
 
-static int render_chatml(const llm_message *m, size_t n, bool gen, vx_buf *out)
-{
-	int rc = 0;
-	for (size_t i = 0; i < n && !rc; i++)
-		rc = vx_buf_printf(out, "<|im_start|>%s\n%s<|im_end|>\n",
-				   m[i].role, m[i].content);
-	if (!rc && gen)
-		rc = vx_buf_puts(out, "<|im_start|>assistant\n");
-	return rc;
-}
-
-static int render_llama3(const llm_message *m, size_t n, bool gen, vx_buf *out)
+static int render_chatml(rend *r, const llm_message *m, size_t n, bool gen)
 {
 	int rc = 0;
 	for (size_t i = 0; i < n && !rc; i++) {
-		rc = vx_buf_printf(out, "<|start_header_id|>%s<|end_header_id|>\n\n",
-				   m[i].role);
-		if (!rc)
-			rc = append_trimmed(out, m[i].content);
-		if (!rc)
-			rc = vx_buf_puts(out, "<|eot_id|>");
+		if (!(rc = mark(r, "<|im_start|>")) && !(rc = text(r, m[i].role)) &&
+		    !(rc = mark(r, "\n")) && !(rc = text(r, m[i].content)))
+			rc = mark(r, "<|im_end|>\n");
 	}
 	if (!rc && gen)
-		rc = vx_buf_puts(out, "<|start_header_id|>assistant<|end_header_id|>\n\n");
+		rc = mark(r, "<|im_start|>assistant\n");
+	return rc;
+}
+
+static int render_llama3(rend *r, const llm_message *m, size_t n, bool gen)
+{
+	int rc = 0;
+	for (size_t i = 0; i < n && !rc; i++) {
+		if (!(rc = mark(r, "<|start_header_id|>")) && !(rc = text(r, m[i].role)) &&
+		    !(rc = mark(r, "<|end_header_id|>\n\n")) &&
+		    !(rc = text_trimmed(r, m[i].content)))
+			rc = mark(r, "<|eot_id|>");
+	}
+	if (!rc && gen)
+		rc = mark(r, "<|start_header_id|>assistant<|end_header_id|>\n\n");
 	return rc;
 }
 
 /* Gemma has no system role: the system text opens the first user turn. */
-static int render_gemma(const llm_message *m, size_t n, bool gen, vx_buf *out)
+static int render_gemma(rend *r, const llm_message *m, size_t n, bool gen)
 {
 	const char *system = NULL;
 	int rc = 0;
@@ -97,43 +129,46 @@ static int render_gemma(const llm_message *m, size_t n, bool gen, vx_buf *out)
 			continue;
 		}
 		bool model = strcmp(m[i].role, "assistant") == 0;
-		rc = vx_buf_printf(out, "<start_of_turn>%s\n", model ? "model" : "user");
+		rc = mark(r, model ? "<start_of_turn>model\n" : "<start_of_turn>user\n");
 		if (!rc && system && !model) {
-			rc = append_trimmed(out, system);
-			if (!rc)
-				rc = vx_buf_puts(out, "\n\n");
+			if (!(rc = text_trimmed(r, system)))
+				rc = mark(r, "\n\n");
 			system = NULL;
 		}
 		if (!rc)
-			rc = append_trimmed(out, m[i].content);
+			rc = text_trimmed(r, m[i].content);
 		if (!rc)
-			rc = vx_buf_puts(out, "<end_of_turn>\n");
+			rc = mark(r, "<end_of_turn>\n");
 	}
-	if (!rc && system)
-		rc = vx_buf_printf(out, "<start_of_turn>user\n%s<end_of_turn>\n", system);
+	if (!rc && system && !(rc = mark(r, "<start_of_turn>user\n")) &&
+	    !(rc = text(r, system)))
+		rc = mark(r, "<end_of_turn>\n");
 	if (!rc && gen)
-		rc = vx_buf_puts(out, "<start_of_turn>model\n");
+		rc = mark(r, "<start_of_turn>model\n");
 	return rc;
 }
 
 /* Phi-3 (end "<|end|>") and Zephyr (end "</s>"). */
-static int render_tagged(const llm_message *m, size_t n, bool gen,
-			 const char *end, vx_buf *out)
+static int render_tagged(rend *r, const llm_message *m, size_t n, bool gen,
+			 const char *end)
 {
 	int rc = 0;
 	for (size_t i = 0; i < n && !rc; i++) {
-		const char *r = m[i].role;
-		if (strcmp(r, "system") != 0 && strcmp(r, "assistant") != 0)
-			r = "user";
-		rc = vx_buf_printf(out, "<|%s|>\n%s%s\n", r, m[i].content, end);
+		const char *role = m[i].role;
+		if (strcmp(role, "system") != 0 && strcmp(role, "assistant") != 0)
+			role = "user";
+		if (!(rc = mark(r, "<|")) && !(rc = mark(r, role)) &&
+		    !(rc = mark(r, "|>\n")) && !(rc = text(r, m[i].content)) &&
+		    !(rc = mark(r, end)))
+			rc = mark(r, "\n");
 	}
 	if (!rc && gen)
-		rc = vx_buf_puts(out, "<|assistant|>\n");
+		rc = mark(r, "<|assistant|>\n");
 	return rc;
 }
 
-int chat_template_render(chat_template t, const llm_message *msgs, size_t n,
-			 bool add_generation_prompt, vx_buf *out)
+static int render(chat_template t, const llm_message *msgs, size_t n, bool gen,
+		  rend *r)
 {
 	if (n && !msgs)
 		return -EINVAL;
@@ -142,15 +177,32 @@ int chat_template_render(chat_template t, const llm_message *msgs, size_t n,
 			return -EINVAL;
 	switch (t) {
 	case CHAT_TMPL_CHATML:
-		return render_chatml(msgs, n, add_generation_prompt, out);
+		return render_chatml(r, msgs, n, gen);
 	case CHAT_TMPL_LLAMA3:
-		return render_llama3(msgs, n, add_generation_prompt, out);
+		return render_llama3(r, msgs, n, gen);
 	case CHAT_TMPL_GEMMA:
-		return render_gemma(msgs, n, add_generation_prompt, out);
+		return render_gemma(r, msgs, n, gen);
 	case CHAT_TMPL_PHI3:
-		return render_tagged(msgs, n, add_generation_prompt, "<|end|>", out);
+		return render_tagged(r, msgs, n, gen, "<|end|>");
 	case CHAT_TMPL_ZEPHYR:
-		return render_tagged(msgs, n, add_generation_prompt, "</s>", out);
+		return render_tagged(r, msgs, n, gen, "</s>");
 	}
 	return -EINVAL;
+}
+
+int chat_template_render(chat_template t, const llm_message *msgs, size_t n,
+			 bool add_generation_prompt, vx_buf *out)
+{
+	rend r = { .out = out };
+	return render(t, msgs, n, add_generation_prompt, &r);
+}
+
+int chat_template_render_masked(chat_template t, const llm_message *msgs, size_t n,
+				bool add_generation_prompt, vx_buf *out,
+				vx_buf *ret_markup)
+{
+	rend r = { .out = out, .mask = ret_markup };
+	if (!ret_markup || ret_markup->len != out->len)
+		return -EINVAL;
+	return render(t, msgs, n, add_generation_prompt, &r);
 }

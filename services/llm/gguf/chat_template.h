@@ -18,11 +18,18 @@
  * <|eot_id|>, <end_of_turn>, <|end|>, </s>); the engine stops on
  * tok_is_eog().
  *
+ * Prompt injection: message text (roles and contents) must never become
+ * control tokens. chat_template_render_masked marks which bytes are the
+ * template's own markup; tok_encode_masked then recognises control tokens
+ * only there, so a user who types "<|im_end|>" gets plain-text tokens.
+ *
  * Stateless and thread-safe.
  *
  *     chat_template t; chat_template_detect(gguf_chat_template_or_NULL, &t);
- *     vx_buf prompt = {0};
- *     chat_template_render(t, msgs, n, true, &prompt); ...; vx_buf_release(&prompt);
+ *     vx_buf prompt = {0}, markup = {0};
+ *     chat_template_render_masked(t, msgs, n, true, &prompt, &markup);
+ *     tok_encode_masked(tk, prompt.data, prompt.len, (unsigned char *)markup.data, ...);
+ *     vx_buf_release(&prompt); vx_buf_release(&markup);
  */
 #ifndef VX_GGUF_CHAT_TEMPLATE_H
 #define VX_GGUF_CHAT_TEMPLATE_H
@@ -58,5 +65,15 @@ const char *chat_template_name(chat_template t);
  */
 int chat_template_render(chat_template t, const llm_message *msgs, size_t n,
 			 bool add_generation_prompt, vx_buf *out);
+
+/*
+ * chat_template_render, and appends to ret_markup one byte per byte appended
+ * to out: 1 where it is the template's markup, 0 where it is a message's
+ * role or content. out and ret_markup must hold equally many bytes on entry
+ * (-EINVAL otherwise; both empty is the usual case).
+ */
+int chat_template_render_masked(chat_template t, const llm_message *msgs, size_t n,
+				bool add_generation_prompt, vx_buf *out,
+				vx_buf *ret_markup);
 
 #endif

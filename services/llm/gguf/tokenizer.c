@@ -637,18 +637,33 @@ static int spm_fragment(enc *e, const char *text, size_t len, bool prefix)
 	return 0;
 }
 
-/* The longest special token allowed at text[0..len), or -1. */
+/* True when every one of the n mask bytes is set (no mask: all are). */
+static bool all_set(const unsigned char *mask, size_t n)
+{
+	if (!mask)
+		return true;
+	for (size_t i = 0; i < n; i++)
+		if (!mask[i])
+			return false;
+	return true;
+}
+
+/* The longest special token allowed at text[0..len), or -1. A control or
+ * unknown token needs parse_special and, with a mask, every one of its
+ * bytes marked in mask[0..len). */
 static int32_t special_at(const tok *t, const char *text, size_t len,
-			  bool parse_special, size_t *ret_len)
+			  bool parse_special, const unsigned char *mask,
+			  size_t *ret_len)
 {
 	unsigned char c = (unsigned char)text[0];
 	for (size_t k = t->special_at[c]; k < t->special_at[c + 1]; k++) {
 		int32_t id = t->special[k];
 		size_t l;
 		const char *s = text_of(t, id, &l);
-		if (!parse_special && type_of(t, id) != TOK_TYPE_USER_DEFINED)
+		bool user = type_of(t, id) == TOK_TYPE_USER_DEFINED;
+		if (!user && !parse_special)
 			continue;
-		if (l <= len && memcmp(s, text, l) == 0) {
+		if (l <= len && memcmp(s, text, l) == 0 && (user || all_set(mask, l))) {
 			*ret_len = l;
 			return id;
 		}
@@ -664,8 +679,10 @@ static int encode_fragment(enc *e, const char *text, size_t len, bool prev_speci
 	return tok_pre_split(e->t->pre, text, len, bpe_word, e);
 }
 
-int tok_encode(const tok *t, const char *text, size_t len, bool parse_special,
-	       int32_t *out, size_t max, size_t *ret_n)
+/* tok_encode and tok_encode_masked: special tokens split the text into
+ * fragments, each tokenised on its own. */
+static int encode(const tok *t, const char *text, size_t len, bool parse_special,
+		  const unsigned char *mask, int32_t *out, size_t max, size_t *ret_n)
 {
 	enc e = { .t = t, .out = out, .max = max };
 	size_t start = 0;
@@ -682,7 +699,8 @@ int tok_encode(const tok *t, const char *text, size_t len, bool parse_special,
 		if (t->special_at[(unsigned char)text[i]] ==
 		    t->special_at[(unsigned char)text[i] + 1])
 			continue;
-		id = special_at(t, text + i, len - i, parse_special, &sl);
+		id = special_at(t, text + i, len - i, parse_special,
+				mask ? mask + i : NULL, &sl);
 		if (id < 0)
 			continue;
 		if (i > start && (rc = encode_fragment(&e, text + start, i - start,
@@ -703,6 +721,21 @@ out_free:
 	free(e.heap);
 	free(e.esc);
 	return rc;
+}
+
+int tok_encode(const tok *t, const char *text, size_t len, bool parse_special,
+	       int32_t *out, size_t max, size_t *ret_n)
+{
+	return encode(t, text, len, parse_special, NULL, out, max, ret_n);
+}
+
+int tok_encode_masked(const tok *t, const char *text, size_t len,
+		      const unsigned char *special_ok, int32_t *out, size_t max,
+		      size_t *ret_n)
+{
+	if (len && !special_ok)
+		return -EINVAL;
+	return encode(t, text, len, true, special_ok, out, max, ret_n);
 }
 
 /* ---- decoding and queries ---------------------------------------------------- */

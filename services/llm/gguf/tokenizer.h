@@ -92,6 +92,22 @@ int tok_encode(const tok *t, const char *text, size_t len, bool parse_special,
 	       int32_t *out, size_t max, size_t *ret_n);
 
 /*
+ * tok_encode for text that mixes trusted markup with untrusted text (a
+ * rendered chat: template markers around user messages). A control or
+ * unknown token is recognised only where every byte of it has
+ * special_ok[i] != 0 (special_ok holds len bytes); elsewhere its text is
+ * tokenised as plain text, so a user who types "<|im_end|>" gets the
+ * ordinary tokens of those characters. User-defined tokens are recognised
+ * everywhere, as in tok_encode. Text between recognised special tokens is
+ * one fragment whatever the mask says, so when the unmarked parts hold no
+ * control-token text the ids equal tok_encode(..., true, ...). Returns as
+ * tok_encode; -EINVAL for a NULL mask with len > 0.
+ */
+int tok_encode_masked(const tok *t, const char *text, size_t len,
+		      const unsigned char *special_ok, int32_t *out, size_t max,
+		      size_t *ret_n);
+
+/*
  * The bytes token id stands for: byte-level tokens unmapped to raw bytes,
  * SPM U+2581 turned into spaces and <0xNN> into the byte; control tokens
  * give their text (e.g. "<|im_end|>"). A piece may be part of a UTF-8
