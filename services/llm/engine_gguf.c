@@ -12,6 +12,15 @@
  * only runs the new tokens (from the last MODEL_BATCH boundary) through the
  * model. Identical requests with a seed give identical output.
  *
+ * The prompt is the chat template's rendering, tokenised so that control
+ * tokens (<|im_start|>, <|eot_id|>, ...) come only from the template's own
+ * markup: text a client sends as a role or content is always plain text
+ * (chat_template_render_masked + tok_encode_masked), so it cannot open a
+ * fake system turn. A prompt that does not fit the context is -E2BIG.
+ * A request with think = -1 on a model whose template has Qwen3's
+ * enable_thinking switch gets the empty thinking section that template
+ * adds (the model then answers without reasoning).
+ *
  * Config: cfg->model = path of the .gguf, cfg->threads, cfg->ctx (0 = the
  * model's context length).
  */
@@ -32,11 +41,15 @@
 
 #define GGUF_ENGINE_REPEAT_LAST_N 64
 #define GGUF_ENGINE_DEFAULT_THREADS 4
+/* what Qwen3's template adds to the generation prompt for enable_thinking
+ * false: an empty thinking section (sent when a request says think: false) */
+#define GGUF_ENGINE_NO_THINK "<think>\n\n</think>\n\n"
 
 typedef struct gguf_engine {
 	model *m;
 	tok *tk;
 	chat_template tmpl;
+	bool think_switch;          /* template honours enable_thinking (Qwen3) */
 	char name[128];             /* model id: file name without .gguf */
 	int n_vocab, n_ctx;
 	pthread_mutex_t mu;         /* one generation at a time; held while warming */
@@ -209,6 +222,7 @@ static int gguf_create(const llm_config *cfg, void **ret_engine)
 	char *src = gguf_get_str(g, "tokenizer.chat_template", &tmpl) == 0
 			    ? strndup(tmpl.ptr, tmpl.len) : NULL;
 	chat_template_detect(src, &e->tmpl);
+	e->think_switch = src && strstr(src, "enable_thinking") && e->tmpl == CHAT_TMPL_CHATML;
 	free(src);
 	const char *base = strrchr(cfg->model, '/');
 	base = base ? base + 1 : cfg->model;
@@ -356,6 +370,19 @@ static int emit(gen *G, int32_t id)
 	return 0;
 }
 
+/* Appends template markup s to a rendered prompt and its mask. */
+static int append_markup(vx_buf *text, vx_buf *markup, const char *s)
+{
+	size_t n = strlen(s);
+	int rc = vx_buf_reserve(markup, n);
+	if (rc < 0 || (rc = vx_buf_append(text, s, n)) < 0)
+		return rc;
+	memset(markup->data + markup->len, 1, n);
+	markup->len += n;
+	markup->data[markup->len] = 0;
+	return 0;
+}
+
 static int tokenize_prompt(gen *G, int *ret_n)
 {
 	gguf_engine *e = G->e;
@@ -364,6 +391,8 @@ static int tokenize_prompt(gen *G, int *ret_n)
 	 * the client wrote (no "<|im_start|>system" injection) */
 	int rc = chat_template_render_masked(e->tmpl, G->req->messages, G->req->n_messages,
 					     true, &text, &markup);
+	if (rc == 0 && G->req->think < 0 && e->think_switch)
+		rc = append_markup(&text, &markup, GGUF_ENGINE_NO_THINK);
 	if (rc < 0) {
 		snprintf(G->res->error, sizeof(G->res->error), "cannot render the chat: %s",
 			 strerror(-rc));

@@ -35,6 +35,16 @@ bool orch_call_enter(orch_service *svc)
 	return false;
 }
 
+bool orch_ws_admit(void *user, const char *path)
+{
+	orch_service *svc = user;
+	(void)path;
+	if (atomic_load(&svc->calls) < svc->max_calls)
+		return true;
+	vx_counter_add(svc->refused, 1);
+	return false;
+}
+
 void orch_call_leave(orch_service *svc)
 {
 	atomic_fetch_sub(&svc->calls, 1);
@@ -81,8 +91,8 @@ static int ws_open(vx_wsconn *c, void *user, void **ret_state)
 {
 	orch_service *svc = user;
 	if (!orch_call_enter(svc)) {
-		/* The upgrade is done by now: say why, then the server closes
-		 * with 1013 (try again later). */
+		/* Lost a race with orch_ws_admit (which answers 503 before
+		 * the upgrade): say why, then the server closes with 1013. */
 		char m[160];
 		snprintf(m, sizeof(m), "at capacity: %d conversations (--max-calls)",
 			 svc->max_calls);

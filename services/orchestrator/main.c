@@ -123,6 +123,7 @@ int main(int argc, char **argv)
 		.routes = orch_routes, .n_routes = orch_n_routes,
 		.ws_routes = orch_ws_routes, .n_ws_routes = orch_n_ws_routes,
 		.user = &svc, .health = orch_service_health, .info = orch_service_info,
+		.ws_admit = orch_ws_admit,
 	};
 	vx_daemon_server_config(&svc.d, &cfg);
 	vx_server *server;

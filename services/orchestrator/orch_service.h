@@ -94,6 +94,8 @@ vx_health orch_service_health(void *user, vx_buf *extra, char *detail,
 			      size_t detail_len);
 void orch_service_info(void *user, vx_buf *out);
 
+/* Upgrade admission (vx_server_config.ws_admit): false answers 503. */
+bool orch_ws_admit(void *user, const char *path);
 /* Admission: takes one of --max-calls; false when all are taken. */
 bool orch_call_enter(orch_service *svc);
 void orch_call_leave(orch_service *svc);

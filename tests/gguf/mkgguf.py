@@ -373,6 +373,11 @@ def random_blocks(rng, n, ty):
 CHATML = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "
           "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}"
           "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
+# Qwen3: ChatML whose generation prompt closes an empty thinking section
+# when the caller sets enable_thinking=false
+QWEN3 = CHATML[:-len("{% endif %}")] + (
+    "{% if enable_thinking is defined and enable_thinking is false %}"
+    "{{ '<think>\\n\\n</think>\\n\\n' }}{% endif %}{% endif %}")
 LLAMA3 = ("{{ bos_token }}{% for message in messages %}{{ '<|start_header_id|>' + "
           "message['role'] + '<|end_header_id|>\\n\\n' + message['content'] | trim + "
           "'<|eot_id|>' }}{% endfor %}{% if add_generation_prompt %}"
@@ -424,7 +429,11 @@ def vocab_kvs(v, template):
 
 
 def make_model(path, arch="qwen2", wtype="Q8_0", version=3, seed=0, layers=None,
-               alignment=32, vocab="bpe", shape="tiny", rope_freqs=None, tied=None):
+               alignment=32, vocab="bpe", shape="tiny", rope_freqs=None, tied=None,
+               rope_scale=None, rope_scale_key="scaling"):
+    """rope_scale: linear RoPE scaling factor, written as rope.scaling.type
+    "linear" + rope.scaling.factor, or with rope_scale_key "legacy" as the
+    older rope.scale_linear."""
     rng = np.random.default_rng(seed)
     dims = dict(SHAPES[shape])
     if layers:
@@ -451,7 +460,12 @@ def make_model(path, arch="qwen2", wtype="Q8_0", version=3, seed=0, layers=None,
            (a + ".rope.freq_base", F32, 1000000.0 if a != "llama" else 500000.0)]
     if arch == "qwen3":
         kvs += [(a + ".attention.key_length", U32, hd), (a + ".attention.value_length", U32, hd)]
-    kvs += vocab_kvs(v, LLAMA3 if arch == "llama" else CHATML)
+    if rope_scale and rope_scale_key == "legacy":
+        kvs.append((a + ".rope.scale_linear", F32, rope_scale))
+    elif rope_scale:
+        kvs += [(a + ".rope.scaling.type", STR, "linear"),
+                (a + ".rope.scaling.factor", F32, rope_scale)]
+    kvs += vocab_kvs(v, {"llama": LLAMA3, "qwen3": QWEN3}.get(arch, CHATML))
 
     tensors = []
 

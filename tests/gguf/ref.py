@@ -167,6 +167,8 @@ class Ref:
         scale = 1.0
         if kv.get(a + ".rope.scaling.type") == "linear":
             scale = kv.get(a + ".rope.scaling.factor", 1.0)
+        elif a + ".rope.scaling.type" not in kv:     # older files
+            scale = kv.get(a + ".rope.scale_linear", 1.0)
         i = np.arange(self.hd // 2, dtype=np.float64)
         self.inv_freq = base ** (-2 * i / self.hd) / scale
         if "rope_freqs.weight" in g.tensors:

@@ -141,6 +141,19 @@ def test_file_variants_load_and_match(tmp, kw):
     assert np.abs(got - want).max() <= QUANT_TOL * want.std()
 
 
+@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+@pytest.mark.parametrize("key", ["scaling", "legacy"])
+def test_linear_rope_scaling_from_metadata(tmp, arch, key):
+    path, r = model(tmp, arch, "F32", rope_scale=4.0, rope_scale_key=key)
+    plain, _ = model(tmp, arch, "F32")
+    toks = PROMPT * 3            # positions up to 36: rotations that differ
+    want = r.logits(toks)[-1]
+    got = np.array(run(path, toks)["logits"])
+    unscaled = np.array(run(plain, toks)["logits"])
+    assert np.abs(got - want).max() <= FLOAT_TOL * want.std()
+    assert np.abs(unscaled - want).max() > 100 * FLOAT_TOL * want.std()
+
+
 def test_prompt_longer_than_context_is_refused(tmp):
     path, _ = model(tmp, "qwen2", "Q8_0")
     p = subprocess.run([RUN, path, "--ctx", "8", "--tokens", ",".join(map(str, PROMPT))],

@@ -191,10 +191,12 @@ def test_spoken_question_gets_a_spoken_answer(stack):
     code, events, summary = run_client(orch, "--file", wav, "--out", out)
     assert code == 0, events
     t = types(events)
-    for want in ("ready", "speech_started", "speech_stopped", "transcript",
+    for want in ("ready", "speech_started", "transcript_partial", "speech_stopped", "transcript",
                  "response_delta", "audio_start", "audio_end", "metrics"):
         assert want in t, (want, t)
     assert t.index("speech_started") < t.index("transcript") < t.index("audio_start")
+    # Partials come while the user speaks, before the speech ends.
+    assert t.index("transcript_partial") < t.index("speech_stopped")
     transcript = next(e["text"] for e in events if e["type"] == "transcript")
     assert wer(QUESTION, transcript) <= 0.34, transcript
     reply = "".join(e["text"] for e in events if e["type"] == "response_delta")
@@ -396,13 +398,10 @@ def test_max_calls_refuses_cleanly(stack):
     held = [WsChat(orch, sample_rate=16000) for _ in range(3)]
     for c in held:
         c.until("ready")
-    extra = WsChat(orch, _no_start=True)
-    ev = extra.recv()
-    assert ev["type"] == "error" and ev["code"] == "at_capacity", ev
-    # python-websocket rejects 1013 as a close code: read the frame raw.
-    extra.ws.sock.settimeout(5)
-    frame = extra.ws.sock.recv(64)
-    assert frame[0] == 0x88 and int.from_bytes(frame[2:4], "big") == 1013, frame
+    # The 4th upgrade is answered 503 + Retry-After, before any handshake.
+    with pytest.raises(websocket.WebSocketBadStatusException) as e:
+        websocket.create_connection(orch.ws_url + "/ws/chat", timeout=5)
+    assert e.value.status_code == 503
     assert orch.get("/healthz").status == 503
     r = orch.post_json("/chat", {"text": "hi"})
     assert r.status == 503 and r.headers.get("Retry-After")
@@ -534,3 +533,12 @@ def test_balancing_skips_a_dead_instance(stack):
         assert code == 0, events
     h = orch.get("/healthz").json()
     assert h["upstreams"]["tts"] == {"healthy": 1, "instances": 2}
+
+
+def test_web_page_is_served(stack):
+    orch = stack.orch()
+    r = orch.get("/")
+    assert r.status == 200 and r.headers["Content-Type"].startswith("text/html")
+    assert b"/ws/chat" in r.body and b"getUserMedia" in r.body
+    assert stack.start("orchestrator", *stack.urls(), "--db", stack.db,
+                       "--web-root", "/nonexistent").get("/").status == 404

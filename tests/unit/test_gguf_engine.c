@@ -14,7 +14,7 @@
 extern const llm_engine_ops llm_engine_gguf;
 
 static char dir[] = "/tmp/test_gguf_engine.XXXXXX";
-static char qwen_path[256], llama_path[256];
+static char qwen_path[256], llama_path[256], qwen3_path[256];
 
 typedef struct sink { char text[8192]; size_t len; int pieces; int stop_after; } sink;
 
@@ -74,6 +74,8 @@ VX_TEST(setup_makes_models)
 	snprintf(llama_path, sizeof(llama_path), "%s/llama.gguf", dir);
 	VX_CHECK_INT(make_model(qwen_path, "--arch qwen2 --type Q8_0"), 0);
 	VX_CHECK_INT(make_model(llama_path, "--arch llama --type Q4_K_M --seed 3"), 0);
+	snprintf(qwen3_path, sizeof(qwen3_path), "%s/qwen3.gguf", dir);
+	VX_CHECK_INT(make_model(qwen3_path, "--arch qwen3 --type Q8_0 --seed 5"), 0);
 }
 
 VX_TEST(create_fails_on_missing_and_bad_files)
@@ -188,6 +190,37 @@ VX_TEST(prompt_longer_than_context_is_e2big)
 	llm_engine_gguf.destroy(eng);
 }
 
+static int prompt_tokens(void *eng, int think)
+{
+	llm_request req = greedy_req(1);
+	req.think = think;
+	sink s = { 0 };
+	llm_result r;
+	int rc = llm_engine_gguf.generate(eng, &req, NULL, on_piece, &s, &r);
+	return rc < 0 ? rc : r.prompt_tokens;
+}
+
+/* think: false on a Qwen3 template adds its empty thinking section
+ * (<think>, newlines, </think>, newlines); other templates ignore it. */
+VX_TEST(think_false_closes_the_thinking_section_on_qwen3)
+{
+	void *eng = open_ready(qwen3_path, 0);
+	VX_CHECK(eng != NULL);
+	if (!eng)
+		return;
+	int plain = prompt_tokens(eng, 0), off = prompt_tokens(eng, -1);
+	VX_CHECK(plain > 0);
+	VX_CHECK(off >= plain + 3 && off <= plain + 6);
+	VX_CHECK_INT(prompt_tokens(eng, 1), plain);
+	llm_engine_gguf.destroy(eng);
+	eng = open_ready(qwen_path, 0);
+	VX_CHECK(eng != NULL);
+	if (!eng)
+		return;
+	VX_CHECK_INT(prompt_tokens(eng, -1), prompt_tokens(eng, 0));
+	llm_engine_gguf.destroy(eng);
+}
+
 VX_TEST(cleanup_removes_models)
 {
 	char cmd[300];
@@ -199,4 +232,5 @@ VX_TEST_MAIN(setup_makes_models, create_fails_on_missing_and_bad_files,
 	     ready_after_warm_up_and_lists_the_model,
 	     greedy_is_deterministic_with_and_without_prefix_cache,
 	     seeded_sampling_repeats_and_seeds_differ, cancel_flag_and_callback_stop_generation,
-	     prompt_longer_than_context_is_e2big, cleanup_removes_models)
+	     prompt_longer_than_context_is_e2big,
+	     think_false_closes_the_thinking_section_on_qwen3, cleanup_removes_models)

@@ -151,8 +151,12 @@ static int read_hparams(loader *L)
 	char key[128];
 	gguf_str st;
 	snprintf(key, sizeof(key), "%s.rope.scaling.type", hp->arch_name);
-	if (gguf_get_str(L->m->g, key, &st) == 0 && st.len == 6 && !memcmp(st.ptr, "linear", 6))
-		hp->rope_scale = get_float(L, "rope.scaling.factor", 1.0f);
+	if (gguf_get_str(L->m->g, key, &st) == 0) {
+		if (st.len == 6 && !memcmp(st.ptr, "linear", 6))
+			hp->rope_scale = get_float(L, "rope.scaling.factor", 1.0f);
+	} else {   /* files from before rope.scaling.*: rope.scale_linear */
+		hp->rope_scale = get_float(L, "rope.scale_linear", 1.0f);
+	}
 	if (!(hp->rms_eps > 0) || !(hp->rope_base > 0) || !(hp->rope_scale > 0))
 		return fail(L->err, L->err_len, "bad rms epsilon / rope base / rope scale");
 	return 0;
