@@ -93,7 +93,7 @@ deps:
 run: deps all
 	$(PYTHON) tools/run.py --bin $(BUILD)/bin
 
-unit: $(UNIT_TESTS)
+unit: deps $(UNIT_TESTS)
 	@fail=0; for t in $(UNIT_TESTS); do echo "== $$t"; $$t || fail=1; done; exit $$fail
 
 integration: all

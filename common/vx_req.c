@@ -338,14 +338,7 @@ static bool client_hung_up(vx_req *req)
  * then sets the cancel flag if the client left or the deadline passed. */
 static void watch_step(vx_req *req)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_nsec += WATCH_INTERVAL_MS * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	pthread_cond_timedwait(&req->cond, &req->lock, &ts);
+	vx_cond_wait_ms(&req->cond, &req->lock, WATCH_INTERVAL_MS);
 	if (atomic_load(&req->cancelled))
 		return;
 	pthread_mutex_unlock(&req->lock);

@@ -14,6 +14,7 @@
 
 #include "vx_metrics.h"
 #include "vx_server.h"
+#include "vx_time.h"
 
 struct lws_context;
 struct lws_vhost;
@@ -65,8 +66,6 @@ struct vx_server {
 	vx_counter *head_timeouts;         /* 408 before a request head */
 	vx_counter *ws_connections;        /* WebSockets accepted */
 };
-
-double vx_now(void);                   /* monotonic seconds */
 
 /* vx_req.c: the MHD callbacks */
 enum MHD_Result vx_req_on_access(void *cls, struct MHD_Connection *conn,

@@ -171,21 +171,39 @@ int vx_ws_send_binary(vx_wsconn *c, const void *data, size_t len)
 	return ws_send(c, data, len, true);
 }
 
-int vx_ws_send_error(vx_wsconn *c, const char *code, const char *fmt, ...)
+/* The error event, fields (JSON members or "") after the message. */
+static int ws_send_error_va(vx_wsconn *c, const char *fields, const char *code,
+			    const char *fmt, va_list ap)
 {
-	char msg[512];
-	va_list ap;
-	va_start(ap, fmt);
+	char msg[VX_WS_ERROR_MAX];
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
 	vx_buf b = {0};
 	vx_buf_puts(&b, "{\"event\":\"error\",\"code\":");
 	vx_buf_json_str(&b, code, strlen(code));
 	vx_buf_puts(&b, ",\"message\":");
 	vx_buf_json_str(&b, msg, strlen(msg));
-	vx_buf_puts(&b, "}");
+	vx_buf_printf(&b, "%s}", fields);
 	int r = b.data ? vx_ws_send_text(c, b.data, b.len) : -ENOMEM;
 	vx_buf_release(&b);
+	return r;
+}
+
+int vx_ws_send_error(vx_wsconn *c, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int r = ws_send_error_va(c, "", code, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+int vx_ws_send_error_fields(vx_wsconn *c, const char *fields, const char *code,
+			    const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int r = ws_send_error_va(c, fields ? fields : "", code, fmt, ap);
+	va_end(ap);
 	return r;
 }
 

@@ -27,9 +27,18 @@
 
 int vx_ws_send_text(vx_wsconn *c, const char *text, size_t len);
 int vx_ws_send_binary(vx_wsconn *c, const void *data, size_t len);
-/* Sends {"event":"error","code":code,"message":...}. */
+#define VX_WS_ERROR_MAX 512   /* bytes of an error message, NUL included */
+
+/* Sends {"event":"error","code":code,"message":...}; the message is cut to
+ * VX_WS_ERROR_MAX - 1 bytes. */
 int vx_ws_send_error(vx_wsconn *c, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* The same with more members after the message: fields is NULL, "" or
+ * JSON members with a leading comma, e.g. ",\"id\":7" (vx_json_id_member)
+ * or ",\"status\":400"; sent verbatim. */
+int vx_ws_send_error_fields(vx_wsconn *c, const char *fields, const char *code,
+			    const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 /* Closes after what is queued has been sent (status 1000, or 1008/1011...). */
 void vx_ws_close(vx_wsconn *c, int status, const char *reason);
 void vx_ws_ref(vx_wsconn *c);

@@ -19,6 +19,7 @@
 #include "llm_service.h"
 #include "vx_log.h"
 #include "vx_req.h"
+#include "vx_time.h"
 
 /* ---- errors ---- */
 
@@ -304,13 +305,9 @@ static void *probe_main(void *arg)
 			vx_log_info(NULL, "upstream ready");
 		atomic_store(&svc->probe_rc, r);
 		memcpy(svc->probe_detail, detail, sizeof(detail));
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		long long ns = ts.tv_nsec + (long long)svc->probe_interval_ms * 1000000;
-		ts.tv_sec += ns / 1000000000;
-		ts.tv_nsec = ns % 1000000000;
 		if (!svc->probe_stop)
-			pthread_cond_timedwait(&svc->probe_cond, &svc->probe_lock, &ts);
+			vx_cond_wait_ms(&svc->probe_cond, &svc->probe_lock,
+					svc->probe_interval_ms);
 	}
 	pthread_mutex_unlock(&svc->probe_lock);
 	return NULL;

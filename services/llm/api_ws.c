@@ -30,6 +30,7 @@
 
 #include "llm_gen.h"
 #include "llm_service.h"
+#include "vx_json.h"
 #include "vx_ws.h"
 
 #define WS_ID_MAX 64   /* bytes of an echoed request id */
@@ -84,14 +85,9 @@ static void ws_send_ev(vx_wsconn *c, const char *id_field, vx_buf *b)
 static void ws_error(vx_wsconn *c, const char *id_field, int status,
 		     const char *code, const char *message)
 {
-	vx_buf b = {0};
-	vx_buf_puts(&b, "{\"event\":\"error\",\"code\":");
-	vx_buf_json_str(&b, code, strlen(code));
-	vx_buf_puts(&b, ",\"message\":");
-	vx_buf_json_str(&b, message, strlen(message));
-	vx_buf_printf(&b, ",\"status\":%d", status);
-	ws_send_ev(c, id_field, &b);
-	vx_buf_release(&b);
+	char fields[WS_ID_MAX + 48];   /* ,"status":N,"id":<json> */
+	snprintf(fields, sizeof(fields), ",\"status\":%d%s", status, id_field);
+	vx_ws_send_error_fields(c, fields, code, "%s", message);
 }
 
 static int ws_piece(void *user, llm_piece_kind kind, const char *text,
@@ -229,19 +225,6 @@ static int ws_open(vx_wsconn *c, void *user, void **ret_state)
 	return 0;
 }
 
-/* The request's "id" (string or number) as an event field. */
-static void ws_id_field(const cJSON *j, char *out, size_t cap)
-{
-	const cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "id");
-	out[0] = '\0';
-	if (!cJSON_IsString(id) && !cJSON_IsNumber(id))
-		return;
-	char *s = cJSON_PrintUnformatted(id);
-	if (s && strlen(s) <= WS_ID_MAX)
-		snprintf(out, cap, ",\"id\":%s", s);
-	free(s);
-}
-
 static void ws_request(ws_state *st, const char *text, size_t len)
 {
 	llm_service *svc = st->svc;
@@ -254,12 +237,14 @@ static void ws_request(ws_state *st, const char *text, size_t len)
 	g->st = st;
 	g->c = st->c;
 	if (llm_params_parse(text, len, &svc->limits, &g->p, &e) < 0) {
-		ws_id_field(g->p.json, g->id_field, sizeof(g->id_field));
+		(void)vx_json_id_member(g->p.json, WS_ID_MAX, g->id_field,
+					sizeof(g->id_field));
 		ws_error(st->c, g->id_field, e.status, e.code, e.message);
 		ws_gen_free(g);
 		return;
 	}
-	ws_id_field(g->p.json, g->id_field, sizeof(g->id_field));
+	(void)vx_json_id_member(g->p.json, WS_ID_MAX, g->id_field,
+				sizeof(g->id_field));
 	g->p.req.request_id = vx_ws_request_id(st->c);
 	pthread_mutex_lock(&st->lock);
 	ws_gen *active = st->active, *old_pending = NULL;

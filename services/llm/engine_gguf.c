@@ -31,6 +31,7 @@
 #include "gguf/sampler.h"
 #include "gguf/tokenizer.h"
 #include "vx_buf.h"
+#include "vx_time.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -289,13 +290,6 @@ static int gguf_models(void *engine, llm_model_info *ret, size_t max)
 
 /* ---- generation ---- */
 
-static double now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
 /* Length of the longest prefix of b[0..n) made of whole UTF-8 sequences
  * (an incomplete sequence at the end is held back; invalid bytes pass). */
 static size_t utf8_complete(const char *b, size_t n)
@@ -328,7 +322,7 @@ static int check_stop(gen *G)
 {
 	if (G->cancel && atomic_load(G->cancel))
 		return -ECANCELED;
-	if (G->deadline > 0 && now_ms() > G->deadline)
+	if (G->deadline > 0 && vx_now_ms() > G->deadline)
 		return -ETIMEDOUT;
 	return 0;
 }
@@ -512,7 +506,7 @@ static int gguf_generate(void *engine, const llm_request *req, const atomic_bool
 	}
 	gen G = { .e = e, .req = req, .cancel = cancel, .cb = cb, .user = user, .res = ret };
 	if (req->timeout_ms > 0)
-		G.deadline = now_ms() + req->timeout_ms;
+		G.deadline = vx_now_ms() + req->timeout_ms;
 	pthread_mutex_lock(&e->mu);
 	int rc = atomic_load(&e->state);
 	if (rc < 0)

@@ -10,6 +10,7 @@
 #include "think.h"
 #include "vx_log.h"
 #include "vx_reqbody.h"
+#include "vx_time.h"
 
 const char *const llm_gen_error_kinds[LLM_N_ERROR_KINDS] = {
 	"unreachable", "timeout", "protocol", "not_found", "rejected",
@@ -32,13 +33,6 @@ typedef struct gen_ctx {
 	size_t engine_pieces;
 	size_t pieces;               /* given to the sink */
 } gen_ctx;
-
-static double gen_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 int llm_gen_admit(llm_service *svc)
 {
@@ -129,7 +123,7 @@ static int gen_engine_piece(void *user, llm_piece_kind kind, const char *text,
 {
 	gen_ctx *g = user;
 	if (!g->t_first)
-		g->t_first = gen_now_ms();
+		g->t_first = vx_now_ms();
 	g->engine_pieces++;
 	return think_feed(&g->think, kind, text, len);
 }
@@ -210,7 +204,7 @@ static void gen_metrics(llm_service *svc, const llm_gen_result *ret)
 static void gen_result(gen_ctx *g, int r, const llm_result *er,
 		       llm_gen_result *ret)
 {
-	double t_end = gen_now_ms();
+	double t_end = vx_now_ms();
 	ret->total_ms = t_end - g->t0;
 	ret->first_token_ms = g->t_first ? g->t_first - g->t0 : -1;
 	ret->pieces = g->pieces;
@@ -252,7 +246,7 @@ int llm_gen_run(llm_service *svc, const llm_params *p,
 	memset(ret, 0, sizeof(*ret));
 	memset(&er, 0, sizeof(er));
 	er.prompt_tokens = er.completion_tokens = -1;
-	g.t0 = gen_now_ms();
+	g.t0 = vx_now_ms();
 	think_init(&g.think, false, gen_split_piece, &g);
 	int r = stopstr_init(&g.stop, p->req.stop, p->req.n_stop);
 	if (r == 0)

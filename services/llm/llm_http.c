@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "vx_buf.h"
+#include "vx_time.h"
 
 typedef struct llm_http_state {
 	const llm_http_req *req;
@@ -71,13 +72,6 @@ int llm_http_global_init(void)
 	return llm_http_init_result == CURLE_OK ? 0 : -ENOMEM;
 }
 
-static int64_t llm_http_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 char *llm_http_join(const char *base, const char *path)
 {
 	size_t bl = strlen(base);
@@ -104,7 +98,7 @@ static int llm_http_check(llm_http_state *st, char *err, size_t err_len)
 		snprintf(err, err_len, "cancelled");
 		return st->abort = -ECANCELED;
 	}
-	int64_t el = llm_http_now_ms() - st->t0_ms;
+	int64_t el = (int64_t)vx_now_ms() - st->t0_ms;
 	bool first = q->got_first ? *q->got_first : st->got_byte;
 	if (q->first_token_timeout_ms > 0 && !first &&
 	    el > q->first_token_timeout_ms) {
@@ -313,7 +307,7 @@ int llm_http_run(const llm_http_req *req, llm_http_data_fn on_data,
 	int r = llm_http_global_init();
 	if (r)
 		return r;
-	st.t0_ms = llm_http_now_ms();
+	st.t0_ms = (int64_t)vx_now_ms();
 	st.easy = curl_easy_init();
 	CURLM *m = curl_multi_init();
 	if (!st.easy || !m) {

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "vx_buf.h"
+#include "vx_json.h"
 #include "vx_reqbody.h"
 
 static int llm_params_fail(llm_params_error *e, int status, const char *code,
@@ -28,29 +29,15 @@ static int llm_params_fail(llm_params_error *e, int status, const char *code,
 	return status == 413 ? -E2BIG : -EINVAL;
 }
 
-/* The field, or NULL when absent or null. */
-static const cJSON *llm_params_get(const cJSON *o, const char *name)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-	return v && !cJSON_IsNull(v) ? v : NULL;
-}
-
 /* A number field in [min, max]; def when absent. */
 static int llm_params_number(const cJSON *o, const char *name, double def,
 			     double min, double max, double *ret,
 			     llm_params_error *e)
 {
-	const cJSON *v = llm_params_get(o, name);
-	if (!v) {
-		*ret = def;
-		return 0;
-	}
-	if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) ||
-	    v->valuedouble < min || v->valuedouble > max)
+	if (vx_json_number(o, name, def, min, max, ret) < 0)
 		return llm_params_fail(e, 400, "invalid_value", name,
 				       "'%s' must be a number from %g to %g",
 				       name, min, max);
-	*ret = v->valuedouble;
 	return 0;
 }
 
@@ -71,15 +58,9 @@ static int llm_params_int(const cJSON *o, const char *name, int def, int min,
 static int llm_params_bool(const cJSON *o, const char *name, bool def,
 			   bool *ret, llm_params_error *e)
 {
-	const cJSON *v = llm_params_get(o, name);
-	if (!v) {
-		*ret = def;
-		return 0;
-	}
-	if (!cJSON_IsBool(v))
+	if (vx_json_bool(o, name, def, ret) < 0)
 		return llm_params_fail(e, 400, "invalid_value", name,
 				       "'%s' must be true or false", name);
-	*ret = cJSON_IsTrue(v);
 	return 0;
 }
 
@@ -203,7 +184,7 @@ static int llm_params_messages(llm_params *p, const llm_params_limits *lim,
 
 static int llm_params_stop(llm_params *p, llm_params_error *e)
 {
-	const cJSON *v = llm_params_get(p->json, "stop");
+	const cJSON *v = vx_json_get(p->json, "stop");
 	if (!v)
 		return 0;
 	if (cJSON_IsString(v)) {
@@ -247,17 +228,17 @@ static int llm_params_sampling(llm_params *p, const llm_params_limits *lim,
 		return r;
 	q->top_k = (int)top_k;
 	/* llama.cpp says repeat_penalty, vLLM / HF say repetition_penalty */
-	const char *rp = llm_params_get(j, "repetition_penalty") ?
+	const char *rp = vx_json_get(j, "repetition_penalty") ?
 		"repetition_penalty" : "repeat_penalty";
 	if ((r = llm_params_number(j, rp, 1, 0, LLM_PARAMS_MAX_REPEAT_PENALTY,
 				   &q->repeat_penalty, e)))
 		return r;
-	const char *mt = llm_params_get(j, "max_completion_tokens") ?
+	const char *mt = vx_json_get(j, "max_completion_tokens") ?
 		"max_completion_tokens" : "max_tokens";
 	if ((r = llm_params_int(j, mt, max, 1, lim->max_tokens_limit, &max, e)))
 		return r;
 	q->max_tokens = max;
-	const cJSON *seed = llm_params_get(j, "seed");
+	const cJSON *seed = vx_json_get(j, "seed");
 	if (seed) {
 		if (!cJSON_IsNumber(seed) || seed->valuedouble != floor(seed->valuedouble) ||
 		    fabs(seed->valuedouble) > 9007199254740992.0)
@@ -266,7 +247,7 @@ static int llm_params_sampling(llm_params *p, const llm_params_limits *lim,
 		q->has_seed = true;
 		q->seed = (uint64_t)(int64_t)seed->valuedouble;
 	}
-	const cJSON *n = llm_params_get(j, "n");
+	const cJSON *n = vx_json_get(j, "n");
 	if (n && (!cJSON_IsNumber(n) || n->valuedouble != 1))
 		return llm_params_fail(e, 400, "unsupported_value", "n",
 				       "only n = 1 is supported");
@@ -281,7 +262,7 @@ static int llm_params_switches(llm_params *p, llm_params_error *e)
 	int r;
 	if ((r = llm_params_bool(j, "stream", false, &p->stream, e)))
 		return r;
-	const cJSON *so = llm_params_get(j, "stream_options");
+	const cJSON *so = vx_json_get(j, "stream_options");
 	if (so && !cJSON_IsObject(so))
 		return llm_params_fail(e, 400, "invalid_value", "stream_options",
 				       "'stream_options' must be an object");
@@ -292,19 +273,19 @@ static int llm_params_switches(llm_params *p, llm_params_error *e)
 				 &p->include_reasoning, e)))
 		return r;
 	p->include_reasoning = p->include_reasoning && reasoning;
-	if (llm_params_get(j, "think")) {
+	if (vx_json_get(j, "think")) {
 		if ((r = llm_params_bool(j, "think", false, &think, e)))
 			return r;
 		think_set = true;
 	}
 	p->req.think = think_set ? (think ? 1 : -1) : 0;
-	const cJSON *model = llm_params_get(j, "model");
-	if (model && (!cJSON_IsString(model) ||
-		      strlen(model->valuestring) >= LLM_PARAMS_MAX_MODEL))
+	const char *model;
+	if (vx_json_string(j, "model", NULL, LLM_PARAMS_MAX_MODEL - 1,
+			   &model) < 0)
 		return llm_params_fail(e, 400, "invalid_value", "model",
 				       "'model' must be a string of at most %d bytes",
 				       LLM_PARAMS_MAX_MODEL - 1);
-	p->req.model = model && model->valuestring[0] ? model->valuestring : NULL;
+	p->req.model = model && model[0] ? model : NULL;
 	return 0;
 }
 

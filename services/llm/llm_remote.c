@@ -73,18 +73,107 @@ cJSON *llm_remote_strings(const char *const *s, size_t n)
 	return a;
 }
 
-void llm_remote_result_init(llm_result *ret, const llm_request *req,
-			    const llm_remote *eng)
+cJSON *llm_remote_body(const llm_remote *eng, const llm_request *req)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "model", req->model ? req->model : eng->model);
+	cJSON_AddItemToObject(o, "messages", llm_remote_messages(req));
+	cJSON_AddBoolToObject(o, "stream", 1);
+	return o;
+}
+
+void llm_remote_sampling(cJSON *obj, const llm_request *req)
+{
+	cJSON_AddNumberToObject(obj, "temperature", req->temperature);
+	if (req->top_p > 0 && req->top_p < 1)
+		cJSON_AddNumberToObject(obj, "top_p", req->top_p);
+	if (req->top_k > 0)
+		cJSON_AddNumberToObject(obj, "top_k", req->top_k);
+	if (req->min_p > 0)
+		cJSON_AddNumberToObject(obj, "min_p", req->min_p);
+	if (req->repeat_penalty > 0 && req->repeat_penalty != 1)
+		cJSON_AddNumberToObject(obj, "repeat_penalty", req->repeat_penalty);
+	if (req->has_seed)
+		cJSON_AddNumberToObject(obj, "seed", (double)req->seed);
+	if (req->n_stop)
+		cJSON_AddItemToObject(obj, "stop",
+				      llm_remote_strings(req->stop, req->n_stop));
+}
+
+void llm_remote_stream_init(llm_remote_stream *s, const llm_remote *eng,
+			    const llm_request *req, llm_piece_cb cb, void *user,
+			    llm_result *ret)
 {
 	memset(ret, 0, sizeof(*ret));
 	ret->prompt_tokens = -1;
 	ret->completion_tokens = -1;
 	snprintf(ret->model, sizeof(ret->model), "%s",
 		 req->model ? req->model : eng->model);
+	s->res = ret;
+	s->got_first = false;
+	llm_emit_init(&s->emit, cb, user);
 }
 
-void llm_remote_result_end(llm_result *ret, int r, bool stopped_by_cb)
+int llm_remote_piece(llm_remote_stream *s, llm_piece_kind kind,
+		     const cJSON *v)
 {
+	if (!cJSON_IsString(v) || !v->valuestring[0])
+		return 0;
+	s->got_first = true;
+	return llm_emit_piece(&s->emit, kind, v->valuestring,
+			      strlen(v->valuestring));
+}
+
+void llm_remote_model(llm_remote_stream *s, const cJSON *chunk)
+{
+	const cJSON *model = cJSON_GetObjectItemCaseSensitive(chunk, "model");
+	if (cJSON_IsString(model))
+		snprintf(s->res->model, sizeof(s->res->model), "%s",
+			 model->valuestring);
+}
+
+cJSON *llm_remote_parse(llm_remote_stream *s, const char *text)
+{
+	cJSON *j = cJSON_Parse(text);
+	if (!j)
+		snprintf(s->res->error, sizeof(s->res->error),
+			 "upstream sent bad JSON: %.80s", text);
+	return j;
+}
+
+int llm_remote_post(const llm_remote *eng, const llm_request *req,
+		    const char *path, const char *body,
+		    const atomic_bool *cancel, const char *accept,
+		    llm_http_data_fn on_data, void *user, llm_remote_stream *s)
+{
+	llm_result *ret = s->res;
+	char *url = llm_http_join(eng->url, path);
+	if (!url || !body) {
+		free(url);
+		snprintf(ret->error, sizeof(ret->error), "out of memory");
+		return -ENOMEM;
+	}
+	llm_http_req hr = {
+		.url = url,
+		.body = body,
+		.api_key = eng->api_key,
+		.request_id = req->request_id,
+		.accept = accept,
+		.connect_timeout_ms = eng->connect_timeout_ms,
+		.first_token_timeout_ms = eng->first_token_timeout_ms,
+		.deadline_ms = req->timeout_ms,
+		.cancel = cancel,
+		.got_first = &s->got_first,
+	};
+	int r = llm_http_run(&hr, on_data, user, ret->error, sizeof(ret->error));
+	free(url);
+	return r;
+}
+
+void llm_remote_stream_end(llm_remote_stream *s, int r)
+{
+	llm_result *ret = s->res;
+	bool stopped_by_cb = s->emit.stopped;
 	if (r == -ECANCELED || stopped_by_cb) {
 		snprintf(ret->finish_reason, sizeof(ret->finish_reason), "cancelled");
 		if (!ret->error[0] || stopped_by_cb)
@@ -101,25 +190,6 @@ void llm_remote_usage(llm_result *ret, const cJSON *usage,
 		ret->prompt_tokens = p->valueint;
 	if (cJSON_IsNumber(c))
 		ret->completion_tokens = c->valueint;
-}
-
-llm_http_req llm_remote_http_req(const llm_remote *eng, const llm_request *req,
-				 const char *url, const char *body,
-				 const atomic_bool *cancel, const char *accept,
-				 const bool *got_first)
-{
-	return (llm_http_req){
-		.url = url,
-		.body = body,
-		.api_key = eng->api_key,
-		.request_id = req->request_id,
-		.accept = accept,
-		.connect_timeout_ms = eng->connect_timeout_ms,
-		.first_token_timeout_ms = eng->first_token_timeout_ms,
-		.deadline_ms = req->timeout_ms,
-		.cancel = cancel,
-		.got_first = got_first,
-	};
 }
 
 static int llm_remote_collect(void *user, const char *data, size_t len)

@@ -7,6 +7,7 @@
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,9 +16,11 @@
 
 #include "conversation.h"
 #include "orch_service.h"
+#include "vx_json.h"
 #include "vx_log.h"
 #include "vx_req.h"
 #include "vx_reqbody.h"
+#include "vx_time.h"
 #include "vx_ws.h"
 
 #define CHAT_WAIT_SLICE_MS 100      /* POST /chat checks for a gone client */
@@ -116,29 +119,21 @@ static int ws_open(vx_wsconn *c, void *user, void **ret_state)
 /* Reads the start message's fields into cfg; an error message or NULL. */
 static const char *parse_start(const cJSON *j, conv_config *cfg)
 {
-	const cJSON *sr = cJSON_GetObjectItemCaseSensitive(j, "sample_rate");
-	const cJSON *enc = cJSON_GetObjectItemCaseSensitive(j, "encoding");
+	const char *enc;
 	cfg->sample_rate = 16000;
 	cfg->encoding = VX_ENC_PCM16;
-	if (sr && (!cJSON_IsNumber(sr) || sr->valuedouble < 8000 ||
-		   sr->valuedouble > 48000 || sr->valuedouble != (int)sr->valuedouble))
+	if (vx_json_int(j, "sample_rate", 16000, 8000, 48000, &cfg->sample_rate) < 0)
 		return "sample_rate must be an integer 8000-48000";
-	if (sr)
-		cfg->sample_rate = (int)sr->valuedouble;
-	if (enc && (!cJSON_IsString(enc) ||
-		    vx_encoding_from_name(enc->valuestring, &cfg->encoding) < 0 ||
-		    cfg->encoding == VX_ENC_AUTO))
+	if (vx_json_string(j, "encoding", NULL, SIZE_MAX, &enc) < 0 ||
+	    (enc && (vx_encoding_from_name(enc, &cfg->encoding) < 0 ||
+		     cfg->encoding == VX_ENC_AUTO)))
 		return "encoding must be pcm16, mulaw or alaw";
 	static const char *const keys[] = { "conversation_id", "voice", "system_prompt" };
 	const char **vals[] = { &cfg->conversation_id, &cfg->voice, &cfg->system_prompt };
 	for (int i = 0; i < 3; i++) {
-		const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, keys[i]);
 		*vals[i] = NULL;
-		if (!v || cJSON_IsNull(v))
-			continue;
-		if (!cJSON_IsString(v) || strlen(v->valuestring) > ORCH_MAX_TEXT_BYTES)
+		if (vx_json_string(j, keys[i], NULL, ORCH_MAX_TEXT_BYTES, vals[i]) < 0)
 			return "conversation_id, voice and system_prompt must be strings";
-		*vals[i] = v->valuestring;
 	}
 	return NULL;
 }
@@ -162,14 +157,14 @@ static void ws_text(vx_wsconn *c, void *state, const char *text, size_t len)
 		else if (r < 0)
 			ws_client_error(c, "bad_start", err ? err : "cannot start");
 	} else if (!strcmp(type, "text")) {
-		const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "text");
-		if (!cJSON_IsString(t) || !*t->valuestring ||
-		    strlen(t->valuestring) > ORCH_MAX_TEXT_BYTES) {
+		const char *t;
+		if (vx_json_string(j, "text", NULL, ORCH_MAX_TEXT_BYTES, &t) < 0 ||
+		    !t || !*t) {
 			ws_client_error(c, "bad_text", "\"text\" must be a non-empty string "
 					"of at most 16384 bytes");
 			goto out_free;
 		}
-		int r = conversation_text(w->cv, t->valuestring, strlen(t->valuestring));
+		int r = conversation_text(w->cv, t, strlen(t));
 		if (r == -ENOTCONN)
 			ws_client_error(c, "not_started",
 					"send {\"type\":\"start\"} and wait for \"ready\"");
@@ -260,25 +255,15 @@ static const conv_sink chat_sink_ops = { chat_sink_event, chat_sink_audio };
  * timeout_ms passes; false on timeout or cancel. */
 static bool chat_wait(chat_sink *s, vx_req *req, const bool *pred, int64_t timeout_ms)
 {
-	struct timespec end;
-	clock_gettime(CLOCK_MONOTONIC, &end);
-	int64_t end_ms = (int64_t)end.tv_sec * 1000 + end.tv_nsec / 1000000 + timeout_ms;
+	double end_ms = vx_now_ms() + (double)timeout_ms;
 	while (!*pred && !s->failed) {
 		if (atomic_load(vx_req_cancelled(req)))
 			return false;
-		struct timespec now;
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-		if (now_ms >= end_ms)
+		double left = end_ms - vx_now_ms();
+		if (left <= 0)
 			return false;
-		int64_t slice = end_ms - now_ms < CHAT_WAIT_SLICE_MS ?
-				end_ms - now_ms : CHAT_WAIT_SLICE_MS;
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += (long)(slice * 1000000);
-		ts.tv_sec += ts.tv_nsec / 1000000000;
-		ts.tv_nsec %= 1000000000;
-		pthread_cond_timedwait(&s->cond, &s->lock, &ts);
+		vx_cond_wait_ms(&s->cond, &s->lock, left < CHAT_WAIT_SLICE_MS ?
+				(long long)left + 1 : CHAT_WAIT_SLICE_MS);
 	}
 	return *pred;
 }
@@ -298,14 +283,14 @@ static int chat_read(vx_req *req, chat_input *in)
 	if (!strcmp(vx_req_media_type(req), "application/json")) {
 		if (vx_reqbody_json(req, &in->json) < 0)
 			return -EINVAL;
-		const cJSON *t = cJSON_GetObjectItemCaseSensitive(in->json, "text");
-		if (!cJSON_IsString(t) || !*t->valuestring ||
-		    strlen(t->valuestring) > ORCH_MAX_TEXT_BYTES) {
+		const char *t;
+		if (vx_json_string(in->json, "text", NULL, ORCH_MAX_TEXT_BYTES, &t) < 0 ||
+		    !t || !*t) {
 			vx_req_error(req, 400, "bad_text", "\"text\" must be a non-empty "
 				     "string of at most %d bytes", ORCH_MAX_TEXT_BYTES);
 			return -EINVAL;
 		}
-		in->text = t->valuestring;
+		in->text = t;
 		const char *err = parse_start(in->json, &in->cfg);
 		if (err) {
 			vx_req_error(req, 400, "bad_parameter", "%s", err);

@@ -27,6 +27,7 @@
 #include "vx_audio.h"
 #include "vx_buf.h"
 #include "vx_flags.h"
+#include "vx_time.h"
 #include "vx_wsclient.h"
 
 #include <errno.h>
@@ -84,11 +85,10 @@ struct session {
 	char conversation_id[128];
 };
 
+/* Whole monotonic milliseconds: every time in this file is one. */
 static int64_t mono_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)vx_now_ms();
 }
 
 static void print_line(const struct session *s, const char *text, size_t len,
@@ -355,12 +355,7 @@ static bool wait_until(struct session *s, int64_t deadline_ms)
 	int64_t now = mono_ms();
 	if (now >= deadline_ms)
 		return false;
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	int64_t ns = ts.tv_nsec + (deadline_ms - now) % 1000 * 1000000;
-	ts.tv_sec += (time_t)((deadline_ms - now) / 1000 + ns / 1000000000);
-	ts.tv_nsec = (long)(ns % 1000000000);
-	pthread_cond_timedwait(&s->cond, &s->lock, &ts);
+	vx_cond_wait_ms(&s->cond, &s->lock, deadline_ms - now);
 	return true;
 }
 

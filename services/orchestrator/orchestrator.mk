@@ -1,10 +1,13 @@
-# voxline-orchestrator: main.c, api.c, conversation.c, turn.c, upstream.c on
-# libvoxline, with the leaves of leaves.mk (sentences, history/SQLite).
+# voxline-orchestrator: main.c, api.c, the conversation (conversation.c and
+# its conv_*.c parts, see conv_int.h), turn.c, upstream.c on libvoxline, with
+# the leaves of leaves.mk (sentences, history/SQLite).
 #
 #   $(BUILD)/bin/voxline-orchestrator
 #   $(BUILD)/tests/test_orch_turn, $(BUILD)/tests/test_orch_upstream
 ORCH_SRCS := services/orchestrator/main.c services/orchestrator/api.c \
-	services/orchestrator/conversation.c services/orchestrator/turn.c \
+	services/orchestrator/conversation.c services/orchestrator/conv_link.c \
+	services/orchestrator/conv_listen.c services/orchestrator/conv_reply.c \
+	services/orchestrator/conv_turn.c services/orchestrator/turn.c \
 	services/orchestrator/upstream.c
 ORCH_OBJS := $(ORCH_SRCS:%.c=$(BUILD)/obj/%.o)
 $(ORCH_OBJS): CFLAGS_ALL += $(CFLAGS_common_) $(ORCH_LEAF_CFLAGS)

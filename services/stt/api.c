@@ -13,15 +13,9 @@
 #include "stt_service.h"
 #include "vx_log.h"
 #include "vx_reqbody.h"
+#include "vx_time.h"
 
 #define STT_ERR_LABELS_MAX 96   /* bytes of an error counter's labels */
-
-static double stt_now_ms(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
-}
 
 /* ---- the shared core ---- */
 
@@ -104,11 +98,11 @@ int stt_run(stt_service *svc, const int16_t *pcm, size_t n,
 	    const stt_options *opt, const atomic_bool *cancel, stt_outcome *ret)
 {
 	stt_outcome o = {0};
-	double t0 = stt_now_ms();
+	double t0 = vx_now_ms();
 	int r = svc->engine->transcribe(svc->eng, pcm, n, opt, cancel, &o.r);
 	if (r < 0)
 		return r;
-	o.processing_ms = stt_now_ms() - t0;
+	o.processing_ms = vx_now_ms() - t0;
 	o.audio_ms = (double)n * 1000.0 / STT_RATE;
 	o.language = o.r.language ? o.r.language :
 		     opt->language && *opt->language ? opt->language : "en";

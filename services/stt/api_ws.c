@@ -31,6 +31,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +40,9 @@
 
 #include "stt_service.h"
 #include "vx_audio.h"
+#include "vx_json.h"
 #include "vx_log.h"
+#include "vx_time.h"
 #include "vx_ws.h"
 
 #define WS_LANG_MAX 32       /* bytes of a language code, NUL included */
@@ -91,13 +94,6 @@ typedef struct ws_stt {
 	char failed[WS_CODE_MAX];     /* the job dropped this utterance: why */
 	vx_buf ev;                    /* the event being written */
 } ws_stt;
-
-static double ws_now_ms(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
-}
 
 /* Gives back the decoder and forgets the utterance (decoder side). */
 static void ws_discard(ws_stt *w)
@@ -169,7 +165,7 @@ static void ws_audio(ws_stt *w, const ws_item *it)
 			w->utt_samples += (int64_t)it->n;
 		return;
 	}
-	double t0 = ws_now_ms();
+	double t0 = vx_now_ms();
 	int r = 0;
 	if (!w->stream) {
 		stt_options opt = { .language = w->language,
@@ -182,7 +178,7 @@ static void ws_audio(ws_stt *w, const ws_item *it)
 		}
 	}
 	r = e->stream_feed(w->stream, it->pcm, it->n, ws_partial, w);
-	w->decode_ms += ws_now_ms() - t0;
+	w->decode_ms += vx_now_ms() - t0;
 	if (r < 0)
 		ws_fail(w, r, "stream feed");
 	else
@@ -201,7 +197,7 @@ static void ws_final(ws_stt *w, const stt_result *r, double t_end)
 	vx_buf_puts(b, ",\"language\":");
 	vx_buf_json_str(b, lang, strlen(lang));
 	vx_buf_printf(b, ",\"duration_ms\":%.0f,\"processing_ms\":%.1f,"
-		      "\"segments\":", audio_ms, ws_now_ms() - t_end);
+		      "\"segments\":", audio_ms, vx_now_ms() - t_end);
 	stt_segments_json(r, b);
 	vx_buf_puts(b, "}");
 	if (b->data)
@@ -224,7 +220,7 @@ static void ws_end(ws_stt *w, const ws_item *it)
 		ws_discard(w);
 		return;
 	}
-	double t0 = ws_now_ms();
+	double t0 = vx_now_ms();
 	if (e->stream_open && w->stream) {
 		r = e->stream_finish(w->stream, &res);
 	} else if (!e->stream_open && w->utt_samples > 0) {
@@ -233,7 +229,7 @@ static void ws_end(ws_stt *w, const ws_item *it)
 		r = e->transcribe(w->svc->eng, (const int16_t *)(void *)w->utt.data,
 				  (size_t)w->utt_samples, &opt, &w->cancel, &res);
 	}
-	w->decode_ms += ws_now_ms() - t0;
+	w->decode_ms += vx_now_ms() - t0;
 	if (r == -ECANCELED) {
 		ws_discard(w);   /* the CANCEL item behind us answers */
 		return;
@@ -416,20 +412,6 @@ static void ws_rx_reset(ws_stt *w)
 	w->has_odd = false;
 }
 
-static int json_int(const cJSON *j, const char *name, int def, int min, int max,
-		    int *ret)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, name);
-	if (!v) {
-		*ret = def;
-		return 0;
-	}
-	if (!cJSON_IsNumber(v) || v->valuedouble < min || v->valuedouble > max)
-		return -EINVAL;
-	*ret = (int)v->valuedouble;
-	return 0;
-}
-
 static const char *ws_encoding_name(vx_encoding e)
 {
 	return e == VX_ENC_MULAW ? "mulaw" : e == VX_ENC_ALAW ? "alaw" : "pcm16";
@@ -440,20 +422,19 @@ static void ws_configure(ws_stt *w, const cJSON *j)
 	stt_service *svc = w->svc;
 	vx_encoding enc = VX_ENC_PCM16;
 	int rate;
-	const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "encoding");
-	const cJSON *l = cJSON_GetObjectItemCaseSensitive(j, "language");
-	if (e && (!cJSON_IsString(e) ||
-		  vx_encoding_from_name(e->valuestring, &enc) < 0)) {
+	const char *e, *l;
+	if (vx_json_string(j, "encoding", NULL, SIZE_MAX, &e) < 0 ||
+	    (e && vx_encoding_from_name(e, &enc) < 0)) {
 		vx_ws_send_error(w->c, "bad_config",
 				 "encoding must be pcm16, mulaw or alaw");
 		return;
 	}
-	if (json_int(j, "sample_rate", STT_RATE, 8000, 192000, &rate) < 0) {
+	if (vx_json_int(j, "sample_rate", STT_RATE, 8000, 192000, &rate) < 0) {
 		vx_ws_send_error(w->c, "bad_config",
 				 "sample_rate must be 8000 to 192000");
 		return;
 	}
-	if (l && (!cJSON_IsString(l) || strlen(l->valuestring) >= WS_LANG_MAX)) {
+	if (vx_json_string(j, "language", NULL, WS_LANG_MAX - 1, &l) < 0) {
 		vx_ws_send_error(w->c, "bad_config",
 				 "language must be a short code such as \"en\"");
 		return;
@@ -473,7 +454,7 @@ static void ws_configure(ws_stt *w, const cJSON *j)
 	w->rate = rate;
 	w->configured = true;
 	ws_rx_reset(w);
-	const char *lang = l ? l->valuestring : svc->language;
+	const char *lang = l ? l : svc->language;
 	snprintf(it->code, sizeof(it->code), "%s", lang);
 	ws_push(w, it);   /* drops an utterance in progress, sets the language */
 
@@ -537,7 +518,7 @@ static void ws_on_text(vx_wsconn *c, void *state, const char *text, size_t len)
 			goto out_free;
 		}
 		ws_rx_flush(w, true);   /* the resampler's tail goes first */
-		it->t_ms = ws_now_ms();
+		it->t_ms = vx_now_ms();
 		snprintf(it->code, sizeof(it->code), "%s", w->rx_dropped);
 		ws_rx_reset(w);
 		ws_push(w, it);

@@ -16,8 +16,8 @@
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +25,7 @@
 
 #include "tts_service.h"
 #include "vx_audio.h"
+#include "vx_json.h"
 #include "vx_log.h"
 #include "vx_reqbody.h"
 
@@ -264,34 +265,6 @@ static void api_submit(vx_req *req, api_job *job)
 
 /* ---- reading the request ---- */
 
-/* A JSON number field in [min, max]; def when absent. */
-static int api_number(const cJSON *j, const char *name, double def,
-		      double min, double max, double *ret)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, name);
-	if (!v || cJSON_IsNull(v)) {
-		*ret = def;
-		return 0;
-	}
-	if (!cJSON_IsNumber(v) || !(v->valuedouble >= min && v->valuedouble <= max))
-		return -EINVAL;
-	*ret = v->valuedouble;
-	return 0;
-}
-
-/* A JSON string field or NULL when absent; -EINVAL when not a string. */
-static int api_string(const cJSON *j, const char *name, const char **ret)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, name);
-	*ret = NULL;
-	if (!v || cJSON_IsNull(v))
-		return 0;
-	if (!cJSON_IsString(v))
-		return -EINVAL;
-	*ret = v->valuestring;
-	return 0;
-}
-
 /* Text and voice, shared by both routes; answers and fails when bad. */
 static int api_text_voice(vx_req *req, tts_service *svc, bool openai,
 			  const cJSON *j, const char *field, const char *voice,
@@ -344,8 +317,8 @@ static int api_formats(vx_req *req, const cJSON *j, api_job *job)
 	const char *ret_fmt, *fmt;
 	vx_format f1 = VX_FMT_WAV, f2 = VX_FMT_WAV;
 	bool has1 = false;
-	if (api_string(j, "return_format", &ret_fmt) < 0 ||
-	    api_string(j, "format", &fmt) < 0) {
+	if (vx_json_string(j, "return_format", NULL, SIZE_MAX, &ret_fmt) < 0 ||
+	    vx_json_string(j, "format", NULL, SIZE_MAX, &fmt) < 0) {
 		vx_req_error(req, 400, "invalid_type",
 			     "\"return_format\" and \"format\" are strings");
 		return -EINVAL;
@@ -399,30 +372,28 @@ static void handle_synthesize(vx_req *req, void *user)
 		return;
 	api_job *job = api_job_new(req, svc, false);
 	const char *voice;
-	double rate = 0;
 	if (!job)
 		goto out_free_json;
-	if (api_string(j, "voice", &voice) < 0) {
+	if (vx_json_string(j, "voice", NULL, SIZE_MAX, &voice) < 0) {
 		vx_req_error(req, 400, "invalid_type", "\"voice\" must be a string");
 		goto out_free_job;
 	}
 	if (api_text_voice(req, svc, false, j, "text", voice, job) < 0 ||
 	    api_formats(req, j, job) < 0)
 		goto out_free_job;
-	if (api_number(j, "speed", 1.0, TTS_SPEED_MIN, TTS_SPEED_MAX,
-		       &job->speed) < 0) {
+	if (vx_json_number(j, "speed", 1.0, TTS_SPEED_MIN, TTS_SPEED_MAX,
+			   &job->speed) < 0) {
 		vx_req_error(req, 400, "bad_speed", "speed is a number from %.2f to %.1f",
 			     TTS_SPEED_MIN, TTS_SPEED_MAX);
 		goto out_free_job;
 	}
-	if (api_number(j, "sample_rate", 0, TTS_RATE_MIN, TTS_RATE_MAX, &rate) < 0 ||
-	    rate != floor(rate)) {
+	if (vx_json_int(j, "sample_rate", 0, TTS_RATE_MIN, TTS_RATE_MAX,
+			&job->out_rate) < 0) {
 		vx_req_error(req, 400, "bad_sample_rate",
 			     "sample_rate is an integer from %d to %d",
 			     TTS_RATE_MIN, TTS_RATE_MAX);
 		goto out_free_job;
 	}
-	job->out_rate = (int)rate;
 	cJSON_Delete(j);
 	api_submit(req, job);
 	return;
@@ -453,14 +424,14 @@ static void handle_speech(vx_req *req, void *user)
 		goto out_free_job;
 	}
 	voice = cJSON_IsString(v) ? v->valuestring : NULL;
-	if (api_string(j, "model", &model) < 0) {
+	if (vx_json_string(j, "model", NULL, SIZE_MAX, &model) < 0) {
 		api_error(req, true, 400, "invalid_type", "model",
 			  "\"model\" must be a string");
 		goto out_free_job;
 	}
 	if (api_text_voice(req, svc, true, j, "input", voice, job) < 0)
 		goto out_free_job;
-	if (api_string(j, "response_format", &fmt) < 0) {
+	if (vx_json_string(j, "response_format", NULL, SIZE_MAX, &fmt) < 0) {
 		api_error(req, true, 400, "invalid_type", "response_format",
 			  "\"response_format\" must be a string");
 		goto out_free_job;
@@ -477,8 +448,8 @@ static void handle_speech(vx_req *req, void *user)
 			  "response_format is mp3, opus, flac, wav or pcm");
 		goto out_free_job;
 	}
-	if (api_number(j, "speed", 1.0, TTS_SPEED_MIN, TTS_SPEED_MAX,
-		       &job->speed) < 0) {
+	if (vx_json_number(j, "speed", 1.0, TTS_SPEED_MIN, TTS_SPEED_MAX,
+			   &job->speed) < 0) {
 		api_error(req, true, 400, "invalid_value", "speed",
 			  "speed is a number from 0.25 to 4.0");
 		goto out_free_job;

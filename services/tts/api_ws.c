@@ -26,7 +26,6 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +33,9 @@
 
 #include "tts_service.h"
 #include "vx_audio.h"
+#include "vx_json.h"
 #include "vx_log.h"
+#include "vx_time.h"
 #include "vx_ws.h"
 
 #define WS_MAX_QUEUED 64               /* texts waiting per socket */
@@ -90,13 +91,6 @@ static const char *ws_enc_name(vx_encoding e)
 	return e == VX_ENC_MULAW ? "mulaw" : e == VX_ENC_ALAW ? "alaw" : "pcm16";
 }
 
-static double ws_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
 static void ws_state_unref(ws_state *st)
 {
 	if (atomic_fetch_sub(&st->refs, 1) != 1)
@@ -129,28 +123,6 @@ static void ws_free_list(ws_item *it)
 		ws_item_free(it);
 		it = next;
 	}
-}
-
-static void ws_send_error(vx_wsconn *c, const char *id_field, const char *code,
-			  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
-static void ws_send_error(vx_wsconn *c, const char *id_field, const char *code,
-			  const char *fmt, ...)
-{
-	char msg[384];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	vx_buf b = {0};
-	vx_buf_puts(&b, "{\"event\":\"error\",\"code\":");
-	vx_buf_json_str(&b, code, strlen(code));
-	vx_buf_puts(&b, ",\"message\":");
-	vx_buf_json_str(&b, msg, strlen(msg));
-	vx_buf_printf(&b, "%s}", id_field);
-	if (b.data)
-		vx_ws_send_text(c, b.data, b.len);
-	vx_buf_release(&b);
 }
 
 /* ---- the job: speaking one text ---- */
@@ -211,7 +183,7 @@ static int ws_chunk(void *user, const int16_t *pcm, size_t n)
 {
 	ws_speech *sp = user;
 	const ws_conf *cf = &sp->item->conf;
-	if (ws_now_ms() - sp->t0_ms > sp->st->svc->timeout_s * 1000.0) {
+	if (vx_now_ms() - sp->t0_ms > sp->st->svc->timeout_s * 1000.0) {
 		sp->timed_out = true;
 		return 1;
 	}
@@ -234,7 +206,7 @@ static void ws_speak(ws_state *st, const ws_item *it)
 {
 	vx_wsconn *c = st->c;
 	const ws_conf *cf = &it->conf;
-	ws_speech sp = { .st = st, .item = it, .t0_ms = ws_now_ms() };
+	ws_speech sp = { .st = st, .item = it, .t0_ms = vx_now_ms() };
 	char ev[256];
 	int n = snprintf(ev, sizeof(ev), "{\"event\":\"start\"%s,\"sample_rate\":%d,"
 			 "\"encoding\":\"%s\"}", it->id_field, cf->rate,
@@ -246,8 +218,9 @@ static void ws_speak(ws_state *st, const ws_item *it)
 	if (r == 0 && sp.rs && ws_resample_send(&sp, NULL, 0, true) < 0)
 		r = -ECANCELED;
 	if (sp.timed_out) {
-		ws_send_error(c, it->id_field, "timeout",
-			      "synthesis took longer than %d s", st->svc->timeout_s);
+		vx_ws_send_error_fields(c, it->id_field, "timeout",
+					"synthesis took longer than %d s",
+					st->svc->timeout_s);
 	} else if (r == -ECANCELED || sp.send_failed) {
 		;   /* cancelled or gone: the job loop answers "cancelled" */
 	} else if (r < 0) {
@@ -255,8 +228,8 @@ static void ws_speak(ws_state *st, const ws_item *it)
 		tts_synth_error_status(r, &code);
 		vx_log_warn(vx_ws_request_id(c), "%s engine: %s",
 			    cf->target.be->name, strerror(-r));
-		ws_send_error(c, it->id_field, code, "%s engine: %s",
-			      cf->target.be->name, strerror(-r));
+		vx_ws_send_error_fields(c, it->id_field, code, "%s engine: %s",
+					cf->target.be->name, strerror(-r));
 	} else {
 		n = snprintf(ev, sizeof(ev), "{\"event\":\"done\"%s,"
 			     "\"duration_ms\":%lld,\"processing_ms\":%.0f,"
@@ -305,64 +278,43 @@ static void ws_job(void *arg)
 
 /* ---- the lws thread: parsing and queueing ---- */
 
-static int ws_json_int(const cJSON *j, const char *name, int def, int min,
-		       int max, int *ret)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, name);
-	if (!v || cJSON_IsNull(v)) {
-		*ret = def;
-		return 0;
-	}
-	if (!cJSON_IsNumber(v) || v->valuedouble < min || v->valuedouble > max ||
-	    v->valuedouble != (int)v->valuedouble)
-		return -EINVAL;
-	*ret = (int)v->valuedouble;
-	return 0;
-}
-
 /* Reads a config; on success it becomes the socket's and "ready" goes out. */
 static int ws_configure(ws_state *st, const cJSON *j)
 {
 	tts_service *svc = st->svc;
 	ws_conf cf = { .encoding = VX_ENC_PCM16, .speed = 1.0 };
-	const cJSON *voice = cJSON_GetObjectItemCaseSensitive(j, "voice");
-	const cJSON *enc = cJSON_GetObjectItemCaseSensitive(j, "encoding");
-	const cJSON *speed = cJSON_GetObjectItemCaseSensitive(j, "speed");
-	if (voice && !cJSON_IsNull(voice) && !cJSON_IsString(voice)) {
-		ws_send_error(st->c, "", "bad_config", "voice must be a string");
+	const char *vname, *enc;
+	if (vx_json_string(j, "voice", NULL, SIZE_MAX, &vname) < 0) {
+		vx_ws_send_error(st->c, "bad_config", "voice must be a string");
 		return -EINVAL;
 	}
-	const char *vname = cJSON_IsString(voice) ? voice->valuestring : NULL;
 	if (tts_synth_resolve(svc, vname, &cf.target) < 0) {
 		char some[256];
 		tts_synth_some_voices(svc, some, sizeof(some));
-		ws_send_error(st->c, "", "unknown_voice",
-			      "unknown voice '%.64s'; voices: %s",
-			      vname ? vname : "", some);
+		vx_ws_send_error(st->c, "unknown_voice",
+				 "unknown voice '%.64s'; voices: %s",
+				 vname ? vname : "", some);
 		return -ENOENT;
 	}
-	if (enc && !cJSON_IsNull(enc) && (!cJSON_IsString(enc) ||
-	    vx_encoding_from_name(enc->valuestring, &cf.encoding) < 0)) {
-		ws_send_error(st->c, "", "bad_config",
-			      "encoding must be pcm16, mulaw or alaw");
+	if (vx_json_string(j, "encoding", NULL, SIZE_MAX, &enc) < 0 ||
+	    (enc && vx_encoding_from_name(enc, &cf.encoding) < 0)) {
+		vx_ws_send_error(st->c, "bad_config",
+				 "encoding must be pcm16, mulaw or alaw");
 		return -EINVAL;
 	}
 	int def_rate = cf.target.rate > 0 ? cf.target.rate : TTS_OPENAI_RATE;
-	if (ws_json_int(j, "sample_rate", def_rate, TTS_RATE_MIN, TTS_RATE_MAX,
+	if (vx_json_int(j, "sample_rate", def_rate, TTS_RATE_MIN, TTS_RATE_MAX,
 			&cf.rate) < 0) {
-		ws_send_error(st->c, "", "bad_config",
-			      "sample_rate is an integer from %d to %d",
-			      TTS_RATE_MIN, TTS_RATE_MAX);
+		vx_ws_send_error(st->c, "bad_config",
+				 "sample_rate is an integer from %d to %d",
+				 TTS_RATE_MIN, TTS_RATE_MAX);
 		return -EINVAL;
 	}
-	if (speed && !cJSON_IsNull(speed)) {
-		if (!cJSON_IsNumber(speed) || !(speed->valuedouble >= TTS_SPEED_MIN &&
-						speed->valuedouble <= TTS_SPEED_MAX)) {
-			ws_send_error(st->c, "", "bad_config",
-				      "speed is a number from 0.25 to 4.0");
-			return -EINVAL;
-		}
-		cf.speed = speed->valuedouble;
+	if (vx_json_number(j, "speed", 1.0, TTS_SPEED_MIN, TTS_SPEED_MAX,
+			   &cf.speed) < 0) {
+		vx_ws_send_error(st->c, "bad_config",
+				 "speed is a number from 0.25 to 4.0");
+		return -EINVAL;
 	}
 	st->conf = cf;
 	st->configured = true;
@@ -377,28 +329,15 @@ static int ws_configure(ws_state *st, const cJSON *j)
 	return 0;
 }
 
-/* The message's "id" (string or number) as an event field. */
-static void ws_id_field(const cJSON *j, char *out, size_t cap)
-{
-	const cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "id");
-	out[0] = '\0';
-	if (!cJSON_IsString(id) && !cJSON_IsNumber(id))
-		return;
-	char *s = cJSON_PrintUnformatted(id);
-	if (s && strlen(s) <= WS_ID_MAX)
-		snprintf(out, cap, ",\"id\":%s", s);
-	free(s);
-}
-
 /* Queues it and starts the job when the socket was idle; takes it. */
 static void ws_enqueue(ws_state *st, ws_item *it)
 {
 	pthread_mutex_lock(&st->lock);
 	if (st->n_queued >= WS_MAX_QUEUED) {
 		pthread_mutex_unlock(&st->lock);
-		ws_send_error(st->c, it->id_field, "queue_full",
-			      "%d texts are already waiting on this socket",
-			      WS_MAX_QUEUED);
+		vx_ws_send_error_fields(st->c, it->id_field, "queue_full",
+					"%d texts are already waiting on "
+					"this socket", WS_MAX_QUEUED);
 		ws_item_free(it);
 		return;
 	}
@@ -424,9 +363,9 @@ static void ws_enqueue(ws_state *st, ws_item *it)
 	ws_item *q = ws_take_queue_locked(st);
 	pthread_mutex_unlock(&st->lock);
 	for (ws_item *x = q; x; x = x->next)
-		ws_send_error(st->c, x->id_field, "overloaded",
-			      "all %d workers are busy; retry shortly",
-			      st->svc->d.workers);
+		vx_ws_send_error_fields(st->c, x->id_field, "overloaded",
+					"all %d workers are busy; retry "
+					"shortly", st->svc->d.workers);
 	ws_free_list(q);
 }
 
@@ -435,23 +374,26 @@ static void ws_text_msg(ws_state *st, const cJSON *j)
 	const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "text");
 	ws_item *it = calloc(1, sizeof(*it));
 	if (!it) {
-		ws_send_error(st->c, "", "out_of_memory", "out of memory");
+		vx_ws_send_error(st->c, "out_of_memory", "out of memory");
 		return;
 	}
-	ws_id_field(j, it->id_field, sizeof(it->id_field));
+	(void)vx_json_id_member(j, WS_ID_MAX, it->id_field,
+				sizeof(it->id_field));
 	if (!cJSON_IsString(t)) {
-		ws_send_error(st->c, it->id_field, "invalid_type",
-			      "\"text\" must be a string");
+		vx_ws_send_error_fields(st->c, it->id_field, "invalid_type",
+					"\"text\" must be a string");
 		goto out_free_item;
 	}
 	size_t len = strlen(t->valuestring);
 	int r = tts_synth_check_text(st->svc, t->valuestring, len);
 	if (r < 0) {
-		ws_send_error(st->c, it->id_field,
-			      r == -EINVAL ? "empty_text" : r == -EILSEQ ?
-			      "invalid_utf8" : "text_too_long",
-			      "text must be non-empty UTF-8 of at most %d "
-			      "characters", st->svc->max_text_chars);
+		const char *code = r == -EINVAL ? "empty_text" :
+				   r == -EILSEQ ? "invalid_utf8" :
+				   "text_too_long";
+		vx_ws_send_error_fields(st->c, it->id_field, code,
+					"text must be non-empty UTF-8 of at "
+					"most %d characters",
+					st->svc->max_text_chars);
 		goto out_free_item;
 	}
 	if (!st->configured && ws_configure(st, j) < 0)

@@ -12,6 +12,7 @@
 
 #include "tts_service.h"
 #include "vx_reqbody.h"
+#include "vx_time.h"
 
 /* Flag/prefix names of the backends and their engine names. */
 static const struct {
@@ -37,13 +38,6 @@ static const struct {
 };
 
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
-
-static double synth_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 tts_backend *tts_synth_backend(tts_service *svc, const char *name)
 {
@@ -227,7 +221,7 @@ static int synth_chunk(void *user, const int16_t *pcm, size_t n)
 {
 	synth_call *c = user;
 	if (c->st->first_chunk_ms < 0)
-		c->st->first_chunk_ms = synth_now_ms() - c->t0;
+		c->st->first_chunk_ms = vx_now_ms() - c->t0;
 	c->st->samples += n;
 	return c->cb(c->user, pcm, n);
 }
@@ -240,13 +234,13 @@ int tts_synth_run(tts_service *svc, const tts_target *t, const char *text,
 	tts_backend *be = t->be;
 	tts_options opt = { .voice = t->voice, .speed = speed,
 			    .request_id = request_id };
-	synth_call c = { .cb = cb, .user = user, .t0 = synth_now_ms(), .st = ret };
+	synth_call c = { .cb = cb, .user = user, .t0 = vx_now_ms(), .st = ret };
 	(void)svc;
 
 	*ret = (tts_synth_stats){ .first_chunk_ms = -1 };
 	int r = be->ops->synthesize(be->engine, text, &opt, cancel, synth_chunk,
 				    &c, &ret->rate);
-	ret->total_ms = synth_now_ms() - c.t0;
+	ret->total_ms = vx_now_ms() - c.t0;
 	vx_counter_add(be->chars, tts_synth_chars(text, strlen(text)));
 	if (ret->first_chunk_ms >= 0)
 		vx_histogram_observe(be->first_chunk, ret->first_chunk_ms / 1e3);

@@ -4,11 +4,13 @@
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "vad_service.h"
+#include "vx_json.h"
 #include "vx_log.h"
 #include "vx_reqbody.h"
 #include "vx_ws.h"
@@ -134,40 +136,26 @@ static void ws_release_engine(ws_detect *w)
 	w->resampler = NULL;
 }
 
-static int json_int(const cJSON *j, const char *name, int def, int min, int max,
-		    int *ret)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, name);
-	if (!v) {
-		*ret = def;
-		return 0;
-	}
-	if (!cJSON_IsNumber(v) || v->valuedouble < min || v->valuedouble > max)
-		return -EINVAL;
-	*ret = (int)v->valuedouble;
-	return 0;
-}
-
 static void ws_configure(vx_wsconn *c, ws_detect *w, const cJSON *j)
 {
 	vad_service *svc = w->svc;
 	vad_config vcfg;
-	const cJSON *enc = cJSON_GetObjectItemCaseSensitive(j, "encoding");
+	const char *enc;
 	w->encoding = VX_ENC_PCM16;
-	if (enc && (!cJSON_IsString(enc) ||
-		    vx_encoding_from_name(enc->valuestring, &w->encoding) < 0)) {
+	if (vx_json_string(j, "encoding", NULL, SIZE_MAX, &enc) < 0 ||
+	    (enc && vx_encoding_from_name(enc, &w->encoding) < 0)) {
 		vx_ws_send_error(c, "bad_config", "encoding must be pcm16, mulaw or alaw");
 		return;
 	}
-	if (json_int(j, "sample_rate", VAD_RATE, 8000, 48000, &w->rate) < 0 ||
-	    json_int(j, "aggressiveness", svc->aggressiveness, 0, 3,
-		     &vcfg.aggressiveness) < 0 ||
-	    json_int(j, "min_speech_ms", svc->min_speech_ms, 0, VAD_SEG_MS_MAX,
-		     &w->scfg.min_speech_ms) < 0 ||
-	    json_int(j, "min_silence_ms", svc->min_silence_ms, 0, VAD_SEG_MS_MAX,
-		     &w->scfg.min_silence_ms) < 0 ||
-	    json_int(j, "pad_ms", svc->pad_ms, 0, VAD_SEG_MS_MAX,
-		     &w->scfg.pad_ms) < 0) {
+	if (vx_json_int(j, "sample_rate", VAD_RATE, 8000, 48000, &w->rate) < 0 ||
+	    vx_json_int(j, "aggressiveness", svc->aggressiveness, 0, 3,
+			&vcfg.aggressiveness) < 0 ||
+	    vx_json_int(j, "min_speech_ms", svc->min_speech_ms, 0, VAD_SEG_MS_MAX,
+			&w->scfg.min_speech_ms) < 0 ||
+	    vx_json_int(j, "min_silence_ms", svc->min_silence_ms, 0, VAD_SEG_MS_MAX,
+			&w->scfg.min_silence_ms) < 0 ||
+	    vx_json_int(j, "pad_ms", svc->pad_ms, 0, VAD_SEG_MS_MAX,
+			&w->scfg.pad_ms) < 0) {
 		vx_ws_send_error(c, "bad_config",
 				 "sample_rate 8000-48000, aggressiveness 0-3, "
 				 "*_ms 0-10000");

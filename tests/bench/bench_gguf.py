@@ -75,6 +75,13 @@ def engine_alone(tools_dir, path, runs=2):
     return best
 
 
+def cpu_s(pid):
+    """CPU seconds (user + system) the process has used."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def stream_once(port, messages, max_tokens):
     """One streaming chat completion. Returns (ttft_s, decode tok/s,
     prompt_tokens, completion_tokens)."""
@@ -133,7 +140,9 @@ def through_service(bin_dir, path):
     try:
         short = [{"role": "user", "content": f"Hello number {i}, say something."}
                  for i in range(RUNS)]
+        c0 = cpu_s(d.proc.pid)
         res_s = [stream_once(d.port, [m], 64) for m in short]
+        cpu_tok = (cpu_s(d.proc.pid) - c0) / sum(r[3] for r in res_s)
         res_l = [stream_once(d.port, long_prompt(i), 16) for i in range(RUNS)]
         rss = rss_mb(d.proc.pid)
     finally:
@@ -144,6 +153,7 @@ def through_service(bin_dir, path):
         "ttft_short_ms": med([r[0] for r in res_s]) * 1e3,
         "short_prompt_tokens": res_s[0][2],
         "decode_tok_s": med([r[1] for r in res_s]),
+        "cpu_ms_per_token": cpu_tok * 1e3,
         "ttft_long_ms": med([r[0] for r in res_l]) * 1e3,
         "long_prompt_tokens": res_l[0][2],
         "rss_mib": rss,
@@ -174,14 +184,19 @@ def main(bin_dir, tools_dir):
     print(f"\nthrough voxline-llm (streaming /v1/chat/completions, {THREADS} threads, "
           f"median of {RUNS}):")
     print(f"{'type':8} {'ready ms':>9} {'TTFT short':>11} {'(tokens)':>9} {'TTFT long':>10} "
-          f"{'(tokens)':>9} {'decode tok/s':>13} {'vs engine':>10} {'RSS MiB':>8}")
+          f"{'(tokens)':>9} {'decode tok/s':>13} {'vs engine':>10} {'RSS MiB':>8} "
+          f"{'CPU ms/token':>13} {'(engine)':>9}")
     for ty in TYPES:
         s, e = svc[ty], eng[ty]
         print(f"{ty:8} {s['ready_ms']:9.0f} {s['ttft_short_ms']:9.0f}ms "
               f"{s['short_prompt_tokens']:9d} {s['ttft_long_ms']:8.0f}ms "
               f"{s['long_prompt_tokens']:9d} {s['decode_tok_s']:13.2f} "
-              f"{s['decode_tok_s'] / e['decode_tok_s'] * 100:9.0f}% {s['rss_mib']:8.0f}")
-    print("(TTFT long ~ the long prompt's prefill: compare with tokens / engine prompt tok/s)")
+              f"{s['decode_tok_s'] / e['decode_tok_s'] * 100:9.0f}% {s['rss_mib']:8.0f} "
+              f"{s['cpu_ms_per_token']:13.1f} {e['decode_cpu_s'] / e['gen_tokens'] * 1e3:9.1f}")
+    print("(TTFT long ~ the long prompt's prefill: compare with tokens / engine prompt tok/s;\n"
+          " CPU ms/token: the daemon's CPU time over the short-prompt requests, prefill included,\n"
+          " per completion token, next to gguf_bench's decode CPU per token: the load-independent\n"
+          " overhead; wall-clock ratios swing +-40% on this shared machine)")
 
     lb = shutil.which("llama-bench")
     if lb:

@@ -19,42 +19,16 @@ import pytest
 import websocket
 
 from conftest import PYTHON, ROOT
+from fake_llm import LlmUpstream
 
-UPSTREAM = os.path.join(ROOT, "tests", "llm_upstream.py")
 NODE_CLIENT = os.path.join(ROOT, "tests", "integration", "test_llm_openai_client.mjs")
 MSGS = [{"role": "user", "content": "hello world"}]
 UTF8_TEXT = "Grüße, 世界! 🎉"
 
 
-class Upstream:
-    def __init__(self):
-        self.proc = subprocess.Popen([PYTHON, UPSTREAM, "--port", "0"],
-                                     stdout=subprocess.PIPE)
-        self.port = int(self.proc.stdout.readline())
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def _get(self, path):
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        c.request("GET", path)
-        body = c.getresponse().read()
-        c.close()
-        return json.loads(body)
-
-    def requests(self, request_id=None):
-        recs = self._get("/debug/requests")
-        return [r for r in recs if request_id is None or r.get("request_id") == request_id]
-
-    def closes(self):
-        return self._get("/debug/closes")
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(10)
-
-
 @pytest.fixture(scope="module")
 def upstream():
-    u = Upstream()
+    u = LlmUpstream()
     yield u
     u.stop()
 

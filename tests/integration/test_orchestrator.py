@@ -3,11 +3,9 @@
 orchestrator in front of them, and voxline-client / python websocket
 clients on /ws/chat and POST /chat."""
 import base64
-import http.client
 import io
 import json
 import os
-import re
 import signal
 import subprocess
 import threading
@@ -17,46 +15,17 @@ import wave
 import pytest
 import websocket
 
-from conftest import BIN, PYTHON, ROOT
+from conftest import BIN
+from fake_llm import LlmUpstream
+from speech import wer
 
-UPSTREAM = os.path.join(ROOT, "tests", "llm_upstream.py")
 CLIENT = os.path.join(BIN, "voxline-client")
 QUESTION = "what is the weather like in paris today"
 
 
-class Upstream:
-    """tests/llm_upstream.py as a subprocess (echo / slow behaviours)."""
-
-    def __init__(self):
-        self.proc = subprocess.Popen([PYTHON, UPSTREAM, "--port", "0"],
-                                     stdout=subprocess.PIPE)
-        self.port = int(self.proc.stdout.readline())
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def _call(self, method, path):
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        c.request(method, path)
-        body = c.getresponse().read()
-        c.close()
-        return json.loads(body) if body else None
-
-    def requests(self):
-        return self._call("GET", "/debug/requests")
-
-    def closes(self):
-        return self._call("GET", "/debug/closes")
-
-    def reset(self):
-        self._call("POST", "/debug/reset")
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(10)
-
-
 @pytest.fixture(scope="module")
 def upstream():
-    u = Upstream()
+    u = LlmUpstream()
     yield u
     u.stop()
 
@@ -119,21 +88,6 @@ def run_client(orch, *args, timeout=90):
     if p.returncode != 0:
         print("client stderr:", err)
     return p.returncode, events, summary
-
-
-def words(s):
-    return re.findall(r"[a-z0-9']+", s.lower())
-
-
-def wer(ref, hyp):
-    r, h = words(ref), words(hyp)
-    d = list(range(len(h) + 1))
-    for i in range(1, len(r) + 1):
-        prev, d[0] = d[0], i
-        for j in range(1, len(h) + 1):
-            cur = min(d[j] + 1, d[j - 1] + 1, prev + (r[i - 1] != h[j - 1]))
-            prev, d[j] = d[j], cur
-    return d[len(h)] / max(1, len(r))
 
 
 def types(events):

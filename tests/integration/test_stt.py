@@ -5,104 +5,30 @@ tests/stt_fake_server.py (the real whisper.cpp / OpenAI wire format), real
 HTTP and WebSocket clients.
 
 The sentences and the voice are those of tests/unit/test_stt_engines.c."""
-import io
 import json
 import os
 import re
 import socket
-import struct
 import subprocess
 import threading
 import time
-import wave
 
 import numpy as np
 import pytest
 import websocket
 
-from conftest import BIN, PYTHON, ROOT, TOOLS, multipart
-
-SENTENCES = [
-    "What time is it right now?",
-    "Can you tell me the weather for tomorrow?",
-    "Please turn off the lights in the kitchen.",
-    "How far is the nearest train station from here?",
-    "Thank you very much for your help today.",
-    "Do you know a good place to eat around here?",
-    "Could you send me the address again please?",
-    "We are going to the beach next weekend.",
-]
-WER_MAX = 0.15
-RATE = 16000
+from conftest import PYTHON, ROOT, multipart
+from speech import (RATE, SENTENCES, WER_MAX, edit_distance, speak, wav_bytes,
+                    wer, words)
 
 
-# ---- speech, audio files, WER ----
-
-def _speak_with_daemon(texts):
-    """{text: int16 array} from the voxline-tts daemon, or None."""
-    exe = os.path.join(BIN, "voxline-tts")
-    if not os.path.exists(exe):
-        return None
-    from conftest import Daemon
-    import tempfile
-    log = tempfile.NamedTemporaryFile(prefix="stt-tts-", suffix=".log",
-                                      delete=False).name
-    try:
-        d = Daemon([exe, "--port", "0"], log)
-    except Exception:
-        return None
-    try:
-        d.wait_ready(30)
-        out = {}
-        for t in texts:
-            r = d.post_json("/synthesize", {"text": t, "voice": "slt"})
-            if r.status != 200:
-                return None
-            rate, ch, pcm = read_wav(r.body)
-            if rate != RATE or ch != 1:
-                return None
-            out[t] = pcm
-        return out
-    except Exception:
-        return None
-    finally:
-        d.stop()
-
-
-def _speak_with_tool(texts, tmp):
-    out = {}
-    for i, t in enumerate(texts):
-        path = os.path.join(tmp, f"s{i}.pcm")
-        info = json.loads(subprocess.run(
-            [os.path.join(TOOLS, "tts_direct"), "-v", "slt", "-o", path, t],
-            check=True, capture_output=True, text=True).stdout)
-        assert info["sample_rate"] == RATE
-        out[t] = np.fromfile(path, dtype="<i2").astype(np.int16)
-    return out
-
+# ---- speech and audio ----
 
 @pytest.fixture(scope="session")
 def speech(tmp_path_factory):
     """{sentence: 16 kHz mono int16 samples} in flite's slt voice."""
     texts = SENTENCES + ["one two three four five six seven eight nine ten"]
-    got = _speak_with_daemon(texts)
-    return got or _speak_with_tool(texts, str(tmp_path_factory.mktemp("tts")))
-
-
-def wav_bytes(pcm, rate=RATE, channels=1):
-    b = io.BytesIO()
-    with wave.open(b, "wb") as w:
-        w.setnchannels(channels)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(np.asarray(pcm, dtype="<i2").tobytes())
-    return b.getvalue()
-
-
-def read_wav(data):
-    with wave.open(io.BytesIO(data)) as w:
-        return (w.getframerate(), w.getnchannels(),
-                np.frombuffer(w.readframes(w.getnframes()), dtype="<i2"))
+    return speak(texts, str(tmp_path_factory.mktemp("tts")))
 
 
 def resample(pcm, rate_in, rate_out):
@@ -125,25 +51,6 @@ def ulaw_encode(pcm):
         seg = np.where((mag > bound) & (seg == s), s + 1, seg)
     mant = (mag >> (seg + 1)) & 0x0F
     return ((~(sign | (seg << 4) | mant)) & 0xFF).astype(np.uint8).tobytes()
-
-
-def words(s):
-    return re.findall(r"[a-z']+", s.lower())
-
-
-def edit_distance(ref, hyp):
-    d = list(range(len(hyp) + 1))
-    for i in range(1, len(ref) + 1):
-        prev, d[0] = d[0], i
-        for j in range(1, len(hyp) + 1):
-            cur = min(d[j] + 1, d[j - 1] + 1, prev + (ref[i - 1] != hyp[j - 1]))
-            prev, d[j] = d[j], cur
-    return d[len(hyp)]
-
-
-def wer(ref, hyp):
-    r = words(ref)
-    return edit_distance(r, words(hyp)) / max(1, len(r))
 
 
 def stt(start, *args):

@@ -14,6 +14,7 @@ import pytest
 import websocket
 
 from conftest import TOOLS
+from speech import wav_bytes
 
 TOL_MS = 100          # allowed |detected - true| per boundary
 FRAME_MS = 20         # WebSocket frames
@@ -63,18 +64,6 @@ def segments_of(r):
     assert r.status == 200, r
     j = r.json()
     return [(s["start_ms"], s["end_ms"]) for s in j["segments"]]
-
-
-def wav_bytes(pcm, rate, channels=1):
-    """A PCM16 WAV of pcm (frames x channels, or mono)."""
-    import io
-    b = io.BytesIO()
-    with wave.open(b, "wb") as w:
-        w.setnchannels(channels)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(np.asarray(pcm, dtype="<i2").tobytes())
-    return b.getvalue()
 
 
 def to_8k(pcm16k):
