@@ -276,10 +276,8 @@ void vx_req_error(vx_req *req, int status, const char *code,
 	vx_buf_puts(&b, ",\"message\":");
 	vx_buf_json_str(&b, msg, strlen(msg));
 	vx_buf_puts(&b, "}}\n");
-	if (status == 503) {
+	if (status == 503)
 		vx_req_add_header(req, "Retry-After", "1");
-		vx_counter_add(req->server->rejected, 1);
-	}
 	if (status == 405 && req->route)
 		vx_req_add_header(req, "Allow", req->route->method);
 	if (status >= 500)
@@ -301,8 +299,20 @@ static void add_common_headers(vx_req *req, struct MHD_Response *resp)
 		MHD_add_response_header(resp, req->hdr_name[i], req->hdr_value[i]);
 }
 
+/* The request stops counting as work in flight once its whole answer is
+ * with MHD (or the connection ends): /healthz then reports real work, not
+ * answers still on their way out. */
+static void leave_flight(vx_req *req)
+{
+	if (req->counted_in_flight) {
+		req->counted_in_flight = false;
+		atomic_fetch_sub(&req->server->in_flight, 1);
+	}
+}
+
 static enum MHD_Result queue_buffered(vx_req *req)
 {
+	leave_flight(req);
 	size_t len;
 	char *data = vx_buf_detach(&req->resp, &len);
 	struct MHD_Response *resp = MHD_create_response_from_buffer(
@@ -723,7 +733,8 @@ void vx_req_on_completed(void *cls, struct MHD_Connection *conn,
 	pthread_mutex_unlock(&req->lock);
 	if (req->method)
 		vx_server_count(s, req->stats, status, vx_now() - req->t_start);
-	if (req->counted_in_flight)
-		atomic_fetch_sub(&s->in_flight, 1);
+	if (status == 503 && req->stats != &s->builtin_stats)
+		vx_counter_add(s->rejected, 1);   /* not /healthz saying "loading" */
+	leave_flight(req);
 	req_unref(req);
 }
