@@ -246,7 +246,8 @@ static int gguf_create(const llm_config *cfg, void **ret_engine)
 	*ret_engine = e;
 	return 0;
 out_fail:
-	/* e->detail says why; llm_engine_ops.create has no way to return it */
+	if (cfg->error && cfg->error_len)
+		snprintf(cfg->error, cfg->error_len, "%s", e->detail);
 	e->warm_thread = 0;
 	gguf_destroy(e);
 	return rc < 0 ? rc : -EINVAL;

@@ -43,6 +43,8 @@ typedef struct llm_config {
 	int first_token_timeout_ms; /* remote: headers + first token */
 	int threads;                /* gguf: worker threads */
 	int ctx;                    /* gguf: context length, 0 = model's */
+	char *error;                /* optional: create() writes why it failed */
+	size_t error_len;
 } llm_config;
 
 typedef struct llm_message {

@@ -145,7 +145,9 @@ int main(int argc, char **argv)
 	svc.started = (double)time(NULL);
 	pthread_mutex_init(&svc.ws_lock, NULL);
 
+	char engine_error[256] = "";
 	llm_config ecfg = {
+		.error = engine_error, .error_len = sizeof(engine_error),
 		.url = svc.url, .api_key = svc.upstream_key, .model = svc.model,
 		.connect_timeout_ms = svc.connect_timeout_ms,
 		.first_token_timeout_ms = svc.first_token_timeout_ms,
@@ -154,7 +156,7 @@ int main(int argc, char **argv)
 	if ((r = svc.engine->create(&ecfg, &svc.eng)) < 0)
 		vx_fatal("engine %s (model %s, url %s): %s", svc.engine->name,
 			 svc.model ? svc.model : "-", svc.url ? svc.url : "default",
-			 strerror(-r));
+			 engine_error[0] ? engine_error : strerror(-r));
 	find_model_id(&svc);
 	/* Workers = slots; the queue only absorbs a worker that is still
 	 * returning from its last job (admission already capped the count). */

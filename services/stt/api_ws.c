@@ -42,6 +42,7 @@
 #include "vx_audio.h"
 #include "vx_json.h"
 #include "vx_log.h"
+#include "vx_pcmstream.h"
 #include "vx_time.h"
 #include "vx_ws.h"
 
@@ -77,13 +78,10 @@ typedef struct ws_stt {
 	bool configured;
 	vx_encoding encoding;
 	int rate;                     /* the client's, Hz */
-	vx_resampler *resampler;      /* rate -> 16 kHz (pass-through at 16 kHz) */
-	uint8_t odd_byte;             /* pcm16 split across messages */
-	bool has_odd;
+	vx_pcmstream in;              /* client audio -> 16 kHz PCM16 */
 	int64_t rx_samples;           /* 16 kHz samples queued this utterance */
 	char rx_dropped[WS_CODE_MAX]; /* why this utterance is dropped, or "" */
-	vx_buf scratch;               /* decoded client-rate samples */
-	vx_buf resampled;             /* the same at 16 kHz */
+	vx_buf resampled;             /* decoded 16 kHz samples */
 
 	/* decoder side: the running job only */
 	char language[WS_LANG_MAX];
@@ -116,8 +114,7 @@ static void ws_unref(ws_stt *w)
 		next = it->next;
 		free(it);
 	}
-	vx_resampler_free(w->resampler);
-	vx_buf_release(&w->scratch);
+	vx_pcmstream_release(&w->in);
 	vx_buf_release(&w->resampled);
 	vx_buf_release(&w->ev);
 	pthread_mutex_destroy(&w->lock);
@@ -398,7 +395,7 @@ static void ws_queue_audio(ws_stt *w, const int16_t *pcm, size_t n)
 static void ws_rx_flush(ws_stt *w, bool queue)
 {
 	vx_buf_reset(&w->resampled);
-	if (w->resampler && vx_resampler_flush(w->resampler, &w->resampled) == 0 &&
+	if (w->configured && vx_pcmstream_flush(&w->in, &w->resampled) == 0 &&
 	    queue && w->resampled.len >= sizeof(int16_t))
 		ws_queue_audio(w, (const int16_t *)(void *)w->resampled.data,
 			       w->resampled.len / sizeof(int16_t));
@@ -409,7 +406,6 @@ static void ws_rx_reset(ws_stt *w)
 {
 	w->rx_samples = 0;
 	w->rx_dropped[0] = '\0';
-	w->has_odd = false;
 }
 
 static const char *ws_encoding_name(vx_encoding e)
@@ -439,17 +435,19 @@ static void ws_configure(ws_stt *w, const cJSON *j)
 				 "language must be a short code such as \"en\"");
 		return;
 	}
-	vx_resampler *rs = NULL;
-	int r = vx_resampler_new(rate, STT_RATE, &rs);
+	vx_pcmstream in;
+	int r = vx_pcmstream_init(&in, enc, rate, STT_RATE);
 	ws_item *it = r == 0 ? ws_item_new(WS_CONFIG, 0) : NULL;
 	if (!it) {
-		vx_resampler_free(rs);
+		if (r == 0)
+			vx_pcmstream_release(&in);
 		vx_ws_send_error(w->c, "engine_failed", "cannot start: %s",
 				 strerror(r < 0 ? -r : ENOMEM));
 		return;
 	}
-	vx_resampler_free(w->resampler);
-	w->resampler = rs;
+	if (w->configured)
+		vx_pcmstream_release(&w->in);
+	w->in = in;
 	w->encoding = enc;
 	w->rate = rate;
 	w->configured = true;
@@ -542,33 +540,8 @@ static void ws_on_binary(vx_wsconn *c, void *state, const void *data, size_t len
 	}
 	if (w->rx_dropped[0])
 		return;
-	vx_buf *s = &w->scratch;
-	vx_buf_reset(s);
-	const uint8_t *in = data;
-	if (w->encoding == VX_ENC_PCM16) {
-		if (w->has_odd) {
-			vx_buf_append(s, &w->odd_byte, 1);
-			w->has_odd = false;
-		}
-		vx_buf_append(s, in, len);
-		if (s->len % 2) {
-			w->odd_byte = (uint8_t)s->data[--s->len];
-			w->has_odd = true;
-		}
-	} else if (vx_buf_reserve(s, len * 2) == 0) {
-		int16_t *out = (int16_t *)(void *)s->data;
-		for (size_t i = 0; i < len; i++)
-			out[i] = w->encoding == VX_ENC_MULAW ?
-				vx_g711_ulaw_decode(in[i]) :
-				vx_g711_alaw_decode(in[i]);
-		s->len = len * 2;
-		s->data[s->len] = '\0';
-	}
-	if (s->len < sizeof(int16_t))
-		return;
 	vx_buf_reset(&w->resampled);
-	if (vx_resampler_process(w->resampler, (const int16_t *)(void *)s->data,
-				 s->len / 2, &w->resampled) < 0) {
+	if (vx_pcmstream_feed(&w->in, data, len, &w->resampled) < 0) {
 		vx_ws_send_error(c, "resample_failed", "cannot convert the audio");
 		snprintf(w->rx_dropped, sizeof(w->rx_dropped), "resample_failed");
 		return;
@@ -576,8 +549,6 @@ static void ws_on_binary(vx_wsconn *c, void *state, const void *data, size_t len
 	if (w->resampled.len >= sizeof(int16_t))
 		ws_queue_audio(w, (const int16_t *)(void *)w->resampled.data,
 			       w->resampled.len / sizeof(int16_t));
-	if (w->scratch.cap > 64 * 1024)
-		vx_buf_release(&w->scratch);
 	if (w->resampled.cap > 64 * 1024)
 		vx_buf_release(&w->resampled);
 }

@@ -12,6 +12,7 @@
 #include "vad_service.h"
 #include "vx_json.h"
 #include "vx_log.h"
+#include "vx_pcmstream.h"
 #include "vx_reqbody.h"
 #include "vx_ws.h"
 
@@ -94,14 +95,12 @@ typedef struct ws_detect {
 	void *engine_state;
 	vad_segmenter seg;
 	vad_seg_config scfg;
-	vx_resampler *resampler;     /* NULL at 16 kHz */
+	vx_pcmstream in;             /* client audio -> 16 kHz PCM16 */
 	int16_t frame[VAD_FRAME_MAX];
 	size_t frame_fill;           /* samples in frame */
 	size_t frame_len;            /* samples per frame */
-	uint8_t odd_byte;            /* pcm16 split across messages */
-	bool has_odd;
 	int64_t samples;             /* at 16 kHz, this round */
-	vx_buf scratch;
+	vx_buf pcm;                  /* scratch: decoded 16 kHz samples */
 } ws_detect;
 
 static void ws_seg_event(void *user, vad_event ev, int64_t start_ms,
@@ -124,7 +123,6 @@ static void ws_reset_round(ws_detect *w)
 	vad_segmenter_init(&w->seg, &w->scfg);
 	w->frame_fill = 0;
 	w->samples = 0;
-	w->has_odd = false;
 }
 
 static void ws_release_engine(ws_detect *w)
@@ -132,8 +130,7 @@ static void ws_release_engine(ws_detect *w)
 	if (w->engine_state)
 		w->svc->engine->destroy(w->engine_state);
 	w->engine_state = NULL;
-	vx_resampler_free(w->resampler);
-	w->resampler = NULL;
+	vx_pcmstream_release(&w->in);
 }
 
 static void ws_configure(vx_wsconn *c, ws_detect *w, const cJSON *j)
@@ -165,8 +162,8 @@ static void ws_configure(vx_wsconn *c, ws_detect *w, const cJSON *j)
 	w->frame_len = (size_t)svc->frame_ms * VAD_RATE / 1000;
 	ws_release_engine(w);
 	int r = svc->engine->create(&vcfg, &w->engine_state);
-	if (r == 0 && w->rate != VAD_RATE)
-		r = vx_resampler_new(w->rate, VAD_RATE, &w->resampler);
+	if (r == 0)
+		r = vx_pcmstream_init(&w->in, w->encoding, w->rate, VAD_RATE);
 	if (r < 0) {
 		vx_ws_send_error(c, "engine_failed", "cannot start: %s", strerror(-r));
 		ws_release_engine(w);
@@ -182,8 +179,15 @@ static void ws_configure(vx_wsconn *c, ws_detect *w, const cJSON *j)
 	vx_ws_send_text(c, msg, (size_t)n);
 }
 
+static void ws_feed16k(vx_wsconn *c, ws_detect *w, const int16_t *pcm,
+		       size_t n);
+
 static void ws_finish_round(vx_wsconn *c, ws_detect *w)
 {
+	vx_buf_reset(&w->pcm);
+	if (vx_pcmstream_flush(&w->in, &w->pcm) == 0 && w->pcm.data)
+		ws_feed16k(c, w, (const int16_t *)(void *)w->pcm.data,
+			   w->pcm.len / 2);
 	vad_segmenter_finish(&w->seg, ws_seg_event, c);
 	char msg[128];
 	int n = snprintf(msg, sizeof(msg),
@@ -223,6 +227,8 @@ static void ws_text(vx_wsconn *c, void *state, const char *text, size_t len)
 	} else if (!strcmp(name, "end")) {
 		ws_finish_round(c, w);
 	} else if (!strcmp(name, "cancel")) {
+		vx_pcmstream_flush(&w->in, &w->pcm);   /* dropped */
+		vx_buf_reset(&w->pcm);
 		ws_reset_round(w);
 	} else {
 		vx_ws_send_error(c, "unknown_event", "unknown event '%s'", name);
@@ -260,39 +266,10 @@ static void ws_binary(vx_wsconn *c, void *state, const void *data, size_t len)
 		vx_ws_close(c, 1009, "audio too long");
 		return;
 	}
-	/* Decode to PCM16 at the client's rate in scratch. */
-	vx_buf *s = &w->scratch;
-	vx_buf_reset(s);
-	const uint8_t *in = data;
-	if (w->encoding == VX_ENC_PCM16) {
-		if (w->has_odd) {
-			vx_buf_append(s, &w->odd_byte, 1);
-			w->has_odd = false;
-		}
-		vx_buf_append(s, in, len);
-		if (s->len % 2) {
-			w->odd_byte = (uint8_t)s->data[--s->len];
-			w->has_odd = true;
-		}
-	} else {
-		for (size_t i = 0; i < len; i++) {
-			int16_t v = w->encoding == VX_ENC_MULAW ?
-				vx_g711_ulaw_decode(in[i]) :
-				vx_g711_alaw_decode(in[i]);
-			vx_buf_append(s, &v, sizeof(v));
-		}
-	}
-	if (!s->data)
-		return;
-	if (!w->resampler) {
-		ws_feed16k(c, w, (const int16_t *)(void *)s->data, s->len / 2);
-		return;
-	}
-	vx_buf out = {0};
-	if (vx_resampler_process(w->resampler, (const int16_t *)(void *)s->data,
-				 s->len / 2, &out) == 0 && out.data)
-		ws_feed16k(c, w, (const int16_t *)(void *)out.data, out.len / 2);
-	vx_buf_release(&out);
+	vx_buf_reset(&w->pcm);
+	if (vx_pcmstream_feed(&w->in, data, len, &w->pcm) == 0 && w->pcm.data)
+		ws_feed16k(c, w, (const int16_t *)(void *)w->pcm.data,
+			   w->pcm.len / 2);
 }
 
 static void ws_close(vx_wsconn *c, void *state)
@@ -300,7 +277,7 @@ static void ws_close(vx_wsconn *c, void *state)
 	(void)c;
 	ws_detect *w = state;
 	ws_release_engine(w);
-	vx_buf_release(&w->scratch);
+	vx_buf_release(&w->pcm);
 	free(w);
 }
 
