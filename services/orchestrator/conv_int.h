@@ -40,6 +40,7 @@
 #include <time.h>
 
 #include "conversation.h"
+#include "vx_time.h"
 #include "sentences.h"
 #include "turn.h"
 #include "vx_buf.h"
@@ -114,9 +115,7 @@ struct conversation {
 /* Monotonic clock, microseconds. */
 static inline int64_t conv_now_us(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+	return (int64_t)(vx_now() * 1e6);
 }
 
 /* The wire name of a client encoding. */

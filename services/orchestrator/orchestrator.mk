@@ -27,7 +27,8 @@ $(BUILD)/tests/test_orch_turn: $(BUILD)/obj/tests/unit/test_orch_turn.o \
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^
 
 $(BUILD)/tests/test_orch_upstream: $(BUILD)/obj/tests/unit/test_orch_upstream.o \
-		$(BUILD)/obj/services/orchestrator/upstream.o $(BUILD)/obj/common/vx_buf.o
+		$(BUILD)/obj/services/orchestrator/upstream.o $(BUILD)/obj/common/vx_buf.o \
+		$(BUILD)/obj/common/vx_time.o
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^
 

@@ -3,6 +3,7 @@
  * the thread that polls every instance's /healthz (see upstream.h).
  */
 #include "upstream.h"
+#include "vx_time.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -198,18 +199,12 @@ void upstream_status_json(const upstream *u, vx_buf *out)
 	vx_buf_puts(out, "]}");
 }
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Waits for events on fd until deadline; -ETIMEDOUT when it passes. */
 static int wait_fd(int fd, short events, int64_t deadline)
 {
 	for (;;) {
-		int left = (int)(deadline - mono_ms());
+		int left = (int)(deadline - (int64_t)vx_now_ms());
 		if (left <= 0)
 			return -ETIMEDOUT;
 		struct pollfd p = { .fd = fd, .events = events };
@@ -247,7 +242,7 @@ static int connect_deadline(const struct addrinfo *ai, int64_t deadline)
 
 int upstream_probe(const char *host, int port, int timeout_ms)
 {
-	int64_t deadline = mono_ms() + timeout_ms;
+	int64_t deadline = (int64_t)vx_now_ms() + timeout_ms;
 	char portstr[8];
 	snprintf(portstr, sizeof(portstr), "%d", port);
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai = NULL;
