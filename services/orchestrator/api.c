@@ -393,6 +393,8 @@ static void chat_job(vx_req *req, void *arg)
 	} else if (!s.transcript.len && !in.text) {
 		vx_req_error(req, 422, "no_speech", "no speech was recognised");
 	} else {
+		if (in.text && !s.transcript.len)   /* typed: the text is what was said */
+			vx_buf_puts(&s.transcript, in.text);
 		chat_answer(req, &s, id, in.cfg.sample_rate);
 	}
 	vx_buf_release(&s.transcript);
