@@ -262,27 +262,63 @@ void vx_req_reply_json(vx_req *req, int status, const char *json)
 	vx_req_reply(req, status, "application/json", json, strlen(json));
 }
 
-void vx_req_error(vx_req *req, int status, const char *code,
-		  const char *fmt, ...)
+static const char *error_type(int status)
+{
+	if (status == 401)
+		return "authentication_error";
+	if (status == 404)
+		return "not_found_error";
+	return status >= 500 ? "server_error" : "invalid_request_error";
+}
+
+void vx_error_json(vx_buf *out, int status, const char *code,
+		   const char *param, const char *message)
+{
+	vx_buf_puts(out, "{\"error\":{\"code\":");
+	vx_buf_json_str(out, code, strlen(code));
+	vx_buf_puts(out, ",\"message\":");
+	vx_buf_json_str(out, message, strlen(message));
+	vx_buf_printf(out, ",\"type\":\"%s\",\"param\":", error_type(status));
+	if (param && param[0])
+		vx_buf_json_str(out, param, strlen(param));
+	else
+		vx_buf_puts(out, "null");
+	vx_buf_puts(out, "}}");
+}
+
+static void req_error(vx_req *req, int status, const char *code,
+		      const char *param, const char *fmt, va_list ap)
 {
 	char msg[512];
-	va_list ap;
-	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
 	vx_buf b = {0};
-	vx_buf_puts(&b, "{\"error\":{\"code\":");
-	vx_buf_json_str(&b, code, strlen(code));
-	vx_buf_puts(&b, ",\"message\":");
-	vx_buf_json_str(&b, msg, strlen(msg));
-	vx_buf_puts(&b, "}}\n");
+	vx_error_json(&b, status, code, param, msg);
+	vx_buf_puts(&b, "\n");
 	if (status == 503)
 		vx_req_add_header(req, "Retry-After", "1");
 	if (status == 405 && req->route)
 		vx_req_add_header(req, "Allow", req->route->method);
 	if (status >= 500)
-		vx_log_warn(req->id, "answered %d: %s", status, msg);
+		vx_log_warn(req->id, "answered %d %s: %s", status, code, msg);
 	vx_req_reply_buf(req, status, "application/json", &b);
+}
+
+void vx_req_error(vx_req *req, int status, const char *code,
+		  const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	req_error(req, status, code, NULL, fmt, ap);
+	va_end(ap);
+}
+
+void vx_req_error_param(vx_req *req, int status, const char *code,
+			const char *param, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	req_error(req, status, code, param, fmt, ap);
+	va_end(ap);
 }
 
 bool vx_req_replied(const vx_req *req)

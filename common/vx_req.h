@@ -63,9 +63,21 @@ void vx_req_reply_json(vx_req *req, int status, const char *json);
 /* Takes the buffer's storage. */
 void vx_req_reply_buf(vx_req *req, int status, const char *content_type,
 		      vx_buf *body);
-/* {"error":{"code":code,"message":...}}; 503 adds Retry-After: 1. */
+/*
+ * Errors, one shape for voxline's clients and OpenAI's:
+ * {"error":{"code":code,"message":...,"type":"invalid_request_error"|...,
+ * "param":null|"name"}}; type follows the status. 503 adds Retry-After: 1,
+ * 5xx are logged with the request id.
+ */
 void vx_req_error(vx_req *req, int status, const char *code,
 		  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* The same naming the offending request field. */
+void vx_req_error_param(vx_req *req, int status, const char *code,
+			const char *param, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+/* Writes that error object (no newline) into out, e.g. for an SSE event. */
+void vx_error_json(vx_buf *out, int status, const char *code,
+		   const char *param, const char *message);
 bool vx_req_replied(const vx_req *req);
 
 /* ---- jobs and streams ---- */

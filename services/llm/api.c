@@ -23,34 +23,10 @@
 
 /* ---- errors ---- */
 
-static const char *api_error_type(int status)
-{
-	if (status == 401)
-		return "authentication_error";
-	if (status == 503)
-		return "overloaded_error";
-	if (status == 504)
-		return "timeout_error";
-	if (status >= 500)
-		return "server_error";
-	if (status == 404)
-		return "not_found_error";
-	return "invalid_request_error";
-}
-
 void llm_api_error_json(vx_buf *out, int status, const char *code,
 			const char *param, const char *message)
 {
-	vx_buf_puts(out, "{\"error\":{\"message\":");
-	vx_buf_json_str(out, message, strlen(message));
-	vx_buf_printf(out, ",\"type\":\"%s\",\"code\":", api_error_type(status));
-	vx_buf_json_str(out, code, strlen(code));
-	vx_buf_puts(out, ",\"param\":");
-	if (param && param[0])
-		vx_buf_json_str(out, param, strlen(param));
-	else
-		vx_buf_puts(out, "null");
-	vx_buf_puts(out, "}}");
+	vx_error_json(out, status, code, param, message);
 }
 
 void llm_api_error(vx_req *req, int status, const char *code,
@@ -61,12 +37,7 @@ void llm_api_error(vx_req *req, int status, const char *code,
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	vx_buf b = {0};
-	llm_api_error_json(&b, status, code, param, msg);
-	vx_buf_puts(&b, "\n");
-	if (status == 503)
-		vx_req_add_header(req, "Retry-After", "1");
-	vx_req_reply_buf(req, status, "application/json", &b);
+	vx_req_error_param(req, status, code, param, "%s", msg);
 }
 
 /* ---- what every HTTP generation does ---- */

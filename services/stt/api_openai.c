@@ -41,26 +41,6 @@ typedef struct oa_phrase {
 	size_t first, last;       /* segments joined, inclusive */
 } oa_phrase;
 
-static void oa_error(vx_req *req, int status, const char *code,
-		     const char *param, const char *message)
-{
-	vx_buf b = {0};
-	vx_buf_puts(&b, "{\"error\":{\"message\":");
-	vx_buf_json_str(&b, message, strlen(message));
-	vx_buf_printf(&b, ",\"type\":\"%s\",\"param\":",
-		      status >= 500 ? "server_error" : "invalid_request_error");
-	if (param)
-		vx_buf_json_str(&b, param, strlen(param));
-	else
-		vx_buf_puts(&b, "null");
-	vx_buf_puts(&b, ",\"code\":");
-	vx_buf_json_str(&b, code, strlen(code));
-	vx_buf_puts(&b, "}}\n");
-	if (status == 503)
-		vx_req_add_header(req, "Retry-After", "1");
-	vx_req_reply_buf(req, status, "application/json", &b);
-}
-
 static const char *oa_language_name(const char *code)
 {
 	for (size_t i = 0; i < sizeof(oa_language_names) / sizeof(oa_language_names[0]); i++)
@@ -188,17 +168,17 @@ static int oa_audio(vx_req *req, stt_service *svc, vx_pcm *ret)
 	const vx_form_field *f;
 	int r = vx_req_form(req, "file", &f);
 	if (r == -EMEDIUMTYPE) {
-		oa_error(req, 415, "unsupported_media_type", NULL,
+		vx_req_error_param(req, 415, "unsupported_media_type", NULL,
 			 "send multipart/form-data with the audio in field 'file'");
 		return r;
 	}
 	if (r == -ENOENT || (r == 0 && !f->len)) {
-		oa_error(req, 400, "missing_file", "file",
+		vx_req_error_param(req, 400, "missing_file", "file",
 			 "a non-empty 'file' field is required");
 		return -EINVAL;
 	}
 	if (r < 0) {
-		oa_error(req, 400, "bad_multipart", NULL,
+		vx_req_error_param(req, 400, "bad_multipart", NULL,
 			 "malformed multipart/form-data body");
 		return r;
 	}
@@ -206,7 +186,7 @@ static int oa_audio(vx_req *req, stt_service *svc, vx_pcm *ret)
 	if (f->content_type && vx_audio_in_from_mime(f->content_type, &in) < 0)
 		in = (vx_audio_in){ .encoding = VX_ENC_AUTO };
 	if (in.encoding != VX_ENC_AUTO && in.rate <= 0) {
-		oa_error(req, 400, "missing_sample_rate", "file",
+		vx_req_error_param(req, 400, "missing_sample_rate", "file",
 			 "headerless audio needs audio/L16;rate=N");
 		return -EINVAL;
 	}
@@ -219,12 +199,11 @@ static int oa_audio(vx_req *req, stt_service *svc, vx_pcm *ret)
 	if (r == 0)
 		r = vx_audio_convert(&pcm, STT_RATE, 1);
 	if (r == -E2BIG) {
-		char msg[96];
-		snprintf(msg, sizeof(msg), "audio is longer than the limit of %d s",
-			 svc->max_audio_s);
-		oa_error(req, 413, "audio_too_long", "file", msg);
+		vx_req_error_param(req, 413, "audio_too_long", "file",
+				   "audio is longer than the limit of %d s",
+				   svc->max_audio_s);
 	} else if (r < 0) {
-		oa_error(req, 400, "bad_audio", "file",
+		vx_req_error_param(req, 400, "bad_audio", "file",
 			 "the file could not be decoded as audio (truncated, "
 			 "corrupt or an unsupported format)");
 	}
@@ -246,7 +225,7 @@ static void openai_job(vx_req *req, void *arg)
 		while (i < 5 && strcmp(fmt, oa_format_names[i]))
 			i++;
 		if (i == 5) {
-			oa_error(req, 400, "invalid_value", "response_format",
+			vx_req_error_param(req, 400, "invalid_value", "response_format",
 				 "response_format must be json, text, "
 				 "verbose_json, srt or vtt");
 			return;
@@ -274,8 +253,9 @@ static void openai_job(vx_req *req, void *arg)
 		stt_error_map(svc, r, &e);
 		vx_log_warn(vx_req_id(req), "transcription (model %s): %s (%s)",
 			    model_hdr, e.code, strerror(-r));
-		oa_error(req, e.status, e.code,
-			 e.status == 400 ? "language" : NULL, e.message);
+		vx_req_error_param(req, e.status, e.code,
+				   e.status == 400 ? "language" : NULL, "%s",
+				   e.message);
 		return;
 	}
 	vx_buf b = {0};

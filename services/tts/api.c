@@ -33,63 +33,27 @@
 #define API_MAX_AUDIO_S 900         /* audio seconds one request may make */
 #define API_MAX_SAMPLES ((size_t)API_MAX_AUDIO_S * TTS_OPENAI_RATE)
 
-/* ---- errors in both shapes ---- */
-
-/* voxline's {"error":{"code","message"}}, or OpenAI's
- * {"error":{"message","type","code","param"}} when openai is set. */
-static void __attribute__((format(printf, 6, 7)))
-api_error(vx_req *req, bool openai, int status, const char *code,
-	  const char *param, const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if (!openai) {
-		vx_req_error(req, status, code, "%s", msg);   /* logs 5xx */
-		return;
-	}
-	if (status >= 500)
-		vx_log_warn(vx_req_id(req), "answered %d %s: %s", status, code, msg);
-	vx_buf b = {0};
-	vx_buf_puts(&b, "{\"error\":{\"message\":");
-	vx_buf_json_str(&b, msg, strlen(msg));
-	vx_buf_printf(&b, ",\"type\":\"%s\",\"code\":",
-		      status >= 500 ? "server_error" : "invalid_request_error");
-	vx_buf_json_str(&b, code, strlen(code));
-	vx_buf_puts(&b, ",\"param\":");
-	if (param)
-		vx_buf_json_str(&b, param, strlen(param));
-	else
-		vx_buf_puts(&b, "null");
-	vx_buf_puts(&b, "}}\n");
-	if (status == 503)
-		vx_req_add_header(req, "Retry-After", "1");
-	vx_req_reply_buf(req, status, "application/json", &b);
-}
-
 /* The body as a JSON object; answers and fails otherwise. */
 static int api_body(vx_req *req, bool openai, cJSON **ret)
 {
 	if (!openai)
 		return vx_reqbody_json(req, ret);
 	if (strcmp(vx_req_media_type(req), "application/json") != 0) {
-		api_error(req, true, 415, "unsupported_media_type", NULL,
+		vx_req_error_param(req, 415, "unsupported_media_type", NULL,
 			  "send a JSON body with Content-Type: application/json");
 		return -EMEDIUMTYPE;
 	}
 	size_t len;
 	const char *body = vx_req_body(req, &len);
 	if (!vx_utf8_valid(body, len)) {
-		api_error(req, true, 400, "invalid_utf8", NULL,
+		vx_req_error_param(req, 400, "invalid_utf8", NULL,
 			  "the request body is not valid UTF-8");
 		return -EILSEQ;
 	}
 	cJSON *j = len ? cJSON_ParseWithLength(body, len) : NULL;
 	if (!cJSON_IsObject(j)) {
 		cJSON_Delete(j);
-		api_error(req, true, 400, "invalid_json", NULL,
+		vx_req_error_param(req, 400, "invalid_json", NULL,
 			  "the request body must be a JSON object");
 		return -EINVAL;
 	}
@@ -178,7 +142,7 @@ static void api_answer(vx_req *req, api_job *job)
 		r = vx_audio_encode(pcm.data, pcm.frames, pcm.rate, 1, job->format,
 				    &enc);
 	if (r < 0) {
-		api_error(req, job->openai, r == -ENOTSUP ? 400 : 500,
+		vx_req_error_param(req, r == -ENOTSUP ? 400 : 500,
 			  r == -ENOTSUP ? "unsupported_format" : "encode_failed",
 			  "response_format", "cannot encode %s at %d Hz: %s",
 			  api_format_name(job->format), rate, strerror(-r));
@@ -198,7 +162,7 @@ static void api_answer(vx_req *req, api_job *job)
 	}
 	vx_buf_puts(&out, "{\"audio_base64\":\"");
 	if (vx_base64_encode(enc.data, enc.len, &out) < 0) {
-		api_error(req, false, 500, "out_of_memory", NULL, "out of memory");
+		vx_req_error_param(req, 500, "out_of_memory", NULL, "out of memory");
 		goto out_release;
 	}
 	vx_buf_printf(&out, "\",\"format\":\"%s\",\"sample_rate\":%d,"
@@ -224,10 +188,10 @@ static void api_job_run(vx_req *req, void *arg)
 			      job, &st);
 	job->rate = st.rate;
 	if (job->timed_out) {
-		api_error(req, job->openai, 504, "timeout", NULL,
+		vx_req_error_param(req, 504, "timeout", NULL,
 			  "synthesis took longer than %d s", svc->timeout_s);
 	} else if (job->too_long) {
-		api_error(req, job->openai, 422, "audio_too_long", "input",
+		vx_req_error_param(req, 422, "audio_too_long", "input",
 			  "the audio would be longer than %d s", API_MAX_AUDIO_S);
 	} else if (r == -ECANCELED) {
 		vx_log_info(vx_req_id(req), "client left; synthesis stopped");
@@ -237,16 +201,16 @@ static void api_job_run(vx_req *req, void *arg)
 		if (r == -ENOENT) {
 			char some[256];
 			tts_synth_some_voices(svc, some, sizeof(some));
-			api_error(req, job->openai, status, code, "voice",
+			vx_req_error_param(req, status, code, "voice",
 				  "unknown voice '%s'; voices: %s",
 				  job->target.voice, some);
 		} else {
-			api_error(req, job->openai, status, code, NULL,
+			vx_req_error_param(req, status, code, NULL,
 				  "%s engine: %s", job->target.be->name,
 				  strerror(-r));
 		}
 	} else if (st.rate <= 0) {
-		api_error(req, job->openai, 500, "synthesis_failed", NULL,
+		vx_req_error_param(req, 500, "synthesis_failed", NULL,
 			  "the engine reported no sample rate");
 	} else {
 		vx_log_debug(vx_req_id(req), "%zu samples at %d Hz in %.1f ms "
@@ -272,24 +236,24 @@ static int api_text_voice(vx_req *req, tts_service *svc, bool openai,
 {
 	const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, field);
 	if (!cJSON_IsString(t)) {
-		api_error(req, openai, 400, t ? "invalid_type" : "missing_text",
+		vx_req_error_param(req, 400, t ? "invalid_type" : "missing_text",
 			  field, "\"%s\" must be a string", field);
 		return -EINVAL;
 	}
 	size_t len = strlen(t->valuestring);
 	int r = tts_synth_check_text(svc, t->valuestring, len);
 	if (r == -EINVAL) {
-		api_error(req, openai, 400, "empty_text", field,
+		vx_req_error_param(req, 400, "empty_text", field,
 			  "\"%s\" is empty", field);
 		return r;
 	}
 	if (r == -EILSEQ) {
-		api_error(req, openai, 400, "invalid_utf8", field,
+		vx_req_error_param(req, 400, "invalid_utf8", field,
 			  "\"%s\" is not valid UTF-8 text", field);
 		return r;
 	}
 	if (r == -E2BIG) {
-		api_error(req, openai, openai ? 400 : 413, "text_too_long", field,
+		vx_req_error_param(req, openai ? 400 : 413, "text_too_long", field,
 			  "\"%s\" has %zu characters; at most %d",
 			  field, tts_synth_chars(t->valuestring, len),
 			  svc->max_text_chars);
@@ -299,13 +263,13 @@ static int api_text_voice(vx_req *req, tts_service *svc, bool openai,
 	if (r < 0) {
 		char some[256];
 		tts_synth_some_voices(svc, some, sizeof(some));
-		api_error(req, openai, 400, "unknown_voice", "voice",
+		vx_req_error_param(req, 400, "unknown_voice", "voice",
 			  "unknown voice '%.64s'; voices: %s", voice, some);
 		return r;
 	}
 	job->text = strdup(t->valuestring);
 	if (!job->text) {
-		api_error(req, openai, 500, "out_of_memory", NULL, "out of memory");
+		vx_req_error_param(req, 500, "out_of_memory", NULL, "out of memory");
 		return -ENOMEM;
 	}
 	return 0;
@@ -353,7 +317,7 @@ static api_job *api_job_new(vx_req *req, tts_service *svc, bool openai)
 {
 	api_job *job = calloc(1, sizeof(*job));
 	if (!job) {
-		api_error(req, openai, 500, "out_of_memory", NULL, "out of memory");
+		vx_req_error_param(req, 500, "out_of_memory", NULL, "out of memory");
 		return NULL;
 	}
 	job->svc = svc;
@@ -419,38 +383,38 @@ static void handle_speech(vx_req *req, void *user)
 	if (cJSON_IsObject(v))   /* newer API: {"id": "..."} */
 		v = cJSON_GetObjectItemCaseSensitive(v, "id");
 	if (v && !cJSON_IsNull(v) && !cJSON_IsString(v)) {
-		api_error(req, true, 400, "invalid_type", "voice",
+		vx_req_error_param(req, 400, "invalid_type", "voice",
 			  "\"voice\" must be a string");
 		goto out_free_job;
 	}
 	voice = cJSON_IsString(v) ? v->valuestring : NULL;
 	if (vx_json_string(j, "model", NULL, SIZE_MAX, &model) < 0) {
-		api_error(req, true, 400, "invalid_type", "model",
+		vx_req_error_param(req, 400, "invalid_type", "model",
 			  "\"model\" must be a string");
 		goto out_free_job;
 	}
 	if (api_text_voice(req, svc, true, j, "input", voice, job) < 0)
 		goto out_free_job;
 	if (vx_json_string(j, "response_format", NULL, SIZE_MAX, &fmt) < 0) {
-		api_error(req, true, 400, "invalid_type", "response_format",
+		vx_req_error_param(req, 400, "invalid_type", "response_format",
 			  "\"response_format\" must be a string");
 		goto out_free_job;
 	}
 	job->format = VX_FMT_MP3;
 	if (fmt && !strcasecmp(fmt, "aac")) {
-		api_error(req, true, 400, "unsupported_format", "response_format",
+		vx_req_error_param(req, 400, "unsupported_format", "response_format",
 			  "aac is not supported here; use mp3, opus, flac, wav or pcm");
 		goto out_free_job;
 	}
 	if (fmt && (vx_format_from_name(fmt, &job->format) < 0 ||
 		    job->format == VX_FMT_MULAW || job->format == VX_FMT_ALAW)) {
-		api_error(req, true, 400, "invalid_value", "response_format",
+		vx_req_error_param(req, 400, "invalid_value", "response_format",
 			  "response_format is mp3, opus, flac, wav or pcm");
 		goto out_free_job;
 	}
 	if (vx_json_number(j, "speed", 1.0, TTS_SPEED_MIN, TTS_SPEED_MAX,
 			   &job->speed) < 0) {
-		api_error(req, true, 400, "invalid_value", "speed",
+		vx_req_error_param(req, 400, "invalid_value", "speed",
 			  "speed is a number from 0.25 to 4.0");
 		goto out_free_job;
 	}
