@@ -54,6 +54,7 @@ typedef struct vx_ws_route {
 	 * state for the other callbacks. Non-zero refuses (closes). */
 	int (*on_open)(vx_wsconn *c, void *user, void **ret_state);
 	void (*on_text)(vx_wsconn *c, void *state, const char *text, size_t len);
+	/* NULL: binary messages are answered with an "unsupported" error. */
 	void (*on_binary)(vx_wsconn *c, void *state, const void *data, size_t len);
 	/* The peer left or the server closed; after this no callback comes.
 	 * The state is the route's to free (it may wait for its jobs first by

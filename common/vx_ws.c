@@ -289,6 +289,9 @@ static void ws_on_receive(vx_server *s, struct lws *wsi, vx_wsconn *c,
 		if (c->route->on_binary)
 			c->route->on_binary(c, c->state, c->rx.data ? c->rx.data : "",
 					    c->rx.len);
+		else
+			vx_ws_send_error(c, "unsupported",
+					 "this WebSocket takes JSON text messages");
 	} else if (c->route->on_text) {
 		c->route->on_text(c, c->state, c->rx.data ? c->rx.data : "",
 				  c->rx.len);

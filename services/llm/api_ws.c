@@ -296,14 +296,6 @@ static void ws_text(vx_wsconn *c, void *state, const char *text, size_t len)
 	cJSON_Delete(j);
 }
 
-static void ws_binary(vx_wsconn *c, void *state, const void *data, size_t len)
-{
-	(void)state;
-	(void)data;
-	(void)len;
-	vx_ws_send_error(c, "unsupported", "send requests as JSON text messages");
-}
-
 static void ws_close(vx_wsconn *c, void *state)
 {
 	ws_state *st = state;
@@ -320,6 +312,6 @@ static void ws_close(vx_wsconn *c, void *state)
 }
 
 const vx_ws_route llm_ws_routes[] = {
-	{ "/ws/generate", ws_open, ws_text, ws_binary, ws_close },
+	{ "/ws/generate", ws_open, ws_text, NULL, ws_close },
 };
 const size_t llm_n_ws_routes = sizeof(llm_ws_routes) / sizeof(llm_ws_routes[0]);

@@ -480,14 +480,6 @@ out_free:
 	cJSON_Delete(j);
 }
 
-static void ws_binary(vx_wsconn *c, void *state, const void *data, size_t len)
-{
-	(void)state;
-	(void)data;
-	(void)len;
-	vx_ws_send_error(c, "unsupported", "send texts as JSON text messages");
-}
-
 static void ws_close(vx_wsconn *c, void *state)
 {
 	ws_state *st = state;
@@ -502,6 +494,6 @@ static void ws_close(vx_wsconn *c, void *state)
 }
 
 const vx_ws_route tts_ws_routes[] = {
-	{ "/ws/synthesize", ws_open, ws_text, ws_binary, ws_close },
+	{ "/ws/synthesize", ws_open, ws_text, NULL, ws_close },
 };
 const size_t tts_n_ws_routes = sizeof(tts_ws_routes) / sizeof(tts_ws_routes[0]);
