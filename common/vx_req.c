@@ -521,9 +521,14 @@ int vx_req_stream_write(vx_req *req, const void *data, size_t len)
 {
 	int r = 0;
 	pthread_mutex_lock(&req->lock);
+	/* A client that stops reading holds the writer here until the
+	 * request's deadline (or MHD's idle timeout closes the connection). */
 	while (!req->client_gone && !atomic_load(&req->cancelled) &&
-	       req->resp.len - req->stream_off > STREAM_HIGH_WATER)
-		pthread_cond_wait(&req->cond, &req->lock);
+	       req->resp.len - req->stream_off > STREAM_HIGH_WATER) {
+		vx_cond_wait_ms(&req->cond, &req->lock, WATCH_INTERVAL_MS * 10);
+		if (vx_now() > req->deadline)
+			atomic_store(&req->cancelled, true);
+	}
 	if (req->client_gone || atomic_load(&req->cancelled))
 		r = -EPIPE;
 	else
