@@ -118,6 +118,8 @@ size_t vx_ws_queued(vx_wsconn *c)
 static void ws_wake(vx_wsconn *c)
 {
 	vx_server *s = c->server;
+	if (atomic_load(&s->stopping))
+		return;   /* the service thread is gone or going: nothing to wake */
 	pthread_mutex_lock(&c->lock);
 	bool add = !c->on_wake_list;
 	c->on_wake_list = true;
