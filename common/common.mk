@@ -3,7 +3,7 @@ COMMON_PKGS := libmicrohttpd libwebsockets sndfile soxr libcjson libsystemd
 COMMON_SRCS := $(wildcard common/*.c)
 COMMON_OBJS := $(COMMON_SRCS:%.c=$(BUILD)/obj/%.o)
 LIBVOXLINE := $(BUILD)/lib/libvoxline.a
-CFLAGS_common_ := $(shell $(PKG_CONFIG) --cflags $(COMMON_PKGS))
+CFLAGS_common_ := $(shell $(PKG_CONFIG) --cflags $(COMMON_PKGS)) $(shell $(PKG_CONFIG) --cflags libcurl)
 COMMON_LIBS := $(shell $(PKG_CONFIG) --libs $(COMMON_PKGS)) -lm
 
 $(LIBVOXLINE): $(COMMON_OBJS)

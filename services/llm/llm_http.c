@@ -12,7 +12,12 @@
 #include <time.h>
 
 #include "vx_buf.h"
+#include "vx_curl.h"
 #include "vx_time.h"
+
+_Static_assert(LLM_HTTP_MAX_API_KEY <= VX_CURL_API_KEY_MAX &&
+	       LLM_HTTP_MAX_REQUEST_ID <= VX_CURL_REQUEST_ID_MAX,
+	       "vx_curl_headers_auth must take what llm_http lets through");
 
 typedef struct llm_http_state {
 	const llm_http_req *req;
@@ -28,7 +33,7 @@ typedef struct llm_http_state {
 } llm_http_state;
 
 static pthread_once_t llm_http_once = PTHREAD_ONCE_INIT;
-static CURLcode llm_http_init_result;
+static int llm_http_init_result;
 /* One connection cache (and DNS / TLS session cache) for the process, so
  * requests to the same upstream reuse kept-alive connections instead of a
  * TCP (and TLS) handshake each. A transfer stopped early is not put back:
@@ -51,8 +56,8 @@ static void llm_http_share_unlock(CURL *h, curl_lock_data d, void *u)
 
 static void llm_http_do_init(void)
 {
-	llm_http_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
-	if (llm_http_init_result != CURLE_OK)
+	llm_http_init_result = vx_curl_global_init();
+	if (llm_http_init_result < 0)
 		return;
 	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
 		pthread_mutex_init(&llm_http_share_locks[i], NULL);
@@ -69,7 +74,7 @@ static void llm_http_do_init(void)
 int llm_http_global_init(void)
 {
 	pthread_once(&llm_http_once, llm_http_do_init);
-	return llm_http_init_result == CURLE_OK ? 0 : -ENOMEM;
+	return llm_http_init_result == 0 ? 0 : -ENOMEM;
 }
 
 char *llm_http_join(const char *base, const char *path)
@@ -186,85 +191,59 @@ static int llm_http_status_errno(long status)
 static int llm_http_curl_errno(CURLcode rc, const llm_http_state *st)
 {
 	switch (rc) {
-	case CURLE_COULDNT_CONNECT:
-	case CURLE_COULDNT_RESOLVE_HOST:
-	case CURLE_COULDNT_RESOLVE_PROXY:
-		return -ECONNREFUSED;
-	case CURLE_OPERATION_TIMEDOUT:
-		return -ETIMEDOUT;
 	case CURLE_SEND_ERROR:
 	case CURLE_RECV_ERROR:
 	case CURLE_GOT_NOTHING:
 		return st->status ? -EPROTO : -ECONNREFUSED;
 	default:
-		return -EPROTO;
+		return vx_curl_errno(rc, -EPROTO);
 	}
 }
 
-/* A header value safe to send: printable ASCII without spaces, bounded. */
-static bool llm_http_token_ok(const char *s, size_t max)
+/* The request headers; a request id unfit for a header is not sent. */
+static int llm_http_headers(const llm_http_req *q, struct curl_slist **hdrs)
 {
-	if (!s || !s[0] || strlen(s) > max)
-		return false;
-	for (; *s; s++)
-		if (*s < 0x21 || *s > 0x7e)
-			return false;
-	return true;
+	const char *id = vx_curl_token_ok(q->request_id, LLM_HTTP_MAX_REQUEST_ID)
+			 ? q->request_id : NULL;
+	int r = 0;
+
+	if (q->api_key && q->api_key[0] &&
+	    !vx_curl_token_ok(q->api_key, LLM_HTTP_MAX_API_KEY))
+		return -EINVAL;
+	if (q->body)
+		r = vx_curl_header_add(hdrs, "Content-Type: application/json");
+	if (r == 0 && q->accept)
+		r = vx_curl_header_add(hdrs, "Accept: %s", q->accept);
+	if (r == 0)
+		r = vx_curl_headers_auth(hdrs, q->api_key, id);
+	/* No "Expect: 100-continue" round trip before the body. */
+	if (r == 0)
+		r = vx_curl_header_add(hdrs, "Expect:");
+	return r;
 }
 
 static int llm_http_setup(llm_http_state *st, struct curl_slist **ret_hdrs)
 {
 	const llm_http_req *q = st->req;
 	CURL *e = st->easy;
-	struct curl_slist *h = NULL, *t;
-	char line[LLM_HTTP_MAX_API_KEY + 64];
-	int ok = 1;
-	if (q->api_key && q->api_key[0] &&
-	    !llm_http_token_ok(q->api_key, LLM_HTTP_MAX_API_KEY))
-		return -EINVAL;
-	if (q->body) {
-		t = curl_slist_append(h, "Content-Type: application/json");
-		ok = ok && t;
-		h = t ? t : h;
-	}
-	if (q->accept) {
-		snprintf(line, sizeof(line), "Accept: %s", q->accept);
-		t = curl_slist_append(h, line);
-		ok = ok && t;
-		h = t ? t : h;
-	}
-	if (q->api_key && q->api_key[0]) {
-		snprintf(line, sizeof(line), "Authorization: Bearer %s", q->api_key);
-		t = curl_slist_append(h, line);
-		ok = ok && t;
-		h = t ? t : h;
-	}
-	if (llm_http_token_ok(q->request_id, LLM_HTTP_MAX_REQUEST_ID)) {
-		snprintf(line, sizeof(line), "X-Request-Id: %s", q->request_id);
-		t = curl_slist_append(h, line);
-		ok = ok && t;
-		h = t ? t : h;
-	}
-	/* No "Expect: 100-continue" round trip before the body. */
-	t = curl_slist_append(h, "Expect:");
-	ok = ok && t;
-	h = t ? t : h;
+	struct curl_slist *h = NULL;
+	int r = llm_http_headers(q, &h);
+
 	*ret_hdrs = h;
-	if (!ok)
-		return -ENOMEM;
-	curl_easy_setopt(e, CURLOPT_URL, q->url);
+	if (r < 0)
+		return r;
+	r = vx_curl_setup(e, q->url, "voxline-llm", 0,
+			  q->connect_timeout_ms > 0 ? q->connect_timeout_ms
+						    : LLM_HTTP_CONNECT_TIMEOUT_MS);
+	if (r < 0)
+		return r;
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
-			 (long)(q->connect_timeout_ms > 0 ? q->connect_timeout_ms
-							  : LLM_HTTP_CONNECT_TIMEOUT_MS));
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, llm_http_write);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, st);
 	curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, llm_http_xferinfo);
 	curl_easy_setopt(e, CURLOPT_XFERINFODATA, st);
 	curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
-	curl_easy_setopt(e, CURLOPT_USERAGENT, "voxline-llm");
 	if (llm_http_share)
 		curl_easy_setopt(e, CURLOPT_SHARE, llm_http_share);
 	if (q->body) {

@@ -25,7 +25,7 @@ $(BUILD)/tests/test_llm_filters: $(BUILD)/obj/tests/unit/test_llm_filters.o \
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^
 
 $(BUILD)/tests/test_llm_engines: $(BUILD)/obj/tests/unit/test_llm_engines.o \
-		$(LLM_REMOTE_OBJS) $(BUILD)/obj/common/vx_buf.o \
+		$(LLM_REMOTE_OBJS) $(BUILD)/obj/common/vx_buf.o $(BUILD)/obj/common/vx_curl.o \
 		$(BUILD)/obj/common/vx_time.o
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LLM_ENGINE_LIBS)

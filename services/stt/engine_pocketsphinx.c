@@ -29,7 +29,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sphinxbase/cmn.h>
 #include <sphinxbase/err.h>
+#include <sphinxbase/feat.h>
 #include <pocketsphinx.h>
 
 #define SPHINX_MODEL_ROOT "/usr/share/pocketsphinx/model/en-us"
@@ -60,13 +62,38 @@ struct sphinx_engine {
 	struct sphinx_slot slot[];     /* n_slots decoders */
 };
 
+#define SPHINX_CEP_MAX 64          /* cepstral coefficients kept for CMN */
+
 struct sphinx_stream {
 	struct sphinx_engine *e;
 	struct sphinx_slot *slot;
 	bool in_utt;               /* ps_start_utt called, not yet ended */
 	size_t utt_samples;        /* samples fed in this utterance */
 	char *partial;             /* last partial reported, or NULL */
+	mfcc_t cmn_mean[SPHINX_CEP_MAX]; /* live CMN mean when the utterance began */
+	bool cmn_saved;
 };
+
+/*
+ * The decoder's live cepstral mean adapts at the end of every utterance. An
+ * utterance that is abandoned (cancelled, or the client left) must not
+ * leave its audio in that mean, or the next utterance decodes worse for it:
+ * the mean is saved when an utterance starts and put back on abandon.
+ */
+static void sphinx_cmn_save(struct sphinx_stream *st)
+{
+	feat_t *f = ps_get_feat(st->slot->ps);
+	st->cmn_saved = f && f->cmn_struct && feat_cepsize(f) <= SPHINX_CEP_MAX;
+	if (st->cmn_saved)
+		cmn_live_get(f->cmn_struct, st->cmn_mean);
+}
+
+static void sphinx_cmn_restore(struct sphinx_stream *st)
+{
+	feat_t *f = ps_get_feat(st->slot->ps);
+	if (st->cmn_saved && f && f->cmn_struct)
+		cmn_live_set(f->cmn_struct, st->cmn_mean);
+}
 
 static int sphinx_lang_check(const stt_options *opt)
 {
@@ -378,6 +405,7 @@ static int sphinx_stream_start(struct sphinx_stream *st)
 {
 	if (st->in_utt)
 		return 0;
+	sphinx_cmn_save(st);
 	if (sphinx_utt_start(st->slot->ps) < 0)
 		return -EIO;
 	st->in_utt = true;
@@ -437,8 +465,10 @@ static void sphinx_stream_close(void *stream)
 
 	if (!st)
 		return;
-	if (st->in_utt)
+	if (st->in_utt) {   /* abandoned: forget what it taught the CMN */
 		ps_end_utt(st->slot->ps);
+		sphinx_cmn_restore(st);
+	}
 	sphinx_slot_give(st->e, st->slot);
 	free(st->partial);
 	free(st);

@@ -30,7 +30,6 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,12 +39,12 @@
 #include <curl/curl.h>
 
 #include "vx_buf.h"
+#include "vx_curl.h"
 
 #define REMOTE_TIMEOUT_MS 60000        /* when the config gives none */
 #define REMOTE_CONNECT_TIMEOUT_MS 10000
 #define REMOTE_POLL_MS 20              /* cancel latency while waiting */
 #define REMOTE_BODY_MAX (8u << 20)     /* bytes of answer we accept */
-#define REMOTE_FIELD_MAX 1024          /* bytes of a header value we send */
 #define REMOTE_WAV_HEADER 44
 #define REMOTE_MAX_SAMPLES ((size_t)STT_AUDIO_MAX_SECONDS * STT_RATE)
 
@@ -80,7 +79,6 @@ struct remote_engine {
 
 /* One transcribe call, reached from the curl callbacks. */
 struct remote_call {
-	const atomic_bool *cancel;
 	vx_buf body;                   /* the answer so far */
 	int err;                       /* set by a callback that stopped the transfer */
 };
@@ -94,14 +92,6 @@ static const char *const remote_languages[][2] = {
 	{ "turkish", "tr" }, { "arabic", "ar" }, { "hindi", "hi" },
 };
 #define REMOTE_N_LANGUAGES (sizeof(remote_languages) / sizeof(remote_languages[0]))
-
-static pthread_once_t remote_curl_once = PTHREAD_ONCE_INIT;
-static CURLcode remote_curl_init_res;
-
-static void remote_curl_init(void)
-{
-	remote_curl_init_res = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
 
 static void remote_destroy(void *engine)
 {
@@ -126,8 +116,7 @@ static int remote_create(const stt_config *cfg, const struct remote_kind *kind,
 	if (!cfg || !cfg->url || !*cfg->url || cfg->pool_size < 1 ||
 	    cfg->pool_size > STT_POOL_MAX)
 		return -EINVAL;
-	pthread_once(&remote_curl_once, remote_curl_init);
-	if (remote_curl_init_res != CURLE_OK)
+	if (vx_curl_global_init() < 0)
 		return -EIO;
 	e = calloc(1, sizeof(*e));
 	if (!e)
@@ -215,80 +204,15 @@ static size_t remote_write(char *p, size_t size, size_t nmemb, void *user)
 	return len;
 }
 
-static int remote_progress(void *user, curl_off_t dltotal, curl_off_t dlnow,
-			   curl_off_t ultotal, curl_off_t ulnow)
-{
-	struct remote_call *c = user;
-
-	(void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
-	return c->cancel && atomic_load(c->cancel) ? 1 : 0;
-}
-
 static int remote_curl_error(CURLcode res)
 {
 	switch (res) {
-	case CURLE_COULDNT_CONNECT:
-	case CURLE_COULDNT_RESOLVE_HOST:
-	case CURLE_COULDNT_RESOLVE_PROXY:
-		return -ECONNREFUSED;
-	case CURLE_OPERATION_TIMEDOUT:
-		return -ETIMEDOUT;
-	case CURLE_ABORTED_BY_CALLBACK:
-		return -ECANCELED;
-	case CURLE_OUT_OF_MEMORY:
-		return -ENOMEM;
 	case CURLE_URL_MALFORMAT:
 	case CURLE_UNSUPPORTED_PROTOCOL:
 		return -EINVAL;
-	case CURLE_GOT_NOTHING:
-	case CURLE_RECV_ERROR:
-	case CURLE_PARTIAL_FILE:
-	case CURLE_WEIRD_SERVER_REPLY:
-		return -EPROTO;
 	default:
-		return -EIO;
+		return vx_curl_errno(res, -EIO);
 	}
-}
-
-/* Runs the transfer on a multi handle so a cancel is seen between polls. */
-static int remote_perform(CURL *h, struct remote_call *c)
-{
-	CURLM *m = curl_multi_init();
-	CURLcode res = CURLE_OK;
-	CURLMsg *msg;
-	int running = 1, left, err = 0;
-
-	if (!m)
-		return -ENOMEM;
-	if (curl_multi_add_handle(m, h) != CURLM_OK) {
-		err = -ENOMEM;
-		goto out_cleanup;
-	}
-	while (running) {
-		if (curl_multi_perform(m, &running) != CURLM_OK) {
-			err = -EIO;
-			break;
-		}
-		if (!running)
-			break;
-		if (c->cancel && atomic_load(c->cancel)) {
-			err = -ECANCELED;
-			break;
-		}
-		if (curl_multi_poll(m, NULL, 0, REMOTE_POLL_MS, NULL) != CURLM_OK) {
-			err = -EIO;
-			break;
-		}
-	}
-	while ((msg = curl_multi_info_read(m, &left)))
-		if (msg->msg == CURLMSG_DONE && msg->easy_handle == h)
-			res = msg->data.result;
-	curl_multi_remove_handle(m, h);
-	if (err == 0 && res != CURLE_OK)
-		err = c->err < 0 ? c->err : remote_curl_error(res);
-out_cleanup:
-	curl_multi_cleanup(m);
-	return err;
 }
 
 static int remote_add_field(curl_mime *mime, const char *name, const char *value)
@@ -338,37 +262,18 @@ out_free_mime:
 static int remote_headers_build(struct remote_engine *e, const stt_options *opt,
 				struct curl_slist **ret_headers)
 {
-	struct curl_slist *hdrs = NULL, *n;
-	char line[REMOTE_FIELD_MAX + 32];
+	struct curl_slist *hdrs = NULL;
+	int err;
 
-	if (e->api_key) {
-		if ((size_t)snprintf(line, sizeof(line), "Authorization: Bearer %s",
-				     e->api_key) >= sizeof(line))
-			return -EINVAL;
-		if (!(n = curl_slist_append(hdrs, line)))
-			goto out_free;
-		hdrs = n;
+	err = vx_curl_headers_auth(&hdrs, e->api_key, opt ? opt->request_id : NULL);
+	if (err == 0)
+		err = vx_curl_header_add(&hdrs, "Accept: application/json");
+	if (err < 0) {
+		curl_slist_free_all(hdrs);
+		return err;
 	}
-	if (opt && opt->request_id && *opt->request_id) {
-		/* a header value must not smuggle in another header */
-		if (strpbrk(opt->request_id, "\r\n") ||
-		    (size_t)snprintf(line, sizeof(line), "X-Request-Id: %s",
-				     opt->request_id) >= sizeof(line)) {
-			curl_slist_free_all(hdrs);
-			return -EINVAL;
-		}
-		if (!(n = curl_slist_append(hdrs, line)))
-			goto out_free;
-		hdrs = n;
-	}
-	if (!(n = curl_slist_append(hdrs, "Accept: application/json")))
-		goto out_free;
-	*ret_headers = n;
+	*ret_headers = hdrs;
 	return 0;
-
-out_free:
-	curl_slist_free_all(hdrs);
-	return -ENOMEM;
 }
 
 /* A copy of s without leading and trailing white space. */
@@ -470,12 +375,13 @@ static int remote_transcribe(void *engine, const int16_t *pcm, size_t n,
 			     stt_result *ret)
 {
 	struct remote_engine *e = engine;
-	struct remote_call c = { .cancel = cancel };
+	struct remote_call c = { 0 };
 	struct curl_slist *hdrs = NULL;
 	curl_mime *mime = NULL;
 	uint8_t *wav;
 	size_t wav_len;
 	long status = 0;
+	CURLcode res = CURLE_OK;
 	CURL *h;
 	int err;
 
@@ -500,21 +406,19 @@ static int remote_transcribe(void *engine, const int16_t *pcm, size_t n,
 	err = remote_headers_build(e, opt, &hdrs);
 	if (err < 0)
 		goto out_free_mime;
-	curl_easy_setopt(h, CURLOPT_URL, e->endpoint);
+	err = vx_curl_setup(h, e->endpoint, "voxline-stt", e->timeout_ms,
+			    REMOTE_CONNECT_TIMEOUT_MS);
+	if (err == 0)
+		err = vx_curl_cancel_on(h, cancel);
+	if (err < 0)
+		goto out_free_headers;
 	curl_easy_setopt(h, CURLOPT_MIMEPOST, mime);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, remote_write);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &c);
-	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, remote_progress);
-	curl_easy_setopt(h, CURLOPT_XFERINFODATA, &c);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, e->timeout_ms);
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
-			 e->timeout_ms < REMOTE_CONNECT_TIMEOUT_MS
-			 ? e->timeout_ms : (long)REMOTE_CONNECT_TIMEOUT_MS);
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_USERAGENT, "voxline-stt");
-	err = remote_perform(h, &c);
+	err = vx_curl_perform(h, cancel, REMOTE_POLL_MS, &res);
+	if (err == 0 && res != CURLE_OK)
+		err = c.err < 0 ? c.err : remote_curl_error(res);
 	if (err < 0)
 		goto out_free_headers;
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);

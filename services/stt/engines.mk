@@ -23,7 +23,7 @@ $(BUILD)/obj/tests/unit/test_stt_engines.o: CFLAGS_ALL += -Iservices/stt
 $(BUILD)/obj/tools/stt_direct.o: CFLAGS_ALL += $(STT_ENGINE_CFLAGS) $(shell $(PKG_CONFIG) --cflags sndfile)
 
 $(BUILD)/tests/test_stt_engines: $(BUILD)/obj/tests/unit/test_stt_engines.o \
-		$(STT_ENGINE_OBJS) $(BUILD)/obj/common/vx_buf.o
+		$(STT_ENGINE_OBJS) $(BUILD)/obj/common/vx_buf.o $(BUILD)/obj/common/vx_curl.o
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(STT_ENGINE_LIBS) $(STT_FLITE_LIBS)
 

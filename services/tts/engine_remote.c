@@ -22,9 +22,7 @@
  */
 #include "tts_engine.h"
 
-#include <ctype.h>
 #include <errno.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +32,7 @@
 #include <curl/curl.h>
 
 #include "vx_buf.h"
+#include "vx_curl.h"
 
 #define REMOTE_DEFAULT_MODEL "tts-1"
 #define REMOTE_DEFAULT_VOICE "alloy"
@@ -80,14 +79,6 @@ struct remote_call {
 	int16_t pcm[REMOTE_CHUNK_SAMPLES];
 };
 
-static pthread_once_t remote_curl_once = PTHREAD_ONCE_INIT;
-static CURLcode remote_curl_init_res;
-
-static void remote_curl_init(void)
-{
-	remote_curl_init_res = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
 static void remote_destroy(void *engine)
 {
 	struct remote_engine *e = engine;
@@ -108,8 +99,7 @@ static int remote_create(const tts_config *cfg, void **ret_engine)
 
 	if (!cfg || !cfg->url || !*cfg->url)
 		return -EINVAL;
-	pthread_once(&remote_curl_once, remote_curl_init);
-	if (remote_curl_init_res != CURLE_OK)
+	if (vx_curl_global_init() < 0)
 		return -EIO;
 	e = calloc(1, sizeof(*e));
 	if (!e)
@@ -348,112 +338,40 @@ static int remote_body(const struct remote_engine *e, const char *text,
 	return r;
 }
 
-/* Request ids go into a header: refuse anything that could break it. */
-static bool remote_header_safe(const char *s)
-{
-	size_t n = 0;
-
-	for (; s[n]; n++)
-		if (n >= REMOTE_REQUEST_ID_MAX || !isgraph((unsigned char)s[n]))
-			return false;
-	return n > 0;
-}
-
+/* A request id unfit for a header is not sent (the call goes on). */
 static int remote_headers(const struct remote_engine *e, const char *req_id,
 			  struct curl_slist **ret)
 {
-	struct curl_slist *l = NULL, *t;
-	vx_buf line = {0};
-	int r = 0;
+	struct curl_slist *l = NULL;
+	int r;
 
-	t = curl_slist_append(l, "Content-Type: application/json");
-	if (!t)
-		goto out_nomem;
-	l = t;
-	if (e->api_key) {
-		if (vx_buf_printf(&line, "Authorization: Bearer %s", e->api_key))
-			goto out_nomem;
-		t = curl_slist_append(l, line.data);
-		if (!t)
-			goto out_nomem;
-		l = t;
+	if (!vx_curl_token_ok(req_id, REMOTE_REQUEST_ID_MAX))
+		req_id = NULL;
+	r = vx_curl_header_add(&l, "Content-Type: application/json");
+	if (r == 0)
+		r = vx_curl_headers_auth(&l, e->api_key, req_id);
+	if (r < 0) {
+		curl_slist_free_all(l);
+		return r;
 	}
-	if (req_id && remote_header_safe(req_id)) {
-		vx_buf_reset(&line);
-		if (vx_buf_printf(&line, "X-Request-Id: %s", req_id))
-			goto out_nomem;
-		t = curl_slist_append(l, line.data);
-		if (!t)
-			goto out_nomem;
-		l = t;
-	}
-	vx_buf_release(&line);
 	*ret = l;
-	return r;
-
-out_nomem:
-	vx_buf_release(&line);
-	curl_slist_free_all(l);
-	return -ENOMEM;
+	return 0;
 }
 
-static int remote_errno(CURLcode res)
-{
-	switch (res) {
-	case CURLE_COULDNT_CONNECT:
-	case CURLE_COULDNT_RESOLVE_HOST:
-	case CURLE_COULDNT_RESOLVE_PROXY:
-		return -ECONNREFUSED;
-	case CURLE_OPERATION_TIMEDOUT:
-		return -ETIMEDOUT;
-	case CURLE_OUT_OF_MEMORY:
-		return -ENOMEM;
-	default:
-		return -EPROTO;
-	}
-}
-
-/* Runs the transfer on a multi handle, checking cancel between polls. */
+/* Runs the transfer, then turns what the callbacks saw into an errno. */
 static int remote_perform(struct remote_call *c)
 {
-	CURLM *m = curl_multi_init();
 	CURLcode res = CURLE_OK;
-	CURLMsg *msg;
-	int running = 1, left, r = 0;
+	int r = vx_curl_perform(c->h, c->cancel, REMOTE_POLL_MS, &res);
 
-	if (!m)
-		return -ENOMEM;
-	if (curl_multi_add_handle(m, c->h) != CURLM_OK) {
-		r = -ENOMEM;
-		goto out_cleanup_multi;
-	}
-	for (;;) {
-		if (curl_multi_perform(m, &running) != CURLM_OK) {
-			r = -EIO;
-			break;
-		}
-		if (!running)
-			break;
-		if (c->cancel && atomic_load(c->cancel)) {
-			c->stopped = true;
-			break;
-		}
-		if (curl_multi_poll(m, NULL, 0, REMOTE_POLL_MS, NULL) != CURLM_OK) {
-			r = -EIO;
-			break;
-		}
-	}
-	while ((msg = curl_multi_info_read(m, &left)))
-		if (msg->msg == CURLMSG_DONE)
-			res = msg->data.result;
-	curl_multi_remove_handle(m, c->h);
-
+	if (r == -ECANCELED)
+		c->stopped = true;
 	if (c->stopped)
 		r = -ECANCELED;
 	else if (c->err)
 		r = c->err;
 	else if (r == 0 && res != CURLE_OK)
-		r = remote_errno(res);
+		r = vx_curl_errno(res, -EPROTO);
 	else if (r == 0 && !c->head_done && c->head_len > 0)
 		r = remote_head(c, true);
 	if (r == 0) {
@@ -462,8 +380,6 @@ static int remote_perform(struct remote_call *c)
 		if (c->status < 200 || c->status >= 300)
 			r = -EPROTO;
 	}
-out_cleanup_multi:
-	curl_multi_cleanup(m);
 	return r;
 }
 
@@ -502,22 +418,20 @@ static int remote_synthesize(void *engine, const char *text,
 		r = -ENOMEM;
 		goto out_free_headers;
 	}
-	curl_easy_setopt(c->h, CURLOPT_URL, url.data);
+	r = vx_curl_setup(c->h, url.data, "voxline-tts", e->timeout_ms,
+			  REMOTE_CONNECT_TIMEOUT_MS);
+	if (r < 0)
+		goto out_cleanup_easy;
 	curl_easy_setopt(c->h, CURLOPT_POST, 1L);
 	curl_easy_setopt(c->h, CURLOPT_POSTFIELDS, body.data);
 	curl_easy_setopt(c->h, CURLOPT_POSTFIELDSIZE, (long)body.len);
 	curl_easy_setopt(c->h, CURLOPT_HTTPHEADER, hdrs);
 	curl_easy_setopt(c->h, CURLOPT_WRITEFUNCTION, remote_write);
 	curl_easy_setopt(c->h, CURLOPT_WRITEDATA, c);
-	curl_easy_setopt(c->h, CURLOPT_TIMEOUT_MS, e->timeout_ms);
-	curl_easy_setopt(c->h, CURLOPT_CONNECTTIMEOUT_MS,
-			 e->timeout_ms < REMOTE_CONNECT_TIMEOUT_MS
-			 ? e->timeout_ms : (long)REMOTE_CONNECT_TIMEOUT_MS);
-	curl_easy_setopt(c->h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c->h, CURLOPT_USERAGENT, "voxline-tts");
 
 	r = remote_perform(c);
 
+out_cleanup_easy:
 	curl_easy_cleanup(c->h);
 out_free_headers:
 	curl_slist_free_all(hdrs);

@@ -23,7 +23,7 @@ $(BUILD)/obj/tests/unit/test_tts_engines.o: CFLAGS_ALL += -Iservices/tts
 $(BUILD)/obj/tools/tts_direct.o: CFLAGS_ALL += -Iservices/tts
 
 $(BUILD)/tests/test_tts_engines: $(BUILD)/obj/tests/unit/test_tts_engines.o \
-		$(TTS_ENGINE_OBJS) $(BUILD)/obj/common/vx_buf.o
+		$(TTS_ENGINE_OBJS) $(BUILD)/obj/common/vx_buf.o $(BUILD)/obj/common/vx_curl.o
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(TTS_ENGINE_LIBS)
 
