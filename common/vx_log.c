@@ -33,11 +33,6 @@ int vx_log_level_parse(const char *name, int *ret_level)
 	return -EINVAL;
 }
 
-int vx_log_enabled(int level)
-{
-	return level >= log_level;
-}
-
 static void log_write(int level, const char *req, const char *fmt, va_list ap)
 {
 	char msg[2048];

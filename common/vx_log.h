@@ -17,7 +17,6 @@ enum vx_log_level { VX_LOG_DEBUG = 0, VX_LOG_INFO, VX_LOG_WARN, VX_LOG_ERROR };
 void vx_log_init(const char *service, int level);
 /* "debug" | "info" | "warn" | "error"; -EINVAL otherwise. */
 int vx_log_level_parse(const char *name, int *ret_level);
-int vx_log_enabled(int level);
 
 /* req may be NULL. */
 void vx_log(int level, const char *req, const char *fmt, ...)

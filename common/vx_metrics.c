@@ -11,14 +11,14 @@
 
 #define MAX_BUCKETS 24
 
-enum series_kind { KIND_COUNTER, KIND_GAUGE, KIND_GAUGE_FN, KIND_HISTOGRAM };
+enum series_kind { KIND_COUNTER, KIND_GAUGE_FN, KIND_HISTOGRAM };
 
 struct vx_series {
 	struct vx_series *next;
 	enum series_kind kind;
 	char *name, *help, *labels;
 	_Atomic uint64_t count;              /* counter value / histogram count */
-	_Atomic double value;                /* gauge value / histogram sum */
+	_Atomic double value;                /* histogram sum */
 	double (*fn)(void *arg);
 	void *fn_arg;
 	size_t n_bounds;
@@ -124,12 +124,6 @@ vx_counter *vx_metrics_counter(vx_metrics *m, const char *name,
 	return series_add(m, KIND_COUNTER, name, help, labels);
 }
 
-vx_gauge *vx_metrics_gauge(vx_metrics *m, const char *name, const char *help,
-			   const char *labels)
-{
-	return series_add(m, KIND_GAUGE, name, help, labels);
-}
-
 vx_gauge *vx_metrics_gauge_fn(vx_metrics *m, const char *name,
 			      const char *help, const char *labels,
 			      double (*fn)(void *arg), void *arg)
@@ -162,12 +156,6 @@ void vx_counter_add(vx_counter *c, uint64_t n)
 		atomic_fetch_add_explicit(&c->count, n, memory_order_relaxed);
 }
 
-void vx_gauge_set(vx_gauge *g, double v)
-{
-	if (g)
-		atomic_store_explicit(&g->value, v, memory_order_relaxed);
-}
-
 static void atomic_add_double(_Atomic double *a, double d)
 {
 	double old = atomic_load_explicit(a, memory_order_relaxed);
@@ -175,12 +163,6 @@ static void atomic_add_double(_Atomic double *a, double d)
 						      memory_order_relaxed,
 						      memory_order_relaxed))
 		;
-}
-
-void vx_gauge_add(vx_gauge *g, double delta)
-{
-	if (g)
-		atomic_add_double(&g->value, delta);
 }
 
 void vx_histogram_observe(vx_histogram *h, double v)
@@ -219,11 +201,8 @@ static void render_series(vx_buf *out, struct vx_series *s)
 		vx_buf_printf(out, " %llu\n", (unsigned long long)
 			      atomic_load_explicit(&s->count, memory_order_relaxed));
 		break;
-	case KIND_GAUGE:
 	case KIND_GAUGE_FN: {
-		double v = s->kind == KIND_GAUGE ?
-			atomic_load_explicit(&s->value, memory_order_relaxed) :
-			s->fn(s->fn_arg);
+		double v = s->fn(s->fn_arg);
 		vx_buf_puts(out, s->name);
 		render_labels(out, s->labels, NULL);
 		vx_buf_printf(out, " %.17g\n", v);
@@ -259,8 +238,7 @@ static void render_series(vx_buf *out, struct vx_series *s)
 
 int vx_metrics_render(vx_metrics *m, vx_buf *out)
 {
-	static const char *const types[] = { "counter", "gauge", "gauge",
-					     "histogram" };
+	static const char *const types[] = { "counter", "gauge", "histogram" };
 	pthread_mutex_lock(&m->lock);
 	const char *prev = NULL;
 	for (struct vx_series *s = m->head; s; s = s->next) {

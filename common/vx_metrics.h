@@ -22,7 +22,7 @@
 
 typedef struct vx_metrics vx_metrics;
 typedef struct vx_series vx_counter;
-typedef struct vx_series vx_gauge;
+typedef struct vx_series vx_gauge;   /* read through a callback */
 typedef struct vx_series vx_histogram;
 
 int vx_metrics_new(vx_metrics **ret);
@@ -33,8 +33,6 @@ void vx_metrics_free(vx_metrics *m);
  * a NULL series are no-ops, so callers need not check. */
 vx_counter *vx_metrics_counter(vx_metrics *m, const char *name,
 			       const char *help, const char *labels);
-vx_gauge *vx_metrics_gauge(vx_metrics *m, const char *name, const char *help,
-			   const char *labels);
 /* A gauge read by calling fn(arg) at render time. */
 vx_gauge *vx_metrics_gauge_fn(vx_metrics *m, const char *name,
 			      const char *help, const char *labels,
@@ -49,8 +47,6 @@ extern const double vx_latency_buckets[];
 extern const size_t vx_latency_buckets_n;
 
 void vx_counter_add(vx_counter *c, uint64_t n);
-void vx_gauge_set(vx_gauge *g, double v);
-void vx_gauge_add(vx_gauge *g, double delta);
 void vx_histogram_observe(vx_histogram *h, double v);
 
 int vx_metrics_render(vx_metrics *m, vx_buf *out);

@@ -321,11 +321,6 @@ void vx_req_error_param(vx_req *req, int status, const char *code,
 	va_end(ap);
 }
 
-bool vx_req_replied(const vx_req *req)
-{
-	return req->replied;
-}
-
 /* ---- handing answers to libmicrohttpd (connection thread only) ---- */
 
 static void add_common_headers(vx_req *req, struct MHD_Response *resp)

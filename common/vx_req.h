@@ -78,7 +78,6 @@ void vx_req_error_param(vx_req *req, int status, const char *code,
 /* Writes that error object (no newline) into out, e.g. for an SSE event. */
 void vx_error_json(vx_buf *out, int status, const char *code,
 		   const char *param, const char *message);
-bool vx_req_replied(const vx_req *req);
 
 /* ---- jobs and streams ---- */
 typedef void (*vx_req_job)(vx_req *req, void *arg);

@@ -113,6 +113,5 @@ int vx_server_port(const vx_server *s);
 vx_metrics *vx_server_metrics(vx_server *s);
 /* Requests (HTTP handlers + pool jobs) and WebSockets now open. */
 int vx_server_in_flight(const vx_server *s);
-bool vx_server_draining(const vx_server *s);
 
 #endif

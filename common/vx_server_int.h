@@ -28,10 +28,6 @@ typedef struct route_stats {
 	_Atomic(vx_counter *) by_status[600];
 } route_stats;
 
-typedef struct ws_pending_fd {
-	int fd;
-} ws_pending_fd;
-
 struct vx_server {
 	vx_server_config cfg;
 	int listen_fd;

@@ -22,7 +22,6 @@
 #include "vx_server_int.h"
 
 #define WS_SEND_QUEUE_MAX (8u * 1024 * 1024)  /* unsent bytes per connection */
-#define WS_QUERY_MAX 1024
 
 typedef struct ws_msg {
 	struct ws_msg *next;
@@ -40,7 +39,6 @@ struct vx_wsconn {
 	atomic_bool closed;
 	char id[40];
 	char path[128];
-	char query[WS_QUERY_MAX];     /* raw query string */
 
 	pthread_mutex_t lock;         /* guards the fields below */
 	ws_msg *head, *tail;
@@ -81,31 +79,6 @@ void vx_ws_unref(vx_wsconn *c)
 
 const atomic_bool *vx_ws_closed(const vx_wsconn *c) { return &c->closed; }
 const char *vx_ws_request_id(const vx_wsconn *c) { return c->id; }
-const char *vx_ws_path(const vx_wsconn *c) { return c->path; }
-
-const char *vx_ws_query(const vx_wsconn *c, const char *name)
-{
-	/* Values are returned from a per-thread copy: good until the next call. */
-	static __thread char value[256];
-	size_t nlen = strlen(name);
-	const char *q = c->query;
-	while (*q) {
-		size_t seg = strcspn(q, "&");
-		if (seg > nlen && !strncmp(q, name, nlen) && q[nlen] == '=') {
-			size_t vlen = seg - nlen - 1;
-			if (vlen >= sizeof(value))
-				vlen = sizeof(value) - 1;
-			memcpy(value, q + nlen + 1, vlen);
-			value[vlen] = '\0';
-			return value;
-		}
-		q += seg;
-		if (*q == '&')
-			q++;
-	}
-	return NULL;
-}
-
 size_t vx_ws_queued(vx_wsconn *c)
 {
 	pthread_mutex_lock(&c->lock);
@@ -237,17 +210,6 @@ static void ws_on_established(vx_server *s, struct lws *wsi, ws_pss *pss)
 	lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI);
 	size_t plen = strcspn(uri, "?");
 	snprintf(c->path, sizeof(c->path), "%.*s", (int)plen, uri);
-	/* lws strips the query into URI_ARGS fragments; rebuild it. */
-	size_t qlen = 0;
-	for (int i = 0; qlen + 2 < sizeof(c->query); i++) {
-		char frag[256];
-		int n = lws_hdr_copy_fragment(wsi, frag, sizeof(frag),
-					      WSI_TOKEN_HTTP_URI_ARGS, i);
-		if (n <= 0)
-			break;
-		qlen += (size_t)snprintf(c->query + qlen, sizeof(c->query) - qlen,
-					 "%s%s", qlen ? "&" : "", frag);
-	}
 	char rid[40] = "";
 	int n = lws_hdr_custom_copy(wsi, rid, sizeof(rid), "x-request-id:", 13);
 	if (n > 0 && n < 37)

@@ -45,9 +45,6 @@ void vx_ws_ref(vx_wsconn *c);
 void vx_ws_unref(vx_wsconn *c);
 const atomic_bool *vx_ws_closed(const vx_wsconn *c);
 const char *vx_ws_request_id(const vx_wsconn *c);
-const char *vx_ws_path(const vx_wsconn *c);
-/* A query parameter of the upgrade request, or NULL. */
-const char *vx_ws_query(const vx_wsconn *c, const char *name);
 /* Bytes queued and not yet written. */
 size_t vx_ws_queued(vx_wsconn *c);
 
