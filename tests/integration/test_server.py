@@ -230,3 +230,48 @@ def test_websocket_past_the_admission_limit_gets_503(testd):
     assert c.recv() == "ok"
     b.close()
     c.close()
+
+
+def test_systemd_socket_activation_and_notify(tmp_path):
+    """The daemon takes its listening socket from systemd (LISTEN_FDS) and
+    reports READY=1 / STOPPING=1 on NOTIFY_SOCKET, as under Type=notify."""
+    import shutil
+    import signal
+    import subprocess
+    activate = shutil.which("systemd-socket-activate")
+    if not activate:
+        pytest.skip("systemd-socket-activate not installed")
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    notify_path = str(tmp_path / "notify.sock")
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(notify_path)
+    notify.settimeout(10)
+    env = dict(os.environ, NOTIFY_SOCKET=notify_path)
+    p = subprocess.Popen([activate, "-E", "NOTIFY_SOCKET", "-l", f"127.0.0.1:{port}",
+                          os.path.join(TOOLS, "vx_testd")], env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 10
+        body = b""
+        while time.time() < deadline:
+            try:
+                body = raw(port, b"GET /healthz HTTP/1.0\r\n\r\n")
+                if body:
+                    break
+            except OSError:
+                time.sleep(0.1)
+        assert body.startswith(b"HTTP/1.1 200") and b'"ok"' in body, body
+        msgs = []
+        while not any(b"READY=1" in m for m in msgs):
+            msgs.append(notify.recv(4096))
+        p.send_signal(signal.SIGTERM)
+        while not any(b"STOPPING=1" in m for m in msgs):
+            msgs.append(notify.recv(4096))
+        assert p.wait(10) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+        notify.close()
