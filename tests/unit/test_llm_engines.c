@@ -9,6 +9,7 @@
 #include "../../services/llm/think.h"
 #include "vx_buf.h"
 #include "vx_test.h"
+#include "vx_testproc.h"
 
 #include <cJSON.h>
 #include <errno.h>
@@ -29,7 +30,7 @@ extern const llm_engine_ops llm_engine_ollama;
 
 #define CANCEL_CLOSE_MAX_S 0.100   /* upstream must see the close by then */
 
-static pid_t upstream_pid;
+static vx_testproc upstream_proc;
 static char upstream_url[64];
 
 static double now_s(void)
@@ -41,54 +42,24 @@ static double now_s(void)
 
 static void upstream_stop(void)
 {
-	if (upstream_pid > 0) {
-		kill(upstream_pid, SIGTERM);
-		waitpid(upstream_pid, NULL, 0);
-		upstream_pid = 0;
-	}
+	vx_testproc_stop(&upstream_proc);
 }
 
 /* Starts tests/llm_upstream.py once; returns its base URL. */
 static const char *upstream(void)
 {
-	if (upstream_pid > 0)
+	if (upstream_proc.pid > 0)
 		return upstream_url;
 	const char *script = getenv("VOXLINE_LLM_UPSTREAM");
 	const char *py = getenv("PYTHON");
-	int fd[2];
-	if (pipe(fd))
+	char *argv[] = { (char *)(py ? py : "/usr/bin/python3"),
+			 (char *)(script ? script : "tests/llm_upstream.py"),
+			 "--port", "0", NULL };
+	if (vx_testproc_start(&upstream_proc, argv) < 0)
 		return NULL;
-	pid_t pid = fork();
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGTERM);   /* never outlive a crashed test */
-		dup2(fd[1], 1);
-		close(fd[0]);
-		close(fd[1]);
-		execl(py ? py : "/usr/bin/python3", "python3",
-		      script ? script : "tests/llm_upstream.py", "--port", "0",
-		      (char *)NULL);
-		_exit(127);
-	}
-	close(fd[1]);
-	char line[32] = "";
-	size_t n = 0;
-	while (n + 1 < sizeof(line) && read(fd[0], line + n, 1) == 1 &&
-	       line[n] != '\n')
-		n++;
-	line[n] = '\0';
-	close(fd[0]);
-	if (pid < 0 || atoi(line) <= 0) {
-		fprintf(stderr, "cannot start the test upstream (got \"%s\")\n", line);
-		if (pid > 0) {
-			kill(pid, SIGTERM);
-			waitpid(pid, NULL, 0);
-		}
-		return NULL;
-	}
-	upstream_pid = pid;
 	atexit(upstream_stop);
 	snprintf(upstream_url, sizeof(upstream_url), "http://127.0.0.1:%d",
-		 atoi(line));
+		 upstream_proc.port);
 	return upstream_url;
 }
 

@@ -33,6 +33,7 @@
 
 #include "vx_buf.h"
 #include "vx_test.h"
+#include "vx_testproc.h"
 
 cst_voice *register_cmu_us_slt(const char *voxdir);
 void unregister_cmu_us_slt(cst_voice *v);
@@ -595,18 +596,11 @@ VX_TEST(sphinx_pool_load_time_and_memory)
 #define FAKE_KEY "sk-test-456"
 #define FAKE_SAMPLES 24000         /* 1.5 s: two segments from the fake */
 
-static pid_t fake_pid;
-static int fake_stdin = -1;
-static int fake_port;
+static vx_testproc fake;
 
 static void fake_stop(void)
 {
-	if (fake_pid <= 0)
-		return;
-	close(fake_stdin);
-	kill(fake_pid, SIGTERM);
-	waitpid(fake_pid, NULL, 0);
-	fake_pid = 0;
+	vx_testproc_stop(&fake);
 }
 
 static int fake_start(void)
@@ -615,52 +609,15 @@ static int fake_start(void)
 	const char *script = getenv("VOXLINE_STT_FAKE_SERVER")
 			     ? getenv("VOXLINE_STT_FAKE_SERVER")
 			     : "tests/stt_fake_server.py";
-	int in[2], out[2];
-	char line[64] = "";
-	size_t len = 0;
+	char *argv[] = { (char *)py, (char *)script, "--port", "0", "--key",
+			 FAKE_KEY, NULL };
 
-	if (fake_pid > 0)
+	if (fake.pid > 0)
 		return 0;
-	if (pipe(in) < 0)
-		return -errno;
-	if (pipe(out) < 0) {
-		close(in[0]);
-		close(in[1]);
-		return -errno;
-	}
-	fake_pid = fork();
-	if (fake_pid < 0)
-		return -errno;
-	if (fake_pid == 0) {
-		dup2(in[0], 0);
-		dup2(out[1], 1);
-		close(in[0]); close(in[1]); close(out[0]); close(out[1]);
-		execl(py, py, script, "--port", "0", "--key", FAKE_KEY, (char *)NULL);
-		_exit(127);
-	}
-	close(in[0]);
-	close(out[1]);
-	fake_stdin = in[1];
-	atexit(fake_stop);
-	while (len + 1 < sizeof(line) && !strchr(line, '\n')) {
-		struct pollfd p = { .fd = out[0], .events = POLLIN };
-		ssize_t k;
-
-		if (poll(&p, 1, 10000) <= 0)
-			break;
-		k = read(out[0], line + len, sizeof(line) - 1 - len);
-		if (k <= 0)
-			break;
-		len += (size_t)k;
-		line[len] = '\0';
-	}
-	close(out[0]);
-	if (sscanf(line, "PORT %d", &fake_port) != 1) {
-		fprintf(stderr, "fake server did not start (%s %s)\n", py, script);
-		fake_stop();
-		return -EIO;
-	}
-	return 0;
+	int r = vx_testproc_start(&fake, argv);
+	if (r == 0)
+		atexit(fake_stop);
+	return r;
 }
 
 static int fake_engine(const stt_engine_ops *ops, const char *mode,
@@ -669,7 +626,7 @@ static int fake_engine(const stt_engine_ops *ops, const char *mode,
 {
 	char url[128];
 
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s%s/", fake_port,
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s%s/", fake.port,
 		 *mode ? "/" : "", mode);
 	return ops->create(&(stt_config){ .pool_size = pool, .url = url,
 		.api_key = key, .model = model, .timeout_ms = timeout_ms }, ret);
@@ -690,7 +647,7 @@ static cJSON *fake_last(void)
 
 	if (!h)
 		return NULL;
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d/last", fake_port);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/last", fake.port);
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, fake_get_write);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &out);

@@ -28,6 +28,7 @@
 #include "tts_engine.h"
 #include "vx_buf.h"
 #include "vx_test.h"
+#include "vx_testproc.h"
 
 #define LONG_TEXT \
 	"The quick brown fox jumps over the lazy dog. It ran into the " \
@@ -550,18 +551,11 @@ VX_TEST(espeak_concurrent_calls_from_two_threads_are_safe)
 #define FAKE_PCM_RATE 24000
 #define FAKE_MS_PER_CHAR 60
 
-static pid_t fake_pid;
-static int fake_stdin = -1;
-static int fake_port;
+static vx_testproc fake;
 
 static void fake_stop(void)
 {
-	if (fake_pid <= 0)
-		return;
-	close(fake_stdin);
-	kill(fake_pid, SIGTERM);
-	waitpid(fake_pid, NULL, 0);
-	fake_pid = 0;
+	vx_testproc_stop(&fake);
 }
 
 static int fake_start(void)
@@ -570,48 +564,15 @@ static int fake_start(void)
 	const char *script = getenv("VOXLINE_TTS_FAKE_SERVER")
 			     ? getenv("VOXLINE_TTS_FAKE_SERVER")
 			     : "tests/tts_fake_server.py";
-	int in[2], out[2];
-	char line[64] = "";
-	size_t len = 0;
+	char *argv[] = { (char *)py, (char *)script, "--port", "0", "--key",
+			 FAKE_KEY, "--exit-on-stdin-eof", NULL };
 
-	if (fake_pid > 0)
+	if (fake.pid > 0)
 		return 0;
-	if (pipe(in) < 0 || pipe(out) < 0)
-		return -errno;
-	fake_pid = fork();
-	if (fake_pid < 0)
-		return -errno;
-	if (fake_pid == 0) {
-		dup2(in[0], 0);
-		dup2(out[1], 1);
-		close(in[0]); close(in[1]); close(out[0]); close(out[1]);
-		execl(py, py, script, "--port", "0", "--key", FAKE_KEY,
-		      "--exit-on-stdin-eof", (char *)NULL);
-		_exit(127);
-	}
-	close(in[0]);
-	close(out[1]);
-	fake_stdin = in[1];
-	atexit(fake_stop);
-	while (len + 1 < sizeof(line) && !strchr(line, '\n')) {
-		struct pollfd p = { .fd = out[0], .events = POLLIN };
-		ssize_t k;
-
-		if (poll(&p, 1, 10000) <= 0)
-			break;
-		k = read(out[0], line + len, sizeof(line) - 1 - len);
-		if (k <= 0)
-			break;
-		len += (size_t)k;
-		line[len] = '\0';
-	}
-	close(out[0]);
-	if (sscanf(line, "PORT %d", &fake_port) != 1) {
-		fprintf(stderr, "fake server did not start (%s %s)\n", py, script);
-		fake_stop();
-		return -EIO;
-	}
-	return 0;
+	int r = vx_testproc_start(&fake, argv);
+	if (r == 0)
+		atexit(fake_stop);
+	return r;
 }
 
 static int fake_engine(const char *mode, const char *key, int timeout_ms,
@@ -619,7 +580,7 @@ static int fake_engine(const char *mode, const char *key, int timeout_ms,
 {
 	char url[128];
 
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s%s/", fake_port,
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s%s/", fake.port,
 		 *mode ? "/" : "", mode);
 	return tts_engine_openai.create(&(tts_config){
 		.url = url, .api_key = key, .model = "tts-test",
@@ -640,7 +601,7 @@ static int fake_last(vx_buf *out)
 
 	if (!h)
 		return -ENOMEM;
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d/last", fake_port);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/last", fake.port);
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, fake_get_write);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
@@ -685,7 +646,7 @@ VX_TEST(remote_streams_pcm_from_an_openai_server)
 	{
 		char url[64];
 
-		snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/", fake_port);
+		snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/", fake.port);
 		VX_CHECK_INT(ops->create(&(tts_config){ .url = url,
 			.api_key = FAKE_KEY }, &eng), 0);
 		sink_release(&s);
