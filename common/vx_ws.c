@@ -184,6 +184,8 @@ int vx_ws_send_error_fields(vx_wsconn *c, const char *fields, const char *code,
 
 void vx_ws_close(vx_wsconn *c, int status, const char *reason)
 {
+	if (atomic_load(&c->closed))
+		return;   /* already gone; the server may be too */
 	pthread_mutex_lock(&c->lock);
 	if (!c->close_requested) {
 		c->close_requested = true;
