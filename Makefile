@@ -5,6 +5,7 @@
 #   make run         start all built daemons on localhost (Ctrl-C stops them)
 #   make test        deps + build + unit tests + integration tests
 #   make sanitize    the same tests on an ASan/UBSan build (build-asan/)
+#   make test-deploy deployment tests: systemd, haproxy, PostgreSQL, namespaces
 #   make bench       benchmarks; prints figures, never fails on a number
 #   make models      download a small GGUF instruct model into models/ (internet)
 #
@@ -55,18 +56,19 @@ UNIT_TESTS :=
 TOOLS :=
 
 include common/common.mk
--include $(sort $(wildcard services/*/*.mk services/*/*/*.mk tests/*.mk tests/*/*.mk tools/*.mk))
+-include $(sort $(wildcard services/*/*.mk services/*/*/*.mk tests/*.mk tests/*/*.mk tools/*.mk deploy/*.mk))
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CFLAGS_ALL) $(CFLAGS_$(subst /,_,$(dir $<))) -c -o $@ $<
 
-.PHONY: all deps run test unit integration sanitize bench clean tools models
+.PHONY: all deps run test unit integration sanitize bench clean tools models test-deploy
 all: $(BINS) $(TOOLS)
 tools: $(TOOLS)
 
-DEB_PACKAGES := build-essential pkg-config curl wrk \
+# Fragments add their own with DEB_PACKAGES += (the list is read when `deps` runs).
+DEB_PACKAGES += build-essential pkg-config curl wrk \
 	libmicrohttpd-dev libwebsockets-dev libsndfile1-dev libsoxr-dev \
 	libcjson-dev libcurl4-openssl-dev libsystemd-dev libsqlite3-dev \
 	libpocketsphinx-dev libsphinxbase-dev pocketsphinx-en-us \
@@ -104,6 +106,12 @@ test: deps
 	$(MAKE) all $(UNIT_TESTS)
 	$(MAKE) unit
 	$(MAKE) integration
+
+# Deployment tests (real systemd, haproxy, PostgreSQL, namespaces, containers):
+# tests/deploy/, one file per scenario. Root is needed for namespaces and nspawn.
+test-deploy: deps all
+	VOXLINE_BIN=$(abspath $(BUILD)/bin) VOXLINE_TOOLS=$(abspath $(BUILD)/tools) \
+		$(PYTHON) -m pytest -q -p no:cacheprovider tests/deploy $(PYTEST_ARGS)
 
 sanitize: deps
 	$(MAKE) SANITIZE=1 test

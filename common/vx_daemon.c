@@ -26,4 +26,10 @@ void vx_daemon_server_config(const vx_daemon_opts *o, vx_server_config *cfg)
 	cfg->drain_timeout_s = o->drain_s;
 	cfg->max_connections = o->max_connections;
 	cfg->request_timeout_s = o->request_timeout_s;
+	cfg->drain_delay_s = o->drain_delay_s ? o->drain_delay_s : -1;
+	cfg->head_timeout_ms = o->head_timeout_s * 1000;
+	cfg->idle_timeout_s = o->idle_timeout_s;
+	cfg->ws_config_timeout_ms = o->ws_config_timeout_s * 1000;
+	cfg->io_threads = o->io_threads;
+	cfg->debug_freeze = o->debug_freeze;
 }

@@ -25,8 +25,14 @@ typedef struct vx_daemon_opts {
 	const char *api_key;
 	int max_body_mb;
 	int drain_s;
+	int drain_delay_s;
 	int max_connections;
 	int request_timeout_s;
+	int head_timeout_s;
+	int idle_timeout_s;
+	int ws_config_timeout_s;
+	int io_threads;
+	bool debug_freeze;
 } vx_daemon_opts;
 
 #define VX_DAEMON_FLAGS(o, port_def, workers_def)                                      \
@@ -46,10 +52,22 @@ typedef struct vx_daemon_opts {
 	  "require Authorization: Bearer KEY (health and metrics stay open)" },        \
 	{ "max-body-mb", VX_FLAG_INT, &(o)->max_body_mb, "64", 1, 4096,                \
 	  "largest request body, MiB (413 past it)" },                                 \
-	{ "drain-s", VX_FLAG_INT, &(o)->drain_s, "10", 1, 3600,                        \
-	  "on SIGTERM, seconds to let requests in flight finish" },                    \
+	{ "drain-s", VX_FLAG_INT, &(o)->drain_s, "15", 1, 3600,                        \
+	  "on SIGTERM, seconds until exit: the delay below, then in-flight work" },   \
+	{ "drain-delay-s", VX_FLAG_INT, &(o)->drain_delay_s, "5", 0, 3600,             \
+	  "on SIGTERM, seconds /healthz says draining while still serving" },         \
 	{ "request-timeout-s", VX_FLAG_INT, &(o)->request_timeout_s, "300", 1, 86400,  \
-	  "deadline of every HTTP request, seconds (504 past it)" }
+	  "deadline of every HTTP request, seconds (504 past it)" },                   \
+	{ "head-timeout-s", VX_FLAG_INT, &(o)->head_timeout_s, "10", 1, 3600,          \
+	  "time a client has to send a request head (408 past it)" },                  \
+	{ "idle-timeout-s", VX_FLAG_INT, &(o)->idle_timeout_s, "60", 1, 86400,         \
+	  "keep-alive connections idle this long are closed" },                        \
+	{ "ws-config-timeout-s", VX_FLAG_INT, &(o)->ws_config_timeout_s, "10", 1, 3600,\
+	  "time a WebSocket client has to send its config (close 1008 past it)" },    \
+	{ "io-threads", VX_FLAG_INT, &(o)->io_threads, "2", 1, 64,                     \
+	  "threads serving connections (each holds any number of them)" },            \
+	{ "debug-freeze", VX_FLAG_BOOL, &(o)->debug_freeze, "false", 0, 0,            \
+	  "testing only: SIGUSR2 freezes the serving loop (the watchdog then restarts)" }
 
 /* Sets up logging from the options; returns -EINVAL for a bad level. */
 int vx_daemon_init(const vx_daemon_opts *o, const char *service);

@@ -248,7 +248,13 @@ int vx_server_new(const vx_server_config *cfg, vx_server **ret)
 	if (!s->cfg.head_timeout_ms)
 		s->cfg.head_timeout_ms = 10000;
 	if (!s->cfg.drain_timeout_s)
-		s->cfg.drain_timeout_s = 10;
+		s->cfg.drain_timeout_s = 15;
+	if (!s->cfg.drain_delay_s)
+		s->cfg.drain_delay_s = 5;
+	if (!s->cfg.ws_config_timeout_ms)
+		s->cfg.ws_config_timeout_ms = 10000;
+	if (!s->cfg.io_threads)
+		s->cfg.io_threads = 2;
 	if (!s->cfg.request_timeout_s)
 		s->cfg.request_timeout_s = 300;
 	if (!s->cfg.ws_max_message)

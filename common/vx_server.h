@@ -79,7 +79,12 @@ typedef struct vx_server_config {
 	size_t max_body;            /* default body limit, bytes; 0 = 16 MiB */
 	int idle_timeout_s;         /* HTTP keep-alive idle limit; 0 = 60 */
 	int head_timeout_ms;        /* time to send a request head; 0 = 10000 */
-	int drain_timeout_s;        /* SIGTERM: wait this long for in-flight; 0 = 10 */
+	int drain_timeout_s;        /* SIGTERM -> exit at most this long; 0 = 15 */
+	int drain_delay_s;          /* SIGTERM: readiness says draining, all else
+				       still served, this long; -1 = none, 0 = 5 */
+	int ws_config_timeout_ms;   /* a WebSocket's first message within; 0 = 10000 */
+	int io_threads;             /* serving loops; 0 = 2 */
+	bool debug_freeze;          /* SIGUSR2 freezes the serving loop (tests) */
 	int request_timeout_s;      /* deadline of every request: past it the
 				       cancel flag is set and, if nothing was
 				       answered, 504; 0 = 300 */
