@@ -33,6 +33,7 @@ int vx_log_level_parse(const char *name, int *ret_level)
 	return -EINVAL;
 }
 
+__attribute__((format(printf, 3, 0)))
 static void log_write(int level, const char *req, const char *fmt, va_list ap)
 {
 	char msg[2048];

@@ -147,6 +147,7 @@ int vx_ws_send_binary(vx_wsconn *c, const void *data, size_t len)
 }
 
 /* The error event, fields (JSON members or "") after the message. */
+__attribute__((format(printf, 4, 0)))
 static int ws_send_error_va(vx_wsconn *c, const char *fields, const char *code,
 			    const char *fmt, va_list ap)
 {

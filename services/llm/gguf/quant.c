@@ -8,6 +8,10 @@
 #include <math.h>
 #include <string.h>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
 _Static_assert(sizeof(block_q8_0) == 34, "q8_0 layout");
 _Static_assert(sizeof(block_q4_0) == 18, "q4_0 layout");
 _Static_assert(sizeof(block_q5_0) == 22, "q5_0 layout");
@@ -538,12 +542,22 @@ quant_dot_fn quant_dot_portable(int type)
 	}
 }
 
+/*
+ * AVX2 + FMA + F16C, with the OS saving YMM state. "avx2" and "fma" are
+ * names both gcc and clang know for __builtin_cpu_supports (which checks
+ * XSAVE/YMM too); clang-14 has no "f16c", so that bit is read from CPUID
+ * leaf 1 (ECX bit 29) directly.
+ */
 bool quant_have_avx2(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
+	unsigned int eax, ebx, ecx, edx;
 	__builtin_cpu_init();
-	return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-	       __builtin_cpu_supports("f16c");
+	if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
+		return false;
+	if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx))
+		return false;
+	return (ecx & bit_F16C) != 0;
 #else
 	return false;
 #endif

@@ -9,6 +9,8 @@
 #if defined(__x86_64__)
 #include "quant_simd.h"
 
+#include <cpuid.h>
+
 /* ---- 2 rows x 4 tokens tiles ---- */
 
 AVX2 static void tile_q8_0(int n, const void *w, size_t ws, const void *a, size_t as,
@@ -400,9 +402,22 @@ VNNI static void gemm8_q5_0(int n, const void *w, size_t ws, const void *a, size
 	GEMM8_BODY(load8_q5_0)
 }
 
+/*
+ * AVX-VNNI (CPUID leaf 7 subleaf 1, EAX bit 4). Read from CPUID directly:
+ * clang-14's __builtin_cpu_supports does not know "avxvnni". Callers have
+ * already checked quant_have_avx2(), so the OS saves YMM state.
+ */
+static bool have_avxvnni(void)
+{
+	unsigned int eax, ebx, ecx, edx;
+	if (!__get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx))
+		return false;
+	return (eax & (1u << 4)) != 0;
+}
+
 quant_gemm8_fn quant_gemm8_avx2(int type)
 {
-	if (!__builtin_cpu_supports("avxvnni"))
+	if (!have_avxvnni())
 		return NULL;
 	switch (type) {
 	case QT_Q8_0: return gemm8_q8_0;
@@ -416,7 +431,7 @@ quant_tile_fn quant_tile_avx2(int type)
 {
 	switch (type) {
 	case QT_Q8_0:
-		return __builtin_cpu_supports("avxvnni") ? tile_q8_0_vnni : tile_q8_0;
+		return have_avxvnni() ? tile_q8_0_vnni : tile_q8_0;
 	case QT_Q4_0: return tile_q4_0;
 	case QT_Q4_K: return tile_q4_K;
 	case QT_Q5_K: return tile_q5_K;
