@@ -1,38 +1,51 @@
 /*
- * history.h - the conversation store: conversations and their turns in
- * SQLite (Debian's libsqlite3), one file given by path.
+ * history.h - the conversation store: conversations and their turns, in
+ * SQLite (Debian's libsqlite3, one file; the default) or in PostgreSQL
+ * (libpq) when the location is a postgresql:// or postgres:// URL, so
+ * several orchestrators share one store. Backends: history_int.h.
  *
- * Schema:
+ * Schema (the same in both; PostgreSQL: BIGINT times, BOOLEAN, JSON):
  *   conversations(id TEXT PRIMARY KEY, created_at, updated_at, system_prompt,
  *                 voice, meta JSON)
  *   turns(id INTEGER PRIMARY KEY, conversation_id -> conversations ON DELETE
  *         CASCADE, idx (0, 1, 2... per conversation), role, content,
  *         reasoning, interrupted BOOL, created_at, timings JSON)
  * Times are milliseconds since the Unix epoch (integers, also in the JSON).
+ * Tables are created when missing at open (idempotent; in PostgreSQL under
+ * an advisory lock, so orchestrators starting together do not collide).
  *
- * Durability: WAL journal with synchronous=NORMAL. A turn is committed
- * before history_append_turn returns; in WAL mode the commit is written to
- * the WAL file (the OS page cache) at that point, so it survives the
- * process being killed (kill -9, a crash) - tested. NORMAL skips the fsync
- * per commit: only a power loss or an OS crash can lose the last commits
- * (the database stays consistent). FULL would add an fsync (milliseconds)
- * to every turn for that case, which a voice assistant does not need.
- * busy_timeout is HISTORY_BUSY_TIMEOUT_MS, so several processes may share
- * one file (each waits for the others' write transactions).
+ * SQLite durability: WAL journal with synchronous=NORMAL. A turn is
+ * committed before history_append_turn returns; in WAL mode the commit is
+ * written to the WAL file (the OS page cache) at that point, so it survives
+ * the process being killed (kill -9, a crash) - tested. NORMAL skips the
+ * fsync per commit: only a power loss or an OS crash can lose the last
+ * commits (the database stays consistent). busy_timeout is
+ * HISTORY_BUSY_TIMEOUT_MS, so several processes may share one file.
+ *
+ * PostgreSQL: a pool of up to HISTORY_PG_CONNS connections (a call waits
+ * for a free one), statements parameterised, connect_timeout
+ * HISTORY_PG_CONNECT_TIMEOUT_S and statement_timeout
+ * HISTORY_PG_STATEMENT_TIMEOUT_MS unless the URL sets its own. A call that
+ * finds its connection broken (the server restarted) resets it and runs
+ * once more - only when nothing can have been committed, so a turn is
+ * never stored twice. A commit whose answer was lost returns -EIO.
+ * PostgreSQL refuses text that is not UTF-8 (-EINVAL); SQLite stores it.
  *
  * Ids: conversation ids are 1..HISTORY_ID_MAX bytes of [A-Za-z0-9._-]
  * (they appear in URLs); history_create makes a random UUID (v4) when none
  * is given. Lookups with an id that is not valid find nothing.
  *
- * Threads: a history is one connection guarded by a mutex, with its
- * prepared statements cached; every function may be called from any thread.
+ * Threads: every function may be called from any thread (SQLite: one
+ * connection behind a mutex; PostgreSQL: the pool).
  * Errors: 0 (or a count) on success, negative errno: -ENOENT no such
  * conversation, -EEXIST id taken, -EINVAL bad argument or invalid JSON,
- * -E2BIG over a limit, -EBUSY the file stayed locked, -ENOSPC, -EROFS,
- * -EACCES, -EBADMSG not a database / corrupt, -ENOMEM, -EIO otherwise.
- * Does not log. Outputs are untouched (vx_buf outputs unchanged) on failure.
+ * -E2BIG over a limit, -EBUSY the file stayed locked or no pooled
+ * connection came free, -ENOSPC, -EROFS, -EACCES, -EBADMSG not a database /
+ * corrupt, -ENOMEM, -ENOTCONN the server cannot be reached, -ETIMEDOUT a
+ * statement ran past its timeout, -EIO otherwise. Does not log. Outputs are
+ * untouched (vx_buf outputs unchanged) on failure.
  *
- *     history *h; history_open("/var/lib/voxline/history.db", &h);
+ *     history *h; history_open("/var/lib/voxline/voxline.db", &h);
  *     char id[HISTORY_ID_MAX + 1]; history_create(h, NULL, "Be brief.", "slt", id);
  *     history_append_turn(h, id, "user", "Hi", NULL, false, NULL); history_close(h);
  */
@@ -50,6 +63,10 @@
 #define HISTORY_MAX_TURNS 10000           /* per conversation; more: -E2BIG */
 #define HISTORY_MAX_TEXT_BYTES (1u << 20) /* content, reasoning, prompt, timings */
 #define HISTORY_LIST_MAX 1000             /* history_list limit is capped at this */
+#define HISTORY_PG_CONNS 4                /* PostgreSQL connections per history */
+#define HISTORY_PG_WAIT_MS 30000          /* waiting for a pooled connection */
+#define HISTORY_PG_CONNECT_TIMEOUT_S 5    /* libpq connect_timeout default */
+#define HISTORY_PG_STATEMENT_TIMEOUT_MS 10000 /* statement_timeout default */
 
 typedef struct history history;
 
@@ -73,10 +90,22 @@ typedef struct history_conversation {
 	size_t n_turns;
 } history_conversation;
 
-/* Opens (creating when missing) the database at path and its schema.
- * Caller owns *ret and closes it with history_close. */
-int history_open(const char *path, history **ret);
-/* Finalizes statements and closes; NULL is a no-op. */
+/* Opens the store at where: a postgresql:// or postgres:// URL (libpq's
+ * URI form, e.g. postgresql://voxline:secret@db.lan:5432/voxline), else
+ * an SQLite file path (created when missing; its folder must exist).
+ * Creates the schema when missing. Caller owns *ret and closes it with
+ * history_close. */
+int history_open(const char *where, history **ret);
+/* history_open that also writes, on failure, the backend's own words
+ * (libpq's or SQLite's message, e.g. "password authentication failed")
+ * into why (why_cap bytes, NUL-terminated; why may be NULL). */
+int history_open_why(const char *where, char *why, size_t why_cap, history **ret);
+/* "sqlite" or "postgresql". */
+const char *history_backend_name(const history *h);
+/* Copies where into out (out_cap bytes) with any password replaced by
+ * "***" (user:password@ and password= in URLs), for logs. */
+void history_redact(const char *where, char *out, size_t out_cap);
+/* Closes the store (every connection); NULL is a no-op. */
 void history_close(history *h);
 
 /* Creates a conversation. id NULL or "" makes a UUID; system_prompt and

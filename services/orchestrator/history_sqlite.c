@@ -1,17 +1,15 @@
-/* history.c - the conversation store in SQLite; see history.h. */
-#include "history.h"
+/* history_sqlite.c - the conversation store in one SQLite file (the
+ * default backend): one connection behind a mutex, statements prepared
+ * once; see history.h and history_int.h. */
+#include "history_int.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
 
 #include <sqlite3.h>
-
-#define HISTORY_ROLE_MAX 32 /* bytes of a role name */
 
 static const char schema_sql[] =
 	"CREATE TABLE IF NOT EXISTS conversations("
@@ -78,7 +76,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_DELETE] = "DELETE FROM conversations WHERE id = ?1",
 };
 
-struct history {
+struct sq_store {
 	pthread_mutex_t lock;      /* guards db and every statement */
 	sqlite3 *db;
 	sqlite3_stmt *st[ST_COUNT]; /* prepared once, reset after each use */
@@ -125,47 +123,6 @@ static int sql_err(int rc)
 	}
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static bool id_valid(const char *id)
-{
-	size_t n = id ? strlen(id) : 0;
-	if (n == 0 || n > HISTORY_ID_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = id[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
-			return false;
-	}
-	return true;
-}
-
-static bool text_ok(const char *s)
-{
-	return !s || strlen(s) <= HISTORY_MAX_TEXT_BYTES;
-}
-
-/* A random RFC 4122 version 4 UUID, lowercase. */
-static int make_uuid(char out[37])
-{
-	unsigned char r[16];
-	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
-		return -EIO;
-	r[6] = (unsigned char)((r[6] & 0x0f) | 0x40);
-	r[8] = (unsigned char)((r[8] & 0x3f) | 0x80);
-	snprintf(out, 37,
-		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-		 r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9],
-		 r[10], r[11], r[12], r[13], r[14], r[15]);
-	return 0;
-}
-
 static int bind_text(sqlite3_stmt *st, int i, const char *s)
 {
 	return s ? sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC) :
@@ -189,20 +146,19 @@ static void done(sqlite3_stmt *st)
 
 static char *col_dup(sqlite3_stmt *st, int i, bool *oom)
 {
-	const unsigned char *t = sqlite3_column_text(st, i);
-	if (!t)
-		return NULL;
-	char *d = strdup((const char *)t);
-	if (!d)
-		*oom = true;
-	return d;
+	return history_dup((const char *)sqlite3_column_text(st, i), oom);
 }
 
-int history_open(const char *path, history **ret)
+/* Copies db's last error message into why. */
+static void set_why(sqlite3 *db, int rc, char *why, size_t why_cap)
 {
-	if (!path || !*path || !ret)
-		return -EINVAL;
-	history *h = calloc(1, sizeof(*h));
+	if (why && why_cap)
+		snprintf(why, why_cap, "%s", db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+}
+
+static int sq_open(const char *path, char *why, size_t why_cap, void **ret)
+{
+	struct sq_store *h = calloc(1, sizeof(*h));
 	if (!h)
 		return -ENOMEM;
 	int r, rc = sqlite3_open_v2(path, &h->db, SQLITE_OPEN_READWRITE |
@@ -221,6 +177,8 @@ int history_open(const char *path, history **ret)
 		rc = sqlite3_exec(h->db, "BEGIN IMMEDIATE;", NULL, NULL, NULL);
 	if (rc == SQLITE_OK) {
 		rc = sqlite3_exec(h->db, schema_sql, NULL, NULL, NULL);
+		if (rc != SQLITE_OK)
+			set_why(h->db, rc, why, why_cap);
 		int rc2 = sqlite3_exec(h->db, rc == SQLITE_OK ? "COMMIT;" : "ROLLBACK;",
 				       NULL, NULL, NULL);
 		if (rc == SQLITE_OK)
@@ -247,13 +205,16 @@ out_finalize:
 	for (int i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(h->st[i]);
 out_close_db:
+	if (why && why_cap && !why[0] && rc != SQLITE_OK)
+		set_why(h->db, rc, why, why_cap);
 	sqlite3_close(h->db); /* accepts NULL */
 	free(h);
 	return r;
 }
 
-void history_close(history *h)
+static void sq_close(void *be)
 {
+	struct sq_store *h = be;
 	if (!h)
 		return;
 	for (int i = 0; i < ST_COUNT; i++)
@@ -263,61 +224,38 @@ void history_close(history *h)
 	free(h);
 }
 
-int history_create(history *h, const char *id, const char *system_prompt,
-		   const char *voice, char ret_id[HISTORY_ID_MAX + 1])
+static int sq_create(void *be, const char *id, int64_t now,
+		     const char *system_prompt, const char *voice)
 {
-	char made[HISTORY_ID_MAX + 1];
-	int r;
-	if (!h || !text_ok(system_prompt) || !text_ok(voice))
-		return -EINVAL;
-	if (id && *id) {
-		if (!id_valid(id))
-			return -EINVAL;
-		snprintf(made, sizeof(made), "%s", id);
-	} else if ((r = make_uuid(made)) < 0) {
-		return r;
-	}
+	struct sq_store *h = be;
 	pthread_mutex_lock(&h->lock);
 	sqlite3_stmt *st = h->st[ST_CREATE];
-	sqlite3_bind_text(st, 1, made, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, now_ms());
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, now);
 	bind_text(st, 3, system_prompt);
 	bind_text(st, 4, voice);
-	r = run(st);
+	int r = run(st);
 	pthread_mutex_unlock(&h->lock);
-	if (r == 0 && ret_id)
-		memcpy(ret_id, made, strlen(made) + 1);
 	return r;
 }
 
-/* With the lock held: 1 when id exists, 0 when not, or an error. */
-static int exists_locked(history *h, const char *id)
+static int sq_exists(void *be, const char *id)
 {
+	struct sq_store *h = be;
+	pthread_mutex_lock(&h->lock);
 	sqlite3_stmt *st = h->st[ST_EXISTS];
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 	int rc = sqlite3_step(st);
 	done(st);
+	pthread_mutex_unlock(&h->lock);
 	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : sql_err(rc);
 }
 
-int history_exists(history *h, const char *id)
-{
-	if (!h)
-		return -EINVAL;
-	if (!id_valid(id))
-		return 0;
-	pthread_mutex_lock(&h->lock);
-	int r = exists_locked(h, id);
-	pthread_mutex_unlock(&h->lock);
-	return r;
-}
-
 /* With the lock held and a write transaction open: inserts the turn. */
-static int append_locked(history *h, const char *conv_id, const char *role,
-			 const char *content, const char *reasoning,
+static int append_locked(struct sq_store *h, const char *conv_id, int64_t now,
+			 const char *role, const char *content, const char *reasoning,
 			 bool interrupted, const char *timings_json)
 {
-	int64_t now = now_ms();
 	sqlite3_stmt *st = h->st[ST_TOUCH];
 	sqlite3_bind_text(st, 1, conv_id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, now);
@@ -341,7 +279,7 @@ static int append_locked(history *h, const char *conv_id, const char *role,
 	sqlite3_bind_text(st, 1, conv_id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, idx);
 	sqlite3_bind_text(st, 3, role, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, content ? content : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, content, -1, SQLITE_STATIC);
 	bind_text(st, 5, reasoning);
 	sqlite3_bind_int(st, 6, interrupted ? 1 : 0);
 	sqlite3_bind_int64(st, 7, now);
@@ -351,21 +289,16 @@ static int append_locked(history *h, const char *conv_id, const char *role,
 	return (int)idx;
 }
 
-int history_append_turn(history *h, const char *conv_id, const char *role,
-			const char *content, const char *reasoning,
-			bool interrupted, const char *timings_json)
+static int sq_append(void *be, const char *conv_id, int64_t now, const char *role,
+		     const char *content, const char *reasoning, bool interrupted,
+		     const char *timings_json)
 {
-	if (!h || !role || !*role || strlen(role) > HISTORY_ROLE_MAX)
-		return -EINVAL;
-	if (!text_ok(content) || !text_ok(reasoning) || !text_ok(timings_json))
-		return -E2BIG;
-	if (!id_valid(conv_id))
-		return -ENOENT;
+	struct sq_store *h = be;
 	pthread_mutex_lock(&h->lock);
 	int r = run(h->st[ST_BEGIN]);
 	if (r < 0)
 		goto out_unlock;
-	r = append_locked(h, conv_id, role, content, reasoning, interrupted,
+	r = append_locked(h, conv_id, now, role, content, reasoning, interrupted,
 			  timings_json);
 	if (r >= 0) {
 		int c = run(h->st[ST_COMMIT]);
@@ -379,25 +312,8 @@ out_unlock:
 	return r;
 }
 
-void history_conversation_release(history_conversation *c)
-{
-	if (!c)
-		return;
-	for (size_t i = 0; i < c->n_turns; i++) {
-		free(c->turns[i].role);
-		free(c->turns[i].content);
-		free(c->turns[i].reasoning);
-		free(c->turns[i].timings_json);
-	}
-	free(c->turns);
-	free(c->system_prompt);
-	free(c->voice);
-	free(c->meta_json);
-	memset(c, 0, sizeof(*c));
-}
-
 /* With the lock held: reads the turns of c->id into c. */
-static int load_turns_locked(history *h, history_conversation *c)
+static int load_turns_locked(struct sq_store *h, history_conversation *c)
 {
 	sqlite3_stmt *st = h->st[ST_GET_TURNS];
 	size_t cap = 0;
@@ -405,18 +321,11 @@ static int load_turns_locked(history *h, history_conversation *c)
 	int rc;
 	sqlite3_bind_text(st, 1, c->id, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW && !oom) {
-		if (c->n_turns == cap) {
-			size_t ncap = cap ? 2 * cap : 16;
-			history_turn *t = realloc(c->turns, ncap * sizeof(*t));
-			if (!t) {
-				oom = true;
-				break;
-			}
-			c->turns = t;
-			cap = ncap;
+		history_turn *t = history_push_turn(c, &cap);
+		if (!t) {
+			oom = true;
+			break;
 		}
-		history_turn *t = &c->turns[c->n_turns++];
-		memset(t, 0, sizeof(*t));
 		t->idx = sqlite3_column_int(st, 0);
 		t->role = col_dup(st, 1, &oom);
 		t->content = col_dup(st, 2, &oom);
@@ -431,15 +340,11 @@ static int load_turns_locked(history *h, history_conversation *c)
 	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : sql_err(rc);
 }
 
-int history_load(history *h, const char *id, history_conversation *ret)
+static int sq_load(void *be, const char *id, history_conversation *c)
 {
-	history_conversation c = {0};
+	struct sq_store *h = be;
 	bool oom = false;
 	int r;
-	if (!h || !ret)
-		return -EINVAL;
-	if (!id_valid(id))
-		return -ENOENT;
 	pthread_mutex_lock(&h->lock);
 	/* one read transaction, so conversation and turns agree */
 	if ((r = run(h->st[ST_BEGIN_READ])) < 0)
@@ -448,126 +353,48 @@ int history_load(history *h, const char *id, history_conversation *ret)
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		snprintf(c.id, sizeof(c.id), "%s", (const char *)sqlite3_column_text(st, 0));
-		c.created_at = sqlite3_column_int64(st, 1);
-		c.updated_at = sqlite3_column_int64(st, 2);
-		c.system_prompt = col_dup(st, 3, &oom);
-		c.voice = col_dup(st, 4, &oom);
-		c.meta_json = col_dup(st, 5, &oom);
+		snprintf(c->id, sizeof(c->id), "%s", (const char *)sqlite3_column_text(st, 0));
+		c->created_at = sqlite3_column_int64(st, 1);
+		c->updated_at = sqlite3_column_int64(st, 2);
+		c->system_prompt = col_dup(st, 3, &oom);
+		c->voice = col_dup(st, 4, &oom);
+		c->meta_json = col_dup(st, 5, &oom);
 	}
 	done(st);
 	r = oom ? -ENOMEM : rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : sql_err(rc);
 	if (r == 0)
-		r = load_turns_locked(h, &c);
+		r = load_turns_locked(h, c);
 	run(h->st[ST_COMMIT]);
 out_unlock:
 	pthread_mutex_unlock(&h->lock);
-	if (r < 0) {
-		history_conversation_release(&c);
-		return r;
-	}
-	*ret = c;
-	return 0;
+	return r;
 }
 
-static int json_str_or_null(vx_buf *b, const char *s)
+static int sq_list(void *be, int limit, int offset, history_row_fn row, void *arg)
 {
-	return s ? vx_buf_json_str(b, s, strlen(s)) : vx_buf_puts(b, "null");
-}
-
-int history_list(history *h, int limit, int offset, vx_buf *json)
-{
-	if (!h || !json || offset < 0)
-		return -EINVAL;
-	if (limit <= 0 || limit > HISTORY_LIST_MAX)
-		limit = HISTORY_LIST_MAX;
-	size_t start = json->len;
-	int n = 0, r = vx_buf_puts(json, "[");
+	struct sq_store *h = be;
+	int n = 0, r = 0;
 	pthread_mutex_lock(&h->lock);
 	sqlite3_stmt *st = h->st[ST_LIST];
 	sqlite3_bind_int(st, 1, limit);
 	sqlite3_bind_int(st, 2, offset);
 	int rc = SQLITE_DONE;
 	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *id = (const char *)sqlite3_column_text(st, 0);
-		r = vx_buf_puts(json, n ? ",{\"id\":" : "{\"id\":");
-		if (r == 0)
-			r = json_str_or_null(json, id);
-		if (r == 0)
-			r = vx_buf_printf(json, ",\"created_at\":%lld,\"updated_at\":%lld,\"turns\":%lld}",
-					  (long long)sqlite3_column_int64(st, 1),
-					  (long long)sqlite3_column_int64(st, 2),
-					  (long long)sqlite3_column_int64(st, 3));
+		r = row(arg, (const char *)sqlite3_column_text(st, 0),
+			sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2),
+			sqlite3_column_int64(st, 3));
 		n++;
 	}
 	done(st);
 	pthread_mutex_unlock(&h->lock);
 	if (r == 0 && rc != SQLITE_DONE)
 		r = sql_err(rc);
-	if (r == 0)
-		r = vx_buf_puts(json, "]");
-	if (r < 0) {
-		json->len = start;
-		if (json->data)
-			json->data[start] = '\0';
-		return r;
-	}
-	return n;
+	return r < 0 ? r : n;
 }
 
-/* Appends c as the JSON object history_get_json documents. */
-static int conversation_json(const history_conversation *c, vx_buf *b)
+static int sq_remove(void *be, const char *id)
 {
-	int r = vx_buf_puts(b, "{\"id\":");
-	if (!r) r = vx_buf_json_str(b, c->id, strlen(c->id));
-	if (!r) r = vx_buf_printf(b, ",\"created_at\":%lld,\"updated_at\":%lld,\"system_prompt\":",
-				  (long long)c->created_at, (long long)c->updated_at);
-	if (!r) r = json_str_or_null(b, c->system_prompt);
-	if (!r) r = vx_buf_puts(b, ",\"voice\":");
-	if (!r) r = json_str_or_null(b, c->voice);
-	if (!r) r = vx_buf_printf(b, ",\"meta\":%s,\"turns\":[", c->meta_json ? c->meta_json : "{}");
-	for (size_t i = 0; i < c->n_turns && !r; i++) {
-		const history_turn *t = &c->turns[i];
-		r = vx_buf_printf(b, "%s{\"idx\":%d,\"role\":", i ? "," : "", t->idx);
-		if (!r) r = json_str_or_null(b, t->role);
-		if (!r) r = vx_buf_puts(b, ",\"content\":");
-		if (!r) r = json_str_or_null(b, t->content);
-		if (!r) r = vx_buf_puts(b, ",\"reasoning\":");
-		if (!r) r = json_str_or_null(b, t->reasoning);
-		if (!r) r = vx_buf_printf(b, ",\"interrupted\":%s,\"created_at\":%lld,\"timings\":%s}",
-					  t->interrupted ? "true" : "false",
-					  (long long)t->created_at,
-					  t->timings_json ? t->timings_json : "null");
-	}
-	if (!r) r = vx_buf_puts(b, "]}");
-	return r;
-}
-
-int history_get_json(history *h, const char *id, vx_buf *json)
-{
-	history_conversation c = {0};
-	if (!json)
-		return -EINVAL;
-	int r = history_load(h, id, &c);
-	if (r < 0)
-		return r;
-	size_t start = json->len;
-	r = conversation_json(&c, json);
-	if (r < 0) {
-		json->len = start;
-		if (json->data)
-			json->data[start] = '\0';
-	}
-	history_conversation_release(&c);
-	return r;
-}
-
-int history_delete(history *h, const char *id)
-{
-	if (!h)
-		return -EINVAL;
-	if (!id_valid(id))
-		return -ENOENT;
+	struct sq_store *h = be;
 	pthread_mutex_lock(&h->lock);
 	sqlite3_stmt *st = h->st[ST_DELETE];
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -577,3 +404,15 @@ int history_delete(history *h, const char *id)
 	pthread_mutex_unlock(&h->lock);
 	return r;
 }
+
+const history_backend history_sqlite_backend = {
+	.name = "sqlite",
+	.open = sq_open,
+	.close = sq_close,
+	.create = sq_create,
+	.exists = sq_exists,
+	.append = sq_append,
+	.load = sq_load,
+	.list = sq_list,
+	.remove = sq_remove,
+};

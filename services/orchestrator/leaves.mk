@@ -3,16 +3,20 @@
 # unit tests, and the voxline-client command-line tool.
 #
 #   ORCH_LEAF_SRCS / ORCH_LEAF_OBJS / ORCH_LEAF_LIBS   for orchestrator.mk
-#     sentences.c (streaming sentence splitter), history.c (SQLite store;
-#     both use vx_buf from libvoxline.a)
+#     sentences.c (streaming sentence splitter), history.c (the store's front)
+#     with its backends history_sqlite.c (SQLite) and history_pg.c (libpq);
+#     all use vx_buf from libvoxline.a
 #   $(BUILD)/bin/voxline-client       streams a WAV to /ws/chat
 #   $(BUILD)/tests/test_orch_sentences, $(BUILD)/tests/test_orch_history,
 #   $(BUILD)/tests/test_voxline_client (a script: tests/fake_chat_server.py --check)
 
-ORCH_LEAF_SRCS := services/orchestrator/sentences.c services/orchestrator/history.c
+ORCH_HISTORY_SRCS := services/orchestrator/history.c \
+	services/orchestrator/history_sqlite.c services/orchestrator/history_pg.c
+ORCH_HISTORY_OBJS := $(ORCH_HISTORY_SRCS:%.c=$(BUILD)/obj/%.o)
+ORCH_LEAF_SRCS := services/orchestrator/sentences.c $(ORCH_HISTORY_SRCS)
 ORCH_LEAF_OBJS := $(ORCH_LEAF_SRCS:%.c=$(BUILD)/obj/%.o)
-ORCH_LEAF_LIBS := $(shell $(PKG_CONFIG) --libs sqlite3)
-ORCH_LEAF_CFLAGS := $(shell $(PKG_CONFIG) --cflags sqlite3)
+ORCH_LEAF_LIBS := $(shell $(PKG_CONFIG) --libs sqlite3 libpq)
+ORCH_LEAF_CFLAGS := $(shell $(PKG_CONFIG) --cflags sqlite3 libpq)
 
 # Target-specific, so the per-directory flags of orchestrator.mk stay its own.
 $(ORCH_LEAF_OBJS): CFLAGS_ALL += $(ORCH_LEAF_CFLAGS)
@@ -25,7 +29,7 @@ $(BUILD)/tests/test_orch_sentences: $(BUILD)/obj/tests/unit/test_orch_sentences.
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^
 
 $(BUILD)/tests/test_orch_history: $(BUILD)/obj/tests/unit/test_orch_history.o \
-		$(BUILD)/obj/services/orchestrator/history.o $(BUILD)/obj/common/vx_buf.o
+		$(ORCH_HISTORY_OBJS) $(BUILD)/obj/common/vx_buf.o
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(ORCH_LEAF_LIBS) $(shell $(PKG_CONFIG) --libs libcjson)
 
