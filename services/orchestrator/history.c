@@ -127,43 +127,50 @@ const char *history_backend_name(const history *h)
 	return h ? h->be->name : NULL;
 }
 
-/* Replaces s[from, to) by "***", within cap bytes (the tail may be cut). */
-static void mask(char *s, size_t cap, size_t from, size_t to)
+struct out {
+	char *p;
+	size_t cap, len; /* cap >= 1; p[len] is the NUL */
+};
+
+/* Appends n bytes of s to o, cutting at its capacity. */
+static void put(struct out *o, const char *s, size_t n)
 {
-	size_t tail = strlen(s) - to;
-	if (from + 3 >= cap) {
-		s[from] = '\0';
-		return;
-	}
-	if (tail > cap - from - 4)
-		tail = cap - from - 4;
-	memmove(s + from + 3, s + to, tail);
-	memcpy(s + from, "***", 3);
-	s[from + 3 + tail] = '\0';
+	if (n > o->cap - 1 - o->len)
+		n = o->cap - 1 - o->len;
+	memcpy(o->p + o->len, s, n);
+	o->len += n;
+	o->p[o->len] = '\0';
 }
 
 void history_redact(const char *where, char *out, size_t out_cap)
 {
 	if (!out_cap)
 		return;
-	snprintf(out, out_cap, "%s", where ? where : "");
-	if (!where || backend_for(where) == &history_sqlite_backend)
+	struct out o = { out, out_cap, 0 };
+	out[0] = '\0';
+	if (!where)
 		return;
-	/* scheme://user:password@host... -> scheme://user:***@host... */
-	char *auth = strstr(out, "://");
-	if (auth) {
-		auth += 3;
-		char *end = auth + strcspn(auth, "/?");
-		char *at = memrchr(auth, '@', (size_t)(end - auth));
-		char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
-		if (colon)
-			mask(out, out_cap, (size_t)(colon + 1 - out), (size_t)(at - out));
+	const char *rest = where;
+	if (backend_for(where) != &history_sqlite_backend) {
+		/* scheme://user:password@host... -> scheme://user:***@host... */
+		const char *auth = strstr(where, "://") + 3;
+		const char *end = auth + strcspn(auth, "/?");
+		const char *at = memrchr(auth, '@', (size_t)(end - auth));
+		const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+		if (colon) {
+			put(&o, where, (size_t)(colon + 1 - where));
+			put(&o, "***", 3);
+			rest = at;
+		}
+		/* ...?password=secret&x -> ...?password=***&x */
+		for (const char *p; (p = strstr(rest, "password=")); ) {
+			p += strlen("password=");
+			put(&o, rest, (size_t)(p - rest));
+			put(&o, "***", 3);
+			rest = p + strcspn(p, "&");
+		}
 	}
-	/* ...?password=secret&x -> ...?password=***&x */
-	for (char *p = strstr(out, "password="); p; p = strstr(p, "password=")) {
-		p += strlen("password=");
-		mask(out, out_cap, (size_t)(p - out), (size_t)(p - out) + strcspn(p, "&"));
-	}
+	put(&o, rest, strlen(rest));
 }
 
 void history_close(history *h)

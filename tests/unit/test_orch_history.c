@@ -1,8 +1,18 @@
 /*
- * Unit tests for services/orchestrator/history.c on real SQLite files in a
- * temporary directory: round trips, JSON output (parsed back with cJSON),
- * errors, durability across SIGKILL of a writer process, and concurrent
- * appends from threads and from two connections.
+ * Tests of the conversation store (services/orchestrator/history*.c): round
+ * trips, JSON output (parsed back with cJSON), errors, durability across
+ * SIGKILL of a writer process, concurrent appends from threads and from
+ * two stores, schema creation by stores opened together.
+ *
+ * Without arguments: the SQLite backend on real files in a temporary
+ * directory (a unit test). With VOXLINE_TEST_PG=postgresql://user:pw@host:port
+ * (a running server; tests/integration/test_history_pg.py and
+ * tests/deploy/test_postgres.py start one): the same checks on the
+ * PostgreSQL backend, each case in a fresh database made through that URL
+ * (dropped at the end), plus its own: a connection killed under the store
+ * is reset and the call retried without storing anything twice; a URL's
+ * statement_timeout ends a blocked call with -ETIMEDOUT; a failed open
+ * says why.
  */
 #include "history.h"
 #include "vx_test.h"
@@ -13,18 +23,49 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
 static char tmpdir[64];
 static int db_seq;
+static const char *pg_base; /* VOXLINE_TEST_PG: PostgreSQL mode when set */
+static PGconn *pg_admin;    /* to pg_base/postgres: creates the databases */
 
-/* A fresh database path under tmpdir. */
+/* Runs one statement on conn with text parameters; 0 or -1 (printed). */
+static int pg_do(PGconn *conn, const char *sql, int n, const char *const *params)
+{
+	PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
+	ExecStatusType st = PQresultStatus(res);
+	int r = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? 0 : -1;
+	if (r)
+		fprintf(stderr, "%s: %s", sql, PQerrorMessage(conn));
+	PQclear(res);
+	return r;
+}
+
+/* A fresh database: a path under tmpdir, or a new PostgreSQL database. */
 static void db_path(char *out, size_t cap)
 {
-	snprintf(out, cap, "%s/h%d.db", tmpdir, db_seq++);
+	if (!pg_base) {
+		snprintf(out, cap, "%s/h%d.db", tmpdir, db_seq++);
+		return;
+	}
+	char name[64], sql[128];
+	snprintf(name, sizeof(name), "vxh_%d_%d", (int)getpid(), db_seq++);
+	/* CREATE DATABASE takes no parameters; the name is made of numbers */
+	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", name);
+	VX_CHECK_INT(pg_do(pg_admin, sql, 0, NULL), 0);
+	snprintf(out, cap, "%s/%s", pg_base, name);
+}
+
+/* The database name of a PostgreSQL URL made by db_path. */
+static const char *db_name(const char *path)
+{
+	return strrchr(path, '/') + 1;
 }
 
 static history *open_fresh(char *path, size_t cap)
@@ -37,7 +78,7 @@ static history *open_fresh(char *path, size_t cap)
 
 VX_TEST(create_generates_uuid_and_load_round_trips)
 {
-	char path[128], id[HISTORY_ID_MAX + 1] = "";
+	char path[256], id[HISTORY_ID_MAX + 1] = "";
 	history *h = open_fresh(path, sizeof(path));
 	if (!h)
 		return;
@@ -69,7 +110,7 @@ VX_TEST(create_generates_uuid_and_load_round_trips)
 
 VX_TEST(create_with_given_id_refuses_taken_and_invalid_ids)
 {
-	char path[128], id[HISTORY_ID_MAX + 1] = "";
+	char path[256], id[HISTORY_ID_MAX + 1] = "";
 	history *h = open_fresh(path, sizeof(path));
 	if (!h)
 		return;
@@ -89,7 +130,7 @@ VX_TEST(create_with_given_id_refuses_taken_and_invalid_ids)
 
 VX_TEST(append_turns_in_order_with_all_fields)
 {
-	char path[128], id[HISTORY_ID_MAX + 1];
+	char path[256], id[HISTORY_ID_MAX + 1];
 	history *h = open_fresh(path, sizeof(path));
 	if (!h)
 		return;
@@ -129,7 +170,7 @@ VX_TEST(append_turns_in_order_with_all_fields)
 
 VX_TEST(get_json_is_valid_json_with_every_field)
 {
-	char path[128];
+	char path[256];
 	history *h = open_fresh(path, sizeof(path));
 	if (!h)
 		return;
@@ -175,7 +216,7 @@ VX_TEST(get_json_is_valid_json_with_every_field)
 
 VX_TEST(list_is_most_recent_first_with_paging)
 {
-	char path[128];
+	char path[256];
 	history *h = open_fresh(path, sizeof(path));
 	if (!h)
 		return;
@@ -216,9 +257,36 @@ VX_TEST(list_is_most_recent_first_with_paging)
 	history_close(h);
 }
 
+/* Reads COUNT(*) and MIN(conversation_id) of the turns table directly. */
+static void count_turns(const char *path, char n[16], char conv[16])
+{
+	const char *sql = "SELECT COUNT(*), MIN(conversation_id) FROM turns";
+	if (pg_base) {
+		PGconn *c = PQconnectdb(path);
+		PGresult *res = PQexec(c, sql);
+		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+			snprintf(n, 16, "%s", PQgetvalue(res, 0, 0));
+			snprintf(conv, 16, "%s", PQgetvalue(res, 0, 1));
+		}
+		PQclear(res);
+		PQfinish(c);
+		return;
+	}
+	sqlite3 *db;
+	VX_CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_stmt *st;
+	sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		snprintf(n, 16, "%s", (const char *)sqlite3_column_text(st, 0));
+		snprintf(conv, 16, "%s", (const char *)sqlite3_column_text(st, 1));
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
 VX_TEST(delete_removes_conversation_and_turns)
 {
-	char path[128];
+	char path[256];
 	history *h = open_fresh(path, sizeof(path));
 	if (!h)
 		return;
@@ -232,21 +300,16 @@ VX_TEST(delete_removes_conversation_and_turns)
 	VX_CHECK_INT(history_delete(h, "bad id"), -ENOENT);
 	VX_CHECK_INT(history_append_turn(h, "d", "user", "x", NULL, false, NULL), -ENOENT);
 	history_close(h);
-	/* the turns went too (checked with SQLite directly) */
-	sqlite3 *db;
-	VX_CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
-	sqlite3_stmt *st;
-	sqlite3_prepare_v2(db, "SELECT COUNT(*), MIN(conversation_id) FROM turns", -1, &st, NULL);
-	VX_CHECK_INT(sqlite3_step(st), SQLITE_ROW);
-	VX_CHECK_INT(sqlite3_column_int(st, 0), 1);
-	VX_CHECK_STR((const char *)sqlite3_column_text(st, 1), "keep");
-	sqlite3_finalize(st);
-	sqlite3_close(db);
+	/* the turns went too (checked in the database directly) */
+	char n[16] = "", conv[16] = "";
+	count_turns(path, n, conv);
+	VX_CHECK_STR(n, "1");
+	VX_CHECK_STR(conv, "keep");
 }
 
-VX_TEST(reopen_keeps_everything_in_wal_mode)
+VX_TEST(reopen_keeps_everything_and_sqlite_files_are_wal)
 {
-	char path[128];
+	char path[256];
 	history *h = open_fresh(path, sizeof(path));
 	if (!h)
 		return;
@@ -263,6 +326,8 @@ VX_TEST(reopen_keeps_everything_in_wal_mode)
 	history_conversation_release(&c);
 	VX_CHECK_INT(history_append_turn(h, "p", "user", "again", NULL, false, NULL), 5);
 	history_close(h);
+	if (pg_base)
+		return; /* the rest is about SQLite files */
 
 	sqlite3 *db;
 	sqlite3_open(path, &db);
@@ -277,7 +342,7 @@ VX_TEST(reopen_keeps_everything_in_wal_mode)
 	int fd = open(path, O_WRONLY | O_TRUNC);
 	VX_CHECK(write(fd, "this is not a database, not at all, no....", 42) == 42);
 	close(fd);
-	char wal[160];
+	char wal[270];
 	snprintf(wal, sizeof(wal), "%s-wal", path);
 	unlink(wal);
 	VX_CHECK_INT(history_open(path, &h), -EBADMSG);
@@ -307,7 +372,7 @@ static void kill9_child(const char *path, int fd)
 
 VX_TEST(every_committed_turn_survives_sigkill)
 {
-	char path[128];
+	char path[256];
 	db_path(path, sizeof(path));
 	for (int round = 0; round < 3; round++) {
 		int fds[2];
@@ -393,7 +458,7 @@ static void check_interleaved(history *h, const char *conv, int threads)
 
 VX_TEST(concurrent_appends_from_four_threads)
 {
-	char path[128];
+	char path[256];
 	history *h = open_fresh(path, sizeof(path));
 	if (!h)
 		return;
@@ -414,7 +479,7 @@ VX_TEST(concurrent_appends_from_four_threads)
 
 VX_TEST(two_connections_to_one_file_wait_for_each_other)
 {
-	char path[128];
+	char path[256];
 	history *h1 = open_fresh(path, sizeof(path)), *h2 = NULL;
 	if (!h1)
 		return;
@@ -440,6 +505,217 @@ VX_TEST(two_connections_to_one_file_wait_for_each_other)
 	history_close(h2);
 }
 
+#define OPENERS 4
+
+struct opener {
+	const char *path;
+	pthread_barrier_t *go;
+	int r;
+	history *h;
+};
+
+static void *open_at_once(void *arg)
+{
+	struct opener *o = arg;
+	pthread_barrier_wait(o->go);
+	o->r = history_open(o->path, &o->h);
+	return NULL;
+}
+
+/* Orchestrators starting together on one new database all get the schema
+ * (PostgreSQL: CREATE TABLE IF NOT EXISTS alone races; the advisory lock). */
+VX_TEST(stores_opened_together_on_a_new_database_all_work)
+{
+	char path[256];
+	db_path(path, sizeof(path));
+	pthread_barrier_t go;
+	pthread_barrier_init(&go, NULL, OPENERS);
+	pthread_t th[OPENERS];
+	struct opener o[OPENERS];
+	for (int i = 0; i < OPENERS; i++) {
+		o[i] = (struct opener){ .path = path, .go = &go };
+		pthread_create(&th[i], NULL, open_at_once, &o[i]);
+	}
+	for (int i = 0; i < OPENERS; i++)
+		pthread_join(th[i], NULL);
+	pthread_barrier_destroy(&go);
+	for (int i = 0; i < OPENERS; i++) {
+		char id[16];
+		snprintf(id, sizeof(id), "o%d", i);
+		VX_CHECK_INT(o[i].r, 0);
+		if (o[i].r < 0)
+			continue;
+		VX_CHECK_INT(history_create(o[i].h, id, NULL, NULL, NULL), 0);
+		VX_CHECK_INT(history_append_turn(o[i].h, id, "user", "x", NULL, false, NULL), 0);
+	}
+	for (int i = 0; i < OPENERS; i++)
+		if (o[i].r == 0) {
+			VX_CHECK_INT(history_exists(o[i].h, "o0"), o[0].r == 0);
+			history_close(o[i].h);
+		}
+}
+
+#define CROWD (HISTORY_PG_CONNS * 2 + 1)
+
+struct crowd_member {
+	history *h;
+	int n, errors;
+};
+
+static void *crowd_member_run(void *arg)
+{
+	struct crowd_member *m = arg;
+	char id[16];
+	snprintf(id, sizeof(id), "m%d", m->n);
+	if (history_create(m->h, id, NULL, NULL, NULL) < 0)
+		m->errors++;
+	for (int i = 0; i < 10; i++) {
+		vx_buf b = {0};
+		if (history_append_turn(m->h, id, "user", "hello", NULL, false, NULL) != i ||
+		    history_list(m->h, 5, 0, &b) < 1)
+			m->errors++;
+		vx_buf_release(&b);
+	}
+	return NULL;
+}
+
+/* More callers than pooled connections: each waits its turn, none fails. */
+VX_TEST(more_threads_than_connections_all_get_served)
+{
+	char path[256];
+	history *h = open_fresh(path, sizeof(path));
+	if (!h)
+		return;
+	pthread_t th[CROWD];
+	struct crowd_member m[CROWD];
+	for (int i = 0; i < CROWD; i++) {
+		m[i] = (struct crowd_member){ .h = h, .n = i };
+		pthread_create(&th[i], NULL, crowd_member_run, &m[i]);
+	}
+	for (int i = 0; i < CROWD; i++) {
+		pthread_join(th[i], NULL);
+		VX_CHECK_INT(m[i].errors, 0);
+	}
+	vx_buf b = {0};
+	VX_CHECK_INT(history_list(h, 0, 0, &b), CROWD);
+	vx_buf_release(&b);
+	history_close(h);
+}
+
+VX_TEST(redact_hides_passwords_in_urls_only)
+{
+	char out[128];
+	history_redact("postgresql://vx:s3cr%40t@db.lan:5432/voxline", out, sizeof(out));
+	VX_CHECK_STR(out, "postgresql://vx:***@db.lan:5432/voxline");
+	history_redact("postgres://vx:p@ss@db/x?sslmode=require&password=abc&a=b", out, sizeof(out));
+	VX_CHECK_STR(out, "postgres://vx:***@db/x?sslmode=require&password=***&a=b");
+	history_redact("postgresql://vx@db/x?password=", out, sizeof(out));
+	VX_CHECK_STR(out, "postgresql://vx@db/x?password=***");
+	history_redact("postgresql://db/x", out, sizeof(out));
+	VX_CHECK_STR(out, "postgresql://db/x");
+	history_redact("/var/lib/voxline/a:b@c.db", out, sizeof(out));
+	VX_CHECK_STR(out, "/var/lib/voxline/a:b@c.db");
+	char small[20];
+	history_redact("postgresql://u:a@h/db", small, sizeof(small));
+	VX_CHECK_STR(small, "postgresql://u:***@");
+	history_redact("postgresql://u:averylongpassword@h/db", small, sizeof(small));
+	VX_CHECK_STR(small, "postgresql://u:***@");
+}
+
+/* ---- PostgreSQL only ---- */
+
+/* Ends every other session on path's database (as a server restart does
+ * to the store's connections). */
+static void kill_sessions(const char *path)
+{
+	const char *p[] = { db_name(path) };
+	VX_CHECK_INT(pg_do(pg_admin, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+			   " WHERE datname = $1 AND pid <> pg_backend_pid()", 1, p), 0);
+	usleep(100 * 1000); /* the backends exit */
+}
+
+VX_TEST(pg_a_killed_connection_is_reset_and_nothing_is_stored_twice)
+{
+	char path[256];
+	history *h = open_fresh(path, sizeof(path));
+	if (!h)
+		return;
+	VX_CHECK_STR(history_backend_name(h), "postgresql");
+	VX_CHECK_INT(history_create(h, "r", NULL, NULL, NULL), 0);
+	kill_sessions(path);
+	VX_CHECK_INT(history_exists(h, "r"), 1);
+	kill_sessions(path);
+	VX_CHECK_INT(history_append_turn(h, "r", "user", "once", NULL, false, NULL), 0);
+	kill_sessions(path);
+	VX_CHECK_INT(history_append_turn(h, "r", "assistant", "twice?", NULL, false, NULL), 1);
+	kill_sessions(path);
+	vx_buf b = {0};
+	VX_CHECK_INT(history_list(h, 0, 0, &b), 1);
+	vx_buf_release(&b);
+	kill_sessions(path);
+	history_conversation c = {0};
+	VX_CHECK_INT(history_load(h, "r", &c), 0);
+	VX_CHECK_INT(c.n_turns, 2);
+	history_conversation_release(&c);
+	kill_sessions(path);
+	VX_CHECK_INT(history_create(h, "r", NULL, NULL, NULL), -EEXIST);
+	kill_sessions(path);
+	VX_CHECK_INT(history_delete(h, "r"), 0);
+	VX_CHECK_INT(history_exists(h, "r"), 0);
+	history_close(h);
+}
+
+VX_TEST(pg_statement_timeout_from_the_url_ends_a_blocked_append)
+{
+	char path[256], url[320];
+	history *h = open_fresh(path, sizeof(path));
+	if (!h)
+		return;
+	VX_CHECK_INT(history_create(h, "locked", NULL, NULL, NULL), 0);
+	history_close(h);
+	h = NULL;
+	/* the URL's options replace the store's default statement_timeout */
+	snprintf(url, sizeof(url), "%s?options=-c%%20statement_timeout%%3D300", path);
+	VX_CHECK_INT(history_open(url, &h), 0);
+	PGconn *holder = PQconnectdb(path);
+	const char *p[] = { "locked" };
+	VX_CHECK_INT(pg_do(holder, "BEGIN", 0, NULL), 0);
+	VX_CHECK_INT(pg_do(holder, "UPDATE conversations SET updated_at = 0 WHERE id = $1",
+			   1, p), 0);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	VX_CHECK_INT(history_append_turn(h, "locked", "user", "x", NULL, false, NULL),
+		     -ETIMEDOUT);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	VX_CHECK(s >= 0.25 && s < 5.0);
+	pg_do(holder, "ROLLBACK", 0, NULL);
+	PQfinish(holder);
+	/* and the store goes on */
+	VX_CHECK_INT(history_append_turn(h, "locked", "user", "x", NULL, false, NULL), 0);
+	history_close(h);
+}
+
+VX_TEST(pg_a_failed_open_says_why)
+{
+	char url[320], why[256];
+	history *h = NULL;
+	const char *at = strrchr(pg_base, '@'), *colon = strchr(pg_base + 13, ':');
+	/* the right server, a wrong password */
+	snprintf(url, sizeof(url), "%.*s:wrong%s/postgres", (int)(colon - pg_base), pg_base, at);
+	VX_CHECK_INT(history_open_why(url, why, sizeof(why), &h), -ENOTCONN);
+	VX_CHECK(strstr(why, "password authentication failed") != NULL);
+	/* a database that does not exist */
+	snprintf(url, sizeof(url), "%s/no_such_db", pg_base);
+	VX_CHECK_INT(history_open_why(url, why, sizeof(why), &h), -ENOTCONN);
+	VX_CHECK(strstr(why, "no_such_db") != NULL);
+	/* nothing listening (port 1), within connect_timeout */
+	VX_CHECK_INT(history_open_why("postgresql://u@127.0.0.1:1/x", why, sizeof(why), &h),
+		     -ENOTCONN);
+	VX_CHECK(strstr(why, "127.0.0.1") != NULL);
+	VX_CHECK(h == NULL);
+}
+
 static void setup(void)
 {
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_orch_history.XXXXXX");
@@ -447,6 +723,19 @@ static void setup(void)
 		perror("mkdtemp");
 		exit(1);
 	}
+	pg_base = getenv("VOXLINE_TEST_PG");
+	if (pg_base && !*pg_base)
+		pg_base = NULL;
+	if (!pg_base)
+		return;
+	char url[256];
+	snprintf(url, sizeof(url), "%s/postgres", pg_base);
+	pg_admin = PQconnectdb(url);
+	if (PQstatus(pg_admin) != CONNECTION_OK) {
+		fprintf(stderr, "VOXLINE_TEST_PG: cannot connect: %s", PQerrorMessage(pg_admin));
+		exit(1);
+	}
+	printf("backend: postgresql\n");
 }
 
 static void cleanup(void)
@@ -455,23 +744,46 @@ static void cleanup(void)
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "could not remove %s\n", tmpdir);
+	for (int i = 0; pg_admin && i < db_seq; i++) {
+		snprintf(cmd, sizeof(cmd), "DROP DATABASE IF EXISTS vxh_%d_%d WITH (FORCE)",
+			 (int)getpid(), i);
+		pg_do(pg_admin, cmd, 0, NULL);
+	}
+	PQfinish(pg_admin);
 }
 
-static int run_all(void);
+#define BOTH_CASES                                                           \
+	create_generates_uuid_and_load_round_trips,                          \
+	create_with_given_id_refuses_taken_and_invalid_ids,                  \
+	append_turns_in_order_with_all_fields,                               \
+	get_json_is_valid_json_with_every_field,                             \
+	list_is_most_recent_first_with_paging,                               \
+	delete_removes_conversation_and_turns,                               \
+	reopen_keeps_everything_and_sqlite_files_are_wal,                    \
+	every_committed_turn_survives_sigkill,                               \
+	concurrent_appends_from_four_threads,                                \
+	two_connections_to_one_file_wait_for_each_other,                     \
+	stores_opened_together_on_a_new_database_all_work,                   \
+	more_threads_than_connections_all_get_served,                        \
+	redact_hides_passwords_in_urls_only
+#define PG_CASES                                                             \
+	pg_a_killed_connection_is_reset_and_nothing_is_stored_twice,         \
+	pg_statement_timeout_from_the_url_ends_a_blocked_append,             \
+	pg_a_failed_open_says_why
+#define STR_(...) #__VA_ARGS__
+#define STR(...) STR_(__VA_ARGS__)
 
 int main(void)
 {
+	vx_test_fn both[] = { BOTH_CASES }, pg[] = { PG_CASES };
+	vx_test_fn fns[sizeof(both) / sizeof(both[0]) + sizeof(pg) / sizeof(pg[0])];
+	int n = 0;
 	setup();
-	int r = run_all();
+	for (size_t i = 0; i < sizeof(both) / sizeof(both[0]); i++)
+		fns[n++] = both[i];
+	for (size_t i = 0; pg_base && i < sizeof(pg) / sizeof(pg[0]); i++)
+		fns[n++] = pg[i];
+	int r = vx_test_run(pg_base ? STR(BOTH_CASES, PG_CASES) : STR(BOTH_CASES), fns, n);
 	cleanup();
 	return r;
 }
-
-#define main run_all
-VX_TEST_MAIN(create_generates_uuid_and_load_round_trips,
-	     create_with_given_id_refuses_taken_and_invalid_ids,
-	     append_turns_in_order_with_all_fields, get_json_is_valid_json_with_every_field,
-	     list_is_most_recent_first_with_paging, delete_removes_conversation_and_turns,
-	     reopen_keeps_everything_in_wal_mode, every_committed_turn_survives_sigkill,
-	     concurrent_appends_from_four_threads,
-	     two_connections_to_one_file_wait_for_each_other)
