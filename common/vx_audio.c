@@ -6,17 +6,28 @@
  * up headers). Samples are read as float and rounded to int16 here, so float
  * and 24-bit files keep their level (libsndfile's own float -> short path
  * does not scale). Resampling is libsoxr's one-shot call.
+ *
+ * Ogg streams are checked before libsndfile sees them (ogg_check): Debian's
+ * libsndfile 1.2.0 leaks its Vorbis decoder state (about 6 KB) on every
+ * Vorbis stream whose header packets are missing or bad, and ignores a bad
+ * comment or setup header. So the first logical stream's header packets
+ * must all be there and valid: identification, comment and setup for Vorbis
+ * (checked by libvorbis itself), OpusHead and OpusTags for Opus (checked
+ * here against RFC 7845). Other Ogg codecs (FLAC) go to libsndfile as-is.
  */
 #include "vx_audio.h"
 
 #include <errno.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include <ogg/ogg.h>
 #include <sndfile.h>
 #include <soxr.h>
+#include <vorbis/codec.h>
 
 /* Frames decoded per libsndfile call. */
 #define VX_AUDIO_DECODE_CHUNK 4096
@@ -439,9 +450,218 @@ out_free_data:
 	return r;
 }
 
+/* ---- Ogg header check ---------------------------------------------------- */
+
+/* Bytes fed to libogg at a time while looking for header pages. */
+#define VX_OGG_FEED 4096
+
+/* Where the container starts: after any ID3v2 tags, as libsndfile skips
+ * them before it sniffs the format. */
+static size_t skip_id3(const unsigned char *b, size_t len)
+{
+	size_t at = 0;
+	while (len - at >= 10 && memcmp(b + at, "ID3", 3) == 0) {
+		const unsigned char *h = b + at;
+		if ((h[6] | h[7] | h[8] | h[9]) & 0x80)
+			break;
+		size_t size = (size_t)h[6] << 21 | (size_t)h[7] << 14 |
+			      (size_t)h[8] << 7 | h[9];
+		size = size + 10 + (h[5] & 0x10 ? 10 : 0);
+		if (size > len - at)
+			break;
+		at += size;
+	}
+	return at;
+}
+
+/* The first logical stream of an Ogg buffer, packet by packet. */
+struct ogg_reader {
+	const unsigned char *buf;
+	size_t len, fed;
+	ogg_sync_state sync;
+	ogg_stream_state stream;
+	bool stream_init;
+	bool eos;          /* the stream's last page is in */
+};
+
+/* The next page of any stream; 1, or 0 at the end of the buffer. */
+static int ogg_next_page(struct ogg_reader *o, ogg_page *og)
+{
+	for (;;) {
+		int r = ogg_sync_pageout(&o->sync, og);
+		if (r == 1)
+			return 1;
+		if (r < 0)
+			continue;   /* skipped junk (or a page with a bad CRC) */
+		if (o->fed == o->len)
+			return 0;
+		size_t n = o->len - o->fed < VX_OGG_FEED ? o->len - o->fed : VX_OGG_FEED;
+		char *dst = ogg_sync_buffer(&o->sync, (long)n);
+		if (!dst)
+			return 0;
+		memcpy(dst, o->buf + o->fed, n);
+		ogg_sync_wrote(&o->sync, (long)n);
+		o->fed += n;
+	}
+}
+
+/* The next packet of the first stream: 1, 0 when the stream or the buffer
+ * ends first, -1 for a hole (a page missing). */
+static int ogg_next_packet(struct ogg_reader *o, ogg_packet *op)
+{
+	for (;;) {
+		int r = ogg_stream_packetout(&o->stream, op);
+		if (r != 0)
+			return r < 0 ? -1 : 1;
+		ogg_page og;
+		do {
+			if (o->eos || !ogg_next_page(o, &og))
+				return 0;
+		} while (ogg_page_serialno(&og) != o->stream.serialno);
+		if (ogg_page_eos(&og))
+			o->eos = true;
+		if (ogg_stream_pagein(&o->stream, &og) < 0)
+			return -1;
+	}
+}
+
+/* Vorbis I spec 4.2: the identification packet (already seen by the
+ * caller) and the comment and setup packets, each checked by libvorbis. */
+static int ogg_check_vorbis(struct ogg_reader *o, ogg_packet *ident)
+{
+	vorbis_info vi;
+	vorbis_comment vc;
+	vorbis_info_init(&vi);
+	vorbis_comment_init(&vc);
+	int r = vorbis_synthesis_headerin(&vi, &vc, ident) == 0 ? 0 : -EBADMSG;
+	for (int i = 0; r == 0 && i < 2; i++) {
+		ogg_packet op;
+		if (ogg_next_packet(o, &op) != 1 ||
+		    vorbis_synthesis_headerin(&vi, &vc, &op) != 0)
+			r = -EBADMSG;
+	}
+	vorbis_comment_clear(&vc);
+	vorbis_info_clear(&vi);
+	return r;
+}
+
+static uint32_t get_le32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	       (uint32_t)p[3] << 24;
+}
+
+/* RFC 7845 5.1: OpusHead, with its channel mapping table. */
+static bool opus_head_ok(const unsigned char *p, size_t n)
+{
+	if (n < 19 || memcmp(p, "OpusHead", 8) != 0 || p[8] >> 4 != 0)
+		return false;
+	unsigned channels = p[9], family = p[18];
+	if (channels == 0)
+		return false;
+	if (family == 0)
+		return channels <= 2;
+	if (n < 21 + (size_t)channels)
+		return false;
+	unsigned streams = p[19], coupled = p[20];
+	if (streams == 0 || coupled > streams || streams + coupled > 255)
+		return false;
+	for (unsigned i = 0; i < channels; i++)
+		if (p[21 + i] != 255 && p[21 + i] >= streams + coupled)
+			return false;
+	return true;
+}
+
+/* RFC 7845 5.2: OpusTags, a vendor string and counted comments that all
+ * fit in the packet. */
+static bool opus_tags_ok(const unsigned char *p, size_t n)
+{
+	if (n < 16 || memcmp(p, "OpusTags", 8) != 0)
+		return false;
+	size_t at = 8, left = n - 8;
+	uint32_t vendor = get_le32(p + at);
+	if (vendor > left - 8)
+		return false;
+	at += 4 + vendor;
+	left -= 4 + vendor;
+	uint32_t count = get_le32(p + at);
+	at += 4;
+	left -= 4;
+	if (count > left / 4)
+		return false;
+	for (uint32_t i = 0; i < count; i++) {
+		if (left < 4)
+			return false;
+		uint32_t len = get_le32(p + at);
+		if (len > left - 4)
+			return false;
+		at += 4 + len;
+		left -= 4 + len;
+	}
+	return true;
+}
+
+static int ogg_check_opus(struct ogg_reader *o, ogg_packet *head)
+{
+	if (!opus_head_ok(head->packet, (size_t)head->bytes))
+		return -EBADMSG;
+	ogg_packet tags;
+	if (ogg_next_packet(o, &tags) != 1 ||
+	    !opus_tags_ok(tags.packet, (size_t)tags.bytes))
+		return -EBADMSG;
+	return 0;
+}
+
+/* 0 when buf is not Ogg, or is Ogg whose first stream libsndfile can open
+ * without harm (see the top of the file); -EBADMSG otherwise. */
+static int ogg_check(const unsigned char *buf, size_t len)
+{
+	size_t at = skip_id3(buf, len);
+	if (len - at < 4 || memcmp(buf + at, "OggS", 4) != 0)
+		return 0;
+	struct ogg_reader o = { .buf = buf + at, .len = len - at };
+	ogg_sync_init(&o.sync);
+	ogg_page og;
+	ogg_packet first;
+	int r = 0;
+	if (!ogg_next_page(&o, &og) || !ogg_page_bos(&og)) {
+		r = -EBADMSG;   /* libsndfile needs a first page too */
+		goto out_clear;
+	}
+	ogg_stream_init(&o.stream, ogg_page_serialno(&og));
+	o.stream_init = true;
+	o.eos = ogg_page_eos(&og);
+	if (ogg_stream_pagein(&o.stream, &og) < 0 ||
+	    ogg_stream_packetout(&o.stream, &first) != 1) {
+		r = -EBADMSG;
+		goto out_clear;
+	}
+	bool vorbis = first.bytes >= 7 && memcmp(first.packet, "\x01vorbis", 7) == 0;
+	bool opus = first.bytes >= 8 && memcmp(first.packet, "OpusHead", 8) == 0;
+	if (!vorbis && !opus)
+		goto out_clear;   /* FLAC or a codec libsndfile refuses */
+	/* The first page holds the identification packet alone. */
+	ogg_packet extra;
+	if (ogg_page_packets(&og) != 1 ||
+	    ogg_stream_packetpeek(&o.stream, &extra) != 0) {
+		r = -EBADMSG;
+		goto out_clear;
+	}
+	r = vorbis ? ogg_check_vorbis(&o, &first) : ogg_check_opus(&o, &first);
+
+out_clear:
+	if (o.stream_init)
+		ogg_stream_clear(&o.stream);
+	ogg_sync_clear(&o.sync);
+	return r;
+}
+
 static int decode_sndfile(const void *buf, size_t len, size_t max_frames,
 			  vx_pcm *ret)
 {
+	int r0 = ogg_check(buf, len);
+	if (r0 < 0)
+		return r0;
 	struct mem_reader mr = { buf, (sf_count_t)len, 0 };
 	SF_VIRTUAL_IO io = { mr_get_filelen, mr_seek, mr_read, mr_write, mr_tell };
 	SF_INFO info;

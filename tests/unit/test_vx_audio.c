@@ -3,10 +3,15 @@
 #include "vx_test.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
+#include <ogg/ogg.h>
 #include <sndfile.h>
 
 #define BIG (1u << 24) /* max_frames when a test is not about the limit */
@@ -607,6 +612,253 @@ VX_TEST(names)
 	VX_CHECK_STR(vx_format_mime((vx_format)99), "application/octet-stream");
 }
 
+/* ---- Ogg streams whose headers are missing or bad ---------------------- */
+
+/* Heap bytes in use (0 under ASan, whose LeakSanitizer checks instead). */
+static size_t heap_used(void)
+{
+	return mallinfo2().uordblks;
+}
+
+/* Appends packets as Ogg pages of one stream, each packet flushed onto
+ * pages of its own (as encoders do for headers); the first is BOS. */
+static void ogg_pages(vx_buf *out, const unsigned char *const *pkts,
+		      const size_t *lens, int n, bool eos_last)
+{
+	ogg_stream_state os;
+	ogg_stream_init(&os, 0x1234);
+	for (int i = 0; i < n; i++) {
+		ogg_packet op = { (unsigned char *)pkts[i], (long)lens[i],
+				  i == 0, eos_last && i == n - 1, 0, i };
+		ogg_stream_packetin(&os, &op);
+		ogg_page og;
+		while (ogg_stream_flush(&os, &og)) {
+			vx_buf_append(out, og.header, (size_t)og.header_len);
+			vx_buf_append(out, og.body, (size_t)og.body_len);
+		}
+	}
+	ogg_stream_clear(&os);
+}
+
+/* The issue's reproducer: one Ogg page holding a Vorbis identification
+ * header and nothing else (58 bytes). */
+static void vorbis_ident_only(vx_buf *out)
+{
+	unsigned char id[30] = { 1, 'v', 'o', 'r', 'b', 'i', 's' };
+	put32(id + 7, 0);          /* version */
+	id[11] = 1;                /* channels */
+	put32(id + 12, 16000);     /* rate */
+	put32(id + 20, 32000);     /* nominal bitrate */
+	id[28] = 0xb8;             /* blocksizes 256 / 2048 */
+	id[29] = 1;                /* framing */
+	const unsigned char *pk[] = { id };
+	size_t len[] = { sizeof(id) };
+	ogg_pages(out, pk, len, 1, false);
+}
+
+/* A second of Ogg/Vorbis written by libsndfile into a memfd. */
+static int make_vorbis(vx_buf *out)
+{
+	int fd = memfd_create("vorbis", 0);
+	if (fd < 0)
+		return -errno;
+	SF_INFO info = { 0, 16000, 1, SF_FORMAT_OGG | SF_FORMAT_VORBIS, 0, 0 };
+	SNDFILE *sf = sf_open_fd(fd, SFM_WRITE, &info, 0);
+	int16_t *s = make_sine(16000, 1, 440, 10000, 16000);
+	int r = -EIO;
+	if (sf && s && sf_writef_short(sf, s, 16000) == 16000)
+		r = 0;
+	if (sf)
+		sf_close(sf);
+	free(s);
+	off_t size = lseek(fd, 0, SEEK_END);
+	if (r == 0 && size > 0 && vx_buf_reserve(out, (size_t)size) == 0 &&
+	    pread(fd, out->data + out->len, (size_t)size, 0) == size)
+		out->len += (size_t)size;
+	else
+		r = -EIO;
+	close(fd);
+	return r;
+}
+
+/* Offset just past the page on which the n-th packet of an Ogg buffer
+ * (one stream) ends. */
+static size_t headers_end(const vx_buf *b, int n)
+{
+	size_t pos = 0;
+	int done = 0;
+	while (pos + 27 <= b->len) {
+		const unsigned char *h = (const unsigned char *)b->data + pos;
+		size_t segs = h[26], body = 0;
+		for (size_t i = 0; i < segs; i++) {
+			body += h[27 + i];
+			done += h[27 + i] < 255;
+		}
+		pos += 27 + segs + body;
+		if (done >= n)
+			return pos;
+	}
+	return b->len;
+}
+
+VX_TEST(ogg_vorbis_identification_alone_is_refused_and_leaks_nothing)
+{
+	vx_buf b = {0};
+	vorbis_ident_only(&b);
+	VX_CHECK_INT(b.len, 58);
+	vx_pcm p = {0};
+	VX_CHECK_INT(vx_audio_decode(b.data, b.len, NULL, BIG, &p), -EBADMSG);
+	size_t before = heap_used();
+	for (int i = 0; i < 500; i++)
+		VX_CHECK_INT(vx_audio_decode(b.data, b.len, NULL, BIG, &p), -EBADMSG);
+	/* libsndfile 1.2.0 alone leaks ~5.7 KB per call: 2.8 MB here. */
+	VX_CHECK(heap_used() < before + 16 * 1024);
+	VX_CHECK(p.data == NULL);
+
+	/* Behind an ID3v2 tag libsndfile still finds it. */
+	vx_buf t = {0};
+	unsigned char id3[10 + 20] = { 'I', 'D', '3', 4, 0, 0, 0, 0, 0, 20 };
+	vx_buf_append(&t, id3, sizeof(id3));
+	vx_buf_append(&t, b.data, b.len);
+	VX_CHECK_INT(vx_audio_decode(t.data, t.len, NULL, BIG, &p), -EBADMSG);
+	vx_buf_release(&t);
+	vx_buf_release(&b);
+}
+
+VX_TEST(ogg_vorbis_and_opus_decode_and_any_header_cut_is_refused)
+{
+	vx_buf files[2] = { {0}, {0} };
+	VX_CHECK_INT(make_vorbis(&files[0]), 0);
+	int16_t *s = make_sine(16000, 1, 440, 10000, 16000);
+	VX_CHECK_INT(vx_audio_encode(s, 16000, 16000, 1, VX_FMT_OPUS, &files[1]), 0);
+	free(s);
+	for (int k = 0; k < 2; k++) {
+		vx_buf *b = &files[k];
+		vx_pcm p = {0};
+		VX_CHECK_INT(vx_audio_decode(b->data, b->len, NULL, BIG, &p), 0);
+		VX_CHECK(p.frames >= 15000 && p.rate == 16000);
+		VX_CHECK(fabs(crossing_hz(&p, 0, 2000, 14000) - 440) < 5);
+		vx_pcm_release(&p);
+		/* Vorbis: identification, comment and setup pages; Opus:
+		 * OpusHead and OpusTags. Every cut before their end refuses. */
+		size_t hdr = headers_end(b, k == 0 ? 3 : 2);
+		VX_CHECK(hdr < b->len);
+		for (size_t cut = 1; cut < hdr; cut++) {
+			int r = vx_audio_decode(b->data, cut, NULL, BIG, &p);
+			if (r != -EBADMSG)
+				fprintf(stderr, "ogg %d cut at %zu of %zu: %d\n",
+					k, cut, hdr, r);
+			VX_CHECK_INT(r, -EBADMSG);
+		}
+		size_t before = heap_used();
+		for (int round = 0; round < 3; round++)
+			for (size_t cut = 1; cut < hdr; cut += 7)
+				vx_audio_decode(b->data, cut, NULL, BIG, &p);
+		VX_CHECK(heap_used() < before + 16 * 1024);
+		VX_CHECK(p.data == NULL);
+		vx_buf_release(b);
+	}
+}
+
+VX_TEST(ogg_vorbis_with_bad_comment_or_setup_is_refused)
+{
+	vx_buf good = {0};
+	VX_CHECK_INT(make_vorbis(&good), 0);
+	/* Re-packetise the three headers with libogg, spoil one, re-page. */
+	ogg_sync_state oy;
+	ogg_stream_state os;
+	ogg_sync_init(&oy);
+	char *dst = ogg_sync_buffer(&oy, (long)good.len);
+	memcpy(dst, good.data, good.len);
+	ogg_sync_wrote(&oy, (long)good.len);
+	ogg_page og;
+	ogg_packet op;
+	unsigned char *pk[3] = { NULL, NULL, NULL };
+	size_t len[3] = { 0, 0, 0 };
+	int n = 0;
+	VX_CHECK_INT(ogg_sync_pageout(&oy, &og), 1);
+	ogg_stream_init(&os, ogg_page_serialno(&og));
+	ogg_stream_pagein(&os, &og);
+	while (n < 3) {
+		int r = ogg_stream_packetout(&os, &op);
+		if (r == 1) {
+			pk[n] = malloc((size_t)op.bytes);
+			memcpy(pk[n], op.packet, (size_t)op.bytes);
+			len[n++] = (size_t)op.bytes;
+		} else if (ogg_sync_pageout(&oy, &og) == 1) {
+			ogg_stream_pagein(&os, &og);
+		} else {
+			break;
+		}
+	}
+	VX_CHECK_INT(n, 3);
+	for (int bad = 1; n == 3 && bad < 3; bad++) {
+		unsigned char *saved = malloc(len[bad]);
+		memcpy(saved, pk[bad], len[bad]);
+		if (bad == 1)
+			put32(pk[1] + 7, 0x7fffffff);   /* vendor length */
+		else
+			memset(pk[2] + 7, 0xff, len[2] - 7);  /* codebooks */
+		vx_buf b = {0};
+		ogg_pages(&b, (const unsigned char *const *)pk, len, 3, true);
+		vx_pcm p = {0};
+		VX_CHECK_INT(vx_audio_decode(b.data, b.len, NULL, BIG, &p), -EBADMSG);
+		vx_buf_release(&b);
+		/* Only two of the three headers. */
+		ogg_pages(&b, (const unsigned char *const *)pk, len, 2, true);
+		VX_CHECK_INT(vx_audio_decode(b.data, b.len, NULL, BIG, &p), -EBADMSG);
+		vx_buf_release(&b);
+		memcpy(pk[bad], saved, len[bad]);
+		free(saved);
+	}
+	for (int i = 0; i < 3; i++)
+		free(pk[i]);
+	ogg_stream_clear(&os);
+	ogg_sync_clear(&oy);
+	vx_buf_release(&good);
+}
+
+VX_TEST(ogg_opus_with_bad_head_or_tags_is_refused)
+{
+	unsigned char head[19] = { 'O', 'p', 'u', 's', 'H', 'e', 'a', 'd', 1, 1 };
+	put16(head + 10, 312);          /* pre-skip */
+	put32(head + 12, 16000);        /* input rate */
+	unsigned char tags[24] = { 'O', 'p', 'u', 's', 'T', 'a', 'g', 's', 4 };
+	memcpy(tags + 12, "test", 4);   /* vendor, then 0 comments */
+	/* A 20 ms silent CELT frame (TOC 0xf8) so the stream has audio. */
+	unsigned char audio[3] = { 0xf8, 0xff, 0xfe };
+	const unsigned char *pk[3] = { head, tags, audio };
+	size_t len[3] = { sizeof(head), sizeof(tags) - 4, sizeof(audio) };
+	vx_buf b = {0};
+	vx_pcm p = {0};
+
+	ogg_pages(&b, pk, len, 1, true);          /* OpusHead alone */
+	VX_CHECK_INT(vx_audio_decode(b.data, b.len, NULL, BIG, &p), -EBADMSG);
+	vx_buf_release(&b);
+	head[9] = 0;                              /* no channels */
+	ogg_pages(&b, pk, len, 3, true);
+	VX_CHECK_INT(vx_audio_decode(b.data, b.len, NULL, BIG, &p), -EBADMSG);
+	vx_buf_release(&b);
+	head[9] = 3;                              /* 3 channels in family 0 */
+	ogg_pages(&b, pk, len, 3, true);
+	VX_CHECK_INT(vx_audio_decode(b.data, b.len, NULL, BIG, &p), -EBADMSG);
+	vx_buf_release(&b);
+	head[9] = 1;
+	put32(tags + 8, 1000);                    /* vendor past the packet */
+	ogg_pages(&b, pk, len, 3, true);
+	VX_CHECK_INT(vx_audio_decode(b.data, b.len, NULL, BIG, &p), -EBADMSG);
+	vx_buf_release(&b);
+	put32(tags + 8, 4);
+	put32(tags + 16, 1);                      /* a comment that is not there */
+	len[1] = sizeof(tags);
+	put32(tags + 20, 0);
+	tags[20] = 200;
+	ogg_pages(&b, pk, len, 3, true);
+	VX_CHECK_INT(vx_audio_decode(b.data, b.len, NULL, BIG, &p), -EBADMSG);
+	vx_buf_release(&b);
+	VX_CHECK(p.data == NULL);
+}
+
 VX_TEST_MAIN(wav_round_trip_is_exact, flac_round_trip_is_exact,
 	     pcm_round_trip_is_little_endian_and_exact,
 	     opus_round_trip_keeps_valid_rate, opus_resamples_invalid_rates,
@@ -618,4 +870,8 @@ VX_TEST_MAIN(wav_round_trip_is_exact, flac_round_trip_is_exact,
 	     stereo_8k_to_mono_16k, downmix_averages_and_rounds,
 	     convert_refuses_and_leaves_pcm_unchanged,
 	     decode_and_convert_60s_of_cd_audio, encode_appends_and_keeps_prefix,
-	     mime_types, names)
+	     mime_types, names,
+	     ogg_vorbis_identification_alone_is_refused_and_leaks_nothing,
+	     ogg_vorbis_and_opus_decode_and_any_header_cut_is_refused,
+	     ogg_vorbis_with_bad_comment_or_setup_is_refused,
+	     ogg_opus_with_bad_head_or_tags_is_refused)
