@@ -17,8 +17,7 @@
 #define REQ_MAX_HEADERS 16          /* response headers a handler may add */
 #define REQ_MAX_FIELDS 32           /* multipart fields kept */
 #define STREAM_HIGH_WATER (256 * 1024)  /* unsent bytes before writers wait */
-#define WATCH_INTERVAL_MS 20        /* client hang-up / deadline check period */
-#define DISCARD_MAX (64u * 1024 * 1024) /* body read and dropped after a 413 */
+#define WRITER_WAIT_MS 200          /* a blocked stream writer rechecks */
 
 typedef struct form_state {
 	vx_form_field fields[REQ_MAX_FIELDS];
@@ -29,7 +28,9 @@ typedef struct form_state {
 
 struct vx_req {
 	vx_server *server;
+	vx_loop *loop;              /* the loop whose MHD daemon holds conn */
 	struct MHD_Connection *conn;
+	size_t watch_idx;           /* in the loop's suspended list */
 	const vx_route *route;
 	route_stats *stats;
 	char *url;                  /* path without the query */
@@ -63,11 +64,29 @@ struct vx_req {
 	bool stream_done;           /* job finished */
 	size_t stream_off;          /* bytes of resp already handed to MHD */
 	bool client_gone;
+	bool suspended;             /* MHD holds it until we resume it */
+	bool queued;                /* the answer is with MHD */
+	bool done;                  /* MHD finished with it: conn is gone */
 
 	form_state *form;
 };
 
-static void req_unref(vx_req *req)
+struct MHD_Connection *vx_req_conn(vx_req *req) { return req->conn; }
+size_t vx_req_watch_idx(const vx_req *req) { return req->watch_idx; }
+void vx_req_set_watch_idx(vx_req *req, size_t idx) { req->watch_idx = idx; }
+void vx_req_ref(vx_req *req) { atomic_fetch_add(&req->refs, 1); }
+
+/* Lock held: something the suspended connection waits for is ready. */
+static void req_wake_locked(vx_req *req)
+{
+	pthread_cond_broadcast(&req->cond);
+	if (req->suspended && !req->done) {
+		req->suspended = false;
+		vx_loop_resume(req->loop, req);
+	}
+}
+
+void vx_req_unref(vx_req *req)
 {
 	if (atomic_fetch_sub(&req->refs, 1) != 1)
 		return;
@@ -238,7 +257,7 @@ void vx_req_reply_buf(vx_req *req, int status, const char *content_type,
 		req->resp_ctype = strdup(content_type ? content_type : "text/plain");
 		req->resp = *body;
 		vx_buf_init(body);
-		pthread_cond_broadcast(&req->cond);
+		req_wake_locked(req);
 	}
 	pthread_mutex_unlock(&req->lock);
 	vx_buf_release(body);
@@ -321,13 +340,16 @@ void vx_req_error_param(vx_req *req, int status, const char *code,
 	va_end(ap);
 }
 
-/* ---- handing answers to libmicrohttpd (connection thread only) ---- */
+/* ---- handing answers to libmicrohttpd (loop thread only) ---- */
 
 static void add_common_headers(vx_req *req, struct MHD_Response *resp)
 {
 	MHD_add_response_header(resp, "X-Request-Id", req->id);
 	for (int i = 0; i < req->n_hdr; i++)
 		MHD_add_response_header(resp, req->hdr_name[i], req->hdr_value[i]);
+	/* Past the drain delay, keep-alive ends with each answer. */
+	if (atomic_load(&req->server->accept_stopped))
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
 }
 
 /* The request stops counting as work in flight once its whole answer is
@@ -362,68 +384,36 @@ static enum MHD_Result queue_buffered(vx_req *req)
 	return r;
 }
 
-/* True when the client has closed its side (or the socket failed). */
-static bool client_hung_up(vx_req *req)
-{
-	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
-		req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-	if (!ci)
-		return true;
-	struct pollfd pfd = { .fd = ci->connect_fd, .events = POLLRDHUP };
-	if (poll(&pfd, 1, 0) <= 0)
-		return false;
-	return (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
-}
-
-/* One watch step, lock held: waits up to WATCH_INTERVAL_MS for the job,
- * then sets the cancel flag if the client left or the deadline passed. */
-static void watch_step(vx_req *req)
-{
-	vx_cond_wait_ms(&req->cond, &req->lock, WATCH_INTERVAL_MS);
-	if (atomic_load(&req->cancelled))
-		return;
-	pthread_mutex_unlock(&req->lock);
-	bool gone = client_hung_up(req);
-	bool late = vx_now() > req->deadline;
-	pthread_mutex_lock(&req->lock);
-	if (gone)
-		req->client_gone = true;
-	if (gone || late) {
-		atomic_store(&req->cancelled, true);
-		pthread_cond_broadcast(&req->cond);
-	}
-}
-
+/* MHD asks for more of a streamed answer (loop thread). With nothing to
+ * give yet the connection is suspended until the writer adds some. */
 static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
 {
 	vx_req *req = cls;
 	(void)pos;
-	ssize_t n;
+	ssize_t n = 0;
 	pthread_mutex_lock(&req->lock);
-	for (;;) {
-		size_t avail = req->resp.len - req->stream_off;
-		if (avail) {
-			n = (ssize_t)(avail < max ? avail : max);
-			memcpy(buf, req->resp.data + req->stream_off, (size_t)n);
-			req->stream_off += (size_t)n;
-			if (req->stream_off == req->resp.len) {
-				vx_buf_reset(&req->resp);
-				req->stream_off = 0;
-			}
-			pthread_cond_broadcast(&req->cond);
-			break;
+	size_t avail = req->resp.len - req->stream_off;
+	if (avail) {
+		n = (ssize_t)(avail < max ? avail : max);
+		memcpy(buf, req->resp.data + req->stream_off, (size_t)n);
+		req->stream_off += (size_t)n;
+		if (req->stream_off == req->resp.len) {
+			vx_buf_reset(&req->resp);
+			req->stream_off = 0;
 		}
-		if (req->stream_done) {
-			n = MHD_CONTENT_READER_END_OF_STREAM;
-			break;
-		}
-		if (req->client_gone) {
-			n = MHD_CONTENT_READER_END_WITH_ERROR;
-			break;
-		}
-		watch_step(req);
+		pthread_cond_broadcast(&req->cond);
+	} else if (req->client_gone) {
+		n = MHD_CONTENT_READER_END_WITH_ERROR;
+	} else if (req->stream_done) {
+		leave_flight(req);
+		n = MHD_CONTENT_READER_END_OF_STREAM;
+	} else {
+		req->suspended = true;
 	}
+	bool suspend = req->suspended;
 	pthread_mutex_unlock(&req->lock);
+	if (suspend)
+		vx_loop_suspend(req->loop, req, req->conn);
 	return n;
 }
 
@@ -443,6 +433,37 @@ static enum MHD_Result queue_stream(vx_req *req)
 	return r;
 }
 
+void vx_req_watch(vx_req *req, bool gone, double now, bool cut)
+{
+	pthread_mutex_lock(&req->lock);
+	if (gone)
+		req->client_gone = true;
+	if (gone || cut || now > req->deadline)
+		atomic_store(&req->cancelled, true);
+	bool answer = cut && !req->replied;
+	/* A stream whose client left (or the drain's end) stops at once; a
+	 * job's connection waits for the job, which sees the cancel flag. */
+	if (req->streaming && (gone || cut)) {
+		req->client_gone = true;
+		req_wake_locked(req);
+	}
+	pthread_cond_broadcast(&req->cond);
+	pthread_mutex_unlock(&req->lock);
+	if (answer)
+		vx_req_error(req, 503, "draining",
+			     "server is shutting down; retry on another instance");
+}
+
+void vx_req_abandon(vx_req *req)
+{
+	pthread_mutex_lock(&req->lock);
+	req->suspended = false;
+	req->client_gone = true;
+	atomic_store(&req->cancelled, true);
+	pthread_cond_broadcast(&req->cond);
+	pthread_mutex_unlock(&req->lock);
+}
+
 /* ---- jobs ---- */
 
 typedef struct job_ctx {
@@ -455,43 +476,43 @@ static void job_trampoline(void *p)
 {
 	job_ctx *jc = p;
 	vx_req *req = jc->req;
+	vx_server *s = req->server;
 	jc->fn(req, jc->arg);
 	free(jc);
 	pthread_mutex_lock(&req->lock);
 	req->job_running = false;
 	req->stream_done = true;
-	pthread_cond_broadcast(&req->cond);
+	req_wake_locked(req);
 	pthread_mutex_unlock(&req->lock);
-	req_unref(req);
+	vx_req_unref(req);
+	atomic_fetch_sub(&s->jobs, 1);
 }
 
 int vx_req_run(vx_req *req, vx_pool *pool, vx_req_job job, void *arg)
 {
-	if (atomic_load(&req->server->draining)) {
-		vx_req_error(req, 503, "draining", "server is shutting down");
-		return -EAGAIN;
-	}
 	job_ctx *jc = malloc(sizeof(*jc));
 	if (!jc) {
 		vx_req_error(req, 500, "out_of_memory", "out of memory");
 		return -ENOMEM;
 	}
 	*jc = (job_ctx){ req, job, arg };
-	atomic_fetch_add(&req->refs, 1);
+	vx_req_ref(req);
+	atomic_fetch_add(&req->server->jobs, 1);
+	pthread_mutex_lock(&req->lock);
 	req->job_running = true;
+	pthread_mutex_unlock(&req->lock);
 	int r = vx_pool_submit(pool, job_trampoline, jc);
 	if (r < 0) {
+		pthread_mutex_lock(&req->lock);
 		req->job_running = false;
+		pthread_mutex_unlock(&req->lock);
+		atomic_fetch_sub(&req->server->jobs, 1);
 		atomic_fetch_sub(&req->refs, 1);
 		free(jc);
 		vx_req_error(req, 503, "overloaded",
 			     "all workers are busy; retry shortly");
 		return -EAGAIN;
 	}
-	pthread_mutex_lock(&req->lock);
-	while (req->job_running && !req->replied && !req->streaming)
-		watch_step(req);
-	pthread_mutex_unlock(&req->lock);
 	return 0;
 }
 
@@ -506,7 +527,7 @@ int vx_req_stream_begin(vx_req *req, int status, const char *content_type)
 		req->streaming = true;
 		req->status = status;
 		req->resp_ctype = strdup(content_type);
-		pthread_cond_broadcast(&req->cond);
+		req_wake_locked(req);
 	}
 	pthread_mutex_unlock(&req->lock);
 	return r;
@@ -517,10 +538,10 @@ int vx_req_stream_write(vx_req *req, const void *data, size_t len)
 	int r = 0;
 	pthread_mutex_lock(&req->lock);
 	/* A client that stops reading holds the writer here until the
-	 * request's deadline (or MHD's idle timeout closes the connection). */
+	 * request's deadline (or the idle timeout closes the connection). */
 	while (!req->client_gone && !atomic_load(&req->cancelled) &&
 	       req->resp.len - req->stream_off > STREAM_HIGH_WATER) {
-		vx_cond_wait_ms(&req->cond, &req->lock, WATCH_INTERVAL_MS * 10);
+		vx_cond_wait_ms(&req->cond, &req->lock, WRITER_WAIT_MS);
 		if (vx_now() > req->deadline)
 			atomic_store(&req->cancelled, true);
 	}
@@ -528,7 +549,7 @@ int vx_req_stream_write(vx_req *req, const void *data, size_t len)
 		r = -EPIPE;
 	else
 		r = vx_buf_append(&req->resp, data, len);
-	pthread_cond_broadcast(&req->cond);
+	req_wake_locked(req);
 	pthread_mutex_unlock(&req->lock);
 	return r;
 }
@@ -565,12 +586,15 @@ static bool request_id_ok(const char *id)
 
 void *vx_req_on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
-	vx_server *s = cls;
+	vx_loop *l = cls;
+	vx_server *s = vx_loop_server(l);
 	vx_req *req = calloc(1, sizeof(*req));
 	if (!req)
 		return NULL;
 	req->server = s;
+	req->loop = l;
 	req->conn = conn;
+	req->watch_idx = (size_t)-1;
 	req->t_start = vx_now();
 	req->deadline = req->t_start + s->cfg.request_timeout_s;
 	req->stats = &s->builtin_stats;
@@ -667,6 +691,13 @@ static void on_headers(vx_server *s, vx_req *req, const char *method)
 	req->max_body = req->route->max_body ? req->route->max_body :
 			s->cfg.max_body;
 	const char *cl = vx_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (cl && vx_req_header(req, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
+		/* RFC 9112 6.3: a smuggling attempt; answer and close. */
+		req->refuse_now = true;
+		vx_req_error(req, 400, "bad_request",
+			     "both Content-Length and Transfer-Encoding");
+		return;
+	}
 	unsigned long long claimed = cl ? strtoull(cl, NULL, 10) : 0;
 	if (claimed > req->max_body) {
 		req->too_large = true;
@@ -680,12 +711,49 @@ static void on_headers(vx_server *s, vx_req *req, const char *method)
 	}
 }
 
+/* The whole request is in (or its connection was resumed): run the route,
+ * then queue the answer, or suspend until a job produces it. */
+static enum MHD_Result on_request(vx_server *s, vx_req *req)
+{
+	if (!req->dispatched) {
+		req->dispatched = true;
+		if (!req->replied)
+			req->route->fn(req, s->cfg.user);
+	}
+	pthread_mutex_lock(&req->lock);
+	bool queued = req->queued, streaming = req->streaming;
+	bool replied = req->replied, wait = req->job_running && !replied;
+	if (replied)
+		req->queued = true;
+	if (wait)
+		req->suspended = true;
+	pthread_mutex_unlock(&req->lock);
+	if (queued)
+		return MHD_YES;
+	if (wait) {
+		vx_loop_suspend(req->loop, req, req->conn);
+		return MHD_YES;
+	}
+	if (streaming)
+		return queue_stream(req);
+	if (!replied) {
+		if (atomic_load(&req->cancelled) && vx_now() > req->deadline)
+			vx_req_error(req, 504, "deadline_exceeded",
+				     "request took longer than allowed");
+		else
+			vx_req_error(req, 500, "no_answer",
+				     "the handler did not answer");
+		req->queued = true;
+	}
+	return queue_buffered(req);
+}
+
 enum MHD_Result vx_req_on_access(void *cls, struct MHD_Connection *conn,
 				 const char *url, const char *method,
 				 const char *version, const char *upload_data,
 				 size_t *upload_data_size, void **con_cls)
 {
-	vx_server *s = cls;
+	vx_server *s = vx_loop_server(cls);
 	vx_req *req = *con_cls;
 	(void)url;
 	(void)version;
@@ -698,25 +766,30 @@ enum MHD_Result vx_req_on_access(void *cls, struct MHD_Connection *conn,
 		/* Only a body that is too large is answered before it is read
 		 * (MHD then closes the connection); the rest waits for the end
 		 * of the request so keep-alive is kept. */
-		if (req->refuse_now)
+		if (req->refuse_now) {
+			req->queued = true;
 			return queue_buffered(req);
+		}
 		return MHD_YES;
 	}
 	if (*upload_data_size) {
 		size_t n = *upload_data_size;
 		*upload_data_size = 0;
 		if (req->replied) {
-			/* Already answered (a chunked body past the limit):
-			 * MHD cannot answer mid-upload, so the rest is read
-			 * and dropped, up to DISCARD_MAX, then the line is cut. */
+			/* Already answered (a body past the limit): MHD
+			 * cannot answer mid-upload, so the rest is read and
+			 * dropped, up to DISCARD_MAX past the limit, then the
+			 * line is cut. */
 			req->discarded += n;
-			return req->discarded > DISCARD_MAX ? MHD_NO : MHD_YES;
+			return req->discarded > DISCARD_MAX + req->max_body ?
+				MHD_NO : MHD_YES;
 		}
 		if (req->body.len + n > req->max_body) {
 			req->too_large = true;
 			vx_req_error(req, 413, "body_too_large",
 				     "request body is over the limit of %zu bytes",
 				     req->max_body);
+			req->discarded = req->body.len + n;
 			vx_buf_release(&req->body);
 			return MHD_YES;
 		}
@@ -724,34 +797,13 @@ enum MHD_Result vx_req_on_access(void *cls, struct MHD_Connection *conn,
 			return MHD_NO;
 		return MHD_YES;
 	}
-	if (req->dispatched)
-		return MHD_YES;
-	req->dispatched = true;
-	if (req->replied)
-		return queue_buffered(req);
-
-	req->route->fn(req, s->cfg.user);
-
-	pthread_mutex_lock(&req->lock);
-	bool streaming = req->streaming, replied = req->replied;
-	pthread_mutex_unlock(&req->lock);
-	if (streaming)
-		return queue_stream(req);
-	if (!replied) {
-		if (atomic_load(&req->cancelled) && vx_now() > req->deadline)
-			vx_req_error(req, 504, "deadline_exceeded",
-				     "request took longer than allowed");
-		else
-			vx_req_error(req, 500, "no_answer",
-				     "the handler did not answer");
-	}
-	return queue_buffered(req);
+	return on_request(s, req);
 }
 
 void vx_req_on_completed(void *cls, struct MHD_Connection *conn,
 			 void **con_cls, enum MHD_RequestTerminationCode toe)
 {
-	vx_server *s = cls;
+	vx_server *s = vx_loop_server(cls);
 	vx_req *req = *con_cls;
 	(void)conn;
 	if (!req)
@@ -760,6 +812,8 @@ void vx_req_on_completed(void *cls, struct MHD_Connection *conn,
 	pthread_mutex_lock(&req->lock);
 	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
 		req->client_gone = true;
+	req->done = true;
+	req->suspended = false;
 	atomic_store(&req->cancelled, true);
 	pthread_cond_broadcast(&req->cond);
 	int status = req->status ? req->status : 499;
@@ -772,5 +826,5 @@ void vx_req_on_completed(void *cls, struct MHD_Connection *conn,
 	if (status == 503 && req->stats != &s->builtin_stats)
 		vx_counter_add(s->rejected, 1);   /* not /healthz saying "loading" */
 	leave_flight(req);
-	req_unref(req);
+	vx_req_unref(req);
 }

@@ -1,7 +1,9 @@
-/* vx_server.c - daemon lifecycle, built-in routes, request metrics. */
+/* vx_server.c - daemon lifecycle (start, drain, stop), built-in routes,
+ * request metrics. */
 #include "vx_server.h"
 
 #include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,15 +22,43 @@
 
 #define DEFAULT_MAX_CONNECTIONS 1024
 #define DEFAULT_MAX_BODY (16u * 1024 * 1024)
-#define THREAD_STACK (512 * 1024)
+#define RUN_TICK_US 100000          /* main thread: watchdog, drain steps */
+#define CUT_BEFORE_S 0.5            /* unanswered requests get 503 this long
+				       before drain_timeout_s runs out */
 
 static vx_server *volatile signal_target;
 
+/* SIGTERM drains (readiness first, see vx_server.h); SIGINT drains without
+ * the delay (Ctrl-C); a second signal skips what is left of the waits.
+ * Whatever state the process is in, it ends drain_timeout_s + 1 s after
+ * the first signal. */
 static void on_signal(int sig)
+{
+	vx_server *s = signal_target;
+	if (!s)
+		return;
+	if (atomic_fetch_add(&s->signals, 1) == 0)
+		alarm((unsigned)s->cfg.drain_timeout_s + 1);
+	if (sig == SIGINT)
+		atomic_store(&s->no_delay, true);
+	vx_server_stop(s);
+}
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	static const char msg[] = "{\"level\":\"error\",\"msg\":"
+		"\"drain did not finish in time; exiting\"}\n";
+	ssize_t r = write(2, msg, sizeof(msg) - 1);
+	(void)r;
+	_exit(1);
+}
+
+static void on_freeze(int sig)
 {
 	(void)sig;
 	if (signal_target)
-		vx_server_stop(signal_target);
+		atomic_store(&signal_target->frozen, true);
 }
 
 void vx_server_count(vx_server *s, route_stats *rs, int status,
@@ -277,6 +307,10 @@ int vx_server_new(const vx_server_config *cfg, vx_server **ret)
 	s->head_timeouts = vx_metrics_counter(s->metrics,
 		"voxline_head_timeouts_total",
 		"Connections closed for not sending a request head in time", NULL);
+	s->bad_heads = vx_metrics_counter(s->metrics,
+		"voxline_bad_heads_total",
+		"Requests refused before routing: malformed, smuggling, oversize",
+		NULL);
 	s->ws_connections = vx_metrics_counter(s->metrics,
 		"voxline_websocket_connections_total", "WebSockets accepted", NULL);
 	vx_metrics_gauge_fn(s->metrics, "voxline_in_flight",
@@ -291,21 +325,8 @@ int vx_server_new(const vx_server_config *cfg, vx_server **ret)
 		r = -errno;
 		goto out_free;
 	}
-	s->mhd = MHD_start_daemon(
-		MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-		MHD_USE_NO_LISTEN_SOCKET | MHD_USE_POLL | MHD_USE_ITC,
-		0, NULL, NULL, vx_req_on_access, s,
-		MHD_OPTION_URI_LOG_CALLBACK, vx_req_on_uri, s,
-		MHD_OPTION_NOTIFY_COMPLETED, vx_req_on_completed, s,
-		MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->cfg.max_connections,
-		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->cfg.idle_timeout_s,
-		MHD_OPTION_THREAD_STACK_SIZE, (size_t)THREAD_STACK,
-		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
-		MHD_OPTION_END);
-	if (!s->mhd) {
-		r = -EIO;
+	if ((r = vx_loops_new(s)) < 0)
 		goto out_free;
-	}
 	if (s->cfg.n_ws_routes && (r = vx_ws_start(s)) < 0)
 		goto out_free;
 	*ret = s;
@@ -320,10 +341,10 @@ void vx_server_free(vx_server *s)
 {
 	if (!s)
 		return;
-	vx_accept_stop(s);
-	vx_ws_stop(s);
-	if (s->mhd)
-		MHD_stop_daemon(s->mhd);
+	vx_server_shutdown(s);
+	for (int i = 0; i < s->n_loops; i++)
+		vx_loop_free(s->loops[i]);
+	free(s->loops);
 	if (s->listen_fd >= 0 && !s->listen_from_systemd)
 		close(s->listen_fd);
 	if (s->wake_pipe[0] >= 0) {
@@ -355,6 +376,35 @@ int vx_server_in_flight(const vx_server *s)
 	return atomic_load(&s->in_flight) + atomic_load(&s->ws_open);
 }
 
+/* Sleeps one tick, pinging the watchdog while every serving loop turns. */
+static void run_tick(vx_server *s, uint64_t wd_usec)
+{
+	uint64_t tick = RUN_TICK_US;
+	if (wd_usec && wd_usec / 4 < tick)
+		tick = wd_usec / 4;
+	usleep((useconds_t)tick);
+	double max_age = wd_usec ? wd_usec / 2e6 : 0;
+	if (max_age < 1.0)
+		max_age = 1.0;
+	if (wd_usec && vx_loops_alive(s, max_age))
+		sd_notify(0, "WATCHDOG=1");
+}
+
+/* Waits until cond() is false, the time is past until, or a second signal
+ * asks to hurry. */
+static void run_wait(vx_server *s, uint64_t wd_usec, double until,
+		     bool (*cond)(vx_server *))
+{
+	while (cond(s) && vx_now() < until && atomic_load(&s->signals) < 2)
+		run_tick(s, wd_usec);
+}
+
+static bool delaying(vx_server *s) { return !atomic_load(&s->no_delay); }
+static bool busy(vx_server *s) { return vx_server_in_flight(s) > 0; }
+static bool jobs_running(vx_server *s) { return atomic_load(&s->jobs) > 0; }
+static bool serving(vx_server *s) { return !atomic_load(&s->draining); }
+static bool listening(vx_server *s) { return vx_loops_listening(s); }
+
 int vx_server_run(vx_server *s)
 {
 	signal_target = s;
@@ -362,8 +412,14 @@ int vx_server_run(vx_server *s)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = on_alarm;
+	sigaction(SIGALRM, &sa, NULL);
+	if (s->cfg.debug_freeze) {
+		sa.sa_handler = on_freeze;
+		sigaction(SIGUSR2, &sa, NULL);
+	}
 
-	int r = vx_accept_start(s);
+	int r = vx_loops_start(s);
 	if (r < 0)
 		return r;
 	vx_log_info(NULL, "listening on %s:%d", s->cfg.host ? s->cfg.host :
@@ -371,19 +427,46 @@ int vx_server_run(vx_server *s)
 	sd_notifyf(0, "READY=1\nSTATUS=serving on port %d", s->port);
 
 	uint64_t wd_usec = 0;
-	bool watchdog = sd_watchdog_enabled(0, &wd_usec) > 0;
-	while (!atomic_load(&s->draining)) {
-		usleep(watchdog && wd_usec / 2 < 200000 ? wd_usec / 2 : 200000);
-		if (watchdog)
-			sd_notify(0, "WATCHDOG=1");
-	}
+	if (sd_watchdog_enabled(0, &wd_usec) <= 0)
+		wd_usec = 0;
+	run_wait(s, wd_usec, HUGE_VAL, serving);
 
-	sd_notify(0, "STOPPING=1\nSTATUS=draining");
-	vx_log_info(NULL, "draining: %d in flight", vx_server_in_flight(s));
-	double until = vx_now() + s->cfg.drain_timeout_s;
-	while (vx_server_in_flight(s) > 0 && vx_now() < until)
-		usleep(20000);
-	vx_accept_stop(s);
+	/* 1. Readiness says draining; everything else is still served. */
+	double t0 = vx_now(), end = t0 + s->cfg.drain_timeout_s;
+	int delay = s->cfg.drain_delay_s > 0 ? s->cfg.drain_delay_s : 0;
+	sd_notifyf(0, "STATUS=draining: readiness off for %d s, then finishing "
+		   "%d requests in flight", delay, vx_server_in_flight(s));
+	vx_log_info(NULL, "draining: readiness off for %d s, %d in flight",
+		    delay, vx_server_in_flight(s));
+	run_wait(s, wd_usec, t0 + delay < end ? t0 + delay : end, delaying);
+
+	/* 2. Stop accepting: new connections are refused (or, on a socket
+	 * systemd passed in, wait in its queue for the next instance). */
+	atomic_store(&s->accept_stopped, true);
+	vx_loops_wake(s);
+	run_wait(s, wd_usec, end, listening);
+	if (!s->listen_from_systemd && s->listen_fd >= 0) {
+		close(s->listen_fd);
+		s->listen_fd = -1;
+	}
+	/* 3. Finish what is in flight. */
+	run_wait(s, wd_usec, end - CUT_BEFORE_S, busy);
+	/* 4. Whatever is left is cancelled, and answered 503 if unanswered. */
+	if (vx_server_in_flight(s) > 0)
+		vx_log_warn(NULL, "drain time is up: %d requests cut",
+			    vx_server_in_flight(s));
+	atomic_store(&s->drain_cut, true);
+	vx_loops_wake(s);
+	run_wait(s, wd_usec, vx_now() + CUT_BEFORE_S / 2, busy);
+	run_wait(s, wd_usec, end, jobs_running);
+	sd_notify(0, "STOPPING=1\nSTATUS=stopping");
+	vx_server_shutdown(s);
 	vx_log_info(NULL, "stopped");
 	return 0;
+}
+
+void vx_server_shutdown(vx_server *s)
+{
+	vx_loops_stop(s);
+	vx_ws_stop(s);
 }

@@ -113,6 +113,10 @@ void vx_server_free(vx_server *s);
 int vx_server_run(vx_server *s);
 /* Thread-safe, async-signal-safe: makes vx_server_run drain and return. */
 void vx_server_stop(vx_server *s);
+/* Stops the serving loops and closes every connection; jobs still running
+ * see their cancel flag. vx_server_run does it before it returns; call it
+ * (or vx_server_free) before freeing the pools jobs run on. Idempotent. */
+void vx_server_shutdown(vx_server *s);
 /* The bound port (useful with port 0). */
 int vx_server_port(const vx_server *s);
 vx_metrics *vx_server_metrics(vx_server *s);

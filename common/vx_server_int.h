@@ -1,5 +1,5 @@
 /*
- * vx_server_int.h - what vx_server.c, vx_req.c, vx_accept.c and vx_ws.c
+ * vx_server_int.h - what vx_server.c, vx_req.c, vx_loop.c and vx_ws.c
  * share. Not part of the public API: services include vx_server.h,
  * vx_req.h and vx_ws.h only.
  */
@@ -12,14 +12,17 @@
 #include <stdbool.h>
 #include <sys/socket.h>
 
+#include "vx_head.h"
 #include "vx_metrics.h"
 #include "vx_server.h"
 #include "vx_time.h"
 
 struct lws_context;
 struct lws_vhost;
+typedef struct vx_loop vx_loop;
 
 #define VX_MAX_ROUTES 32
+#define DISCARD_MAX (64u * 1024 * 1024) /* body read and dropped after a 413 */
 
 /* Per-route request metrics, filled lazily. */
 typedef struct route_stats {
@@ -33,11 +36,13 @@ struct vx_server {
 	int listen_fd;
 	bool listen_from_systemd;
 	int port;
-	int wake_pipe[2];                  /* stop request -> acceptor */
-	pthread_t accept_thread;
-	bool accept_started;
+	int wake_pipe[2];                  /* signal -> vx_server_run */
 
-	struct MHD_Daemon *mhd;
+	/* Serving loops (vx_loop.c), each with its own MHD daemon */
+	vx_loop **loops;
+	int n_loops;
+	vx_head_limits head_limits;
+	atomic_int n_open;                 /* connections held: heads + MHD */
 
 	/* WebSocket side (vx_ws.c) */
 	struct lws_context *lws;
@@ -50,9 +55,17 @@ struct vx_server {
 	struct vx_wsconn *wake_list;       /* conns with output to write */
 	atomic_int ws_open;
 
-	atomic_bool stopping;
+	/* Drain, in order: draining (readiness 503) -> accept_stopped ->
+	 * drain_cut (unanswered requests get 503) -> stopping. */
 	atomic_bool draining;
+	atomic_bool accept_stopped;
+	atomic_bool drain_cut;
+	atomic_bool stopping;
+	atomic_int signals;                /* SIGTERM/SIGINT seen */
+	atomic_bool no_delay;              /* SIGINT: skip the drain delay */
+	atomic_bool frozen;                /* --debug-freeze and SIGUSR2 */
 	atomic_int in_flight;              /* HTTP requests being handled */
+	atomic_int jobs;                   /* vx_req_run jobs not yet returned */
 	double start_time;                 /* monotonic seconds */
 
 	vx_metrics *metrics;
@@ -60,6 +73,7 @@ struct vx_server {
 	route_stats stats[VX_MAX_ROUTES];
 	vx_counter *rejected;              /* 503 from admission control */
 	vx_counter *head_timeouts;         /* 408 before a request head */
+	vx_counter *bad_heads;             /* heads refused (400, 413, 414, 431) */
 	vx_counter *ws_connections;        /* WebSockets accepted */
 };
 
@@ -77,9 +91,36 @@ void vx_server_count(vx_server *s, route_stats *rs, int status,
 /* vx_server.c: built-in routes; returns true when it answered. */
 bool vx_server_builtin(vx_server *s, vx_req *req);
 
-/* vx_accept.c */
-int vx_accept_start(vx_server *s);
-void vx_accept_stop(vx_server *s);
+/* vx_req.c: what the loop needs of a request */
+struct MHD_Connection *vx_req_conn(vx_req *req);
+void vx_req_ref(vx_req *req);
+void vx_req_unref(vx_req *req);
+size_t vx_req_watch_idx(const vx_req *req);
+void vx_req_set_watch_idx(vx_req *req, size_t idx);
+/* A suspended request's periodic check (loop thread): the client hung up,
+ * the deadline passed, or the drain ended (cut: answer 503 if unanswered). */
+void vx_req_watch(vx_req *req, bool gone, double now, bool cut);
+/* The loop is stopping: the request is resumed for MHD to close it. */
+void vx_req_abandon(vx_req *req);
+
+/* vx_loop.c */
+int vx_loops_new(vx_server *s);
+int vx_loops_start(vx_server *s);
+void vx_loops_stop(vx_server *s);
+void vx_loops_wake(vx_server *s);
+void vx_loop_free(vx_loop *l);
+/* True while some loop still polls the listening socket. */
+bool vx_loops_listening(vx_server *s);
+/* True when every loop has turned within max_age seconds. */
+bool vx_loops_alive(vx_server *s, double max_age);
+/* Loop thread, from an MHD callback: suspend the request's connection. */
+void vx_loop_suspend(vx_loop *l, vx_req *req, struct MHD_Connection *conn);
+/* Any thread: have the loop resume the request's connection. */
+void vx_loop_resume(vx_loop *l, vx_req *req);
+void vx_loop_on_connection(void *cls, struct MHD_Connection *conn,
+			   void **socket_context,
+			   enum MHD_ConnectionNotificationCode toe);
+vx_server *vx_loop_server(vx_loop *l);
 const vx_ws_route *vx_ws_route_find(const vx_server *s, const char *path,
 				    size_t len);
 

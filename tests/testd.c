@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "vx_daemon.h"
 #include "vx_flags.h"
 #include "vx_log.h"
 #include "vx_pool.h"
@@ -19,11 +20,8 @@
 #include "vx_ws.h"
 
 typedef struct testd {
+	vx_daemon_opts d;
 	vx_pool *pool;
-	int port;
-	int workers, queue;
-	const char *host;
-	const char *api_key;
 	int max_ws;
 	atomic_int n_ws;
 } testd;
@@ -141,19 +139,16 @@ int main(int argc, char **argv)
 {
 	testd t = {0};
 	const vx_flag flags[] = {
-		{ "host", VX_FLAG_STR, &t.host, "127.0.0.1", 0, 0, "bind address" },
-		{ "port", VX_FLAG_INT, &t.port, "0", 0, 65535, "TCP port" },
-		{ "workers", VX_FLAG_INT, &t.workers, "1", 1, 64, "pool workers" },
-		{ "queue", VX_FLAG_INT, &t.queue, "0", 0, 64, "pool queue" },
-		{ "api-key", VX_FLAG_STR, &t.api_key, "", 0, 0, "bearer key" },
+		VX_DAEMON_FLAGS(&t.d, "0", "1"),
 		{ "max-ws", VX_FLAG_INT, &t.max_ws, "0", 0, 1000, "WebSockets admitted (0 = any)" },
 	};
 	int r = vx_flags_parse(flags, sizeof(flags) / sizeof(flags[0]),
 			       "testd", argc, argv);
 	if (r)
 		return r > 0 ? 0 : 2;
-	vx_log_init("testd", VX_LOG_INFO);
-	if (vx_pool_new(t.workers, t.queue, &t.pool) < 0)
+	if (vx_daemon_init(&t.d, "testd") < 0)
+		return 2;
+	if (vx_pool_new(t.d.workers, t.d.queue, &t.pool) < 0)
 		vx_fatal("pool");
 	static const vx_route routes[] = {
 		{ "POST", "/echo", echo, 1024 * 1024 },
@@ -165,12 +160,11 @@ int main(int argc, char **argv)
 		{ "/ws/echo", ws_open, ws_text, ws_binary, ws_close },
 	};
 	vx_server_config cfg = {
-		.service = "testd", .host = t.host, .port = t.port,
-		.routes = routes, .n_routes = 4,
+		.service = "testd", .routes = routes, .n_routes = 4,
 		.ws_routes = ws_routes, .n_ws_routes = 1,
-		.user = &t, .api_key = t.api_key, .head_timeout_ms = 2000,
-		.ws_admit = ws_admit,
+		.user = &t, .ws_admit = ws_admit,
 	};
+	vx_daemon_server_config(&t.d, &cfg);
 	vx_server *s;
 	if ((r = vx_server_new(&cfg, &s)) < 0)
 		vx_fatal("server: %s", strerror(-r));

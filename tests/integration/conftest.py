@@ -171,6 +171,10 @@ def start(tmp_path):
         argv = [exe, "--port", "0", *map(str, args)]
         log = tmp_path / f"{os.path.basename(exe)}-{len(started)}.log"
         e = dict(os.environ)
+        # Tests stop daemons with SIGTERM: no readiness delay unless a test
+        # asks for one (--drain-delay-s on the command line wins).
+        svc = os.path.basename(exe).replace("voxline-", "").replace("vx_", "")
+        e[f"VOXLINE_{svc.upper()}_DRAIN_DELAY_S"] = "0"
         e.update(env or {})
         d = Daemon(argv, str(log), e)
         started.append(d)

@@ -15,7 +15,8 @@ from conftest import TOOLS
 
 @pytest.fixture
 def testd(start):
-    return lambda *a: start(os.path.join(TOOLS, "vx_testd"), *a)
+    return lambda *a: start(os.path.join(TOOLS, "vx_testd"), "--queue", "0",
+                            "--head-timeout-s", "2", *a)
 
 
 def raw(port, data, timeout=5):

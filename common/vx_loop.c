@@ -1,0 +1,711 @@
+/*
+ * vx_loop.c - the serving loops: one port, two libraries, no thread per
+ * connection.
+ *
+ * Each loop is one thread with one epoll set holding the listening socket
+ * (EPOLLEXCLUSIVE, so one loop wakes per connection), the connections whose
+ * first request head has not fully arrived, and its own libmicrohttpd daemon
+ * run in external-epoll mode. A new connection costs a descriptor and a
+ * small struct until its head is in; vx_head.c then decides: refuse it with
+ * a JSON error, hand a WebSocket upgrade on a registered path to
+ * libwebsockets (vx_ws.c), or hand it to this loop's MHD daemon. Requests
+ * whose answer is produced on a worker are suspended in MHD
+ * (MHD_suspend_connection) and resumed from this loop when the answer or
+ * more stream data is ready (vx_loop_resume, from any thread).
+ *
+ * Limits: at most max_connections connections are open (heads waiting, MHD
+ * and WebSocket together); past it a connection is answered 503 + Retry-After
+ * once its head is in, and closed. A head gets head_timeout_ms (408).
+ * Suspended requests are watched every WATCH_MS for a client that hung up or
+ * a deadline that passed: their cancel flag is then set.
+ *
+ * The loop stamps a heartbeat each turn; vx_server.c pings the systemd
+ * watchdog only while every loop's heartbeat is fresh.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "vx_head.h"
+#include "vx_log.h"
+#include "vx_req.h"
+#include "vx_server_int.h"
+
+#define PEEK_MAX (24 * 1024)        /* head + first chunk line */
+#define HEAD_MAX (16 * 1024)        /* request line + headers (431) */
+#define LINE_MAX_BYTES (8 * 1024)   /* request line (414) */
+#define HEADERS_MAX 100             /* header lines (431) */
+#define REFUSING_MAX 256            /* over-limit connections being answered */
+#define REFUSE_WAIT_S 1.0           /* over-limit: wait this long for a head */
+#define LINGER_S 2.0                /* after an error answer: read and drop */
+#define WATCH_MS 50                 /* suspended requests: hang-up, deadline */
+#define TICK_MS 250                 /* longest sleep (heartbeat, drain) */
+#define MAX_EVENTS 64
+
+enum wait_state {
+	WAIT_HEAD,                  /* counted in n_open; waiting for a head */
+	WAIT_REFUSE,                /* over the limit: answer 503 once readable */
+	WAIT_LINGER,                /* answered with an error: drain, then close */
+};
+
+/* A connection the loop holds itself (libraries have not seen it). */
+typedef struct conn_wait {
+	int fd;
+	enum wait_state state;
+	double deadline;            /* monotonic seconds */
+	size_t idx;                 /* in loop->waits */
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+} conn_wait;
+
+struct vx_loop {
+	vx_server *s;
+	int id;
+	pthread_t thread;
+	bool started;
+	int epfd;
+	int wake_fd;                /* eventfd: resume queue, stop, drain */
+	struct MHD_Daemon *mhd;
+	int mhd_epfd;
+	atomic_bool listening;      /* listen fd in epfd */
+	double relisten_at;         /* after EMFILE: retry accept then */
+	double next_watch;
+
+	conn_wait **waits;          /* loop thread only */
+	size_t n_waits, cap_waits;
+	size_t n_refusing;
+
+	vx_req **susp;              /* suspended requests; loop thread only */
+	size_t n_susp, cap_susp;
+	struct pollfd *pfd;         /* scratch for watching them */
+	size_t cap_pfd;
+
+	pthread_mutex_t lock;       /* guards the resume queue */
+	vx_req **resume;
+	size_t n_resume, cap_resume;
+
+	_Atomic double heartbeat;   /* monotonic seconds of the last turn */
+};
+
+/* epoll data for the loop's own descriptors */
+static char tag_listen, tag_wake, tag_mhd;
+
+static int grow(void **v, size_t *cap, size_t need, size_t elem)
+{
+	if (need <= *cap)
+		return 0;
+	size_t n = *cap ? *cap * 2 : 64;
+	while (n < need)
+		n *= 2;
+	void *p = realloc(*v, n * elem);
+	if (!p)
+		return -ENOMEM;
+	*v = p;
+	*cap = n;
+	return 0;
+}
+
+static void loop_wake(vx_loop *l)
+{
+	uint64_t one = 1;
+	ssize_t r = write(l->wake_fd, &one, sizeof(one));
+	(void)r;
+}
+
+void vx_loops_wake(vx_server *s)
+{
+	for (int i = 0; i < s->n_loops; i++)
+		loop_wake(s->loops[i]);
+}
+
+/* ---- connections waiting for their head ---- */
+
+static int wait_add(vx_loop *l, conn_wait *w)
+{
+	if (grow((void **)&l->waits, &l->cap_waits, l->n_waits + 1,
+		 sizeof(*l->waits)) < 0)
+		return -ENOMEM;
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP | EPOLLET,
+				  .data.ptr = w };
+	if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, w->fd, &ev) < 0)
+		return -errno;
+	w->idx = l->n_waits;
+	l->waits[l->n_waits++] = w;
+	if (w->state == WAIT_REFUSE)
+		l->n_refusing++;
+	return 0;
+}
+
+/* Takes w out of the loop and frees it; counters and socket untouched. */
+static int wait_unlink(vx_loop *l, conn_wait *w)
+{
+	int fd = w->fd;
+	epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
+	conn_wait *last = l->waits[--l->n_waits];
+	l->waits[w->idx] = last;
+	last->idx = w->idx;
+	free(w);
+	return fd;
+}
+
+/* Takes w out of the loop and stops counting it; closes it if close_fd. */
+static int wait_remove(vx_loop *l, conn_wait *w, bool close_fd)
+{
+	if (w->state == WAIT_HEAD)
+		atomic_fetch_sub(&l->s->n_open, 1);
+	else if (w->state == WAIT_REFUSE)
+		l->n_refusing--;
+	int fd = wait_unlink(l, w);
+	if (close_fd)
+		close(fd);
+	return fd;
+}
+
+/* Reads and drops what the client sent so far (the answer must not be
+ * lost to a reset caused by unread input). */
+static void discard_input(int fd)
+{
+	char buf[16384];
+	for (int i = 0; i < 64; i++) {
+		if (recv(fd, buf, sizeof(buf), MSG_DONTWAIT) <= 0)
+			return;
+	}
+}
+
+/*
+ * Answers a connection the libraries never saw with a JSON error, then
+ * lingers: the write side is shut and input is read and dropped until the
+ * client closes or LINGER_S passes.
+ */
+static void wait_refuse(vx_loop *l, conn_wait *w, int status,
+			const char *code, const char *message)
+{
+	vx_server *s = l->s;
+	vx_buf body = {0}, msg = {0};
+	vx_error_json(&body, status, code, NULL, message);
+	vx_buf_puts(&body, "\n");
+	vx_buf_printf(&msg, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+		      "%sConnection: close\r\nContent-Length: %zu\r\n\r\n",
+		      status, MHD_get_reason_phrase_for((unsigned)status),
+		      status == 503 ? "Retry-After: 1\r\n" : "", body.len);
+	vx_buf_append(&msg, body.data, body.len);
+	discard_input(w->fd);
+	ssize_t r = send(w->fd, msg.data, msg.len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	(void)r;
+	vx_buf_release(&body);
+	vx_buf_release(&msg);
+	shutdown(w->fd, SHUT_WR);
+	if (status == 408)
+		vx_counter_add(s->head_timeouts, 1);
+	else if (status == 503)
+		vx_counter_add(s->rejected, 1);
+	else
+		vx_counter_add(s->bad_heads, 1);
+	if (w->state == WAIT_HEAD)
+		atomic_fetch_sub(&s->n_open, 1);
+	else if (w->state == WAIT_REFUSE)
+		l->n_refusing--;
+	w->state = WAIT_LINGER;
+	w->deadline = vx_now() + LINGER_S;
+}
+
+/* Notified by MHD: counts connections it holds. */
+static _Thread_local bool mhd_started_conn;
+
+void vx_loop_on_connection(void *cls, struct MHD_Connection *conn,
+			   void **socket_context,
+			   enum MHD_ConnectionNotificationCode toe)
+{
+	vx_loop *l = cls;
+	(void)conn;
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		*socket_context = l;
+		mhd_started_conn = true;
+	} else if (*socket_context) {
+		*socket_context = NULL;
+		atomic_fetch_sub(&l->s->n_open, 1);
+	}
+}
+
+/* The head is fine: MHD takes the connection (it stays counted in n_open
+ * until MHD reports it closed). */
+static void to_mhd(vx_loop *l, conn_wait *w)
+{
+	struct sockaddr_storage addr = w->addr;
+	socklen_t addrlen = w->addrlen;
+	int fd = wait_unlink(l, w);
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	mhd_started_conn = false;
+	/* On failure MHD has closed the socket. */
+	if (MHD_add_connection(l->mhd, fd, (struct sockaddr *)&addr,
+			       addrlen) != MHD_YES && !mhd_started_conn)
+		atomic_fetch_sub(&l->s->n_open, 1);
+}
+
+/* An upgrade on a WebSocket route: vx_ws.c counts it from now on. */
+static void to_ws(vx_loop *l, conn_wait *w)
+{
+	vx_ws_adopt(l->s, wait_remove(l, w, false));
+}
+
+static void wait_head_ready(vx_loop *l, conn_wait *w)
+{
+	vx_server *s = l->s;
+	static _Thread_local char buf[PEEK_MAX];
+	ssize_t n = recv(w->fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+		wait_remove(l, w, true);
+		return;
+	}
+	if (n < 0)
+		return;
+	vx_head h;
+	switch (vx_head_check(buf, (size_t)n, &s->head_limits, &h)) {
+	case VX_HEAD_MORE:
+		return;
+	case VX_HEAD_REFUSE:
+		wait_refuse(l, w, h.status, h.code, h.message);
+		return;
+	case VX_HEAD_OK:
+		break;
+	}
+	if (h.upgrade_websocket && h.method_len == 3 &&
+	    !memcmp(h.method, "GET", 3) &&
+	    vx_ws_route_find(s, h.path, h.path_len)) {
+		char route[128];
+		snprintf(route, sizeof(route), "%.*s", (int)h.path_len, h.path);
+		if (s->cfg.ws_admit && !s->cfg.ws_admit(s->cfg.user, route))
+			wait_refuse(l, w, 503, "overloaded",
+				    "at capacity; retry later");
+		else
+			to_ws(l, w);
+		return;
+	}
+	to_mhd(l, w);
+}
+
+static void wait_ready(vx_loop *l, conn_wait *w, uint32_t events)
+{
+	if (w->state == WAIT_HEAD) {
+		wait_head_ready(l, w);
+	} else if (w->state == WAIT_REFUSE) {
+		wait_refuse(l, w, 503, "overloaded",
+			    "too many connections; retry later");
+	} else {
+		char buf[4096];
+		ssize_t n;
+		while ((n = recv(w->fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0)
+			;
+		if (n == 0 || (n < 0 && errno != EAGAIN) ||
+		    (events & (EPOLLHUP | EPOLLERR)))
+			wait_remove(l, w, true);
+	}
+}
+
+/* Heads that took too long get 408; refusals and lingers end. */
+static void waits_sweep(vx_loop *l, double now)
+{
+	for (size_t i = 0; i < l->n_waits;) {
+		conn_wait *w = l->waits[i];
+		if (now < w->deadline) {
+			i++;
+			continue;
+		}
+		if (w->state == WAIT_HEAD) {
+			wait_refuse(l, w, 408, "timeout",
+				    "request head not received in time");
+			i++;
+		} else if (w->state == WAIT_REFUSE) {
+			wait_refuse(l, w, 503, "overloaded",
+				    "too many connections; retry later");
+			i++;
+		} else {
+			wait_remove(l, w, true);   /* moves another into i */
+		}
+	}
+}
+
+static void accept_new(vx_loop *l, double now)
+{
+	vx_server *s = l->s;
+	for (;;) {
+		conn_wait *w = calloc(1, sizeof(*w));
+		if (!w)
+			return;
+		w->addrlen = sizeof(w->addr);
+		w->fd = accept4(s->listen_fd, (struct sockaddr *)&w->addr,
+				&w->addrlen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (w->fd < 0) {
+			int e = errno;
+			free(w);
+			if (e == EMFILE || e == ENFILE || e == ENOBUFS ||
+			    e == ENOMEM) {
+				/* Out of descriptors: stop listening briefly
+				 * rather than spin on a readable socket. */
+				epoll_ctl(l->epfd, EPOLL_CTL_DEL, s->listen_fd,
+					  NULL);
+				l->listening = false;
+				l->relisten_at = now + 0.1;
+				vx_counter_add(s->rejected, 1);
+			}
+			return;
+		}
+		int open = atomic_fetch_add(&s->n_open, 1) + 1 +
+			   atomic_load(&s->ws_open);
+		if (open > s->cfg.max_connections) {
+			atomic_fetch_sub(&s->n_open, 1);
+			w->state = WAIT_REFUSE;
+			w->deadline = now + REFUSE_WAIT_S;
+			if (l->n_refusing >= REFUSING_MAX) {
+				vx_counter_add(s->rejected, 1);
+				close(w->fd);
+				free(w);
+				continue;
+			}
+		} else {
+			w->state = WAIT_HEAD;
+			w->deadline = now + s->cfg.head_timeout_ms / 1000.0;
+		}
+		if (wait_add(l, w) < 0) {
+			if (w->state == WAIT_HEAD)
+				atomic_fetch_sub(&s->n_open, 1);
+			close(w->fd);
+			free(w);
+		}
+	}
+}
+
+static void listen_set(vx_loop *l, bool on)
+{
+	if (on == l->listening)
+		return;
+	if (on) {
+		struct epoll_event ev = { .events = EPOLLIN | EPOLLEXCLUSIVE,
+					  .data.ptr = &tag_listen };
+		if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->s->listen_fd, &ev) < 0)
+			return;
+	} else {
+		epoll_ctl(l->epfd, EPOLL_CTL_DEL, l->s->listen_fd, NULL);
+	}
+	l->listening = on;
+}
+
+/* ---- suspended requests ---- */
+
+void vx_loop_suspend(vx_loop *l, vx_req *req, struct MHD_Connection *conn)
+{
+	if (grow((void **)&l->susp, &l->cap_susp, l->n_susp + 1,
+		 sizeof(*l->susp)) == 0 &&
+	    grow((void **)&l->pfd, &l->cap_pfd, l->n_susp + 1,
+		 sizeof(*l->pfd)) == 0) {
+		vx_req_set_watch_idx(req, l->n_susp);
+		l->susp[l->n_susp++] = req;
+	} else {
+		vx_req_set_watch_idx(req, (size_t)-1);
+	}
+	MHD_suspend_connection(conn);
+}
+
+static void susp_remove(vx_loop *l, vx_req *req)
+{
+	size_t i = vx_req_watch_idx(req);
+	if (i >= l->n_susp || l->susp[i] != req)
+		return;
+	vx_req *last = l->susp[--l->n_susp];
+	l->susp[i] = last;
+	vx_req_set_watch_idx(last, i);
+	vx_req_set_watch_idx(req, (size_t)-1);
+}
+
+/* Any thread, with the request's lock held: resume it from its loop. */
+void vx_loop_resume(vx_loop *l, vx_req *req)
+{
+	pthread_mutex_lock(&l->lock);
+	if (grow((void **)&l->resume, &l->cap_resume, l->n_resume + 1,
+		 sizeof(*l->resume)) == 0) {
+		vx_req_ref(req);
+		l->resume[l->n_resume++] = req;
+	}
+	pthread_mutex_unlock(&l->lock);
+	loop_wake(l);
+}
+
+static void resume_pending(vx_loop *l)
+{
+	pthread_mutex_lock(&l->lock);
+	vx_req **q = l->resume;
+	size_t n = l->n_resume;
+	l->resume = NULL;
+	l->n_resume = l->cap_resume = 0;
+	pthread_mutex_unlock(&l->lock);
+	for (size_t i = 0; i < n; i++) {
+		susp_remove(l, q[i]);
+		MHD_resume_connection(vx_req_conn(q[i]));
+		vx_req_unref(q[i]);
+	}
+	free(q);
+}
+
+/* Hang-ups and deadlines of suspended requests; at the drain's end every
+ * unanswered one is answered 503. */
+static void susp_watch(vx_loop *l, double now, bool cut)
+{
+	for (size_t i = 0; i < l->n_susp; i++) {
+		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+			vx_req_conn(l->susp[i]), MHD_CONNECTION_INFO_CONNECTION_FD);
+		l->pfd[i] = (struct pollfd){ .fd = ci ? ci->connect_fd : -1,
+					     .events = POLLRDHUP };
+	}
+	if (l->n_susp && poll(l->pfd, l->n_susp, 0) < 0)
+		return;
+	/* vx_req_watch may resume (and so remove) entries: walk a copy. */
+	size_t n = l->n_susp;
+	struct watched { vx_req *req; short revents; } *v = malloc(n * sizeof(*v) + 1);
+	if (!v)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		v[i].req = l->susp[i];
+		v[i].revents = l->pfd[i].revents;
+		vx_req_ref(v[i].req);
+	}
+	for (size_t i = 0; i < n; i++) {
+		bool gone = v[i].revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL);
+		vx_req_watch(v[i].req, gone, now, cut);
+		vx_req_unref(v[i].req);
+	}
+	free(v);
+}
+
+/* ---- the loop ---- */
+
+static int loop_timeout(vx_loop *l, double now)
+{
+	double t = TICK_MS;
+	MHD_UNSIGNED_LONG_LONG mt;
+	if (MHD_get_timeout(l->mhd, &mt) == MHD_YES && mt < t)
+		t = (double)mt;
+	if (l->n_waits || l->n_susp) {
+		double until = (l->next_watch - now) * 1000.0;
+		if (until < t)
+			t = until > 0 ? until : 0;
+	}
+	return (int)t;
+}
+
+static void loop_turn(vx_loop *l)
+{
+	vx_server *s = l->s;
+	struct epoll_event ev[MAX_EVENTS];
+	double now = vx_now();
+	int n = epoll_wait(l->epfd, ev, MAX_EVENTS, loop_timeout(l, now));
+	now = vx_now();
+	atomic_store(&l->heartbeat, now);
+	for (int i = 0; i < n; i++) {
+		void *p = ev[i].data.ptr;
+		if (p == &tag_listen) {
+			accept_new(l, now);
+		} else if (p == &tag_wake) {
+			uint64_t x;
+			ssize_t r = read(l->wake_fd, &x, sizeof(x));
+			(void)r;
+		} else if (p != &tag_mhd) {
+			wait_ready(l, p, ev[i].events);
+		}
+	}
+	resume_pending(l);
+	bool cut = atomic_load(&s->drain_cut);
+	if (now >= l->next_watch || cut) {
+		waits_sweep(l, now);
+		susp_watch(l, now, cut);
+		l->next_watch = now + WATCH_MS / 1000.0;
+	}
+	resume_pending(l);
+	MHD_run(l->mhd);
+	bool accepting = !atomic_load(&s->accept_stopped);
+	if (!accepting && l->listening) {
+		accept_new(l, now);   /* what is already queued is served */
+		listen_set(l, false);
+	} else if (accepting && !l->listening && now >= l->relisten_at) {
+		listen_set(l, true);
+	}
+}
+
+static void *loop_main(void *arg)
+{
+	vx_loop *l = arg;
+	vx_server *s = l->s;
+	while (!atomic_load(&s->stopping)) {
+		while (atomic_load(&s->frozen))
+			sleep(1);   /* --debug-freeze: the watchdog must notice */
+		loop_turn(l);
+	}
+	/* Leave nothing suspended: MHD_stop_daemon refuses to stop then. */
+	resume_pending(l);
+	for (size_t i = 0; i < l->n_susp; i++) {
+		vx_req_abandon(l->susp[i]);
+		MHD_resume_connection(vx_req_conn(l->susp[i]));
+	}
+	l->n_susp = 0;
+	MHD_run(l->mhd);
+	return NULL;
+}
+
+/* ---- setup ---- */
+
+static vx_loop *loop_new(vx_server *s, int id)
+{
+	vx_loop *l = calloc(1, sizeof(*l));
+	if (!l)
+		return NULL;
+	l->s = s;
+	l->id = id;
+	l->epfd = epoll_create1(EPOLL_CLOEXEC);
+	l->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	pthread_mutex_init(&l->lock, NULL);
+	atomic_init(&l->heartbeat, vx_now());
+	if (l->epfd < 0 || l->wake_fd < 0)
+		goto out_free;
+	l->mhd = MHD_start_daemon(
+		MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET |
+		MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC,
+		0, NULL, NULL, vx_req_on_access, l,
+		MHD_OPTION_URI_LOG_CALLBACK, vx_req_on_uri, l,
+		MHD_OPTION_NOTIFY_COMPLETED, vx_req_on_completed, l,
+		MHD_OPTION_NOTIFY_CONNECTION, vx_loop_on_connection, l,
+		MHD_OPTION_CONNECTION_LIMIT,
+		(unsigned)s->cfg.max_connections + 16,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->cfg.idle_timeout_s,
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+		MHD_OPTION_END);
+	if (!l->mhd)
+		goto out_free;
+	const union MHD_DaemonInfo *di =
+		MHD_get_daemon_info(l->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+	if (!di)
+		goto out_free;
+	l->mhd_epfd = di->epoll_fd;
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &tag_mhd };
+	if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->mhd_epfd, &ev) < 0)
+		goto out_free;
+	ev = (struct epoll_event){ .events = EPOLLIN, .data.ptr = &tag_wake };
+	if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->wake_fd, &ev) < 0)
+		goto out_free;
+	return l;
+out_free:
+	vx_loop_free(l);
+	return NULL;
+}
+
+void vx_loop_free(vx_loop *l)
+{
+	if (!l)
+		return;
+	while (l->n_waits)
+		wait_remove(l, l->waits[0], true);
+	if (l->mhd)
+		MHD_stop_daemon(l->mhd);
+	for (size_t i = 0; i < l->n_resume; i++)
+		vx_req_unref(l->resume[i]);
+	if (l->epfd >= 0)
+		close(l->epfd);
+	if (l->wake_fd >= 0)
+		close(l->wake_fd);
+	pthread_mutex_destroy(&l->lock);
+	free(l->waits);
+	free(l->susp);
+	free(l->pfd);
+	free(l->resume);
+	free(l);
+}
+
+int vx_loops_new(vx_server *s)
+{
+	s->head_limits = (vx_head_limits){
+		.max_head = HEAD_MAX, .max_line = LINE_MAX_BYTES,
+		.max_headers = HEADERS_MAX,
+	};
+	uint64_t mb = s->cfg.max_body;
+	for (size_t i = 0; i < s->cfg.n_routes; i++) {
+		if (s->cfg.routes[i].max_body > mb)
+			mb = s->cfg.routes[i].max_body;
+	}
+	s->head_limits.max_body = mb + DISCARD_MAX;
+	s->loops = calloc((size_t)s->cfg.io_threads, sizeof(*s->loops));
+	if (!s->loops)
+		return -ENOMEM;
+	for (int i = 0; i < s->cfg.io_threads; i++) {
+		if (!(s->loops[i] = loop_new(s, i)))
+			return -EIO;
+		s->n_loops = i + 1;
+	}
+	return 0;
+}
+
+int vx_loops_start(vx_server *s)
+{
+	for (int i = 0; i < s->n_loops; i++) {
+		vx_loop *l = s->loops[i];
+		listen_set(l, true);
+		int r = pthread_create(&l->thread, NULL, loop_main, l);
+		if (r != 0)
+			return -r;
+		l->started = true;
+	}
+	return 0;
+}
+
+void vx_loops_stop(vx_server *s)
+{
+	atomic_store(&s->stopping, true);
+	vx_loops_wake(s);
+	for (int i = 0; i < s->n_loops; i++) {
+		vx_loop *l = s->loops[i];
+		if (l->started)
+			pthread_join(l->thread, NULL);
+		l->started = false;
+	}
+}
+
+bool vx_loops_listening(vx_server *s)
+{
+	for (int i = 0; i < s->n_loops; i++) {
+		if (atomic_load(&s->loops[i]->listening))
+			return true;
+	}
+	return false;
+}
+
+bool vx_loops_alive(vx_server *s, double max_age)
+{
+	double now = vx_now();
+	for (int i = 0; i < s->n_loops; i++) {
+		if (now - atomic_load(&s->loops[i]->heartbeat) > max_age)
+			return false;
+	}
+	return true;
+}
+
+const vx_ws_route *vx_ws_route_find(const vx_server *s, const char *path,
+				    size_t len)
+{
+	for (size_t i = 0; i < s->cfg.n_ws_routes; i++) {
+		const char *p = s->cfg.ws_routes[i].path;
+		if (strlen(p) == len && !memcmp(p, path, len))
+			return &s->cfg.ws_routes[i];
+	}
+	return NULL;
+}
+
+vx_server *vx_loop_server(vx_loop *l)
+{
+	return l->s;
+}
