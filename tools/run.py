@@ -7,6 +7,9 @@ The language model: the first models/*.gguf found is served with the
 built-in engine; otherwise voxline-llm talks to an OpenAI-compatible server
 at $VOXLINE_LLM_URL (default http://127.0.0.1:8080, llama.cpp's server).
 Extra flags per daemon: VOXLINE_RUN_<NAME>_ARGS, e.g. VOXLINE_RUN_TTS_ARGS="--voice kal".
+
+State (the orchestrator's conversation history) stays in the build folder,
+next to --bin: build/run/voxline.db for build/bin - never in the checkout.
 """
 import argparse
 import glob
@@ -36,6 +39,8 @@ def main():
     ap.add_argument("--bin", default="build/bin")
     a = ap.parse_args()
     root = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+    state = os.path.join(os.path.dirname(os.path.abspath(a.bin)), "run")
+    os.makedirs(state, exist_ok=True)
     procs = []
     for name, port in ORDER:
         exe = os.path.join(a.bin, "voxline-" + name)
@@ -48,7 +53,8 @@ def main():
             args += ["--vad-url", "http://127.0.0.1:3001",
                      "--stt-url", "http://127.0.0.1:3002",
                      "--llm-url", "http://127.0.0.1:3004",
-                     "--tts-url", "http://127.0.0.1:3003"]
+                     "--tts-url", "http://127.0.0.1:3003",
+                     "--db", os.path.join(state, "voxline.db")]
         args += shlex.split(os.environ.get(f"VOXLINE_RUN_{name.upper()}_ARGS", ""))
         print("run:", " ".join(args), file=sys.stderr, flush=True)
         procs.append((name, subprocess.Popen(args)))

@@ -1,12 +1,14 @@
 /*
  * voxline-orchestrator: holds voice conversations by calling voxline-vad,
  * -stt, -llm and -tts over their WebSockets (/ws/chat, POST /chat) and
- * keeps their history (SQLite).
+ * keeps their history (SQLite, or PostgreSQL shared by several instances).
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "conversation.h"
 #include "orch_service.h"
@@ -43,6 +45,38 @@ static void register_metrics(orch_service *svc, vx_metrics *m)
 		"Conversations refused at --max-calls", NULL);
 }
 
+#define DB_HINT "set --db (env VOXLINE_ORCHESTRATOR_DB) to a writable file or a postgresql:// URL"
+
+/* Opens the conversation store: --db as given, else voxline.db in the
+ * first folder of systemd's $STATE_DIRECTORY, else in /var/lib/voxline
+ * (made when missing) - never relative to the working directory. Exits
+ * naming the path and the flag to set when it cannot. path (cap bytes)
+ * holds a default location. */
+static void open_store(orch_service *svc, char *path, size_t cap)
+{
+	char why[256] = "", shown[512];
+	if (!svc->db_path) {
+		const char *state = getenv("STATE_DIRECTORY");
+		char dir[PATH_MAX];
+		if (state && *state == '/')
+			snprintf(dir, sizeof(dir), "%.*s", (int)strcspn(state, ":"), state);
+		else
+			snprintf(dir, sizeof(dir), "/var/lib/voxline");
+		if (mkdir(dir, 0750) < 0 && errno != EEXIST)
+			vx_fatal("conversation store: cannot create the folder %s: %s; %s%s", dir,
+				 strerror(errno), DB_HINT, state ? "" :
+				 ", or set STATE_DIRECTORY (systemd: StateDirectory=voxline)");
+		snprintf(path, cap, "%s/voxline.db", dir);
+		svc->db_path = path;
+	}
+	int r = history_open_why(svc->db_path, why, sizeof(why), &svc->hist);
+	if (r < 0) {
+		history_redact(svc->db_path, shown, sizeof(shown));
+		vx_fatal("conversation store %s: %s%s%s%s; %s", shown, strerror(-r),
+			 why[0] ? " (" : "", why, why[0] ? ")" : "", DB_HINT);
+	}
+}
+
 static double calls_gauge(void *arg)
 {
 	orch_service *svc = arg;
@@ -52,6 +86,7 @@ static double calls_gauge(void *arg)
 int main(int argc, char **argv)
 {
 	orch_service svc = {0};
+	char db_default[PATH_MAX + 16];
 	const vx_flag flags[] = {
 		VX_DAEMON_FLAGS(&svc.d, "3000", "4"),
 		{ "vad-url", VX_FLAG_STR, &svc.urls[ORCH_VAD], "http://127.0.0.1:3001", 0, 0,
@@ -64,8 +99,10 @@ int main(int argc, char **argv)
 		  "voxline-llm instances, comma-separated" },
 		{ "llm-model", VX_FLAG_STR, &svc.llm_model, "", 0, 0,
 		  "model name sent to voxline-llm (default: its own)" },
-		{ "db", VX_FLAG_STR, &svc.db_path, "voxline.db", 0, 0,
-		  "conversation history (SQLite, WAL)" },
+		{ "db", VX_FLAG_STR, &svc.db_path, "", 0, 0,
+		  "conversation history: an SQLite file, or postgresql://user:password@host/db "
+		  "to share it between orchestrators (default: voxline.db in $STATE_DIRECTORY, "
+		  "else in /var/lib/voxline)" },
 		{ "max-calls", VX_FLAG_INT, &svc.max_calls, "100", 1, 100000,
 		  "concurrent conversations (/ws/chat + POST /chat); past it refused" },
 		{ "voice", VX_FLAG_STR, &svc.voice, "", 0, 0,
@@ -103,8 +140,7 @@ int main(int argc, char **argv)
 				      &svc.up[st])) < 0)
 			vx_fatal("--%s-url %s: %s", orch_stage_names[st], svc.urls[st],
 				 strerror(-r));
-	if ((r = history_open(svc.db_path, &svc.hist)) < 0)
-		vx_fatal("--db %s: %s", svc.db_path, strerror(-r));
+	open_store(&svc, db_default, sizeof(db_default));
 	if ((r = vx_pool_new(1, ORCH_DB_QUEUE, &svc.db_pool)) < 0 ||
 	    (r = vx_pool_new(svc.d.workers, svc.d.queue, &svc.chat_pool)) < 0)
 		vx_fatal("worker pool: %s", strerror(-r));
@@ -133,9 +169,12 @@ int main(int argc, char **argv)
 	register_metrics(&svc, m);
 	vx_metrics_gauge_fn(m, "voxline_orch_calls", "Conversations open", NULL,
 			    calls_gauge, &svc);
-	vx_log_info(NULL, "vad %s, stt %s, llm %s, tts %s, db %s, max %d calls",
+	char db_shown[512];
+	history_redact(svc.db_path, db_shown, sizeof(db_shown));
+	vx_log_info(NULL, "vad %s, stt %s, llm %s, tts %s, db %s (%s), max %d calls",
 		    svc.urls[ORCH_VAD], svc.urls[ORCH_STT], svc.urls[ORCH_LLM],
-		    svc.urls[ORCH_TTS], svc.db_path, svc.max_calls);
+		    svc.urls[ORCH_TTS], db_shown, history_backend_name(svc.hist),
+		    svc.max_calls);
 
 	r = vx_server_run(server);
 	/* Order: no new events (server), then upstream sockets (their
