@@ -713,11 +713,21 @@ static void on_headers(vx_server *s, vx_req *req, const char *method)
 
 /* The whole request is in (or its connection was resumed): run the route,
  * then queue the answer, or suspend until a job produces it. */
+static void run_route(vx_req *req, void *arg)
+{
+	(void)arg;
+	req->route->fn(req, req->server->cfg.user);
+}
+
 static enum MHD_Result on_request(vx_server *s, vx_req *req)
 {
 	if (!req->dispatched) {
 		req->dispatched = true;
-		if (!req->replied)
+		if (req->replied)
+			;
+		else if (req->route->blocking)
+			vx_req_run(req, s->handler_pool, run_route, NULL);
+		else
 			req->route->fn(req, s->cfg.user);
 	}
 	pthread_mutex_lock(&req->lock);

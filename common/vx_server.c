@@ -22,6 +22,8 @@
 
 #define DEFAULT_MAX_CONNECTIONS 1024
 #define DEFAULT_MAX_BODY (16u * 1024 * 1024)
+#define HANDLER_WORKERS 4           /* threads for routes marked blocking */
+#define HANDLER_QUEUE 64
 #define RUN_TICK_US 100000          /* main thread: watchdog, drain steps */
 #define CUT_BEFORE_S 0.5            /* unanswered requests get 503 this long
 				       before drain_timeout_s runs out */
@@ -327,6 +329,8 @@ int vx_server_new(const vx_server_config *cfg, vx_server **ret)
 	}
 	if ((r = vx_loops_new(s)) < 0)
 		goto out_free;
+	if ((r = vx_pool_new(HANDLER_WORKERS, HANDLER_QUEUE, &s->handler_pool)) < 0)
+		goto out_free;
 	if (s->cfg.n_ws_routes && (r = vx_ws_start(s)) < 0)
 		goto out_free;
 	*ret = s;
@@ -345,6 +349,7 @@ void vx_server_free(vx_server *s)
 	for (int i = 0; i < s->n_loops; i++)
 		vx_loop_free(s->loops[i]);
 	free(s->loops);
+	vx_pool_free(s->handler_pool);
 	if (s->listen_fd >= 0 && !s->listen_from_systemd)
 		close(s->listen_fd);
 	if (s->wake_pipe[0] >= 0) {

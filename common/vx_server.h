@@ -44,6 +44,11 @@ typedef struct vx_route {
 	const char *path;       /* exact, or a prefix ending in '*' */
 	vx_handler fn;
 	size_t max_body;        /* bytes; 0 = the server's default */
+	/* The handler may wait on disk or network (a database, an upstream):
+	 * it then runs on the server's small handler pool, never on a serving
+	 * loop. Handlers that only parse and hand work to vx_req_run leave it
+	 * false. */
+	bool blocking;
 } vx_route;
 
 /* WebSocket routes. Callbacks run on the libwebsockets service thread and

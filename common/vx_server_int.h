@@ -43,6 +43,7 @@ struct vx_server {
 	int n_loops;
 	vx_head_limits head_limits;
 	atomic_int n_open;                 /* connections held: heads + MHD */
+	struct vx_pool *handler_pool;      /* routes marked blocking */
 
 	/* WebSocket side (vx_ws.c) */
 	struct lws_context *lws;

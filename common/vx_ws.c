@@ -7,6 +7,18 @@
  * write). Sends from other threads go to a per-connection queue; the
  * connection is put on the server's wake list and lws_cancel_service makes
  * the service thread ask for a writable callback.
+ *
+ * Checks lws 4.1.6 leaves to us, done here on the service thread:
+ *   - the config deadline: a connection whose first message has not
+ *     arrived within cfg.ws_config_timeout_ms is closed with 1008 (an lws
+ *     timer per connection, cancelled by the first complete message);
+ *   - the peer's close frame: a 1-byte payload or a code lws does not
+ *     rewrite itself (5000 and up) fails the connection with 1002 instead
+ *     of being echoed (LWS_CALLBACK_WS_PEER_INITIATED_CLOSE).
+ * Not checkable: lws accepts unmasked client frames. It reads the mask bit
+ * into private state (lib/roles/ws/ops-ws.c, this_frame_masked), never
+ * refuses an unmasked frame on the server side, exposes the bit through no
+ * API, and calls back only with the unmasked payload.
  */
 #include "vx_ws.h"
 
@@ -22,6 +34,7 @@
 #include "vx_server_int.h"
 
 #define WS_SEND_QUEUE_MAX (8u * 1024 * 1024)  /* unsent bytes per connection */
+#define WS_CONFIG_TIMEOUT_MS 10000            /* when the config says 0 */
 
 typedef struct ws_msg {
 	struct ws_msg *next;
@@ -51,6 +64,7 @@ struct vx_wsconn {
 
 	vx_buf rx;                    /* message being reassembled */
 	bool rx_overflow;
+	bool got_message;             /* a whole message has arrived */
 };
 
 typedef struct ws_pss {
@@ -183,6 +197,21 @@ int vx_ws_send_error_fields(vx_wsconn *c, const char *fields, const char *code,
 	return r;
 }
 
+bool vx_ws_text_has_nul(const char *text, size_t len)
+{
+	if (memchr(text, '\0', len))
+		return true;
+	for (size_t i = 0; i + 1 < len; i++) {
+		if (text[i] != '\\')
+			continue;
+		if (text[i + 1] == 'u' && i + 5 < len &&
+		    memcmp(text + i + 2, "0000", 4) == 0)
+			return true;
+		i++;   /* the escaped character: "\\u0000" is no NUL */
+	}
+	return false;
+}
+
 void vx_ws_close(vx_wsconn *c, int status, const char *reason)
 {
 	if (atomic_load(&c->closed))
@@ -232,7 +261,45 @@ static void ws_on_established(vx_server *s, struct lws *wsi, ws_pss *pss)
 	if (c->route->on_open(c, s->cfg.user, &c->state) != 0) {
 		c->route = NULL;   /* refused: no further callbacks */
 		vx_ws_close(c, 1013, "try again later");
+		return;
 	}
+	int ms = s->cfg.ws_config_timeout_ms > 0 ? s->cfg.ws_config_timeout_ms :
+		 WS_CONFIG_TIMEOUT_MS;
+	lws_set_timer_usecs(wsi, (lws_usec_t)ms * 1000);
+}
+
+/* The config deadline passed: close unless a message came meanwhile. */
+static void ws_on_timer(vx_server *s, vx_wsconn *c)
+{
+	if (c->got_message)
+		return;
+	int ms = s->cfg.ws_config_timeout_ms > 0 ? s->cfg.ws_config_timeout_ms :
+		 WS_CONFIG_TIMEOUT_MS;
+	char reason[64];
+	snprintf(reason, sizeof(reason), "no config message within %d ms", ms);
+	vx_log_debug(c->id, "ws: %s", reason);
+	vx_ws_close(c, 1008, reason);
+}
+
+/* RFC 6455 7.4: the codes a peer may send. lws itself rewrites codes
+ * below 3000 that are not in its list to 1002 before this is asked. */
+static bool ws_close_code_ok(unsigned code)
+{
+	return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+	       (code >= 3000 && code <= 4999);
+}
+
+/* The peer sent a close frame: 0 lets lws echo it, -1 fails the
+ * connection with 1002 (a 1-byte payload, or a code out of range). */
+static int ws_on_peer_close(struct lws *wsi, const unsigned char *in,
+			    size_t len)
+{
+	if (len == 0 || (len >= 2 && ws_close_code_ok((unsigned)in[0] << 8 | in[1])))
+		return 0;
+	static const char reason[] = "bad close frame";
+	lws_close_reason(wsi, LWS_CLOSE_STATUS_PROTOCOL_ERR,
+			 (unsigned char *)reason, sizeof(reason) - 1);
+	return -1;
 }
 
 static void ws_on_receive(vx_server *s, struct lws *wsi, vx_wsconn *c,
@@ -252,6 +319,10 @@ static void ws_on_receive(vx_server *s, struct lws *wsi, vx_wsconn *c,
 	vx_buf_append(&c->rx, in, len);
 	if (!lws_is_final_fragment(wsi) || !c->route)
 		return;
+	if (!c->got_message) {
+		c->got_message = true;
+		lws_set_timer_usecs(wsi, LWS_SET_TIMER_USEC_CANCEL);
+	}
 	if (lws_frame_is_binary(wsi)) {
 		if (c->route->on_binary)
 			c->route->on_binary(c, c->state, c->rx.data ? c->rx.data : "",
@@ -359,6 +430,12 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		if (pss && pss->conn)
 			return ws_on_writable(wsi, pss->conn);
 		break;
+	case LWS_CALLBACK_TIMER:
+		if (pss && pss->conn)
+			ws_on_timer(s, pss->conn);
+		break;
+	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+		return ws_on_peer_close(wsi, in, len);
 	case LWS_CALLBACK_CLOSED:
 		if (pss && pss->conn) {
 			vx_wsconn *c = pss->conn;

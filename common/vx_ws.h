@@ -8,6 +8,10 @@
  * by a byte limit (vx_ws_send_* returns -ENOBUFS past it) and a cancel flag
  * that is set when the peer leaves, for jobs to pass to engines.
  *
+ * Deadline: a connection whose first message has not arrived within the
+ * server's ws_config_timeout_ms is closed with 1008 (no callback but
+ * on_close is called for it).
+ *
  * Lifetime: the server holds one reference until on_close has returned;
  * a job that uses the connection after its callback returns takes its own
  * with vx_ws_ref and drops it with vx_ws_unref. Sends after close return
@@ -39,6 +43,10 @@ int vx_ws_send_error(vx_wsconn *c, const char *code, const char *fmt, ...)
 int vx_ws_send_error_fields(vx_wsconn *c, const char *fields, const char *code,
 			    const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+/* True when a JSON text message holds a NUL: a raw 0 byte or a \u0000
+ * escape. cJSON cuts strings there, so handlers refuse such messages
+ * rather than act on a silently shortened value. */
+bool vx_ws_text_has_nul(const char *text, size_t len);
 /* Closes after what is queued has been sent (status 1000, or 1008/1011...). */
 void vx_ws_close(vx_wsconn *c, int status, const char *reason);
 void vx_ws_ref(vx_wsconn *c);

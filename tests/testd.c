@@ -151,10 +151,10 @@ int main(int argc, char **argv)
 	if (vx_pool_new(t.d.workers, t.d.queue, &t.pool) < 0)
 		vx_fatal("pool");
 	static const vx_route routes[] = {
-		{ "POST", "/echo", echo, 1024 * 1024 },
-		{ "GET", "/slow", slow, 0 },
-		{ "GET", "/stream", stream, 0 },
-		{ "POST", "/form", form, 0 },
+		{ "POST", "/echo", echo, 1024 * 1024, false },
+		{ "GET", "/slow", slow, 0, false },
+		{ "GET", "/stream", stream, 0, false },
+		{ "POST", "/form", form, 0, false },
 	};
 	static const vx_ws_route ws_routes[] = {
 		{ "/ws/echo", ws_open, ws_text, ws_binary, ws_close },

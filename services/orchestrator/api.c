@@ -511,11 +511,11 @@ static void handle_index(vx_req *req, void *user)
 /* ---- tables, health, info ---- */
 
 const vx_route orch_routes[] = {
-	{ "POST", "/chat", handle_chat, 0 },
-	{ "GET", "/conversations", handle_list, 0 },
-	{ "GET", "/conversations/*", handle_get, 0 },
-	{ "DELETE", "/conversations/*", handle_delete, 0 },
-	{ "GET", "/", handle_index, 0 },
+	{ "POST", "/chat", handle_chat, 0, false },
+	{ "GET", "/conversations", handle_list, 0, true },
+	{ "GET", "/conversations/*", handle_get, 0, true },
+	{ "DELETE", "/conversations/*", handle_delete, 0, true },
+	{ "GET", "/", handle_index, 0, false },
 };
 const size_t orch_n_routes = sizeof(orch_routes) / sizeof(orch_routes[0]);
 

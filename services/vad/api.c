@@ -284,7 +284,7 @@ static void ws_close(vx_wsconn *c, void *state)
 /* ---- tables ---- */
 
 const vx_route vad_routes[] = {
-	{ "POST", "/detect", handle_detect, 0 },
+	{ "POST", "/detect", handle_detect, 0, false },
 };
 const size_t vad_n_routes = sizeof(vad_routes) / sizeof(vad_routes[0]);
 
