@@ -287,8 +287,8 @@ class Load:
     """Client threads, each calling fn() in a loop until stop() or the
     deadline; records (t_start, t_end, ok, detail) per call."""
 
-    def __init__(self, name, fn, clients, max_s=30):
-        self.name, self.fn = name, fn
+    def __init__(self, name, fn, clients, max_s=30, pause_s=0.0):
+        self.name, self.fn, self.pause_s = name, fn, pause_s
         self.results = []
         self.lock = threading.Lock()
         self.stop_ev = threading.Event()
@@ -307,8 +307,7 @@ class Load:
                 ok, detail = False, f"{type(e).__name__}: {e}"
             with self.lock:
                 self.results.append((t0, time.monotonic(), ok, detail))
-            if not ok:
-                time.sleep(0.05)
+            time.sleep(self.pause_s if ok else max(self.pause_s, 0.05))
 
     def stop(self):
         self.stop_ev.set()
