@@ -117,6 +117,8 @@ int sse_feed(sse_parser *p, const char *buf, size_t len, sse_event_cb cb,
 			r = sse_line(p, p->line.data, p->line.len, cb, user);
 			vx_buf_reset(&p->line);
 		} else {
+			if (j - i > p->max_event)
+				return -E2BIG;
 			r = sse_line(p, buf + i, j - i, cb, user);
 		}
 		p->after_cr = buf[j] == '\r';

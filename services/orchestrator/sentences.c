@@ -328,10 +328,12 @@ static int pump(sentences *s, bool final, sentence_cb cb, void *user)
 		int r;
 
 		if (p >= view) {
-			if (len < hard)
+			/* the cut looks at b[hard]: wait for it unless final */
+			if (len < hard || (len == hard && !final))
 				return 0;
+			/* back to a character start, at most 3 bytes (UTF-8) */
 			size_t e = hard;
-			while (e > 1 && ((unsigned char)b[e] & 0xC0) == 0x80)
+			while (e > hard - 3 && ((unsigned char)b[e] & 0xC0) == 0x80)
 				e--;
 			if ((r = emit(s, e, cb, user)) < 0)
 				return r;
