@@ -351,6 +351,13 @@ def test_shipped_haproxy_starts_with_default_descriptor_limits(tmp_path):
             maxconn = int(re.search(r"^Maxconn: (\d+)", info, re.M).group(1))
             print(f"# nofile {soft}:{hard}: haproxy maxconn {maxconn}")
             assert 100 <= maxconn <= hard // 2, maxconn
+            # No instance up: haproxy's own answer is voxline's JSON error.
+            wait_until(lambda: http(ports[1], "GET", "/readyz", timeout=5)[0] == 503, 10,
+                       "503 with every vad instance down")
+            st, h, body = http(ports[1], "POST", "/detect", b"x",
+                               {"Content-Type": "audio/wav"}, timeout=5)
+            assert st == 503 and h["content-type"] == "application/json", (st, h, body)
+            assert json.loads(body)["error"]["code"] == "unavailable", body
         finally:
             proc.terminate()
             out = proc.communicate(timeout=10)[0].decode()
