@@ -10,6 +10,11 @@
  *   {"event":"error","code":...,"message":...,"status":N}
  * {"event":"cancel"} stops the generation in flight at once (its upstream
  * connection is closed); a "done" with finish_reason "cancelled" follows.
+ * {"event":"end"} (a request is one message, so there is no input to end)
+ * is answered with {"event":"done","end":true} once nothing runs or waits
+ * on the socket: at once when idle, else after the last "done", as
+ * /ws/synthesize does. Messages holding a NUL (raw or \u0000) are refused
+ * ("invalid_string") rather than read cut short.
  * The socket stays open: after "done" (or "error") the next request may
  * come. A request sent while one is running is refused ("busy") unless the
  * running one was cancelled, in which case it starts as soon as the
@@ -54,8 +59,23 @@ struct ws_state {
 	pthread_mutex_t lock;        /* guards the fields below */
 	ws_gen *active;              /* running (or being started) */
 	ws_gen *pending;             /* waits for a cancelled active one */
+	bool end_owed;               /* an "end" came while busy */
 	bool closed;
 };
+
+static const char ws_ended[] = "{\"event\":\"done\",\"end\":true}";
+
+/* Answers an "end" that waited for the socket to go idle. */
+static void ws_pay_end(ws_state *st)
+{
+	pthread_mutex_lock(&st->lock);
+	bool owed = st->end_owed && !st->active && !st->pending;
+	if (owed)
+		st->end_owed = false;
+	pthread_mutex_unlock(&st->lock);
+	if (owed)
+		vx_ws_send_text(st->c, ws_ended, sizeof(ws_ended) - 1);
+}
 
 static void ws_state_unref(ws_state *st)
 {
@@ -168,10 +188,12 @@ static void ws_job(void *arg)
 	vx_wsconn *c = g->c;
 	ws_gen_free(g);
 	ws_gen_free(launch ? NULL : next);
-	if (launch)
+	if (launch) {
 		ws_launch(next, true);   /* takes over this job's slot */
-	else
+	} else {
+		ws_pay_end(st);
 		llm_gen_leave(svc);      /* last use of the server's state */
+	}
 	vx_ws_unref(c);
 	ws_state_unref(st);
 }
@@ -208,6 +230,7 @@ static void ws_launch(ws_gen *g, bool has_slot)
 	pthread_mutex_unlock(&st->lock);
 	ws_error(g->c, g->id_field, 503, code, msg);
 	ws_gen_free(g);
+	ws_pay_end(st);
 	if (has_slot)
 		llm_gen_leave(svc);
 }
@@ -270,6 +293,18 @@ static void ws_request(ws_state *st, const char *text, size_t len)
 	}
 }
 
+/* "end": answered now when idle, else when the socket goes idle. */
+static void ws_end(ws_state *st)
+{
+	pthread_mutex_lock(&st->lock);
+	bool idle = !st->active && !st->pending;
+	if (!idle)
+		st->end_owed = true;
+	pthread_mutex_unlock(&st->lock);
+	if (idle)
+		vx_ws_send_text(st->c, ws_ended, sizeof(ws_ended) - 1);
+}
+
 static void ws_text(vx_wsconn *c, void *state, const char *text, size_t len)
 {
 	ws_state *st = state;
@@ -277,7 +312,12 @@ static void ws_text(vx_wsconn *c, void *state, const char *text, size_t len)
 	cJSON *j = cJSON_ParseWithLength(text, len);
 	const cJSON *ev = cJSON_GetObjectItemCaseSensitive(j, "event");
 	const char *name = cJSON_IsString(ev) ? ev->valuestring : NULL;
-	if (name && !strcmp(name, "cancel")) {
+	if (j && vx_ws_text_has_nul(text, len)) {
+		ws_error(st->c, "", 400, "invalid_string",
+			 "JSON strings must not contain NUL (\\u0000)");
+	} else if (ev && !name) {
+		ws_error(st->c, "", 400, "invalid_type", "\"event\" must be a string");
+	} else if (name && !strcmp(name, "cancel")) {
 		pthread_mutex_lock(&st->lock);
 		if (st->active)
 			atomic_store(&st->active->cancel, true);
@@ -286,7 +326,7 @@ static void ws_text(vx_wsconn *c, void *state, const char *text, size_t len)
 		pthread_mutex_unlock(&st->lock);
 		ws_gen_free(pending);
 	} else if (name && !strcmp(name, "end")) {
-		;   /* a request is one message: nothing to end */
+		ws_end(st);
 	} else if (j && name && strcmp(name, "generate") != 0) {
 		ws_error(st->c, "", 400, "unknown_event",
 			 "events are generate (or a bare request), cancel, end");

@@ -12,7 +12,10 @@
  * "code","message"}; an utterance that failed (decoders busy, over
  * max_audio_s, more than STT_WS_QUEUE_MAX_BYTES waiting, engine error) is
  * dropped: its audio is ignored and its "end" is answered with an error
- * (code "utterance_dropped") instead of a final.
+ * (code "utterance_dropped") instead of a final. A config is checked whole
+ * before any of it is used ("bad_config": a language must be a tag such as
+ * "en" or "en-US", never a path); messages holding a NUL (raw or \u0000)
+ * are refused ("invalid_string") rather than read cut short.
  *
  * Threads: the callbacks run on the lws service thread; they only decode
  * G.711, resample to 16 kHz (the resampler is theirs alone) and queue
@@ -29,6 +32,7 @@
  * job then gives the decoder back.
  */
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -413,6 +417,18 @@ static const char *ws_encoding_name(vx_encoding e)
 	return e == VX_ENC_MULAW ? "mulaw" : e == VX_ENC_ALAW ? "alaw" : "pcm16";
 }
 
+/* A language tag (ISO 639 / BCP 47 shape): a letter, then letters, digits,
+ * '-' or '_'; "auto" passes too. Engines still say which they know. */
+static bool ws_language_ok(const char *l)
+{
+	if (!isalpha((unsigned char)l[0]))
+		return false;
+	for (const char *p = l; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_')
+			return false;
+	return true;
+}
+
 static void ws_configure(ws_stt *w, const cJSON *j)
 {
 	stt_service *svc = w->svc;
@@ -430,11 +446,15 @@ static void ws_configure(ws_stt *w, const cJSON *j)
 				 "sample_rate must be 8000 to 192000");
 		return;
 	}
-	if (vx_json_string(j, "language", NULL, WS_LANG_MAX - 1, &l) < 0) {
+	if (vx_json_string(j, "language", NULL, WS_LANG_MAX - 1, &l) < 0 ||
+	    (l && *l && !ws_language_ok(l))) {
 		vx_ws_send_error(w->c, "bad_config",
-				 "language must be a short code such as \"en\"");
+				 "language must be a short code such as \"en\" "
+				 "or \"en-US\" (letters, digits, '-')");
 		return;
 	}
+	if (l && !*l)
+		l = NULL;   /* "" is the default, as on POST /transcribe */
 	vx_pcmstream in;
 	int r = vx_pcmstream_init(&in, enc, rate, STT_RATE);
 	ws_item *it = r == 0 ? ws_item_new(WS_CONFIG, 0) : NULL;
@@ -502,9 +522,16 @@ static void ws_on_text(vx_wsconn *c, void *state, const char *text, size_t len)
 		vx_ws_send_error(c, "invalid_json", "messages must be JSON objects");
 		goto out_free;
 	}
+	if (vx_ws_text_has_nul(text, len)) {
+		vx_ws_send_error(c, "invalid_string",
+				 "JSON strings must not contain NUL (\\u0000)");
+		goto out_free;
+	}
 	const cJSON *ev = cJSON_GetObjectItemCaseSensitive(j, "event");
 	const char *name = cJSON_IsString(ev) ? ev->valuestring : NULL;
-	if (!name || !strcmp(name, "config") || !strcmp(name, "start")) {
+	if (ev && !name) {
+		vx_ws_send_error(c, "invalid_type", "\"event\" must be a string");
+	} else if (!name || !strcmp(name, "config") || !strcmp(name, "start")) {
 		ws_configure(w, j);
 	} else if (!w->configured) {
 		vx_ws_send_error(c, "not_configured",

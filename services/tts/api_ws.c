@@ -13,7 +13,8 @@
  * The config message is optional (a first text configures with defaults and
  * its own fields) and may be sent again; each text keeps the config it was
  * queued under. Errors: {"event":"error","code","message"[,"id"]}; the
- * socket stays usable.
+ * socket stays usable. Messages holding a NUL (raw or \u0000) are refused
+ * ("invalid_string"): a voice or text is never read cut short.
  *
  * Threads: callbacks run on the lws service thread and only parse and
  * queue. One pool job per socket at a time works through the queue, so
@@ -458,6 +459,11 @@ static void ws_text(vx_wsconn *c, void *state, const char *text, size_t len)
 	cJSON *j = cJSON_ParseWithLength(text, len);
 	if (!cJSON_IsObject(j)) {
 		vx_ws_send_error(c, "invalid_json", "messages must be JSON objects");
+		goto out_free;
+	}
+	if (vx_ws_text_has_nul(text, len)) {
+		vx_ws_send_error(c, "invalid_string",
+				 "JSON strings must not contain NUL (\\u0000)");
 		goto out_free;
 	}
 	const cJSON *ev = cJSON_GetObjectItemCaseSensitive(j, "event");

@@ -133,34 +133,41 @@ static void ws_release_engine(ws_detect *w)
 	vx_pcmstream_release(&w->in);
 }
 
+/* Reads a whole config before using any of it: a refused one leaves the
+ * socket as it was. A failed engine start leaves it unconfigured. */
 static void ws_configure(vx_wsconn *c, ws_detect *w, const cJSON *j)
 {
 	vad_service *svc = w->svc;
 	vad_config vcfg;
+	vad_seg_config scfg = { .frame_ms = svc->frame_ms };
+	vx_encoding encoding = VX_ENC_PCM16;
+	int rate;
 	const char *enc;
-	w->encoding = VX_ENC_PCM16;
 	if (vx_json_string(j, "encoding", NULL, SIZE_MAX, &enc) < 0 ||
-	    (enc && vx_encoding_from_name(enc, &w->encoding) < 0)) {
+	    (enc && vx_encoding_from_name(enc, &encoding) < 0)) {
 		vx_ws_send_error(c, "bad_config", "encoding must be pcm16, mulaw or alaw");
 		return;
 	}
-	if (vx_json_int(j, "sample_rate", VAD_RATE, 8000, 48000, &w->rate) < 0 ||
+	if (vx_json_int(j, "sample_rate", VAD_RATE, 8000, 48000, &rate) < 0 ||
 	    vx_json_int(j, "aggressiveness", svc->aggressiveness, 0, 3,
 			&vcfg.aggressiveness) < 0 ||
 	    vx_json_int(j, "min_speech_ms", svc->min_speech_ms, 0, VAD_SEG_MS_MAX,
-			&w->scfg.min_speech_ms) < 0 ||
+			&scfg.min_speech_ms) < 0 ||
 	    vx_json_int(j, "min_silence_ms", svc->min_silence_ms, 0, VAD_SEG_MS_MAX,
-			&w->scfg.min_silence_ms) < 0 ||
+			&scfg.min_silence_ms) < 0 ||
 	    vx_json_int(j, "pad_ms", svc->pad_ms, 0, VAD_SEG_MS_MAX,
-			&w->scfg.pad_ms) < 0) {
+			&scfg.pad_ms) < 0) {
 		vx_ws_send_error(c, "bad_config",
 				 "sample_rate 8000-48000, aggressiveness 0-3, "
 				 "*_ms 0-10000");
 		return;
 	}
-	w->scfg.frame_ms = svc->frame_ms;
-	w->frame_len = (size_t)svc->frame_ms * VAD_RATE / 1000;
+	w->configured = false;
 	ws_release_engine(w);
+	w->encoding = encoding;
+	w->rate = rate;
+	w->scfg = scfg;
+	w->frame_len = (size_t)svc->frame_ms * VAD_RATE / 1000;
 	int r = svc->engine->create(&vcfg, &w->engine_state);
 	if (r == 0)
 		r = vx_pcmstream_init(&w->in, w->encoding, w->rate, VAD_RATE);
@@ -217,9 +224,16 @@ static void ws_text(vx_wsconn *c, void *state, const char *text, size_t len)
 		vx_ws_send_error(c, "invalid_json", "messages must be JSON objects");
 		goto out_free;
 	}
+	if (vx_ws_text_has_nul(text, len)) {
+		vx_ws_send_error(c, "invalid_string",
+				 "JSON strings must not contain NUL (\\u0000)");
+		goto out_free;
+	}
 	const cJSON *ev = cJSON_GetObjectItemCaseSensitive(j, "event");
 	const char *name = cJSON_IsString(ev) ? ev->valuestring : NULL;
-	if (!name || !strcmp(name, "config") || !strcmp(name, "start")) {
+	if (ev && !name) {
+		vx_ws_send_error(c, "invalid_type", "\"event\" must be a string");
+	} else if (!name || !strcmp(name, "config") || !strcmp(name, "start")) {
 		ws_configure(c, w, j);
 	} else if (!w->configured) {
 		vx_ws_send_error(c, "not_configured",
@@ -231,7 +245,8 @@ static void ws_text(vx_wsconn *c, void *state, const char *text, size_t len)
 		vx_buf_reset(&w->pcm);
 		ws_reset_round(w);
 	} else {
-		vx_ws_send_error(c, "unknown_event", "unknown event '%s'", name);
+		vx_ws_send_error(c, "unknown_event", "unknown event '%.32s' "
+				 "(config, end, cancel)", name);
 	}
 out_free:
 	cJSON_Delete(j);

@@ -289,7 +289,8 @@ def test_websocket_generate_tokens_done_and_a_second_request(llm):
         assert e["event"] == "error" and e["code"] == "invalid_role" and e["status"] == 400
         ws.send("{not json")
         assert json.loads(ws.recv())["code"] == "invalid_json"
-        ws.send(json.dumps({"event": "end"}))          # ignored: nothing to end
+        ws.send(json.dumps({"event": "end"}))          # idle: answered at once
+        assert json.loads(ws.recv()) == {"event": "done", "end": True}
         ws.send(json.dumps({"event": "dance"}))
         assert json.loads(ws.recv())["code"] == "unknown_event"
         ws.send(json.dumps({"event": "generate", "messages": MSGS, "id": "g"}))
