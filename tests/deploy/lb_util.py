@@ -150,6 +150,27 @@ class Proc:
         return self.proc.returncode
 
 
+def stop_all(procs, timeout=25):
+    """SIGTERM to every process at once (each drains for --drain-delay-s),
+    then waits; SIGKILL for any still running after timeout. Returns
+    {proc: (was alive, exit status)}."""
+    alive = {p: p.alive() for p in procs}
+    for p in procs:
+        p.send(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    out = {}
+    for p in procs:
+        if p.proc is None:
+            continue
+        try:
+            p.proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.proc.kill()
+            p.proc.wait()
+        out[p] = (alive[p], p.stop())
+    return out
+
+
 class Daemon(Proc):
     """A voxline daemon on a chosen port; `prefix` (e.g. ip netns exec ..)
     runs it elsewhere, then readiness is asked from there too."""

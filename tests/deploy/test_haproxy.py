@@ -28,7 +28,7 @@ import time
 import pytest
 import websocket
 
-from lb_util import (HAPROXY_CFG, NGINX_CONF, Daemon, HAProxy, Load, LlmUpstream,
+from lb_util import (stop_all, HAPROXY_CFG, NGINX_CONF, Daemon, HAProxy, Load, LlmUpstream,
                      free_ports, haproxy_retries, http, need, post_json, wait_until)
 
 SERVICES = ["vad", "stt", "tts", "llm", "orch"]
@@ -104,16 +104,10 @@ class Lb:
         return d
 
     def close(self):
-        bad = []
         procs = list(self.daemons.values()) + [self.haproxy, self.upstream]
-        for p in procs:
-            if p is None:
-                continue
-            alive = p.alive()
-            rc = p.stop()
-            if isinstance(p, Daemon) and alive and rc not in (0, None):
-                bad.append(f"{p.name} exited {rc}:\n{p.log()[-1500:]}")
-        return bad
+        return [f"{p.name} exited {rc}:\n{p.log()[-1500:]}"
+                for p, (alive, rc) in stop_all(procs).items()
+                if isinstance(p, Daemon) and alive and rc not in (0, None)]
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from lb_util import Daemon, LlmUpstream, Netns, Proc, need, sh, wait_until
+from lb_util import stop_all, Daemon, LlmUpstream, Netns, Proc, need, sh, wait_until
 
 STAGE_TIMEOUT_S = 5
 QUESTION = "what is the weather like in paris today"
@@ -127,12 +127,9 @@ class Hosts:
         return {i["url"]: i["healthy"] for i in llm["instances"]}
 
     def close(self):
-        bad = []
-        for p in reversed(self.procs):
-            alive = p.alive()
-            rc = p.stop()
-            if isinstance(p, Daemon) and alive and rc not in (0, None):
-                bad.append(f"{p.name} exited {rc}:\n{p.log()[-1500:]}")
+        bad = [f"{p.name} exited {rc}:\n{p.log()[-1500:]}"
+               for p, (alive, rc) in stop_all(self.procs).items()
+               if isinstance(p, Daemon) and alive and rc not in (0, None)]
         for ns in self.net.names:
             r = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True)
             for pid in r.stdout.split():
@@ -176,7 +173,18 @@ def spoken_turn(h, wav, timeout=60):
     return st, j, took
 
 
-def test_turns_across_two_gpu_hosts_survive_a_link_down(hosts):
+def cut(h, victim, side, up):
+    """near: the cpu end of the link (its route goes: connects fail at once);
+    far: the gpu end (the cpu end loses carrier, its route stays: packets
+    vanish, connects time out)."""
+    if side == "near":
+        h.net.set_link(h.ns["cpu"], GPU[victim][0], up=up)
+    else:
+        h.net.set_link(h.ns[victim], "vxc", up=up)
+
+
+@pytest.mark.parametrize("side", ["near", "far"])
+def test_turns_across_two_gpu_hosts_survive_a_link_down(hosts, side):
     h = hosts
     t_start = time.monotonic()
     wav = os.path.join(str(h.tmp), "question.wav")
@@ -217,7 +225,7 @@ def test_turns_across_two_gpu_hosts_survive_a_link_down(hosts):
             return None
         victim = wait_until(busy_host, 60, "an LLM generation in progress", step=0.05)
         other = next(r for r in GPU if r != victim)
-        h.net.set_link(h.ns["cpu"], GPU[victim][0], up=False)
+        cut(h, victim, side, up=False)
         t_down = time.monotonic()
         out, _ = bg.communicate(timeout=STAGE_TIMEOUT_S * 4 + 30)
     finally:
@@ -226,12 +234,13 @@ def test_turns_across_two_gpu_hosts_survive_a_link_down(hosts):
             bg.wait()
     took = time.monotonic() - t_down
     body, _, code = out.rpartition(b"\n")
-    print(f"# link to {victim} down during a turn: HTTP {code.decode()} after {took:.1f} s: "
+    print(f"# {side} end of the link to {victim} down during a turn: HTTP {code.decode()} after {took:.1f} s: "
           f"{body[:200]!r}")
     assert int(code) in (502, 504), (code, body)
     err = json.loads(body)["error"]
     assert "llm" in err["message"].lower() or "language model" in err["message"].lower(), err
-    assert took <= STAGE_TIMEOUT_S + 3, f"the error came {took:.1f} s after the link went down"
+    # The stage timeout counts from the last token; generous on a busy machine.
+    assert took <= 2 * STAGE_TIMEOUT_S + 2, f"the error came {took:.1f} s after the link went down"
 
     # The next turn is served by the other host.
     g_other = h.generations(other)
@@ -247,7 +256,7 @@ def test_turns_across_two_gpu_hosts_survive_a_link_down(hosts):
     assert health[f"ws://{GPU[other][2]}:{LLM_PORT}/ws/generate"]
 
     # Link back up: the host rejoins and serves again.
-    h.net.set_link(h.ns["cpu"], GPU[victim][0], up=True)
+    cut(h, victim, side, up=True)
     h.check_routes()
     t_up = time.monotonic()
     wait_until(lambda: all(h.llm_health().values()), 20, f"{victim} healthy again")
