@@ -28,8 +28,9 @@ import time
 import pytest
 import websocket
 
-from lb_util import (stop_all, HAPROXY_CFG, NGINX_CONF, Daemon, HAProxy, Load, LlmUpstream,
-                     free_ports, haproxy_retries, http, need, post_json, wait_until)
+from lb_util import (HAPROXY_CFG, NGINX_CONF, Daemon, HAProxy, Load, LlmUpstream,
+                     free_ports, haproxy_retries, http, need, post_json, stop_all,
+                     wait_until)
 
 SERVICES = ["vad", "stt", "tts", "llm", "orch"]
 DAEMON = {"vad": "vad", "stt": "stt", "tts": "tts", "llm": "llm", "orch": "orchestrator"}
@@ -45,6 +46,10 @@ class Lb:
     def __init__(self, tmp):
         need("haproxy", "curl")
         self.tmp = tmp
+        self.daemons, self.haproxy, self.upstream = {}, None, None
+
+    def setup(self):
+        tmp = self.tmp
         ports = free_ports(17)
         self.front = dict(zip(SERVICES, ports[0:5]))
         self.stats_port = ports[5]
@@ -53,7 +58,6 @@ class Lb:
             self.inst_port[(svc, 1)] = ports[6 + 2 * i]
             self.inst_port[(svc, 2)] = ports[7 + 2 * i]
         self.upstream = LlmUpstream("llm-upstream", tmp)
-        self.daemons = {}
         for svc in SERVICES:
             for n in (1, 2):
                 self.daemons[(svc, n)] = self._daemon(svc, n)
@@ -104,7 +108,7 @@ class Lb:
         return d
 
     def close(self):
-        procs = list(self.daemons.values()) + [self.haproxy, self.upstream]
+        procs = [p for p in [*self.daemons.values(), self.haproxy, self.upstream] if p]
         return [f"{p.name} exited {rc}:\n{p.log()[-1500:]}"
                 for p, (alive, rc) in stop_all(procs).items()
                 if isinstance(p, Daemon) and alive and rc not in (0, None)]
@@ -114,6 +118,11 @@ class Lb:
 def lb(tmp_path_factory):
     t0 = time.monotonic()
     lb = Lb(tmp_path_factory.mktemp("lb"))
+    try:
+        lb.setup()
+    except BaseException:
+        lb.close()
+        raise
     print(f"\n# setup: 10 daemons + haproxy ready in {time.monotonic() - t0:.1f} s")
     yield lb
     bad = lb.close()

@@ -15,12 +15,13 @@ is served by the other gpu host; link back up: the host rejoins (its
 generation counter rises again)."""
 import json
 import os
+import re
 import subprocess
 import time
 
 import pytest
 
-from lb_util import stop_all, Daemon, LlmUpstream, Netns, Proc, need, sh, wait_until
+from lb_util import Daemon, LlmUpstream, Netns, need, sh, stop_all, wait_until
 
 STAGE_TIMEOUT_S = 5
 QUESTION = "what is the weather like in paris today"
@@ -43,6 +44,11 @@ class Hosts:
 
     def setup(self):
         pid = os.getpid()
+        # Namespaces an earlier run left when it was killed (its pid is gone).
+        for name in sh("ip", "netns", "list").split():
+            m = re.fullmatch(r"vxt-(cpu|gpu|gpu2)-(\d+)", name)
+            if m and not os.path.exists(f"/proc/{m.group(2)}"):
+                subprocess.run(["ip", "netns", "del", name], capture_output=True)
         for role in ("cpu", "gpu", "gpu2"):
             name = f"vxt-{role}-{pid}"
             sh("ip", "netns", "add", name)
