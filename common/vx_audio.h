@@ -15,6 +15,12 @@
  * channel count or rate not supported, -ENOMEM. Output parameters are
  * untouched and vx_buf outputs unchanged on failure.
  *
+ * Untrusted input: an Ogg stream is decoded only when its header packets
+ * are all there and valid (Vorbis: identification, comment, setup; Opus:
+ * OpusHead, OpusTags); otherwise -EBADMSG before libsndfile sees it, whose
+ * failed Vorbis open would leak (see vx_audio.c). Failed decodes hold no
+ * memory afterwards.
+ *
  * Ownership: vx_pcm.data is malloc'd and owned by the vx_pcm; release it with
  * vx_pcm_release. Every function is thread-safe (no shared state);
  * resamplers are per-stream objects used by one thread at a time.
