@@ -8,7 +8,15 @@
  * piece; byte-level BPE without special parsing gives back the text
  * exactly; tok_encode_masked with an all-0 / all-1 mask equals tok_encode
  * without / with special parsing.
+ *
+ * With bit 3 of byte 0 set the vocabulary comes from the input too (as a
+ * GGUF file's tokenizer.ggml.* would give it): byte 1 picks the model
+ * (bit 0: gpt2 / llama), the pre-tokenizer (bits 1-2) and whether tokens
+ * get mixed types (bit 3); bytes 2-4 are bos, eos and unk (0xFF = none);
+ * then tokens separated by 0x01 up to a 0x02, merges likewise, then the
+ * text. Checked: tok_new refuses or builds; encode gives ids in range.
  */
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +48,84 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
+static const char *const pres[4] = { NULL, "qwen2", "llama-bpe", "gpt2" };
+
+/* Splits data[*pos..] at 0x01 up to a 0x02 (or the end) into parts. */
+static size_t split_list(const uint8_t *data, size_t size, size_t *pos,
+			 const char **ptrs, size_t *lens, size_t max)
+{
+	size_t n = 0, start = *pos, i = *pos;
+	for (; i <= size; i++) {
+		if (i < size && data[i] != 1 && data[i] != 2)
+			continue;
+		if (n < max && (i > start || i < size)) {
+			ptrs[n] = (const char *)data + start;
+			lens[n++] = i - start;
+		}
+		start = i + 1;
+		if (i == size || data[i] == 2)
+			break;
+	}
+	*pos = i < size ? i + 1 : size;
+	return n;
+}
+
+static int32_t id_of(uint8_t b)
+{
+	return b == 0xFF ? -1 : b;
+}
+
+static void fuzz_vocab(const uint8_t *data, size_t size)
+{
+	enum { MAXN = 512 };
+	static const char *tv[MAXN], *mv[MAXN];
+	static size_t tl[MAXN], ml[MAXN];
+	static float sv[MAXN];
+	static int32_t yv[MAXN];
+	if (size < 5)
+		return;
+	size_t pos = 5;
+	size_t nt = split_list(data, size, &pos, tv, tl, MAXN);
+	size_t nm = split_list(data, size, &pos, mv, ml, MAXN);
+	for (size_t i = 0; i < nt; i++) {
+		sv[i] = -(float)i;
+		yv[i] = data[1] & 8 ? 1 + (int32_t)((tl[i] * 31 + i) % 6) : 1;
+	}
+	tok_spec spec = {
+		.model = data[1] & 1 ? "llama" : "gpt2", .pre = pres[(data[1] >> 1) & 3],
+		.tokens = tv, .token_lens = tl, .n_tokens = nt, .scores = sv,
+		.types = yv, .merges = mv, .merge_lens = ml, .n_merges = nm,
+		.bos = id_of(data[2]), .eos = id_of(data[3]), .eot = -1,
+		.unk = id_of(data[4]), .pad = -1, .add_bos = true,
+	};
+	tok *t = NULL;
+	if (tok_new(&spec, &t) != 0)
+		return;
+	const char *text = (const char *)data + pos;
+	size_t len = size - pos, max = 4 * len + 8, n = 0;
+	int32_t *ids = malloc(max * sizeof(*ids));
+	if (!ids)
+		abort();
+	for (int special = 0; special < 2; special++) {
+		int r = tok_encode(t, text, len, special, ids, max, &n);
+		if (r != 0 && r != -E2BIG)
+			abort();
+		for (size_t i = 0; r == 0 && i < n; i++) {
+			char p[TOK_PIECE_MAX];
+			if (ids[i] < 0 || (size_t)ids[i] >= nt ||
+			    tok_piece(t, ids[i], p, sizeof(p)) < 0)
+				abort();
+			(void)tok_is_eog(t, ids[i]);
+			(void)tok_is_control(t, ids[i]);
+		}
+	}
+	for (size_t i = 0; i < nt; i++)
+		if (tok_find(t, tv[i], tl[i]) < 0)
+			abort();
+	free(ids);
+	tok_free(t);
+}
+
 static void same_ids(const int32_t *a, size_t na, const int32_t *b, size_t nb)
 {
 	if (na != nb || (na && memcmp(a, b, na * sizeof(*a)) != 0))
@@ -50,6 +136,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 1)
 		return 0;
+	if (data[0] & 8) {
+		fuzz_vocab(data, size);
+		return 0;
+	}
 	const tok *t = toks[data[0] & 3];
 	bool special = data[0] & 4;
 	bool bpe = (data[0] & 3) != 3;

@@ -210,6 +210,14 @@ def tok():
                 if isinstance(t, str) and "\xff" not in t else bytes([sel]) + t.encode("latin-1"))
 
 
+def tok_vocab():
+    toks = [b"a", b"b", b"ab", b"<s>", b"\xc4\xa0", b"\xe2\x96\x81a", b"<0x41>", b"abab", b"c"]
+    merges = [b"a b", b"ab ab", b"\xc4\xa0 a", b"x y"]
+    for i, (m, bos, unk) in enumerate(((0, 3, 0xFF), (1, 3, 0), (8 | 2, 0xFF, 0xFF), (9, 3, 2))):
+        put("tok", "vocab_%d" % i, bytes([8, m, bos, 0xFF, unk]) + b"\x01".join(toks) + b"\x02" +
+            b"\x01".join(merges) + b"\x02" + "abab <s> ab c A é".encode())
+
+
 def gguf():
     U8, I8, U16, I16, U32, I32, F32, BOOL, STR, ARR, U64, I64, F64 = range(13)
     kvs = [("general.architecture", STR, "llama"), ("general.name", STR, "fuzz"),
@@ -247,6 +255,7 @@ def main():
     pcmstream()
     sentences()
     tok()
+    tok_vocab()
     gguf()
     with open(os.path.join(OUT, "audio.max_len"), "w") as f:
         f.write("65536\n")
