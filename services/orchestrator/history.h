@@ -94,7 +94,8 @@ typedef struct history_conversation {
  * URI form, e.g. postgresql://voxline:secret@db.lan:5432/voxline), else
  * an SQLite file path (created when missing; its folder must exist).
  * Creates the schema when missing. Caller owns *ret and closes it with
- * history_close. */
+ * history_close. PostgreSQL: -ENOTCONN when the server cannot be reached
+ * or refuses the login or the database (history_open_why says which). */
 int history_open(const char *where, history **ret);
 /* history_open that also writes, on failure, the backend's own words
  * (libpq's or SQLite's message, e.g. "password authentication failed")

@@ -1,6 +1,6 @@
 # voxline-orchestrator: main.c, api.c, the conversation (conversation.c and
 # its conv_*.c parts, see conv_int.h), turn.c, upstream.c on libvoxline, with
-# the leaves of leaves.mk (sentences, history/SQLite).
+# the leaves of leaves.mk (sentences, history: SQLite or PostgreSQL).
 #
 #   $(BUILD)/bin/voxline-orchestrator
 #   $(BUILD)/tests/test_orch_turn, $(BUILD)/tests/test_orch_upstream

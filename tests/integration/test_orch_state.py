@@ -5,7 +5,6 @@ folder of $STATE_DIRECTORY (systemd's StateDirectory=), else in
 path and the flag to set. A PostgreSQL URL is never logged with its
 password."""
 import os
-import signal
 import subprocess
 
 from conftest import BIN
