@@ -112,6 +112,23 @@ VX_TEST(sse_rejects_an_event_over_the_limit)
 	sse_release(&p);
 }
 
+/* Found by tests/fuzz (regress/sse/long_line_not_limited_when_whole): a
+ * line over the limit passed when it arrived whole in one chunk. */
+VX_TEST(sse_rejects_a_long_line_that_arrives_whole)
+{
+	sse_parser p;
+	vx_buf out = {0};
+	const char *c = ": a keep-alive comment longer than 16\n";
+	const char *e = "event: 0123456789abcdefgh\n";
+	sse_init(&p, 16);
+	VX_CHECK_INT(sse_feed(&p, c, strlen(c), sse_collect, &out), -E2BIG);
+	sse_release(&p);
+	sse_init(&p, 16);
+	VX_CHECK_INT(sse_feed(&p, e, strlen(e), sse_collect, &out), -E2BIG);
+	sse_release(&p);
+	VX_CHECK(out.data == NULL);
+}
+
 static int sse_stop_at_second(void *user, const char *event, const char *data,
 			      size_t len)
 {
@@ -488,6 +505,7 @@ VX_TEST(emit_reports_cancel_when_the_callback_stops)
 VX_TEST_MAIN(sse_parses_line_ends_comments_and_fields,
 	     sse_gives_same_events_at_every_split,
 	     sse_rejects_an_event_over_the_limit,
+	     sse_rejects_a_long_line_that_arrives_whole,
 	     sse_stops_when_the_callback_says_so,
 	     ndjson_splits_lines_at_every_cut,
 	     ndjson_rejects_a_line_over_the_limit,

@@ -384,6 +384,25 @@ VX_TEST(run_without_spaces_is_cut_on_a_character_boundary)
 	free(g);
 }
 
+/* Found by tests/fuzz (regress/sentences/hard_cut_reads_byte_past_feed):
+ * a feed ending exactly at the hard cut made the cut split a character. */
+VX_TEST(hard_cut_waits_for_the_byte_after_it)
+{
+	char text[400];
+	size_t n = 0;
+	while (n + 3 < 301) { /* 100 x U+20AC, 3 bytes each: 50 is mid-character */
+		text[n++] = '\xE2';
+		text[n++] = '\x82';
+		text[n++] = '\xAC';
+	}
+	text[n] = '\0';
+	char *g = split_all_ways(text, 25); /* hard cut at 50 bytes */
+	VX_CHECK(g != NULL);
+	if (g)
+		VX_CHECK_INT(check_pieces(g, 50), 7);
+	free(g);
+}
+
 VX_TEST(every_feed_split_gives_the_same_sentences)
 {
 	const char *text =
@@ -428,4 +447,5 @@ VX_TEST_MAIN(splits_plain_sentences, empty_and_blank_text_give_nothing,
 	     callback_error_stops_and_keeps_the_rest,
 	     long_run_is_cut_at_a_comma_then_a_space,
 	     run_without_spaces_is_cut_on_a_character_boundary,
+	     hard_cut_waits_for_the_byte_after_it,
 	     every_feed_split_gives_the_same_sentences)
