@@ -82,6 +82,7 @@ VX_TEST(create_generates_uuid_and_load_round_trips)
 	history *h = open_fresh(path, sizeof(path));
 	if (!h)
 		return;
+	VX_CHECK_STR(history_backend_name(h), pg_base ? "postgresql" : "sqlite");
 	VX_CHECK_INT(history_create(h, NULL, "Be brief.", "slt", id), 0);
 	VX_CHECK_INT(strlen(id), 36);
 	VX_CHECK(id[8] == '-' && id[13] == '-' && id[14] == '4' && id[18] == '-' && id[23] == '-');
@@ -640,7 +641,6 @@ VX_TEST(pg_a_killed_connection_is_reset_and_nothing_is_stored_twice)
 	history *h = open_fresh(path, sizeof(path));
 	if (!h)
 		return;
-	VX_CHECK_STR(history_backend_name(h), "postgresql");
 	VX_CHECK_INT(history_create(h, "r", NULL, NULL, NULL), 0);
 	kill_sessions(path);
 	VX_CHECK_INT(history_exists(h, "r"), 1);
@@ -693,6 +693,26 @@ VX_TEST(pg_statement_timeout_from_the_url_ends_a_blocked_append)
 	PQfinish(holder);
 	/* and the store goes on */
 	VX_CHECK_INT(history_append_turn(h, "locked", "user", "x", NULL, false, NULL), 0);
+	history_close(h);
+}
+
+VX_TEST(pg_both_url_schemes_choose_postgresql)
+{
+	char path[256], url[300];
+	history *h = open_fresh(path, sizeof(path));
+	if (!h)
+		return;
+	VX_CHECK_STR(history_backend_name(h), "postgresql");
+	VX_CHECK_INT(history_create(h, "scheme", NULL, NULL, NULL), 0);
+	history_close(h);
+	h = NULL;
+	/* postgres:// is libpq's other spelling: the same database */
+	snprintf(url, sizeof(url), "postgres://%s", path + strlen("postgresql://"));
+	VX_CHECK_INT(history_open(url, &h), 0);
+	if (!h)
+		return;
+	VX_CHECK_STR(history_backend_name(h), "postgresql");
+	VX_CHECK_INT(history_exists(h, "scheme"), 1);
 	history_close(h);
 }
 
@@ -769,6 +789,7 @@ static void cleanup(void)
 #define PG_CASES                                                             \
 	pg_a_killed_connection_is_reset_and_nothing_is_stored_twice,         \
 	pg_statement_timeout_from_the_url_ends_a_blocked_append,             \
+	pg_both_url_schemes_choose_postgresql,                               \
 	pg_a_failed_open_says_why
 #define STR_(...) #__VA_ARGS__
 #define STR(...) STR_(__VA_ARGS__)
