@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from lb_util import Daemon, LlmUpstream, Netns, need, sh, stop_all, wait_until
+from lb_util import Daemon, LlmUpstream, Netns, bin_path, need, sh, stop_all, wait_until
 
 STAGE_TIMEOUT_S = 5
 QUESTION = "what is the weather like in paris today"
@@ -215,11 +215,18 @@ def test_turns_across_two_gpu_hosts_survive_a_link_down(hosts, side):
     print(f"# generations per gpu host over 4 turns: {served}")
     assert all(v >= 1 for v in served.values()), served
 
-    # A turn in progress; its gpu link goes down while the LLM writes.
-    bg = subprocess.Popen([*h.net.exec_prefix(h.ns["cpu"]), "curl", "-s", "-o", "-",
-                           "-w", "\n%{http_code}", "--max-time", "90",
-                           "-F", f"file=@{wav};type=audio/wav",
-                           f"http://127.0.0.1:{PORTS['orchestrator']}/chat"],
+    # A turn in progress; its gpu link goes down while the LLM writes. The
+    # near case asks by POST /chat (a 502/504 JSON error), the far case by
+    # /ws/chat with voxline-client (an "error" event).
+    if side == "near":
+        argv = ["curl", "-s", "-o", "-", "-w", "\n%{http_code}", "--max-time", "90",
+                "-F", f"file=@{wav};type=audio/wav",
+                f"http://127.0.0.1:{PORTS['orchestrator']}/chat"]
+    else:
+        argv = [bin_path("client"), "--url",
+                f"ws://127.0.0.1:{PORTS['orchestrator']}/ws/chat", "--file", wav,
+                "--speed", "4", "--timeout-s", "60"]
+    bg = subprocess.Popen([*h.net.exec_prefix(h.ns["cpu"]), *argv],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         def busy_host():
@@ -233,18 +240,26 @@ def test_turns_across_two_gpu_hosts_survive_a_link_down(hosts, side):
         other = next(r for r in GPU if r != victim)
         cut(h, victim, side, up=False)
         t_down = time.monotonic()
-        out, _ = bg.communicate(timeout=STAGE_TIMEOUT_S * 4 + 30)
+        out, err_out = bg.communicate(timeout=STAGE_TIMEOUT_S * 4 + 30)
     finally:
         if bg.poll() is None:
             bg.kill()
             bg.wait()
     took = time.monotonic() - t_down
-    body, _, code = out.rpartition(b"\n")
-    print(f"# {side} end of the link to {victim} down during a turn: HTTP {code.decode()} after {took:.1f} s: "
-          f"{body[:200]!r}")
-    assert int(code) in (502, 504), (code, body)
-    err = json.loads(body)["error"]
-    assert "llm" in err["message"].lower() or "language model" in err["message"].lower(), err
+    if side == "near":
+        body, _, code = out.rpartition(b"\n")
+        print(f"# near end of the link to {victim} down during a turn (POST /chat): "
+              f"HTTP {code.decode()} after {took:.1f} s: {body[:200]!r}")
+        assert int(code) in (502, 504), (code, body)
+        err = json.loads(body)["error"]
+        assert err["message"].startswith("llm:"), err
+    else:
+        events = [json.loads(ln) for ln in out.decode().splitlines() if ln.strip()]
+        errors = [e for e in events if e.get("type") == "error"]
+        print(f"# far end of the link to {victim} down during a turn (/ws/chat): client exit "
+              f"{bg.returncode} after {took:.1f} s, error events {errors}")
+        assert errors and errors[0]["stage"] == "llm", (events, err_out[-500:])
+        assert bg.returncode == 1, (bg.returncode, err_out[-500:])
     # The stage timeout counts from the last token; generous on a busy machine.
     assert took <= 2 * STAGE_TIMEOUT_S + 2, f"the error came {took:.1f} s after the link went down"
 
