@@ -56,9 +56,13 @@ static void db_path(char *out, size_t cap)
 	}
 	char name[64], sql[128];
 	snprintf(name, sizeof(name), "vxh_%d_%d", (int)getpid(), db_seq++);
-	/* CREATE DATABASE takes no parameters; the name is made of numbers */
-	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", name);
-	VX_CHECK_INT(pg_do(pg_admin, sql, 0, NULL), 0);
+	/* CREATE DATABASE takes no parameters; the name is made of numbers.
+	 * FILE_COPY (PostgreSQL 15+) is faster than logging the template. */
+	snprintf(sql, sizeof(sql), "CREATE DATABASE %s STRATEGY FILE_COPY", name);
+	if (pg_do(pg_admin, sql, 0, NULL) < 0) {
+		snprintf(sql, sizeof(sql), "CREATE DATABASE %s", name);
+		VX_CHECK_INT(pg_do(pg_admin, sql, 0, NULL), 0);
+	}
 	snprintf(out, cap, "%s/%s", pg_base, name);
 }
 
