@@ -16,6 +16,7 @@ generation counter rises again)."""
 import json
 import os
 import re
+import signal
 import subprocess
 import time
 
@@ -139,7 +140,10 @@ class Hosts:
         for ns in self.net.names:
             r = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True)
             for pid in r.stdout.split():
-                subprocess.run(["kill", "-9", pid], capture_output=True)
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
         errors = self.net.delete()
         return bad + errors
 
