@@ -41,15 +41,25 @@ static size_t stopstr_tail(const stopstr *s, const char *buf, size_t len)
 	return best;
 }
 
-int stopstr_feed(stopstr *s, const char *text, size_t len, vx_buf *out)
+/* The earliest position before end where buf[p..len) is the start of a
+ * stop string it does not yet hold whole (end when none): a match found
+ * after p may still be beaten by that stop starting earlier. */
+static size_t stopstr_open_before(const stopstr *s, const char *buf, size_t len,
+				  size_t end)
 {
-	if (s->stopped)
-		return 1;
-	int r = vx_buf_append(&s->hold, text, len);
-	if (r)
-		return r;
-	const char *buf = s->hold.data;
-	size_t n = s->hold.len;
+	size_t p = len > STOPSTR_MAX_LEN ? len - STOPSTR_MAX_LEN : 0;
+	for (; p < end; p++)
+		for (size_t i = 0; i < s->n_stops; i++) {
+			size_t sl = strlen(s->stops[i]);
+			if (sl > len - p && memcmp(buf + p, s->stops[i], len - p) == 0)
+				return p;
+		}
+	return end;
+}
+
+/* The earliest complete stop string in buf, or NULL. */
+static const char *stopstr_first(const stopstr *s, const char *buf, size_t n)
+{
 	const char *first = NULL;
 	for (size_t i = 0; i < s->n_stops; i++) {
 		size_t sl = strlen(s->stops[i]);
@@ -62,7 +72,27 @@ int stopstr_feed(stopstr *s, const char *text, size_t len, vx_buf *out)
 		if (at && (!first || at < first))
 			first = at;
 	}
+	return first;
+}
+
+int stopstr_feed(stopstr *s, const char *text, size_t len, vx_buf *out)
+{
+	if (s->stopped)
+		return 1;
+	int r = vx_buf_append(&s->hold, text, len);
+	if (r)
+		return r;
+	const char *buf = s->hold.data;
+	size_t n = s->hold.len;
+	const char *first = stopstr_first(s, buf, n);
+	size_t keep;
 	if (first) {
+		/* a longer stop may be starting before the match: wait */
+		size_t open = stopstr_open_before(s, buf, n, (size_t)(first - buf));
+		if (open < (size_t)(first - buf)) {
+			keep = n - open;
+			goto out_hold;
+		}
 		r = vx_buf_append(out, buf, (size_t)(first - buf));
 		if (r)
 			return r;
@@ -70,7 +100,8 @@ int stopstr_feed(stopstr *s, const char *text, size_t len, vx_buf *out)
 		vx_buf_reset(&s->hold);
 		return 1;
 	}
-	size_t keep = stopstr_tail(s, buf, n);
+	keep = stopstr_tail(s, buf, n);
+out_hold:
 	if ((r = vx_buf_append(out, buf, n - keep)))
 		return r;
 	memmove(s->hold.data, buf + n - keep, keep);
@@ -83,7 +114,12 @@ int stopstr_finish(stopstr *s, vx_buf *out)
 {
 	if (s->stopped)
 		return 0;
-	int r = vx_buf_append(out, s->hold.data, s->hold.len);
+	/* a stop held back while a longer one could still have begun */
+	const char *first = s->hold.len ?
+		stopstr_first(s, s->hold.data, s->hold.len) : NULL;
+	size_t n = first ? (size_t)(first - s->hold.data) : s->hold.len;
+	s->stopped = first != NULL;
+	int r = vx_buf_append(out, s->hold.data, n);
 	if (!r)
 		vx_buf_reset(&s->hold);
 	return r;

@@ -44,7 +44,9 @@ void stopstr_release(stopstr *s);
 /* Appends passable text to out. Returns 1 when a stop string was found
  * (now or before), 0 when not, -ENOMEM. */
 int stopstr_feed(stopstr *s, const char *text, size_t len, vx_buf *out);
-/* Appends the held text (no stop came). Returns 0 or -ENOMEM. */
+/* Appends the held text (no stop came), or the part before a stop string
+ * held back while a longer one could still begin (then stopped is set).
+ * Returns 0 or -ENOMEM. */
 int stopstr_finish(stopstr *s, vx_buf *out);
 
 #endif

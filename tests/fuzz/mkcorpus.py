@@ -218,6 +218,18 @@ def tok_vocab():
             b"\x01".join(merges) + b"\x02" + "abab <s> ab c A é".encode())
 
 
+def filters():
+    seeds = [(0x11, 2, False, [b"END", b"\n\n"], b"Hello END there\n\nmore"),
+             (0x22, 0, False, [], b"<think>\nplan</think>\n\nAnswer <thi and </think> stray"),
+             (0x33, 1, True, [b"</s>"], b"reasoning first</think> then text</s>tail"),
+             (0x44, 3, False, [b"\xc3\xa9", b"ab", b"abc"], b"x\xc3\xa9 abab\xf0\x9f\x98"),
+             (0x55, 0, False, [], b"\xe2\x82 broken \xff utf8 <<think>>"),
+             (0x66, 1, False, [b"<think>"], b"a<think>b</think>c")]
+    for i, (seed, n, th, stops, text) in enumerate(seeds):
+        body = bytes([seed, n | (8 if th else 0)]) + b"".join(x + b"\x01" for x in stops)
+        put("filters", "f%02d" % i, body + text)
+
+
 def gguf():
     U8, I8, U16, I16, U32, I32, F32, BOOL, STR, ARR, U64, I64, F64 = range(13)
     kvs = [("general.architecture", STR, "llama"), ("general.name", STR, "fuzz"),
@@ -256,6 +268,7 @@ def main():
     sentences()
     tok()
     tok_vocab()
+    filters()
     gguf()
     with open(os.path.join(OUT, "audio.max_len"), "w") as f:
         f.write("65536\n")

@@ -352,7 +352,7 @@ static char *stop_run(const char *const *stops, size_t ns, const char *text,
 	}
 	if (r == 0)
 		r = stopstr_finish(&s, &out);
-	*stopped = r;
+	*stopped = r ? r : s.stopped;
 	stopstr_release(&s);
 	vx_buf_puts(&out, "");
 	return vx_buf_detach(&out, NULL);
@@ -386,6 +386,17 @@ VX_TEST(stopstr_cuts_before_the_first_stop_at_every_split)
 	VX_CHECK_INT(stop_check(stops, 3, "aaab", "a", 1), 0);
 	VX_CHECK_INT(stop_check(stops, 3, "no stop here, EN\nUser", "no stop here, EN\nUser", 0), 0);
 	VX_CHECK_INT(stop_check(stops, 3, "END", "", 1), 0);
+}
+
+/* Found by tests/fuzz (regress/filters/stopstr_longer_stop_starts_earlier):
+ * a stop matched in a piece beat a longer one that began earlier. */
+VX_TEST(stopstr_waits_for_a_longer_stop_that_starts_earlier)
+{
+	const char *stops[] = { "an", "Human:" };
+	VX_CHECK_INT(stop_check(stops, 2, "Human: hi", "", 1), 0);
+	const char *stops2[] = { "an", "Humane" };
+	VX_CHECK_INT(stop_check(stops2, 2, "Human", "Hum", 1), 0);
+	VX_CHECK_INT(stop_check(stops2, 2, "Humanoid", "Hum", 1), 0);
 }
 
 VX_TEST(stopstr_holds_back_only_what_could_start_a_stop)
@@ -516,6 +527,7 @@ VX_TEST_MAIN(sse_parses_line_ends_comments_and_fields,
 	     think_never_emits_a_cut_off_tag_at_the_end,
 	     think_passes_reasoning_pieces_through,
 	     stopstr_cuts_before_the_first_stop_at_every_split,
+	     stopstr_waits_for_a_longer_stop_that_starts_earlier,
 	     stopstr_holds_back_only_what_could_start_a_stop,
 	     stopstr_enforces_its_limits,
 	     emit_hands_out_whole_utf8_at_every_cut,
