@@ -41,7 +41,8 @@ UNIT_DIR = os.path.join(ROOT, "deploy", "systemd")
 MACHINE = "voxline-test-systemd"
 DAEMONS = {"vad": 3001, "stt": 3002, "tts": 3003, "llm": 3004, "orchestrator": 3000}
 MAX_EXPOSURE = 2.5
-LONG_AUDIO_S = 20          # pocketsphinx: ~2.5 s on a quiet machine, ~12 s on a busy one
+LONG_AUDIO_S = 15          # pocketsphinx: ~2 s on a quiet machine, 20-50 s at load 17
+DRAIN_S = 120              # the test's drain budget: far above that
 
 
 def fail_on(fn, *args):
@@ -234,7 +235,7 @@ def test_stop_during_a_long_request_lets_it_finish_with_200(box):
     flight is answered, then the daemon exits cleanly."""
     start_socket(box, "stt")
     restart_with_dropin(box, "stt", "[Service]\nEnvironment=VOXLINE_STT_DRAIN_DELAY_S=1"
-                        " VOXLINE_STT_DRAIN_S=60\nTimeoutStopSec=90\n")
+                        " VOXLINE_STT_DRAIN_S=%d\nTimeoutStopSec=%d\n" % (DRAIN_S, DRAIN_S + 30))
     pid = main_pid(box, "stt")
     req = box.popen("curl", "-sS", "-m", "120", "-w", "\n%{http_code}",
                     "-F", "file=@/srv/voxline/long.wav", "http://127.0.0.1:3002/transcribe")
@@ -243,7 +244,7 @@ def test_stop_during_a_long_request_lets_it_finish_with_200(box):
                  lambda: '"busy":1' in box.curl("http://127.0.0.1:3002/healthz")[1], 20, 0.1)
         assert req.poll() is None, "the request ended before the stop: " + req.stdout.read()
         t0 = time.time()
-        box.systemctl("stop", "voxline-stt.service", timeout=120)
+        box.systemctl("stop", "voxline-stt.service", timeout=DRAIN_S + 60)
         stop_s = time.time() - t0
         out, err = req.communicate(timeout=60)
     finally:
@@ -252,13 +253,15 @@ def test_stop_during_a_long_request_lets_it_finish_with_200(box):
             req.wait()
     body, _, code = out.rpartition("\n")
     journal = box.journal("voxline-stt.service")[-3000:]
-    assert code == "200", "after stop: %r %r %r\n%s" % (code, body[:300], err, journal)
+    assert code == "200", "after stop: %r %r %r%s\n%s" % (
+        code, body[:300], err, " (the machine is too slow: the request outlasted the"
+        " %d s drain)" % DRAIN_S if "drain time is up" in journal else "", journal)
     assert '"text"' in body, body[:300]
     props = box.show("voxline-stt.service", "ActiveState", "Result", "ExecMainStatus",
                      "ExecMainPID")
     assert props["ExecMainPID"] == str(pid), props
     assert props["Result"] == "success" and props["ExecMainStatus"] == "0", (props, journal)
-    assert stop_s < 60, "stop took %.1f s" % stop_s
+    assert stop_s < DRAIN_S + 5, "stop took %.1f s" % stop_s
     # The socket stayed: the next request starts the daemon again.
     assert box.curl("http://127.0.0.1:3002/livez")[0] == 200
     assert main_pid(box, "stt") not in (0, pid)
