@@ -377,10 +377,26 @@ def test_sigterm_one_instance_of_each_fails_no_request(lb):
     victims = [lb.daemons[(svc, 1)] for svc in SERVICES]
     down_after = {}
 
+    direct = {}
+
     def event():
         t = time.monotonic()
         for d in victims:
             d.send(signal.SIGTERM)
+        # The contract, asked of a draining instance itself (not through
+        # haproxy): during --drain-delay-s every route but readiness serves,
+        # a new WebSocket included.
+        time.sleep(0.3)
+        one = type("One", (), {"wav": lb.wav,
+                               "front": {s: lb.inst_port[(s, 1)] for s in SERVICES}})()
+        for name, ask in (("readyz", lambda: http(one.front["vad"], "GET", "/readyz",
+                                                 timeout=5)[0]),
+                          ("POST /detect", lambda: req_vad(one)),
+                          ("/ws/transcribe", lambda: req_ws_transcribe(one))):
+            try:
+                direct[name] = ask()
+            except Exception as e:  # noqa: BLE001 - reported below
+                direct[name] = (False, f"{type(e).__name__}: {e}")
         # haproxy must see /readyz 503 before the listener closes.
         pending = set(SERVICES)
         while pending and time.monotonic() - t < 20:
@@ -401,6 +417,7 @@ def test_sigterm_one_instance_of_each_fails_no_request(lb):
         except subprocess.TimeoutExpired:
             exits[svc] = "still running 20 s after SIGTERM"
     print(f"#   marked DOWN after (s): {down_after}; exit codes: {exits}")
+    print(f"#   asked of a draining instance directly: {direct}")
     for svc in SERVICES:
         if lb.daemons[(svc, 1)].alive():
             lb.daemons[(svc, 1)].stop(signal.SIGKILL)
@@ -410,6 +427,9 @@ def test_sigterm_one_instance_of_each_fails_no_request(lb):
             ("orch", req_orch_chat))}
     print(f"#   back UP after restart (s, requests seen): {rot}")
     print(f"#   test took {time.monotonic() - t_start:.1f} s")
+    assert direct["readyz"] == 503, direct
+    assert direct["POST /detect"][0] and direct["/ws/transcribe"][0], \
+        f"a draining daemon refused a route during --drain-delay-s: {direct}"
     failed = {k: v["failed"] for k, v in out.items() if v["failed"]}
     assert not failed, f"failed requests during the drain: {failed} ({out})"
     for svc in SERVICES:
