@@ -201,11 +201,12 @@ static void ws_final(ws_stt *w, const stt_result *r, double t_end)
 		      "\"segments\":", audio_ms, vx_now_ms() - t_end);
 	stt_segments_json(r, b);
 	vx_buf_puts(b, "}");
-	if (b->data)
-		vx_ws_send_text(w->c, b->data, b->len);
+	/* Counted before the client can see the final (and read /metrics). */
 	if (w->utt_samples > 0)
 		stt_observe(svc, audio_ms, w->decode_ms);
 	vx_counter_add(svc->ws_utterances, 1);
+	if (b->data)
+		vx_ws_send_text(w->c, b->data, b->len);
 }
 
 static void ws_end(ws_stt *w, const ws_item *it)
