@@ -23,7 +23,7 @@ DEB_PACKAGES += clang libclang-rt-14-dev llvm
 FUZZ_BUILD := build-fuzz
 FUZZ_CC ?= clang
 FUZZ_S ?= 60
-FUZZ_NAMES := audio base64 filters gguf json llm_params ndjson pcmstream sentences sse tok
+FUZZ_NAMES := audio base64 chat filters gguf json llm_params ndjson pcmstream sentences sse tok
 FUZZ ?= $(FUZZ_NAMES)
 FUZZ_RUN_NAMES = $(subst $(comma), ,$(FUZZ))
 comma := ,
@@ -46,6 +46,9 @@ FUZZ_OBJS_audio := $(call FUZZ_O,tests/fuzz/fuzz_audio) \
 FUZZ_OBJS_base64 := $(call FUZZ_O,tests/fuzz/fuzz_base64) $(call FUZZ_COMMON,vx_base64)
 FUZZ_OBJS_gguf := $(call FUZZ_O,tests/fuzz/fuzz_gguf services/llm/gguf/gguf \
 	services/llm/gguf/quant services/llm/gguf/quant_avx2 services/llm/gguf/quant_gemm_avx2)
+FUZZ_OBJS_chat := $(call FUZZ_O,tests/fuzz/fuzz_chat services/llm/gguf/chat_template \
+	services/llm/gguf/tokenizer services/llm/gguf/tokenizer_pre tests/gguf/tok_fixture) \
+	$(call FUZZ_COMMON,)
 FUZZ_OBJS_filters := $(call FUZZ_O,tests/fuzz/fuzz_filters services/llm/stopstr \
 	services/llm/think services/llm/llm_emit) $(call FUZZ_COMMON,)
 FUZZ_OBJS_json := $(call FUZZ_O,tests/fuzz/fuzz_json) $(call FUZZ_COMMON,vx_json)
