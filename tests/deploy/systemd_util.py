@@ -132,6 +132,10 @@ def _reap_stale_runs():
     if not os.path.isdir(NSPAWN_DIR):
         return
     for name in os.listdir(NSPAWN_DIR):
+        if name.startswith("run-") and name.endswith(".console") and \
+                not os.path.isdir(os.path.join(NSPAWN_DIR, name[:-len(".console")])):
+            os.unlink(os.path.join(NSPAWN_DIR, name))
+    for name in os.listdir(NSPAWN_DIR):
         if not name.startswith("run-") or "." in name:
             continue
         run = os.path.join(NSPAWN_DIR, name)
@@ -260,11 +264,20 @@ class Machine:
                    % (timeout, state, self.console_text()))
 
     def stop(self, timeout=30):
-        """Powers the container off (SIGTERM to nspawn); SIGKILL to nspawn
-        and the container's PID 1 (which takes every process in its PID
-        namespace with it) when that takes longer than timeout."""
+        """Powers the container off: `systemctl poweroff -ff` inside (no
+        stop of any process: the copy is thrown away), then
+        SIGTERM to nspawn, then SIGKILL to nspawn and the container's PID 1
+        (which takes every process in its PID namespace with it)."""
         if self.proc is None:
             return
+        if self.proc.poll() is None and self.leader and _alive(self.leader):
+            try:
+                subprocess.run(self.cmd("systemctl", "poweroff", "--force", "--force"),
+                               env=INSIDE_ENV,
+                               capture_output=True, timeout=15, stdin=subprocess.DEVNULL)
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                pass
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
