@@ -9,6 +9,7 @@ opusenc) still decode.
 """
 import http.client
 import json
+import os
 import shutil
 import struct
 import subprocess
@@ -59,6 +60,11 @@ def rss_kb(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     raise AssertionError("no VmRSS")
+
+
+def uses_asan(pid):
+    with open(f"/proc/{pid}/maps") as f:
+        return "libasan" in f.read()
 
 
 class Client:
@@ -117,7 +123,10 @@ def sentence():
 @pytest.mark.parametrize("service,path", [("vad", "/detect"),
                                           ("stt", "/transcribe")])
 def test_corrupt_ogg_vorbis_2000_times_grows_rss_under_1mb(start, service, path):
-    d = start(service)
+    # Under ASan (make sanitize) freed memory waits in a quarantine that
+    # would read as growth; without it RSS measures what is really kept.
+    asan = os.environ.get("ASAN_OPTIONS", "")
+    d = start(service, env={"ASAN_OPTIONS": asan + ":quarantine_size_mb=0"})
     bad = vorbis_ident_only()
     c = Client(d.port)
     for _ in range(WARMUP):
@@ -132,7 +141,10 @@ def test_corrupt_ogg_vorbis_2000_times_grows_rss_under_1mb(start, service, path)
     after = rss_kb(d.proc.pid)
     c.close()
     print(f"{service}: RSS {before} kB -> {after} kB after {REPEAT} corrupt uploads")
-    assert after - before < RSS_GROWTH_MAX_KB, (before, after)
+    # ASan's own bookkeeping adds about 0.5 KB a request; there its leak
+    # checker fails the daemon's exit (the fixture checks) on a real leak.
+    limit = RSS_GROWTH_MAX_KB * (4 if uses_asan(d.proc.pid) else 1)
+    assert after - before < limit, (before, after)
     assert d.get("/healthz").status == 200
 
 
