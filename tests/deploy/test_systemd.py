@@ -201,6 +201,21 @@ def test_each_daemon_starts_on_the_first_request_to_its_socket(box):
     status, body = box.curl("http://127.0.0.1:3000/")
     assert status == 200 and "<html" in body.lower(), (status, body[:200])
     box.run("test", "-s", "/var/lib/private/voxline/voxline.db")
+    # One state directory, one user: all five run as the same dynamic user
+    # that owns it (else each start would chown it from under the others).
+    uids = {}
+    for name in DAEMONS:
+        pid = main_pid(box, name)
+        status = box.run("cat", "/proc/%d/status" % pid).stdout
+        uids[name] = re.search(r"^Uid:\s+(\d+)", status, re.M).group(1)
+    owner = box.run("stat", "-c", "%u", "/var/lib/private/voxline/",
+                    "/var/lib/private/voxline/voxline.db").stdout.split()
+    assert len(set(uids.values())) == 1 and set(owner) == set(uids.values()), (uids, owner)
+    box.systemctl("restart", "voxline-llm.service")
+    wait_active(box, "llm")
+    assert box.curl("http://127.0.0.1:3000/healthz")[0] == 200
+    owner2 = box.run("stat", "-c", "%u", "/var/lib/private/voxline/voxline.db").stdout.split()
+    assert owner2 == owner[1:], (owner, owner2)
     # Quiet the orchestrator again, so its checks do not restart the
     # daemons the tests below stop.
     box.systemctl("stop", "voxline-orchestrator.socket", "voxline-orchestrator.service")
