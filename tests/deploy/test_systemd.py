@@ -20,6 +20,7 @@ build/nspawn/ by a hash of its package list; each run boots a copy of it,
 which is always stopped and removed. Needs root.
 """
 import array
+import json
 import math
 import os
 import random
@@ -243,6 +244,27 @@ def test_llm_serves_the_model_of_an_env_file_dropin(box):
                             "Content-Type: application/json", "-d",
                             '{"messages":[{"role":"user","content":"hi"}],"max_tokens":8}')
     assert status == 200 and '"message"' in body, (status, body)
+
+
+def test_a_spoken_turn_crosses_all_five_sandboxed_units(box):
+    """Speech made by voxline-tts, sent to the orchestrator's POST /chat:
+    VAD, STT, the LLM (the GGUF of the drop-in above), TTS and the history
+    store all work inside their sandboxes (syscall filter, W^X, ...)."""
+    for name in DAEMONS:
+        start_socket(box, name)
+    status, body = box.curl("http://127.0.0.1:3003/synthesize", "-o", "/tmp/question.wav",
+                            "-H", "Content-Type: application/json",
+                            "-d", '{"text":"What is the weather like today?"}')
+    assert status == 200, (status, body)
+    status, body = box.curl("http://127.0.0.1:3000/chat", "-F", "file=@/tmp/question.wav",
+                            "-F", "conversation_id=systemd-1", timeout=120)
+    journals = "".join(box.journal("voxline-%s.service" % n)[-1500:] for n in DAEMONS)
+    assert status == 200, (status, body[:500], journals)
+    j = json.loads(body)
+    assert "weather" in j["transcript"].lower(), j["transcript"]
+    status, body = box.curl("http://127.0.0.1:3000/conversations/systemd-1")
+    assert status == 200 and json.loads(body)["turns"][0]["content"] == j["transcript"], body
+    box.systemctl("stop", "voxline-orchestrator.socket", "voxline-orchestrator.service")
 
 
 def test_stop_during_a_long_request_lets_it_finish_with_200(box):
