@@ -10,7 +10,7 @@ systemd-nspawn, for tests/deploy/test_systemd.py.
 The rootfs comes from `mmdebstrap --variant=minbase bookworm` with the given
 packages; its directory name is a hash of the package list, so a new
 dependency of the package makes a new rootfs and nothing else does. A
-Machine works on its own copy (build/nspawn/run-<pid>), so the cache stays
+Machine works on its own copy (build/nspawn/run-<pid>-<name>), so the cache stays
 clean. systemd-nspawn runs with --register=no --keep-unit --private-network
 (no systemd on the host to register with; the container sees only its own
 loopback); commands run inside through `nsenter -t <leader> -a`.
@@ -169,7 +169,7 @@ class Machine:
         self.rootfs = rootfs
         self.name = name
         self.log = log
-        self.dir = os.path.join(NSPAWN_DIR, "run-%d" % os.getpid())
+        self.dir = os.path.join(NSPAWN_DIR, "run-%d-%s" % (os.getpid(), name))
         self.console = self.dir + ".console"
         self.proc = None
         self.leader = None

@@ -12,7 +12,8 @@ run inside the container:
   - `systemctl kill -s KILL` is followed by a restart;
   - a frozen serving loop (--debug-freeze, then SIGUSR2) is restarted by
     the watchdog;
-  - the sockets' address is the one setting of /etc/voxline/listen.conf.
+  - the sockets' address is the one setting of /etc/voxline/listen.conf;
+  - `make install` to /usr/local gives units that work the same.
 
 The rootfs (mmdebstrap minbase bookworm + systemd, dbus, curl and the
 package's Depends; ~2 min, needs the Debian mirror) is cached under
@@ -91,15 +92,18 @@ def long_wav(path, seconds):
 
 # ---- fixtures -----------------------------------------------------------
 
+def make_args():
+    build = os.path.relpath(BUILD, ROOT) if BUILD.startswith(ROOT + os.sep) else BUILD
+    return ["make", "-C", ROOT, "--no-print-directory", "BUILD=" + build]
+
+
 @pytest.fixture(scope="module")
 def deb():
     """The package, made by `make deb` for the build under test."""
     if os.geteuid() != 0:
         pytest.fail("test_systemd needs root (systemd-nspawn)", pytrace=False)
     fail_on(need_tools, "make", "dpkg-deb", "dpkg-shlibdeps", "systemd-analyze")
-    build = os.path.relpath(BUILD, ROOT) if BUILD.startswith(ROOT + os.sep) else BUILD
-    r = subprocess.run(["make", "-C", ROOT, "--no-print-directory", "BUILD=" + build, "deb"],
-                       capture_output=True, text=True, timeout=900)
+    r = subprocess.run(make_args() + ["deb"], capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, "make deb failed:\n" + r.stdout[-3000:] + r.stderr[-3000:]
     debs = sorted(f for f in os.listdir(BUILD) if re.match(r"voxline_.*\.deb$", f))
     assert debs, "make deb made no %s/voxline_*.deb" % BUILD
@@ -367,3 +371,24 @@ def test_listen_address_is_one_setting(box):
         box.systemctl("start", "voxline-vad.socket")
     assert box.show("voxline-vad.socket", "Listen")["Listen"] == "127.0.0.1:3001 (Stream)"
     assert box.curl("http://127.0.0.1:3001/livez")[0] == 200
+
+
+def test_make_install_into_usr_local_works_too(deb):
+    """`make install` (PREFIX=/usr/local) into another copy of the rootfs:
+    systemd finds the units and the generator under /usr/local/lib, and the
+    units run the binaries under /usr/local/bin."""
+    rootfs = fail_on(cached_rootfs, deb_depends(deb))
+    with Machine(rootfs, MACHINE + "-make") as m:
+        r = subprocess.run(make_args() + ["install", "DESTDIR=" + m.dir],
+                           capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, "make install failed:\n" + r.stdout[-3000:] + r.stderr[-3000:]
+        m.write("/etc/voxline/listen.conf", "VOXLINE_LISTEN_ADDRESS=127.0.0.3\n")
+        fail_on(m.boot)
+        m.systemctl("enable", "--now", "voxline-vad.socket", "voxline-orchestrator.socket")
+        assert m.curl("http://127.0.0.3:3001/healthz")[0] == 200
+        status, body = m.curl("http://127.0.0.3:3000/")
+        assert status == 200 and "<html" in body.lower(), (status, body[:200])
+        exe = m.run("readlink", "/proc/%d/exe" % main_pid(m, "vad")).stdout.strip()
+        assert exe == "/usr/local/bin/voxline-vad", exe
+        path = m.show("voxline-vad.service", "FragmentPath")["FragmentPath"]
+        assert path == "/usr/local/lib/systemd/system/voxline-vad.service", path
