@@ -14,7 +14,10 @@
  * is answered with {"event":"done","end":true} once nothing runs or waits
  * on the socket: at once when idle, else after the last "done", as
  * /ws/synthesize does. Messages holding a NUL (raw or \u0000) are refused
- * ("invalid_string") rather than read cut short.
+ * ("invalid_string") rather than read cut short. {"event":"config"} (or
+ * "start") configures nothing and is answered {"event":"ready"}: a client
+ * that connects ahead of its first request (the orchestrator) sends it so
+ * the config deadline (--ws-config-timeout-s) does not close the socket.
  * The socket stays open: after "done" (or "error") the next request may
  * come. A request sent while one is running is refused ("busy") unless the
  * running one was cancelled, in which case it starts as soon as the
@@ -327,9 +330,13 @@ static void ws_text(vx_wsconn *c, void *state, const char *text, size_t len)
 		ws_gen_free(pending);
 	} else if (name && !strcmp(name, "end")) {
 		ws_end(st);
+	} else if (name && (!strcmp(name, "config") || !strcmp(name, "start"))) {
+		static const char ready[] = "{\"event\":\"ready\"}";
+		vx_ws_send_text(st->c, ready, sizeof(ready) - 1);
 	} else if (j && name && strcmp(name, "generate") != 0) {
 		ws_error(st->c, "", 400, "unknown_event",
-			 "events are generate (or a bare request), cancel, end");
+			 "events are generate (or a bare request), cancel, end, "
+			 "config");
 	} else {
 		ws_request(st, text, len);   /* also reports bad JSON */
 	}

@@ -166,8 +166,11 @@ static int build_configs(conversation *cv)
 	}
 	vx_buf_puts(&b, "}");
 	cv->cfg_msg[ORCH_TTS] = vx_buf_detach(&b, NULL);
+	/* The LLM socket opens before the first request: a first message
+	 * keeps the daemon's config deadline from closing it. */
+	cv->cfg_msg[ORCH_LLM] = strdup("{\"event\":\"config\"}");
 	return cv->cfg_msg[ORCH_VAD] && cv->cfg_msg[ORCH_STT] &&
-	       cv->cfg_msg[ORCH_TTS] ? 0 : -ENOMEM;
+	       cv->cfg_msg[ORCH_TTS] && cv->cfg_msg[ORCH_LLM] ? 0 : -ENOMEM;
 }
 
 typedef struct start_job {

@@ -283,3 +283,39 @@ def test_detect_refused_config_changes_nothing(start):
     e = ws.recv_event()
     assert e["event"] == "done" and e["duration_ms"] in range(980, 1001), e
     ws.close()
+
+
+def test_orchestrator_links_survive_the_services_config_deadline(start, tmp_path):
+    """The orchestrator opens its LLM and TTS sockets at "start", before the
+    first turn: they send a config at once, so a caller who stays silent
+    past the services' deadline still gets a turn."""
+    up = LlmUpstream()
+    try:
+        flags = ["--ws-config-timeout-s", 1]
+        vad, stt, tts = (start(n, *flags) for n in ("vad", "stt", "tts"))
+        llm = start("llm", *flags, "--engine", "openai", "--url", up.url)
+        orch = start("orchestrator", "--vad-url", vad.url, "--stt-url", stt.url,
+                     "--tts-url", tts.url, "--llm-url", llm.url,
+                     "--db", str(tmp_path / "orch.db"), "--health-interval-s", 1)
+        ws = RawWs(orch.port, "/ws/chat", timeout=60)
+        ws.send_json({"type": "start"})
+        assert ws.recv_event()["type"] == "ready"
+        time.sleep(2.5)   # past the services' deadline
+        ws.send_json({"type": "text", "text": "hello there"})
+        evs = []
+        while not evs or evs[-1]["type"] != "metrics":
+            evs.append(ws.recv_event())
+        assert evs[-1]["error"] is None, evs
+        reply = "".join(e["text"] for e in evs if e["type"] == "response_delta")
+        assert reply == "You said: hello there.", evs
+        ws.close()
+        # Each link was opened once: none was closed by the deadline and
+        # reopened for the turn.
+        for d in (llm, tts):
+            m = d.get("/metrics").body.decode()
+            assert "voxline_websocket_connections_total 1\n" in m, \
+                [line for line in m.splitlines() if "websocket" in line]
+        h = orch.get("/healthz")
+        assert h.status == 200 and h.json()["status"] == "ok", h
+    finally:
+        up.stop()
