@@ -265,8 +265,8 @@ def test_roles_healthy_and_serving(image, model_dir):
         st, body, _ = http("GET", base["orchestrator"] + "/conversations")
         assert st == 200 and turn["conversation_id"] in body.decode(), body
 
-        # SIGTERM drains: /healthz says draining at once, the daemon exits by itself
-        # (0) well inside stop_grace_period.
+        # podman stop: SIGTERM, the daemon drains and exits by itself (0) well
+        # inside stop_grace_period.
         t1 = time.monotonic()
         cu.run("stop", ["podman", "stop", "-t", "30", names["vad"]])
         took = time.monotonic() - t1
@@ -278,3 +278,35 @@ def test_roles_healthy_and_serving(image, model_dir):
     finally:
         for proj in (PROJ_GPU, PROJ_CPU):
             cleanup_project(proj)
+
+
+def test_drain_turns_healthcheck_unhealthy(image):
+    """SIGTERM: the HEALTHCHECK fails at once (/healthz 503 "draining") while
+    the daemon still serves through its published port, then it exits 0 by
+    itself. (A container of its own: podman refuses `healthcheck run` on a
+    container it is stopping, and a compose restart policy would restart a
+    killed one.)"""
+    (port,) = free_ports(1)
+    name = f"vxtest-drain-{os.getpid()}"
+    cu.run("cleanup", ["podman", "rm", "-f", "-v", name], check=False, quiet=True)
+    try:
+        cu.run("run", ["podman", "run", "-d", "--name", name, "-p", f"127.0.0.1:{port}:3003",
+                       "-e", "VOXLINE_TTS_DRAIN_DELAY_S=3", "-e", "VOXLINE_TTS_DRAIN_S=10",
+                       image, "voxline-tts"])
+        wait_healthy(name)
+        t0 = time.monotonic()
+        cu.run("kill", ["podman", "kill", "--signal", "TERM", name])
+        hc = cu.run("healthcheck", ["podman", "healthcheck", "run", name], check=False)
+        assert hc.returncode != 0 and "unhealthy" in hc.stdout + hc.stderr, \
+            f"draining voxline-tts still healthy: {hc.returncode} {hc.stdout}{hc.stderr}"
+        st, body, _ = http("POST", f"http://127.0.0.1:{port}/synthesize",
+                           json.dumps({"text": "still here"}).encode(),
+                           {"Content-Type": "application/json"})
+        assert st == 200 and body[:4] == b"RIFF", f"draining voxline-tts stopped serving: {st}"
+        code = cu.run("wait", ["podman", "wait", name], timeout=60).stdout.strip()
+        took = time.monotonic() - t0
+        cu.log(f"tts drained and exited in {took:.1f} s, exit {code}")
+        assert code == "0", f"voxline-tts exited {code} on SIGTERM"
+        assert 2.5 < took < 15, took
+    finally:
+        cu.run("cleanup", ["podman", "rm", "-f", "-v", "-t", "1", name], check=False, quiet=True)
