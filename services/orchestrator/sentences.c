@@ -327,6 +327,19 @@ static int pump(sentences *s, bool final, sentence_cb cb, void *user)
 		size_t p = s->scan, end = 0, next = 0;
 		int r;
 
+		/* before the p >= view return, so that a scan that jumped past
+		 * soft to the end of the text cuts as one that stopped at soft;
+		 * soft_cut reads b[soft], so it must be there (or final) */
+		if (p >= soft && (len > soft || final)) {
+			size_t c = soft_cut(b, soft);
+			if (!c && p < view && is_space((unsigned char)b[p]))
+				c = p;
+			if (c) {
+				if ((r = emit(s, c, cb, user)) < 0)
+					return r;
+				continue;
+			}
+		}
 		if (p >= view) {
 			/* the cut looks at b[hard]: wait for it unless final */
 			if (len < hard || (len == hard && !final))
@@ -338,16 +351,6 @@ static int pump(sentences *s, bool final, sentence_cb cb, void *user)
 			if ((r = emit(s, e, cb, user)) < 0)
 				return r;
 			continue;
-		}
-		if (p >= soft) {
-			size_t c = soft_cut(b, soft);
-			if (!c && is_space((unsigned char)b[p]))
-				c = p;
-			if (c) {
-				if ((r = emit(s, c, cb, user)) < 0)
-					return r;
-				continue;
-			}
 		}
 		enum decision d = b[p] == '\n' ?
 			decide_newline(b, p, view, at_end, &end, &next) :

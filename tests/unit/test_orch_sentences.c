@@ -403,6 +403,16 @@ VX_TEST(hard_cut_waits_for_the_byte_after_it)
 	free(g);
 }
 
+/* Found by tests/fuzz (regress/sentences/soft_cut_skipped_at_end_of_text):
+ * a scan that jumped past soft_max to the end of the text (markers only
+ * stay with the next piece) skipped the long-run cut when fed whole. */
+VX_TEST(soft_cut_applies_when_the_scan_reaches_the_end)
+{
+	char *g = split_all_ways("======;\n=\n\n~\n\n\n\n\r\n\n", 16);
+	VX_CHECK_STR(g, "======;" SEP "=\n\n~");
+	free(g);
+}
+
 VX_TEST(every_feed_split_gives_the_same_sentences)
 {
 	const char *text =
@@ -448,4 +458,5 @@ VX_TEST_MAIN(splits_plain_sentences, empty_and_blank_text_give_nothing,
 	     long_run_is_cut_at_a_comma_then_a_space,
 	     run_without_spaces_is_cut_on_a_character_boundary,
 	     hard_cut_waits_for_the_byte_after_it,
+	     soft_cut_applies_when_the_scan_reaches_the_end,
 	     every_feed_split_gives_the_same_sentences)
