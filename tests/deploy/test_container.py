@@ -215,6 +215,9 @@ def test_roles_healthy_and_serving(image, model_dir):
         for s, n in names.items():
             uid = cu.run("exec", ["podman", "exec", n, "id", "-u"]).stdout.strip()
             assert uid == "10001", (n, uid)
+            ro = cu.run("inspect", ["podman", "inspect", "--format",
+                                    "{{.HostConfig.ReadonlyRootfs}}", n]).stdout.strip()
+            assert ro == "true", f"{n}: root filesystem not read-only ({ro})"
 
         base = {s: f"http://127.0.0.1:{p}" for s, p in ports.items()}
         base["llm"] = llm_url
