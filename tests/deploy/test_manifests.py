@@ -229,6 +229,9 @@ def test_k8s_deployments():
         assert delay < drain < pod["terminationGracePeriodSeconds"], (name, delay, drain)
         assert {"configMapRef": {"name": "voxline-config"}} in c["envFrom"]
         assert pod["securityContext"]["runAsNonRoot"] is True
+        # Service links would set VOXLINE_<SVC>_PORT=tcp://... (the Service
+        # voxline-<svc>), which the daemons read as their --port flag.
+        assert pod.get("enableServiceLinks") is False, name
         assert any(m["mountPath"] == "/var/lib/voxline" for m in c["volumeMounts"])
         # Service and PDB select exactly these pods
         svc = svcs[name]
