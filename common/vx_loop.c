@@ -39,9 +39,10 @@
 #include "vx_req.h"
 #include "vx_server_int.h"
 
-#define PEEK_MAX (24 * 1024)        /* head + first chunk line */
-#define HEAD_MAX (16 * 1024)        /* request line + headers (431) */
+#define PEEK_MAX (16 * 1024)        /* head + first chunk line */
+#define HEAD_MAX (8 * 1024)         /* request line + headers (431) */
 #define LINE_MAX_BYTES (8 * 1024)   /* request line (414) */
+#define MHD_POOL (16 * 1024)        /* per connection: a head and buffers */
 #define HEADERS_MAX 100             /* header lines (431) */
 #define REFUSING_MAX 256            /* over-limit connections being answered */
 #define REFUSE_WAIT_S 1.0           /* over-limit: wait this long for a head */
@@ -584,7 +585,7 @@ static vx_loop *loop_new(vx_server *s, int id)
 		MHD_OPTION_CONNECTION_LIMIT,
 		(unsigned)s->cfg.max_connections + 16,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->cfg.idle_timeout_s,
-		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)MHD_POOL,
 		MHD_OPTION_END);
 	if (!l->mhd)
 		goto out_free;

@@ -670,6 +670,17 @@ static void on_headers(vx_server *s, vx_req *req, const char *method)
 
 	if (vx_server_builtin(s, req))
 		return;
+	const char *up = vx_req_header(req, MHD_HTTP_HEADER_UPGRADE);
+	if (up && !strcasecmp(up, "websocket") &&
+	    vx_ws_route_find(s, req->url, strlen(req->url))) {
+		/* The loop hands upgrades to libwebsockets only as the first
+		 * request of a connection; this one came on a kept-alive one. */
+		vx_req_add_header(req, MHD_HTTP_HEADER_CONNECTION, "close");
+		vx_req_error(req, 503, "reconnect",
+			     "a WebSocket upgrade must be the first request on "
+			     "its connection; open a new connection");
+		return;
+	}
 	bool path_found = false;
 	req->route = route_find(s, req->url, method, &path_found, &req->stats);
 	if (!req->route && path_found) {

@@ -253,7 +253,7 @@ static void ws_on_established(vx_server *s, struct lws *wsi, ws_pss *pss)
 	atomic_fetch_add(&s->ws_open, 1);
 	vx_counter_add(s->ws_connections, 1);
 	c->route = vx_ws_route_find(s, c->path, strlen(c->path));
-	if (!c->route || atomic_load(&s->draining)) {
+	if (!c->route) {
 		vx_ws_close(c, 1001, "unavailable");
 		c->route = NULL;
 		return;

@@ -191,8 +191,8 @@ int main(int argc, char **argv)
 			    atomic_load(&svc.generations));
 		return r < 0 ? 1 : 0;
 	}
+	vx_pool_free(svc.pool);     /* jobs may still count metrics */
 	vx_server_free(svc.server);
-	vx_pool_free(svc.pool);
 	llm_service_probe_stop(&svc);
 	svc.engine->destroy(svc.eng);
 	pthread_mutex_destroy(&svc.ws_lock);

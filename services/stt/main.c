@@ -121,8 +121,8 @@ int main(int argc, char **argv)
 
 	r = vx_server_run(server);
 	stt_ws_quiesce(&svc, svc.d.drain_s);
+	vx_pool_free(svc.pool);     /* jobs may still count metrics */
 	vx_server_free(server);
-	vx_pool_free(svc.pool);
 	svc.engine->destroy(svc.eng);
 	return r < 0 ? 1 : 0;
 }

@@ -188,8 +188,8 @@ int main(int argc, char **argv)
 		    svc.d.workers);
 
 	r = vx_server_run(server);
+	vx_pool_free(svc.pool);     /* jobs may still count metrics */
 	vx_server_free(server);
-	vx_pool_free(svc.pool);
 	tts_free_backends(&svc);
 	return r < 0 ? 1 : 0;
 }

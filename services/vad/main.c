@@ -63,7 +63,7 @@ int main(int argc, char **argv)
 		    svc.engine->name, svc.aggressiveness, svc.d.workers);
 
 	r = vx_server_run(server);
+	vx_pool_free(svc.pool);     /* jobs may still count metrics */
 	vx_server_free(server);
-	vx_pool_free(svc.pool);
 	return r < 0 ? 1 : 0;
 }

@@ -349,3 +349,41 @@ def test_daemons_refuse_smuggling(start, svc):
     rs = responses(raw)
     assert len(rs) == 1 and closed
     assert_json_error(*rs[0], 400, "bad_request")
+
+
+def test_kept_alive_requests_near_the_head_limit_are_served_not_html(testd):
+    d = testd()
+    big = b"GET /livez HTTP/1.1\r\nHost: x\r\nX-Big: " + b"v" * 7000 + b"\r\n\r\n"
+    over = b"GET /livez HTTP/1.1\r\nHost: x\r\nX-Big: " + b"v" * 20000 + b"\r\n\r\n"
+    raw, _, _ = exchange(d.port, b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n" + big +
+                         b"GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert [r[0] for r in responses(raw)] == [200, 200, 200], raw[:300]
+    raw, _, _ = exchange(d.port, over)
+    assert_json_error(*responses(raw)[0], 431, "headers_too_large")
+
+
+def test_websocket_upgrade_on_a_kept_alive_connection_is_refused_in_json(testd):
+    d = testd()
+    raw, closed, _ = exchange(
+        d.port, b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"GET /ws/echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Version: 13\r\n\r\n")
+    rs = responses(raw)
+    assert rs[0][0] == 200
+    assert_json_error(*rs[1], 503, "reconnect")
+    assert closed
+
+
+def test_websockets_are_served_during_the_drain_delay(testd):
+    import websocket
+    d = testd("--drain-delay-s", "2", "--drain-s", "6")
+    d.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.2)
+    assert d.get("/healthz").status == 503
+    ws = websocket.create_connection(d.ws_url + "/ws/echo", timeout=5)
+    ws.send("hello")
+    assert ws.recv() == "hello"
+    ws.close()
+    d.proc.wait(10)
+    assert d.proc.returncode == 0
