@@ -42,18 +42,6 @@ static int llm_emit_send(llm_emit *e, llm_piece_kind kind, const char *s,
 	return 0;
 }
 
-/* Length of the unfinished sequence at the end of s (0 if it ends whole). */
-static size_t llm_emit_open_tail(const char *s, size_t n)
-{
-	for (size_t back = 1; back <= 3 && back <= n; back++) {
-		size_t need = llm_emit_seq_len((unsigned char)s[n - back]);
-		if (need == 0)
-			continue;   /* continuation byte: look further back */
-		return need > back ? back : 0;
-	}
-	return 0;
-}
-
 int llm_emit_piece(llm_emit *e, llm_piece_kind kind, const char *text,
 		   size_t len)
 {
@@ -82,10 +70,33 @@ int llm_emit_piece(llm_emit *e, llm_piece_kind kind, const char *text,
 			return 0;   /* still unfinished, all input taken */
 		}
 	}
-	size_t tail = llm_emit_open_tail(text, len);
-	memcpy(e->hold[k], text + len - tail, tail);
-	e->hold_len[k] = tail;
-	return llm_emit_send(e, kind, text, len - tail);
+	/* Whole sequences pass in runs; a broken one (a stray continuation
+	 * byte, a lead not followed by enough continuation bytes, a byte
+	 * that is never UTF-8) becomes one U+FFFD, as it would if the piece
+	 * were cut inside it; an unfinished one at the end is held. */
+	size_t start = 0, i = 0;
+	while (i < len) {
+		unsigned char c = (unsigned char)text[i];
+		size_t need = c >= 0xF8 ? 0 : llm_emit_seq_len(c), got = 1;
+		while (need && got < need && i + got < len &&
+		       ((unsigned char)text[i + got] & 0xC0) == 0x80)
+			got++;
+		if (need && got == need) {
+			i += need;
+			continue;
+		}
+		if (need && i + got == len) {
+			memcpy(e->hold[k], text + i, got);
+			e->hold_len[k] = got;
+			break;
+		}
+		if ((r = llm_emit_send(e, kind, text + start, i - start)) ||
+		    (r = llm_emit_send(e, kind, llm_emit_replacement, 3)))
+			return r;
+		i += got;
+		start = i;
+	}
+	return llm_emit_send(e, kind, text + start, i - start);
 }
 
 int llm_emit_flush(llm_emit *e)

@@ -495,6 +495,21 @@ VX_TEST(emit_replaces_a_broken_sequence)
 	pieces_release(&p);
 }
 
+/* Found by tests/fuzz (regress/filters/emit_broken_utf8_mid_piece): a
+ * broken sequence inside one piece passed through raw. */
+VX_TEST(emit_replaces_a_broken_sequence_inside_a_piece)
+{
+	llm_emit e;
+	pieces p;
+	pieces_init(&p);
+	llm_emit_init(&e, whole_cb, &p);
+	VX_CHECK_INT(llm_emit_piece(&e, LLM_CONTENT, "a\xC3" "b\xA9" "c\xE4\xB8" "d\xFF", 9), 0);
+	VX_CHECK_INT(llm_emit_flush(&e), 0);
+	VX_CHECK_STR(p.content.data, "a\xEF\xBF\xBD" "b\xEF\xBF\xBD" "c\xEF\xBF\xBD"
+		     "d\xEF\xBF\xBD");
+	pieces_release(&p);
+}
+
 static int stop_cb(void *user, llm_piece_kind kind, const char *text, size_t len)
 {
 	(void)kind; (void)text; (void)len;
@@ -532,4 +547,5 @@ VX_TEST_MAIN(sse_parses_line_ends_comments_and_fields,
 	     stopstr_enforces_its_limits,
 	     emit_hands_out_whole_utf8_at_every_cut,
 	     emit_replaces_a_broken_sequence,
+	     emit_replaces_a_broken_sequence_inside_a_piece,
 	     emit_reports_cancel_when_the_callback_stops)
