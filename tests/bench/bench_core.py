@@ -11,16 +11,9 @@ import subprocess
 import time
 
 from benchutil import pct, rss_mb, start, wrk
+from conftest import proc_status
 
 HOLD = 10000
-
-
-def threads_of(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("Threads:"):
-                return int(line.split()[1])
-    return -1
 
 
 def bare(tools_dir, mode):
@@ -67,7 +60,7 @@ def hold(bin_dir, n=HOLD):
     socks = []
     try:
         time.sleep(0.3)
-        rss0, thr0 = rss_mb(d.proc.pid), threads_of(d.proc.pid)
+        rss0, thr0 = rss_mb(d.proc.pid), proc_status(d.proc.pid, "Threads")
         for i in range(n):
             s = socket.create_connection(("127.0.0.1", d.port), timeout=30)
             kind = i % 3
@@ -80,7 +73,7 @@ def hold(bin_dir, n=HOLD):
             if kind == 2:
                 s.recv(4096)
         time.sleep(1.0)
-        rss1, thr1 = rss_mb(d.proc.pid), threads_of(d.proc.pid)
+        rss1, thr1 = rss_mb(d.proc.pid), proc_status(d.proc.pid, "Threads")
         lat = []
         for _ in range(200):
             t0 = time.perf_counter()

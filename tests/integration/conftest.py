@@ -144,6 +144,16 @@ class Daemon:
         return self.proc.returncode
 
 
+def proc_status(pid, key):
+    """A number from /proc/PID/status, e.g. proc_status(pid, "VmRSS") in kB
+    or proc_status(pid, "Threads")."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    raise AssertionError(f"no {key} in /proc/{pid}/status")
+
+
 def multipart(files, fields):
     """Encodes multipart/form-data; files: name -> (filename, ctype, bytes)."""
     boundary = "----voxline%x" % int(time.time() * 1e6)

@@ -16,6 +16,7 @@ import subprocess
 
 import pytest
 
+from conftest import proc_status
 from speech import SENTENCES, wav_bytes, wer
 
 REPEAT = 2000
@@ -55,11 +56,7 @@ def vorbis_ident_only():
 
 
 def rss_kb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
+    return proc_status(pid, "VmRSS")
 
 
 def uses_asan(pid):

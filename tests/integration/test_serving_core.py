@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import TOOLS, Daemon
+from conftest import TOOLS, Daemon, proc_status
 
 
 @pytest.fixture
@@ -21,19 +21,7 @@ def testd(start):
 
 
 def threads_of(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("Threads:"):
-                return int(line.split()[1])
-    raise AssertionError("no Threads line")
-
-
-def rss_kb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS line")
+    return proc_status(pid, "Threads")
 
 
 def exchange(port, data, timeout=5):
