@@ -305,8 +305,9 @@ void vx_error_json(vx_buf *out, int status, const char *code,
 	vx_buf_puts(out, "}}");
 }
 
-static void req_error(vx_req *req, int status, const char *code,
-		      const char *param, const char *fmt, va_list ap)
+static void __attribute__((format(printf, 5, 0)))
+req_error(vx_req *req, int status, const char *code, const char *param,
+	  const char *fmt, va_list ap)
 {
 	char msg[512];
 	vsnprintf(msg, sizeof(msg), fmt, ap);
