@@ -36,7 +36,7 @@ def throughput(bin_dir, tools_dir, rounds=3, secs=6):
                 try:
                     got[m].append(wrk(url + "/", 2, 50, secs)[0])
                 finally:
-                    p.terminate()
+                    p.kill()        # its thread-per-connection stop can hang
                     p.wait()
             got["healthz"].append(wrk(d.url + "/healthz", 2, 50, secs)[0])
             got["livez"].append(wrk(d.url + "/livez", 2, 50, secs)[0])

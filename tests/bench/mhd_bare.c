@@ -5,6 +5,9 @@
  * port, serves until SIGTERM/SIGINT.
  */
 #include <microhttpd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -27,6 +30,22 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn,
 	return ret;
 }
 
+/* TCP_NODELAY, as voxline sets it: without it small keep-alive answers
+ * wait on delayed ACKs and the anchor measures Nagle, not MHD. */
+static void on_connection(void *cls, struct MHD_Connection *conn,
+			  void **socket_context,
+			  enum MHD_ConnectionNotificationCode toe)
+{
+	(void)cls; (void)socket_context;
+	if (toe != MHD_CONNECTION_NOTIFY_STARTED)
+		return;
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	int one = 1;
+	if (ci)
+		setsockopt(ci->connect_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
 static volatile sig_atomic_t stop;
 static void on_signal(int sig) { (void)sig; stop = 1; }
 
@@ -45,7 +64,8 @@ int main(int argc, char **argv)
 	struct MHD_Daemon *d = MHD_start_daemon(
 		flags, 0, NULL, NULL, answer, NULL,
 		MHD_OPTION_THREAD_POOL_SIZE, pool,
-		MHD_OPTION_CONNECTION_LIMIT, 20000u, MHD_OPTION_END);
+		MHD_OPTION_CONNECTION_LIMIT, 20000u,
+		MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL, MHD_OPTION_END);
 	if (!d)
 		return 1;
 	const union MHD_DaemonInfo *i = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
