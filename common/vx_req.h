@@ -1,14 +1,15 @@
 /*
  * vx_req.h - one HTTP request: what came in, the answer, and engine jobs.
  *
- * A handler (vx_server.h) runs on the connection's thread with the whole
- * body read (up to the route's limit; past it the server has already
- * answered 413). It answers once, with vx_req_reply* / vx_req_error, or
- * hands the work to a pool with vx_req_run: the job then answers, either at
- * once or as a stream (vx_req_stream_begin + vx_req_stream_write), e.g.
- * Server-Sent Events. While a job runs, the connection thread watches the
- * client: when it hangs up or the deadline passes, the cancel flag
- * (vx_req_cancelled) is set, which jobs pass to engines.
+ * A handler (vx_server.h) runs on a serving loop with the whole body read
+ * (up to the route's limit; past it the server has already answered 413).
+ * It answers once, with vx_req_reply* / vx_req_error, or hands the work to
+ * a pool with vx_req_run and returns: the job then answers, either at once
+ * or as a stream (vx_req_stream_begin + vx_req_stream_write), e.g.
+ * Server-Sent Events, and the connection waits suspended meanwhile. The
+ * loop watches it: when the client hangs up, the deadline passes or the
+ * drain ends, the cancel flag (vx_req_cancelled) is set, which jobs pass to
+ * engines.
  *
  * Thread-safety: the request belongs to the handler until vx_req_run, then
  * to the job until it returns. Strings returned live as long as the request.
@@ -82,10 +83,10 @@ void vx_error_json(vx_buf *out, int status, const char *code,
 /* ---- jobs and streams ---- */
 typedef void (*vx_req_job)(vx_req *req, void *arg);
 
-/* Runs job(req, arg) on pool and answers with what it produced. When the
- * pool is full answers 503 + Retry-After and returns -EAGAIN (arg is then
- * still the caller's). Returns after the job has answered (or, for a
- * stream, has begun streaming). */
+/* Queues job(req, arg) on pool and returns at once; the answer goes out
+ * when the job produces it (a job that ends without answering gets 500, or
+ * 504 past the deadline). When the pool is full answers 503 + Retry-After
+ * and returns -EAGAIN (arg is then still the caller's). */
 int vx_req_run(vx_req *req, vx_pool *pool, vx_req_job job, void *arg);
 /* From a job: start a streamed answer (status and headers go out now). */
 int vx_req_stream_begin(vx_req *req, int status, const char *content_type);

@@ -1,28 +1,36 @@
 /*
  * vx_server.h - one daemon's HTTP + WebSocket server on one port.
  *
- * The server owns (or takes from systemd) the listening socket. An acceptor
- * thread peeks at each new connection's request head: WebSocket upgrades on a
- * registered WebSocket path go to libwebsockets (vx_ws.h), everything else to
- * libmicrohttpd, which runs a thread per connection. Handlers therefore run
- * on that connection's thread and may block briefly; engine work goes to a
- * vx_pool through vx_req_run (vx_req.h), which is where admission control
- * (503 + Retry-After) happens.
+ * The server owns (or takes from systemd) the listening socket and serves
+ * it from io_threads event loops (vx_loop.c). A loop holds each new
+ * connection until its request head is in, checks the head (vx_head.h),
+ * then hands WebSocket upgrades on a registered path to libwebsockets
+ * (vx_ws.h) and everything else to its own libmicrohttpd daemon. Handlers
+ * run on the loop and must not block: they answer, or hand engine work to
+ * a vx_pool with vx_req_run (vx_req.h), which is where admission control
+ * (503 + Retry-After) happens; routes that wait on disk or network are
+ * marked blocking and run on a small pool of the server's own. A slow or
+ * idle client costs a descriptor and a buffer, never a thread.
  *
  * Built in, for every daemon: GET|HEAD /healthz and /readyz (readiness from
  * the health callback, 503 while draining), /livez, /metrics (Prometheus,
  * with per-route request counters and latency histograms), /info, 404/405
  * as JSON, a bearer key check when api_key is set (health, liveness and
- * metrics stay open), X-Request-Id on every answer.
+ * metrics stay open), X-Request-Id on every answer. Malformed, smuggled and
+ * oversized requests, slow heads and connections past max_connections are
+ * refused in JSON before any handler sees them.
  *
  * Lifecycle: vx_server_new -> vx_server_run (blocks until SIGTERM/SIGINT or
- * vx_server_stop; sends READY=1 / STOPPING=1 to systemd; on SIGTERM it
- * reports "draining" on /healthz and waits up to drain_timeout_s for
- * requests in flight) -> vx_server_free.
+ * vx_server_stop; sends READY=1, pings the watchdog while every loop turns)
+ * -> on SIGTERM: readiness 503 "draining" for drain_delay_s while all else
+ * is served, then the listener closes, in-flight work finishes until
+ * drain_timeout_s (what is left is answered 503), STOPPING=1, and it
+ * returns with every connection closed -> free the pools -> vx_server_free.
+ * The process ends drain_timeout_s + 1 s after SIGTERM whatever happens.
  *
  *     vx_server_config cfg = { .service = "stt", .port = 3002, .routes = r, .n_routes = 3 };
  *     vx_server *s; if (vx_server_new(&cfg, &s) < 0) exit(1);
- *     vx_server_run(s); vx_server_free(s);
+ *     vx_server_run(s); vx_pool_free(pool); vx_server_free(s);
  */
 #ifndef VX_SERVER_H
 #define VX_SERVER_H
