@@ -42,7 +42,6 @@ struct vx_req {
 	atomic_bool cancelled;
 	bool seen_first_call;
 	bool dispatched;
-	bool too_large;
 	bool refuse_now;            /* answer 413 before reading the body */
 	size_t discarded;           /* body bytes dropped after a 413 */
 	bool counted_in_flight;
@@ -712,7 +711,6 @@ static void on_headers(vx_server *s, vx_req *req, const char *method)
 	}
 	unsigned long long claimed = cl ? strtoull(cl, NULL, 10) : 0;
 	if (claimed > req->max_body) {
-		req->too_large = true;
 		/* A body a little over the limit is read and dropped so that
 		 * clients which send before they read get the 413; a huge one
 		 * is refused at once and the connection closed. */
@@ -807,7 +805,6 @@ enum MHD_Result vx_req_on_access(void *cls, struct MHD_Connection *conn,
 				MHD_NO : MHD_YES;
 		}
 		if (req->body.len + n > req->max_body) {
-			req->too_large = true;
 			vx_req_error(req, 413, "body_too_large",
 				     "request body is over the limit of %zu bytes",
 				     req->max_body);

@@ -29,7 +29,6 @@ after a source change the compile layer is rebuilt (~3 min).
 import json
 import os
 import subprocess
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -38,6 +37,7 @@ import uuid
 import pytest
 
 import container_util as cu
+from lb_util import free_ports
 
 ROOT = cu.ROOT
 PYTHON = "/usr/bin/python3"
@@ -47,20 +47,6 @@ TAG = "localhost/voxline:test"
 PROJ_CPU = "vxtest-cpu"
 PROJ_GPU = "vxtest-gpu"
 CPU_SERVICES = ("vad", "stt", "tts", "orchestrator")
-
-
-def free_ports(n):
-    import socket
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def http(method, url, body=None, headers=None, timeout=60):

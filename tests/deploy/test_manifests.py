@@ -25,7 +25,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -37,6 +36,8 @@ import uuid
 import pytest
 import yaml
 
+from lb_util import bin_path, free_ports, need
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.environ.get("VOXLINE_BIN", os.path.join(ROOT, "build", "bin"))
 PYTHON = "/usr/bin/python3"
@@ -47,30 +48,6 @@ NPM_DIR = os.path.join(ROOT, "build", "npm")
 K8S_MODELS = os.path.join(NPM_DIR, "node_modules", "kubernetes-models")
 DAEMONS = ("orchestrator", "vad", "stt", "tts", "llm")
 PORTS = {"orchestrator": 3000, "vad": 3001, "stt": 3002, "tts": 3003, "llm": 3004}
-
-
-def need(*programs):
-    missing = [p for p in programs if not shutil.which(p)]
-    assert not missing, f"not installed: {missing} (run `make deps`)"
-
-
-def bin_path(name):
-    p = os.path.join(BIN, "voxline-" + name)
-    assert os.access(p, os.X_OK), f"{p} is not built (run `make`)"
-    return p
-
-
-def free_ports(n):
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def http(method, url, body=None, headers=None, timeout=60):
