@@ -15,6 +15,12 @@
  * healthy it still returns one (a stale check must not lock callers out),
  * so a caller always gets a URL to try.
  *
+ * Each check also keeps what the instance said (its /healthz status and
+ * detail, or the connect error), so the orchestrator's /healthz can report
+ * every stage from this cached state without waiting on the network
+ * (upstream_stage_json), and every error naming a missing stage can say how
+ * to start it (upstream_hint).
+ *
  * Threads: every function may be called from any thread (atomics and one
  * mutex per list). upstream_checker_stop joins the checker thread.
  * Ownership: caller owns lists and the checker; free the checker first.
@@ -36,6 +42,9 @@
 #define UPSTREAM_MAX_URL 300             /* bytes of an instance's ws URL */
 #define UPSTREAM_MAX_HOST 255            /* bytes of a host name */
 #define UPSTREAM_HEALTH_TIMEOUT_MS 1000  /* connect + answer of one /healthz */
+#define UPSTREAM_MAX_DETAIL 200          /* bytes of an instance's last check */
+#define UPSTREAM_MAX_HINT 512            /* bytes of upstream_hint's text */
+#define UPSTREAM_MAX_GET_BYTES (1u << 20) /* body of one upstream_get */
 
 typedef struct upstream upstream;
 typedef struct upstream_checker upstream_checker;
@@ -66,6 +75,38 @@ void upstream_status_json(const upstream *u, vx_buf *out);
 /* One GET /healthz of host:port within timeout_ms: 0 on HTTP 200,
  * -EHOSTDOWN for another status, -ETIMEDOUT, or the connect error. */
 int upstream_probe(const char *host, int port, int timeout_ms);
+/* The same, and writes what went wrong to detail (len bytes): the
+ * /healthz status and detail ("503 unavailable: upstream: ...") or the
+ * connect error; "" on 200. */
+int upstream_probe_detail(const char *host, int port, int timeout_ms,
+			  char *detail, size_t len);
+
+/* The stage is up: at least one instance healthy. */
+bool upstream_up(const upstream *u);
+
+/* Appends the stage as the orchestrator's /healthz reports it:
+ * {"status":"ok"|"unavailable","url":"http://h:p[,...]","healthy":N,
+ *  "instances":N,"detail":"...","hint":"..."} - detail and hint only when
+ * the stage is down (hint: upstream_hint). Reads cached state only. */
+void upstream_stage_json(const upstream *u, vx_buf *out);
+
+/* Writes one sentence that says which stage is missing and how to start
+ * it, e.g. "voxline-llm is not reachable at http://127.0.0.1:3004 (...):
+ * start it (`make run` starts the whole stack), or point
+ * VOXLINE_ORCHESTRATOR_LLM_URL / --llm-url at a running voxline-llm".
+ * A running instance that is not ready (its /healthz 503) gets its own
+ * words; for the LLM that is the first-run case (no model, no server) and
+ * the hint names `make models` and VOXLINE_LLM_URL. Reads cached state. */
+void upstream_hint(const upstream *u, char *buf, size_t len);
+
+/* GET path from one instance (a healthy one first; a refused connect is
+ * reported and tried once elsewhere), HTTP/1.0 so the body ends at EOF.
+ * Blocking, at most timeout_ms per try: call it off the serving loops.
+ * 0 with the status, body (at most UPSTREAM_MAX_GET_BYTES) and its
+ * Content-Type (ctype, ctype_len bytes); negative errno when no instance
+ * answered (the stage is down). */
+int upstream_get(upstream *u, const char *path, int timeout_ms, int *ret_status,
+		 vx_buf *ret_body, char *ctype, size_t ctype_len);
 
 /* Starts a thread that checks every instance of lists[0..n) at once and
  * then every interval_s seconds. The lists must outlive the checker. */
