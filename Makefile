@@ -3,8 +3,13 @@
 #   make deps        install every Debian package the build and tests need
 #   make             build build/bin/voxline-* (and libvoxline.a)
 #   make run         start all built daemons on localhost (Ctrl-C stops them)
-#   make test        deps + build + unit tests + integration tests
-#   make sanitize    the same tests on an ASan/UBSan build (build-asan/)
+#   make test        deps + build + unit + engine-test + integration
+#   make unit        unit tests: fast, offline; no apt, no servers, no engines
+#   make engine-test engine tests: real engines and their fake upstreams
+#                    (Python servers on loopback), one process each
+#   make integration the real daemons on loopback (tests/integration, tests/gguf)
+#   make sanitize    unit + engine-test + integration on an ASan/UBSan build
+#                    (build-asan/, leak checks with tests/lsan.supp)
 #   make test-deploy deployment tests: systemd, haproxy, PostgreSQL, namespaces
 #   make bench       benchmarks; prints figures, never fails on a number
 #   make models      download a small GGUF instruct model into models/ (internet)
@@ -14,8 +19,11 @@
 #   V=1          echo full compiler command lines
 #   OPT=-O2      optimisation flags
 #
-# Fragments (*.mk) append to BINS, UNIT_TESTS and TOOLS and define their
-# own objects; the generic rules below compile every .c under $(BUILD)/obj.
+# Fragments (*.mk) append to BINS, UNIT_TESTS, ENGINE_TESTS and TOOLS and
+# define their own objects; the generic rules below compile every .c under
+# $(BUILD)/obj. A test that needs no network, no server and no engine is a
+# UNIT_TEST; one that runs a real engine or starts a helper server is an
+# ENGINE_TEST.
 
 .DELETE_ON_ERROR:
 .SECONDEXPANSION:
@@ -53,6 +61,7 @@ endif
 
 BINS :=
 UNIT_TESTS :=
+ENGINE_TESTS :=
 TOOLS :=
 
 include common/common.mk
@@ -63,7 +72,7 @@ $(BUILD)/obj/%.o: %.c
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CFLAGS_ALL) $(CFLAGS_$(subst /,_,$(dir $<))) -c -o $@ $<
 
-.PHONY: all deps run test unit integration sanitize bench clean tools models test-deploy
+.PHONY: all deps run test unit engine-test integration sanitize bench clean tools models test-deploy
 all: $(BINS) $(TOOLS)
 tools: $(TOOLS)
 
@@ -95,16 +104,21 @@ deps:
 run: deps all
 	$(PYTHON) tools/run.py --bin $(BUILD)/bin
 
-unit: deps $(UNIT_TESTS)
+# Unit tests need nothing installed beyond the build: no deps step here.
+unit: $(UNIT_TESTS)
 	@fail=0; for t in $(UNIT_TESTS); do echo "== $$t"; $$t || fail=1; done; exit $$fail
+
+engine-test: $(ENGINE_TESTS)
+	@fail=0; for t in $(ENGINE_TESTS); do echo "== $$t"; $$t || fail=1; done; exit $$fail
 
 integration: all
 	VOXLINE_BIN=$(abspath $(BUILD)/bin) VOXLINE_TOOLS=$(abspath $(BUILD)/tools) \
 		$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration tests/gguf $(PYTEST_ARGS)
 
 test: deps
-	$(MAKE) all $(UNIT_TESTS)
+	$(MAKE) all $(UNIT_TESTS) $(ENGINE_TESTS)
 	$(MAKE) unit
+	$(MAKE) engine-test
 	$(MAKE) integration
 
 # Deployment tests (real systemd, haproxy, PostgreSQL, namespaces, containers):
@@ -113,6 +127,9 @@ test-deploy: deps all
 	VOXLINE_BIN=$(abspath $(BUILD)/bin) VOXLINE_TOOLS=$(abspath $(BUILD)/tools) \
 		$(PYTHON) -m pytest -q -p no:cacheprovider tests/deploy $(PYTEST_ARGS)
 
+# Every tier on the ASan/UBSan build (its own BUILD dir, build-asan/ unless
+# BUILD= says otherwise): a leak, an overflow or undefined behaviour in a
+# daemon fails the test that caused it.
 sanitize: deps
 	$(MAKE) SANITIZE=1 test
 

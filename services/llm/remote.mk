@@ -30,4 +30,5 @@ $(BUILD)/tests/test_llm_engines: $(BUILD)/obj/tests/unit/test_llm_engines.o \
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LLM_ENGINE_LIBS)
 
-UNIT_TESTS += $(BUILD)/tests/test_llm_filters $(BUILD)/tests/test_llm_engines
+UNIT_TESTS += $(BUILD)/tests/test_llm_filters
+ENGINE_TESTS += $(BUILD)/tests/test_llm_engines

@@ -52,4 +52,4 @@ $(BUILD)/tests/test_voxline_client: $(BUILD)/bin/voxline-client tests/fake_chat_
 		'$(abspath tests/fake_chat_server.py)' '$(abspath $(BUILD)/bin/voxline-client)' > $@
 	$(Q)chmod +x $@
 
-UNIT_TESTS += $(BUILD)/tests/test_voxline_client
+ENGINE_TESTS += $(BUILD)/tests/test_voxline_client

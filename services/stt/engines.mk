@@ -31,5 +31,5 @@ $(BUILD)/tools/stt_direct: $(BUILD)/obj/tools/stt_direct.o
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(shell $(PKG_CONFIG) --libs pocketsphinx sphinxbase sndfile)
 
-UNIT_TESTS += $(BUILD)/tests/test_stt_engines
+ENGINE_TESTS += $(BUILD)/tests/test_stt_engines
 TOOLS += $(BUILD)/tools/stt_direct

@@ -31,5 +31,5 @@ $(BUILD)/tools/tts_direct: $(BUILD)/obj/tools/tts_direct.o
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(TTS_FLITE_LIBS)
 
-UNIT_TESTS += $(BUILD)/tests/test_tts_engines
+ENGINE_TESTS += $(BUILD)/tests/test_tts_engines
 TOOLS += $(BUILD)/tools/tts_direct

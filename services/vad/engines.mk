@@ -31,5 +31,6 @@ $(BUILD)/tools/vad_eval: $(BUILD)/obj/tools/vad_eval.o $(VAD_ENGINE_OBJS)
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(VAD_ENGINE_LIBS) $(VAD_FLITE_LIBS)
 
-UNIT_TESTS += $(BUILD)/tests/test_vad_segmenter $(BUILD)/tests/test_vad_engines
+UNIT_TESTS += $(BUILD)/tests/test_vad_segmenter
+ENGINE_TESTS += $(BUILD)/tests/test_vad_engines
 TOOLS += $(BUILD)/tools/vad_eval

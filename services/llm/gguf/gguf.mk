@@ -26,4 +26,4 @@ $(BUILD)/tests/test_gguf_engine: $(BUILD)/obj/tests/unit/test_gguf_engine.o $(BU
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(COMMON_LIBS)
 
-UNIT_TESTS += $(BUILD)/tests/test_gguf_engine
+ENGINE_TESTS += $(BUILD)/tests/test_gguf_engine
