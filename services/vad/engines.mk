@@ -8,6 +8,8 @@
 VAD_ENGINE_SRCS := services/vad/vad_engine.c services/vad/segmenter.c \
 	services/vad/engine_builtin.c services/vad/engine_webrtc.c
 VAD_ENGINE_OBJS := $(VAD_ENGINE_SRCS:%.c=$(BUILD)/obj/%.o)
+# The registry's lookup (vx_engine.c, libc only), for links without libvoxline.
+VAD_ENGINE_OBJS += $(BUILD)/obj/common/vx_engine.o
 # The WebRTC VAD library is dlopen()ed on first use (engine_webrtc.c).
 VAD_ENGINE_LIBS := -ldl -lm
 

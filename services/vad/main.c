@@ -37,9 +37,11 @@ int main(int argc, char **argv)
 		return 2;
 	if (svc.frame_ms != 10 && svc.frame_ms != 20 && svc.frame_ms != 30)
 		vx_fatal("--frame-ms must be 10, 20 or 30");
-	svc.engine = vad_engine_find(svc.engine_name);
-	if (!svc.engine)
-		vx_fatal("unknown --engine %s", svc.engine_name);
+	if (!(svc.engine = vad_engine_find(svc.engine_name))) {
+		char why[256];
+		vx_fatal("--engine: %s", vx_engine_unknown(vad_engine_at,
+			 svc.engine_name, why, sizeof(why)));
+	}
 
 	if ((r = vx_pool_new(svc.d.workers, svc.d.queue, &svc.pool)) < 0)
 		vx_fatal("worker pool: %s", strerror(-r));

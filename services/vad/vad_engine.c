@@ -1,9 +1,10 @@
 /*
  * vad_engine.c - the engine registry and whole-buffer detection.
  *
- * Adding an engine: write engine_<name>.c exporting a const vad_engine_ops,
- * declare it below and add it to vad_engines[]. The first entry is the
- * default (the one that scored best in tools/vad_eval).
+ * Adding an engine: write engine_<name>.c exporting a const vad_engine_ops
+ * (name, description, aliases if any, and the three functions), declare it
+ * below and add it to vad_engines[]. The first entry is the default (the
+ * one that scored best in tools/vad_eval).
  */
 #include "vad_engine.h"
 
@@ -20,14 +21,18 @@ const vad_engine_ops *const vad_engines[] = {
 	NULL,
 };
 
+const vx_engine *vad_engine_at(size_t i)
+{
+	return vad_engines[i] ? &vad_engines[i]->engine : NULL;
+}
+
 const vad_engine_ops *vad_engine_find(const char *name)
 {
-	if (!name || !*name)
-		return vad_engines[0];
-	for (size_t i = 0; vad_engines[i]; i++)
-		if (strcmp(vad_engines[i]->name, name) == 0)
-			return vad_engines[i];
-	return NULL;
+	const vx_engine *e;
+
+	if (vx_engine_find(vad_engine_at, name, &e) < 0)
+		return NULL;
+	return (const vad_engine_ops *)e;   /* e is the ops' first member */
 }
 
 /* Collects segmenter events into a vad_segments list. */

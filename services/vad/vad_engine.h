@@ -4,9 +4,10 @@
  * An engine classifies 10, 20 or 30 ms frames of 16 kHz mono PCM16 as speech
  * or not. One engine instance is one stream's state (cheap: create one per
  * request or per WebSocket); instances are independent and may be used from
- * different threads, one thread each. Engines register in vad_engines[]
- * (vad_engine.c) and are chosen by name from --engine; the first entry is
- * the default.
+ * different threads, one thread each. Each engine declares itself in its
+ * ops (VX_ENGINE_HEAD: name, aliases, description, flags; vx_engine.h) and
+ * registers in vad_engines[] (vad_engine.c); --engine picks one by name or
+ * alias (vad_engine_find); the first entry is the default.
  *
  * The segmenter turns per-frame decisions into speech segments with
  * min_speech_ms (shorter bursts are dropped), min_silence_ms (shorter gaps
@@ -31,6 +32,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "vx_engine.h"
+
 #define VAD_RATE 16000
 #define VAD_FRAME_MAX 480            /* samples: 30 ms at 16 kHz */
 #define VAD_AGGRESSIVENESS_MAX 3
@@ -46,8 +49,7 @@ typedef struct vad_config {
 } vad_config;
 
 typedef struct vad_engine_ops {
-	const char *name;
-	const char *description;
+	VX_ENGINE_HEAD;       /* name, aliases, description, flags (vx_engine.h) */
 	/* -EINVAL for an aggressiveness outside 0..3, -ENOMEM. */
 	int (*create)(const vad_config *cfg, void **ret_state);
 	void (*destroy)(void *state);   /* accepts NULL */
@@ -58,8 +60,11 @@ typedef struct vad_engine_ops {
 } vad_engine_ops;
 
 extern const vad_engine_ops *const vad_engines[];   /* NULL-terminated */
-/* The engine called name, or NULL. NULL or "" gives the default. */
+/* The engine called name or aliased so (case ignored), or NULL. NULL or ""
+ * gives the default. */
 const vad_engine_ops *vad_engine_find(const char *name);
+/* vad_engines[i] as a vx_engine, NULL past the last (for vx_engine_*). */
+const vx_engine *vad_engine_at(size_t i);
 
 /* ---- segmenter ---- */
 
