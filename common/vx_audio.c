@@ -193,6 +193,11 @@ int vx_encoding_from_name(const char *name, vx_encoding *ret)
 	return 0;
 }
 
+const char *vx_encoding_name(vx_encoding e)
+{
+	return e == VX_ENC_MULAW ? "mulaw" : e == VX_ENC_ALAW ? "alaw" : "pcm16";
+}
+
 static const struct {
 	const char *name;
 	vx_format format;

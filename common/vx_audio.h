@@ -83,6 +83,9 @@ int vx_audio_in_from_mime(const char *mime, vx_audio_in *ret);
 /* Maps "pcm16" | "mulaw" | "alaw" (also "s16le", "linear16", "ulaw",
  * "pcmu", "pcma"; any case) to an encoding; -EINVAL otherwise. */
 int vx_encoding_from_name(const char *name, vx_encoding *ret);
+/* The wire name of a headerless encoding: "mulaw", "alaw", else "pcm16"
+ * (what /ws/ configs and "ready" events say). A static string. */
+const char *vx_encoding_name(vx_encoding e);
 
 /*
  * Decodes buf into ret (caller releases). in == NULL means AUTO. Refuses

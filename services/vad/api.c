@@ -14,7 +14,7 @@
 #include "vx_log.h"
 #include "vx_pcmstream.h"
 #include "vx_reqbody.h"
-#include "vx_ws.h"
+#include "vx_svcws.h"
 
 /* ---- POST /detect ---- */
 
@@ -85,13 +85,10 @@ static void handle_detect(vx_req *req, void *user)
 	vx_req_run(req, svc->pool, detect_job, svc);
 }
 
-/* ---- /ws/detect ---- */
+/* ---- /ws/detect: the work runs on the lws thread (microseconds a frame) ---- */
 
 typedef struct ws_detect {
 	vad_service *svc;
-	bool configured;
-	vx_encoding encoding;
-	int rate;
 	void *engine_state;
 	vad_segmenter seg;
 	vad_seg_config scfg;
@@ -106,7 +103,7 @@ typedef struct ws_detect {
 static void ws_seg_event(void *user, vad_event ev, int64_t start_ms,
 			 int64_t end_ms)
 {
-	vx_wsconn *c = user;
+	vx_svcws_conn *cn = user;
 	char msg[128];
 	int n = ev == VAD_SPEECH_START ?
 		snprintf(msg, sizeof(msg),
@@ -115,7 +112,7 @@ static void ws_seg_event(void *user, vad_event ev, int64_t start_ms,
 		snprintf(msg, sizeof(msg),
 			 "{\"event\":\"speech_end\",\"start_ms\":%lld,\"end_ms\":%lld}",
 			 (long long)start_ms, (long long)end_ms);
-	vx_ws_send_text(c, msg, (size_t)n);
+	vx_svcws_send_text(cn, msg, (size_t)n);
 }
 
 static void ws_reset_round(ws_detect *w)
@@ -125,8 +122,9 @@ static void ws_reset_round(ws_detect *w)
 	w->samples = 0;
 }
 
-static void ws_release_engine(ws_detect *w)
+static void ws_release_engine(void *state)
 {
+	ws_detect *w = state;
 	if (w->engine_state)
 		w->svc->engine->destroy(w->engine_state);
 	w->engine_state = NULL;
@@ -134,9 +132,10 @@ static void ws_release_engine(ws_detect *w)
 }
 
 /* Reads a whole config before using any of it: a refused one leaves the
- * socket as it was. A failed engine start leaves it unconfigured. */
-static void ws_configure(vx_wsconn *c, ws_detect *w, const cJSON *j)
+ * socket as it was (-EINVAL). A failed engine start leaves it unconfigured. */
+static int ws_configure(vx_svcws_conn *cn, void *state, const cJSON *j)
 {
+	ws_detect *w = state;
 	vad_service *svc = w->svc;
 	vad_config vcfg;
 	vad_seg_config scfg = { .frame_ms = svc->frame_ms };
@@ -145,8 +144,8 @@ static void ws_configure(vx_wsconn *c, ws_detect *w, const cJSON *j)
 	const char *enc;
 	if (vx_json_string(j, "encoding", NULL, SIZE_MAX, &enc) < 0 ||
 	    (enc && vx_encoding_from_name(enc, &encoding) < 0)) {
-		vx_ws_send_error(c, "bad_config", "encoding must be pcm16, mulaw or alaw");
-		return;
+		vx_svcws_error(cn, "bad_config", "encoding must be pcm16, mulaw or alaw");
+		return -EINVAL;
 	}
 	if (vx_json_int(j, "sample_rate", VAD_RATE, 8000, 48000, &rate) < 0 ||
 	    vx_json_int(j, "aggressiveness", svc->aggressiveness, 0, 3,
@@ -157,103 +156,35 @@ static void ws_configure(vx_wsconn *c, ws_detect *w, const cJSON *j)
 			&scfg.min_silence_ms) < 0 ||
 	    vx_json_int(j, "pad_ms", svc->pad_ms, 0, VAD_SEG_MS_MAX,
 			&scfg.pad_ms) < 0) {
-		vx_ws_send_error(c, "bad_config",
-				 "sample_rate 8000-48000, aggressiveness 0-3, "
-				 "*_ms 0-10000");
-		return;
+		vx_svcws_error(cn, "bad_config",
+			       "sample_rate 8000-48000, aggressiveness 0-3, "
+			       "*_ms 0-10000");
+		return -EINVAL;
 	}
-	w->configured = false;
 	ws_release_engine(w);
-	w->encoding = encoding;
-	w->rate = rate;
 	w->scfg = scfg;
 	w->frame_len = (size_t)svc->frame_ms * VAD_RATE / 1000;
 	int r = svc->engine->create(&vcfg, &w->engine_state);
 	if (r == 0)
-		r = vx_pcmstream_init(&w->in, w->encoding, w->rate, VAD_RATE);
+		r = vx_pcmstream_init(&w->in, encoding, rate, VAD_RATE);
 	if (r < 0) {
-		vx_ws_send_error(c, "engine_failed", "cannot start: %s", strerror(-r));
+		vx_svcws_error(cn, "engine_failed", "cannot start: %s", strerror(-r));
 		ws_release_engine(w);
-		return;
+		return r == -EINVAL ? -EIO : r;   /* unconfigured now */
 	}
 	ws_reset_round(w);
-	w->configured = true;
 	char msg[160];
 	int n = snprintf(msg, sizeof(msg),
 			 "{\"event\":\"ready\",\"sample_rate\":%d,\"engine\":\"%s\","
-			 "\"frame_ms\":%d}", w->rate, svc->engine->name,
+			 "\"frame_ms\":%d}", rate, svc->engine->name,
 			 svc->frame_ms);
-	vx_ws_send_text(c, msg, (size_t)n);
-}
-
-static void ws_feed16k(vx_wsconn *c, ws_detect *w, const int16_t *pcm,
-		       size_t n);
-
-static void ws_finish_round(vx_wsconn *c, ws_detect *w)
-{
-	vx_buf_reset(&w->pcm);
-	if (vx_pcmstream_flush(&w->in, &w->pcm) == 0 && w->pcm.data)
-		ws_feed16k(c, w, (const int16_t *)(void *)w->pcm.data,
-			   w->pcm.len / 2);
-	vad_segmenter_finish(&w->seg, ws_seg_event, c);
-	char msg[128];
-	int n = snprintf(msg, sizeof(msg),
-			 "{\"event\":\"done\",\"duration_ms\":%lld,\"speech_ms\":%lld}",
-			 (long long)(w->samples / (VAD_RATE / 1000)),
-			 (long long)w->seg.speech_ms);
-	vx_ws_send_text(c, msg, (size_t)n);
-	ws_reset_round(w);
-}
-
-static int ws_open(vx_wsconn *c, void *user, void **ret_state)
-{
-	(void)c;
-	ws_detect *w = calloc(1, sizeof(*w));
-	if (!w)
-		return -ENOMEM;
-	w->svc = user;
-	*ret_state = w;
+	vx_svcws_send_text(cn, msg, (size_t)n);
 	return 0;
 }
 
-static void ws_text(vx_wsconn *c, void *state, const char *text, size_t len)
-{
-	ws_detect *w = state;
-	cJSON *j = cJSON_ParseWithLength(text, len);
-	if (!j || !cJSON_IsObject(j)) {
-		vx_ws_send_error(c, "invalid_json", "messages must be JSON objects");
-		goto out_free;
-	}
-	if (vx_ws_text_has_nul(text, len)) {
-		vx_ws_send_error(c, "invalid_string",
-				 "JSON strings must not contain NUL (\\u0000)");
-		goto out_free;
-	}
-	const cJSON *ev = cJSON_GetObjectItemCaseSensitive(j, "event");
-	const char *name = cJSON_IsString(ev) ? ev->valuestring : NULL;
-	if (ev && !name) {
-		vx_ws_send_error(c, "invalid_type", "\"event\" must be a string");
-	} else if (!name || !strcmp(name, "config") || !strcmp(name, "start")) {
-		ws_configure(c, w, j);
-	} else if (!w->configured) {
-		vx_ws_send_error(c, "not_configured",
-				 "send a JSON config message first");
-	} else if (!strcmp(name, "end")) {
-		ws_finish_round(c, w);
-	} else if (!strcmp(name, "cancel")) {
-		vx_pcmstream_flush(&w->in, &w->pcm);   /* dropped */
-		vx_buf_reset(&w->pcm);
-		ws_reset_round(w);
-	} else {
-		vx_ws_send_error(c, "unknown_event", "unknown event '%.32s' "
-				 "(config, end, cancel)", name);
-	}
-out_free:
-	cJSON_Delete(j);
-}
-
 /* Runs 16 kHz samples through the frame buffer and the detector. */
-static void ws_feed16k(vx_wsconn *c, ws_detect *w, const int16_t *pcm, size_t n)
+static void ws_feed16k(vx_svcws_conn *cn, ws_detect *w, const int16_t *pcm,
+		       size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		w->frame[w->frame_fill++] = pcm[i];
@@ -261,39 +192,82 @@ static void ws_feed16k(vx_wsconn *c, ws_detect *w, const int16_t *pcm, size_t n)
 			continue;
 		int speech = w->svc->engine->process(w->engine_state, w->frame,
 						     w->frame_len);
-		vad_segmenter_push(&w->seg, speech > 0, ws_seg_event, c);
+		vad_segmenter_push(&w->seg, speech > 0, ws_seg_event, cn);
 		w->frame_fill = 0;
 	}
 	w->samples += (int64_t)n;
 }
 
-static void ws_binary(vx_wsconn *c, void *state, const void *data, size_t len)
+static void ws_end(vx_svcws_conn *cn, void *state)
 {
 	ws_detect *w = state;
-	if (!w->configured) {
-		vx_ws_send_error(c, "not_configured",
-				 "send a JSON config message before audio");
-		return;
-	}
+	vx_buf_reset(&w->pcm);
+	if (vx_pcmstream_flush(&w->in, &w->pcm) == 0 && w->pcm.data)
+		ws_feed16k(cn, w, (const int16_t *)(void *)w->pcm.data,
+			   w->pcm.len / 2);
+	vad_segmenter_finish(&w->seg, ws_seg_event, cn);
+	char msg[128];
+	int n = snprintf(msg, sizeof(msg),
+			 "{\"event\":\"done\",\"duration_ms\":%lld,\"speech_ms\":%lld}",
+			 (long long)(w->samples / (VAD_RATE / 1000)),
+			 (long long)w->seg.speech_ms);
+	vx_svcws_send_text(cn, msg, (size_t)n);
+	ws_reset_round(w);
+}
+
+static void ws_cancel(vx_svcws_conn *cn, void *state)
+{
+	ws_detect *w = state;
+	(void)cn;
+	vx_pcmstream_flush(&w->in, &w->pcm);   /* dropped */
+	vx_buf_reset(&w->pcm);
+	ws_reset_round(w);
+}
+
+static void ws_binary(vx_svcws_conn *cn, void *state, const void *data,
+		      size_t len)
+{
+	ws_detect *w = state;
 	if (w->samples / VAD_RATE > w->svc->max_audio_s) {
-		vx_ws_send_error(c, "audio_too_long",
-				 "over %d s of audio in one round", w->svc->max_audio_s);
-		vx_ws_close(c, 1009, "audio too long");
+		vx_svcws_error(cn, "audio_too_long",
+			       "over %d s of audio in one round", w->svc->max_audio_s);
+		vx_svcws_close(cn, 1009, "audio too long");
 		return;
 	}
 	vx_buf_reset(&w->pcm);
 	if (vx_pcmstream_feed(&w->in, data, len, &w->pcm) == 0 && w->pcm.data)
-		ws_feed16k(c, w, (const int16_t *)(void *)w->pcm.data,
+		ws_feed16k(cn, w, (const int16_t *)(void *)w->pcm.data,
 			   w->pcm.len / 2);
 }
 
-static void ws_close(vx_wsconn *c, void *state)
+static void ws_init(vx_svcws_conn *cn, void *state)
 {
-	(void)c;
+	ws_detect *w = state;
+	w->svc = vx_svcws_user(cn);
+}
+
+static void ws_release(void *state)
+{
 	ws_detect *w = state;
 	ws_release_engine(w);
 	vx_buf_release(&w->pcm);
-	free(w);
+}
+
+static const vx_svcws_ops ws_ops = {
+	.state_size = sizeof(ws_detect),
+	.needs_config = true,
+	.events = "config, end, cancel",
+	.init = ws_init,
+	.config = ws_configure,
+	.end = ws_end,
+	.cancel = ws_cancel,
+	.binary = ws_binary,
+	.release = ws_release,
+};
+
+static int ws_open(vx_wsconn *c, void *user, void **ret_state)
+{
+	return vx_svcws_open(c, &ws_ops, user, ret_state);
 }
 
 /* ---- tables ---- */
@@ -304,7 +278,8 @@ const vx_route vad_routes[] = {
 const size_t vad_n_routes = sizeof(vad_routes) / sizeof(vad_routes[0]);
 
 const vx_ws_route vad_ws_routes[] = {
-	{ "/ws/detect", ws_open, ws_text, ws_binary, ws_close },
+	{ "/ws/detect", ws_open, vx_svcws_on_text, vx_svcws_on_binary,
+	  vx_svcws_on_close },
 };
 const size_t vad_n_ws_routes = sizeof(vad_ws_routes) / sizeof(vad_ws_routes[0]);
 
