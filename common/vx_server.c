@@ -114,13 +114,13 @@ static void answer_health(vx_server *s, vx_req *req)
 		s->cfg.health(s->cfg.user, &extra, detail, sizeof(detail)) :
 		VX_HEALTH_OK;
 	static const char *const names[] = { "ok", "loading", "unavailable",
-					     "overloaded" };
+					     "overloaded", "degraded" };
 	const char *status = names[h];
 	if (atomic_load(&s->draining)) {
 		status = "draining";
 		snprintf(detail, sizeof(detail), "shutting down");
 	}
-	bool ok = !strcmp(status, "ok");
+	bool ok = !strcmp(status, "ok") || !strcmp(status, "degraded");
 	vx_buf b = {0};
 	vx_buf_printf(&b, "{\"status\":\"%s\"", status);
 	if (detail[0]) {

@@ -81,6 +81,9 @@ typedef enum vx_health {
 	VX_HEALTH_LOADING,
 	VX_HEALTH_UNAVAILABLE,
 	VX_HEALTH_OVERLOADED,
+	/* Serving, but something it depends on is down (the orchestrator
+	 * with a stage missing): 200, since a request is still accepted. */
+	VX_HEALTH_DEGRADED,
 } vx_health;
 
 typedef struct vx_server_config {

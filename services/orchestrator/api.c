@@ -2,8 +2,12 @@
  * api.c - voxline-orchestrator's routes: /ws/chat (the client protocol in
  * front of conversation.c), POST /chat (one turn in one request, driven
  * through the same conversation machinery), the conversation store
- * (GET /conversations, GET|DELETE /conversations/{id}) and GET / (the web
- * page).
+ * (GET /conversations, GET|DELETE /conversations/{id}), GET /voices and
+ * GET /v1/models (the TTS's and the LLM's, passed through for the page),
+ * GET / (the web page) and the /healthz body (every stage's state).
+ *
+ * A stage that is missing is named in every error it causes, with how to
+ * start it (upstream_hint).
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -25,6 +29,7 @@
 
 #define CHAT_WAIT_SLICE_MS 100      /* POST /chat checks for a gone client */
 #define WEB_MAX_BYTES (1u << 20)    /* web/index.html */
+#define PROXY_MAX_TIMEOUT_MS 10000  /* GET /voices, /v1/models from a stage */
 
 const char *const orch_stage_names[ORCH_N_STAGES] = { "vad", "stt", "llm", "tts" };
 
@@ -347,6 +352,34 @@ static void chat_answer(vx_req *req, chat_sink *s, const char *id, int rate)
 	vx_req_reply_buf(req, 200, "application/json", &b);
 }
 
+/* The stage of an error event's "stage", or -1. */
+static int stage_index(const char *name)
+{
+	for (int st = 0; st < ORCH_N_STAGES; st++)
+		if (!strcmp(name, orch_stage_names[st]))
+			return st;
+	return -1;
+}
+
+/* Answers a failed turn: 400 for a bad conversation id, 504 for a stage
+ * timeout, else 502; a stage that is missing (unreachable, or down by the
+ * health checks) gets the hint that says how to start it. */
+static void chat_fail(vx_req *req, orch_service *svc, const chat_sink *s)
+{
+	int st = stage_index(s->err_stage);
+	int status = !strcmp(s->err_stage, "history") &&
+		     !strcmp(s->err_code, "bad_conversation_id") ? 400 :
+		     !strcmp(s->err_code, "timeout") ? 504 : 502;
+	if (st >= 0 && (!strcmp(s->err_code, "unavailable") || !upstream_up(svc->up[st]))) {
+		char hint[UPSTREAM_MAX_HINT];
+		upstream_hint(svc->up[st], hint, sizeof(hint));
+		vx_req_error(req, status, s->err_code, "%s: %s. %s", s->err_stage,
+			     s->err_msg, hint);
+		return;
+	}
+	vx_req_error(req, status, s->err_code, "%s: %s", s->err_stage, s->err_msg);
+}
+
 static void chat_job(vx_req *req, void *arg)
 {
 	orch_service *svc = arg;
@@ -383,15 +416,16 @@ static void chat_job(vx_req *req, void *arg)
 	conversation_unref(cv);
 
 	if (s.failed) {
-		bool client = !strcmp(s.err_stage, "history");
-		vx_req_error(req, client && !strcmp(s.err_code, "bad_conversation_id") ? 400 :
-			     !strcmp(s.err_code, "timeout") ? 504 : 502,
-			     s.err_code, "%s: %s", s.err_stage, s.err_msg);
+		chat_fail(req, svc, &s);
 	} else if (!done) {
 		vx_req_error(req, 504, "timeout", "the turn did not finish in %lld ms",
 			     (long long)timeout_ms);
 	} else if (!s.transcript.len && !in.text) {
 		vx_req_error(req, 422, "no_speech", "no speech was recognised");
+	} else if (!s.audio.len && wants_wav(req)) {
+		/* An empty WAV would pass for a reply: say why there is none. */
+		vx_req_error(req, 502, "no_audio", "the turn produced no reply audio "
+			     "(reply text: %zu bytes)", s.reply.len);
 	} else {
 		if (in.text && !s.transcript.len)   /* typed: the text is what was said */
 			vx_buf_puts(&s.transcript, in.text);
@@ -508,6 +542,44 @@ static void handle_index(vx_req *req, void *user)
 	vx_req_reply_buf(req, 200, "text/html; charset=utf-8", &b);
 }
 
+/* ---- GET /voices, GET /v1/models: a stage's list, passed through ---- */
+
+/* Answers with what stage st answers to GET path (status, body and type
+ * as they are); 503 naming the stage and how to start it when no instance
+ * answers, and the same hint added to a 5xx from a stage that is down. */
+static void proxy_get(vx_req *req, orch_service *svc, int st, const char *path)
+{
+	int timeout_ms = svc->stage_timeout_s * 1000;
+	if (timeout_ms > PROXY_MAX_TIMEOUT_MS)
+		timeout_ms = PROXY_MAX_TIMEOUT_MS;
+	vx_buf body = {0};
+	char ctype[128], hint[UPSTREAM_MAX_HINT];
+	int status = 0;
+	int r = upstream_get(svc->up[st], path, timeout_ms, &status, &body, ctype,
+			     sizeof(ctype));
+	if (r < 0 || (status >= 500 && !upstream_up(svc->up[st]))) {
+		upstream_hint(svc->up[st], hint, sizeof(hint));
+		vx_log_warn(vx_req_id(req), "GET %s: %s: %s", path,
+			    orch_stage_names[st], r < 0 ? strerror(-r) : "down");
+		vx_req_add_header(req, "Retry-After", "2");
+		vx_req_error(req, 503, "stage_unavailable", "%s: %s", orch_stage_names[st],
+			     hint);
+		vx_buf_release(&body);
+		return;
+	}
+	vx_req_reply_buf(req, status, ctype[0] ? ctype : "application/json", &body);
+}
+
+static void handle_voices(vx_req *req, void *user)
+{
+	proxy_get(req, user, ORCH_TTS, "/voices");
+}
+
+static void handle_models(vx_req *req, void *user)
+{
+	proxy_get(req, user, ORCH_LLM, "/v1/models");
+}
+
 /* ---- tables, health, info ---- */
 
 const vx_route orch_routes[] = {
@@ -515,6 +587,8 @@ const vx_route orch_routes[] = {
 	{ "GET", "/conversations", handle_list, 0, true },
 	{ "GET", "/conversations/*", handle_get, 0, true },
 	{ "DELETE", "/conversations/*", handle_delete, 0, true },
+	{ "GET", "/voices", handle_voices, 0, true },
+	{ "GET", "/v1/models", handle_models, 0, true },
 	{ "GET", "/", handle_index, 0, false },
 };
 const size_t orch_n_routes = sizeof(orch_routes) / sizeof(orch_routes[0]);
@@ -535,10 +609,27 @@ vx_health orch_service_health(void *user, vx_buf *extra, char *detail,
 		vx_buf_printf(extra, "%s\"%s\":{\"healthy\":%zu,\"instances\":%zu}",
 			      st ? "," : "", orch_stage_names[st],
 			      upstream_healthy(svc->up[st]), upstream_count(svc->up[st]));
+	vx_buf_puts(extra, "},\"stages\":{");
+	char down[64] = "";
+	for (int st = 0; st < ORCH_N_STAGES; st++) {
+		vx_buf_printf(extra, "%s\"%s\":", st ? "," : "", orch_stage_names[st]);
+		upstream_stage_json(svc->up[st], extra);
+		if (!upstream_up(svc->up[st]))
+			snprintf(down + strlen(down), sizeof(down) - strlen(down), "%s%s",
+				 down[0] ? ", " : "", orch_stage_names[st]);
+	}
 	vx_buf_puts(extra, "}");
 	if (calls >= svc->max_calls) {
 		snprintf(detail, detail_len, "%d conversations (--max-calls)", calls);
 		return VX_HEALTH_OVERLOADED;
+	}
+	if (down[0]) {
+		/* Still ready: calls are accepted (and fail naming the stage);
+		 * every orchestrator shares the stages, so taking this one out
+		 * of a balancer would not help. */
+		snprintf(detail, detail_len, "stage unavailable: %s (see stages.*.hint)",
+			 down);
+		return VX_HEALTH_DEGRADED;
 	}
 	return VX_HEALTH_OK;
 }

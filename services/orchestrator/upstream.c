@@ -377,7 +377,13 @@ int upstream_probe(const char *host, int port, int timeout_ms)
 
 bool upstream_up(const upstream *u)
 {
-	return upstream_healthy(u) > 0;
+	pthread_mutex_t *lock = (pthread_mutex_t *)&u->lock;
+	bool up = false;
+	pthread_mutex_lock(lock);
+	for (size_t i = 0; i < u->n && !up; i++)
+		up = atomic_load(&u->inst[i].healthy) && u->inst[i].probe_rc == 0;
+	pthread_mutex_unlock(lock);
+	return up;
 }
 
 /* "http://a:1,http://b:2" into buf. */
@@ -402,7 +408,7 @@ static int down_reason(const upstream *u, char *detail, size_t len, size_t *ret_
 	size_t pick = 0;
 	pthread_mutex_lock(lock);
 	for (size_t i = 0; i < u->n; i++) {
-		if (atomic_load(&u->inst[i].healthy))
+		if (atomic_load(&u->inst[i].healthy) && u->inst[i].probe_rc == 0)
 			continue;
 		if (rc == 0 || (u->inst[i].probe_rc == -EHOSTDOWN && rc != -EHOSTDOWN)) {
 			rc = u->inst[i].probe_rc ? u->inst[i].probe_rc : -ECONNREFUSED;

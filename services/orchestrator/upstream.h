@@ -81,7 +81,8 @@ int upstream_probe(const char *host, int port, int timeout_ms);
 int upstream_probe_detail(const char *host, int port, int timeout_ms,
 			  char *detail, size_t len);
 
-/* The stage is up: at least one instance healthy. */
+/* The stage is up: at least one instance healthy whose last check was
+ * good (a caller's good verdict does not hide a failing /healthz). */
 bool upstream_up(const upstream *u);
 
 /* Appends the stage as the orchestrator's /healthz reports it:
