@@ -109,7 +109,8 @@ double turn_span_ms(int64_t a, int64_t b)
 
 void turn_get_timings(const turn *t, turn_timings *r)
 {
-	r->stt_ms = t->from_text ? -1 : turn_span_ms(t->t_input_end, t->t_final);
+	r->stt_ms = t->from_text ? -1 : turn_span_ms(t->t_eot ? t->t_eot : t->t_input_end,
+						     t->t_final);
 	r->llm_first_token_ms = turn_span_ms(t->t_llm_request, t->t_llm_first_token);
 	r->llm_first_sentence_ms = turn_span_ms(t->t_llm_request, t->t_first_sentence);
 	r->tts_first_audio_ms = turn_span_ms(t->t_first_sentence, t->t_tts_first_audio);
@@ -120,7 +121,8 @@ void turn_get_timings(const turn *t, turn_timings *r)
 	if (r->voice_to_voice_ms >= 0 && r->llm_first_sentence_ms >= 0 &&
 	    r->tts_first_audio_ms >= 0) {
 		double o = r->voice_to_voice_ms - r->llm_first_sentence_ms -
-			   r->tts_first_audio_ms - (r->stt_ms > 0 ? r->stt_ms : 0);
+			   r->tts_first_audio_ms - (r->stt_ms > 0 ? r->stt_ms : 0) -
+			   (t->t_eot > t->t_input_end ? (double)(t->t_eot - t->t_input_end) / 1000.0 : 0);
 		r->overhead_ms = o > 0 ? o : 0;
 	}
 }

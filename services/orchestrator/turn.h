@@ -3,7 +3,7 @@
  * cut into sentences with the reply audio sent for each, and the stage
  * timestamps from which the per-turn metrics are computed.
  *
- * The conversation (conversation.c) fills it as events come: the user's
+ * The conversation machine (conv_machine.c) fills it as events come: the user's
  * text, reply tokens and reasoning, each sentence as it goes to TTS, audio
  * bytes sent per sentence, and a timestamp per milestone. At the end it
  * asks for the metrics JSON and, after a barge-in, for the part of the
@@ -55,6 +55,7 @@ typedef struct turn {
 	/* milestones, monotonic us */
 	int64_t t_speech_start;   /* VAD speech_start received */
 	int64_t t_input_end;      /* VAD speech_end received, or the text turn came */
+	int64_t t_eot;            /* the turn judged ended (STT told "end"); 0: t_input_end */
 	int64_t t_final;          /* STT final transcript */
 	int64_t t_llm_request;
 	int64_t t_llm_first_token;
@@ -82,7 +83,7 @@ void turn_played_text(const turn *t, int64_t now_us, vx_buf *out);
 double turn_span_ms(int64_t a, int64_t b);
 
 /* The per-stage durations (ms, -1 = did not happen), as named in orch_timing:
- * stt, llm_first_token, llm_first_sentence, tts_first_audio, voice_to_voice,
+ * stt (from t_eot when set: the end-of-turn wait is not STT's), llm_first_token, llm_first_sentence, tts_first_audio, voice_to_voice,
  * overhead, total; forward_ms is TTS audio received -> first byte sent. */
 typedef struct turn_timings {
 	double stt_ms, llm_first_token_ms, llm_first_sentence_ms;
