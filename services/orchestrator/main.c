@@ -21,6 +21,11 @@ static const char *const timing_names[ORCH_N_TIMINGS] = {
 	"voice_to_voice", "orchestrator", "total",
 };
 
+static double stage_up_gauge(void *arg)
+{
+	return upstream_up(arg) ? 1 : 0;
+}
+
 static void register_metrics(orch_service *svc, vx_metrics *m)
 {
 	char labels[64];
@@ -37,6 +42,9 @@ static void register_metrics(orch_service *svc, vx_metrics *m)
 		snprintf(labels, sizeof(labels), "stage=\"%s\"", orch_stage_names[st]);
 		svc->stage_errors[st] = vx_metrics_counter(m, "voxline_orch_stage_errors_total",
 			"Turns failed by a downstream service (down, error, timeout)", labels);
+		vx_metrics_gauge_fn(m, "voxline_orch_stage_up", "1 while the stage is up (an "
+			"instance whose /healthz answers 200), else 0", labels,
+			stage_up_gauge, svc->up[st]);
 	}
 	svc->turns = vx_metrics_counter(m, "voxline_orch_turns_total", "Turns finished", NULL);
 	svc->barge_ins = vx_metrics_counter(m, "voxline_orch_barge_ins_total",
