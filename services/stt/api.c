@@ -21,7 +21,7 @@
 
 void stt_error_map(stt_service *svc, int err, stt_http_error *ret)
 {
-	bool remote = svc->engine->stream_open == NULL;
+	bool remote = svc->engine->flags & VX_ENGINE_REMOTE;
 	const char *kind;
 	ret->status = 500;
 	ret->code = "engine_failed";
@@ -193,17 +193,35 @@ vx_health stt_service_health(void *user, vx_buf *extra, char *detail,
 	return VX_HEALTH_OK;
 }
 
+/* The engine's languages as a JSON array; ["auto"] when it takes any
+ * (a remote server detects the language). */
+static void api_languages_json(const char *langs, vx_buf *out)
+{
+	size_t n = 0;
+
+	vx_buf_puts(out, "[");
+	while (langs && *(langs += strspn(langs, " "))) {
+		size_t len = strcspn(langs, " ");
+		vx_buf_puts(out, n++ ? "," : "");
+		vx_buf_json_str(out, langs, len);
+		langs += len;
+	}
+	vx_buf_puts(out, n ? "]" : "\"auto\"]");
+}
+
 void stt_service_info(void *user, vx_buf *out)
 {
 	stt_service *svc = user;
-	bool streams = svc->engine->stream_open != NULL;
-	vx_buf_printf(out, ",\"engine\":\"%s\",\"engines\":[", svc->engine->name);
+	const vx_engine *e = &svc->engine->engine;
+	bool streams = e->flags & VX_ENGINE_STREAMING;
+	vx_buf_printf(out, ",\"engine\":\"%s\",\"engines\":[", e->name);
 	for (size_t i = 0; stt_engines[i]; i++)
 		vx_buf_printf(out, "%s\"%s\"", i ? "," : "", stt_engines[i]->name);
 	vx_buf_puts(out, "],\"model\":");
 	vx_buf_json_str(out, svc->model_name, strlen(svc->model_name));
-	vx_buf_printf(out, ",\"languages\":%s,\"default_language\":",
-		      streams ? "[\"en\"]" : "[\"auto\"]");
+	vx_buf_puts(out, ",\"languages\":");
+	api_languages_json(e->languages, out);
+	vx_buf_puts(out, ",\"default_language\":");
 	vx_buf_json_str(out, svc->language, strlen(svc->language));
 	vx_buf_printf(out, ",\"streaming_partials\":%s,\"sample_rate\":%d,"
 		      "\"input_sample_rates\":\"%d-%d\","

@@ -477,6 +477,9 @@ static void sphinx_stream_close(void *stream)
 const stt_engine_ops stt_engine_pocketsphinx = {
 	.name = "pocketsphinx",
 	.description = "CMU pocketsphinx, embedded (en-us model)",
+	.flags = VX_ENGINE_STREAMING,
+	.languages = "en",
+	.default_model = "en-us",
 	.create = sphinx_create,
 	.destroy = sphinx_destroy,
 	.transcribe = sphinx_transcribe,

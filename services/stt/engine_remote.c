@@ -445,6 +445,8 @@ out_leave:
 const stt_engine_ops stt_engine_whisper = {
 	.name = "whisper",
 	.description = "a whisper.cpp server (POST {url}/inference)",
+	.flags = VX_ENGINE_REMOTE,
+	.default_model = "default",
 	.create = remote_create_whisper,
 	.destroy = remote_destroy,
 	.transcribe = remote_transcribe,
@@ -453,6 +455,8 @@ const stt_engine_ops stt_engine_whisper = {
 const stt_engine_ops stt_engine_openai = {
 	.name = "openai",
 	.description = "an OpenAI-compatible server (POST {url}/v1/audio/transcriptions)",
+	.flags = VX_ENGINE_REMOTE,
+	.default_model = "whisper-1",
 	.create = remote_create_openai,
 	.destroy = remote_destroy,
 	.transcribe = remote_transcribe,

@@ -11,6 +11,8 @@
 STT_ENGINE_SRCS := services/stt/stt_engine.c services/stt/engine_pocketsphinx.c \
 	services/stt/engine_remote.c
 STT_ENGINE_OBJS := $(STT_ENGINE_SRCS:%.c=$(BUILD)/obj/%.o)
+# The registry's lookup (vx_engine.c, libc only), for links without libvoxline.
+STT_ENGINE_OBJS += $(BUILD)/obj/common/vx_engine.o
 STT_ENGINE_PKGS := pocketsphinx sphinxbase libcurl libcjson
 STT_ENGINE_LIBS := $(shell $(PKG_CONFIG) --libs $(STT_ENGINE_PKGS))
 STT_ENGINE_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(STT_ENGINE_PKGS))

@@ -27,14 +27,14 @@ static int stt_engine_load(stt_service *svc)
 		.model = svc->model,
 		.timeout_ms = svc->timeout_s * 1000,
 	};
-	if (svc->engine->stream_open) {
-		svc->model_name = svc->hmm ? svc->hmm : "en-us";
-	} else {
+	/* A local engine's model is its files (--hmm), a remote one's --model. */
+	const char *model = svc->hmm;
+	if (svc->engine->flags & VX_ENGINE_REMOTE) {
 		if (!svc->url)
 			vx_fatal("--engine %s needs --url", svc->engine->name);
-		svc->model_name = svc->model ? svc->model :
-			!strcmp(svc->engine->name, "openai") ? "whisper-1" : "default";
+		model = svc->model;
 	}
+	svc->model_name = model ? model : svc->engine->default_model;
 	return svc->engine->create(&ecfg, &svc->eng);
 }
 
@@ -91,10 +91,11 @@ int main(int argc, char **argv)
 		return r > 0 ? 0 : 2;
 	if (vx_daemon_init(&svc.d, "stt") < 0)
 		return 2;
-	svc.engine = stt_engine_find(svc.engine_name);
-	if (!svc.engine)
-		vx_fatal("unknown --engine %s (pocketsphinx, whisper, openai)",
-			 svc.engine_name);
+	if (!(svc.engine = stt_engine_find(svc.engine_name))) {
+		char why[256];
+		vx_fatal("--engine: %s", vx_engine_unknown(stt_engine_at,
+			 svc.engine_name, why, sizeof(why)));
+	}
 	if (svc.d.workers > STT_POOL_MAX)
 		vx_fatal("--workers: at most %d decoders", STT_POOL_MAX);
 	if ((r = stt_engine_load(&svc)) < 0)

@@ -2,9 +2,11 @@
  * stt_engine.c - the engine registry and the result type every engine
  * fills.
  *
- * Adding an engine: write engine_<name>.c exporting a const stt_engine_ops,
- * declare it in stt_engine.h and add it to stt_engines[]. The first entry is
- * the default (pocketsphinx: embedded, works offline, streams partials).
+ * Adding an engine: write engine_<name>.c exporting a const stt_engine_ops
+ * that says what it is (name, aliases, flags, languages, default_model) and
+ * has its functions, declare it in stt_engine.h and add it to stt_engines[].
+ * The first entry is the default (pocketsphinx: embedded, works offline,
+ * streams partials).
  */
 #include "stt_engine.h"
 
@@ -18,14 +20,18 @@ const stt_engine_ops *const stt_engines[] = {
 	NULL,
 };
 
+const vx_engine *stt_engine_at(size_t i)
+{
+	return stt_engines[i] ? &stt_engines[i]->engine : NULL;
+}
+
 const stt_engine_ops *stt_engine_find(const char *name)
 {
-	if (!name || !*name)
-		return stt_engines[0];
-	for (size_t i = 0; stt_engines[i]; i++)
-		if (strcmp(stt_engines[i]->name, name) == 0)
-			return stt_engines[i];
-	return NULL;
+	const vx_engine *e;
+
+	if (vx_engine_find(stt_engine_at, name, &e) < 0)
+		return NULL;
+	return (const stt_engine_ops *)e;   /* e is the ops' first member */
 }
 
 void stt_result_release(stt_result *r)

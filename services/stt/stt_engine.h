@@ -8,15 +8,19 @@
  * rare). All entry points are thread-safe unless marked; a stream is used by
  * one thread at a time. Audio is always 16 kHz mono PCM16 (STT_RATE).
  * Engines check *cancel between chunks and return -ECANCELED when set.
- * Engines register in stt_engines[] (stt_engine.c), chosen by --engine.
+ * Each engine declares what it is in its ops (VX_ENGINE_HEAD, vx_engine.h:
+ * name, aliases, flags, languages; plus default_model) and registers in
+ * stt_engines[] (stt_engine.c); --engine picks one by name or alias.
  *
  * Engines:
- *   "pocketsphinx"  embedded, CMU Sphinx en-us; streams with partials.
- *                   About 90 MB resident and 0.4 s load per decoder.
+ *   "pocketsphinx"  embedded, CMU Sphinx en-us; streams with partials
+ *                   (VX_ENGINE_STREAMING). About 90 MB resident and 0.4 s
+ *                   load per decoder.
  *   "whisper"       a whisper.cpp server: POST {url}/inference.
  *   "openai"        an OpenAI-compatible server: POST {url}/v1/audio/transcriptions.
- *   The remote engines cannot stream (stream_open is NULL): the service
- *   buffers the utterance and calls transcribe.
+ *   The remote engines (VX_ENGINE_REMOTE: need a url) cannot stream
+ *   (stream_open is NULL): the service buffers the utterance and calls
+ *   transcribe.
  *
  * Errors (negative errno): -EINVAL bad argument or config, -ENOENT model
  * files missing, -ENOMEM, -EBUSY no free decoder, -E2BIG more than
@@ -40,6 +44,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "vx_engine.h"
 
 #define STT_RATE 16000
 #define STT_AUDIO_MAX_SECONDS 600   /* per transcribe call or per utterance */
@@ -84,8 +90,12 @@ void stt_result_release(stt_result *r);
 typedef void (*stt_partial_cb)(void *user, const char *text);
 
 typedef struct stt_engine_ops {
-	const char *name;
-	const char *description;
+	/* name, aliases, description, flags (VX_ENGINE_STREAMING exactly when
+	 * the stream_* functions are there, VX_ENGINE_REMOTE when it needs a
+	 * url), languages (NULL: the server's) */
+	VX_ENGINE_HEAD;
+	const char *default_model;     /* what /healthz and /info report when
+					* no model is configured */
 	int (*create)(const stt_config *cfg, void **ret_engine);
 	void (*destroy)(void *engine);           /* accepts NULL; no stream may be open */
 	int (*transcribe)(void *engine, const int16_t *pcm, size_t n,
@@ -108,7 +118,10 @@ extern const stt_engine_ops stt_engine_whisper;       /* engine_remote.c */
 extern const stt_engine_ops stt_engine_openai;        /* engine_remote.c */
 
 extern const stt_engine_ops *const stt_engines[];   /* NULL-terminated, default first */
-/* The engine called name, the default for NULL or "", NULL when unknown. */
+/* The engine called name or aliased so (case ignored), the default for
+ * NULL or "", NULL when unknown. */
 const stt_engine_ops *stt_engine_find(const char *name);
+/* stt_engines[i] as a vx_engine, NULL past the last (for vx_engine_*). */
+const vx_engine *stt_engine_at(size_t i);
 
 #endif
