@@ -16,8 +16,14 @@
  * partial arrived, speech ended): WAIT, INTERRUPT or IGNORE. With the
  * backchannel policy, short sounds (coughs) and backchannel words
  * ("uh-huh", "yeah", "okay", "mm-hm") are ignored and anything else
- * interrupts by barge_min_ms of detected speech. The immediate policy
- * interrupts at once.
+ * interrupts by barge_min_ms of detected speech. Speech with no words yet
+ * past barge_min_ms interrupts too (a real interruption the recogniser has
+ * not caught up with), so a cough is ignored when it ends, or its text
+ * shows it is no word, before that. Backchannels still going after 1.5 s
+ * interrupt. The immediate policy interrupts at once. Both policies read
+ * words (recognisers rarely punctuate): case, punctuation, apostrophes and
+ * bracketed sound tags ("[coughs]") do not matter; non-ASCII words are
+ * content. Ask again when a newer partial arrives: answers follow the words.
  *
  *     conv_policy_cfg p; conv_policy_defaults(&p);
  *     int need = conv_policy_eot_silence_ms(&p, "my number is five", 17);
