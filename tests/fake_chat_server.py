@@ -12,7 +12,10 @@ message) it replies: transcript ("<N> ms of speech" or the text),
 response_delta, audio_start, 600 ms of a 440 Hz tone paced in real time in
 the asked encoding and rate, audio_end, metrics. Speech during the reply is
 a barge-in: interrupted, then metrics for the cut turn. Voice "fail" answers
-start with an error; voice "silent" never replies. metrics also reports
+start with an error; voice "silent" never replies; voice "tts_down" fails
+every odd turn the way the orchestrator does when a stage is missing
+(transcript, response_delta, an error event naming the stage, metrics, no
+audio); voice "error_no_metrics" sends an error and never ends the turn. metrics also reports
 what the fake received on this connection so far: received_audio_ms,
 frame_bytes, stream_ms (first to last input frame).
 """
@@ -115,6 +118,12 @@ def session(c):
     def reply(text, cancel):
         c.send({"type": "transcript", "text": text})
         c.send({"type": "response_delta", "text": "You said: " + text})
+        if voice == "error_no_metrics" or (voice == "tts_down" and st["turn"] % 2 == 1):
+            c.send({"type": "error", "stage": "tts", "code": "unavailable",
+                    "message": "voxline-tts unreachable: Connection refused"})
+            if voice == "tts_down":
+                c.send(metrics(False))
+            return
         c.send({"type": "audio_start", "sample_rate": rate, "encoding": enc})
         per = rate // 50
         for i in range(TONE_MS // 20):
@@ -287,6 +296,25 @@ def check(client):
                             (ty.index("interrupted") < ty.index("audio_end"), "cut first reply")])
     run("error_event_fails", ["--text", "x", "--voice", "fail"], 1,
         lambda ev, ty, el: [(ty[0] == "error", "error printed")])
+    run("turn_error_waits_for_metrics_and_next_turn_runs",
+        ["--text", "hi", "--turns", "2", "--voice", "tts_down", "--out", out("d.wav")], 1,
+        lambda ev, ty, el: [(ty.count("metrics") == 2, "both turns ended %s" % ty),
+                            (ty.index("error") < ty.index("metrics") < ty.index("audio_start"),
+                             "turn 2 ran after turn 1's error and metrics"),
+                            (ev[-1]["turns"] == 2 and ev[-1]["turns_failed"] == 1, "summary"),
+                            ([(e["turn"], e["stage"], e["code"]) for e in ev[-1]["errors"]] ==
+                             [(1, "tts", "unavailable")], "errors %s" % ev[-1]["errors"])]
+        + tone_wav(out("d.wav"), 16000))
+    run("turn_error_without_audio_writes_no_wav",
+        ["--text", "hi", "--voice", "tts_down", "--out", out("e.wav")], 1,
+        lambda ev, ty, el: [(ty[-2] == "metrics", "waited for metrics"),
+                            (not os.path.exists(out("e.wav")), "no e.wav"),
+                            (not os.path.exists(out("e.wav.part")), "no e.wav.part"),
+                            (ev[-1]["turns_failed"] == 1, "summary")])
+    run("turn_error_without_metrics_gives_up",
+        ["--text", "hi", "--voice", "error_no_metrics", "--out", out("f.wav")], 1,
+        lambda ev, ty, el: [(4 <= el < 9, "gave up after %.1f s" % el),
+                            (not os.path.exists(out("f.wav")), "no f.wav")])
     run("timeout_without_reply", ["--file", wav_in, "--fast", "--voice", "silent",
                                   "--timeout-s", "1"], 2,
         lambda ev, ty, el: [(el < 4, "took %.2f s" % el)])

@@ -18,11 +18,24 @@
  * after the first audio_start, to interrupt the reply: that adds one turn,
  * and the run fails unless an "interrupted" event came.
  *
+ * Errors are per turn: an "error" event during a turn (a stage down, a
+ * stage timeout) is printed on stdout like every event and as one line on
+ * stderr ("voxline-client: turn 2: llm unavailable: ..."), and the client
+ * waits for that turn's "metrics" (the server ends a failed turn with it
+ * too) before the next turn; without metrics within CLIENT_ERROR_WAIT_MS it
+ * gives up. An error before "ready" (the start was refused) ends the run.
+ *
+ * --out is written only when reply audio came, through a temporary file
+ * renamed into place: never an empty or half-written WAV.
+ *
  * Last line on stdout: {"type":"client_summary",...} with client-side
- * timings (input end -> first reply audio byte, etc.).
- * Exit status: 0 every turn done; 1 error event, connection failure or
- * bad input; 2 timeout (--timeout-s without progress); 3 barge-in not
- * acknowledged; 64 bad usage.
+ * timings (input end -> first reply audio byte, etc.), "turns_failed" and
+ * "errors" ([{"turn":N,"stage":..,"code":..,"message":..}], one per error
+ * event).
+ * Exit status: 0 every turn done without an error event; 1 an error event
+ * (in any turn, or refusing the start), connection failure or bad input;
+ * 2 timeout (--timeout-s without progress); 3 barge-in not acknowledged;
+ * 64 bad usage.
  */
 #include "vx_audio.h"
 #include "vx_buf.h"
@@ -48,6 +61,8 @@
 #define CLIENT_MAX_REPLY_BYTES (256u << 20) /* reply audio kept for --out */
 #define CLIENT_QUEUE_HIGH (1u << 20)       /* unsent bytes before --fast waits */
 #define CLIENT_CLOSE_WAIT_MS 3000          /* for on_close after our close */
+#define CLIENT_ERROR_WAIT_MS 5000          /* error event -> that turn's metrics */
+#define CLIENT_MAX_ERRORS 100              /* kept for the summary */
 
 enum exit_code {
 	EXIT_OK = 0,
@@ -83,6 +98,11 @@ struct session {
 	vx_buf reply;          /* reply audio, host-order int16 */
 	size_t reply_frames_dropped;
 	char conversation_id[128];
+	bool turn_error;       /* an error event in the turn in progress */
+	int64_t error_ms;      /* monotonic time of an error awaiting metrics; 0 = none */
+	int turns_failed;      /* turns ended (metrics) after an error event */
+	int errors;            /* error events */
+	vx_buf errors_json;    /* `{"turn":..},{..}` for the summary */
 };
 
 /* Whole monotonic milliseconds: every time in this file is one. */
@@ -112,6 +132,42 @@ static void on_open(vx_wsclient_conn *c, void *user)
 	pthread_mutex_unlock(&s->lock);
 }
 
+/* An error event: before "ready" it ends the run; in a turn it marks the
+ * turn failed and the turn goes on to its metrics. Lock held. */
+static void on_error(struct session *s, const cJSON *ev)
+{
+	/* /ws/chat: {"stage","code","message"}; nested {"error":{..}} too. */
+	const cJSON *e = cJSON_GetObjectItem(ev, "error");
+	if (!cJSON_IsObject(e))
+		e = ev;
+	const char *stage = cJSON_GetStringValue(cJSON_GetObjectItem(e, "stage"));
+	const char *code = cJSON_GetStringValue(cJSON_GetObjectItem(e, "code"));
+	const char *msg = cJSON_GetStringValue(cJSON_GetObjectItem(e, "message"));
+	stage = stage ? stage : "orchestrator";
+	code = code ? code : "error";
+	msg = msg ? msg : "";
+	int turn = s->turns_done + 1;
+	if (!s->ready) {
+		s->failed = true;
+		fprintf(stderr, "voxline-client: start refused: %s %s: %s\n", stage, code, msg);
+	} else {
+		s->turn_error = true;
+		s->error_ms = mono_ms();
+		fprintf(stderr, "voxline-client: turn %d: %s %s: %s\n", turn, stage, code, msg);
+	}
+	if (s->errors++ < CLIENT_MAX_ERRORS) {
+		vx_buf *b = &s->errors_json;
+		vx_buf_printf(b, "%s{\"turn\":%d,\"stage\":", b->len ? "," : "",
+			      s->ready ? turn : 0);
+		vx_buf_json_str(b, stage, strlen(stage));
+		vx_buf_puts(b, ",\"code\":");
+		vx_buf_json_str(b, code, strlen(code));
+		vx_buf_puts(b, ",\"message\":");
+		vx_buf_json_str(b, msg, strlen(msg));
+		vx_buf_puts(b, "}");
+	}
+}
+
 /* Updates the turn state for one event type; lock held. */
 static void on_event(struct session *s, const char *type, const cJSON *ev)
 {
@@ -138,8 +194,12 @@ static void on_event(struct session *s, const char *type, const cJSON *ev)
 			s->metrics_pending = true;
 		else
 			s->turns_done++;
+		if (s->turn_error)
+			s->turns_failed++;
+		s->turn_error = false;
+		s->error_ms = 0;
 	} else if (!strcmp(type, "error")) {
-		s->failed = true;
+		on_error(s, ev);
 	}
 }
 
@@ -403,58 +463,83 @@ static int converse(struct session *s, vx_wsclient_conn *c, const vx_pcm *pcm)
 			deadline = mono_ms() + timeout;
 			continue;
 		}
+		if (s->error_ms && mono_ms() >= s->error_ms + CLIENT_ERROR_WAIT_MS) {
+			fprintf(stderr, "voxline-client: turn %d: no \"metrics\" within "
+				"%d ms of the error; giving up\n", s->turns_done + 1,
+				CLIENT_ERROR_WAIT_MS);
+			code = EXIT_FAIL;
+			break;
+		}
 		int64_t until = deadline;
+		if (s->error_ms && s->error_ms + CLIENT_ERROR_WAIT_MS < until)
+			until = s->error_ms + CLIENT_ERROR_WAIT_MS;
 		if (cfg->barge_in_ms >= 0 && !barged && s->audio_starts &&
 		    s->first_audio_start_ms + cfg->barge_in_ms < until)
 			until = s->first_audio_start_ms + cfg->barge_in_ms;
 		int before = s->turns_done;
-		if (!wait_until(s, until) && until == deadline) {
+		if (!wait_until(s, until) && until == deadline && mono_ms() >= deadline) {
 			code = EXIT_TIMEOUT;
 			break;
 		}
 		if (s->turns_done != before)
 			deadline = mono_ms() + timeout;
 	}
-	if (code == EXIT_OK && s->failed)
-		code = EXIT_FAIL;   /* an error event came with the last turn */
+	if (code == EXIT_OK && (s->failed || s->errors))
+		code = EXIT_FAIL;   /* a turn (or the start) reported an error */
 	if (code == EXIT_OK && cfg->barge_in_ms >= 0 && !s->interrupted)
 		code = EXIT_NO_BARGE_IN;
 	pthread_mutex_unlock(&s->lock);
 	return code;
 }
 
+/* Writes the reply audio to cfg->out through cfg->out + ".part" (removed
+ * on failure); -ENODATA, and no file, when no audio came. */
 static int write_reply(const struct config *cfg, struct session *s)
 {
-	vx_buf wav = {0};
+	if (s->reply.len < 2)
+		return -ENODATA;
+	vx_buf wav = {0}, tmp = {0};
 	int r = vx_audio_encode((const int16_t *)(void *)s->reply.data, s->reply.len / 2,
 				cfg->rate, 1, VX_FMT_WAV, &wav);
+	if (r == 0)
+		r = vx_buf_printf(&tmp, "%s.part", cfg->out);
 	if (r == 0) {
-		FILE *f = fopen(cfg->out, "wb");
+		FILE *f = fopen(tmp.data, "wb");
 		if (!f) {
 			r = -errno;
 		} else {
 			bool ok = fwrite(wav.data, 1, wav.len, f) == wav.len;
 			if (fclose(f) != 0 || !ok)
 				r = -EIO;
+			if (r == 0 && rename(tmp.data, cfg->out) < 0)
+				r = -errno;
+			if (r < 0)
+				unlink(tmp.data);
 		}
 	}
+	vx_buf_release(&tmp);
 	vx_buf_release(&wav);
 	return r;
 }
 
 static void print_summary(const struct session *s, int code, int64_t t_start)
 {
-	char line[768];
+	vx_buf line = {0};
 	long long first = s->first_byte_ms && s->input_end_ms ?
 			  (long long)(s->first_byte_ms - s->input_end_ms) : -1;
-	snprintf(line, sizeof(line),
-		 "{\"type\":\"client_summary\",\"exit\":%d,\"conversation_id\":\"%s\","
-		 "\"turns\":%d,\"interrupted\":%d,\"reply_audio_ms\":%lld,"
-		 "\"last_input_end_to_first_audio_ms\":%lld,\"elapsed_ms\":%lld}",
-		 code, s->conversation_id, s->turns_done, s->interrupted,
-		 (long long)(s->reply.len / 2 * 1000 / (size_t)s->cfg->rate), first,
-		 (long long)(mono_ms() - t_start));
-	print_line(s, line, strlen(line), true);
+	vx_buf_printf(&line, "{\"type\":\"client_summary\",\"exit\":%d,"
+		      "\"conversation_id\":", code);
+	vx_buf_json_str(&line, s->conversation_id, strlen(s->conversation_id));
+	vx_buf_printf(&line, ",\"turns\":%d,\"turns_failed\":%d,\"interrupted\":%d,"
+		      "\"reply_audio_ms\":%lld,\"last_input_end_to_first_audio_ms\":%lld,"
+		      "\"elapsed_ms\":%lld,\"errors\":[%s]}",
+		      s->turns_done, s->turns_failed, s->interrupted,
+		      (long long)(s->reply.len / 2 * 1000 / (size_t)s->cfg->rate), first,
+		      (long long)(mono_ms() - t_start),
+		      s->errors_json.data ? s->errors_json.data : "");
+	if (line.data)
+		print_line(s, line.data, line.len, true);
+	vx_buf_release(&line);
 }
 
 int main(int argc, char **argv)
@@ -531,7 +616,10 @@ int main(int argc, char **argv)
 	vx_wsclient_unref(c);
 	vx_wsclient_free(wc); /* joins the service thread: s is ours again */
 	wc = NULL;
-	if (cfg.out && (r = write_reply(&cfg, &s)) < 0) {
+	if (cfg.out && (r = write_reply(&cfg, &s)) == -ENODATA) {
+		fprintf(stderr, "voxline-client: no reply audio came; %s not written\n",
+			cfg.out);
+	} else if (cfg.out && r < 0) {
 		fprintf(stderr, "voxline-client: %s: %s\n", cfg.out, strerror(-r));
 		if (code == EXIT_OK)
 			code = EXIT_FAIL;
@@ -542,6 +630,7 @@ out_free_client:
 	vx_wsclient_free(wc);
 out_release_pcm:
 	vx_buf_release(&s.reply);
+	vx_buf_release(&s.errors_json);
 	pthread_cond_destroy(&s.cond);
 	pthread_mutex_destroy(&s.lock);
 	vx_pcm_release(&pcm);
