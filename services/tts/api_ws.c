@@ -16,33 +16,28 @@
  * socket stays usable. Messages holding a NUL (raw or \u0000) are refused
  * ("invalid_string"): a voice or text is never read cut short.
  *
- * Threads: callbacks run on the lws service thread and only parse and
- * queue. One pool job per socket at a time works through the queue, so
- * texts come back in order; it is started when a text arrives on an idle
- * socket and ends when the queue is empty. The state is shared by both and
- * reference-counted; closing the socket cancels the text in flight and
- * drops the queue. A slow reader makes the job wait (WS_HIGH_WATER)
- * rather than buffer without bound.
+ * Threads: the shared layer (vx_svcws.h) reads messages on the lws thread
+ * and hands texts to one pool job per socket at a time, so texts come back
+ * in order; closing the socket cancels the text in flight and drops the
+ * queue. A slow reader makes the job wait (WS_HIGH_WATER) rather than
+ * buffer without bound.
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "tts_service.h"
 #include "vx_audio.h"
 #include "vx_json.h"
 #include "vx_log.h"
+#include "vx_svcws.h"
 #include "vx_time.h"
-#include "vx_ws.h"
 
 #define WS_MAX_QUEUED 64               /* texts waiting per socket */
 #define WS_ID_MAX 64                   /* bytes of an echoed id */
 #define WS_HIGH_WATER (1u << 20)       /* unsent bytes before the job waits */
-#define WS_WAIT_NS (5 * 1000000L)      /* poll step while waiting */
 
 /* The output settings a text is spoken with. */
 typedef struct ws_conf {
@@ -52,32 +47,25 @@ typedef struct ws_conf {
 	double speed;
 } ws_conf;
 
+typedef enum ws_kind { WS_TEXT, WS_END, WS_CANCELLED } ws_kind;
+
 typedef struct ws_item {
-	struct ws_item *next;
-	char *text;                    /* NULL: the "end" marker */
+	vx_svcws_item base;            /* kind: ws_kind */
+	char *text;                    /* WS_TEXT */
 	char id_field[WS_ID_MAX + 8];  /* ,"id":<json> or "" */
 	ws_conf conf;
 } ws_item;
 
+/* The socket's state: the lws thread's (the job reads items only). */
 typedef struct ws_state {
 	tts_service *svc;
-	vx_wsconn *c;
-	atomic_int refs;               /* the connection's + the job's */
-	atomic_bool cancel;            /* stops the text being spoken */
-	pthread_mutex_t lock;          /* guards the fields below */
-	ws_item *head, *tail;
-	size_t n_queued;
-	bool running;                  /* a job is submitted or running */
-	bool cancel_pending;           /* the job owes a "cancelled" */
-	bool closed;
-	/* lws thread only: */
-	bool configured;
-	ws_conf conf;
+	ws_conf conf;                  /* the config texts are queued under */
 } ws_state;
 
 /* One text being spoken, reached from the engine's callback. */
 typedef struct ws_speech {
-	ws_state *st;
+	vx_svcws_conn *cn;
+	tts_service *svc;
 	const ws_item *item;
 	tts_synth_stats stats;
 	vx_resampler *rs;              /* engine rate -> output rate, or NULL */
@@ -87,58 +75,14 @@ typedef struct ws_speech {
 	bool timed_out, send_failed;
 } ws_speech;
 
-static const char *ws_enc_name(vx_encoding e)
+static void ws_item_free(vx_svcws_item *base)
 {
-	return e == VX_ENC_MULAW ? "mulaw" : e == VX_ENC_ALAW ? "alaw" : "pcm16";
-}
-
-static void ws_state_unref(ws_state *st)
-{
-	if (atomic_fetch_sub(&st->refs, 1) != 1)
-		return;
-	pthread_mutex_destroy(&st->lock);
-	free(st);
-}
-
-static void ws_item_free(ws_item *it)
-{
-	if (!it)
-		return;
+	ws_item *it = (ws_item *)base;
 	free(it->text);
 	free(it);
 }
 
-/* Takes the queue out, lock held; the caller frees it outside. */
-static ws_item *ws_take_queue_locked(ws_state *st)
-{
-	ws_item *q = st->head;
-	st->head = st->tail = NULL;
-	st->n_queued = 0;
-	return q;
-}
-
-static void ws_free_list(ws_item *it)
-{
-	while (it) {
-		ws_item *next = it->next;
-		ws_item_free(it);
-		it = next;
-	}
-}
-
 /* ---- the job: speaking one text ---- */
-
-/* Waits while the client is behind; false when the text should stop. */
-static bool ws_wait_writable(ws_speech *sp)
-{
-	ws_state *st = sp->st;
-	while (vx_ws_queued(st->c) > WS_HIGH_WATER) {
-		if (atomic_load(&st->cancel) || atomic_load(vx_ws_closed(st->c)))
-			return false;
-		nanosleep(&(struct timespec){ 0, WS_WAIT_NS }, NULL);
-	}
-	return true;
-}
 
 /* Encodes sp->out's int16 samples in place and sends them. */
 static int ws_send_audio(ws_speech *sp, const int16_t *pcm, size_t n)
@@ -162,9 +106,9 @@ static int ws_send_audio(ws_speech *sp, const int16_t *pcm, size_t n)
 	sp->samples_out += n;
 	if (!n)
 		return 0;
-	if (!ws_wait_writable(sp))
+	if (!vx_svcws_wait_writable(sp->cn, WS_HIGH_WATER))
 		return -ECANCELED;
-	return vx_ws_send_binary(sp->st->c, o->data, o->len);
+	return vx_svcws_send_binary(sp->cn, o->data, o->len);
 }
 
 static int ws_resample_send(ws_speech *sp, const int16_t *pcm, size_t n,
@@ -184,7 +128,7 @@ static int ws_chunk(void *user, const int16_t *pcm, size_t n)
 {
 	ws_speech *sp = user;
 	const ws_conf *cf = &sp->item->conf;
-	if (vx_now_ms() - sp->t0_ms > sp->st->svc->timeout_s * 1000.0) {
+	if (vx_now_ms() - sp->t0_ms > sp->svc->timeout_s * 1000.0) {
 		sp->timed_out = true;
 		return 1;
 	}
@@ -203,186 +147,157 @@ static int ws_chunk(void *user, const int16_t *pcm, size_t n)
 	return 0;
 }
 
-static void ws_speak(ws_state *st, const ws_item *it)
+static void ws_speak(vx_svcws_conn *cn, tts_service *svc, const ws_item *it)
 {
-	vx_wsconn *c = st->c;
 	const ws_conf *cf = &it->conf;
-	ws_speech sp = { .st = st, .item = it, .t0_ms = vx_now_ms() };
+	ws_speech sp = { .cn = cn, .svc = svc, .item = it, .t0_ms = vx_now_ms() };
+	const char *rid = vx_svcws_request_id(cn);
 	char ev[256];
 	int n = snprintf(ev, sizeof(ev), "{\"event\":\"start\"%s,\"sample_rate\":%d,"
 			 "\"encoding\":\"%s\"}", it->id_field, cf->rate,
-			 ws_enc_name(cf->encoding));
-	vx_ws_send_text(c, ev, (size_t)n);
-	int r = tts_synth_run(st->svc, &cf->target, it->text, cf->speed,
-			      vx_ws_request_id(c), &st->cancel, ws_chunk, &sp,
-			      &sp.stats);
+			 vx_encoding_name(cf->encoding));
+	vx_svcws_send_text(cn, ev, (size_t)n);
+	int r = tts_synth_run(svc, &cf->target, it->text, cf->speed, rid,
+			      vx_svcws_cancel_flag(cn), ws_chunk, &sp, &sp.stats);
 	if (r == 0 && sp.rs && ws_resample_send(&sp, NULL, 0, true) < 0)
 		r = -ECANCELED;
 	if (sp.timed_out) {
-		vx_ws_send_error_fields(c, it->id_field, "timeout",
-					"synthesis took longer than %d s",
-					st->svc->timeout_s);
+		vx_svcws_error_fields(cn, it->id_field, "timeout",
+				      "synthesis took longer than %d s",
+				      svc->timeout_s);
 	} else if (r == -ECANCELED || sp.send_failed) {
-		;   /* cancelled or gone: the job loop answers "cancelled" */
+		;   /* cancelled or gone: a WS_CANCELLED item answers */
 	} else if (r < 0) {
 		const char *code;
 		tts_synth_error_status(r, &code);
-		vx_log_warn(vx_ws_request_id(c), "%s engine: %s",
-			    cf->target.be->name, strerror(-r));
-		vx_ws_send_error_fields(c, it->id_field, code, "%s engine: %s",
-					cf->target.be->name, strerror(-r));
+		vx_log_warn(rid, "%s engine: %s", cf->target.be->name,
+			    strerror(-r));
+		vx_svcws_error_fields(cn, it->id_field, code, "%s engine: %s",
+				      cf->target.be->name, strerror(-r));
 	} else {
 		n = snprintf(ev, sizeof(ev), "{\"event\":\"done\"%s,"
 			     "\"duration_ms\":%lld,\"processing_ms\":%.0f,"
 			     "\"first_chunk_ms\":%.1f}", it->id_field,
 			     (long long)(sp.samples_out * 1000 / (size_t)cf->rate),
 			     sp.stats.total_ms, sp.stats.first_chunk_ms);
-		vx_ws_send_text(c, ev, (size_t)n);
+		vx_svcws_send_text(cn, ev, (size_t)n);
 	}
 	vx_resampler_free(sp.rs);
 	vx_buf_release(&sp.out);
 }
 
-static void ws_job(void *arg)
+static const char ws_cancelled[] = "{\"event\":\"cancelled\"}";
+static const char ws_ended[] = "{\"event\":\"done\",\"end\":true}";
+
+/* Pool thread: one item of the socket's queue, in order. */
+static void ws_run(vx_svcws_conn *cn, void *state, vx_svcws_item *base)
 {
-	ws_state *st = arg;
-	static const char cancelled[] = "{\"event\":\"cancelled\"}";
-	static const char ended[] = "{\"event\":\"done\",\"end\":true}";
-	for (;;) {
-		pthread_mutex_lock(&st->lock);
-		if (st->cancel_pending) {
-			st->cancel_pending = false;
-			vx_ws_send_text(st->c, cancelled, sizeof(cancelled) - 1);
-		}
-		ws_item *it = st->closed ? NULL : st->head;
-		if (it) {
-			st->head = it->next;
-			if (!st->head)
-				st->tail = NULL;
-			st->n_queued--;
-			atomic_store(&st->cancel, false);
-		} else {
-			st->running = false;
-		}
-		pthread_mutex_unlock(&st->lock);
-		if (!it)
-			break;
-		if (it->text)
-			ws_speak(st, it);
-		else
-			vx_ws_send_text(st->c, ended, sizeof(ended) - 1);
-		ws_item_free(it);
-	}
-	vx_ws_unref(st->c);
-	ws_state_unref(st);
+	(void)state;
+	ws_item *it = (ws_item *)base;
+	if (base->kind == WS_TEXT)
+		ws_speak(cn, vx_svcws_user(cn), it);
+	else if (base->kind == WS_END)
+		vx_svcws_send_text(cn, ws_ended, sizeof(ws_ended) - 1);
+	else
+		vx_svcws_send_text(cn, ws_cancelled, sizeof(ws_cancelled) - 1);
+}
+
+/* No worker would take the queue: each waiting item is told so. */
+static void ws_refused(vx_svcws_conn *cn, void *state, vx_svcws_item *items,
+		       int err)
+{
+	ws_state *st = state;
+	(void)err;
+	for (vx_svcws_item *x = items; x; x = x->next)
+		vx_svcws_error_fields(cn, ((ws_item *)x)->id_field, "overloaded",
+				      "all %d workers are busy; retry shortly",
+				      st->svc->d.workers);
 }
 
 /* ---- the lws thread: parsing and queueing ---- */
 
 /* Reads a config; on success it becomes the socket's and "ready" goes out. */
-static int ws_configure(ws_state *st, const cJSON *j)
+static int ws_configure(vx_svcws_conn *cn, void *state, const cJSON *j)
 {
+	ws_state *st = state;
 	tts_service *svc = st->svc;
 	ws_conf cf = { .encoding = VX_ENC_PCM16, .speed = 1.0 };
 	const char *vname, *enc;
 	if (vx_json_string(j, "voice", NULL, SIZE_MAX, &vname) < 0) {
-		vx_ws_send_error(st->c, "bad_config", "voice must be a string");
+		vx_svcws_error(cn, "bad_config", "voice must be a string");
 		return -EINVAL;
 	}
 	if (tts_synth_resolve(svc, vname, &cf.target) < 0) {
 		char some[256];
 		tts_synth_some_voices(svc, some, sizeof(some));
-		vx_ws_send_error(st->c, "unknown_voice",
-				 "unknown voice '%.64s'; voices: %s",
-				 vname ? vname : "", some);
-		return -ENOENT;
+		vx_svcws_error(cn, "unknown_voice",
+			       "unknown voice '%.64s'; voices: %s",
+			       vname ? vname : "", some);
+		return -EINVAL;
 	}
 	if (vx_json_string(j, "encoding", NULL, SIZE_MAX, &enc) < 0 ||
 	    (enc && vx_encoding_from_name(enc, &cf.encoding) < 0)) {
-		vx_ws_send_error(st->c, "bad_config",
-				 "encoding must be pcm16, mulaw or alaw");
+		vx_svcws_error(cn, "bad_config",
+			       "encoding must be pcm16, mulaw or alaw");
 		return -EINVAL;
 	}
 	int def_rate = cf.target.rate > 0 ? cf.target.rate : TTS_OPENAI_RATE;
 	if (vx_json_int(j, "sample_rate", def_rate, TTS_RATE_MIN, TTS_RATE_MAX,
 			&cf.rate) < 0) {
-		vx_ws_send_error(st->c, "bad_config",
-				 "sample_rate is an integer from %d to %d",
-				 TTS_RATE_MIN, TTS_RATE_MAX);
+		vx_svcws_error(cn, "bad_config",
+			       "sample_rate is an integer from %d to %d",
+			       TTS_RATE_MIN, TTS_RATE_MAX);
 		return -EINVAL;
 	}
 	if (vx_json_number(j, "speed", 1.0, TTS_SPEED_MIN, TTS_SPEED_MAX,
 			   &cf.speed) < 0) {
-		vx_ws_send_error(st->c, "bad_config",
-				 "speed is a number from 0.25 to 4.0");
+		vx_svcws_error(cn, "bad_config",
+			       "speed is a number from 0.25 to 4.0");
 		return -EINVAL;
 	}
 	st->conf = cf;
-	st->configured = true;
 	vx_buf b = {0};
 	vx_buf_puts(&b, "{\"event\":\"ready\",\"voice\":");
 	vx_buf_json_str(&b, cf.target.voice, strlen(cf.target.voice));
 	vx_buf_printf(&b, ",\"sample_rate\":%d,\"encoding\":\"%s\",\"engine\":\"%s\"}",
-		      cf.rate, ws_enc_name(cf.encoding), cf.target.be->name);
-	if (b.data)
-		vx_ws_send_text(st->c, b.data, b.len);
+		      cf.rate, vx_encoding_name(cf.encoding), cf.target.be->name);
+	vx_svcws_send_buf(cn, &b);
 	vx_buf_release(&b);
 	return 0;
 }
 
-/* Queues it and starts the job when the socket was idle; takes it. */
-static void ws_enqueue(ws_state *st, ws_item *it)
+/* Queues it (taken); a full queue is refused with the text's id. */
+static void ws_enqueue(vx_svcws_conn *cn, ws_item *it)
 {
-	pthread_mutex_lock(&st->lock);
-	if (st->n_queued >= WS_MAX_QUEUED) {
-		pthread_mutex_unlock(&st->lock);
-		vx_ws_send_error_fields(st->c, it->id_field, "queue_full",
-					"%d texts are already waiting on "
-					"this socket", WS_MAX_QUEUED);
-		ws_item_free(it);
-		return;
-	}
-	if (st->tail)
-		st->tail->next = it;
-	else
-		st->head = it;
-	st->tail = it;
-	st->n_queued++;
-	bool start = !st->running;
-	st->running = true;
-	pthread_mutex_unlock(&st->lock);
-	if (!start)
-		return;
-	atomic_fetch_add(&st->refs, 1);
-	vx_ws_ref(st->c);
-	if (vx_pool_submit(st->svc->pool, ws_job, st) == 0)
-		return;
-	vx_ws_unref(st->c);
-	atomic_fetch_sub(&st->refs, 1);   /* the connection still holds one */
-	pthread_mutex_lock(&st->lock);
-	st->running = false;
-	ws_item *q = ws_take_queue_locked(st);
-	pthread_mutex_unlock(&st->lock);
-	for (ws_item *x = q; x; x = x->next)
-		vx_ws_send_error_fields(st->c, x->id_field, "overloaded",
-					"all %d workers are busy; retry "
-					"shortly", st->svc->d.workers);
-	ws_free_list(q);
+	char id_field[sizeof(it->id_field)];
+	memcpy(id_field, it->id_field, sizeof(id_field));
+	if (vx_svcws_push(cn, &it->base) == -ENOBUFS)
+		vx_svcws_error_fields(cn, id_field, "queue_full",
+				      "%d texts are already waiting on this "
+				      "socket", WS_MAX_QUEUED);
 }
 
-static void ws_text_msg(ws_state *st, const cJSON *j)
+/* A text to speak ({"text":...}, "event" "text" or "speak"). The first
+ * one on an unconfigured socket configures it from its own fields. */
+static int ws_message(vx_svcws_conn *cn, void *state, const cJSON *j,
+		      const char *name, const char *raw, size_t rawlen)
 {
+	ws_state *st = state;
+	(void)raw;
+	(void)rawlen;
+	if (name && strcmp(name, "text") != 0 && strcmp(name, "speak") != 0)
+		return -ENOENT;
 	const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "text");
-	ws_item *it = calloc(1, sizeof(*it));
+	ws_item *it = vx_svcws_item_new(sizeof(*it), WS_TEXT);
 	if (!it) {
-		vx_ws_send_error(st->c, "out_of_memory", "out of memory");
-		return;
+		vx_svcws_error(cn, "out_of_memory", "out of memory");
+		return 0;
 	}
 	(void)vx_json_id_member(j, WS_ID_MAX, it->id_field,
 				sizeof(it->id_field));
 	if (!cJSON_IsString(t)) {
-		vx_ws_send_error_fields(st->c, it->id_field, "invalid_type",
-					"\"text\" must be a string");
+		vx_svcws_error_fields(cn, it->id_field, "invalid_type",
+				      "\"text\" must be a string");
 		goto out_free_item;
 	}
 	size_t len = strlen(t->valuestring);
@@ -391,115 +306,88 @@ static void ws_text_msg(ws_state *st, const cJSON *j)
 		const char *code = r == -EINVAL ? "empty_text" :
 				   r == -EILSEQ ? "invalid_utf8" :
 				   "text_too_long";
-		vx_ws_send_error_fields(st->c, it->id_field, code,
-					"text must be non-empty UTF-8 of at "
-					"most %d characters",
-					st->svc->max_text_chars);
+		vx_svcws_error_fields(cn, it->id_field, code,
+				      "text must be non-empty UTF-8 of at "
+				      "most %d characters",
+				      st->svc->max_text_chars);
 		goto out_free_item;
 	}
-	if (!st->configured && ws_configure(st, j) < 0)
-		goto out_free_item;
+	if (!vx_svcws_configured(cn)) {
+		if (ws_configure(cn, st, j) < 0)
+			goto out_free_item;
+		vx_svcws_set_configured(cn, true);
+	}
 	it->text = strdup(t->valuestring);
 	if (!it->text)
 		goto out_free_item;
 	it->conf = st->conf;
-	ws_enqueue(st, it);
-	return;
+	ws_enqueue(cn, it);
+	return 0;
 out_free_item:
-	ws_item_free(it);
-}
-
-static void ws_cancel(ws_state *st)
-{
-	static const char cancelled[] = "{\"event\":\"cancelled\"}";
-	pthread_mutex_lock(&st->lock);
-	ws_item *q = ws_take_queue_locked(st);
-	if (st->running) {
-		st->cancel_pending = true;
-		atomic_store(&st->cancel, true);
-	} else {
-		vx_ws_send_text(st->c, cancelled, sizeof(cancelled) - 1);
-	}
-	pthread_mutex_unlock(&st->lock);
-	ws_free_list(q);
-}
-
-static void ws_end(ws_state *st)
-{
-	static const char ended[] = "{\"event\":\"done\",\"end\":true}";
-	pthread_mutex_lock(&st->lock);
-	bool idle = !st->running;
-	pthread_mutex_unlock(&st->lock);
-	if (idle) {   /* only this thread starts jobs: it stays idle */
-		vx_ws_send_text(st->c, ended, sizeof(ended) - 1);
-		return;
-	}
-	ws_item *it = calloc(1, sizeof(*it));
-	if (it)
-		ws_enqueue(st, it);
-}
-
-static int ws_open(vx_wsconn *c, void *user, void **ret_state)
-{
-	ws_state *st = calloc(1, sizeof(*st));
-	if (!st)
-		return -ENOMEM;
-	st->svc = user;
-	st->c = c;
-	atomic_init(&st->refs, 1);
-	atomic_init(&st->cancel, false);
-	pthread_mutex_init(&st->lock, NULL);
-	*ret_state = st;
+	ws_item_free(&it->base);
 	return 0;
 }
 
-static void ws_text(vx_wsconn *c, void *state, const char *text, size_t len)
+/* Drops the queue and stops the text being spoken; "cancelled" comes
+ * after it (at once when idle). */
+static void ws_cancel(vx_svcws_conn *cn, void *state)
 {
-	ws_state *st = state;
-	cJSON *j = cJSON_ParseWithLength(text, len);
-	if (!cJSON_IsObject(j)) {
-		vx_ws_send_error(c, "invalid_json", "messages must be JSON objects");
-		goto out_free;
+	(void)state;
+	if (!vx_svcws_cancel(cn, NULL)) {
+		vx_svcws_send_text(cn, ws_cancelled, sizeof(ws_cancelled) - 1);
+		return;
 	}
-	if (vx_ws_text_has_nul(text, len)) {
-		vx_ws_send_error(c, "invalid_string",
-				 "JSON strings must not contain NUL (\\u0000)");
-		goto out_free;
-	}
-	const cJSON *ev = cJSON_GetObjectItemCaseSensitive(j, "event");
-	const char *name = cJSON_IsString(ev) ? ev->valuestring : NULL;
-	if (ev && !name)
-		vx_ws_send_error(c, "invalid_type", "\"event\" must be a string");
-	else if (name && !strcmp(name, "cancel"))
-		ws_cancel(st);
-	else if (name && !strcmp(name, "end"))
-		ws_end(st);
-	else if ((name && (!strcmp(name, "text") || !strcmp(name, "speak"))) ||
-		 (!name && cJSON_GetObjectItemCaseSensitive(j, "text")))
-		ws_text_msg(st, j);
-	else if (!name || !strcmp(name, "config") || !strcmp(name, "start"))
-		ws_configure(st, j);
-	else
-		vx_ws_send_error(c, "unknown_event", "unknown event '%.32s' "
-				 "(config, text, cancel, end)", name);
-out_free:
-	cJSON_Delete(j);
+	ws_item *it = vx_svcws_item_new(sizeof(*it), WS_CANCELLED);
+	if (it)
+		ws_enqueue(cn, it);
 }
 
-static void ws_close(vx_wsconn *c, void *state)
+/* "done","end":true after what is queued (at once when idle). */
+static void ws_end(vx_svcws_conn *cn, void *state)
+{
+	(void)state;
+	if (vx_svcws_idle(cn)) {   /* only this thread starts jobs */
+		vx_svcws_send_text(cn, ws_ended, sizeof(ws_ended) - 1);
+		return;
+	}
+	ws_item *it = vx_svcws_item_new(sizeof(*it), WS_END);
+	if (it)
+		ws_enqueue(cn, it);
+}
+
+static void ws_init(vx_svcws_conn *cn, void *state)
 {
 	ws_state *st = state;
-	(void)c;
-	pthread_mutex_lock(&st->lock);
-	st->closed = true;
-	atomic_store(&st->cancel, true);
-	ws_item *q = ws_take_queue_locked(st);
-	pthread_mutex_unlock(&st->lock);
-	ws_free_list(q);
-	ws_state_unref(st);
+	st->svc = vx_svcws_user(cn);
+}
+
+static vx_pool *ws_pool(void *user)
+{
+	return ((tts_service *)user)->pool;
+}
+
+static const vx_svcws_ops ws_ops = {
+	.state_size = sizeof(ws_state),
+	.pool = ws_pool,
+	.bare_key = "text",
+	.events = "config, text, cancel, end",
+	.max_items = WS_MAX_QUEUED,
+	.init = ws_init,
+	.config = ws_configure,
+	.end = ws_end,
+	.cancel = ws_cancel,
+	.message = ws_message,
+	.run = ws_run,
+	.item_free = ws_item_free,
+	.refused = ws_refused,
+};
+
+static int ws_open(vx_wsconn *c, void *user, void **ret_state)
+{
+	return vx_svcws_open(c, &ws_ops, user, ret_state);
 }
 
 const vx_ws_route tts_ws_routes[] = {
-	{ "/ws/synthesize", ws_open, ws_text, NULL, ws_close },
+	{ "/ws/synthesize", ws_open, vx_svcws_on_text, NULL, vx_svcws_on_close },
 };
 const size_t tts_n_ws_routes = sizeof(tts_ws_routes) / sizeof(tts_ws_routes[0]);
