@@ -338,7 +338,8 @@ static int espeak_synthesize(void *engine, const char *text,
 }
 
 const tts_engine_ops tts_engine_espeak = {
-	.name = "espeak",
+	.name = "espeak-ng",
+	.aliases = "espeak",
 	.description = "eSpeak NG (formant synthesis, ~130 languages)",
 	.create = espeak_create,
 	.destroy = espeak_destroy,

@@ -331,6 +331,7 @@ static int flite_synthesize(void *engine, const char *text,
 const tts_engine_ops tts_engine_flite = {
 	.name = "flite",
 	.description = "CMU Flite (embedded; voices slt, kal, kal16, awb, rms)",
+	.languages = "en",
 	.create = flite_create,
 	.destroy = flite_destroy,
 	.voices = flite_voices,

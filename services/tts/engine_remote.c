@@ -443,7 +443,9 @@ out_release_bufs:
 }
 
 const tts_engine_ops tts_engine_openai = {
-	.name = "openai",
+	.name = "remote",
+	.aliases = "openai",
+	.flags = VX_ENGINE_REMOTE,
 	.description = "remote OpenAI-compatible speech server "
 		       "(POST {url}/v1/audio/speech)",
 	.create = remote_create,

@@ -10,6 +10,8 @@
 TTS_ENGINE_SRCS := services/tts/tts_engine.c services/tts/engine_flite.c \
 	services/tts/engine_espeak.c services/tts/engine_remote.c
 TTS_ENGINE_OBJS := $(TTS_ENGINE_SRCS:%.c=$(BUILD)/obj/%.o)
+# The registry's lookup (vx_engine.c, libc only), for links without libvoxline.
+TTS_ENGINE_OBJS += $(BUILD)/obj/common/vx_engine.o
 TTS_FLITE_LIBS := -lflite_cmu_us_slt -lflite_cmu_us_kal -lflite_cmu_us_kal16 \
 	-lflite_cmu_us_awb -lflite_cmu_us_rms -lflite_usenglish -lflite_cmulex \
 	-lflite -lm

@@ -14,38 +14,29 @@ static const double tts_rtf_buckets[] = {
 	0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5,
 };
 
-/* Creates the engine named by a flag ("flite", "espeak-ng", "remote"). */
+/* Creates the engine a flag names ("flite", "espeak-ng", "remote", or an
+ * alias of one: tts_engine.h). */
 static int tts_load_backend(tts_service *svc, const char *flag_name)
 {
-	static const struct {
-		const char *flag, *name, *ops;
-	} names[] = {
-		{ "flite", "flite", "flite" },
-		{ "espeak-ng", "espeak-ng", "espeak" },
-		{ "espeak", "espeak-ng", "espeak" },
-		{ "remote", "remote", "openai" },
-		{ "openai", "remote", "openai" },
-	};
-	size_t i;
-	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (!strcmp(names[i].flag, flag_name))
-			break;
-	if (i == sizeof(names) / sizeof(names[0]))
-		vx_fatal("unknown engine '%s' (flite, espeak-ng, remote)", flag_name);
-	if (tts_synth_backend(svc, names[i].name))
+	const tts_engine_ops *ops = tts_engine_find(flag_name);
+	if (!ops) {
+		char why[256];
+		vx_fatal("%s", vx_engine_unknown(tts_engine_at, flag_name, why,
+						 sizeof(why)));
+	}
+	if (tts_synth_backend(svc, ops->name))
 		return 0;   /* listed twice */
 	if (svc->n_backends == TTS_MAX_BACKENDS)
 		vx_fatal("at most %d engines", TTS_MAX_BACKENDS);
-	bool remote = !strcmp(names[i].name, "remote");
+	bool remote = ops->flags & VX_ENGINE_REMOTE;
 	if (remote && !svc->url)
-		vx_fatal("engine remote needs --url (an OpenAI-compatible speech server)");
+		vx_fatal("engine %s needs --url (an OpenAI-compatible speech server)",
+			 ops->name);
 
 	tts_backend *be = &svc->backends[svc->n_backends];
-	be->name = names[i].name;
-	be->ops = tts_engine_find(names[i].ops);
+	be->name = ops->name;
+	be->ops = ops;
 	be->passthrough = remote;
-	if (!be->ops)
-		vx_fatal("engine %s is not built in", names[i].ops);
 	tts_config cfg = {
 		.url = svc->url, .api_key = svc->upstream_key,
 		.model = svc->model, .timeout_ms = svc->timeout_s * 1000,

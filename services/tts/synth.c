@@ -14,18 +14,6 @@
 #include "vx_reqbody.h"
 #include "vx_time.h"
 
-/* Flag/prefix names of the backends and their engine names. */
-static const struct {
-	const char *alias;
-	const char *name;
-} synth_aliases[] = {
-	{ "flite", "flite" },
-	{ "espeak-ng", "espeak-ng" },
-	{ "espeak", "espeak-ng" },
-	{ "remote", "remote" },
-	{ "openai", "remote" },
-};
-
 /* OpenAI's voice names on the local flite voices (no remote loaded). */
 static const struct {
 	const char *openai;
@@ -41,14 +29,9 @@ static const struct {
 
 tts_backend *tts_synth_backend(tts_service *svc, const char *name)
 {
-	for (size_t a = 0; a < N_OF(synth_aliases); a++) {
-		if (strcasecmp(synth_aliases[a].alias, name) != 0)
-			continue;
-		for (size_t i = 0; i < svc->n_backends; i++)
-			if (!strcmp(svc->backends[i].name, synth_aliases[a].name))
-				return &svc->backends[i];
-		return NULL;
-	}
+	for (size_t i = 0; i < svc->n_backends; i++)
+		if (vx_engine_is(&svc->backends[i].ops->engine, name))
+			return &svc->backends[i];
 	return NULL;
 }
 

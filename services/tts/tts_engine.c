@@ -2,9 +2,11 @@
  * tts_engine.c - the engine registry and the argument checks every engine
  * shares.
  *
- * Adding an engine: write engine_<name>.c exporting a const tts_engine_ops,
- * declare it in tts_engine.h and add it to tts_engines[]. The first entry
- * is the default (flite: embedded, no data files, fastest to first audio).
+ * Adding an engine: write engine_<name>.c exporting a const tts_engine_ops
+ * that says what it is (name, aliases, flags, languages) and has its
+ * functions, declare it in tts_engine.h and add it to tts_engines[]. The
+ * first entry is the default (flite: embedded, no data files, fastest to
+ * first audio).
  */
 #include "tts_engine.h"
 
@@ -18,14 +20,18 @@ const tts_engine_ops *const tts_engines[] = {
 	NULL,
 };
 
+const vx_engine *tts_engine_at(size_t i)
+{
+	return tts_engines[i] ? &tts_engines[i]->engine : NULL;
+}
+
 const tts_engine_ops *tts_engine_find(const char *name)
 {
-	if (!name || !*name)
-		return tts_engines[0];
-	for (size_t i = 0; tts_engines[i]; i++)
-		if (strcmp(tts_engines[i]->name, name) == 0)
-			return tts_engines[i];
-	return NULL;
+	const vx_engine *e;
+
+	if (vx_engine_find(tts_engine_at, name, &e) < 0)
+		return NULL;
+	return (const tts_engine_ops *)e;   /* e is the ops' first member */
 }
 
 int tts_engine_check(const char *text, const tts_options *opt,

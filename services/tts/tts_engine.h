@@ -31,7 +31,14 @@
  *
  * Ownership: strings in tts_config are copied by create; voice arrays live
  * as long as the engine; pcm passed to the callback is valid only during
- * the call. Engines register in tts_engines[] (tts_engine.c).
+ * the call.
+ *
+ * Each engine declares what it is in its ops (VX_ENGINE_HEAD, vx_engine.h):
+ * the name the service reports ("flite", "espeak-ng", "remote"), aliases
+ * ("espeak", "openai"), VX_ENGINE_REMOTE for one that needs a url and takes
+ * any voice name, languages; voices() lists its voices. Engines register
+ * in tts_engines[] (tts_engine.c); --engines and "engine:voice" prefixes
+ * name them by name or alias.
  *
  *     const tts_engine_ops *ops = tts_engine_find("flite"); void *eng;
  *     ops->create(&cfg, &eng);
@@ -44,6 +51,8 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "vx_engine.h"
 
 #define TTS_TEXT_MAX 65536        /* bytes of text per synthesize call */
 #define TTS_SPEED_MIN 0.25
@@ -75,8 +84,7 @@ typedef struct tts_options {
 typedef int (*tts_audio_cb)(void *user, const int16_t *pcm, size_t n);
 
 typedef struct tts_engine_ops {
-	const char *name;
-	const char *description;
+	VX_ENGINE_HEAD;     /* name, aliases, description, flags, languages */
 	int (*create)(const tts_config *cfg, void **ret_engine);
 	void (*destroy)(void *engine);       /* accepts NULL */
 	/* Voices the engine offers, default first; the array lives as long as
@@ -96,8 +104,11 @@ extern const tts_engine_ops tts_engine_espeak;
 extern const tts_engine_ops tts_engine_openai;
 
 extern const tts_engine_ops *const tts_engines[];   /* NULL-terminated */
-/* NULL or "" gives the default (first) engine; unknown names give NULL. */
+/* The engine called name or aliased so (case ignored); NULL or "" gives
+ * the default (first) engine; unknown names give NULL. */
 const tts_engine_ops *tts_engine_find(const char *name);
+/* tts_engines[i] as a vx_engine, NULL past the last (for vx_engine_*). */
+const vx_engine *tts_engine_at(size_t i);
 /* The checks every engine makes first: text non-empty (-EINVAL) and at
  * most TTS_TEXT_MAX bytes (-E2BIG); speed 0 -> 1.0, else within
  * TTS_SPEED_MIN..TTS_SPEED_MAX (-EINVAL). opt may be NULL. */

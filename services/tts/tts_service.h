@@ -86,8 +86,8 @@ typedef struct tts_synth_stats {
 
 /* ---- synth.c ---- */
 
-/* Backend by flag or prefix name ("flite", "espeak-ng"/"espeak",
- * "remote"/"openai"), or NULL. */
+/* The loaded backend whose engine is called name or aliased so (case
+ * ignored; tts_engine.h), or NULL. */
 tts_backend *tts_synth_backend(tts_service *svc, const char *name);
 /*
  * Picks backend and voice for a request's voice name: NULL or "" = the
