@@ -139,11 +139,12 @@ bench: deps all
 # A small instruct model for the built-in engine (needs internet).
 MODEL_URL ?= https://huggingface.co/Qwen/Qwen2.5-0.5B-Instruct-GGUF/resolve/main/qwen2.5-0.5b-instruct-q8_0.gguf
 MODEL_FILE ?= models/qwen2.5-0.5b-instruct-q8_0.gguf
-models: $(MODEL_FILE)
-$(MODEL_FILE):
-	@mkdir -p $(@D)
-	curl -L --fail --retry 3 -o $@.part $(MODEL_URL)
-	mv $@.part $@
+# The expected sha256; empty: the server's (URL.sha256, or Hugging Face's
+# X-Linked-Etag, which is the LFS object's sha256). See tools/fetch_model.sh.
+MODEL_SHA256 ?=
+# Resumable (models/*.part), with a progress bar, checksum-verified.
+models:
+	@sh tools/fetch_model.sh '$(MODEL_URL)' '$(MODEL_FILE)' '$(MODEL_SHA256)'
 
 clean:
 	rm -rf build build-asan
