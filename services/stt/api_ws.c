@@ -17,29 +17,23 @@
  * "en" or "en-US", never a path); messages holding a NUL (raw or \u0000)
  * are refused ("invalid_string") rather than read cut short.
  *
- * Threads: the callbacks run on the lws service thread; they only decode
- * G.711, resample to 16 kHz (the resampler is theirs alone) and queue
- * items (audio, end, cancel, config) on the connection. One pool job at a
- * time per connection drains the queue in order and makes every engine
- * call, so the decoder is used by one thread and events keep their order.
- * A streaming engine's decoder is taken at an utterance's first audio and
- * given back at its final, cancel or the socket's close; remote engines
+ * Threads: the shared layer (vx_svcws.h) runs the callbacks on the lws
+ * service thread; they only decode G.711, resample to 16 kHz (the
+ * resampler is theirs alone) and queue items (audio, end, cancel, config)
+ * on the socket. One pool job at a time per socket drains the queue in
+ * order and makes every engine call, so the decoder is used by one thread
+ * and events keep their order. A streaming engine's decoder is taken at
+ * an utterance's first audio and given back at its final, cancel or the
+ * socket's close (on a pool job: that may take a while); remote engines
  * buffer the utterance and transcribe it at "end".
- *
- * Ownership: the connection state is reference-counted (the connection's
- * reference, dropped in on_close, plus one per queued or running job).
- * Closing drops what is queued and cancels a remote call in flight; the
- * job then gives the decoder back.
  */
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <errno.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "stt_service.h"
@@ -47,8 +41,8 @@
 #include "vx_json.h"
 #include "vx_log.h"
 #include "vx_pcmstream.h"
+#include "vx_svcws.h"
 #include "vx_time.h"
-#include "vx_ws.h"
 
 #define WS_LANG_MAX 32       /* bytes of a language code, NUL included */
 #define WS_CODE_MAX 32       /* bytes of an error code, NUL included */
@@ -56,8 +50,7 @@
 typedef enum ws_kind { WS_AUDIO, WS_END, WS_CANCEL, WS_CONFIG } ws_kind;
 
 typedef struct ws_item {
-	struct ws_item *next;
-	ws_kind kind;
+	vx_svcws_item base;           /* kind: ws_kind; bytes: of pcm */
 	double t_ms;                  /* END: when it arrived (monotonic ms) */
 	char code[WS_CODE_MAX];       /* END: why the receiver dropped the
 				       * utterance, "" when it did not;
@@ -68,20 +61,9 @@ typedef struct ws_item {
 
 typedef struct ws_stt {
 	stt_service *svc;
-	vx_wsconn *c;
-	atomic_int refs;              /* the connection's + one per job */
-	atomic_bool cancel;           /* stops a remote call in flight */
-
-	pthread_mutex_t lock;         /* guards the queue fields below */
-	ws_item *head, *tail;
-	size_t queued_bytes;          /* audio bytes in the queue */
-	bool job_active;              /* a job is queued or draining */
-	bool closed;
+	vx_svcws_conn *cn;
 
 	/* receiver: the lws service thread only */
-	bool configured;
-	vx_encoding encoding;
-	int rate;                     /* the client's, Hz */
 	vx_pcmstream in;              /* client audio -> 16 kHz PCM16 */
 	int64_t rx_samples;           /* 16 kHz samples queued this utterance */
 	char rx_dropped[WS_CODE_MAX]; /* why this utterance is dropped, or "" */
@@ -109,22 +91,6 @@ static void ws_discard(ws_stt *w)
 	w->failed[0] = '\0';
 }
 
-static void ws_unref(ws_stt *w)
-{
-	if (atomic_fetch_sub(&w->refs, 1) != 1)
-		return;
-	ws_discard(w);
-	for (ws_item *it = w->head, *next; it; it = next) {
-		next = it->next;
-		free(it);
-	}
-	vx_pcmstream_release(&w->in);
-	vx_buf_release(&w->resampled);
-	vx_buf_release(&w->ev);
-	pthread_mutex_destroy(&w->lock);
-	free(w);
-}
-
 /* ---- the decoder side (pool job) ---- */
 
 /* Fails the utterance: reports why once, ignores its audio until "end". */
@@ -132,9 +98,9 @@ static void ws_fail(ws_stt *w, int err, const char *what)
 {
 	stt_http_error e;
 	stt_error_map(w->svc, err, &e);
-	vx_log_warn(vx_ws_request_id(w->c), "%s: %s (%s)", what, e.code,
+	vx_log_warn(vx_svcws_request_id(w->cn), "%s: %s (%s)", what, e.code,
 		    strerror(-err));
-	vx_ws_send_error(w->c, e.code, "%s", e.message);
+	vx_svcws_error(w->cn, e.code, "%s", e.message);
 	if (w->stream)
 		w->svc->engine->stream_close(w->stream);
 	w->stream = NULL;
@@ -150,8 +116,7 @@ static void ws_partial(void *user, const char *text)
 	vx_buf_puts(b, "{\"event\":\"partial\",\"text\":");
 	vx_buf_json_str(b, text, strlen(text));
 	vx_buf_puts(b, "}");
-	if (b->data)
-		vx_ws_send_text(w->c, b->data, b->len);
+	vx_svcws_send_buf(w->cn, b);
 }
 
 static void ws_audio(ws_stt *w, const ws_item *it)
@@ -170,7 +135,7 @@ static void ws_audio(ws_stt *w, const ws_item *it)
 	int r = 0;
 	if (!w->stream) {
 		stt_options opt = { .language = w->language,
-				    .request_id = vx_ws_request_id(w->c) };
+				    .request_id = vx_svcws_request_id(w->cn) };
 		r = e->stream_open(w->svc->eng, &opt, &w->stream);
 		if (r < 0) {
 			w->stream = NULL;
@@ -205,20 +170,19 @@ static void ws_final(ws_stt *w, const stt_result *r, double t_end)
 	if (w->utt_samples > 0)
 		stt_observe(svc, audio_ms, w->decode_ms);
 	vx_counter_add(svc->ws_utterances, 1);
-	if (b->data)
-		vx_ws_send_text(w->c, b->data, b->len);
+	vx_svcws_send_buf(w->cn, b);
 }
 
-static void ws_end(ws_stt *w, const ws_item *it)
+static void ws_end_utterance(ws_stt *w, const ws_item *it)
 {
 	const stt_engine_ops *e = w->svc->engine;
 	stt_result res = {0};
 	int r = 0;
 	const char *why = it->code[0] ? it->code : w->failed;
 	if (why[0]) {
-		vx_ws_send_error(w->c, "utterance_dropped",
-				 "the utterance was dropped (%s); nothing to "
-				 "transcribe", why);
+		vx_svcws_error(w->cn, "utterance_dropped",
+			       "the utterance was dropped (%s); nothing to "
+			       "transcribe", why);
 		ws_discard(w);
 		return;
 	}
@@ -227,9 +191,10 @@ static void ws_end(ws_stt *w, const ws_item *it)
 		r = e->stream_finish(w->stream, &res);
 	} else if (!e->stream_open && w->utt_samples > 0) {
 		stt_options opt = { .language = w->language,
-				    .request_id = vx_ws_request_id(w->c) };
+				    .request_id = vx_svcws_request_id(w->cn) };
 		r = e->transcribe(w->svc->eng, (const int16_t *)(void *)w->utt.data,
-				  (size_t)w->utt_samples, &opt, &w->cancel, &res);
+				  (size_t)w->utt_samples, &opt,
+				  vx_svcws_cancel_flag(w->cn), &res);
 	}
 	w->decode_ms += vx_now_ms() - t0;
 	if (r == -ECANCELED) {
@@ -238,8 +203,8 @@ static void ws_end(ws_stt *w, const ws_item *it)
 	}
 	if (r < 0) {
 		ws_fail(w, r, "transcribe");
-		vx_ws_send_error(w->c, "utterance_dropped",
-				 "the utterance was dropped (%s)", w->failed);
+		vx_svcws_error(w->cn, "utterance_dropped",
+			       "the utterance was dropped (%s)", w->failed);
 	} else {
 		ws_final(w, &res, it->t_ms);
 	}
@@ -247,113 +212,77 @@ static void ws_end(ws_stt *w, const ws_item *it)
 	ws_discard(w);
 }
 
-static void ws_process(ws_stt *w, const ws_item *it)
+/* Pool thread: one item of the socket's queue, in order. */
+static void ws_run(vx_svcws_conn *cn, void *state, vx_svcws_item *base)
 {
-	switch (it->kind) {
+	ws_stt *w = state;
+	const ws_item *it = (const ws_item *)base;
+	switch ((ws_kind)base->kind) {
 	case WS_AUDIO:
 		ws_audio(w, it);
 		break;
 	case WS_END:
-		ws_end(w, it);
+		ws_end_utterance(w, it);
 		break;
 	case WS_CANCEL:
 		ws_discard(w);
-		atomic_store(&w->cancel, false);
-		vx_ws_send_text(w->c, "{\"event\":\"cancelled\"}", 21);
+		vx_svcws_send_text(cn, "{\"event\":\"cancelled\"}", 21);
 		break;
 	case WS_CONFIG:
 		ws_discard(w);
-		atomic_store(&w->cancel, false);
 		snprintf(w->language, sizeof(w->language), "%s", it->code);
 		break;
 	}
 }
 
-static void ws_free_items(ws_item *it)
+/* A closed socket's decoder is given back on a pool job. */
+static bool ws_release_on_pool(void *state)
 {
-	while (it) {
-		ws_item *next = it->next;
-		free(it);
-		it = next;
-	}
+	return ((ws_stt *)state)->stream != NULL;
 }
 
-/* Drains the connection's queue in order; one such job per connection. */
-static void ws_job(void *arg)
+static void ws_release(void *state)
 {
-	ws_stt *w = arg;
-	stt_service *svc = w->svc;
-	vx_wsconn *c = w->c;
-	pthread_mutex_lock(&w->lock);
-	for (;;) {
-		if (w->closed) {
-			ws_free_items(w->head);
-			w->head = w->tail = NULL;
-			w->queued_bytes = 0;
-			pthread_mutex_unlock(&w->lock);
-			ws_discard(w);   /* closed: nobody else will touch it */
-			break;
-		}
-		ws_item *it = w->head;
-		if (!it) {
-			w->job_active = false;
-			pthread_mutex_unlock(&w->lock);
-			break;
-		}
-		w->head = it->next;
-		if (!w->head)
-			w->tail = NULL;
-		w->queued_bytes -= it->n * sizeof(int16_t);
-		pthread_mutex_unlock(&w->lock);
-		ws_process(w, it);
-		free(it);
-		pthread_mutex_lock(&w->lock);
-	}
-	ws_unref(w);
-	vx_ws_unref(c);
-	atomic_fetch_sub(&svc->ws_jobs, 1);
+	ws_stt *w = state;
+	ws_discard(w);
+	vx_pcmstream_release(&w->in);
+	vx_buf_release(&w->resampled);
+	vx_buf_release(&w->ev);
+}
+
+static int ws_job_start(vx_svcws_conn *cn, void *state)
+{
+	(void)cn;
+	atomic_fetch_add(&((ws_stt *)state)->svc->ws_jobs, 1);
+	return 0;
+}
+
+static void ws_job_end(void *user)
+{
+	atomic_fetch_sub(&((stt_service *)user)->ws_jobs, 1);
+}
+
+/* No worker would take the queue: the stream cannot go on. */
+static void ws_refused(vx_svcws_conn *cn, void *state, vx_svcws_item *items,
+		       int err)
+{
+	(void)state;
+	(void)items;
+	(void)err;
+	vx_log_warn(vx_svcws_request_id(cn), "worker pool full: closing stream");
+	vx_svcws_error(cn, "overloaded",
+		       "all workers and the queue are busy; reconnect shortly");
+	vx_svcws_close(cn, 1013, "overloaded");
 }
 
 /* ---- the receiver side (lws service thread) ---- */
 
-/* Appends it to the queue and makes sure a job drains it. */
-static void ws_push(ws_stt *w, ws_item *it)
-{
-	pthread_mutex_lock(&w->lock);
-	if (w->tail)
-		w->tail->next = it;
-	else
-		w->head = it;
-	w->tail = it;
-	w->queued_bytes += it->n * sizeof(int16_t);
-	bool start = !w->job_active;
-	w->job_active = true;
-	pthread_mutex_unlock(&w->lock);
-	if (!start)
-		return;
-	atomic_fetch_add(&w->refs, 1);
-	atomic_fetch_add(&w->svc->ws_jobs, 1);
-	vx_ws_ref(w->c);
-	if (vx_pool_submit(w->svc->pool, ws_job, w) == 0)
-		return;
-	vx_ws_unref(w->c);
-	atomic_fetch_sub(&w->svc->ws_jobs, 1);
-	atomic_fetch_sub(&w->refs, 1);   /* the connection still holds one */
-	pthread_mutex_lock(&w->lock);
-	w->job_active = false;
-	pthread_mutex_unlock(&w->lock);
-	vx_log_warn(vx_ws_request_id(w->c), "worker pool full: closing stream");
-	vx_ws_send_error(w->c, "overloaded",
-			 "all workers and the queue are busy; reconnect shortly");
-	vx_ws_close(w->c, 1013, "overloaded");
-}
-
 static ws_item *ws_item_new(ws_kind kind, size_t n)
 {
-	ws_item *it = calloc(1, sizeof(*it) + n * sizeof(int16_t));
+	ws_item *it = vx_svcws_item_new(sizeof(*it) + n * sizeof(int16_t), kind);
 	if (it) {
-		it->kind = kind;
 		it->n = n;
+		it->base.bytes = n * sizeof(int16_t);
 	}
 	return it;
 }
@@ -362,37 +291,31 @@ static ws_item *ws_item_new(ws_kind kind, size_t n)
 static void ws_queue_audio(ws_stt *w, const int16_t *pcm, size_t n)
 {
 	stt_service *svc = w->svc;
+	vx_svcws_conn *cn = w->cn;
 	if (!n || w->rx_dropped[0])
 		return;
 	const char *why = NULL;
+	ws_item *it = NULL;
 	if (w->rx_samples + (int64_t)n > (int64_t)svc->max_audio_s * STT_RATE) {
 		why = "audio_too_long";
-		vx_ws_send_error(w->c, why, "over %d s of audio in one utterance",
-				 svc->max_audio_s);
+		vx_svcws_error(cn, why, "over %d s of audio in one utterance",
+			       svc->max_audio_s);
+	} else if (!(it = ws_item_new(WS_AUDIO, n))) {
+		why = "out_of_memory";
+		vx_svcws_error(cn, why, "out of memory");
 	} else {
-		pthread_mutex_lock(&w->lock);
-		bool full = w->queued_bytes + n * sizeof(int16_t) >
-			    STT_WS_QUEUE_MAX_BYTES;
-		pthread_mutex_unlock(&w->lock);
-		if (full) {
+		memcpy(it->pcm, pcm, n * sizeof(int16_t));
+		if (vx_svcws_push(cn, &it->base) == -ENOBUFS) {
 			why = "queue_full";
-			vx_ws_send_error(w->c, why, "more than %u bytes of audio "
-					 "wait for the decoder; send in real time",
-					 STT_WS_QUEUE_MAX_BYTES);
+			vx_svcws_error(cn, why, "more than %u bytes of audio "
+				       "wait for the decoder; send in real time",
+				       STT_WS_QUEUE_MAX_BYTES);
 		}
 	}
-	ws_item *it = why ? NULL : ws_item_new(WS_AUDIO, n);
-	if (!why && !it) {
-		why = "out_of_memory";
-		vx_ws_send_error(w->c, why, "out of memory");
-	}
-	if (why) {
+	if (why)
 		snprintf(w->rx_dropped, sizeof(w->rx_dropped), "%s", why);
-		return;
-	}
-	memcpy(it->pcm, pcm, n * sizeof(int16_t));
-	w->rx_samples += (int64_t)n;
-	ws_push(w, it);
+	else
+		w->rx_samples += (int64_t)n;
 }
 
 /* Drains what the resampler still holds: queued when queue is true (the
@@ -400,7 +323,8 @@ static void ws_queue_audio(ws_stt *w, const int16_t *pcm, size_t n)
 static void ws_rx_flush(ws_stt *w, bool queue)
 {
 	vx_buf_reset(&w->resampled);
-	if (w->configured && vx_pcmstream_flush(&w->in, &w->resampled) == 0 &&
+	if (vx_svcws_configured(w->cn) &&
+	    vx_pcmstream_flush(&w->in, &w->resampled) == 0 &&
 	    queue && w->resampled.len >= sizeof(int16_t))
 		ws_queue_audio(w, (const int16_t *)(void *)w->resampled.data,
 			       w->resampled.len / sizeof(int16_t));
@@ -411,11 +335,6 @@ static void ws_rx_reset(ws_stt *w)
 {
 	w->rx_samples = 0;
 	w->rx_dropped[0] = '\0';
-}
-
-static const char *ws_encoding_name(vx_encoding e)
-{
-	return e == VX_ENC_MULAW ? "mulaw" : e == VX_ENC_ALAW ? "alaw" : "pcm16";
 }
 
 /* A language tag (ISO 639 / BCP 47 shape): a letter, then letters, digits,
@@ -430,29 +349,30 @@ static bool ws_language_ok(const char *l)
 	return true;
 }
 
-static void ws_configure(ws_stt *w, const cJSON *j)
+static int ws_configure(vx_svcws_conn *cn, void *state, const cJSON *j)
 {
+	ws_stt *w = state;
 	stt_service *svc = w->svc;
 	vx_encoding enc = VX_ENC_PCM16;
 	int rate;
 	const char *e, *l;
 	if (vx_json_string(j, "encoding", NULL, SIZE_MAX, &e) < 0 ||
 	    (e && vx_encoding_from_name(e, &enc) < 0)) {
-		vx_ws_send_error(w->c, "bad_config",
-				 "encoding must be pcm16, mulaw or alaw");
-		return;
+		vx_svcws_error(cn, "bad_config",
+			       "encoding must be pcm16, mulaw or alaw");
+		return -EINVAL;
 	}
 	if (vx_json_int(j, "sample_rate", STT_RATE, 8000, 192000, &rate) < 0) {
-		vx_ws_send_error(w->c, "bad_config",
-				 "sample_rate must be 8000 to 192000");
-		return;
+		vx_svcws_error(cn, "bad_config",
+			       "sample_rate must be 8000 to 192000");
+		return -EINVAL;
 	}
 	if (vx_json_string(j, "language", NULL, WS_LANG_MAX - 1, &l) < 0 ||
 	    (l && *l && !ws_language_ok(l))) {
-		vx_ws_send_error(w->c, "bad_config",
-				 "language must be a short code such as \"en\" "
-				 "or \"en-US\" (letters, digits, '-')");
-		return;
+		vx_svcws_error(cn, "bad_config",
+			       "language must be a short code such as \"en\" "
+			       "or \"en-US\" (letters, digits, '-')");
+		return -EINVAL;
 	}
 	if (l && !*l)
 		l = NULL;   /* "" is the default, as on POST /transcribe */
@@ -462,115 +382,74 @@ static void ws_configure(ws_stt *w, const cJSON *j)
 	if (!it) {
 		if (r == 0)
 			vx_pcmstream_release(&in);
-		vx_ws_send_error(w->c, "engine_failed", "cannot start: %s",
-				 strerror(r < 0 ? -r : ENOMEM));
-		return;
+		vx_svcws_error(cn, "engine_failed", "cannot start: %s",
+			       strerror(r < 0 ? -r : ENOMEM));
+		return -EINVAL;
 	}
-	if (w->configured)
+	if (vx_svcws_configured(cn))
 		vx_pcmstream_release(&w->in);
 	w->in = in;
-	w->encoding = enc;
-	w->rate = rate;
-	w->configured = true;
+	vx_svcws_set_configured(cn, true);
 	ws_rx_reset(w);
 	const char *lang = l ? l : svc->language;
 	snprintf(it->code, sizeof(it->code), "%s", lang);
-	ws_push(w, it);   /* drops an utterance in progress, sets the language */
-
+	vx_svcws_push(cn, &it->base);   /* drops an utterance in progress,
+					 * sets the language */
 	vx_buf b = {0};
 	vx_buf_printf(&b, "{\"event\":\"ready\",\"sample_rate\":%d,"
 		      "\"encoding\":\"%s\",\"engine\":\"%s\",\"language\":",
-		      rate, ws_encoding_name(enc), svc->engine->name);
+		      rate, vx_encoding_name(enc), svc->engine->name);
 	vx_buf_json_str(&b, lang, strlen(lang));
 	vx_buf_printf(&b, ",\"partials\":%s}",
 		      svc->engine->stream_open ? "true" : "false");
-	if (b.data)
-		vx_ws_send_text(w->c, b.data, b.len);
+	vx_svcws_send_buf(cn, &b);
 	vx_buf_release(&b);
+	return 0;
 }
 
-/* Drops queued audio and ends (not yet started) of the current utterance. */
-static void ws_cancel(ws_stt *w)
+/* What a cancel keeps: configs and earlier cancels. */
+static bool ws_keep_on_cancel(const vx_svcws_item *it)
 {
-	pthread_mutex_lock(&w->lock);
-	ws_item **pp = &w->head;
-	w->tail = NULL;
-	while (*pp) {
-		ws_item *it = *pp;
-		if (it->kind == WS_AUDIO || it->kind == WS_END) {
-			*pp = it->next;
-			w->queued_bytes -= it->n * sizeof(int16_t);
-			free(it);
-		} else {
-			w->tail = it;
-			pp = &it->next;
-		}
-	}
-	atomic_store(&w->cancel, true);
-	pthread_mutex_unlock(&w->lock);
+	return it->kind != WS_AUDIO && it->kind != WS_END;
+}
+
+/* Drops queued audio and ends of the current utterance; "cancelled"
+ * comes in order once the job has let go of it. */
+static void ws_cancel(vx_svcws_conn *cn, void *state)
+{
+	ws_stt *w = state;
+	vx_svcws_cancel(cn, ws_keep_on_cancel);
 	ws_rx_flush(w, false);
 	ws_rx_reset(w);
 	ws_item *it = ws_item_new(WS_CANCEL, 0);
 	if (it)
-		ws_push(w, it);
+		vx_svcws_push(cn, &it->base);
 }
 
-static void ws_on_text(vx_wsconn *c, void *state, const char *text, size_t len)
+static void ws_end(vx_svcws_conn *cn, void *state)
 {
 	ws_stt *w = state;
-	cJSON *j = cJSON_ParseWithLength(text, len);
-	if (!j || !cJSON_IsObject(j)) {
-		vx_ws_send_error(c, "invalid_json", "messages must be JSON objects");
-		goto out_free;
-	}
-	if (vx_ws_text_has_nul(text, len)) {
-		vx_ws_send_error(c, "invalid_string",
-				 "JSON strings must not contain NUL (\\u0000)");
-		goto out_free;
-	}
-	const cJSON *ev = cJSON_GetObjectItemCaseSensitive(j, "event");
-	const char *name = cJSON_IsString(ev) ? ev->valuestring : NULL;
-	if (ev && !name) {
-		vx_ws_send_error(c, "invalid_type", "\"event\" must be a string");
-	} else if (!name || !strcmp(name, "config") || !strcmp(name, "start")) {
-		ws_configure(w, j);
-	} else if (!w->configured) {
-		vx_ws_send_error(c, "not_configured",
-				 "send a JSON config message first");
-	} else if (!strcmp(name, "end")) {
-		ws_item *it = ws_item_new(WS_END, 0);
-		if (!it) {
-			vx_ws_send_error(c, "out_of_memory", "out of memory");
-			goto out_free;
-		}
-		ws_rx_flush(w, true);   /* the resampler's tail goes first */
-		it->t_ms = vx_now_ms();
-		snprintf(it->code, sizeof(it->code), "%s", w->rx_dropped);
-		ws_rx_reset(w);
-		ws_push(w, it);
-	} else if (!strcmp(name, "cancel")) {
-		ws_cancel(w);
-	} else {
-		vx_ws_send_error(c, "unknown_event",
-				 "events are config, end and cancel");
-	}
-out_free:
-	cJSON_Delete(j);
-}
-
-static void ws_on_binary(vx_wsconn *c, void *state, const void *data, size_t len)
-{
-	ws_stt *w = state;
-	if (!w->configured) {
-		vx_ws_send_error(c, "not_configured",
-				 "send a JSON config message before audio");
+	ws_item *it = ws_item_new(WS_END, 0);
+	if (!it) {
+		vx_svcws_error(cn, "out_of_memory", "out of memory");
 		return;
 	}
+	ws_rx_flush(w, true);   /* the resampler's tail goes first */
+	it->t_ms = vx_now_ms();
+	snprintf(it->code, sizeof(it->code), "%s", w->rx_dropped);
+	ws_rx_reset(w);
+	vx_svcws_push(cn, &it->base);
+}
+
+static void ws_binary(vx_svcws_conn *cn, void *state, const void *data,
+		      size_t len)
+{
+	ws_stt *w = state;
 	if (w->rx_dropped[0])
 		return;
 	vx_buf_reset(&w->resampled);
 	if (vx_pcmstream_feed(&w->in, data, len, &w->resampled) < 0) {
-		vx_ws_send_error(c, "resample_failed", "cannot convert the audio");
+		vx_svcws_error(cn, "resample_failed", "cannot convert the audio");
 		snprintf(w->rx_dropped, sizeof(w->rx_dropped), "resample_failed");
 		return;
 	}
@@ -581,49 +460,41 @@ static void ws_on_binary(vx_wsconn *c, void *state, const void *data, size_t len
 		vx_buf_release(&w->resampled);
 }
 
-static int ws_on_open(vx_wsconn *c, void *user, void **ret_state)
-{
-	ws_stt *w = calloc(1, sizeof(*w));
-	if (!w)
-		return -ENOMEM;
-	w->svc = user;
-	w->c = c;
-	atomic_init(&w->refs, 1);
-	atomic_init(&w->cancel, false);
-	pthread_mutex_init(&w->lock, NULL);
-	snprintf(w->language, sizeof(w->language), "%s", w->svc->language);
-	*ret_state = w;
-	return 0;
-}
-
-static void ws_on_close(vx_wsconn *c, void *state)
+static void ws_init(vx_svcws_conn *cn, void *state)
 {
 	ws_stt *w = state;
-	(void)c;
-	pthread_mutex_lock(&w->lock);
-	w->closed = true;
-	atomic_store(&w->cancel, true);
-	ws_free_items(w->head);
-	w->head = w->tail = NULL;
-	w->queued_bytes = 0;
-	/* A decoder still held (no job running) is given back by a job,
-	 * since ending an utterance may take a while. */
-	bool reap = !w->job_active && w->stream;
-	if (reap)
-		w->job_active = true;
-	pthread_mutex_unlock(&w->lock);
-	if (reap) {
-		atomic_fetch_add(&w->refs, 1);
-		atomic_fetch_add(&w->svc->ws_jobs, 1);
-		vx_ws_ref(c);
-		if (vx_pool_submit(w->svc->pool, ws_job, w) < 0) {
-			vx_ws_unref(c);
-			atomic_fetch_sub(&w->svc->ws_jobs, 1);
-			atomic_fetch_sub(&w->refs, 1);
-			ws_discard(w);   /* pool stopping: give it back here */
-		}
-	}
-	ws_unref(w);
+	w->svc = vx_svcws_user(cn);
+	w->cn = cn;
+	snprintf(w->language, sizeof(w->language), "%s", w->svc->language);
+}
+
+static vx_pool *ws_pool(void *user)
+{
+	return ((stt_service *)user)->pool;
+}
+
+static const vx_svcws_ops ws_ops = {
+	.state_size = sizeof(ws_stt),
+	.pool = ws_pool,
+	.needs_config = true,
+	.events = "config, end, cancel",
+	.max_queued_bytes = STT_WS_QUEUE_MAX_BYTES,
+	.init = ws_init,
+	.config = ws_configure,
+	.end = ws_end,
+	.cancel = ws_cancel,
+	.binary = ws_binary,
+	.run = ws_run,
+	.job_start = ws_job_start,
+	.job_end = ws_job_end,
+	.refused = ws_refused,
+	.release_on_pool = ws_release_on_pool,
+	.release = ws_release,
+};
+
+static int ws_open(vx_wsconn *c, void *user, void **ret_state)
+{
+	return vx_svcws_open(c, &ws_ops, user, ret_state);
 }
 
 void stt_ws_quiesce(stt_service *svc, int timeout_s)
@@ -633,6 +504,7 @@ void stt_ws_quiesce(stt_service *svc, int timeout_s)
 }
 
 const vx_ws_route stt_ws_routes[] = {
-	{ "/ws/transcribe", ws_on_open, ws_on_text, ws_on_binary, ws_on_close },
+	{ "/ws/transcribe", ws_open, vx_svcws_on_text, vx_svcws_on_binary,
+	  vx_svcws_on_close },
 };
 const size_t stt_n_ws_routes = sizeof(stt_ws_routes) / sizeof(stt_ws_routes[0]);
