@@ -20,6 +20,7 @@
 
 #include "conversation.h"
 #include "orch_service.h"
+#include "static.h"
 #include "vx_json.h"
 #include "vx_log.h"
 #include "vx_req.h"
@@ -28,7 +29,6 @@
 #include "vx_ws.h"
 
 #define CHAT_WAIT_SLICE_MS 100      /* POST /chat checks for a gone client */
-#define WEB_MAX_BYTES (1u << 20)    /* web/index.html */
 #define PROXY_MAX_TIMEOUT_MS 10000  /* GET /voices, /v1/models from a stage */
 
 const char *const orch_stage_names[ORCH_N_STAGES] = { "vad", "stt", "llm", "tts" };
@@ -520,26 +520,12 @@ static void handle_delete(vx_req *req, void *user)
 	}
 }
 
-/* ---- GET / ---- */
+/* ---- GET /, /static/<name>, /favicon.ico: the web page (static.c) ---- */
 
-static void handle_index(vx_req *req, void *user)
+static void handle_static(vx_req *req, void *user)
 {
 	orch_service *svc = user;
-	char path[1024];
-	snprintf(path, sizeof(path), "%s/index.html", svc->web_root);
-	FILE *f = fopen(path, "rb");
-	if (!f) {
-		vx_req_error(req, 404, "not_found", "no web page (--web-root %s)",
-			     svc->web_root);
-		return;
-	}
-	vx_buf b = {0};
-	char chunk[16384];
-	size_t n;
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0 && b.len < WEB_MAX_BYTES)
-		vx_buf_append(&b, chunk, n);
-	fclose(f);
-	vx_req_reply_buf(req, 200, "text/html; charset=utf-8", &b);
+	static_serve(req, svc->web_root);
 }
 
 /* ---- GET /voices, GET /v1/models: a stage's list, passed through ---- */
@@ -589,7 +575,9 @@ const vx_route orch_routes[] = {
 	{ "DELETE", "/conversations/*", handle_delete, 0, true },
 	{ "GET", "/voices", handle_voices, 0, true },
 	{ "GET", "/v1/models", handle_models, 0, true },
-	{ "GET", "/", handle_index, 0, false },
+	{ "GET", "/", handle_static, 0, true },
+	{ "GET", "/static/*", handle_static, 0, true },
+	{ "GET", "/favicon.ico", handle_static, 0, true },
 };
 const size_t orch_n_routes = sizeof(orch_routes) / sizeof(orch_routes[0]);
 
