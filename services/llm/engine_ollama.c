@@ -142,6 +142,7 @@ static int ollama_ready(void *engine, char *detail, size_t detail_len)
 const llm_engine_ops llm_engine_ollama = {
 	.name = "ollama",
 	.description = "Ollama native API (/api/chat, NDJSON streaming)",
+	.flags = VX_ENGINE_REMOTE,
 	.create = ollama_create,
 	.destroy = ollama_destroy,
 	.generate = ollama_generate,

@@ -169,6 +169,7 @@ const llm_engine_ops llm_engine_openai = {
 	.name = "openai",
 	.description = "OpenAI-compatible upstream (llama.cpp server, vLLM, "
 		       "Ollama /v1, LM Studio, OpenAI), streaming SSE",
+	.flags = VX_ENGINE_REMOTE,
 	.create = openai_create,
 	.destroy = openai_destroy,
 	.generate = openai_generate,

@@ -1,7 +1,12 @@
-/* llm_engine.c - the table of LLM engines; see llm_engine.h. */
+/*
+ * llm_engine.c - the table of LLM engines; see llm_engine.h.
+ *
+ * Adding an engine: write engine_<name>.c exporting a const llm_engine_ops
+ * that says what it is (name, aliases, flags) and has its functions,
+ * declare it below and add it to llm_engines[]. The first entry is the
+ * default; a --model without --url picks the first local engine.
+ */
 #include "llm_engine.h"
-
-#include <string.h>
 
 extern const llm_engine_ops llm_engine_openai;
 extern const llm_engine_ops llm_engine_ollama;
@@ -14,10 +19,16 @@ const llm_engine_ops *const llm_engines[] = {
 	NULL,
 };
 
+const vx_engine *llm_engine_at(size_t i)
+{
+	return llm_engines[i] ? &llm_engines[i]->engine : NULL;
+}
+
 const llm_engine_ops *llm_engine_find(const char *name)
 {
-	for (size_t i = 0; name && llm_engines[i]; i++)
-		if (strcmp(llm_engines[i]->name, name) == 0)
-			return llm_engines[i];
-	return NULL;
+	const vx_engine *e;
+
+	if (vx_engine_find(llm_engine_at, name, &e) < 0)
+		return NULL;
+	return (const llm_engine_ops *)e;   /* e is the ops' first member */
 }

@@ -21,7 +21,10 @@
  *
  * generate() is thread-safe; how many run at once is the service's limit
  * (--max-concurrent), the engine may serialise internally (a CPU engine).
- * Engines register in llm_engines[] (llm_engine.c), chosen by --engine.
+ * Each engine declares what it is in its ops (VX_ENGINE_HEAD, vx_engine.h:
+ * name, aliases, VX_ENGINE_REMOTE for one that calls an upstream at --url)
+ * and registers in llm_engines[] (llm_engine.c); --engine picks one by name
+ * or alias.
  *
  *     void *eng; ops->create(&cfg, &eng);
  *     llm_result res = {0}; ops->generate(eng, &req, &cancel, on_piece, user, &res);
@@ -34,6 +37,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "vx_engine.h"
 
 typedef struct llm_config {
 	const char *url;            /* remote: base URL, e.g. http://127.0.0.1:8080 */
@@ -94,8 +99,7 @@ typedef struct llm_model_info {
 } llm_model_info;
 
 typedef struct llm_engine_ops {
-	const char *name;
-	const char *description;
+	VX_ENGINE_HEAD;     /* name, aliases, description, flags, languages */
 	int (*create)(const llm_config *cfg, void **ret_engine);
 	void (*destroy)(void *engine);
 	int (*generate)(void *engine, const llm_request *req,
@@ -108,6 +112,10 @@ typedef struct llm_engine_ops {
 } llm_engine_ops;
 
 extern const llm_engine_ops *const llm_engines[];   /* NULL-terminated */
+/* The engine called name or aliased so (case ignored), the default (first)
+ * for NULL or "", NULL when unknown. */
 const llm_engine_ops *llm_engine_find(const char *name);
+/* llm_engines[i] as a vx_engine, NULL past the last (for vx_engine_*). */
+const vx_engine *llm_engine_at(size_t i);
 
 #endif

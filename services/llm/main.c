@@ -15,14 +15,18 @@
 #define LLM_QUIESCE_MS 3000   /* at exit, wait this long for generations */
 #define LLM_DEADLINE_SLACK_S 5  /* server request deadline past --timeout-s */
 
-/* --engine, or by default gguf for a --model without --url, else openai. */
+/* --engine (name or alias); without it, the first local engine for a
+ * --model without --url (a model file), else the default (openai). */
 static const llm_engine_ops *pick_engine(const llm_service *svc)
 {
-	const char *name = svc->engine_name;
-	if (!name || !name[0])
-		name = svc->model && svc->model[0] && !(svc->url && svc->url[0]) &&
-		       llm_engine_find("gguf") ? "gguf" : "openai";
-	return llm_engine_find(name);
+	bool model_file = svc->model && svc->model[0] &&
+			  !(svc->url && svc->url[0]);
+	if (svc->engine_name && svc->engine_name[0])
+		return llm_engine_find(svc->engine_name);
+	for (size_t i = 0; model_file && llm_engines[i]; i++)
+		if (!(llm_engines[i]->flags & VX_ENGINE_REMOTE))
+			return llm_engines[i];
+	return llm_engine_find(NULL);
 }
 
 /* The id answers carry when a request names no model. */
@@ -131,9 +135,12 @@ int main(int argc, char **argv)
 	 * as a 504 (or an error event) rather than cut by the server. */
 	if (svc.d.request_timeout_s < svc.timeout_s + LLM_DEADLINE_SLACK_S)
 		svc.d.request_timeout_s = svc.timeout_s + LLM_DEADLINE_SLACK_S;
-	if (!(svc.engine = pick_engine(&svc)))
-		vx_fatal("unknown --engine %s", svc.engine_name);
-	svc.local = !strcmp(svc.engine->name, "gguf");
+	if (!(svc.engine = pick_engine(&svc))) {
+		char why[256];
+		vx_fatal("--engine: %s", vx_engine_unknown(llm_engine_at,
+			 svc.engine_name, why, sizeof(why)));
+	}
+	svc.local = !(svc.engine->flags & VX_ENGINE_REMOTE);
 	svc.limits = (llm_params_limits){
 		.max_tokens_default = svc.max_tokens,
 		.max_tokens_limit = svc.max_tokens_limit,
