@@ -557,7 +557,8 @@ def main(bin_dir, tools_dir, quick=False, voices=None):
                                "interruptions": INTERRUPTIONS}
     out_dir = os.path.join(os.path.dirname(os.path.abspath(bin_dir)), "turns")
     db = tempfile.mkdtemp(prefix="bench-turns-")
-    stack = Stack(lambda name, *a: start(bin_dir, name, *a), bin_dir, db, policies)
+    stack = Stack(lambda name, *a: start(bin_dir, name, *a, env={
+        f"VOXLINE_{name.upper()}_DRAIN_DELAY_S": "0"}), bin_dir, db, policies)
     try:
         res = measure(stack, voices or list(VOICES), sel, out_dir,
                       log=lambda m: print(m, flush=True))
