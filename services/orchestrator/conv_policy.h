@@ -58,7 +58,17 @@ enum conv_barge { BARGE_WAIT, BARGE_INTERRUPT, BARGE_IGNORE };
 
 /* Speech over the reply: speech_ms of it detected so far, ended when VAD
  * reported its end, text[0..len) its partial transcript so far (may be
- * empty). WAIT: ask again when something changes. */
+ * empty). WAIT: ask again when something changes.
+ *
+ * speech_ms counts from VAD's speech_start (the detection), not from the
+ * onset VAD reports in it: VAD only reports speech after its min_speech_ms
+ * (250), and barge_min_ms after that is the budget of a real interruption
+ * ("within 300 ms of becoming detectable") and the time STT has to show
+ * that the speech is only "uh-huh". When ended, it runs to VAD's
+ * speech_end, which comes after VAD's closing silence (300 ms): a 200 ms
+ * cough ends at about 250 ms, under barge_min_ms, and is ignored. Counted
+ * from the onset instead, every candidate would pass barge_min_ms some
+ * 50 ms after its detection, before STT's first partial. */
 enum conv_barge conv_policy_barge(const conv_policy_cfg *p, int64_t speech_ms, bool ended,
 				  const char *text, size_t len);
 
