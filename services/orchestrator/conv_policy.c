@@ -460,10 +460,10 @@ static int eot_score(const eot_read *r)
 
 void conv_policy_defaults(conv_policy_cfg *p)
 {
-	p->eot = EOT_FIXED;
+	p->eot = EOT_ADAPTIVE;
 	p->eot_min_ms = 300;
 	p->eot_max_ms = 1500;
-	p->barge = BARGE_IMMEDIATE;
+	p->barge = BARGE_BACKCHANNEL;
 	p->barge_min_ms = 300;
 }
 

@@ -23,6 +23,16 @@ static conv_policy_cfg adaptive(void)
 	return p;
 }
 
+/* The policies as they were: fixed end of turn, immediate barge-in. */
+static conv_policy_cfg before(void)
+{
+	conv_policy_cfg p;
+	conv_policy_defaults(&p);
+	p.eot = EOT_FIXED;
+	p.barge = BARGE_IMMEDIATE;
+	return p;
+}
+
 static int need(const conv_policy_cfg *p, const char *text)
 {
 	return conv_policy_eot_silence_ms(p, text, strlen(text));
@@ -48,10 +58,10 @@ VX_TEST(defaults_are_the_flag_defaults)
 {
 	conv_policy_cfg p;
 	conv_policy_defaults(&p);
-	VX_CHECK_INT(p.eot, EOT_FIXED);
+	VX_CHECK_INT(p.eot, EOT_ADAPTIVE);
 	VX_CHECK_INT(p.eot_min_ms, 300);
 	VX_CHECK_INT(p.eot_max_ms, 1500);
-	VX_CHECK_INT(p.barge, BARGE_IMMEDIATE);
+	VX_CHECK_INT(p.barge, BARGE_BACKCHANNEL);
 	VX_CHECK_INT(p.barge_min_ms, 300);
 }
 
@@ -168,8 +178,7 @@ VX_TEST(bounds_come_from_the_config)
 
 VX_TEST(fixed_policy_always_answers_the_minimum)
 {
-	conv_policy_cfg p;
-	conv_policy_defaults(&p);
+	conv_policy_cfg p = before();
 	VX_CHECK_INT(need(&p, "my number is five five five"), p.eot_min_ms);
 	VX_CHECK_INT(need(&p, "what time is it"), p.eot_min_ms);
 	VX_CHECK_INT(need(&p, ""), p.eot_min_ms);
@@ -345,8 +354,7 @@ VX_TEST(barge_min_comes_from_the_config)
 
 VX_TEST(immediate_policy_always_interrupts)
 {
-	conv_policy_cfg p;
-	conv_policy_defaults(&p);
+	conv_policy_cfg p = before();
 	VX_CHECK_INT(barge(&p, 0, false, ""), BARGE_INTERRUPT);
 	VX_CHECK_INT(barge(&p, 100, true, ""), BARGE_INTERRUPT);
 	VX_CHECK_INT(barge(&p, 400, true, "uh-huh"), BARGE_INTERRUPT);
