@@ -133,12 +133,15 @@ static const char *parse_start(const cJSON *j, conv_config *cfg)
 	    (enc && (vx_encoding_from_name(enc, &cfg->encoding) < 0 ||
 		     cfg->encoding == VX_ENC_AUTO)))
 		return "encoding must be pcm16, mulaw or alaw";
-	static const char *const keys[] = { "conversation_id", "voice", "system_prompt" };
-	const char **vals[] = { &cfg->conversation_id, &cfg->voice, &cfg->system_prompt };
-	for (int i = 0; i < 3; i++) {
+	static const char *const keys[] = { "conversation_id", "voice", "system_prompt",
+					    "model", "language" };
+	const char **vals[] = { &cfg->conversation_id, &cfg->voice, &cfg->system_prompt,
+				&cfg->model, &cfg->language };
+	for (int i = 0; i < 5; i++) {
 		*vals[i] = NULL;
 		if (vx_json_string(j, keys[i], NULL, ORCH_MAX_TEXT_BYTES, vals[i]) < 0)
-			return "conversation_id, voice and system_prompt must be strings";
+			return "conversation_id, voice, system_prompt, model and language "
+			       "must be strings";
 	}
 	return NULL;
 }
@@ -175,6 +178,10 @@ static void ws_text(vx_wsconn *c, void *state, const char *text, size_t len)
 					"send {\"type\":\"start\"} and wait for \"ready\"");
 		else if (r == -EBUSY)
 			ws_client_error(c, "busy", "a turn is in progress");
+	} else if (!strcmp(type, "stop")) {
+		if (conversation_stop(w->cv) == -ENOTCONN)
+			ws_client_error(c, "not_started",
+					"send {\"type\":\"start\"} and wait for \"ready\"");
 	} else {
 		char m[96];
 		snprintf(m, sizeof(m), "unknown message type \"%.40s\"", type);

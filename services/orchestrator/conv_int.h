@@ -1,26 +1,23 @@
 /*
- * conv_int.h - the inside of a conversation (conversation.h), shared by the
- * files that make up its state machine; nothing outside them includes it.
+ * conv_int.h - the inside of a conversation (conversation.h), shared by its
+ * three files; nothing outside them includes it. Events go up, actions go
+ * down, nothing calls back:
  *
- *   conversation.c  public API: life cycle, start (history load), client
- *                   audio/text, close, events to the client, the ticker
- *   conv_link.c     upstream sockets ("links"): connect, retry elsewhere,
- *                   replay work in flight, reconnect; their callbacks
- *                   dispatch to the stage handlers below
- *   conv_listen.c   VAD events, STT rounds, the ring of recent client audio
- *   conv_reply.c    LLM request and tokens -> sentences -> TTS -> client
- *                   audio; cancelling that work
- *   conv_turn.c     a turn's begin, end (metrics, history), failure, barge-in
+ *   conversation.c  public API: life cycle, start (history load, configs),
+ *                   client audio/text/stop/close, the ticker; each turns
+ *                   its input into a conv_event for conv_run
+ *   conv_link.c     upstream sockets ("links") to VAD, STT, LLM and TTS:
+ *                   connect, retry elsewhere, reconnect; their callbacks
+ *                   turn what a stage says into a conv_event for conv_run
+ *   conv_act.c      conv_run: one event through the state machine
+ *                   (conv_machine.h, where every decision is), then its
+ *                   actions executed: sends on the links, client events
+ *                   and audio, the end of a turn (metrics, history)
  *
- * Phases of a turn:
- *   IDLE          waiting for speech (audio goes to VAD only)
- *   LISTENING     speech: audio streams to STT (partials to the client)
- *   TRANSCRIBING  speech ended: STT was told "end", its final is awaited
- *   RESPONDING    LLM writing and/or TTS speaking, audio forwarded
- *   PLAYING       all work done, the client is still playing the audio
  * Upstream sockets carry a generation number: closing one bumps it, so late
- * callbacks of an old socket are recognised and ignored. LLM requests and
- * TTS sentences carry ids ("t3", "t3.0") for the same reason.
+ * callbacks of an old socket are recognised and dropped before they become
+ * events. A send that finds no socket marks the stage in `down`; conv_run
+ * delivers that as CONV_EV_LINK_DOWN after the actions, never inside them.
  *
  * Threads: every function here is called with cv->lock held and does not
  * block (sends queue; history writes go to the DB pool).
@@ -29,23 +26,20 @@
  * queued job (start, history write).
  *
  *     pthread_mutex_lock(&cv->lock);
- *     conv_turn_begin(cv, true); ... conv_turn_user_done(cv);   // LLM request
+ *     conv_event e = { .kind = CONV_EV_TEXT, .now = conv_now_us(), .text = s, .len = n };
+ *     conv_run(cv, &e, NULL, 0);   // LLM request sent, events emitted
  *     pthread_mutex_unlock(&cv->lock);
  */
 #ifndef CONV_INT_H
 #define CONV_INT_H
 
-#include <cjson/cJSON.h>
 #include <stdint.h>
-#include <time.h>
 
+#include "conv_machine.h"
 #include "conversation.h"
-#include "vx_time.h"
-#include "sentences.h"
-#include "turn.h"
+#include "upstream.h"
 #include "vx_buf.h"
-
-enum conv_phase { PH_IDLE, PH_LISTENING, PH_TRANSCRIBING, PH_RESPONDING, PH_PLAYING };
+#include "vx_time.h"
 
 /* One upstream socket of a conversation. */
 typedef struct conv_link {
@@ -55,6 +49,7 @@ typedef struct conv_link {
 	bool open;                /* handshake done */
 	bool retried;             /* this socket is the retry elsewhere */
 	int64_t retry_after;      /* us; no new socket before this after a failure */
+	char url[UPSTREAM_MAX_URL]; /* the last one tried */
 } conv_link;
 
 /* One message of the history sent to the LLM. */
@@ -78,38 +73,23 @@ struct conversation {
 	double bpm;                   /* client audio bytes per ms */
 	size_t sample_bytes;          /* 2 for pcm16, 1 for G.711 */
 	char *voice, *system_prompt;
+	char *model;                  /* the start's "model"; NULL: --llm-model */
+	char *language;               /* the start's "language"; NULL: "en" */
 	char *cfg_msg[ORCH_N_STAGES]; /* first message on each new socket */
 	conv_link link[ORCH_N_STAGES];
+	unsigned down;                /* stages a send found no socket for */
 
 	uint8_t *ring;                /* recent client audio */
 	size_t ring_cap;
 	uint64_t bytes_in;            /* client audio bytes received in all */
 	uint64_t vad_base;            /* bytes_in when the VAD stream began */
 	vx_buf utter;                 /* this utterance's audio (STT retry) */
-	size_t utter_max;
 
 	ctx_msg *msgs;                /* history for the LLM, oldest first */
 	size_t n_msgs, cap_msgs;
-
-	enum conv_phase phase;
-	int turn_seq;
-	turn t;                       /* valid while phase != IDLE */
-	sentences split;
 	vx_buf llm_req;               /* the request in flight (LLM retry) */
-	char llm_id[CONV_MAX_ID];
-	bool llm_busy;                /* a request runs: no done/error yet */
-	int tts_pending;              /* sentences sent, not done */
-	int tts_cur;                  /* sentence whose audio is coming, -1 */
-	bool tts_draining;            /* cancelled: drop audio until "cancelled" */
-	bool audio_open;              /* audio_start sent, audio_end not yet */
-	bool again;                   /* speech resumed while transcribing */
-	bool again_ended;
-	int64_t again_start_ms;
-	int64_t deadline[ORCH_N_STAGES]; /* us; 0 = not waiting */
-	int64_t llm_retry_at;         /* us; resend the request ("overloaded") */
-	int64_t tts_retry_at;         /* us; resend unfinished sentences */
-	int64_t stt_retry_at;         /* us; a new STT socket, utterance again */
-	int stt_retries;              /* of this utterance */
+
+	conv_machine m;               /* the turn-taking state */
 };
 
 /* Monotonic clock, microseconds. */
@@ -127,11 +107,6 @@ static inline const char *conv_enc_name(vx_encoding e)
 /* ---- conversation.c: events to the client (none once closed) ---- */
 
 void conversation_emit(conversation *cv, const char *type, const char *json, size_t len);
-/* {"type":type} */
-void conversation_emit_type(conversation *cv, const char *type);
-/* {"type":type,"text":text} */
-void conversation_emit_text(conversation *cv, const char *type, const char *text,
-			    size_t len);
 /* {"type":"error","stage":..,"code":..,"message":..}, logged once. */
 void conversation_emit_error(conversation *cv, const char *stage, const char *code,
 			     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
@@ -142,47 +117,24 @@ void conversation_ctx_push(conversation *cv, const char *role, const char *conte
 
 /* Opens the stage's socket (on another instance than avoid, -1 for any)
  * and sends its config message; retried: this is the retry after a failed
- * connect, so the work in flight is sent again. */
+ * connect, so the work in flight is sent again (CONV_EV_LINK_UP). */
 void conv_link_connect(conversation *cv, int st, int avoid, bool retried);
 /* Sends one message on the stage's socket, opening one when there is none
  * (not sooner than retry_after). -ENOTCONN when there is none to use. */
 int conv_link_send(conversation *cv, int st, const void *data, size_t len, bool binary);
-int conv_link_send_str(conversation *cv, int st, const char *s);
+/* Sends on the stage's socket only if there is one. */
+void conv_link_send_if_open(conversation *cv, int st, const char *s);
 /* Closes the stage's socket; its late callbacks are ignored. */
 void conv_link_close(conversation *cv, int st);
-/* Sends every unfinished sentence of the turn to TTS again, in order. */
-void conv_link_replay_tts(conversation *cv, vx_wsclient_conn *c);
+/* "cannot reach voxline-llm at http://...: start it ..." for the stage. */
+void conv_link_unreachable(conversation *cv, int st, char *buf, size_t len);
 
-/* ---- conv_listen.c: VAD and STT ---- */
+/* ---- conv_act.c: the machine and its actions ---- */
 
-/* Keeps the last ring_cap bytes of client audio. */
-void conv_listen_ring_put(conversation *cv, const uint8_t *p, size_t len);
-/* The utterance ended: STT is told "end" (PH_TRANSCRIBING). */
-void conv_listen_end(conversation *cv);
-void conv_listen_on_vad(conversation *cv, const char *ev, const cJSON *j);
-void conv_listen_on_stt(conversation *cv, const char *ev, const cJSON *j);
-
-/* ---- conv_reply.c: LLM -> sentences -> TTS -> client ---- */
-
-/* Builds and sends the LLM request for the user's message (PH_RESPONDING). */
-void conv_reply_start(conversation *cv);
-/* Cancels the turn's LLM and TTS work in flight. */
-void conv_reply_cancel(conversation *cv);
-void conv_reply_on_llm(conversation *cv, const char *ev, const cJSON *j);
-void conv_reply_on_tts(conversation *cv, const char *ev, const cJSON *j);
-void conv_reply_on_audio(conversation *cv, const void *data, size_t len);
-
-/* ---- conv_turn.c: a turn's life ---- */
-
-void conv_turn_begin(conversation *cv, bool from_text);
-/* A user message is complete: reply, or end quietly if it is empty. */
-void conv_turn_user_done(conversation *cv);
-/* Ends the turn: metrics event and histograms, history, back to IDLE. */
-void conv_turn_finish(conversation *cv, bool interrupted, const char *error);
-/* Fails the turn on a stage's account (error event, then finish). */
-void conv_turn_fail(conversation *cv, int st, const char *code, const char *msg);
-/* Barge-in: the user speaks (or types) over the reply. */
-void conv_turn_interrupt(conversation *cv);
-bool conv_turn_can_barge_in(conversation *cv);
+/* Runs the event through cv->m and executes the actions; data[0..len) is
+ * the event's audio (client or TTS). Returns conv_machine_event's answer. */
+int conv_run(conversation *cv, const conv_event *e, const void *data, size_t len);
+/* Runs a CONV_EV_* that carries nothing but the time and a stage. */
+void conv_run_simple(conversation *cv, enum conv_ev_kind kind, int st);
 
 #endif

@@ -2,18 +2,21 @@
  * conv_link.c - a conversation's upstream sockets (conv_int.h): one
  * vx_wsclient connection per stage to /ws/detect, /ws/transcribe,
  * /ws/generate and /ws/synthesize. A connect that fails is retried once on
- * another instance, with the work in flight sent again; a socket that
- * closes is reopened by the next send, not sooner than CONV_RECONNECT_MS.
- * The callbacks (vx_wsclient thread) take the conversation's lock, drop
- * what an old socket says (generation number) and hand the rest to the
- * stage's handler in conv_listen.c or conv_reply.c.
+ * another instance (the machine then sends the work in flight again); a
+ * socket that closes is reopened by the next send, not sooner than
+ * CONV_RECONNECT_MS. The callbacks (vx_wsclient thread) take the
+ * conversation's lock, drop what an old socket says (generation number)
+ * and turn the rest into one conv_event for conv_run.
  */
 #include "conv_int.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <cjson/cJSON.h>
 
 #include "vx_log.h"
 
@@ -24,8 +27,6 @@ typedef struct link_ref {
 	unsigned gen;
 } link_ref;
 
-/* Sends one message on the stage's socket, opening one when there is none
- * (not sooner than retry_after). -ENOTCONN when there is none to use. */
 int conv_link_send(conversation *cv, int st, const void *data, size_t len,
 		   bool binary)
 {
@@ -42,12 +43,12 @@ int conv_link_send(conversation *cv, int st, const void *data, size_t len,
 	return r;
 }
 
-int conv_link_send_str(conversation *cv, int st, const char *s)
+void conv_link_send_if_open(conversation *cv, int st, const char *s)
 {
-	return conv_link_send(cv, st, s, strlen(s), false);
+	if (cv->link[st].c)
+		vx_wsclient_send_text(cv->link[st].c, s, strlen(s));
 }
 
-/* Closes the stage's socket; its late callbacks are ignored. */
 void conv_link_close(conversation *cv, int st)
 {
 	conv_link *l = &cv->link[st];
@@ -60,39 +61,21 @@ void conv_link_close(conversation *cv, int st)
 	l->gen++;
 }
 
-/* Sends every unfinished sentence of the turn to TTS again, in order. */
-void conv_link_replay_tts(conversation *cv, vx_wsclient_conn *c)
+void conv_link_unreachable(conversation *cv, int st, char *buf, size_t len)
 {
-	for (size_t i = 0; i < cv->t.n_sent; i++) {
-		if (cv->t.sent[i].done)
-			continue;
-		vx_buf m = {0};
-		vx_buf_puts(&m, "{\"text\":");
-		vx_buf_json_str(&m, cv->t.sent[i].text, cv->t.sent[i].len);
-		vx_buf_printf(&m, ",\"id\":\"t%d.%zu\"}", cv->t.seq, i);
-		if (m.data)
-			vx_wsclient_send_text(c, m.data, m.len);
-		vx_buf_release(&m);
-	}
-}
-
-/* After a retry connect: what the stage's work in flight needs again. */
-static void link_replay(conversation *cv, int st)
-{
-	conv_link *l = &cv->link[st];
-	if (st == ORCH_VAD) {
-		cv->vad_base = cv->bytes_in;
-	} else if (st == ORCH_STT &&
-		   (cv->phase == PH_LISTENING || cv->phase == PH_TRANSCRIBING)) {
-		if (cv->utter.len)
-			vx_wsclient_send_binary(l->c, cv->utter.data, cv->utter.len);
-		if (cv->phase == PH_TRANSCRIBING)
-			vx_wsclient_send_text(l->c, "{\"event\":\"end\"}", 15);
-	} else if (st == ORCH_LLM && cv->llm_busy && cv->llm_req.len) {
-		vx_wsclient_send_text(l->c, cv->llm_req.data, cv->llm_req.len);
-	} else if (st == ORCH_TTS && cv->phase == PH_RESPONDING) {
-		conv_link_replay_tts(cv, l->c);
-	}
+	/* ws://host:port/ws/... -> http://host:port */
+	const char *u = cv->link[st].url, *host = strstr(u, "://");
+	host = host ? host + 3 : u;
+	int n = (int)strcspn(host, "/");
+	char env[8];
+	size_t i = 0;
+	for (; orch_stage_names[st][i] && i < sizeof(env) - 1; i++)
+		env[i] = (char)toupper((unsigned char)orch_stage_names[st][i]);
+	env[i] = 0;
+	snprintf(buf, len, "cannot reach voxline-%s at http://%.*s: start it (make run "
+		 "starts the whole stack) or point --%s-url / VOXLINE_ORCHESTRATOR_%s_URL "
+		 "at a running server", orch_stage_names[st], n, host,
+		 orch_stage_names[st], env);
 }
 
 static const vx_wsclient_callbacks link_callbacks;
@@ -101,15 +84,15 @@ void conv_link_connect(conversation *cv, int st, int avoid, bool retried)
 {
 	orch_service *svc = cv->svc;
 	conv_link *l = &cv->link[st];
-	char url[UPSTREAM_MAX_URL], hdr[96];
-	l->inst = upstream_pick(svc->up[st], avoid, url, sizeof(url));
+	char hdr[96];
+	l->inst = upstream_pick(svc->up[st], avoid, l->url, sizeof(l->url));
 	snprintf(hdr, sizeof(hdr), "X-Request-Id: %s\r\n", cv->req_id);
 	link_ref *ref = malloc(sizeof(*ref));
 	if (!ref)
 		return;
 	*ref = (link_ref){ .cv = cv, .stage = st, .gen = ++l->gen };
 	atomic_fetch_add(&cv->refs, 1);
-	int r = vx_wsclient_connect(svc->wsc, url, hdr, &link_callbacks, ref, &l->c);
+	int r = vx_wsclient_connect(svc->wsc, l->url, hdr, &link_callbacks, ref, &l->c);
 	if (r < 0) {
 		/* No callback will come: undo (the caller holds a reference). */
 		atomic_fetch_sub(&cv->refs, 1);
@@ -117,7 +100,7 @@ void conv_link_connect(conversation *cv, int st, int avoid, bool retried)
 		l->c = NULL;
 		l->retry_after = conv_now_us() + CONV_RECONNECT_MS * 1000;
 		vx_log_warn(cv->req_id, "%s: connect %s: %s", orch_stage_names[st],
-			    url, strerror(-r));
+			    l->url, strerror(-r));
 		return;
 	}
 	l->open = false;
@@ -126,14 +109,101 @@ void conv_link_connect(conversation *cv, int st, int avoid, bool retried)
 		vx_wsclient_send_text(l->c, cv->cfg_msg[st], strlen(cv->cfg_msg[st]));
 	if (st == ORCH_VAD)
 		cv->vad_base = cv->bytes_in;
-	if (retried)
-		link_replay(cv, st);
 }
 
 static bool is_current(conversation *cv, const link_ref *ref)
 {
 	return !cv->closed && cv->link[ref->stage].gen == ref->gen &&
 	       cv->link[ref->stage].c;
+}
+
+/* ---- what a stage says, as events ---- */
+
+static const char *str(const cJSON *j, const char *key)
+{
+	return cJSON_GetStringValue(cJSON_GetObjectItem(j, key));
+}
+
+static enum conv_ev_kind vad_kind(const char *ev)
+{
+	if (!strcmp(ev, "speech_start"))
+		return CONV_EV_SPEECH_START;
+	if (!strcmp(ev, "speech_end"))
+		return CONV_EV_SPEECH_END;
+	return !strcmp(ev, "error") ? CONV_EV_VAD_ERROR : CONV_EV_TICK;
+}
+
+static enum conv_ev_kind stt_kind(const char *ev)
+{
+	if (!strcmp(ev, "partial"))
+		return CONV_EV_STT_PARTIAL;
+	if (!strcmp(ev, "final"))
+		return CONV_EV_STT_FINAL;
+	return !strcmp(ev, "error") ? CONV_EV_STT_ERROR : CONV_EV_TICK;
+}
+
+static enum conv_ev_kind llm_kind(const char *ev)
+{
+	if (!strcmp(ev, "token"))
+		return CONV_EV_LLM_TOKEN;
+	if (!strcmp(ev, "reasoning"))
+		return CONV_EV_LLM_REASONING;
+	if (!strcmp(ev, "done"))
+		return CONV_EV_LLM_DONE;
+	return !strcmp(ev, "error") ? CONV_EV_LLM_ERROR : CONV_EV_TICK;
+}
+
+static enum conv_ev_kind tts_kind(const char *ev)
+{
+	if (!strcmp(ev, "start"))
+		return CONV_EV_TTS_START;
+	if (!strcmp(ev, "done"))
+		return CONV_EV_TTS_DONE;
+	if (!strcmp(ev, "cancelled"))
+		return CONV_EV_TTS_CANCELLED;
+	return !strcmp(ev, "error") ? CONV_EV_TTS_ERROR : CONV_EV_TICK;
+}
+
+/* TTS's "ready": it must speak the client's format. */
+static void tts_ready(conversation *cv, const cJSON *j)
+{
+	const cJSON *sr = cJSON_GetObjectItem(j, "sample_rate");
+	const char *enc = str(j, "encoding");
+	if ((cJSON_IsNumber(sr) && (int)sr->valuedouble != cv->rate) ||
+	    (enc && strcmp(enc, conv_enc_name(cv->enc))))
+		conversation_emit_error(cv, "tts", "bad_format",
+					"voxline-tts answers %d Hz %s, not %d Hz %s",
+					cJSON_IsNumber(sr) ? (int)sr->valuedouble : 0,
+					enc ? enc : "?", cv->rate, conv_enc_name(cv->enc));
+}
+
+/* One message of the stage as an event; kind TICK: none of interest. */
+static void link_event(conversation *cv, int st, const char *ev, const cJSON *j)
+{
+	conv_event e = { .now = conv_now_us(), .stage = st, .id = str(j, "id"),
+			 .code = str(j, "code") };
+	switch (st) {
+	case ORCH_VAD: e.kind = vad_kind(ev); break;
+	case ORCH_STT: e.kind = stt_kind(ev); break;
+	case ORCH_LLM: e.kind = llm_kind(ev); break;
+	default: e.kind = tts_kind(ev); break;
+	}
+	if (st == ORCH_TTS && !strcmp(ev, "ready"))
+		tts_ready(cv, j);
+	if (e.kind == CONV_EV_TICK)
+		return;
+	bool err = e.kind == CONV_EV_VAD_ERROR || e.kind == CONV_EV_STT_ERROR ||
+		   e.kind == CONV_EV_LLM_ERROR || e.kind == CONV_EV_TTS_ERROR;
+	e.text = str(j, err ? "message" : "text");
+	e.len = e.text ? strlen(e.text) : 0;
+	if (e.kind == CONV_EV_SPEECH_START) {
+		const cJSON *sm = cJSON_GetObjectItem(j, "start_ms");
+		e.start_ms = cJSON_IsNumber(sm) ? (int64_t)sm->valuedouble : 0;
+		/* Speech heard by now: the VAD stream's length past its start. */
+		int64_t at_ms = (int64_t)((double)(cv->bytes_in - cv->vad_base) / cv->bpm);
+		e.speech_ms = at_ms > e.start_ms ? at_ms - e.start_ms : 0;
+	}
+	conv_run(cv, &e, NULL, 0);
 }
 
 /* ---- upstream callbacks (vx_wsclient thread) ---- */
@@ -157,20 +227,14 @@ static void link_on_text(vx_wsclient_conn *c, void *user, const char *text, size
 	conversation *cv = ref->cv;
 	(void)c;
 	cJSON *j = cJSON_ParseWithLength(text, len);
-	const char *ev = cJSON_GetStringValue(cJSON_GetObjectItem(j, "event"));
+	const char *ev = str(j, "event");
 	if (!ev) {
 		cJSON_Delete(j);
 		return;
 	}
 	pthread_mutex_lock(&cv->lock);
-	if (is_current(cv, ref)) {
-		switch (ref->stage) {
-		case ORCH_VAD: conv_listen_on_vad(cv, ev, j); break;
-		case ORCH_STT: conv_listen_on_stt(cv, ev, j); break;
-		case ORCH_LLM: conv_reply_on_llm(cv, ev, j); break;
-		case ORCH_TTS: conv_reply_on_tts(cv, ev, j); break;
-		}
-	}
+	if (is_current(cv, ref))
+		link_event(cv, ref->stage, ev, j);
 	pthread_mutex_unlock(&cv->lock);
 	cJSON_Delete(j);
 }
@@ -183,21 +247,12 @@ static void link_on_binary(vx_wsclient_conn *c, void *user, const void *data, si
 	if (ref->stage != ORCH_TTS)
 		return;
 	pthread_mutex_lock(&cv->lock);
-	if (is_current(cv, ref))
-		conv_reply_on_audio(cv, data, len);
-	pthread_mutex_unlock(&cv->lock);
-}
-
-/* Does the current turn wait on this stage? */
-static bool stage_in_use(conversation *cv, int st)
-{
-	switch (st) {
-	case ORCH_VAD: return cv->ring != NULL;
-	case ORCH_STT: return cv->phase == PH_LISTENING || cv->phase == PH_TRANSCRIBING;
-	case ORCH_LLM: return cv->phase == PH_RESPONDING && cv->llm_busy;
-	case ORCH_TTS: return cv->phase == PH_RESPONDING && cv->tts_pending > 0;
+	if (is_current(cv, ref)) {
+		conv_event e = { .kind = CONV_EV_TTS_AUDIO, .now = conv_now_us(),
+				 .stage = ORCH_TTS, .bytes = len };
+		conv_run(cv, &e, data, len);
 	}
-	return false;
+	pthread_mutex_unlock(&cv->lock);
 }
 
 static void link_on_close(vx_wsclient_conn *c, void *user, int err)
@@ -214,29 +269,24 @@ static void link_on_close(vx_wsclient_conn *c, void *user, int err)
 		l->open = false;
 		upstream_report(cv->svc->up[st], l->inst, false);
 		if (!was_open && !l->retried && err != 0) {
-			/* Could not connect: once more, elsewhere. */
+			/* Could not connect: once more, elsewhere, with the work. */
 			vx_log_warn(cv->req_id, "%s: connect failed (%s), retrying",
 				    orch_stage_names[st], strerror(-err));
 			conv_link_connect(cv, st, l->inst, true);
+		}
+		if (l->c) {
+			conv_run_simple(cv, CONV_EV_LINK_UP, st);
 		} else {
 			l->retry_after = conv_now_us() + CONV_RECONNECT_MS * 1000;
-			if (stage_in_use(cv, st)) {
-				char msg[128];
-				snprintf(msg, sizeof(msg), "voxline-%s %s: %s",
-					 orch_stage_names[st],
-					 was_open ? "closed the connection" : "unreachable",
-					 err ? strerror(-err) : "closed");
-				if (st == ORCH_VAD) {
-					vx_counter_add(cv->svc->stage_errors[st], 1);
-					conversation_emit_error(cv, "vad", "unavailable", "%s", msg);
-					if (cv->phase == PH_LISTENING) {
-						cv->t.t_input_end = conv_now_us();
-						conv_listen_end(cv);
-					}
-				} else {
-					conv_turn_fail(cv, st, "unavailable", msg);
-				}
-			}
+			char msg[512];
+			if (was_open)
+				snprintf(msg, sizeof(msg), "voxline-%s closed the connection: %s",
+					 orch_stage_names[st], err ? strerror(-err) : "closed");
+			else
+				conv_link_unreachable(cv, st, msg, sizeof(msg));
+			conv_event e = { .kind = CONV_EV_LINK_DOWN, .now = conv_now_us(),
+					 .stage = st, .text = msg, .len = strlen(msg) };
+			conv_run(cv, &e, NULL, 0);
 		}
 	}
 	pthread_mutex_unlock(&cv->lock);

@@ -1,9 +1,9 @@
 /*
  * conversation.c - one voice conversation (see conversation.h): its life
  * cycle, start (history load, configs), the client side (audio, text,
- * utterance, close), events to the client, and the ticker (deadlines and
- * "overloaded" retries). The phases of a turn and the other parts of the
- * state machine are in conv_int.h.
+ * utterance, stop, close) and the ticker, each turned into an event for
+ * the state machine (conv_run, conv_act.c); events to the client. How the
+ * files of a conversation fit together: conv_int.h.
  */
 #include "conv_int.h"
 
@@ -23,30 +23,10 @@ void conversation_emit(conversation *cv, const char *type, const char *json, siz
 		cv->sink.event(cv->sink_user, type, json, len);
 }
 
-void conversation_emit_type(conversation *cv, const char *type)
-{
-	char m[64];
-	int n = snprintf(m, sizeof(m), "{\"type\":\"%s\"}", type);
-	conversation_emit(cv, type, m, (size_t)n);
-}
-
-/* {"type":type,"text":text} */
-void conversation_emit_text(conversation *cv, const char *type, const char *text,
-			    size_t len)
-{
-	vx_buf b = {0};
-	vx_buf_printf(&b, "{\"type\":\"%s\",\"text\":", type);
-	vx_buf_json_str(&b, text, len);
-	vx_buf_puts(&b, "}");
-	if (b.data)
-		conversation_emit(cv, type, b.data, b.len);
-	vx_buf_release(&b);
-}
-
 void conversation_emit_error(conversation *cv, const char *stage, const char *code,
 			     const char *fmt, ...)
 {
-	char msg[256];
+	char msg[640];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -99,8 +79,12 @@ int conversation_new(orch_service *svc, const conv_sink *sink, void *sink_user,
 	cv->sink_user = sink_user;
 	cv->realtime = realtime;
 	snprintf(cv->req_id, sizeof(cv->req_id), "%s", req_id ? req_id : "-");
-	sentences_init(&cv->split);
-	cv->tts_cur = -1;
+	conv_machine_cfg mc = {
+		.realtime = realtime, .barge_in = svc->barge_in, .policy = svc->policy,
+		.stage_timeout_us = (int64_t)svc->stage_timeout_s * 1000000,
+		.bytes_per_ms = 32.0,
+	};
+	conv_machine_init(&cv->m, &mc);
 	pthread_mutex_lock(&svc->lock);
 	cv->next = svc->convs;
 	if (svc->convs)
@@ -129,9 +113,7 @@ void conversation_unref(conversation *cv)
 	if (cv->next)
 		cv->next->prev = cv->prev;
 	pthread_mutex_unlock(&svc->lock);
-	if (cv->phase != PH_IDLE)
-		turn_release(&cv->t);
-	sentences_release(&cv->split);
+	conv_machine_release(&cv->m);
 	vx_buf_release(&cv->llm_req);
 	vx_buf_release(&cv->utter);
 	for (size_t i = 0; i < cv->n_msgs; i++) {
@@ -144,6 +126,8 @@ void conversation_unref(conversation *cv)
 	free(cv->ring);
 	free(cv->voice);
 	free(cv->system_prompt);
+	free(cv->model);
+	free(cv->language);
 	pthread_mutex_destroy(&cv->lock);
 	free(cv);
 }
@@ -152,11 +136,16 @@ void conversation_unref(conversation *cv)
 static int build_configs(conversation *cv)
 {
 	vx_buf b = {0};
-	vx_buf_printf(&b, "{\"sample_rate\":%d,\"encoding\":\"%s\"}", cv->rate,
-		      conv_enc_name(cv->enc));
+	/* VAD ends speech after the shortest silence that may end a turn;
+	 * the machine waits the rest the end-of-turn policy wants. */
+	vx_buf_printf(&b, "{\"sample_rate\":%d,\"encoding\":\"%s\",\"min_silence_ms\":%d}",
+		      cv->rate, conv_enc_name(cv->enc), cv->svc->policy.eot_min_ms);
 	cv->cfg_msg[ORCH_VAD] = vx_buf_detach(&b, NULL);
-	vx_buf_printf(&b, "{\"sample_rate\":%d,\"encoding\":\"%s\",\"language\":\"en\"}",
+	const char *lang = cv->language ? cv->language : "en";
+	vx_buf_printf(&b, "{\"sample_rate\":%d,\"encoding\":\"%s\",\"language\":",
 		      cv->rate, conv_enc_name(cv->enc));
+	vx_buf_json_str(&b, lang, strlen(lang));
+	vx_buf_puts(&b, "}");
 	cv->cfg_msg[ORCH_STT] = vx_buf_detach(&b, NULL);
 	vx_buf_printf(&b, "{\"sample_rate\":%d,\"encoding\":\"%s\"", cv->rate,
 		      conv_enc_name(cv->enc));
@@ -256,7 +245,13 @@ int conversation_start(conversation *cv, const conv_config *cfg, bool sync)
 	cv->enc = cfg->encoding;
 	cv->sample_bytes = cv->enc == VX_ENC_PCM16 ? 2 : 1;
 	cv->bpm = (double)cv->rate * (double)cv->sample_bytes / 1000.0;
-	cv->utter_max = (size_t)cv->svc->max_utterance_s * (size_t)cv->rate * cv->sample_bytes;
+	cv->m.cfg.bytes_per_ms = cv->bpm;
+	cv->m.cfg.utter_max = (size_t)cv->svc->max_utterance_s * (size_t)cv->rate *
+			      cv->sample_bytes;
+	free(cv->model);
+	free(cv->language);
+	cv->model = cfg->model && *cfg->model ? strdup(cfg->model) : NULL;
+	cv->language = cfg->language && *cfg->language ? strdup(cfg->language) : NULL;
 	pthread_mutex_unlock(&cv->lock);
 
 	start_job *j = calloc(1, sizeof(*j));
@@ -320,20 +315,9 @@ int conversation_audio(conversation *cv, const void *data, size_t len)
 		conv_link_connect(cv, ORCH_VAD, -1, false);
 		conv_link_connect(cv, ORCH_STT, -1, false);
 	}
-	conv_listen_ring_put(cv, data, len);
-	conv_link_send(cv, ORCH_VAD, data, len, true);
-	if (cv->phase == PH_LISTENING) {
-		if (cv->utter.len + len <= cv->utter_max) {
-			vx_buf_append(&cv->utter, data, len);
-			if (!cv->stt_retry_at)   /* else the retry sends utter */
-				conv_link_send(cv, ORCH_STT, data, len, true);
-		} else {
-			/* Too long: take what was said so far. */
-			conversation_emit_type(cv, "speech_stopped");
-			cv->t.t_input_end = conv_now_us();
-			conv_listen_end(cv);
-		}
-	}
+	conv_event e = { .kind = CONV_EV_AUDIO, .now = conv_now_us(), .bytes = len,
+			 .utter_len = cv->utter.len };
+	conv_run(cv, &e, data, len);
 out_unlock:
 	pthread_mutex_unlock(&cv->lock);
 	return r;
@@ -347,16 +331,9 @@ int conversation_text(conversation *cv, const char *text, size_t len)
 		r = -ENOTCONN;
 		goto out_unlock;
 	}
-	if (conv_turn_can_barge_in(cv))
-		conv_turn_interrupt(cv);
-	if (cv->phase != PH_IDLE) {
-		r = -EBUSY;
-		goto out_unlock;
-	}
-	conv_turn_begin(cv, true);
-	cv->t.t_input_end = conv_now_us();
-	vx_buf_append(&cv->t.user, text, len);
-	conv_turn_user_done(cv);
+	conv_event e = { .kind = CONV_EV_TEXT, .now = conv_now_us(), .text = text,
+			 .len = len };
+	r = conv_run(cv, &e, NULL, 0);
 out_unlock:
 	pthread_mutex_unlock(&cv->lock);
 	return r;
@@ -370,24 +347,23 @@ int conversation_utterance(conversation *cv, const void *data, size_t len)
 		r = -ENOTCONN;
 		goto out_unlock;
 	}
-	if (cv->phase != PH_IDLE) {
-		r = -EBUSY;
-		goto out_unlock;
-	}
-	conv_turn_begin(cv, false);
-	cv->phase = PH_LISTENING;
 	if (!cv->link[ORCH_STT].c)
 		conv_link_connect(cv, ORCH_STT, -1, false);
-	if (vx_buf_append(&cv->utter, data, len) < 0) {
-		r = -ENOMEM;
-		turn_release(&cv->t);
-		cv->phase = PH_IDLE;
-		goto out_unlock;
-	}
-	conv_link_send(cv, ORCH_STT, data, len, true);
-	cv->t.t_input_end = conv_now_us();
-	conv_listen_end(cv);
+	conv_event e = { .kind = CONV_EV_UTTERANCE, .now = conv_now_us(), .bytes = len };
+	r = conv_run(cv, &e, data, len);
 out_unlock:
+	pthread_mutex_unlock(&cv->lock);
+	return r;
+}
+
+int conversation_stop(conversation *cv)
+{
+	int r = 0;
+	pthread_mutex_lock(&cv->lock);
+	if (!cv->ready || cv->closed)
+		r = -ENOTCONN;
+	else
+		conv_run_simple(cv, CONV_EV_STOP, -1);
 	pthread_mutex_unlock(&cv->lock);
 	return r;
 }
@@ -396,14 +372,8 @@ void conversation_close(conversation *cv)
 {
 	pthread_mutex_lock(&cv->lock);
 	if (!cv->closed) {
-		if (cv->phase == PH_RESPONDING || cv->phase == PH_PLAYING) {
-			cv->closed = true;   /* no events: the client is gone */
-			conv_turn_finish(cv, true, NULL);
-		} else if (cv->phase != PH_IDLE) {
-			turn_release(&cv->t);
-			cv->phase = PH_IDLE;
-		}
-		cv->closed = true;
+		cv->closed = true;   /* no events: the client is gone */
+		conv_run_simple(cv, CONV_EV_CLOSE, -1);
 		for (int st = 0; st < ORCH_N_STAGES; st++)
 			conv_link_close(cv, st);
 	}
@@ -411,42 +381,6 @@ void conversation_close(conversation *cv)
 }
 
 /* ---- the ticker ---- */
-
-static void conversation_tick(conversation *cv, int64_t now)
-{
-	if (cv->closed || !cv->ready)
-		return;
-	for (int st = 0; st < ORCH_N_STAGES; st++) {
-		if (!cv->deadline[st] || now < cv->deadline[st])
-			continue;
-		cv->deadline[st] = 0;
-		/* A new socket next time: the old one may hold stale work. */
-		conv_link_close(cv, st);
-		conv_turn_fail(cv, st, "timeout", st == ORCH_STT ?
-			       "no transcript in time (--stage-timeout-s)" :
-			       st == ORCH_LLM ? "no reply from the language model in time "
-			       "(--stage-timeout-s)" : "no audio in time (--stage-timeout-s)");
-	}
-	if (cv->llm_retry_at && now >= cv->llm_retry_at) {
-		cv->llm_retry_at = 0;
-		if (cv->llm_busy && cv->llm_req.len)
-			conv_link_send(cv, ORCH_LLM, cv->llm_req.data, cv->llm_req.len, false);
-	}
-	if (cv->stt_retry_at && now >= cv->stt_retry_at) {
-		cv->stt_retry_at = 0;
-		if ((cv->phase == PH_LISTENING || cv->phase == PH_TRANSCRIBING) &&
-		    !cv->link[ORCH_STT].c)
-			conv_link_connect(cv, ORCH_STT, -1, true);
-	}
-	if (cv->tts_retry_at && now >= cv->tts_retry_at) {
-		cv->tts_retry_at = 0;
-		if (cv->phase == PH_RESPONDING && cv->link[ORCH_TTS].c)
-			conv_link_replay_tts(cv, cv->link[ORCH_TTS].c);
-	}
-	if (cv->phase == PH_PLAYING &&
-	    now >= cv->t.t_audio_start + (int64_t)(turn_sent_ms(&cv->t) * 1000))
-		conv_turn_finish(cv, false, NULL);
-}
 
 static void *ticker_main(void *arg)
 {
@@ -458,7 +392,10 @@ static void *ticker_main(void *arg)
 		pthread_mutex_lock(&svc->lock);
 		for (conversation *cv = svc->convs; cv; cv = cv->next) {
 			pthread_mutex_lock(&cv->lock);
-			conversation_tick(cv, now);
+			if (!cv->closed && cv->ready) {
+				conv_event e = { .kind = CONV_EV_TICK, .now = now };
+				conv_run(cv, &e, NULL, 0);
+			}
 			pthread_mutex_unlock(&cv->lock);
 		}
 		pthread_mutex_unlock(&svc->lock);

@@ -1,23 +1,28 @@
 /*
  * conversation.h - one voice conversation (a /ws/chat socket or one POST
- * /chat turn): the state machine that drives voxline-vad, -stt, -llm and
- * -tts over their WebSockets and sends the client its events and audio.
+ * /chat turn): drives voxline-vad, -stt, -llm and -tts over their
+ * WebSockets and sends the client its events and audio. Its decisions are
+ * one state machine (conv_machine.h); conv_int.h says how the parts fit.
  *
  * A turn: client audio goes to /ws/detect all the time and is kept in a
  * ring (CONV_RING_MS). On speech_start the STT round begins with the audio
  * from CONV_PREROLL_MS before the speech, then live audio (partials go to
- * the client). On speech_end, STT's final transcript becomes the user's
- * message; /ws/generate streams the reply (system prompt + history + user
- * message); each complete sentence goes to /ws/synthesize at once, asking
- * for the client's rate and encoding, and its audio is forwarded as it
- * comes. When the reply is generated, spoken and (for a real-time client)
- * played, the turn ends: a `metrics` event, then both messages are stored.
+ * the client). After speech_end the end-of-turn policy (conv_policy.h,
+ * --eot-policy) may want more silence; speech before then continues the
+ * turn. STT's final transcript becomes the user's message; /ws/generate
+ * streams the reply (system prompt + history + user message); each
+ * complete sentence goes to /ws/synthesize at once, asking for the
+ * client's rate and encoding, and its audio is forwarded as it comes. When
+ * the reply is generated, spoken and (for a real-time client) played, the
+ * turn ends: a `metrics` event, then both messages are stored.
  *
- * Barge-in (with --barge-in): speech_start, or a typed turn, while a reply
- * is being made or played cancels its LLM and TTS work ({"event":"cancel"}),
- * sends `interrupted` and `metrics`, and stores only the part of the reply
- * that was played (turn.h), marked interrupted. Speech that resumes while
- * the last words are being transcribed joins the same user message.
+ * Barge-in (with --barge-in): speech while a reply is being made or played
+ * is judged by the barge-in policy (--barge-in-policy); a typed turn or a
+ * stop message interrupts at once. An interruption cancels the reply's LLM
+ * and TTS work ({"event":"cancel"}), sends `interrupted` (with what was
+ * heard) and `metrics`, and stores only the part of the reply that was
+ * played (turn.h), marked interrupted. Speech that resumes while the last
+ * words are being transcribed joins the same user message.
  *
  * Failures: an upstream that cannot be reached is retried once on another
  * instance (upstream.h); one that fails, closes or stays silent past
@@ -25,9 +30,9 @@
  * `metrics` event; its socket is reconnected when next needed, so the
  * conversation stays usable.
  *
- * Threads: the client side (conversation_audio/_text/_close) is called on
- * the server's lws thread or a POST /chat job, upstream callbacks come on
- * the vx_wsclient thread, the ticker checks deadlines; one mutex per
+ * Threads: the client side (conversation_audio/_text/_stop/_close) is
+ * called on a serving loop or a POST /chat job, upstream callbacks come on
+ * the vx_wsclient thread, the ticker sends the time; one mutex per
  * conversation guards everything and nothing under it blocks (sends queue).
  * The sink is called with the lock held: it must only queue.
  * Ownership: conversation_new gives the caller one reference; upstream
@@ -51,10 +56,6 @@
 #define CONV_RING_MS 3000          /* recent client audio kept for pre-roll */
 #define CONV_PREROLL_MS 300        /* audio before speech_start sent to STT */
 #define CONV_RECONNECT_MS 1000     /* a failed upstream is not retried sooner */
-#define CONV_RETRY_MS 100          /* "overloaded" upstream: ask again after */
-#define CONV_FIRST_SOFT_MAX 80     /* bytes; long-run cut of a reply's first sentence */
-#define CONV_MAX_RETRIES 50        /* "overloaded" answers per utterance (STT) */
-#define CONV_MAX_ID 64             /* bytes of an upstream request id */
 
 /* Where the client's events and audio go. Both are called with the
  * conversation's lock held and must not block. */
@@ -71,6 +72,8 @@ typedef struct conv_config {
 	const char *conversation_id;    /* NULL or "": a new conversation */
 	const char *voice;              /* NULL: the stored one, else --voice */
 	const char *system_prompt;      /* NULL: the stored one, else --system-prompt */
+	const char *model;              /* NULL or "": --llm-model */
+	const char *language;           /* NULL or "": "en"; passed to STT */
 } conv_config;
 
 /* realtime: the client plays the reply as it comes, so a turn lasts until
@@ -98,13 +101,18 @@ int conversation_audio(conversation *cv, const void *data, size_t len);
 int conversation_text(conversation *cv, const char *text, size_t len);
 /* A whole utterance at once (POST /chat): one STT round, no VAD. */
 int conversation_utterance(conversation *cv, const void *data, size_t len);
+/* {"type":"stop"}: the reply being made or played is interrupted as by a
+ * barge-in (no new speech); nothing happens when none runs. -ENOTCONN
+ * before ready. */
+int conversation_stop(conversation *cv);
 
 /* The client left: no more sink calls; upstream sockets close; a reply
  * in progress is stored as far as it was played. Idempotent. */
 void conversation_close(conversation *cv);
 
-/* The ticker: one thread checking every open conversation's deadlines
- * (stage timeouts, end of playback) every ORCH_TICK_MS. */
+/* The ticker: one thread giving every open conversation the time every
+ * ORCH_TICK_MS (stage timeouts, retries, end of playback, end of turn,
+ * barge-in decisions). */
 int conversation_ticker_start(orch_service *svc);
 void conversation_ticker_stop(orch_service *svc);
 

@@ -85,6 +85,28 @@ static void open_store(orch_service *svc, char *path, size_t cap)
 	}
 }
 
+/* --eot-policy and --barge-in-policy by name; bounds in order. */
+static int policy_flags(conv_policy_cfg *p, const char *eot, const char *barge)
+{
+	if (!eot || !strcmp(eot, "adaptive"))
+		p->eot = EOT_ADAPTIVE;
+	else if (!strcmp(eot, "fixed"))
+		p->eot = EOT_FIXED;
+	else
+		return fprintf(stderr, "--eot-policy %s: fixed or adaptive\n", eot), -EINVAL;
+	if (!barge || !strcmp(barge, "backchannel"))
+		p->barge = BARGE_BACKCHANNEL;
+	else if (!strcmp(barge, "immediate"))
+		p->barge = BARGE_IMMEDIATE;
+	else
+		return fprintf(stderr, "--barge-in-policy %s: immediate or backchannel\n",
+			       barge), -EINVAL;
+	if (p->eot_max_ms < p->eot_min_ms)
+		return fprintf(stderr, "--eot-max-ms %d is below --eot-min-ms %d\n",
+			       p->eot_max_ms, p->eot_min_ms), -EINVAL;
+	return 0;
+}
+
 static double calls_gauge(void *arg)
 {
 	orch_service *svc = arg;
@@ -95,6 +117,7 @@ int main(int argc, char **argv)
 {
 	orch_service svc = {0};
 	char db_default[PATH_MAX + 16];
+	const char *eot = NULL, *barge = NULL;
 	const vx_flag flags[] = {
 		VX_DAEMON_FLAGS(&svc.d, "3000", "4"),
 		{ "vad-url", VX_FLAG_STR, &svc.urls[ORCH_VAD], "http://127.0.0.1:3001", 0, 0,
@@ -122,6 +145,19 @@ int main(int argc, char **argv)
 		  "longest reply, tokens" },
 		{ "barge-in", VX_FLAG_BOOL, &svc.barge_in, "true", 0, 0,
 		  "user speech while the reply plays interrupts it" },
+		{ "barge-in-policy", VX_FLAG_STR, &barge, "backchannel", 0, 0,
+		  "speech over the reply: immediate (interrupts at once) or backchannel "
+		  "(\"uh-huh\", \"yeah\" and coughs do not; other speech does by "
+		  "--barge-in-min-ms)" },
+		{ "barge-in-min-ms", VX_FLAG_INT, &svc.policy.barge_min_ms, "300", 0, 10000,
+		  "backchannel policy: speech heard before it interrupts" },
+		{ "eot-policy", VX_FLAG_STR, &eot, "adaptive", 0, 0,
+		  "end of turn: fixed (--eot-min-ms of silence) or adaptive (--eot-min-ms "
+		  "when the words read finished, up to --eot-max-ms when not)" },
+		{ "eot-min-ms", VX_FLAG_INT, &svc.policy.eot_min_ms, "300", 50, 10000,
+		  "shortest silence that ends a turn (VAD's min_silence_ms)" },
+		{ "eot-max-ms", VX_FLAG_INT, &svc.policy.eot_max_ms, "1500", 50, 30000,
+		  "longest silence the adaptive policy waits for an unfinished turn" },
 		{ "health-interval-s", VX_FLAG_INT, &svc.health_interval_s, "2", 1, 3600,
 		  "seconds between /healthz checks of each upstream instance" },
 		{ "stage-timeout-s", VX_FLAG_INT, &svc.stage_timeout_s, "15", 1, 600,
@@ -138,6 +174,8 @@ int main(int argc, char **argv)
 	if (r)
 		return r > 0 ? 0 : 2;
 	if (vx_daemon_init(&svc.d, "orchestrator") < 0)
+		return 2;
+	if (policy_flags(&svc.policy, eot, barge) < 0)
 		return 2;
 
 	static const char *const paths[ORCH_N_STAGES] = {
@@ -179,10 +217,14 @@ int main(int argc, char **argv)
 			    calls_gauge, &svc);
 	char db_shown[512];
 	history_redact(svc.db_path, db_shown, sizeof(db_shown));
-	vx_log_info(NULL, "vad %s, stt %s, llm %s, tts %s, db %s (%s), max %d calls",
-		    svc.urls[ORCH_VAD], svc.urls[ORCH_STT], svc.urls[ORCH_LLM],
-		    svc.urls[ORCH_TTS], db_shown, history_backend_name(svc.hist),
-		    svc.max_calls);
+	vx_log_info(NULL, "vad %s, stt %s, llm %s, tts %s, db %s (%s), max %d calls, "
+		    "end of turn %s %d-%d ms, barge-in %s", svc.urls[ORCH_VAD],
+		    svc.urls[ORCH_STT], svc.urls[ORCH_LLM], svc.urls[ORCH_TTS], db_shown,
+		    history_backend_name(svc.hist), svc.max_calls,
+		    svc.policy.eot == EOT_ADAPTIVE ? "adaptive" : "fixed",
+		    svc.policy.eot_min_ms, svc.policy.eot_max_ms,
+		    !svc.barge_in ? "off" : svc.policy.barge == BARGE_BACKCHANNEL ?
+		    "backchannel" : "immediate");
 
 	r = vx_server_run(server);
 	/* Order: no new events (server), then upstream sockets (their

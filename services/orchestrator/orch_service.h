@@ -1,14 +1,15 @@
 /*
  * orch_service.h - voxline-orchestrator's state, shared by main.c (flags,
- * start/stop), api.c (REST routes, /ws/chat glue, POST /chat) and
- * conversation.c (the per-call state machine). One instance per process,
- * passed explicitly; everything in it is set up before the server starts
- * and read-only afterwards, except the atomics and what `lock` guards.
+ * start/stop), api.c (REST routes, /ws/chat glue, POST /chat) and the
+ * conversation (conversation.h; its state machine is conv_machine.h). One
+ * instance per process, passed explicitly; everything in it is set up
+ * before the server starts and read-only afterwards, except the atomics and
+ * what `lock` guards.
  *
- * Threads: /ws/chat callbacks run on the server's libwebsockets thread,
+ * Threads: /ws/chat callbacks run on the server's serving loops (vx_loop),
  * upstream callbacks on the vx_wsclient service thread, history writes on
  * db_pool (one worker, so a conversation's turns are written in order),
- * POST /chat on chat_pool, stage timeouts on the ticker thread.
+ * POST /chat on chat_pool, the conversations' clock on the ticker thread.
  */
 #ifndef ORCH_SERVICE_H
 #define ORCH_SERVICE_H
@@ -17,6 +18,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "conv_policy.h"
 #include "history.h"
 #include "upstream.h"
 #include "vx_daemon.h"
@@ -25,7 +27,7 @@
 #include "vx_server.h"
 #include "vx_wsclient.h"
 
-#define ORCH_TICK_MS 50             /* stage-timeout check period */
+#define ORCH_TICK_MS 50             /* the conversations' clock tick */
 #define ORCH_DB_QUEUE 4096          /* history writes waiting for the DB worker */
 #define ORCH_MAX_TEXT_BYTES 16384   /* a {"type":"text"} turn or a POST /chat text */
 #define ORCH_MAX_CHAT_AUDIO_S 120   /* POST /chat audio */
@@ -57,6 +59,7 @@ typedef struct orch_service {
 	int max_calls;                    /* concurrent conversations (ws + POST /chat) */
 	int max_tokens;                   /* per reply */
 	bool barge_in;
+	conv_policy_cfg policy;           /* --eot-* and --barge-in-* */
 	int health_interval_s;
 	int stage_timeout_s;
 	int max_context_messages;         /* history sent to the LLM, newest kept */

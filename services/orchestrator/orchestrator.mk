@@ -1,6 +1,6 @@
 # voxline-orchestrator: main.c, api.c, the conversation (conversation.c, its
-# sockets conv_link.c and its pure state machine conv_machine.c, see
-# conv_int.h), turn.c, upstream.c on libvoxline, with the leaves of leaves.mk
+# sockets conv_link.c, its pure state machine conv_machine.c and the actions'
+# executor conv_act.c, see conv_int.h), turn.c, upstream.c on libvoxline, with the leaves of leaves.mk
 # (sentences, history: SQLite or PostgreSQL) and policy.mk (conv_policy.c).
 #
 #   $(BUILD)/bin/voxline-orchestrator
@@ -8,9 +8,8 @@
 #   $(BUILD)/tests/test_conv_machine (the machine driven by event sequences)
 ORCH_SRCS := services/orchestrator/main.c services/orchestrator/api.c \
 	services/orchestrator/conversation.c services/orchestrator/conv_link.c \
-	services/orchestrator/conv_listen.c services/orchestrator/conv_reply.c \
-	services/orchestrator/conv_turn.c services/orchestrator/turn.c \
-	services/orchestrator/upstream.c
+	services/orchestrator/conv_act.c services/orchestrator/conv_machine.c \
+	services/orchestrator/turn.c services/orchestrator/upstream.c
 ORCH_OBJS := $(ORCH_SRCS:%.c=$(BUILD)/obj/%.o)
 $(ORCH_OBJS): CFLAGS_ALL += $(CFLAGS_common_) $(ORCH_LEAF_CFLAGS)
 

@@ -81,7 +81,8 @@ int sentences_feed(sentences *s, const char *text, size_t len, sentence_cb cb,
  * callback's error. */
 int sentences_flush(sentences *s, sentence_cb cb, void *user);
 
-/* Drops pending text without delivering it (e.g. on barge-in). */
+/* Drops pending text without delivering it: a new reply starts from
+ * nothing (the last one may have been cut by a barge-in mid-sentence). */
 void sentences_reset(sentences *s);
 
 #endif
