@@ -62,7 +62,7 @@ def offer_download(root, models_dir):
     say(RULE)
     say(" No language model: no %s/*.gguf and no LLM server." % os.path.relpath(models_dir))
     try:
-        a = input(" Download the default one now (Qwen2.5 0.5B Instruct, ~676 MB,"
+        a = input(" Download the default one now (Qwen2.5 0.5B Instruct, ~0.7 GB,"
                   " `make models`)? [y/N] ")
     except EOFError:
         a = ""
@@ -100,7 +100,7 @@ def no_model_block(page, why):
         " %s." % why,
         " Replies fail until you fix it (the page says so too). Either:",
         "",
-        "   1. download the default model (Qwen2.5 0.5B Instruct, ~676 MB;",
+        "   1. download the default model (Qwen2.5 0.5B Instruct, ~0.7 GB;",
         "      resumable, checksum-verified), then Ctrl-C and start again:",
         "        make models && make run",
         "   2. or use an OpenAI-compatible server you run:",
