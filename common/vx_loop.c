@@ -8,7 +8,7 @@
  * run in external-epoll mode. A new connection costs a descriptor and a
  * small struct until its head is in; vx_head.c then decides: refuse it with
  * a JSON error, hand a WebSocket upgrade on a registered path to
- * libwebsockets (vx_ws.c), or hand it to this loop's MHD daemon. Requests
+ * libwebsockets (ops->ws_adopt), or hand it to this loop's MHD daemon. Requests
  * whose answer is produced on a worker are suspended in MHD
  * (MHD_suspend_connection) and resumed from this loop when the answer or
  * more stream data is ready (vx_loop_resume, from any thread).
@@ -21,10 +21,16 @@
  *
  * The loop stamps a heartbeat each turn; vx_server.c pings the systemd
  * watchdog only while every loop's heartbeat is fresh.
+ *
+ * The loop calls nothing above it: requests (vx_req.c) and WebSockets
+ * (vx_ws.c) are reached through the vx_loop_ops the server wires in.
  */
+#include "vx_loop.h"
+
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,10 +40,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "vx_head.h"
-#include "vx_log.h"
-#include "vx_req.h"
-#include "vx_server_int.h"
+#include "vx_error.h"
+#include "vx_time.h"
 
 #define PEEK_MAX (16 * 1024)        /* head + first chunk line */
 #define HEAD_MAX (8 * 1024)         /* request line + headers (431) */
@@ -67,8 +71,16 @@ typedef struct conn_wait {
 	socklen_t addrlen;
 } conn_wait;
 
+struct vx_loops {
+	vx_loop_config cfg;
+	vx_loop **loops;
+	int n_loops;
+	atomic_int n_open;          /* connections held: heads + MHD */
+	atomic_bool stopping;
+};
+
 struct vx_loop {
-	vx_server *s;
+	vx_loops *ls;
 	int id;
 	pthread_t thread;
 	bool started;
@@ -84,13 +96,13 @@ struct vx_loop {
 	size_t n_waits, cap_waits;
 	size_t n_refusing;
 
-	vx_req **susp;              /* suspended requests; loop thread only */
+	vx_loop_watch **susp;       /* suspended requests; loop thread only */
 	size_t n_susp, cap_susp;
 	struct pollfd *pfd;         /* scratch for watching them */
 	size_t cap_pfd;
 
 	pthread_mutex_t lock;       /* guards the resume queue */
-	vx_req **resume;
+	vx_loop_watch **resume;
 	size_t n_resume, cap_resume;
 
 	_Atomic double heartbeat;   /* monotonic seconds of the last turn */
@@ -121,10 +133,10 @@ static void loop_wake(vx_loop *l)
 	(void)r;
 }
 
-void vx_loops_wake(vx_server *s)
+void vx_loops_wake(vx_loops *ls)
 {
-	for (int i = 0; i < s->n_loops; i++)
-		loop_wake(s->loops[i]);
+	for (int i = 0; i < ls->n_loops; i++)
+		loop_wake(ls->loops[i]);
 }
 
 /* ---- connections waiting for their head ---- */
@@ -161,7 +173,7 @@ static int wait_unlink(vx_loop *l, conn_wait *w)
 static int wait_remove(vx_loop *l, conn_wait *w, bool close_fd)
 {
 	if (w->state == WAIT_HEAD)
-		atomic_fetch_sub(&l->s->n_open, 1);
+		atomic_fetch_sub(&l->ls->n_open, 1);
 	else if (w->state == WAIT_REFUSE)
 		l->n_refusing--;
 	int fd = wait_unlink(l, w);
@@ -189,7 +201,7 @@ static void discard_input(int fd)
 static void wait_refuse(vx_loop *l, conn_wait *w, int status,
 			const char *code, const char *message)
 {
-	vx_server *s = l->s;
+	const vx_loop_config *cfg = &l->ls->cfg;
 	vx_buf body = {0}, msg = {0};
 	vx_error_json(&body, status, code, NULL, message);
 	vx_buf_puts(&body, "\n");
@@ -205,13 +217,13 @@ static void wait_refuse(vx_loop *l, conn_wait *w, int status,
 	vx_buf_release(&msg);
 	shutdown(w->fd, SHUT_WR);
 	if (status == 408)
-		vx_counter_add(s->head_timeouts, 1);
+		vx_counter_add(cfg->head_timeouts, 1);
 	else if (status == 503)
-		vx_counter_add(s->rejected, 1);
+		vx_counter_add(cfg->rejected, 1);
 	else
-		vx_counter_add(s->bad_heads, 1);
+		vx_counter_add(cfg->bad_heads, 1);
 	if (w->state == WAIT_HEAD)
-		atomic_fetch_sub(&s->n_open, 1);
+		atomic_fetch_sub(&l->ls->n_open, 1);
 	else if (w->state == WAIT_REFUSE)
 		l->n_refusing--;
 	w->state = WAIT_LINGER;
@@ -221,9 +233,9 @@ static void wait_refuse(vx_loop *l, conn_wait *w, int status,
 /* Notified by MHD: counts connections it holds. */
 static _Thread_local bool mhd_started_conn;
 
-void vx_loop_on_connection(void *cls, struct MHD_Connection *conn,
-			   void **socket_context,
-			   enum MHD_ConnectionNotificationCode toe)
+static void on_connection(void *cls, struct MHD_Connection *conn,
+			  void **socket_context,
+			  enum MHD_ConnectionNotificationCode toe)
 {
 	vx_loop *l = cls;
 	(void)conn;
@@ -232,7 +244,7 @@ void vx_loop_on_connection(void *cls, struct MHD_Connection *conn,
 		mhd_started_conn = true;
 	} else if (*socket_context) {
 		*socket_context = NULL;
-		atomic_fetch_sub(&l->s->n_open, 1);
+		atomic_fetch_sub(&l->ls->n_open, 1);
 	}
 }
 
@@ -249,18 +261,19 @@ static void to_mhd(vx_loop *l, conn_wait *w)
 	/* On failure MHD has closed the socket. */
 	if (MHD_add_connection(l->mhd, fd, (struct sockaddr *)&addr,
 			       addrlen) != MHD_YES && !mhd_started_conn)
-		atomic_fetch_sub(&l->s->n_open, 1);
+		atomic_fetch_sub(&l->ls->n_open, 1);
 }
 
-/* An upgrade on a WebSocket route: vx_ws.c counts it from now on. */
+/* An upgrade on a WebSocket route: the WebSocket side counts it from now on. */
 static void to_ws(vx_loop *l, conn_wait *w)
 {
-	vx_ws_adopt(l->s, wait_remove(l, w, false));
+	const vx_loop_config *cfg = &l->ls->cfg;
+	cfg->ops->ws_adopt(cfg->ws_arg, wait_remove(l, w, false));
 }
 
 static void wait_head_ready(vx_loop *l, conn_wait *w)
 {
-	vx_server *s = l->s;
+	const vx_loop_config *cfg = &l->ls->cfg;
 	static _Thread_local char buf[PEEK_MAX];
 	ssize_t n = recv(w->fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
@@ -270,7 +283,7 @@ static void wait_head_ready(vx_loop *l, conn_wait *w)
 	if (n < 0)
 		return;
 	vx_head h;
-	switch (vx_head_check(buf, (size_t)n, &s->head_limits, &h)) {
+	switch (vx_head_check(buf, (size_t)n, &cfg->head_limits, &h)) {
 	case VX_HEAD_MORE:
 		return;
 	case VX_HEAD_REFUSE:
@@ -280,16 +293,18 @@ static void wait_head_ready(vx_loop *l, conn_wait *w)
 		break;
 	}
 	if (h.upgrade_websocket && h.method_len == 3 &&
-	    !memcmp(h.method, "GET", 3) &&
-	    vx_ws_route_find(s, h.path, h.path_len)) {
-		char route[128];
-		snprintf(route, sizeof(route), "%.*s", (int)h.path_len, h.path);
-		if (s->cfg.ws_admit && !s->cfg.ws_admit(s->cfg.user, route))
+	    !memcmp(h.method, "GET", 3) && cfg->ops->ws_route) {
+		switch (cfg->ops->ws_route(cfg->ws_arg, h.path, h.path_len)) {
+		case VX_LOOP_WS_NONE:
+			break;
+		case VX_LOOP_WS_TAKE:
+			to_ws(l, w);
+			return;
+		case VX_LOOP_WS_REFUSE:
 			wait_refuse(l, w, 503, "overloaded",
 				    "at capacity; retry later");
-		else
-			to_ws(l, w);
-		return;
+			return;
+		}
 	}
 	to_mhd(l, w);
 }
@@ -337,13 +352,14 @@ static void waits_sweep(vx_loop *l, double now)
 
 static void accept_new(vx_loop *l, double now)
 {
-	vx_server *s = l->s;
+	vx_loops *ls = l->ls;
+	const vx_loop_config *cfg = &ls->cfg;
 	for (;;) {
 		conn_wait *w = calloc(1, sizeof(*w));
 		if (!w)
 			return;
 		w->addrlen = sizeof(w->addr);
-		w->fd = accept4(s->listen_fd, (struct sockaddr *)&w->addr,
+		w->fd = accept4(cfg->listen_fd, (struct sockaddr *)&w->addr,
 				&w->addrlen, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (w->fd < 0) {
 			int e = errno;
@@ -352,33 +368,33 @@ static void accept_new(vx_loop *l, double now)
 			    e == ENOMEM) {
 				/* Out of descriptors: stop listening briefly
 				 * rather than spin on a readable socket. */
-				epoll_ctl(l->epfd, EPOLL_CTL_DEL, s->listen_fd,
+				epoll_ctl(l->epfd, EPOLL_CTL_DEL, cfg->listen_fd,
 					  NULL);
 				l->listening = false;
 				l->relisten_at = now + 0.1;
-				vx_counter_add(s->rejected, 1);
+				vx_counter_add(cfg->rejected, 1);
 			}
 			return;
 		}
-		int open = atomic_fetch_add(&s->n_open, 1) + 1 +
-			   atomic_load(&s->ws_open);
-		if (open > s->cfg.max_connections) {
-			atomic_fetch_sub(&s->n_open, 1);
+		int open = atomic_fetch_add(&ls->n_open, 1) + 1 +
+			   atomic_load(cfg->ws_open);
+		if (open > cfg->max_connections) {
+			atomic_fetch_sub(&ls->n_open, 1);
 			w->state = WAIT_REFUSE;
 			w->deadline = now + REFUSE_WAIT_S;
 			if (l->n_refusing >= REFUSING_MAX) {
-				vx_counter_add(s->rejected, 1);
+				vx_counter_add(cfg->rejected, 1);
 				close(w->fd);
 				free(w);
 				continue;
 			}
 		} else {
 			w->state = WAIT_HEAD;
-			w->deadline = now + s->cfg.head_timeout_ms / 1000.0;
+			w->deadline = now + cfg->head_timeout_ms / 1000.0;
 		}
 		if (wait_add(l, w) < 0) {
 			if (w->state == WAIT_HEAD)
-				atomic_fetch_sub(&s->n_open, 1);
+				atomic_fetch_sub(&ls->n_open, 1);
 			close(w->fd);
 			free(w);
 		}
@@ -392,49 +408,49 @@ static void listen_set(vx_loop *l, bool on)
 	if (on) {
 		struct epoll_event ev = { .events = EPOLLIN | EPOLLEXCLUSIVE,
 					  .data.ptr = &tag_listen };
-		if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->s->listen_fd, &ev) < 0)
+		if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->ls->cfg.listen_fd, &ev) < 0)
 			return;
 	} else {
-		epoll_ctl(l->epfd, EPOLL_CTL_DEL, l->s->listen_fd, NULL);
+		epoll_ctl(l->epfd, EPOLL_CTL_DEL, l->ls->cfg.listen_fd, NULL);
 	}
 	l->listening = on;
 }
 
 /* ---- suspended requests ---- */
 
-void vx_loop_suspend(vx_loop *l, vx_req *req, struct MHD_Connection *conn)
+void vx_loop_suspend(vx_loop *l, vx_loop_watch *w)
 {
 	if (grow((void **)&l->susp, &l->cap_susp, l->n_susp + 1,
 		 sizeof(*l->susp)) == 0 &&
 	    grow((void **)&l->pfd, &l->cap_pfd, l->n_susp + 1,
 		 sizeof(*l->pfd)) == 0) {
-		vx_req_set_watch_idx(req, l->n_susp);
-		l->susp[l->n_susp++] = req;
+		w->idx = l->n_susp;
+		l->susp[l->n_susp++] = w;
 	} else {
-		vx_req_set_watch_idx(req, (size_t)-1);
+		w->idx = (size_t)-1;
 	}
-	MHD_suspend_connection(conn);
+	MHD_suspend_connection(w->conn);
 }
 
-static void susp_remove(vx_loop *l, vx_req *req)
+static void susp_remove(vx_loop *l, vx_loop_watch *w)
 {
-	size_t i = vx_req_watch_idx(req);
-	if (i >= l->n_susp || l->susp[i] != req)
+	size_t i = w->idx;
+	if (i >= l->n_susp || l->susp[i] != w)
 		return;
-	vx_req *last = l->susp[--l->n_susp];
+	vx_loop_watch *last = l->susp[--l->n_susp];
 	l->susp[i] = last;
-	vx_req_set_watch_idx(last, i);
-	vx_req_set_watch_idx(req, (size_t)-1);
+	last->idx = i;
+	w->idx = (size_t)-1;
 }
 
 /* Any thread, with the request's lock held: resume it from its loop. */
-void vx_loop_resume(vx_loop *l, vx_req *req)
+void vx_loop_resume(vx_loop *l, vx_loop_watch *w)
 {
 	pthread_mutex_lock(&l->lock);
 	if (grow((void **)&l->resume, &l->cap_resume, l->n_resume + 1,
 		 sizeof(*l->resume)) == 0) {
-		vx_req_ref(req);
-		l->resume[l->n_resume++] = req;
+		l->ls->cfg.ops->hold(w);
+		l->resume[l->n_resume++] = w;
 	}
 	pthread_mutex_unlock(&l->lock);
 	loop_wake(l);
@@ -442,16 +458,17 @@ void vx_loop_resume(vx_loop *l, vx_req *req)
 
 static void resume_pending(vx_loop *l)
 {
+	const vx_loop_ops *ops = l->ls->cfg.ops;
 	pthread_mutex_lock(&l->lock);
-	vx_req **q = l->resume;
+	vx_loop_watch **q = l->resume;
 	size_t n = l->n_resume;
 	l->resume = NULL;
 	l->n_resume = l->cap_resume = 0;
 	pthread_mutex_unlock(&l->lock);
 	for (size_t i = 0; i < n; i++) {
 		susp_remove(l, q[i]);
-		MHD_resume_connection(vx_req_conn(q[i]));
-		vx_req_unref(q[i]);
+		MHD_resume_connection(q[i]->conn);
+		ops->release(q[i]);
 	}
 	free(q);
 }
@@ -460,28 +477,29 @@ static void resume_pending(vx_loop *l)
  * unanswered one is answered 503. */
 static void susp_watch(vx_loop *l, double now, bool cut)
 {
+	const vx_loop_ops *ops = l->ls->cfg.ops;
 	for (size_t i = 0; i < l->n_susp; i++) {
 		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
-			vx_req_conn(l->susp[i]), MHD_CONNECTION_INFO_CONNECTION_FD);
+			l->susp[i]->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
 		l->pfd[i] = (struct pollfd){ .fd = ci ? ci->connect_fd : -1,
 					     .events = POLLRDHUP };
 	}
 	if (l->n_susp && poll(l->pfd, l->n_susp, 0) < 0)
 		return;
-	/* vx_req_watch may resume (and so remove) entries: walk a copy. */
+	/* ops->watch may resume (and so remove) entries: walk a copy. */
 	size_t n = l->n_susp;
-	struct watched { vx_req *req; short revents; } *v = malloc(n * sizeof(*v) + 1);
+	struct watched { vx_loop_watch *w; short revents; } *v = malloc(n * sizeof(*v) + 1);
 	if (!v)
 		return;
 	for (size_t i = 0; i < n; i++) {
-		v[i].req = l->susp[i];
+		v[i].w = l->susp[i];
 		v[i].revents = l->pfd[i].revents;
-		vx_req_ref(v[i].req);
+		ops->hold(v[i].w);
 	}
 	for (size_t i = 0; i < n; i++) {
 		bool gone = v[i].revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL);
-		vx_req_watch(v[i].req, gone, now, cut);
-		vx_req_unref(v[i].req);
+		ops->watch(v[i].w, gone, now, cut);
+		ops->release(v[i].w);
 	}
 	free(v);
 }
@@ -504,7 +522,7 @@ static int loop_timeout(vx_loop *l, double now)
 
 static void loop_turn(vx_loop *l)
 {
-	vx_server *s = l->s;
+	const vx_loop_config *cfg = &l->ls->cfg;
 	struct epoll_event ev[MAX_EVENTS];
 	double now = vx_now();
 	int n = epoll_wait(l->epfd, ev, MAX_EVENTS, loop_timeout(l, now));
@@ -523,7 +541,7 @@ static void loop_turn(vx_loop *l)
 		}
 	}
 	resume_pending(l);
-	bool cut = atomic_load(&s->drain_cut);
+	bool cut = atomic_load(cfg->drain_cut);
 	if (now >= l->next_watch || cut) {
 		waits_sweep(l, now);
 		susp_watch(l, now, cut);
@@ -531,7 +549,7 @@ static void loop_turn(vx_loop *l)
 	}
 	resume_pending(l);
 	MHD_run(l->mhd);
-	bool accepting = !atomic_load(&s->accept_stopped);
+	bool accepting = !atomic_load(cfg->accept_stopped);
 	if (!accepting && l->listening) {
 		accept_new(l, now);   /* what is already queued is served */
 		listen_set(l, false);
@@ -543,17 +561,17 @@ static void loop_turn(vx_loop *l)
 static void *loop_main(void *arg)
 {
 	vx_loop *l = arg;
-	vx_server *s = l->s;
-	while (!atomic_load(&s->stopping)) {
-		while (atomic_load(&s->frozen))
+	vx_loops *ls = l->ls;
+	while (!atomic_load(&ls->stopping)) {
+		while (atomic_load(ls->cfg.frozen))
 			sleep(1);   /* --debug-freeze: the watchdog must notice */
 		loop_turn(l);
 	}
 	/* Leave nothing suspended: MHD_stop_daemon refuses to stop then. */
 	resume_pending(l);
 	for (size_t i = 0; i < l->n_susp; i++) {
-		vx_req_abandon(l->susp[i]);
-		MHD_resume_connection(vx_req_conn(l->susp[i]));
+		ls->cfg.ops->abandon(l->susp[i]);
+		MHD_resume_connection(l->susp[i]->conn);
 	}
 	l->n_susp = 0;
 	MHD_run(l->mhd);
@@ -562,12 +580,15 @@ static void *loop_main(void *arg)
 
 /* ---- setup ---- */
 
-static vx_loop *loop_new(vx_server *s, int id)
+static void loop_free(vx_loop *l);
+
+static vx_loop *loop_new(vx_loops *ls, int id)
 {
+	const vx_loop_config *cfg = &ls->cfg;
 	vx_loop *l = calloc(1, sizeof(*l));
 	if (!l)
 		return NULL;
-	l->s = s;
+	l->ls = ls;
 	l->id = id;
 	l->epfd = epoll_create1(EPOLL_CLOEXEC);
 	l->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -578,13 +599,13 @@ static vx_loop *loop_new(vx_server *s, int id)
 	l->mhd = MHD_start_daemon(
 		MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET |
 		MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC,
-		0, NULL, NULL, vx_req_on_access, l,
-		MHD_OPTION_URI_LOG_CALLBACK, vx_req_on_uri, l,
-		MHD_OPTION_NOTIFY_COMPLETED, vx_req_on_completed, l,
-		MHD_OPTION_NOTIFY_CONNECTION, vx_loop_on_connection, l,
+		0, NULL, NULL, cfg->ops->on_access, l,
+		MHD_OPTION_URI_LOG_CALLBACK, cfg->ops->on_uri, l,
+		MHD_OPTION_NOTIFY_COMPLETED, cfg->ops->on_completed, l,
+		MHD_OPTION_NOTIFY_CONNECTION, on_connection, l,
 		MHD_OPTION_CONNECTION_LIMIT,
-		(unsigned)s->cfg.max_connections + 16,
-		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->cfg.idle_timeout_s,
+		(unsigned)cfg->max_connections + 16,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->idle_timeout_s,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)MHD_POOL,
 		MHD_OPTION_END);
 	if (!l->mhd)
@@ -602,11 +623,11 @@ static vx_loop *loop_new(vx_server *s, int id)
 		goto out_free;
 	return l;
 out_free:
-	vx_loop_free(l);
+	loop_free(l);
 	return NULL;
 }
 
-void vx_loop_free(vx_loop *l)
+static void loop_free(vx_loop *l)
 {
 	if (!l)
 		return;
@@ -615,7 +636,7 @@ void vx_loop_free(vx_loop *l)
 	if (l->mhd)
 		MHD_stop_daemon(l->mhd);
 	for (size_t i = 0; i < l->n_resume; i++)
-		vx_req_unref(l->resume[i]);
+		l->ls->cfg.ops->release(l->resume[i]);
 	if (l->epfd >= 0)
 		close(l->epfd);
 	if (l->wake_fd >= 0)
@@ -628,33 +649,44 @@ void vx_loop_free(vx_loop *l)
 	free(l);
 }
 
-int vx_loops_new(vx_server *s)
+int vx_loops_new(const vx_loop_config *cfg, vx_loops **ret)
 {
-	s->head_limits = (vx_head_limits){
-		.max_head = HEAD_MAX, .max_line = LINE_MAX_BYTES,
-		.max_headers = HEADERS_MAX,
-	};
-	uint64_t mb = s->cfg.max_body;
-	for (size_t i = 0; i < s->cfg.n_routes; i++) {
-		if (s->cfg.routes[i].max_body > mb)
-			mb = s->cfg.routes[i].max_body;
-	}
-	s->head_limits.max_body = mb + DISCARD_MAX;
-	s->loops = calloc((size_t)s->cfg.io_threads, sizeof(*s->loops));
-	if (!s->loops)
+	vx_loops *ls = calloc(1, sizeof(*ls));
+	if (!ls)
 		return -ENOMEM;
-	for (int i = 0; i < s->cfg.io_threads; i++) {
-		if (!(s->loops[i] = loop_new(s, i)))
-			return -EIO;
-		s->n_loops = i + 1;
+	ls->cfg = *cfg;
+	int r = -ENOMEM;
+	ls->loops = calloc((size_t)cfg->n_loops, sizeof(*ls->loops));
+	if (!ls->loops)
+		goto out_free;
+	r = -EIO;
+	for (int i = 0; i < cfg->n_loops; i++) {
+		if (!(ls->loops[i] = loop_new(ls, i)))
+			goto out_free;
+		ls->n_loops = i + 1;
 	}
+	*ret = ls;
 	return 0;
+out_free:
+	vx_loops_free(ls);
+	return r;
 }
 
-int vx_loops_start(vx_server *s)
+void vx_loops_free(vx_loops *ls)
 {
-	for (int i = 0; i < s->n_loops; i++) {
-		vx_loop *l = s->loops[i];
+	if (!ls)
+		return;
+	vx_loops_stop(ls);
+	for (int i = 0; i < ls->n_loops; i++)
+		loop_free(ls->loops[i]);
+	free(ls->loops);
+	free(ls);
+}
+
+int vx_loops_start(vx_loops *ls)
+{
+	for (int i = 0; i < ls->n_loops; i++) {
+		vx_loop *l = ls->loops[i];
 		listen_set(l, true);
 		int r = pthread_create(&l->thread, NULL, loop_main, l);
 		if (r != 0)
@@ -664,49 +696,38 @@ int vx_loops_start(vx_server *s)
 	return 0;
 }
 
-void vx_loops_stop(vx_server *s)
+void vx_loops_stop(vx_loops *ls)
 {
-	atomic_store(&s->stopping, true);
-	vx_loops_wake(s);
-	for (int i = 0; i < s->n_loops; i++) {
-		vx_loop *l = s->loops[i];
+	atomic_store(&ls->stopping, true);
+	vx_loops_wake(ls);
+	for (int i = 0; i < ls->n_loops; i++) {
+		vx_loop *l = ls->loops[i];
 		if (l->started)
 			pthread_join(l->thread, NULL);
 		l->started = false;
 	}
 }
 
-bool vx_loops_listening(vx_server *s)
+bool vx_loops_listening(vx_loops *ls)
 {
-	for (int i = 0; i < s->n_loops; i++) {
-		if (atomic_load(&s->loops[i]->listening))
+	for (int i = 0; i < ls->n_loops; i++) {
+		if (atomic_load(&ls->loops[i]->listening))
 			return true;
 	}
 	return false;
 }
 
-bool vx_loops_alive(vx_server *s, double max_age)
+bool vx_loops_alive(vx_loops *ls, double max_age)
 {
 	double now = vx_now();
-	for (int i = 0; i < s->n_loops; i++) {
-		if (now - atomic_load(&s->loops[i]->heartbeat) > max_age)
+	for (int i = 0; i < ls->n_loops; i++) {
+		if (now - atomic_load(&ls->loops[i]->heartbeat) > max_age)
 			return false;
 	}
 	return true;
 }
 
-const vx_ws_route *vx_ws_route_find(const vx_server *s, const char *path,
-				    size_t len)
+void *vx_loop_arg(vx_loop *l)
 {
-	for (size_t i = 0; i < s->cfg.n_ws_routes; i++) {
-		const char *p = s->cfg.ws_routes[i].path;
-		if (strlen(p) == len && !memcmp(p, path, len))
-			return &s->cfg.ws_routes[i];
-	}
-	return NULL;
-}
-
-vx_server *vx_loop_server(vx_loop *l)
-{
-	return l->s;
+	return l->ls->cfg.arg;
 }

@@ -1,4 +1,12 @@
-/* vx_req.c - requests on libmicrohttpd: body, answers, jobs, streams. */
+/*
+ * vx_req.c - requests on libmicrohttpd: routing, body, answers, jobs,
+ * streams, request metrics.
+ *
+ * Below it: the serving loop (vx_loop.h) holds the connection, calls the
+ * MHD callbacks here and suspends/resumes on request; the routing decision
+ * is vx_route.c's. Above it: the server sets up a vx_req_host and answers
+ * built-in routes through its builtin callback.
+ */
 #include "vx_req.h"
 
 #include <ctype.h>
@@ -12,7 +20,9 @@
 #include <unistd.h>
 
 #include "vx_log.h"
-#include "vx_server_int.h"
+#include "vx_req_int.h"
+#include "vx_route.h"
+#include "vx_time.h"
 
 #define REQ_MAX_HEADERS 16          /* response headers a handler may add */
 #define REQ_MAX_FIELDS 32           /* multipart fields kept */
@@ -27,12 +37,12 @@ typedef struct form_state {
 } form_state;
 
 struct vx_req {
-	vx_server *server;
+	vx_req_host *host;
 	vx_loop *loop;              /* the loop whose MHD daemon holds conn */
+	vx_loop_watch watch;        /* conn, and its place in the loop's list */
 	struct MHD_Connection *conn;
-	size_t watch_idx;           /* in the loop's suspended list */
 	const vx_route *route;
-	route_stats *stats;
+	vx_route_stats *stats;
 	char *url;                  /* path without the query */
 	const char *method;
 	char id[40];
@@ -70,10 +80,15 @@ struct vx_req {
 	form_state *form;
 };
 
-struct MHD_Connection *vx_req_conn(vx_req *req) { return req->conn; }
-size_t vx_req_watch_idx(const vx_req *req) { return req->watch_idx; }
-void vx_req_set_watch_idx(vx_req *req, size_t idx) { req->watch_idx = idx; }
-void vx_req_ref(vx_req *req) { atomic_fetch_add(&req->refs, 1); }
+static vx_req *req_of(vx_loop_watch *w)
+{
+	return (vx_req *)((char *)w - offsetof(vx_req, watch));
+}
+
+static void req_ref(vx_req *req) { atomic_fetch_add(&req->refs, 1); }
+static void req_unref(vx_req *req);
+void vx_req_hold(vx_loop_watch *w) { req_ref(req_of(w)); }
+void vx_req_release(vx_loop_watch *w) { req_unref(req_of(w)); }
 
 /* Lock held: something the suspended connection waits for is ready. */
 static void req_wake_locked(vx_req *req)
@@ -81,11 +96,11 @@ static void req_wake_locked(vx_req *req)
 	pthread_cond_broadcast(&req->cond);
 	if (req->suspended && !req->done) {
 		req->suspended = false;
-		vx_loop_resume(req->loop, req);
+		vx_loop_resume(req->loop, &req->watch);
 	}
 }
 
-void vx_req_unref(vx_req *req)
+static void req_unref(vx_req *req)
 {
 	if (atomic_fetch_sub(&req->refs, 1) != 1)
 		return;
@@ -280,30 +295,6 @@ void vx_req_reply_json(vx_req *req, int status, const char *json)
 	vx_req_reply(req, status, "application/json", json, strlen(json));
 }
 
-static const char *error_type(int status)
-{
-	if (status == 401)
-		return "authentication_error";
-	if (status == 404)
-		return "not_found_error";
-	return status >= 500 ? "server_error" : "invalid_request_error";
-}
-
-void vx_error_json(vx_buf *out, int status, const char *code,
-		   const char *param, const char *message)
-{
-	vx_buf_puts(out, "{\"error\":{\"code\":");
-	vx_buf_json_str(out, code, strlen(code));
-	vx_buf_puts(out, ",\"message\":");
-	vx_buf_json_str(out, message, strlen(message));
-	vx_buf_printf(out, ",\"type\":\"%s\",\"param\":", error_type(status));
-	if (param && param[0])
-		vx_buf_json_str(out, param, strlen(param));
-	else
-		vx_buf_puts(out, "null");
-	vx_buf_puts(out, "}}");
-}
-
 static void __attribute__((format(printf, 5, 0)))
 req_error(vx_req *req, int status, const char *code, const char *param,
 	  const char *fmt, va_list ap)
@@ -315,8 +306,6 @@ req_error(vx_req *req, int status, const char *code, const char *param,
 	vx_buf_puts(&b, "\n");
 	if (status == 503)
 		vx_req_add_header(req, "Retry-After", "1");
-	if (status == 405 && req->route)
-		vx_req_add_header(req, "Allow", req->route->method);
 	if (status >= 500)
 		vx_log_warn(req->id, "answered %d %s: %s", status, code, msg);
 	vx_req_reply_buf(req, status, "application/json", &b);
@@ -348,7 +337,7 @@ static void add_common_headers(vx_req *req, struct MHD_Response *resp)
 	for (int i = 0; i < req->n_hdr; i++)
 		MHD_add_response_header(resp, req->hdr_name[i], req->hdr_value[i]);
 	/* Past the drain delay, keep-alive ends with each answer. */
-	if (atomic_load(&req->server->accept_stopped))
+	if (atomic_load(req->host->accept_stopped))
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
 }
 
@@ -359,7 +348,7 @@ static void leave_flight(vx_req *req)
 {
 	if (req->counted_in_flight) {
 		req->counted_in_flight = false;
-		atomic_fetch_sub(&req->server->in_flight, 1);
+		atomic_fetch_sub(&req->host->in_flight, 1);
 	}
 }
 
@@ -413,7 +402,7 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
 	bool suspend = req->suspended;
 	pthread_mutex_unlock(&req->lock);
 	if (suspend)
-		vx_loop_suspend(req->loop, req, req->conn);
+		vx_loop_suspend(req->loop, &req->watch);
 	return n;
 }
 
@@ -433,8 +422,11 @@ static enum MHD_Result queue_stream(vx_req *req)
 	return r;
 }
 
-void vx_req_watch(vx_req *req, bool gone, double now, bool cut)
+/* A suspended request's periodic check (loop thread): the client hung up,
+ * the deadline passed, or the drain ended (cut: answer 503 if unanswered). */
+void vx_req_watch(vx_loop_watch *w, bool gone, double now, bool cut)
 {
+	vx_req *req = req_of(w);
 	pthread_mutex_lock(&req->lock);
 	if (gone)
 		req->client_gone = true;
@@ -454,8 +446,10 @@ void vx_req_watch(vx_req *req, bool gone, double now, bool cut)
 			     "server is shutting down; retry on another instance");
 }
 
-void vx_req_abandon(vx_req *req)
+/* The loop is stopping: the request is resumed for MHD to close it. */
+void vx_req_abandon(vx_loop_watch *w)
 {
+	vx_req *req = req_of(w);
 	pthread_mutex_lock(&req->lock);
 	req->suspended = false;
 	req->client_gone = true;
@@ -476,7 +470,7 @@ static void job_trampoline(void *p)
 {
 	job_ctx *jc = p;
 	vx_req *req = jc->req;
-	vx_server *s = req->server;
+	vx_req_host *h = req->host;
 	jc->fn(req, jc->arg);
 	free(jc);
 	pthread_mutex_lock(&req->lock);
@@ -484,8 +478,8 @@ static void job_trampoline(void *p)
 	req->stream_done = true;
 	req_wake_locked(req);
 	pthread_mutex_unlock(&req->lock);
-	vx_req_unref(req);
-	atomic_fetch_sub(&s->jobs, 1);
+	req_unref(req);
+	atomic_fetch_sub(&h->jobs, 1);
 }
 
 int vx_req_run(vx_req *req, vx_pool *pool, vx_req_job job, void *arg)
@@ -496,8 +490,8 @@ int vx_req_run(vx_req *req, vx_pool *pool, vx_req_job job, void *arg)
 		return -ENOMEM;
 	}
 	*jc = (job_ctx){ req, job, arg };
-	vx_req_ref(req);
-	atomic_fetch_add(&req->server->jobs, 1);
+	req_ref(req);
+	atomic_fetch_add(&req->host->jobs, 1);
 	pthread_mutex_lock(&req->lock);
 	req->job_running = true;
 	pthread_mutex_unlock(&req->lock);
@@ -506,7 +500,7 @@ int vx_req_run(vx_req *req, vx_pool *pool, vx_req_job job, void *arg)
 		pthread_mutex_lock(&req->lock);
 		req->job_running = false;
 		pthread_mutex_unlock(&req->lock);
-		atomic_fetch_sub(&req->server->jobs, 1);
+		atomic_fetch_sub(&req->host->jobs, 1);
 		atomic_fetch_sub(&req->refs, 1);
 		free(jc);
 		vx_req_error(req, 503, "overloaded",
@@ -554,6 +548,45 @@ int vx_req_stream_write(vx_req *req, const void *data, size_t len)
 	return r;
 }
 
+/* ---- request metrics ---- */
+
+static void req_count(vx_req_host *h, vx_route_stats *rs, int status,
+		      double seconds)
+{
+	if (status < 100 || status > 599)
+		status = 500;
+	vx_counter *c = atomic_load(&rs->by_status[status]);
+	if (!c) {
+		char labels[160];
+		snprintf(labels, sizeof(labels), "route=\"%s\",code=\"%d\"",
+			 rs->label, status);
+		c = vx_metrics_counter(h->metrics, "voxline_http_requests_total",
+				       "HTTP requests by route and status",
+				       labels);
+		atomic_store(&rs->by_status[status], c);
+	}
+	vx_counter_add(c, 1);
+	vx_histogram_observe(rs->latency, seconds);
+}
+
+static void stats_init(vx_req_host *h, vx_route_stats *rs, const char *label)
+{
+	char labels[128];
+	rs->label = label;
+	snprintf(labels, sizeof(labels), "route=\"%s\"", label);
+	rs->latency = vx_metrics_histogram(h->metrics,
+		"voxline_http_request_duration_seconds",
+		"HTTP request latency by route", labels,
+		vx_latency_buckets, vx_latency_buckets_n);
+}
+
+void vx_req_host_init(vx_req_host *h)
+{
+	stats_init(h, &h->builtin_stats, "builtin");
+	for (size_t i = 0; i < h->n_routes; i++)
+		stats_init(h, &h->stats[i], h->routes[i].path);
+}
+
 /* ---- MHD callbacks ---- */
 
 static void make_request_id(char *out, size_t cap)
@@ -587,17 +620,17 @@ static bool request_id_ok(const char *id)
 void *vx_req_on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
 	vx_loop *l = cls;
-	vx_server *s = vx_loop_server(l);
+	vx_req_host *h = vx_loop_arg(l);
 	vx_req *req = calloc(1, sizeof(*req));
 	if (!req)
 		return NULL;
-	req->server = s;
+	req->host = h;
 	req->loop = l;
 	req->conn = conn;
-	req->watch_idx = (size_t)-1;
+	req->watch = (vx_loop_watch){ .conn = conn, .idx = (size_t)-1 };
 	req->t_start = vx_now();
-	req->deadline = req->t_start + s->cfg.request_timeout_s;
-	req->stats = &s->builtin_stats;
+	req->deadline = req->t_start + h->request_timeout_s;
+	req->stats = &h->builtin_stats;
 	atomic_init(&req->refs, 1);
 	pthread_mutex_init(&req->lock, NULL);
 	pthread_cond_init(&req->cond, NULL);
@@ -607,7 +640,7 @@ void *vx_req_on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 		free(req);
 		return NULL;
 	}
-	atomic_fetch_add(&s->in_flight, 1);
+	atomic_fetch_add(&h->in_flight, 1);
 	req->counted_in_flight = true;
 	return req;
 }
@@ -627,38 +660,9 @@ static void parse_media_type(vx_req *req)
 	req->media_type[j] = '\0';
 }
 
-static const vx_route *route_find(vx_server *s, const char *path,
-				  const char *method, bool *ret_path_found,
-				  route_stats **ret_stats)
-{
-	*ret_path_found = false;
-	for (size_t i = 0; i < s->cfg.n_routes; i++) {
-		const vx_route *r = &s->cfg.routes[i];
-		size_t n = strlen(r->path);
-		bool match = (n && r->path[n - 1] == '*') ?
-			!strncmp(path, r->path, n - 1) : !strcmp(path, r->path);
-		if (!match)
-			continue;
-		*ret_path_found = true;
-		*ret_stats = &s->stats[i];
-		if (!strcmp(method, r->method) ||
-		    (!strcmp(method, "HEAD") && !strcmp(r->method, "GET")))
-			return r;
-	}
-	return NULL;
-}
-
-static bool auth_ok(vx_req *req)
-{
-	const char *key = req->server->cfg.api_key;
-	if (!key)
-		return true;
-	const char *h = vx_req_header(req, MHD_HTTP_HEADER_AUTHORIZATION);
-	return h && !strncasecmp(h, "Bearer ", 7) && !strcmp(h + 7, key);
-}
-
-/* First call: headers are in. Decides route, auth and body limit. */
-static void on_headers(vx_server *s, vx_req *req, const char *method)
+/* First call: headers are in. Decides route, auth and body limit
+ * (vx_route_decide); built-in routes are the server's. */
+static void on_headers(vx_req_host *h, vx_req *req, const char *method)
 {
 	req->method = method;
 	const char *rid = vx_req_header(req, "X-Request-Id");
@@ -668,11 +672,12 @@ static void on_headers(vx_server *s, vx_req *req, const char *method)
 		make_request_id(req->id, sizeof(req->id));
 	parse_media_type(req);
 
-	if (vx_server_builtin(s, req))
+	if (h->builtin && h->builtin(h->builtin_arg, req))
 		return;
 	const char *up = vx_req_header(req, MHD_HTTP_HEADER_UPGRADE);
 	if (up && !strcasecmp(up, "websocket") &&
-	    vx_ws_route_find(s, req->url, strlen(req->url))) {
+	    vx_route_ws_find(h->ws_routes, h->n_ws_routes, req->url,
+			     strlen(req->url))) {
 		/* The loop hands upgrades to libwebsockets only as the first
 		 * request of a connection; this one came on a kept-alive one. */
 		vx_req_add_header(req, MHD_HTTP_HEADER_CONNECTION, "close");
@@ -681,44 +686,33 @@ static void on_headers(vx_server *s, vx_req *req, const char *method)
 			     "its connection; open a new connection");
 		return;
 	}
-	bool path_found = false;
-	req->route = route_find(s, req->url, method, &path_found, &req->stats);
-	if (!req->route && path_found) {
-		vx_req_error(req, 405, "method_not_allowed",
-			     "%s is not allowed on %s", method, req->url);
+	vx_route_table t = {
+		.routes = h->routes, .n_routes = h->n_routes,
+		.api_key = h->api_key, .max_body = h->max_body,
+		.discard_max = VX_REQ_DISCARD_MAX,
+	};
+	vx_route_request q = {
+		.method = method, .path = req->url,
+		.authorization = vx_req_header(req, MHD_HTTP_HEADER_AUTHORIZATION),
+		.content_length = vx_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH),
+		.transfer_encoding =
+			vx_req_header(req, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL,
+	};
+	vx_route_verdict v;
+	vx_route_decide(&t, &q, &v);
+	if (v.route >= 0)
+		req->stats = &h->stats[v.route];
+	if (v.matched)
+		req->route = &h->routes[v.route];
+	req->max_body = v.max_body;
+	if (!v.status)
 		return;
-	}
-	if (!req->route) {
-		vx_req_error(req, 404, "not_found", "no route for %s %s",
-			     method, req->url);
-		return;
-	}
-	if (!auth_ok(req)) {
+	if (v.allow[0])
+		vx_req_add_header(req, "Allow", v.allow);
+	if (v.www_authenticate)
 		vx_req_add_header(req, "WWW-Authenticate", "Bearer");
-		vx_req_error(req, 401, "unauthorized",
-			     "missing or wrong bearer key");
-		return;
-	}
-	req->max_body = req->route->max_body ? req->route->max_body :
-			s->cfg.max_body;
-	const char *cl = vx_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
-	if (cl && vx_req_header(req, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
-		/* RFC 9112 6.3: a smuggling attempt; answer and close. */
-		req->refuse_now = true;
-		vx_req_error(req, 400, "bad_request",
-			     "both Content-Length and Transfer-Encoding");
-		return;
-	}
-	unsigned long long claimed = cl ? strtoull(cl, NULL, 10) : 0;
-	if (claimed > req->max_body) {
-		/* A body a little over the limit is read and dropped so that
-		 * clients which send before they read get the 413; a huge one
-		 * is refused at once and the connection closed. */
-		req->refuse_now = claimed > req->max_body + DISCARD_MAX;
-		vx_req_error(req, 413, "body_too_large",
-			     "request body of %s bytes is over the limit of %zu",
-			     cl, req->max_body);
-	}
+	req->refuse_now = v.close;
+	vx_req_error(req, v.status, v.code, "%s", v.message);
 }
 
 /* The whole request is in (or its connection was resumed): run the route,
@@ -726,19 +720,19 @@ static void on_headers(vx_server *s, vx_req *req, const char *method)
 static void run_route(vx_req *req, void *arg)
 {
 	(void)arg;
-	req->route->fn(req, req->server->cfg.user);
+	req->route->fn(req, req->host->user);
 }
 
-static enum MHD_Result on_request(vx_server *s, vx_req *req)
+static enum MHD_Result on_request(vx_req_host *h, vx_req *req)
 {
 	if (!req->dispatched) {
 		req->dispatched = true;
 		if (req->replied)
 			;
 		else if (req->route->blocking)
-			vx_req_run(req, s->handler_pool, run_route, NULL);
+			vx_req_run(req, h->handler_pool, run_route, NULL);
 		else
-			req->route->fn(req, s->cfg.user);
+			req->route->fn(req, h->user);
 	}
 	pthread_mutex_lock(&req->lock);
 	bool queued = req->queued, streaming = req->streaming;
@@ -751,7 +745,7 @@ static enum MHD_Result on_request(vx_server *s, vx_req *req)
 	if (queued)
 		return MHD_YES;
 	if (wait) {
-		vx_loop_suspend(req->loop, req, req->conn);
+		vx_loop_suspend(req->loop, &req->watch);
 		return MHD_YES;
 	}
 	if (streaming)
@@ -773,7 +767,7 @@ enum MHD_Result vx_req_on_access(void *cls, struct MHD_Connection *conn,
 				 const char *version, const char *upload_data,
 				 size_t *upload_data_size, void **con_cls)
 {
-	vx_server *s = vx_loop_server(cls);
+	vx_req_host *h = vx_loop_arg(cls);
 	vx_req *req = *con_cls;
 	(void)url;
 	(void)version;
@@ -782,7 +776,7 @@ enum MHD_Result vx_req_on_access(void *cls, struct MHD_Connection *conn,
 		return MHD_NO;
 	if (!req->seen_first_call) {
 		req->seen_first_call = true;
-		on_headers(s, req, method);
+		on_headers(h, req, method);
 		/* Only a body that is too large is answered before it is read
 		 * (MHD then closes the connection); the rest waits for the end
 		 * of the request so keep-alive is kept. */
@@ -801,7 +795,7 @@ enum MHD_Result vx_req_on_access(void *cls, struct MHD_Connection *conn,
 			 * dropped, up to DISCARD_MAX past the limit, then the
 			 * line is cut. */
 			req->discarded += n;
-			return req->discarded > DISCARD_MAX + req->max_body ?
+			return req->discarded > VX_REQ_DISCARD_MAX + req->max_body ?
 				MHD_NO : MHD_YES;
 		}
 		if (req->body.len + n > req->max_body) {
@@ -816,13 +810,13 @@ enum MHD_Result vx_req_on_access(void *cls, struct MHD_Connection *conn,
 			return MHD_NO;
 		return MHD_YES;
 	}
-	return on_request(s, req);
+	return on_request(h, req);
 }
 
 void vx_req_on_completed(void *cls, struct MHD_Connection *conn,
 			 void **con_cls, enum MHD_RequestTerminationCode toe)
 {
-	vx_server *s = vx_loop_server(cls);
+	vx_req_host *h = vx_loop_arg(cls);
 	vx_req *req = *con_cls;
 	(void)conn;
 	if (!req)
@@ -841,9 +835,9 @@ void vx_req_on_completed(void *cls, struct MHD_Connection *conn,
 		status = 499;
 	pthread_mutex_unlock(&req->lock);
 	if (req->method)
-		vx_server_count(s, req->stats, status, vx_now() - req->t_start);
-	if (status == 503 && req->stats != &s->builtin_stats)
-		vx_counter_add(s->rejected, 1);   /* not /healthz saying "loading" */
+		req_count(h, req->stats, status, vx_now() - req->t_start);
+	if (status == 503 && req->stats != &h->builtin_stats)
+		vx_counter_add(h->rejected, 1);   /* not /healthz saying "loading" */
 	leave_flight(req);
-	vx_req_unref(req);
+	req_unref(req);
 }

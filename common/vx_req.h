@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "vx_buf.h"
+#include "vx_error.h"
 #include "vx_pool.h"
 #include "vx_server.h"
 
@@ -76,9 +77,8 @@ void vx_req_error(vx_req *req, int status, const char *code,
 void vx_req_error_param(vx_req *req, int status, const char *code,
 			const char *param, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
-/* Writes that error object (no newline) into out, e.g. for an SSE event. */
-void vx_error_json(vx_buf *out, int status, const char *code,
-		   const char *param, const char *message);
+/* vx_error_json (vx_error.h) writes that error object, e.g. for an SSE
+ * event. */
 
 /* ---- jobs and streams ---- */
 typedef void (*vx_req_job)(vx_req *req, void *arg);

@@ -1,5 +1,14 @@
-/* vx_server.c - daemon lifecycle (start, drain, stop), built-in routes,
- * request metrics. */
+/*
+ * vx_server.c - daemon lifecycle (start, drain, stop) and built-in routes.
+ *
+ * The top of the serving core: it owns the listening socket and the three
+ * layers below it, and wires them together; none of them calls up.
+ *   vx_loop.c   event loops, heads, MHD daemons (vx_loop.h)
+ *   vx_req.c    requests: routing (vx_route.c), answers, jobs (vx_req_int.h)
+ *   vx_ws.c     WebSockets on libwebsockets (vx_ws_int.h)
+ * The loops reach requests and WebSockets only through the vx_loop_ops
+ * set up here; requests reach the built-in routes through a callback.
+ */
 #include "vx_server.h"
 
 #include <errno.h>
@@ -17,8 +26,12 @@
 #include <unistd.h>
 
 #include "vx_log.h"
+#include "vx_loop.h"
 #include "vx_req.h"
-#include "vx_server_int.h"
+#include "vx_req_int.h"
+#include "vx_route.h"
+#include "vx_time.h"
+#include "vx_ws_int.h"
 
 #define DEFAULT_MAX_CONNECTIONS 1024
 #define DEFAULT_MAX_BODY (16u * 1024 * 1024)
@@ -27,6 +40,38 @@
 #define RUN_TICK_US 100000          /* main thread: watchdog, drain steps */
 #define CUT_BEFORE_S 0.5            /* unanswered requests get 503 this long
 				       before drain_timeout_s runs out */
+
+#define HEAD_MAX (8 * 1024)         /* request line + headers (431) */
+#define LINE_MAX_BYTES (8 * 1024)   /* request line (414) */
+#define HEADERS_MAX 100             /* header lines (431) */
+
+struct vx_server {
+	vx_server_config cfg;
+	int listen_fd;
+	bool listen_from_systemd;
+	int port;
+	int wake_pipe[2];                  /* signal -> vx_server_run */
+
+	vx_loops *loops;                   /* serving loops (vx_loop.h) */
+	vx_req_host http;                  /* what requests share (vx_req_int.h) */
+	vx_ws_host *ws;                    /* NULL without WebSocket routes */
+	atomic_int ws_open;                /* WebSockets open */
+
+	/* Drain, in order: draining (readiness 503) -> accept_stopped ->
+	 * drain_cut (unanswered requests get 503) -> vx_server_shutdown. */
+	atomic_bool draining;
+	atomic_bool accept_stopped;
+	atomic_bool drain_cut;
+	atomic_int signals;                /* SIGTERM/SIGINT seen */
+	atomic_bool no_delay;              /* SIGINT: skip the drain delay */
+	atomic_bool frozen;                /* --debug-freeze and SIGUSR2 */
+	double start_time;                 /* monotonic seconds */
+
+	vx_metrics *metrics;
+	vx_counter *head_timeouts;         /* 408 before a request head */
+	vx_counter *bad_heads;             /* heads refused (400, 413, 414, 431) */
+	vx_counter *ws_connections;        /* WebSockets accepted */
+};
 
 static vx_server *volatile signal_target;
 
@@ -61,36 +106,6 @@ static void on_freeze(int sig)
 	(void)sig;
 	if (signal_target)
 		atomic_store(&signal_target->frozen, true);
-}
-
-void vx_server_count(vx_server *s, route_stats *rs, int status,
-		     double seconds)
-{
-	if (status < 100 || status > 599)
-		status = 500;
-	vx_counter *c = atomic_load(&rs->by_status[status]);
-	if (!c) {
-		char labels[160];
-		snprintf(labels, sizeof(labels), "route=\"%s\",code=\"%d\"",
-			 rs->label, status);
-		c = vx_metrics_counter(s->metrics, "voxline_http_requests_total",
-				       "HTTP requests by route and status",
-				       labels);
-		atomic_store(&rs->by_status[status], c);
-	}
-	vx_counter_add(c, 1);
-	vx_histogram_observe(rs->latency, seconds);
-}
-
-static void stats_init(vx_server *s, route_stats *rs, const char *label)
-{
-	char labels[128];
-	rs->label = label;
-	snprintf(labels, sizeof(labels), "route=\"%s\"", label);
-	rs->latency = vx_metrics_histogram(s->metrics,
-		"voxline_http_request_duration_seconds",
-		"HTTP request latency by route", labels,
-		vx_latency_buckets, vx_latency_buckets_n);
 }
 
 static double gauge_in_flight(void *arg)
@@ -160,8 +175,10 @@ static void answer_info(vx_server *s, vx_req *req)
 	vx_req_reply_buf(req, 200, "application/json", &b);
 }
 
-bool vx_server_builtin(vx_server *s, vx_req *req)
+/* Built-in routes, asked by the request layer first: true when answered. */
+static bool builtin(void *arg, vx_req *req)
 {
+	vx_server *s = arg;
 	const char *path = vx_req_path(req), *method = vx_req_method(req);
 	bool get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
 	enum { NONE, HEALTH, LIVE, METRICS, INFO } which = NONE;
@@ -202,6 +219,104 @@ bool vx_server_builtin(vx_server *s, vx_req *req)
 		break;
 	}
 	return true;
+}
+
+/* ---- wiring the layers ---- */
+
+static void http_init(vx_server *s)
+{
+	vx_req_host *h = &s->http;
+	h->routes = s->cfg.routes;
+	h->n_routes = s->cfg.n_routes;
+	h->ws_routes = s->cfg.ws_routes;
+	h->n_ws_routes = s->cfg.n_ws_routes;
+	h->api_key = s->cfg.api_key;
+	h->max_body = s->cfg.max_body;
+	h->request_timeout_s = s->cfg.request_timeout_s;
+	h->user = s->cfg.user;
+	h->accept_stopped = &s->accept_stopped;
+	h->builtin = builtin;
+	h->builtin_arg = s;
+	h->metrics = s->metrics;
+	vx_req_host_init(h);
+}
+
+/* The loops' question about an upgrade head: a route of ours, admitted? */
+static enum vx_loop_ws loop_ws_route(void *arg, const char *path, size_t len)
+{
+	vx_server *s = arg;
+	if (!s->ws || !vx_route_ws_find(s->cfg.ws_routes, s->cfg.n_ws_routes,
+					path, len))
+		return VX_LOOP_WS_NONE;
+	char route[128];
+	snprintf(route, sizeof(route), "%.*s", (int)len, path);
+	if (s->cfg.ws_admit && !s->cfg.ws_admit(s->cfg.user, route))
+		return VX_LOOP_WS_REFUSE;
+	return VX_LOOP_WS_TAKE;
+}
+
+static void loop_ws_adopt(void *arg, int fd)
+{
+	vx_server *s = arg;
+	vx_ws_adopt(s->ws, fd);
+}
+
+static const vx_loop_ops loop_ops = {
+	.on_access = vx_req_on_access,
+	.on_uri = vx_req_on_uri,
+	.on_completed = vx_req_on_completed,
+	.watch = vx_req_watch,
+	.abandon = vx_req_abandon,
+	.hold = vx_req_hold,
+	.release = vx_req_release,
+	.ws_route = loop_ws_route,
+	.ws_adopt = loop_ws_adopt,
+};
+
+static int loops_new(vx_server *s)
+{
+	vx_loop_config lc = {
+		.listen_fd = s->listen_fd,
+		.n_loops = s->cfg.io_threads,
+		.max_connections = s->cfg.max_connections,
+		.head_timeout_ms = s->cfg.head_timeout_ms,
+		.idle_timeout_s = s->cfg.idle_timeout_s,
+		.head_limits = { .max_head = HEAD_MAX, .max_line = LINE_MAX_BYTES,
+				 .max_headers = HEADERS_MAX },
+		.ws_open = &s->ws_open,
+		.accept_stopped = &s->accept_stopped,
+		.drain_cut = &s->drain_cut,
+		.frozen = &s->frozen,
+		.rejected = s->http.rejected,
+		.head_timeouts = s->head_timeouts,
+		.bad_heads = s->bad_heads,
+		.ops = &loop_ops,
+		.arg = &s->http,   /* vx_req's callbacks get it with vx_loop_arg */
+		.ws_arg = s,
+	};
+	/* A body over the largest limit is refused with the head. */
+	uint64_t mb = s->cfg.max_body;
+	for (size_t i = 0; i < s->cfg.n_routes; i++) {
+		if (s->cfg.routes[i].max_body > mb)
+			mb = s->cfg.routes[i].max_body;
+	}
+	lc.head_limits.max_body = mb + VX_REQ_DISCARD_MAX;
+	return vx_loops_new(&lc, &s->loops);
+}
+
+static int ws_start(vx_server *s)
+{
+	vx_ws_config wc = {
+		.routes = s->cfg.ws_routes,
+		.n_routes = s->cfg.n_ws_routes,
+		.user = s->cfg.user,
+		.config_timeout_ms = s->cfg.ws_config_timeout_ms,
+		.max_message = s->cfg.ws_max_message,
+		.max_connections = s->cfg.max_connections,
+		.connections = s->ws_connections,
+		.open = &s->ws_open,
+	};
+	return vx_ws_start(&wc, &s->ws);
 }
 
 /* ---- lifecycle ---- */
@@ -294,17 +409,13 @@ int vx_server_new(const vx_server_config *cfg, vx_server **ret)
 	s->listen_fd = -1;
 	s->wake_pipe[0] = s->wake_pipe[1] = -1;
 	s->start_time = vx_now();
-	pthread_mutex_init(&s->ws_lock, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	raise_nofile();
 
 	int r = vx_metrics_new(&s->metrics);
 	if (r < 0)
 		goto out_free;
-	stats_init(s, &s->builtin_stats, "builtin");
-	for (size_t i = 0; i < cfg->n_routes; i++)
-		stats_init(s, &s->stats[i], cfg->routes[i].path);
-	s->rejected = vx_metrics_counter(s->metrics, "voxline_rejected_total",
+	s->http.rejected = vx_metrics_counter(s->metrics, "voxline_rejected_total",
 		"Requests refused by admission control (503)", NULL);
 	s->head_timeouts = vx_metrics_counter(s->metrics,
 		"voxline_head_timeouts_total",
@@ -327,11 +438,13 @@ int vx_server_new(const vx_server_config *cfg, vx_server **ret)
 		r = -errno;
 		goto out_free;
 	}
-	if ((r = vx_loops_new(s)) < 0)
+	if ((r = vx_pool_new(HANDLER_WORKERS, HANDLER_QUEUE,
+			     &s->http.handler_pool)) < 0)
 		goto out_free;
-	if ((r = vx_pool_new(HANDLER_WORKERS, HANDLER_QUEUE, &s->handler_pool)) < 0)
+	http_init(s);
+	if ((r = loops_new(s)) < 0)
 		goto out_free;
-	if (s->cfg.n_ws_routes && (r = vx_ws_start(s)) < 0)
+	if (s->cfg.n_ws_routes && (r = ws_start(s)) < 0)
 		goto out_free;
 	*ret = s;
 	return 0;
@@ -346,10 +459,9 @@ void vx_server_free(vx_server *s)
 	if (!s)
 		return;
 	vx_server_shutdown(s);
-	for (int i = 0; i < s->n_loops; i++)
-		vx_loop_free(s->loops[i]);
-	free(s->loops);
-	vx_pool_free(s->handler_pool);
+	vx_loops_free(s->loops);
+	vx_ws_free(s->ws);
+	vx_pool_free(s->http.handler_pool);
 	if (s->listen_fd >= 0 && !s->listen_from_systemd)
 		close(s->listen_fd);
 	if (s->wake_pipe[0] >= 0) {
@@ -358,8 +470,6 @@ void vx_server_free(vx_server *s)
 	}
 	if (signal_target == s)
 		signal_target = NULL;
-	free(s->adopt_fds);
-	pthread_mutex_destroy(&s->ws_lock);
 	vx_metrics_free(s->metrics);
 	free(s);
 }
@@ -378,7 +488,7 @@ vx_metrics *vx_server_metrics(vx_server *s) { return s->metrics; }
 
 int vx_server_in_flight(const vx_server *s)
 {
-	return atomic_load(&s->in_flight) + atomic_load(&s->ws_open);
+	return atomic_load(&s->http.in_flight) + atomic_load(&s->ws_open);
 }
 
 /* Sleeps one tick, pinging the watchdog while every serving loop turns. */
@@ -391,7 +501,7 @@ static void run_tick(vx_server *s, uint64_t wd_usec)
 	double max_age = wd_usec ? wd_usec / 2e6 : 0;
 	if (max_age < 1.0)
 		max_age = 1.0;
-	if (wd_usec && vx_loops_alive(s, max_age))
+	if (wd_usec && vx_loops_alive(s->loops, max_age))
 		sd_notify(0, "WATCHDOG=1");
 }
 
@@ -406,9 +516,9 @@ static void run_wait(vx_server *s, uint64_t wd_usec, double until,
 
 static bool delaying(vx_server *s) { return !atomic_load(&s->no_delay); }
 static bool busy(vx_server *s) { return vx_server_in_flight(s) > 0; }
-static bool jobs_running(vx_server *s) { return atomic_load(&s->jobs) > 0; }
+static bool jobs_running(vx_server *s) { return atomic_load(&s->http.jobs) > 0; }
 static bool serving(vx_server *s) { return !atomic_load(&s->draining); }
-static bool listening(vx_server *s) { return vx_loops_listening(s); }
+static bool listening(vx_server *s) { return vx_loops_listening(s->loops); }
 
 int vx_server_run(vx_server *s)
 {
@@ -424,7 +534,7 @@ int vx_server_run(vx_server *s)
 		sigaction(SIGUSR2, &sa, NULL);
 	}
 
-	int r = vx_loops_start(s);
+	int r = vx_loops_start(s->loops);
 	if (r < 0)
 		return r;
 	vx_log_info(NULL, "listening on %s:%d", s->cfg.host ? s->cfg.host :
@@ -448,7 +558,7 @@ int vx_server_run(vx_server *s)
 	/* 2. Stop accepting: new connections are refused (or, on a socket
 	 * systemd passed in, wait in its queue for the next instance). */
 	atomic_store(&s->accept_stopped, true);
-	vx_loops_wake(s);
+	vx_loops_wake(s->loops);
 	run_wait(s, wd_usec, end, listening);
 	if (!s->listen_from_systemd && s->listen_fd >= 0) {
 		close(s->listen_fd);
@@ -461,7 +571,7 @@ int vx_server_run(vx_server *s)
 		vx_log_warn(NULL, "drain time is up: %d requests cut",
 			    vx_server_in_flight(s));
 	atomic_store(&s->drain_cut, true);
-	vx_loops_wake(s);
+	vx_loops_wake(s->loops);
 	run_wait(s, wd_usec, vx_now() + CUT_BEFORE_S / 2, busy);
 	run_wait(s, wd_usec, end, jobs_running);
 	sd_notify(0, "STOPPING=1\nSTATUS=stopping");
@@ -472,6 +582,7 @@ int vx_server_run(vx_server *s)
 
 void vx_server_shutdown(vx_server *s)
 {
-	vx_loops_stop(s);
-	vx_ws_stop(s);
+	if (s->loops)
+		vx_loops_stop(s->loops);
+	vx_ws_stop(s->ws);
 }

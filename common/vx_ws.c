@@ -1,16 +1,16 @@
 /*
  * vx_ws.c - server-side WebSockets on libwebsockets, sharing the HTTP port.
  *
- * The acceptor (vx_accept.c) hands sockets whose head is an upgrade on a
- * registered path to vx_ws_adopt, which queues them for the lws service
- * thread (lws is single-threaded: only that thread may adopt, read or
- * write). Sends from other threads go to a per-connection queue; the
- * connection is put on the server's wake list and lws_cancel_service makes
- * the service thread ask for a writable callback.
+ * The serving loops (vx_loop.c) hand sockets whose head is an upgrade on
+ * a registered path to vx_ws_adopt (vx_ws_int.h), which queues them for the
+ * lws service thread (lws is single-threaded: only that thread may adopt,
+ * read or write). Sends from other threads go to a per-connection queue;
+ * the connection is put on the host's wake list and lws_cancel_service
+ * makes the service thread ask for a writable callback.
  *
  * Checks lws 4.1.6 leaves to us, done here on the service thread:
  *   - the config deadline: a connection whose first message has not
- *     arrived within cfg.ws_config_timeout_ms is closed with 1008 (an lws
+ *     arrived within cfg.config_timeout_ms is closed with 1008 (an lws
  *     timer per connection, cancelled by the first complete message);
  *   - the peer's close frame: a 1-byte payload or a code lws does not
  *     rewrite itself (5000 and up) fails the connection with 1002 instead
@@ -31,10 +31,24 @@
 #include <unistd.h>
 
 #include "vx_log.h"
-#include "vx_server_int.h"
+#include "vx_route.h"
+#include "vx_ws_int.h"
 
 #define WS_SEND_QUEUE_MAX (8u * 1024 * 1024)  /* unsent bytes per connection */
 #define WS_CONFIG_TIMEOUT_MS 10000            /* when the config says 0 */
+
+struct vx_ws_host {
+	vx_ws_config cfg;
+	struct lws_context *lws;
+	struct lws_vhost *lws_vhost;
+	pthread_t lws_thread;
+	bool lws_started;
+	atomic_bool stopping;
+	pthread_mutex_t ws_lock;           /* guards the two lists below */
+	int *adopt_fds;                    /* sockets waiting for lws */
+	size_t n_adopt, cap_adopt;
+	struct vx_wsconn *wake_list;       /* conns with output to write */
+};
 
 typedef struct ws_msg {
 	struct ws_msg *next;
@@ -44,7 +58,7 @@ typedef struct ws_msg {
 } ws_msg;
 
 struct vx_wsconn {
-	vx_server *server;
+	vx_ws_host *server;
 	const vx_ws_route *route;
 	struct lws *wsi;              /* NULL once closed; service thread only */
 	void *state;                  /* the route's */
@@ -104,7 +118,7 @@ size_t vx_ws_queued(vx_wsconn *c)
 /* Puts c on the wake list (once) and wakes the service thread. */
 static void ws_wake(vx_wsconn *c)
 {
-	vx_server *s = c->server;
+	vx_ws_host *s = c->server;
 	if (atomic_load(&s->stopping))
 		return;   /* the service thread is gone or going: nothing to wake */
 	pthread_mutex_lock(&c->lock);
@@ -229,7 +243,7 @@ void vx_ws_close(vx_wsconn *c, int status, const char *reason)
 
 /* ---- service thread ---- */
 
-static void ws_on_established(vx_server *s, struct lws *wsi, ws_pss *pss)
+static void ws_on_established(vx_ws_host *s, struct lws *wsi, ws_pss *pss)
 {
 	vx_wsconn *c = calloc(1, sizeof(*c));
 	if (!c)
@@ -250,9 +264,10 @@ static void ws_on_established(vx_server *s, struct lws *wsi, ws_pss *pss)
 		snprintf(c->id, sizeof(c->id), "ws-%08x%08x",
 			 (unsigned)rand(), (unsigned)rand());
 	pss->conn = c;
-	atomic_fetch_add(&s->ws_open, 1);
-	vx_counter_add(s->ws_connections, 1);
-	c->route = vx_ws_route_find(s, c->path, strlen(c->path));
+	atomic_fetch_add(s->cfg.open, 1);
+	vx_counter_add(s->cfg.connections, 1);
+	c->route = vx_route_ws_find(s->cfg.routes, s->cfg.n_routes, c->path,
+				    strlen(c->path));
 	if (!c->route) {
 		vx_ws_close(c, 1001, "unavailable");
 		c->route = NULL;
@@ -263,17 +278,17 @@ static void ws_on_established(vx_server *s, struct lws *wsi, ws_pss *pss)
 		vx_ws_close(c, 1013, "try again later");
 		return;
 	}
-	int ms = s->cfg.ws_config_timeout_ms > 0 ? s->cfg.ws_config_timeout_ms :
+	int ms = s->cfg.config_timeout_ms > 0 ? s->cfg.config_timeout_ms :
 		 WS_CONFIG_TIMEOUT_MS;
 	lws_set_timer_usecs(wsi, (lws_usec_t)ms * 1000);
 }
 
 /* The config deadline passed: close unless a message came meanwhile. */
-static void ws_on_timer(vx_server *s, vx_wsconn *c)
+static void ws_on_timer(vx_ws_host *s, vx_wsconn *c)
 {
 	if (c->got_message)
 		return;
-	int ms = s->cfg.ws_config_timeout_ms > 0 ? s->cfg.ws_config_timeout_ms :
+	int ms = s->cfg.config_timeout_ms > 0 ? s->cfg.config_timeout_ms :
 		 WS_CONFIG_TIMEOUT_MS;
 	char reason[64];
 	snprintf(reason, sizeof(reason), "no config message within %d ms", ms);
@@ -302,7 +317,7 @@ static int ws_on_peer_close(struct lws *wsi, const unsigned char *in,
 	return -1;
 }
 
-static void ws_on_receive(vx_server *s, struct lws *wsi, vx_wsconn *c,
+static void ws_on_receive(vx_ws_host *s, struct lws *wsi, vx_wsconn *c,
 			  const void *in, size_t len)
 {
 	if (lws_is_first_fragment(wsi)) {
@@ -311,7 +326,7 @@ static void ws_on_receive(vx_server *s, struct lws *wsi, vx_wsconn *c,
 	}
 	if (c->rx_overflow)
 		return;
-	if (c->rx.len + len > s->cfg.ws_max_message) {
+	if (c->rx.len + len > s->cfg.max_message) {
 		c->rx_overflow = true;
 		vx_ws_close(c, 1009, "message too big");
 		return;
@@ -378,7 +393,7 @@ static int ws_on_writable(struct lws *wsi, vx_wsconn *c)
 	return 0;
 }
 
-static void ws_drain_wake_list(vx_server *s)
+static void ws_drain_wake_list(vx_ws_host *s)
 {
 	pthread_mutex_lock(&s->ws_lock);
 	vx_wsconn *list = s->wake_list;
@@ -410,7 +425,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		       void *user, void *in, size_t len)
 {
 	struct lws_context *ctx = lws_get_context(wsi);
-	vx_server *s = ctx ? lws_context_user(ctx) : NULL;
+	vx_ws_host *s = ctx ? lws_context_user(ctx) : NULL;
 	ws_pss *pss = user;
 	switch (reason) {
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
@@ -444,7 +459,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
 			atomic_store(&c->closed, true);
 			if (c->route && c->route->on_close)
 				c->route->on_close(c, c->state);
-			atomic_fetch_sub(&s->ws_open, 1);
+			atomic_fetch_sub(s->cfg.open, 1);
 			vx_ws_unref(c);
 		}
 		break;
@@ -461,13 +476,13 @@ static const struct lws_protocols ws_protocols[] = {
 
 static void *ws_main(void *arg)
 {
-	vx_server *s = arg;
+	vx_ws_host *s = arg;
 	while (!atomic_load(&s->stopping))
 		lws_service(s->lws, 0);
 	return NULL;
 }
 
-void vx_ws_adopt(vx_server *s, int fd)
+void vx_ws_adopt(vx_ws_host *s, int fd)
 {
 	pthread_mutex_lock(&s->ws_lock);
 	if (s->n_adopt == s->cap_adopt) {
@@ -492,8 +507,14 @@ static void ws_log(int level, const char *line)
 	vx_log_debug(NULL, "lws: %s", line);
 }
 
-int vx_ws_start(vx_server *s)
+int vx_ws_start(const vx_ws_config *cfg, vx_ws_host **ret)
 {
+	vx_ws_host *s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->cfg = *cfg;
+	pthread_mutex_init(&s->ws_lock, NULL);
+	int r = -EIO;
 	lws_set_log_level(LLL_ERR | LLL_WARN, ws_log);
 	struct lws_context_creation_info info;
 	memset(&info, 0, sizeof(info));
@@ -507,21 +528,29 @@ int vx_ws_start(vx_server *s)
 	info.ka_time = 0;
 	s->lws = lws_create_context(&info);
 	if (!s->lws)
-		return -EIO;
+		goto out_stop;
 	s->lws_vhost = lws_get_vhost_by_name(s->lws, "default");
 	if (!s->lws_vhost)
-		return -EIO;
-	int r = pthread_create(&s->lws_thread, NULL, ws_main, s);
-	if (r != 0)
-		return -r;
+		goto out_stop;
+	r = pthread_create(&s->lws_thread, NULL, ws_main, s);
+	if (r != 0) {
+		r = -r;
+		goto out_stop;
+	}
 	s->lws_started = true;
+	*ret = s;
 	return 0;
+out_stop:
+	vx_ws_free(s);
+	return r;
 }
 
-void vx_ws_stop(vx_server *s)
+void vx_ws_stop(vx_ws_host *s)
 {
+	if (!s)
+		return;
+	atomic_store(&s->stopping, true);
 	if (s->lws_started) {
-		atomic_store(&s->stopping, true);
 		lws_cancel_service(s->lws);
 		pthread_join(s->lws_thread, NULL);
 		s->lws_started = false;
@@ -539,4 +568,14 @@ void vx_ws_stop(vx_server *s)
 	for (size_t i = 0; i < s->n_adopt; i++)
 		close(s->adopt_fds[i]);
 	s->n_adopt = 0;
+}
+
+void vx_ws_free(vx_ws_host *s)
+{
+	if (!s)
+		return;
+	vx_ws_stop(s);
+	free(s->adopt_fds);
+	pthread_mutex_destroy(&s->ws_lock);
+	free(s);
 }
