@@ -58,7 +58,13 @@ VOICES = {"slt": "flite", "en-us": "espeak-ng"}
 POLICIES = {
     "before": ["--eot-policy", "fixed", "--barge-in-policy", "immediate"],
     "after": ["--eot-policy", "adaptive", "--barge-in-policy", "backchannel"],
+    # barge-in only: 250 ms more speech before "no words yet" interrupts
+    # (the orchestrator may count speech_ms from the onset, VAD's
+    # min_speech_ms before its detection)
+    "after-550": ["--eot-policy", "adaptive", "--barge-in-policy", "backchannel",
+                  "--barge-in-min-ms", "550"],
 }
+EOT_POLICIES = ("before", "after")   # after-550 ends turns as after does
 TRAIL_S = 3.0                 # silence after an utterance: > eot_max + STT
 BARGE_AFTER_S = 0.8           # clip this long after the reply's audio_start
 BARGE_WATCH_S = 2.5           # after the clip's end, for an "interrupted"
@@ -384,9 +390,11 @@ def run_barge(orch, clip):
         s.close()
 
 
-def pair(orchs, fn, clip):
-    """fn(orch, clip) for each policy at the same time; {policy: result}."""
+def pair(orchs, fn, clip, only=None):
+    """fn(orch, clip) for each policy (of only) at the same time;
+    {policy: result}."""
     out, threads = {}, []
+    orchs = {k: v for k, v in orchs.items() if only is None or k in only}
 
     def one(name, orch):
         try:
@@ -462,12 +470,12 @@ def measure(stack, voices, sel, out_dir, log=print):
         r = {p: {"eot": [], "barge": []} for p in stack.orchs}
         log(f"-- {VOICES.get(voice, voice)} ({voice})")
         for c in clips["finished"] + clips["unfinished"]:
-            got = pair(stack.orchs, run_eot, c)
+            got = pair(stack.orchs, run_eot, c, EOT_POLICIES)
             for p, x in got.items():
                 x["clip"] = c
                 r[p]["eot"].append(x)
             log(f"   eot   {c.kind:<11} {c.name[:52]:<52} " + "  ".join(
-                f"{p}: {fmt_eot(got[p])}" for p in stack.orchs))
+                f"{p}: {fmt_eot(got[p])}" for p in got))
         for c in clips["backchannel"] + clips["cough"] + clips["interruption"]:
             got = pair(stack.orchs, run_barge, c)
             for p, x in got.items():
@@ -547,7 +555,7 @@ def report(res, log=print):
 
 def main(bin_dir, tools_dir, quick=False, voices=None):
     del tools_dir
-    policies = ["before", "after"] if has_policy_flags(bin_dir) else ["before"]
+    policies = list(POLICIES) if has_policy_flags(bin_dir) else ["before"]
     if policies == ["before"]:
         print("this orchestrator has no --eot-policy: measuring its fixed behaviour "
               "(VAD silence 300 ms, immediate barge-in) as 'before' only", flush=True)
