@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -143,7 +144,32 @@ VX_TEST(checker_marks_instances)
 	upstream_free(u);
 }
 
-VX_TEST_MAIN(parses_schemes_ports_and_paths, rejects_bad_lists,
+VX_TEST(stage_down_gets_a_hint_naming_it_and_how_to_start_it)
+{
+	upstream *u;
+	VX_CHECK_INT(upstream_new("tts", "http://127.0.0.1:3003", "/ws/synthesize", &u), 0);
+	VX_CHECK(upstream_up(u));
+	char hint[UPSTREAM_MAX_HINT];
+	vx_buf b = {0};
+	upstream_stage_json(u, &b);
+	VX_CHECK(strstr(b.data, "\"status\":\"ok\",\"url\":\"http://127.0.0.1:3003\""));
+	VX_CHECK(!strstr(b.data, "hint"));
+	upstream_report(u, 0, false);   /* a connect failed */
+	VX_CHECK(!upstream_up(u));
+	upstream_hint(u, hint, sizeof(hint));
+	VX_CHECK(strstr(hint, "voxline-tts is not reachable at http://127.0.0.1:3003"));
+	VX_CHECK(strstr(hint, "make run"));
+	VX_CHECK(strstr(hint, "VOXLINE_ORCHESTRATOR_TTS_URL / --tts-url"));
+	vx_buf_reset(&b);
+	upstream_stage_json(u, &b);
+	VX_CHECK(strstr(b.data, "\"status\":\"unavailable\""));
+	VX_CHECK(strstr(b.data, "\"hint\":\"voxline-tts is not reachable"));
+	vx_buf_release(&b);
+	upstream_free(u);
+}
+
+VX_TEST_MAIN(parses_schemes_ports_and_paths,
+	     stage_down_gets_a_hint_naming_it_and_how_to_start_it, rejects_bad_lists,
 	     skips_unhealthy_and_avoids_the_failed_one,
 	     probe_tells_200_from_503_and_refused, probe_times_out_on_a_silent_server,
 	     checker_marks_instances)
