@@ -264,7 +264,7 @@ static int start_job(vx_svcws_conn *cn)
 		ops->refused(cn, cn->state, q, r);
 	free_list(cn, q);
 	answer_end_if_idle(cn);
-	return r < 0 ? r : -EAGAIN;
+	return -EAGAIN;
 }
 
 /* Appends it, lock held; false when over a limit. */

@@ -171,8 +171,8 @@ void vx_svcws_item_free(vx_svcws_conn *cn, vx_svcws_item *it);
 /*
  * Appends it (taken in every case) and starts a drain job when none runs.
  * 0: queued. -ENOBUFS: over max_items or max_queued_bytes; it was freed,
- * the caller says so. Other negative: no job would run (ops->refused has
- * answered for what waited, this item included, and freed it).
+ * the caller says so. -EAGAIN: no job would run (ops->refused has been
+ * told why and answered for what waited, this item included; freed).
  */
 int vx_svcws_push(vx_svcws_conn *cn, vx_svcws_item *it);
 /*

@@ -25,13 +25,12 @@
  * newer request replaces such a waiting one ("superseded" error) and a
  * "cancel" drops it silently.
  *
- * Threads: callbacks run on the lws service thread and only parse and
- * queue; generations run on the service's pool. The connection state is
- * shared by both and reference-counted; closing the socket cancels the
- * generation in flight.
+ * Threads: the shared layer (vx_svcws.h) reads messages on the lws thread;
+ * generations run one at a time per socket on the service's pool, by a job
+ * that holds one generation slot (llm_gen_admit) until the socket's queue
+ * is empty. Closing the socket cancels the generation in flight.
  */
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,78 +38,35 @@
 #include "llm_gen.h"
 #include "llm_service.h"
 #include "vx_json.h"
-#include "vx_ws.h"
+#include "vx_svcws.h"
 
 #define WS_ID_MAX 64   /* bytes of an echoed request id */
 
-typedef struct ws_state ws_state;
-
+/* One request: an item of the socket's queue. */
 typedef struct ws_gen {
+	vx_svcws_item base;
 	struct ws_gen *next_live, *prev_live;   /* svc->ws_live, while running */
-	ws_state *st;
-	vx_wsconn *c;
+	vx_svcws_conn *cn;
 	llm_params p;
-	atomic_bool cancel;          /* set by "cancel" or by the socket closing */
 	char id_field[WS_ID_MAX + 16];   /* ,"id":<json> or "" */
 	vx_buf ev;                   /* one event being written */
 } ws_gen;
 
-struct ws_state {
-	llm_service *svc;
-	vx_wsconn *c;
-	atomic_int refs;             /* the connection's + one per job */
-	pthread_mutex_t lock;        /* guards the fields below */
-	ws_gen *active;              /* running (or being started) */
-	ws_gen *pending;             /* waits for a cancelled active one */
-	bool end_owed;               /* an "end" came while busy */
-	bool closed;
-};
-
-static const char ws_ended[] = "{\"event\":\"done\",\"end\":true}";
-
-/* Answers an "end" that waited for the socket to go idle. */
-static void ws_pay_end(ws_state *st)
+static void ws_gen_free(vx_svcws_item *base)
 {
-	pthread_mutex_lock(&st->lock);
-	bool owed = st->end_owed && !st->active && !st->pending;
-	if (owed)
-		st->end_owed = false;
-	pthread_mutex_unlock(&st->lock);
-	if (owed)
-		vx_ws_send_text(st->c, ws_ended, sizeof(ws_ended) - 1);
-}
-
-static void ws_state_unref(ws_state *st)
-{
-	if (atomic_fetch_sub(&st->refs, 1) != 1)
-		return;
-	pthread_mutex_destroy(&st->lock);
-	free(st);
-}
-
-static void ws_gen_free(ws_gen *g)
-{
-	if (!g)
-		return;
+	ws_gen *g = (ws_gen *)base;
 	llm_params_release(&g->p);
 	vx_buf_release(&g->ev);
 	free(g);
 }
 
-static void ws_send_ev(vx_wsconn *c, const char *id_field, vx_buf *b)
-{
-	/* b holds {"event":...  without the closing brace */
-	vx_buf_printf(b, "%s}", id_field);
-	if (b->data)
-		vx_ws_send_text(c, b->data, b->len);
-}
-
-static void ws_error(vx_wsconn *c, const char *id_field, int status,
+/* Errors here carry the HTTP status the same failure has on POST. */
+static void ws_error(vx_svcws_conn *cn, const char *id_field, int status,
 		     const char *code, const char *message)
 {
 	char fields[WS_ID_MAX + 48];   /* ,"status":N,"id":<json> */
 	snprintf(fields, sizeof(fields), ",\"status\":%d%s", status, id_field);
-	vx_ws_send_error_fields(c, fields, code, "%s", message);
+	vx_svcws_error_fields(cn, fields, code, "%s", message);
 }
 
 static int ws_piece(void *user, llm_piece_kind kind, const char *text,
@@ -123,7 +79,7 @@ static int ws_piece(void *user, llm_piece_kind kind, const char *text,
 		      kind == LLM_REASONING ? "reasoning" : "token");
 	vx_buf_json_str(b, text, len);
 	vx_buf_printf(b, "%s}", g->id_field);
-	return !b->data || vx_ws_send_text(g->c, b->data, b->len) < 0;
+	return vx_svcws_send_buf(g->cn, b) < 0;
 }
 
 static void ws_live_add(llm_service *svc, ws_gen *g)
@@ -153,212 +109,157 @@ void llm_ws_cancel_all(llm_service *svc)
 {
 	pthread_mutex_lock(&svc->ws_lock);
 	for (ws_gen *g = svc->ws_live; g; g = g->next_live)
-		atomic_store(&g->cancel, true);
+		vx_svcws_interrupt(g->cn);
 	pthread_mutex_unlock(&svc->ws_lock);
 }
 
-static void ws_launch(ws_gen *g, bool has_slot);
-
-static void ws_job(void *arg)
+/* Pool thread: one generation, then its "done" (or "error"). */
+static void ws_run(vx_svcws_conn *cn, void *state, vx_svcws_item *base)
 {
-	ws_gen *g = arg;
-	ws_state *st = g->st;
-	llm_service *svc = st->svc;
+	ws_gen *g = (ws_gen *)base;
+	llm_service *svc = vx_svcws_user(cn);
+	(void)state;
+	if (atomic_load(&svc->stopping)) {
+		ws_error(cn, g->id_field, 503, "unavailable",
+			 "the server is shutting down");
+		return;
+	}
 	llm_gen_result res;
-	llm_gen_run(svc, &g->p, &g->cancel, ws_piece, g, &res);
+	ws_live_add(svc, g);
+	llm_gen_run(svc, &g->p, vx_svcws_cancel_flag(cn), ws_piece, g, &res);
 	ws_live_remove(svc, g);
+	if (res.status && res.status != 499) {
+		ws_error(cn, g->id_field, res.status, res.code, res.error);
+		return;
+	}
+	const char *model = llm_service_model(svc, g->p.req.model, res.model);
 	vx_buf *b = &g->ev;
 	vx_buf_reset(b);
-	if (res.status && res.status != 499) {
-		ws_error(g->c, g->id_field, res.status, res.code, res.error);
-	} else {
-		const char *model = llm_service_model(svc, g->p.req.model,
-						      res.model);
-		vx_buf_puts(b, "{\"event\":\"done\",\"finish_reason\":");
-		vx_buf_json_str(b, res.finish_reason, strlen(res.finish_reason));
-		vx_buf_puts(b, ",\"model\":");
-		vx_buf_json_str(b, model, strlen(model));
-		vx_buf_puts(b, ",");
-		llm_gen_usage_json(&res, true, b);
-		ws_send_ev(g->c, g->id_field, b);
-	}
-	pthread_mutex_lock(&st->lock);
-	ws_gen *next = st->pending;
-	bool launch = next && !st->closed;
-	st->pending = NULL;
-	st->active = launch ? next : NULL;
-	pthread_mutex_unlock(&st->lock);
-	vx_wsconn *c = g->c;
-	ws_gen_free(g);
-	ws_gen_free(launch ? NULL : next);
-	if (launch) {
-		ws_launch(next, true);   /* takes over this job's slot */
-	} else {
-		ws_pay_end(st);
-		llm_gen_leave(svc);      /* last use of the server's state */
-	}
-	vx_ws_unref(c);
-	ws_state_unref(st);
+	vx_buf_puts(b, "{\"event\":\"done\",\"finish_reason\":");
+	vx_buf_json_str(b, res.finish_reason, strlen(res.finish_reason));
+	vx_buf_puts(b, ",\"model\":");
+	vx_buf_json_str(b, model, strlen(model));
+	vx_buf_puts(b, ",");
+	llm_gen_usage_json(&res, true, b);
+	vx_buf_printf(b, "%s}", g->id_field);
+	vx_svcws_send_buf(cn, b);
 }
 
-/* Starts g, already st->active: admission (unless it takes over a
- * finished job's slot), then the pool. */
-static void ws_launch(ws_gen *g, bool has_slot)
+/* Admission for a socket's job: one generation slot while it drains. */
+static int ws_job_start(vx_svcws_conn *cn, void *state)
 {
-	ws_state *st = g->st;
-	llm_service *svc = st->svc;
-	const char *code = "overloaded";
+	llm_service *svc = vx_svcws_user(cn);
+	(void)state;
+	if (atomic_load(&svc->stopping))
+		return -ESHUTDOWN;
+	return llm_gen_admit(svc) == 0 ? 0 : -EBUSY;
+}
+
+static void ws_job_end(void *user)
+{
+	llm_gen_leave(user);   /* last use of the server's state */
+}
+
+static void ws_refused(vx_svcws_conn *cn, void *state, vx_svcws_item *items,
+		       int err)
+{
+	llm_service *svc = vx_svcws_user(cn);
 	char msg[128];
-	snprintf(msg, sizeof(msg), "all %d generation slots are busy; retry shortly",
-		 svc->max_concurrent);
-	if (atomic_load(&svc->stopping)) {
-		code = "unavailable";
-		snprintf(msg, sizeof(msg), "the server is shutting down");
-	} else if (has_slot || llm_gen_admit(svc) == 0) {
-		has_slot = true;
-		atomic_fetch_add(&st->refs, 1);
-		vx_ws_ref(g->c);
-		ws_live_add(svc, g);
-		if (vx_pool_submit(svc->pool, ws_job, g) == 0)
-			return;
-		ws_live_remove(svc, g);
-		vx_ws_unref(g->c);
-		atomic_fetch_sub(&st->refs, 1);   /* the connection still holds one */
-		code = "unavailable";
-		snprintf(msg, sizeof(msg), "the server is shutting down");
-	}
-	pthread_mutex_lock(&st->lock);
-	if (st->active == g)
-		st->active = NULL;
-	pthread_mutex_unlock(&st->lock);
-	ws_error(g->c, g->id_field, 503, code, msg);
-	ws_gen_free(g);
-	ws_pay_end(st);
-	if (has_slot)
-		llm_gen_leave(svc);
+	(void)state;
+	if (err == -EBUSY)
+		snprintf(msg, sizeof(msg), "all %d generation slots are busy; "
+			 "retry shortly", svc->max_concurrent);
+	for (vx_svcws_item *x = items; x; x = x->next)
+		ws_error(cn, ((ws_gen *)x)->id_field, 503,
+			 err == -EBUSY ? "overloaded" : "unavailable",
+			 err == -EBUSY ? msg : "the server is shutting down");
 }
 
-static int ws_open(vx_wsconn *c, void *user, void **ret_state)
+/* A request (bare, or "event":"generate"). One runs at a time: a request
+ * while one runs is refused ("busy") unless that one was cancelled; then
+ * it waits for it and replaces a request already waiting ("superseded"). */
+static int ws_message(vx_svcws_conn *cn, void *state, const cJSON *j,
+		      const char *name, const char *text, size_t len)
 {
-	ws_state *st = calloc(1, sizeof(*st));
-	if (!st)
-		return -ENOMEM;
-	st->svc = user;
-	st->c = c;
-	atomic_init(&st->refs, 1);
-	pthread_mutex_init(&st->lock, NULL);
-	*ret_state = st;
+	llm_service *svc = vx_svcws_user(cn);
+	(void)state;
+	(void)j;
+	if (name && strcmp(name, "generate") != 0)
+		return -ENOENT;
+	ws_gen *g = vx_svcws_item_new(sizeof(*g), 0);
+	llm_params_error e;
+	if (!g) {
+		ws_error(cn, "", 500, "out_of_memory", "out of memory");
+		return 0;
+	}
+	g->cn = cn;
+	int r = llm_params_parse(text, len, &svc->limits, &g->p, &e);
+	(void)vx_json_id_member(g->p.json, WS_ID_MAX, g->id_field,
+				sizeof(g->id_field));
+	if (r < 0) {
+		ws_error(cn, g->id_field, e.status, e.code, e.message);
+		ws_gen_free(&g->base);
+		return 0;
+	}
+	g->p.req.request_id = vx_svcws_request_id(cn);
+	vx_svcws_item *replaced;
+	r = vx_svcws_push_exclusive(cn, &g->base, &replaced);
+	if (r == -EBUSY) {
+		ws_error(cn, g->id_field, 409, "busy",
+			 "a generation is running on this socket; wait for its "
+			 "done event or send {\"event\":\"cancel\"}");
+		ws_gen_free(&g->base);
+	}
+	while (replaced) {
+		vx_svcws_item *next = replaced->next;
+		ws_error(cn, ((ws_gen *)replaced)->id_field, 409, "superseded",
+			 "a newer request replaced this one before it started");
+		ws_gen_free(replaced);
+		replaced = next;
+	}
 	return 0;
 }
 
-static void ws_request(ws_state *st, const char *text, size_t len)
+/* Stops the generation running; a waiting one is dropped silently. */
+static void ws_cancel(vx_svcws_conn *cn, void *state)
 {
-	llm_service *svc = st->svc;
-	ws_gen *g = calloc(1, sizeof(*g));
-	llm_params_error e;
-	if (!g) {
-		ws_error(st->c, "", 500, "out_of_memory", "out of memory");
-		return;
-	}
-	g->st = st;
-	g->c = st->c;
-	if (llm_params_parse(text, len, &svc->limits, &g->p, &e) < 0) {
-		(void)vx_json_id_member(g->p.json, WS_ID_MAX, g->id_field,
-					sizeof(g->id_field));
-		ws_error(st->c, g->id_field, e.status, e.code, e.message);
-		ws_gen_free(g);
-		return;
-	}
-	(void)vx_json_id_member(g->p.json, WS_ID_MAX, g->id_field,
-				sizeof(g->id_field));
-	g->p.req.request_id = vx_ws_request_id(st->c);
-	pthread_mutex_lock(&st->lock);
-	ws_gen *active = st->active, *old_pending = NULL;
-	bool busy = active && !atomic_load(&active->cancel);
-	if (!busy && active) {
-		old_pending = st->pending;   /* the newest request wins */
-		st->pending = g;
-	} else if (!busy) {
-		st->active = g;
-	}
-	pthread_mutex_unlock(&st->lock);
-	if (old_pending)
-		ws_error(st->c, old_pending->id_field, 409, "superseded",
-			 "a newer request replaced this one before it started");
-	ws_gen_free(old_pending);
-	if (busy) {
-		ws_error(st->c, g->id_field, 409, "busy",
-			 "a generation is running on this socket; wait for its "
-			 "done event or send {\"event\":\"cancel\"}");
-		ws_gen_free(g);
-	} else if (!active) {
-		ws_launch(g, false);
-	}
+	(void)state;
+	vx_svcws_cancel(cn, NULL);
 }
 
-/* "end": answered now when idle, else when the socket goes idle. */
-static void ws_end(ws_state *st)
+static void ws_end(vx_svcws_conn *cn, void *state)
 {
-	pthread_mutex_lock(&st->lock);
-	bool idle = !st->active && !st->pending;
-	if (!idle)
-		st->end_owed = true;
-	pthread_mutex_unlock(&st->lock);
-	if (idle)
-		vx_ws_send_text(st->c, ws_ended, sizeof(ws_ended) - 1);
+	(void)state;
+	vx_svcws_end_when_idle(cn);
 }
 
-static void ws_text(vx_wsconn *c, void *state, const char *text, size_t len)
+static vx_pool *ws_pool(void *user)
 {
-	ws_state *st = state;
-	(void)c;
-	cJSON *j = cJSON_ParseWithLength(text, len);
-	const cJSON *ev = cJSON_GetObjectItemCaseSensitive(j, "event");
-	const char *name = cJSON_IsString(ev) ? ev->valuestring : NULL;
-	if (j && vx_ws_text_has_nul(text, len)) {
-		ws_error(st->c, "", 400, "invalid_string",
-			 "JSON strings must not contain NUL (\\u0000)");
-	} else if (ev && !name) {
-		ws_error(st->c, "", 400, "invalid_type", "\"event\" must be a string");
-	} else if (name && !strcmp(name, "cancel")) {
-		pthread_mutex_lock(&st->lock);
-		if (st->active)
-			atomic_store(&st->active->cancel, true);
-		ws_gen *pending = st->pending;
-		st->pending = NULL;
-		pthread_mutex_unlock(&st->lock);
-		ws_gen_free(pending);
-	} else if (name && !strcmp(name, "end")) {
-		ws_end(st);
-	} else if (name && (!strcmp(name, "config") || !strcmp(name, "start"))) {
-		static const char ready[] = "{\"event\":\"ready\"}";
-		vx_ws_send_text(st->c, ready, sizeof(ready) - 1);
-	} else if (j && name && strcmp(name, "generate") != 0) {
-		ws_error(st->c, "", 400, "unknown_event",
-			 "events are generate (or a bare request), cancel, end, "
-			 "config");
-	} else {
-		ws_request(st, text, len);   /* also reports bad JSON */
-	}
-	cJSON_Delete(j);
+	return ((llm_service *)user)->pool;
 }
 
-static void ws_close(vx_wsconn *c, void *state)
+static const vx_svcws_ops ws_ops = {
+	.pool = ws_pool,
+	.bare_key = "",
+	.raw_messages = true,
+	.events = "generate (or a bare request), cancel, end, config",
+	.error_fields = ",\"status\":400",
+	.end = ws_end,
+	.cancel = ws_cancel,
+	.message = ws_message,
+	.run = ws_run,
+	.item_free = ws_gen_free,
+	.job_start = ws_job_start,
+	.job_end = ws_job_end,
+	.refused = ws_refused,
+};
+
+static int ws_open(vx_wsconn *c, void *user, void **ret_state)
 {
-	ws_state *st = state;
-	(void)c;
-	pthread_mutex_lock(&st->lock);
-	st->closed = true;
-	if (st->active)
-		atomic_store(&st->active->cancel, true);
-	ws_gen *pending = st->pending;
-	st->pending = NULL;
-	pthread_mutex_unlock(&st->lock);
-	ws_gen_free(pending);
-	ws_state_unref(st);
+	return vx_svcws_open(c, &ws_ops, user, ret_state);
 }
 
 const vx_ws_route llm_ws_routes[] = {
-	{ "/ws/generate", ws_open, ws_text, NULL, ws_close },
+	{ "/ws/generate", ws_open, vx_svcws_on_text, NULL, vx_svcws_on_close },
 };
 const size_t llm_n_ws_routes = sizeof(llm_ws_routes) / sizeof(llm_ws_routes[0]);
