@@ -116,7 +116,7 @@ def speech_wav(tmp_path_factory):
 class Page:
     """One chromium with one page, through driver.mjs (JSON lines)."""
 
-    def __init__(self, wav, profile, log_path):
+    def __init__(self, wav, profile, log_path, deny_mic=False):
         _need(os.access(CHROMIUM, os.X_OK), f"no chromium at {CHROMIUM}")
         _need(os.path.isdir(os.path.join(NODE_MODULES, "puppeteer-core")) and
               os.path.isdir(os.path.join(NODE_MODULES, "axe-core")),
@@ -124,7 +124,7 @@ class Page:
         self.log = open(log_path, "wb")
         self.proc = subprocess.Popen(
             ["node", os.path.join(HERE, "driver.mjs"), "--chromium", CHROMIUM,
-             "--wav", wav, "--profile", profile],
+             "--wav", wav, "--profile", profile] + (["--deny-mic", "yes"] if deny_mic else []),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log)
         self.n = 0
         self.version = self._read(0, 60)
@@ -214,5 +214,13 @@ class Page:
 @pytest.fixture
 def browser(speech_wav, tmp_path):
     p = Page(speech_wav, str(tmp_path / "profile"), str(tmp_path / "driver.log"))
+    yield p
+    p.close()
+
+
+@pytest.fixture
+def browser_mic_blocked(speech_wav, tmp_path):
+    """A chromium that answers the microphone prompt with "block"."""
+    p = Page(speech_wav, str(tmp_path / "profile"), str(tmp_path / "driver.log"), deny_mic=True)
     yield p
     p.close()

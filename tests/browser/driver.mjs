@@ -2,7 +2,7 @@
 // puppeteer-core over the DevTools protocol) with a fake microphone, driven
 // by the Python tests through JSON lines on stdin/stdout.
 //
-//   node driver.mjs --chromium /usr/bin/chromium --wav speech.wav --profile DIR
+//   node driver.mjs --chromium /usr/bin/chromium --wav speech.wav --profile DIR [--deny-mic yes]
 //   -> {"id":1,"cmd":"goto","url":"http://127.0.0.1:N/"}
 //   <- {"id":1,"ok":true,"value":...}  or  {"id":1,"ok":false,"error":"..."}
 //
@@ -10,7 +10,7 @@
 // wait(js, timeout_ms) (until the expression is truthy; its value),
 // click(selector), type(selector, text), press(key), viewport(width,
 // height), screenshot(path), axe() (axe-core's violations), permission(
-// setting) (audioCapture: granted|denied|prompt for the page's origin),
+// setting) (microphone: granted|denied|prompt for the page's origin),
 // reload(), quit().
 import { createRequire } from "node:module";
 import { readFileSync } from "node:fs";
@@ -27,7 +27,8 @@ const browser = await puppeteer.launch({
   userDataDir: args.profile,
   args: [
     "--no-sandbox",
-    "--use-fake-ui-for-media-stream",
+    // --deny-mic yes: the permission prompt is answered "block"
+    args["deny-mic"] ? "--deny-permission-prompts" : "--use-fake-ui-for-media-stream",
     "--use-fake-device-for-media-stream",
     `--use-file-for-fake-audio-capture=${args.wav}`,
     "--autoplay-policy=no-user-gesture-required",
@@ -64,12 +65,6 @@ const commands = {
       return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help,
         nodes: v.nodes.map((n) => n.target.join(" ") + " : " + n.failureSummary).slice(0, 5) }));
     });
-  },
-  async permission({ setting }) {
-    const cdp = await page.createCDPSession();
-    await cdp.send("Browser.setPermission", { origin: new URL(page.url()).origin,
-      permission: { name: "audioCapture" }, setting });
-    return true;
   },
   async quit() { setTimeout(async () => { await browser.close(); process.exit(0); }, 0); return true; },
 };

@@ -341,7 +341,7 @@ function onMetrics(ev) {
   renderLatency();
   if (S.bot) {
     if (ev.error && ev.error !== "tts" && !S.bot.querySelector(".note")) note(S.bot, `Turn ended by a ${ev.error} error.`, true);
-    $("live").textContent = "voxline: " + S.bot.querySelector(".text").textContent;
+    if (!ev.error) $("live").textContent = "voxline: " + S.bot.querySelector(".text").textContent;
   }
   if (S.user) { S.user.remove(); S.user = null; }   // speech that never became a transcript
   S.bot = null;
