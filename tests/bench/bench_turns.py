@@ -65,7 +65,7 @@ POLICIES = {
                   "--barge-in-min-ms", "550"],
 }
 EOT_POLICIES = ("before", "after")   # after-550 ends turns as after does
-TRAIL_S = 3.0                 # silence after an utterance: > eot_max + STT
+TRAIL_S = 4.0                 # silence after an utterance: > eot_max + STT
 BARGE_AFTER_S = 0.8           # clip this long after the reply's audio_start
 BARGE_WATCH_S = 2.5           # after the clip's end, for an "interrupted"
 
@@ -490,6 +490,8 @@ def measure(stack, voices, sel, out_dir, log=print):
 def fmt_eot(x):
     if "error" in x:
         return "error " + x["error"][:40]
+    if not x["turns"]:
+        return "no transcript"
     lat = "" if x["latency_ms"] is None else f"{x['latency_ms']:.0f} ms"
     return f"{'CUT' if x['cut'] else 'ok '} {lat:>8} {x['texts']!r:.60}"
 
@@ -506,10 +508,13 @@ def fmt_barge(x):
 
 def summarize(r):
     """Figures of one voice x policy."""
-    fin = [x for x in r["eot"] if "error" not in x and x["clip"].kind == "finished"]
-    unf = [x for x in r["eot"] if "error" not in x and x["clip"].kind == "unfinished"]
-    bc = [x for x in r["barge"] if "error" not in x and x["clip"].kind in ("backchannel", "cough")]
-    it = [x for x in r["barge"] if "error" not in x and x["clip"].kind == "interruption"]
+    # a run with no transcript at all (STT overloaded) tells nothing
+    ok = [x for x in r["eot"] if "error" not in x and x["turns"]]
+    fin = [x for x in ok if x["clip"].kind == "finished"]
+    unf = [x for x in ok if x["clip"].kind == "unfinished"]
+    played = [x for x in r["barge"] if "error" not in x and x.get("ok", True)]
+    bc = [x for x in played if x["clip"].kind in ("backchannel", "cough")]
+    it = [x for x in played if x["clip"].kind == "interruption"]
     lat = [x["latency_ms"] for x in fin if x["latency_ms"] is not None]
     rep = [x["reply_ms"] for x in fin if x["reply_ms"] is not None]
     ilat = [x["latency_ms"] for x in it if x["interrupted"]]
@@ -522,7 +527,8 @@ def summarize(r):
         "interrupted": len(ilat), "interruptions": len(it),
         "int_p50": pct(ilat, 50) if ilat else None,
         "int_max": max(ilat) if ilat else None,
-        "errors": sum("error" in x for x in r["eot"] + r["barge"]),
+        "errors": sum("error" in x or not x.get("turns", 1) or not x.get("ok", True)
+                      for x in r["eot"] + r["barge"]),
     }
 
 
@@ -546,7 +552,7 @@ def report(res, log=print):
             ("interruptions that interrupted", lambda x: rate(x["interrupted"], x["interruptions"])),
             ("  their latency from speech onset, p50", lambda x: ms(x["int_p50"])),
             ("  max", lambda x: ms(x["int_max"])),
-            ("runs that failed", lambda x: str(x["errors"])),
+            ("runs without a transcript or reply (left out)", lambda x: str(x["errors"])),
         ]
         for label, f in rows:
             log(f"  {label:<44}" + "".join(f"{f(s[p]):>24}" for p in pols))
@@ -567,10 +573,13 @@ def main(bin_dir, tools_dir, quick=False, voices=None):
     db = tempfile.mkdtemp(prefix="bench-turns-")
     stack = Stack(lambda name, *a: start(bin_dir, name, *a, env={
         f"VOXLINE_{name.upper()}_DRAIN_DELAY_S": "0"}), bin_dir, db, policies)
+    load0 = os.getloadavg()[0]
     try:
         res = measure(stack, voices or list(VOICES), sel, out_dir,
                       log=lambda m: print(m, flush=True))
         figures = report(res, log=lambda m: print(m, flush=True))
+        print(f"load average {load0:.1f} at the start, {os.getloadavg()[0]:.1f} at the end "
+              f"({os.cpu_count()} cores): latencies grow with it", flush=True)
     finally:
         stack.stop()
     with open(os.path.join(out_dir, "figures.json"), "w") as f:
