@@ -377,7 +377,10 @@ static void chat_fail(vx_req *req, orch_service *svc, const chat_sink *s)
 	int status = !strcmp(s->err_stage, "history") &&
 		     !strcmp(s->err_code, "bad_conversation_id") ? 400 :
 		     !strcmp(s->err_code, "timeout") ? 504 : 502;
-	if (st >= 0 && (!strcmp(s->err_code, "unavailable") || !upstream_up(svc->up[st]))) {
+	/* The conversation may have said it already (conv_link's words). */
+	bool hinted = strstr(s->err_msg, "make run") != NULL;
+	if (st >= 0 && !hinted &&
+	    (!strcmp(s->err_code, "unavailable") || !upstream_up(svc->up[st]))) {
 		char hint[UPSTREAM_MAX_HINT];
 		upstream_hint(svc->up[st], hint, sizeof(hint));
 		vx_req_error(req, status, s->err_code, "%s: %s. %s", s->err_stage,

@@ -460,6 +460,14 @@ void upstream_hint(const upstream *u, char *buf, size_t len)
 	if (rc == -EHOSTDOWN && strstr(detail, "loading")) {
 		snprintf(buf, len, "voxline-%s at %s is still starting (%.160s): "
 			 "wait a few seconds", u->name, url, detail);
+	} else if (rc == -EHOSTDOWN && strstr(detail, "draining")) {
+		snprintf(buf, len, "voxline-%s at %s is shutting down (%.160s): start "
+			 "it again (`make run` starts the whole stack)", u->name, url,
+			 detail);
+	} else if (rc == -EHOSTDOWN && strstr(detail, "overloaded")) {
+		snprintf(buf, len, "voxline-%s at %s is at capacity (%.160s): retry, or "
+			 "run more instances (--%s-url takes a comma-separated list)",
+			 u->name, url, detail, u->name);
 	} else if (rc == -EHOSTDOWN && llm) {
 		snprintf(buf, len, "voxline-llm at %s runs but has no language model "
 			 "to serve (%.160s): download one with `make models` and run "

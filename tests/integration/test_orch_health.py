@@ -175,8 +175,9 @@ def test_chat_with_stage_down_names_it_even_for_wav(start, upstream, tmp_path):
     assert r.headers["Content-Type"].startswith("application/json"), r.headers
     err = r.json()["error"]
     assert err["message"].startswith("tts: "), err
-    assert "voxline-tts is not reachable" in err["message"], err
-    assert "make run" in err["message"], err
+    assert "voxline-tts" in err["message"] and s.tts.url in err["message"], err
+    assert "make run" in err["message"] and "--tts-url" in err["message"], err
+    assert err["message"].count("make run") == 1, err   # said once
 
     # curl --fail: non-zero exit, and no reply.wav.
     out = tmp_path / "reply.wav"
