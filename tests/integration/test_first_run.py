@@ -346,3 +346,70 @@ def test_models_unreachable_says_so(tmp_path):
     assert "cannot reach " + url in p.stderr, p.stderr
     assert "make models" in p.stderr
     assert not dest.exists() and not (tmp_path / "models" / "m.gguf.part").exists()
+
+
+def test_on_a_terminal_run_offers_the_download_and_uses_the_model(files, tmp_path):
+    """make run on a terminal with no model: it asks, `make models` runs
+    there and then (progress bar, checksum), and the stack comes up on the
+    downloaded file with the built-in engine."""
+    import pty
+    gguf = tmp_path / "src.gguf"
+    subprocess.run([PYTHON, os.path.join(ROOT, "tests", "gguf", "mkgguf.py"), str(gguf)],
+                   check=True, capture_output=True, timeout=120)
+    data = gguf.read_bytes()
+    files.files["/tiny.gguf"] = data
+    files.files["/tiny.gguf.sha256"] = hashlib.sha256(data).hexdigest().encode()
+    models = tmp_path / "models"
+    base = free_base()
+    env = dict(os.environ, MODEL_URL=files.url + "/tiny.gguf",
+               MODEL_FILE=str(models / "tiny.gguf"), MODEL_SHA256="",
+               VOXLINE_LLM_URL="http://127.0.0.1:%d" % closed_port())
+    for svc in ("VAD", "STT", "TTS", "LLM", "ORCHESTRATOR"):
+        env["VOXLINE_%s_DRAIN_DELAY_S" % svc] = "0"
+    master, slave = pty.openpty()
+    p = subprocess.Popen([PYTHON, RUN, "--bin", BIN, "--models", str(models), "--port-base",
+                          str(base), "--state", str(tmp_path / "state")],
+                         stdin=slave, stdout=slave, stderr=slave, env=env,
+                         cwd=str(tmp_path), start_new_session=True)
+    os.close(slave)
+    out = bytearray()
+
+    def read_until(pat, timeout=120):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if re.search(pat, out.decode("utf-8", "replace")):
+                return
+            r = os.read(master, 65536) if select_readable(master, 0.2) else b""
+            out.extend(r)
+        raise AssertionError("no %r; terminal:\n%s" % (pat, out.decode("utf-8", "replace")[-4000:]))
+
+    try:
+        read_until(r"\[y/N\]")
+        os.write(master, b"y\n")
+        read_until(r"voxline is running: open")
+        read_until(r"Ctrl-C stops everything")
+        text = out.decode("utf-8", "replace")
+        assert "100.0%" in text and "ready (sha256" in text, text[-3000:]
+        assert "built-in engine" in text and "tiny.gguf" in text, text[-3000:]
+        assert "NO LANGUAGE MODEL" not in text
+        assert (models / "tiny.gguf").read_bytes() == data
+        code, body = get("http://127.0.0.1:%d/healthz" % (base + 4))
+        assert code == 200 and json.loads(body)["engine"] == "gguf", body
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGINT)
+        try:
+            rc = p.wait(40)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            rc = p.wait()
+        os.close(master)
+    assert rc == 0, out.decode("utf-8", "replace")[-3000:]
+
+
+def select_readable(fd, timeout):
+    import select
+    try:
+        return bool(select.select([fd], [], [], timeout)[0])
+    except OSError:
+        return False
