@@ -9,9 +9,9 @@
 // Commands: goto(url), eval(js) (an expression, awaited, JSON result),
 // wait(js, timeout_ms) (until the expression is truthy; its value),
 // click(selector), type(selector, text), press(key), viewport(width,
-// height), screenshot(path), axe() (axe-core's violations), permission(
-// setting) (microphone: granted|denied|prompt for the page's origin),
-// reload(), quit().
+// height), keydown(key) / keyup(key), screenshot(path), axe() (axe-core's
+// violations), logs() (console, page errors, failed requests since the
+// last call), reload(), quit().
 import { createRequire } from "node:module";
 import { readFileSync } from "node:fs";
 import readline from "node:readline";
@@ -55,6 +55,8 @@ const commands = {
   async click({ selector }) { await page.click(selector); return true; },
   async type({ selector, text }) { await page.type(selector, text); return true; },
   async press({ key }) { await page.keyboard.press(key); return true; },
+  async keydown({ key }) { await page.keyboard.down(key); return true; },
+  async keyup({ key }) { await page.keyboard.up(key); return true; },
   async viewport({ width, height }) { await page.setViewport({ width, height }); return true; },
   async screenshot({ path }) { await page.screenshot({ path, type: "png" }); return path; },
   async logs() { return logs.splice(0); },

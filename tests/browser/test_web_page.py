@@ -295,3 +295,49 @@ def test_orchestrator_down_at_load(stack, browser):
     m = wait_turns(page, 1, timeout=40)
     assert m["error"] is None and bubbles(page)[0]["text"] == "queued message"
     orch2.stop()
+
+
+def test_push_to_talk(stack, browser):
+    """Push-to-talk: audio goes out only while the button is held (Space on
+    it); the release ends the turn."""
+    orch = stack.orch()
+    page = browser.open(orch)
+    page.click('input[name="mode"][value="ptt"]')
+    page.click("#mic")                       # opens the microphone, sends nothing
+    page.wait("document.getElementById('mic-label').textContent === 'Hold to talk'")
+    assert page.eval("voxline.sentFrames") == 0
+    page.eval("document.getElementById('mic').focus()")
+    page.call("keydown", key=" ")            # the fake microphone starts talking
+    page.eval("new Promise(r => setTimeout(r, 4000))")
+    assert page.eval("document.getElementById('mic').getAttribute('aria-pressed')") == "true"
+    page.call("keyup", key=" ")
+    m = wait_turns(page, 1)
+    assert m["error"] is None, m
+    assert len(WORDS & set(last(page, "transcript")["text"].split())) >= 3
+    sent = page.eval("voxline.sentFrames")
+    page.eval("new Promise(r => setTimeout(r, 1000))")
+    assert page.eval("voxline.sentFrames") == sent, "audio sent while not held"
+
+
+def test_reasoning_behind_a_toggle(stack, browser):
+    """A thinking model's reasoning is in the bubble, folded away behind
+    "Show reasoning", never in the reply text."""
+    orch = stack.orch()
+    page = browser
+    page.goto(orch.url + "/")
+    page.eval("localStorage.setItem('voxline.model', 'reasoner')")
+    page.call("reload")
+    page.wait("document.getElementById('conn').textContent === 'Connected'")
+    assert page.eval("voxline.starts[0].model") == "reasoner"
+    page.say("think first")
+    m = wait_turns(page, 1)
+    assert m["error"] is None, f"{m} (the start's model field waits on H1)"
+    assert page.events("reasoning"), "no reasoning events (the start's model field waits on H1)"
+    d = page.eval("(() => { const d = document.querySelector('.bubble.assistant details'); "
+                  "return d && {open: d.open, summary: d.querySelector('summary').textContent, "
+                  "text: d.querySelector('p').textContent, visible: d.querySelector('p').offsetParent !== null}; })()")
+    assert d and not d["open"] and d["summary"] == "Show reasoning" and not d["visible"], d
+    assert "think about it" in d["text"], d
+    assert "think about it" not in page.eval("document.querySelector('.bubble.assistant .text').textContent")
+    page.click(".bubble.assistant summary")
+    assert page.eval("document.querySelector('.bubble.assistant details').open")

@@ -35,7 +35,7 @@ const S = {
   turns: [], pendingText: "", reconnectAfterTurn: false, health: {},
 };
 // What the browser tests read.
-const T = (window.voxline = { events: [], starts: [], audioBytes: 0, errors: [], states: [],
+const T = (window.voxline = { events: [], starts: [], audioBytes: 0, errors: [], states: [], sentFrames: 0,
   playedSec: () => audio.playedSec, state: () => $("state").dataset.state, conversation: () => S.convId });
 
 /* ---------- small view helpers ---------- */
@@ -84,7 +84,8 @@ function bubble(role, text, opts = {}) {
   li.className = "bubble " + role;
   const who = document.createElement("span");
   who.className = "who";
-  who.textContent = role === "user" ? "You" : role === "assistant" ? "voxline" : "Error";
+  const kind = role.split(" ")[0];
+  who.textContent = kind === "user" ? "You" : kind === "assistant" ? "voxline" : "Error";
   const body = document.createElement("span");
   body.className = "text";
   body.textContent = text;
@@ -387,7 +388,7 @@ audio.onframe = (pcm, level) => {
   if (now - levelShown > 60) { $("level").value = Math.min(1, level * 4); levelShown = now; }
   if (S.checking) S.checking(level);
   const mode = currentMode();
-  if (S.micOn && (mode === "handsfree" || S.talking)) send(pcm);
+  if (S.micOn && (mode === "handsfree" || S.talking) && send(pcm)) T.sentFrames++;
 };
 
 function currentMode() { return document.querySelector('input[name="mode"]:checked').value; }
@@ -472,15 +473,16 @@ function labelFor(on) {
   return on ? "Stop talking" : "Start talking";
 }
 
-function pttDown() {
+// A hold by pointer or by Space on the button; only the same source ends it.
+function pttDown(how) {
   if (currentMode() !== "ptt" || !S.micOn || S.talking) return;
-  S.talking = true;
+  S.talking = how;
   $("mic").setAttribute("aria-pressed", "true");
   $("mic-label").textContent = "Talking… release to send";
 }
 
-function pttUp() {
-  if (!S.talking) return;
+function pttUp(how) {
+  if (S.talking !== how) return;
   S.talking = false;
   $("mic").setAttribute("aria-pressed", "false");
   $("mic-label").textContent = labelFor(true);
@@ -492,12 +494,17 @@ $("mic").addEventListener("click", () => {
   if (currentMode() === "ptt" && S.micOn) return;   // held, not clicked
   if (S.micOn) micOff(); else micOn();
 });
-$("mic").addEventListener("pointerdown", pttDown);
-for (const ev of ["pointerup", "pointerleave", "pointercancel"]) $("mic").addEventListener(ev, pttUp);
-$("mic").addEventListener("keydown", (e) => {
-  if (e.key === " " && currentMode() === "ptt" && S.micOn) { e.preventDefault(); if (!e.repeat) pttDown(); }
+$("mic").addEventListener("pointerdown", (e) => {
+  if (currentMode() !== "ptt" || !S.micOn) return;
+  $("mic").setPointerCapture(e.pointerId);   // the hold survives leaving the button
+  pttDown("pointer");
 });
-$("mic").addEventListener("keyup", (e) => { if (e.key === " " && S.talking) { e.preventDefault(); pttUp(); } });
+for (const ev of ["pointerup", "pointercancel", "lostpointercapture"]) $("mic").addEventListener(ev, () => pttUp("pointer"));
+$("mic").addEventListener("keydown", (e) => {
+  if (e.key === " " && currentMode() === "ptt" && S.micOn) { e.preventDefault(); if (!e.repeat) pttDown("key"); }
+});
+$("mic").addEventListener("keyup", (e) => { if (e.key === " " && S.talking === "key") { e.preventDefault(); pttUp("key"); } });
+$("mic").addEventListener("blur", () => pttUp("key"));
 for (const r of document.querySelectorAll('input[name="mode"]')) {
   r.checked = r.value === (store.get("mode") || "handsfree");
   r.addEventListener("change", () => {
@@ -603,8 +610,8 @@ $("settings").addEventListener("submit", (e) => e.preventDefault());
 
 /* ---------- past conversations ---------- */
 
-function when(sec) {
-  const d = new Date(sec * 1000);
+function when(ms) {
+  const d = new Date(ms);
   return d.toLocaleString(undefined, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
 }
 
