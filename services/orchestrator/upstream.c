@@ -458,27 +458,29 @@ void upstream_hint(const upstream *u, char *buf, size_t len)
 	const char *url = u->inst[i].http;
 	bool llm = !strcmp(u->name, "llm");
 	if (rc == -EHOSTDOWN && strstr(detail, "loading")) {
-		snprintf(buf, len, "voxline-%s at %s is still starting (%.160s): "
+		snprintf(buf, len, "voxline-%s at %s is still starting (%.100s): "
 			 "wait a few seconds", u->name, url, detail);
 	} else if (rc == -EHOSTDOWN && strstr(detail, "draining")) {
-		snprintf(buf, len, "voxline-%s at %s is shutting down (%.160s): start "
+		snprintf(buf, len, "voxline-%s at %s is shutting down (%.100s): start "
 			 "it again (`make run` starts the whole stack)", u->name, url,
 			 detail);
 	} else if (rc == -EHOSTDOWN && strstr(detail, "overloaded")) {
-		snprintf(buf, len, "voxline-%s at %s is at capacity (%.160s): retry, or "
+		snprintf(buf, len, "voxline-%s at %s is at capacity (%.100s): retry, or "
 			 "run more instances (--%s-url takes a comma-separated list)",
 			 u->name, url, detail, u->name);
 	} else if (rc == -EHOSTDOWN && llm) {
-		snprintf(buf, len, "voxline-llm at %s runs but has no language model "
-			 "to serve (%.160s): download one with `make models` and run "
-			 "`make run` again, or start an OpenAI-compatible server "
-			 "(llama.cpp's llama-server, Ollama, vLLM) and run "
-			 "`VOXLINE_LLM_URL=http://127.0.0.1:8080 make run`", url, detail);
+		/* The first run: voxline-llm has neither a model file nor a
+		 * server behind it. Its words are in the stage's detail. */
+		snprintf(buf, len, "voxline-llm at %s has no model it can serve: "
+			 "download one with `make models` and run `make run` again, or "
+			 "start an OpenAI-compatible server (llama.cpp's llama-server, "
+			 "Ollama, vLLM) and run `VOXLINE_LLM_URL=http://127.0.0.1:8080 "
+			 "make run` (installed: set voxline-llm's --model or --url)", url);
 	} else if (rc == -EHOSTDOWN) {
-		snprintf(buf, len, "voxline-%s at %s runs but is not ready (%.160s): "
+		snprintf(buf, len, "voxline-%s at %s runs but is not ready (%.100s): "
 			 "see its log", u->name, url, detail);
 	} else {
-		snprintf(buf, len, "voxline-%s is not reachable at %s%s%.120s%s: start "
+		snprintf(buf, len, "voxline-%s is not reachable at %s%s%.60s%s: start "
 			 "it (`make run` starts the whole stack), or point "
 			 "VOXLINE_ORCHESTRATOR_%s_URL / --%s-url at a running "
 			 "voxline-%s%s", u->name, url, detail[0] ? " (" : "", detail,

@@ -97,7 +97,9 @@ void upstream_stage_json(const upstream *u, vx_buf *out);
  * VOXLINE_ORCHESTRATOR_LLM_URL / --llm-url at a running voxline-llm".
  * A running instance that is not ready (its /healthz 503) gets its own
  * words; for the LLM that is the first-run case (no model, no server) and
- * the hint names `make models` and VOXLINE_LLM_URL. Reads cached state. */
+ * the hint names `make models` and VOXLINE_LLM_URL. At most about 320
+ * bytes, so that it fits an error message with the error before it.
+ * Reads cached state. */
 void upstream_hint(const upstream *u, char *buf, size_t len);
 
 /* GET path from one instance (a healthy one first; a refused connect is

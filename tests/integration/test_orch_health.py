@@ -73,7 +73,13 @@ def stop_tts(stack):
     """Stops voxline-tts (SIGTERM, drain delay 0) and waits until the
     orchestrator's checker has seen it."""
     stack.tts.stop()
-    code, body = stack.health("unavailable", "tts")
+    deadline = time.time() + 10
+    while True:   # past any check that saw it draining: refused now
+        code, body = stack.health("unavailable", "tts")
+        if "not reachable" in body["stages"]["tts"].get("hint", "") or \
+                time.time() > deadline:
+            break
+        time.sleep(0.2)
     assert body["stages"]["tts"]["status"] == "unavailable", body
     return code, body
 
