@@ -246,3 +246,23 @@ def test_client_on_error_events_waits_for_metrics_and_reports_per_turn(
     assert p.returncode == 0, p.stderr
     assert ev[-1]["turns_failed"] == 0 and ev[-1]["errors"] == []
     assert out.read_bytes()[:4] == b"RIFF" and out.stat().st_size > 44
+
+
+def test_chat_wav_with_no_reply_audio_is_an_error_not_an_empty_wav(start, upstream, tmp_path):
+    # A reasoning model cut after two tokens: reasoning only, no reply text,
+    # so nothing to speak. JSON callers get the empty reply; a WAV caller
+    # gets an error instead of a 44-byte WAV.
+    upstream.reset()
+    s = Stack(start, tmp_path, upstream.url)
+    s.health("ok")
+    orch = s.start("orchestrator", "--vad-url", s.vad.url, "--stt-url", s.stt.url,
+                   "--tts-url", s.tts.url, "--llm-url", s.llm.url,
+                   "--db", str(tmp_path / "o2.db"), "--llm-model", "reasoner",
+                   "--max-tokens", "2")
+    r = orch.post_json("/chat", {"text": "hello there"})
+    assert r.status == 200, r
+    j = r.json()
+    assert j["reply"] == "" and j["reasoning"], j
+    r = orch.post_json("/chat", {"text": "hello there"}, headers={"Accept": "audio/wav"})
+    assert r.status == 502 and r.headers["Content-Type"].startswith("application/json"), r
+    assert r.json()["error"]["code"] == "no_audio", r
