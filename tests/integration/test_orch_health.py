@@ -94,6 +94,8 @@ def test_healthz_reports_every_stage_ok(start, upstream, tmp_path):
         st = body["stages"][name]
         assert st["status"] == "ok" and st["url"] == d.url, (name, st)
         assert "hint" not in st
+    ready = s.orch.get("/readyz")
+    assert ready.status == 200 and set(ready.json()["stages"]) == {"vad", "stt", "llm", "tts"}
     m = s.orch.get("/metrics").body.decode()
     for name in ("vad", "stt", "llm", "tts"):
         assert 'voxline_orch_stage_up{stage="%s"} 1' % name in m
