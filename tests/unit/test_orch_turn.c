@@ -105,6 +105,25 @@ VX_TEST(timings_are_spans_and_overhead_is_the_rest)
 	turn_release(&t);
 }
 
+VX_TEST(end_of_turn_wait_counts_in_voice_to_voice_not_in_stt_or_overhead)
+{
+	turn t;
+	turn_init(&t, 3, BPM);
+	t.t_input_end = 1000000;        /* VAD: speech ended */
+	t.t_eot = 1600000;              /* the policy waited 600 ms more */
+	t.t_final = 1700000;            /* stt 100 ms */
+	t.t_llm_request = 1701000;
+	t.t_first_sentence = 1800000;   /* 99 ms */
+	t.t_tts_first_audio = 1850000;  /* 50 ms */
+	t.t_audio_start = 1852000;      /* v2v 852 ms */
+	turn_timings m;
+	turn_get_timings(&t, &m);
+	VX_CHECK_INT(m.stt_ms, 100);
+	VX_CHECK_INT(m.voice_to_voice_ms, 852);
+	VX_CHECK_INT(m.overhead_ms, 3);
+	turn_release(&t);
+}
+
 VX_TEST(missing_milestones_give_null)
 {
 	turn t;
@@ -134,5 +153,7 @@ VX_TEST(sentence_limit_is_enforced)
 VX_TEST_MAIN(played_text_keeps_whole_sentences_heard,
 	     played_text_cuts_the_sentence_being_played_at_a_word,
 	     played_text_is_bounded_by_audio_sent, nothing_played_before_audio_start,
-	     timings_are_spans_and_overhead_is_the_rest, missing_milestones_give_null,
+	     timings_are_spans_and_overhead_is_the_rest,
+	     end_of_turn_wait_counts_in_voice_to_voice_not_in_stt_or_overhead,
+	     missing_milestones_give_null,
 	     sentence_limit_is_enforced)
