@@ -262,6 +262,16 @@ static const char *const open_words[] = {
 	NULL,
 };
 
+/* A question whose partial ends in one of these is most likely finished:
+ * a streaming recogniser's partial lags by about a word, and the word it
+ * has not settled on yet often shows as "a" or "the" ("what time is a"
+ * while the user said "what time is it"). */
+static const char *const lagging_words[] = {
+	"a", "an", "the", "is", "are", "was", "were", "am", "be", "do", "does",
+	"did", "i", "we", "they", "he", "she", "to",
+	NULL,
+};
+
 /* A statement that ends in one of these goes on; a question often does
  * ("where are you from", "who is it for"). */
 static const char *const open_prep_words[] = {
@@ -443,6 +453,8 @@ static int eot_score(const eot_read *r)
 	}
 	if (r->run_letters >= 2)
 		return SCORE_OPEN;
+	if (r->question && word_in(&r->last, lagging_words))
+		return SCORE_SHORT;
 	if (word_in(&r->last, open_words))
 		return SCORE_OPEN;
 	if (word_in(&r->last, open_prep_words))

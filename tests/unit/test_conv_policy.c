@@ -124,8 +124,10 @@ static const char *const unfinished[] = {
 	"hello,",
 	"well\xe2\x80\xa6",                   /* ellipsis U+2026 */
 	"so...",
-	"what is the",
 	"what is your",
+	"where is my",
+	"what time is it and",
+	"is it um",
 };
 
 VX_TEST(unfinished_turns_outlast_a_long_pause)
@@ -152,6 +154,12 @@ VX_TEST(graded_between_the_bounds)
 	int maybe = need(&p, "turn the lights on");
 	int open = need(&p, "turn the lights and");
 	VX_CHECK(done < clause && clause < short_ && short_ < maybe && maybe < open);
+	/* a question whose partial ends in "a", "the", "is" most likely lags
+	 * a word behind a finished question: short, not finished, not open */
+	int lag = need(&p, "what time is a");
+	VX_CHECK(lag > p.eot_min_ms && lag <= FINISHED_MAX_MS + 200);
+	VX_CHECK_INT(need(&p, "what is the"), lag);
+	VX_CHECK_INT(need(&p, "the weather is"), p.eot_max_ms);
 	/* a question ending in a preposition may be finished: in between */
 	int q = need(&p, "can I book a table for");
 	VX_CHECK(q > FINISHED_MAX_MS && q < p.eot_max_ms);
