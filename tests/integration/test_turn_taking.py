@@ -87,7 +87,12 @@ def test_uh_huh_during_the_reply_does_not_interrupt_under_backchannel(stack, voi
     got = bt.pair(stack.orchs, bt.run_barge, c)
     print(voice, {p: bt.fmt_barge(x) for p, x in got.items()})
     assert got["before"].get("interrupted"), ("immediate: any speech interrupts", got)
-    assert got["after"].get("ok") and not got["after"]["interrupted"], got["after"]
+    # Fails when the orchestrator counts speech_ms from the onset VAD reports
+    # (then barge_min_ms passes ~50 ms after the detection, before STT's
+    # first partial): conv_policy.h counts it from the detection.
+    assert got["after"].get("ok"), ("the reply was not playing", got["after"])
+    assert not got["after"]["interrupted"], (
+        "backchannel: uh-huh interrupted the reply", got["after"])
 
 
 @pytest.mark.parametrize("voice", ["slt", "en-us"])
