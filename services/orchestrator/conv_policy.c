@@ -29,7 +29,7 @@
 enum {
 	SCORE_DONE = 0,          /* a question, a closing word, "?" */
 	SCORE_LIKELY_DONE = 150, /* a clause that ends in a content word */
-	SCORE_SHORT = 300,       /* one or two content words */
+	SCORE_SHORT = 300,       /* one or two content words; a question a word behind */
 	SCORE_EMPTY = 500,       /* no words yet; seven digits */
 	SCORE_MAYBE = 600,       /* ends in a word that often goes on ("in", "would") */
 	SCORE_LEANS_OPEN = 800,  /* ends in "," ";" ":" a dash; a question in "for" */
