@@ -335,7 +335,7 @@ def test_reasoning_behind_a_toggle(stack, browser):
     assert page.events("reasoning"), "no reasoning events (the start's model field waits on H1)"
     d = page.eval("(() => { const d = document.querySelector('.bubble.assistant details'); "
                   "return d && {open: d.open, summary: d.querySelector('summary').textContent, "
-                  "text: d.querySelector('p').textContent, visible: d.querySelector('p').offsetParent !== null}; })()")
+                  "text: d.querySelector('p').textContent, visible: d.querySelector('p').checkVisibility()}; })()")
     assert d and not d["open"] and d["summary"] == "Show reasoning" and not d["visible"], d
     assert "think about it" in d["text"], d
     assert "think about it" not in page.eval("document.querySelector('.bubble.assistant .text').textContent")

@@ -436,6 +436,7 @@ function soundCheck() {
     if (ok) {
       store.set("soundcheck", $("mic-device").value || "default");
       show($("mic-msg"), "Sound check passed: we can hear you.", "ok");
+      setTimeout(() => { if ($("mic-msg").dataset.kind === "ok") show($("mic-msg"), ""); }, 5000);
     } else {
       show($("mic-msg"), "We can't hear you. Check that the microphone is not muted, its volume, or pick another one in Settings; then press Sound check again (or Start talking to go on anyway).", "error");
     }

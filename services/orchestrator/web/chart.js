@@ -34,8 +34,9 @@ export function renderChart(box, turns) {
     return;
   }
   const W = 320, H = 110, pad = 22;
-  const max = Math.max(...shown.map((t) => Math.max(t.voice_to_voice_ms, t.total_ms || 0, 1)));
-  const top = Math.max(100, Math.ceil(max / 500) * 500);
+  const max = Math.max(...shown.map((t) => t.voice_to_voice_ms), 1);
+  const step = max > 2000 ? 1000 : max > 400 ? 200 : 50;
+  const top = Math.ceil(max / step) * step;
   const last = shown[shown.length - 1].voice_to_voice_ms;
   const svg = el("svg", { viewBox: `0 0 ${W} ${H + 14}`, role: "img",
     "aria-label": `Voice-to-voice latency over ${shown.length} turns: last ${Math.round(last)} ms, ` +
@@ -45,7 +46,7 @@ export function renderChart(box, turns) {
     const y = H - (H - 8) * f;
     el("line", { x1: pad, y1: y, x2: W, y2: y, stroke: "#d1d5db", "stroke-dasharray": "3 3" }, svg);
     el("text", { x: 0, y: y + 4, "font-size": 9, fill: "#4b5563" }, svg).textContent =
-      top * f >= 1000 ? (top * f / 1000).toFixed(1) + "s" : Math.round(top * f);
+      top * f >= 1000 ? (top * f / 1000).toFixed(1) + " s" : Math.round(top * f) + " ms";
   }
   const bw = Math.min(18, (W - pad) / shown.length - 3);
   shown.forEach((t, i) => {
