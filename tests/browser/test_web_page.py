@@ -341,3 +341,20 @@ def test_reasoning_behind_a_toggle(stack, browser):
     assert "think about it" not in page.eval("document.querySelector('.bubble.assistant .text').textContent")
     page.click(".bubble.assistant summary")
     assert page.eval("document.querySelector('.bubble.assistant details').open")
+
+
+def test_stage_down_says_how_to_start_it(stack, browser):
+    """The LLM stage down: its chip says so and the banner carries the
+    orchestrator's hint on how to start it; back up: the banner goes."""
+    orch = stack.orch()
+    page = browser.open(orch)
+    llm_argv = stack.llm.argv[3:]
+    port = stack.llm.port
+    stack.llm.stop()
+    page.wait("document.querySelector('#stages li[data-stage=llm]').dataset.status === 'down'",
+              timeout=20, why="the LLM chip to say down")
+    text = page.wait("(() => { const b = document.getElementById('banner'); "
+                     "return !b.hidden && b.textContent; })()", timeout=15, why="the banner")
+    assert "language model (LLM)" in text and "voxline-llm" in text, text
+    stack.llm = stack.start("llm", *llm_argv, "--port", port)
+    page.wait("document.getElementById('banner').hidden", timeout=30, why="the banner to go")
