@@ -199,9 +199,6 @@ static void link_event(conversation *cv, int st, const char *ev, const cJSON *j)
 	if (e.kind == CONV_EV_SPEECH_START) {
 		const cJSON *sm = cJSON_GetObjectItem(j, "start_ms");
 		e.start_ms = cJSON_IsNumber(sm) ? (int64_t)sm->valuedouble : 0;
-		/* Speech heard by now: the VAD stream's length past its start. */
-		int64_t at_ms = (int64_t)((double)(cv->bytes_in - cv->vad_base) / cv->bpm);
-		e.speech_ms = at_ms > e.start_ms ? at_ms - e.start_ms : 0;
 	}
 	conv_run(cv, &e, NULL, 0);
 }

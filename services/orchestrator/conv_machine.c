@@ -265,8 +265,8 @@ static void barge_check(conv_machine *m)
 	conv_candidate *c = &m->cand;
 	if (!c->on || !replying(m))
 		return;
-	int64_t until = c->ended ? c->t_end : m->now;
-	int64_t ms = c->base_ms + (until - c->t_start) / 1000;
+	/* Counted from the detection, as conv_policy.h says. */
+	int64_t ms = ((c->ended ? c->t_end : m->now) - c->t_start) / 1000;
 	switch (conv_policy_barge(&m->cfg.policy, ms, c->ended,
 				  c->text.data ? c->text.data : "", c->text.len)) {
 	case BARGE_INTERRUPT:
@@ -293,7 +293,6 @@ static void cand_begin(conv_machine *m, const conv_event *e)
 	c->ended = c->end_sent = c->final = false;
 	c->t_start = m->now;
 	c->t_end = 0;
-	c->base_ms = e->speech_ms > 0 ? e->speech_ms : 0;
 	c->start_ms = e->start_ms;
 	vx_buf_reset(&c->text);
 	conv_action *a = push(m, CONV_ACT_STT_BEGIN);

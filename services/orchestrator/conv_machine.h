@@ -18,7 +18,8 @@
  *
  * Barge-in (cfg.barge_in): speech during RESPONDING or PLAYING makes a
  * candidate; its audio streams to STT. On every change (a tick, a partial,
- * its end, its final) conv_policy_barge() says WAIT, INTERRUPT (the reply
+ * its end, its final) conv_policy_barge(), given the speech's length from
+ * its detection (speech_start) on, says WAIT, INTERRUPT (the reply
  * work is cancelled once, `interrupted` with what was heard, the turn ends,
  * the candidate's speech is the next turn) or IGNORE (the reply goes on,
  * the candidate's STT stream is dropped). A reply that ends on its own
@@ -75,7 +76,7 @@ enum conv_ev_kind {
 	CONV_EV_STOP,        /* {"type":"stop"} */
 	CONV_EV_CLOSE,       /* the client left */
 	/* VAD */
-	CONV_EV_SPEECH_START, /* start_ms (stream time), speech_ms detected so far */
+	CONV_EV_SPEECH_START, /* start_ms: its onset, VAD stream time */
 	CONV_EV_SPEECH_END,
 	CONV_EV_VAD_ERROR,   /* text: message */
 	/* STT */
@@ -111,7 +112,6 @@ typedef struct conv_event {
 	size_t bytes;          /* of audio */
 	size_t utter_len;      /* CONV_EV_AUDIO: bytes in the utterance buffer */
 	int64_t start_ms;      /* CONV_EV_SPEECH_START: VAD stream time */
-	int64_t speech_ms;     /* CONV_EV_SPEECH_START: speech heard at detection */
 } conv_event;
 
 enum conv_act_kind {
@@ -169,8 +169,7 @@ typedef struct conv_candidate {
 	bool ended;            /* VAD saw its end */
 	bool end_sent;         /* STT was told "end" for it */
 	bool final;            /* its final transcript came */
-	int64_t t_start, t_end; /* us */
-	int64_t base_ms;       /* speech heard when VAD reported it */
+	int64_t t_start, t_end; /* us: VAD's speech_start and speech_end came */
 	int64_t start_ms;      /* VAD stream time */
 	vx_buf text;           /* its transcript so far */
 } conv_candidate;
