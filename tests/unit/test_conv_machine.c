@@ -407,6 +407,22 @@ VX_TEST(stage_error_in_each_phase_fails_the_turn_once)
 	const conv_action *f = find(&m, CONV_ACT_FINISH);
 	VX_CHECK(f && f->error && !strcmp(f->error, "stt"));
 	VX_CHECK_INT(m.phase, PH_IDLE);
+	/* PAUSED (adaptive end of turn waiting): VAD goes away, the turn ends
+	 * at once with what was said. */
+	m.cfg.policy.eot = EOT_ADAPTIVE;
+	speech_start(&m);
+	EV(&m, .kind = CONV_EV_STT_PARTIAL, .text = "my number is");
+	EV(&m, .kind = CONV_EV_SPEECH_END);
+	VX_CHECK_INT(m.phase, PH_PAUSED);
+	EV(&m, .kind = CONV_EV_AUDIO, .bytes = 640);   /* VAD now in use */
+	EV(&m, .kind = CONV_EV_LINK_DOWN, .stage = CONV_VAD, .text = "closed");
+	e = find(&m, CONV_ACT_ERROR);
+	VX_CHECK(e && e->stage == CONV_VAD && !strcmp(e->code, "unavailable"));
+	VX_CHECK_INT(count(&m, CONV_ACT_STT_END), 1);
+	VX_CHECK_INT(m.phase, PH_TRANSCRIBING);
+	EV(&m, .kind = CONV_EV_STT_ERROR, .code = "engine", .text = "broken");
+	VX_CHECK_INT(m.phase, PH_IDLE);
+	m.cfg.policy.eot = EOT_FIXED;
 	/* TRANSCRIBING: STT unreachable. */
 	speech_start(&m);
 	EV(&m, .kind = CONV_EV_SPEECH_END);
@@ -416,14 +432,14 @@ VX_TEST(stage_error_in_each_phase_fails_the_turn_once)
 	VX_CHECK_INT(m.phase, PH_IDLE);
 	/* RESPONDING: LLM error; then TTS error. */
 	EV(&m, .kind = CONV_EV_TEXT, .text = "hi");
-	EV(&m, .kind = CONV_EV_LLM_ERROR, .id = "t3", .code = "engine", .text = "oops");
+	EV(&m, .kind = CONV_EV_LLM_ERROR, .id = "t4", .code = "engine", .text = "oops");
 	e = find(&m, CONV_ACT_ERROR);
 	VX_CHECK(e && e->stage == CONV_LLM && !strcmp(e->code, "llm_failed"));
 	VX_CHECK_INT(count(&m, CONV_ACT_CANCEL_REPLY), 0);   /* nothing left running */
 	VX_CHECK_INT(m.phase, PH_IDLE);
 	EV(&m, .kind = CONV_EV_TEXT, .text = "hi");
-	EV(&m, .kind = CONV_EV_LLM_TOKEN, .id = "t4", .text = "One. Two.");
-	EV(&m, .kind = CONV_EV_TTS_ERROR, .id = "t4.0", .code = "engine", .text = "no voice");
+	EV(&m, .kind = CONV_EV_LLM_TOKEN, .id = "t5", .text = "One. Two.");
+	EV(&m, .kind = CONV_EV_TTS_ERROR, .id = "t5.0", .code = "engine", .text = "no voice");
 	e = find(&m, CONV_ACT_ERROR);
 	VX_CHECK(e && e->stage == CONV_TTS && !strcmp(e->code, "tts_failed"));
 	VX_CHECK_INT(count(&m, CONV_ACT_CANCEL_REPLY), 1);   /* the LLM still ran */
