@@ -1,7 +1,7 @@
 /*
  * static.h - the orchestrator's web page: the files of
  * services/orchestrator/web, built into the binary (web.mk generates the
- * table with xxd at build time), so an installed daemon needs no share
+ * table with od at build time), so an installed daemon needs no share
  * folder.
  *
  * URLs: "/" is index.html, "/static/<name>" any file of the table,
