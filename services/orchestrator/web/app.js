@@ -154,8 +154,9 @@ function renderLatency() {
 function startMessage() {
   const m = { type: "start", sample_rate: RATE, encoding: "pcm16" };
   if (S.convId) m.conversation_id = S.convId;
-  for (const [k, id] of [["voice", "voice"], ["model", "model"], ["language", "language"], ["system_prompt", "prompt"]]) {
-    const v = $(id).value.trim();
+  // The stored settings: the selects may still be waiting for their lists.
+  for (const [k, key] of [["voice", "voice"], ["model", "model"], ["language", "language"], ["system_prompt", "prompt"]]) {
+    const v = store.get(key);
     if (v) m[k] = v;
   }
   return m;
