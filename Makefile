@@ -4,10 +4,13 @@
 #   make             build build/bin/voxline-* (and libvoxline.a)
 #   make run         start all built daemons on localhost (Ctrl-C stops them)
 #   make test        deps + build + unit + engine-test + integration
+#                    + browser-test (not on the sanitizer build)
 #   make unit        unit tests: fast, offline; no apt, no servers, no engines
 #   make engine-test engine tests: real engines and their fake upstreams
 #                    (Python servers on loopback), one process each
-#   make integration the real daemons on loopback (tests/integration, tests/gguf)
+#   make integration the real daemons on loopback (tests/integration, tests/gguf;
+#                    TESTS=file.py ... runs only those)
+#   make browser-test the web page in headless chromium (tests/browser)
 #   make sanitize    unit + engine-test + integration on an ASan/UBSan build
 #                    (build-asan/, leak checks with tests/lsan.supp)
 #   make test-deploy deployment tests: systemd, haproxy, PostgreSQL, namespaces
@@ -98,7 +101,8 @@ deps:
 	@if ! command -v npm >/dev/null; then \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends nodejs npm; fi
-	@if [ -f tests/package.json ] && [ ! -d tests/node_modules ]; then \
+	@if [ -f tests/package.json ] && { [ ! -f tests/node_modules/.package-lock.json ] || \
+		[ tests/package-lock.json -nt tests/node_modules/.package-lock.json ]; }; then \
 		cd tests && npm install --no-audit --no-fund --silent; fi
 
 run: deps all
@@ -111,15 +115,18 @@ unit: $(UNIT_TESTS)
 engine-test: $(ENGINE_TESTS)
 	@fail=0; for t in $(ENGINE_TESTS); do echo "== $$t"; $$t || fail=1; done; exit $$fail
 
+# TESTS= narrows the run to some files: make integration TESTS=tests/integration/test_vad.py
+TESTS ?= tests/integration tests/gguf
 integration: all
 	VOXLINE_BIN=$(abspath $(BUILD)/bin) VOXLINE_TOOLS=$(abspath $(BUILD)/tools) \
-		$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration tests/gguf $(PYTEST_ARGS)
+		$(PYTHON) -m pytest -q -p no:cacheprovider $(TESTS) $(PYTEST_ARGS)
 
 test: deps
 	$(MAKE) all $(UNIT_TESTS) $(ENGINE_TESTS)
 	$(MAKE) unit
 	$(MAKE) engine-test
 	$(MAKE) integration
+	$(if $(filter 1,$(SANITIZE)),,$(MAKE) browser-test)
 
 # Deployment tests (real systemd, haproxy, PostgreSQL, namespaces, containers):
 # tests/deploy/, one file per scenario. Root is needed for namespaces and nspawn.

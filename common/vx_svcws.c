@@ -94,6 +94,7 @@ void vx_svcws_close(vx_svcws_conn *cn, int status, const char *reason)
 	cn->io->close(cn->c, status, reason);
 }
 
+__attribute__((format(printf, 4, 0)))
 static int error_va(vx_svcws_conn *cn, const char *fields, const char *code,
 		    const char *fmt, va_list ap)
 {

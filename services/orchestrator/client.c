@@ -388,10 +388,8 @@ static int send_start(const struct session *s, vx_wsclient_conn *c)
 {
 	const struct config *cfg = s->cfg;
 	vx_buf m = {0};
-	const char *enc = s->enc == VX_ENC_MULAW ? "mulaw" :
-			  s->enc == VX_ENC_ALAW ? "alaw" : "pcm16";
 	int r = vx_buf_printf(&m, "{\"type\":\"start\",\"sample_rate\":%d,\"encoding\":\"%s\"",
-			      cfg->rate, enc);
+			      cfg->rate, vx_encoding_name(s->enc));
 	const char *keys[] = { "conversation_id", "voice", "system_prompt" };
 	const char *vals[] = { cfg->conversation, cfg->voice, cfg->system_prompt };
 	for (int i = 0; i < 3 && r == 0; i++) {

@@ -124,7 +124,7 @@ static void ws_audio(ws_stt *w, const ws_item *it)
 	const stt_engine_ops *e = w->svc->engine;
 	if (w->failed[0])
 		return;
-	if (!e->stream_open) {
+	if (!(e->flags & VX_ENGINE_STREAMING)) {
 		if (vx_buf_append(&w->utt, it->pcm, it->n * sizeof(int16_t)) < 0)
 			ws_fail(w, -ENOMEM, "buffering");
 		else
@@ -187,9 +187,9 @@ static void ws_end_utterance(ws_stt *w, const ws_item *it)
 		return;
 	}
 	double t0 = vx_now_ms();
-	if (e->stream_open && w->stream) {
+	if ((e->flags & VX_ENGINE_STREAMING) && w->stream) {
 		r = e->stream_finish(w->stream, &res);
-	} else if (!e->stream_open && w->utt_samples > 0) {
+	} else if (!(e->flags & VX_ENGINE_STREAMING) && w->utt_samples > 0) {
 		stt_options opt = { .language = w->language,
 				    .request_id = vx_svcws_request_id(w->cn) };
 		r = e->transcribe(w->svc->eng, (const int16_t *)(void *)w->utt.data,
@@ -401,7 +401,7 @@ static int ws_configure(vx_svcws_conn *cn, void *state, const cJSON *j)
 		      rate, vx_encoding_name(enc), svc->engine->name);
 	vx_buf_json_str(&b, lang, strlen(lang));
 	vx_buf_printf(&b, ",\"partials\":%s}",
-		      svc->engine->stream_open ? "true" : "false");
+		      svc->engine->flags & VX_ENGINE_STREAMING ? "true" : "false");
 	vx_svcws_send_buf(cn, &b);
 	vx_buf_release(&b);
 	return 0;

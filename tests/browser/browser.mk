@@ -5,10 +5,8 @@ DEB_PACKAGES += chromium flite
 
 # make browser-test: the browser tests on this build's daemons (PYTEST_ARGS
 # passes options, e.g. PYTEST_ARGS='-k barge'). npm packages come from
-# tests/package.json; installed here too when node_modules predates them.
+# tests/package.json through `make deps`.
 browser-test: deps all
-	@[ -d tests/node_modules/puppeteer-core ] && [ -d tests/node_modules/axe-core ] || \
-		(cd tests && npm install --no-audit --no-fund --silent)
 	VOXLINE_BIN=$(abspath $(BUILD)/bin) $(PYTHON) -m pytest -q -p no:cacheprovider \
 		tests/browser $(PYTEST_ARGS)
 
