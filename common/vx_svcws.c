@@ -98,14 +98,8 @@ __attribute__((format(printf, 4, 0)))
 static int error_va(vx_svcws_conn *cn, const char *fields, const char *code,
 		    const char *fmt, va_list ap)
 {
-	char msg[VX_WS_ERROR_MAX];
-	vsnprintf(msg, sizeof(msg), fmt, ap);
 	vx_buf b = {0};
-	vx_buf_puts(&b, "{\"event\":\"error\",\"code\":");
-	vx_buf_json_str(&b, code, strlen(code));
-	vx_buf_puts(&b, ",\"message\":");
-	vx_buf_json_str(&b, msg, strlen(msg));
-	vx_buf_printf(&b, "%s}", fields ? fields : "");
+	vx_ws_error_event_va(&b, fields, code, fmt, ap);
 	int r = vx_svcws_send_buf(cn, &b);
 	vx_buf_release(&b);
 	return r;

@@ -174,19 +174,24 @@ int vx_ws_send_binary(vx_wsconn *c, const void *data, size_t len)
 	return ws_send(c, data, len, true);
 }
 
-/* The error event, fields (JSON members or "") after the message. */
+void vx_ws_error_event_va(vx_buf *out, const char *fields, const char *code,
+			  const char *fmt, va_list ap)
+{
+	char msg[VX_WS_ERROR_MAX];
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	vx_buf_puts(out, "{\"event\":\"error\",\"code\":");
+	vx_buf_json_str(out, code, strlen(code));
+	vx_buf_puts(out, ",\"message\":");
+	vx_buf_json_str(out, msg, strlen(msg));
+	vx_buf_printf(out, "%s}", fields ? fields : "");
+}
+
 __attribute__((format(printf, 4, 0)))
 static int ws_send_error_va(vx_wsconn *c, const char *fields, const char *code,
 			    const char *fmt, va_list ap)
 {
-	char msg[VX_WS_ERROR_MAX];
-	vsnprintf(msg, sizeof(msg), fmt, ap);
 	vx_buf b = {0};
-	vx_buf_puts(&b, "{\"event\":\"error\",\"code\":");
-	vx_buf_json_str(&b, code, strlen(code));
-	vx_buf_puts(&b, ",\"message\":");
-	vx_buf_json_str(&b, msg, strlen(msg));
-	vx_buf_printf(&b, "%s}", fields);
+	vx_ws_error_event_va(&b, fields, code, fmt, ap);
 	int r = b.data ? vx_ws_send_text(c, b.data, b.len) : -ENOMEM;
 	vx_buf_release(&b);
 	return r;

@@ -22,6 +22,7 @@
 #ifndef VX_WS_H
 #define VX_WS_H
 
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -43,6 +44,12 @@ int vx_ws_send_error(vx_wsconn *c, const char *code, const char *fmt, ...)
 int vx_ws_send_error_fields(vx_wsconn *c, const char *fields, const char *code,
 			    const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+/* Appends the error event those two send, the message formatted from fmt
+ * and cut to VX_WS_ERROR_MAX - 1 bytes; fields as above. For layers that
+ * send through their own path (vx_svcws.h). */
+void vx_ws_error_event_va(vx_buf *out, const char *fields, const char *code,
+			  const char *fmt, va_list ap)
+	__attribute__((format(printf, 4, 0)));
 /* True when a JSON text message holds a NUL: a raw 0 byte or a \u0000
  * escape. cJSON cuts strings there, so handlers refuse such messages
  * rather than act on a silently shortened value. */
