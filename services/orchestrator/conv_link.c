@@ -31,7 +31,11 @@ int conv_link_send(conversation *cv, int st, const void *data, size_t len,
 		   bool binary)
 {
 	conv_link *l = &cv->link[st];
-	if (!l->c && !cv->closed && conv_now_us() >= l->retry_after)
+	/* After a failure, not sooner than retry_after - unless the health
+	 * checker has seen an instance up since (a failure marks it down), so
+	 * a stage that came back is used at once. */
+	if (!l->c && !cv->closed && (conv_now_us() >= l->retry_after ||
+				     upstream_healthy(cv->svc->up[st]) > 0))
 		conv_link_connect(cv, st, -1, false);
 	if (!l->c)
 		return -ENOTCONN;
