@@ -75,12 +75,30 @@ static void random_row(int type, void *dst, int n)
 		case QT_Q6_K:
 			put_f16(b + off + 208, d);
 			break;
+		case QT_Q4_1: case QT_Q5_1:
+			put_f16(b + off, d);
+			put_f16(b + off + 2, -d * 4);
+			break;
+		case QT_IQ4_NL:
+			put_f16(b + off, d / 16);
+			break;
+		case QT_Q2_K:
+			put_f16(b + off + 80, d);
+			put_f16(b + off + 82, d * 0.5f);
+			break;
+		case QT_Q3_K:
+			put_f16(b + off + 108, d);
+			break;
+		case QT_IQ4_XS:
+			put_f16(b + off, d / 16);
+			break;
 		}
 	}
 }
 
 static const int weight_types[] = { QT_F32, QT_F16, QT_BF16, QT_Q8_0, QT_Q4_0,
-				    QT_Q5_0, QT_Q4_K, QT_Q5_K, QT_Q6_K };
+				    QT_Q5_0, QT_Q4_K, QT_Q5_K, QT_Q6_K, QT_Q4_1,
+				    QT_Q5_1, QT_IQ4_NL, QT_Q2_K, QT_Q3_K, QT_IQ4_XS };
 #define N_TYPES (int)(sizeof(weight_types) / sizeof(weight_types[0]))
 
 /* |kernel - exact| relative to sum |w_i a_i| */
@@ -118,8 +136,20 @@ VX_TEST(type_table_sizes_match_ggml)
 	VX_CHECK_INT(quant_row_bytes(QT_Q6_K, 256), 210);
 	VX_CHECK_INT(quant_row_bytes(QT_BF16, 3), 6);
 	VX_CHECK_INT(quant_row_bytes(QT_Q4_K, 100), 0);      /* not whole blocks */
-	VX_CHECK_INT(quant_row_bytes(3, 32), 0);             /* Q4_1: unsupported */
-	VX_CHECK_STR(quant_type_name(3), "Q4_1");
+	VX_CHECK_INT(quant_row_bytes(QT_Q4_1, 64), 40);
+	VX_CHECK_INT(quant_row_bytes(QT_Q5_1, 64), 48);
+	VX_CHECK_INT(quant_row_bytes(QT_IQ4_NL, 64), 36);
+	VX_CHECK_INT(quant_row_bytes(QT_Q2_K, 512), 168);
+	VX_CHECK_INT(quant_row_bytes(QT_Q3_K, 256), 110);
+	VX_CHECK_INT(quant_row_bytes(QT_IQ4_XS, 256), 136);
+	VX_CHECK_INT(quant_row_bytes(QT_Q3_K, 96), 0);       /* not whole blocks */
+	VX_CHECK_INT(quant_row_bytes(16, 256), 0);           /* IQ2_XXS: unsupported */
+	VX_CHECK_STR(quant_type_name(16), "IQ2_XXS");
+	VX_CHECK_STR(quant_type_name(QT_IQ4_XS), "IQ4_XS");
+	VX_CHECK_INT(quant_vec_type(QT_Q4_1), QT_Q8_0);
+	VX_CHECK_INT(quant_vec_type(QT_IQ4_NL), QT_Q8_0);
+	VX_CHECK_INT(quant_vec_type(QT_Q3_K), QT_Q8_K);
+	VX_CHECK_INT(quant_vec_type(QT_IQ4_XS), QT_Q8_K);
 	VX_CHECK(quant_type_name(1000) == NULL);
 	VX_CHECK_INT(quant_vec_type(QT_Q6_K), QT_Q8_K);
 	VX_CHECK_INT(quant_vec_type(QT_Q4_0), QT_Q8_0);

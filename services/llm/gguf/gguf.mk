@@ -4,7 +4,7 @@
 GGUF_SRCS := $(wildcard services/llm/gguf/*.c)
 GGUF_OBJS := $(GGUF_SRCS:%.c=$(BUILD)/obj/%.o)
 # the engine core alone (no tokenizer): what the tools and tests link
-GGUF_CORE_OBJS := $(addprefix $(BUILD)/obj/services/llm/gguf/,gguf.o quant.o quant_avx2.o quant_gemm_avx2.o team.o model.o)
+GGUF_CORE_OBJS := $(addprefix $(BUILD)/obj/services/llm/gguf/,gguf.o quant.o quant_lowbit.o quant_avx2.o quant_gemm_avx2.o team.o model.o)
 CFLAGS_services_llm_gguf_ += $(if $(filter 1,$(SANITIZE)),-O2,-O3) -fno-math-errno
 
 GGUF_TESTS := $(BUILD)/tests/test_gguf_loader $(BUILD)/tests/test_gguf_quant

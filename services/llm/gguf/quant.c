@@ -19,6 +19,12 @@ _Static_assert(sizeof(block_q4_K) == 144, "q4_K layout");
 _Static_assert(sizeof(block_q5_K) == 176, "q5_K layout");
 _Static_assert(sizeof(block_q6_K) == 210, "q6_K layout");
 _Static_assert(sizeof(block_q8_K) == 292, "q8_K layout");
+_Static_assert(sizeof(block_q4_1) == 20, "q4_1 layout");
+_Static_assert(sizeof(block_q5_1) == 24, "q5_1 layout");
+_Static_assert(sizeof(block_iq4_nl) == 18, "iq4_nl layout");
+_Static_assert(sizeof(block_q2_K) == 84, "q2_K layout");
+_Static_assert(sizeof(block_q3_K) == 110, "q3_K layout");
+_Static_assert(sizeof(block_iq4_xs) == 136, "iq4_xs layout");
 
 /* Names of all ggml types, so unsupported ones are named in errors. */
 static const char *const type_names[QT_COUNT] = {
@@ -49,8 +55,9 @@ int quant_block_elems(int type)
 	switch (type) {
 	case QT_F32: case QT_F16: case QT_BF16: return 1;
 	case QT_Q8_0: case QT_Q8_0U: return QK8_0;
-	case QT_Q4_0: case QT_Q5_0: return QK4_0;
+	case QT_Q4_0: case QT_Q5_0: case QT_Q4_1: case QT_Q5_1: case QT_IQ4_NL: return QK4_0;
 	case QT_Q4_K: case QT_Q5_K: case QT_Q6_K: case QT_Q8_K: return QK_K;
+	case QT_Q2_K: case QT_Q3_K: case QT_IQ4_XS: return QK_K;
 	default: return 0;
 	}
 }
@@ -63,6 +70,12 @@ size_t quant_block_bytes(int type)
 	case QT_Q8_0: return sizeof(block_q8_0);
 	case QT_Q4_0: return sizeof(block_q4_0);
 	case QT_Q5_0: return sizeof(block_q5_0);
+	case QT_Q4_1: return sizeof(block_q4_1);
+	case QT_Q5_1: return sizeof(block_q5_1);
+	case QT_IQ4_NL: return sizeof(block_iq4_nl);
+	case QT_Q2_K: return sizeof(block_q2_K);
+	case QT_Q3_K: return sizeof(block_q3_K);
+	case QT_IQ4_XS: return sizeof(block_iq4_xs);
 	case QT_Q4_K: return sizeof(block_q4_K);
 	case QT_Q5_K: return sizeof(block_q5_K);
 	case QT_Q6_K: return sizeof(block_q6_K);
@@ -84,7 +97,9 @@ int quant_vec_type(int type)
 {
 	switch (type) {
 	case QT_Q8_0: case QT_Q4_0: case QT_Q5_0: return QT_Q8_0;
+	case QT_Q4_1: case QT_Q5_1: case QT_IQ4_NL: return QT_Q8_0;
 	case QT_Q4_K: case QT_Q5_K: case QT_Q6_K: return QT_Q8_K;
+	case QT_Q2_K: case QT_Q3_K: case QT_IQ4_XS: return QT_Q8_K;
 	default: return QT_F32;
 	}
 }
@@ -283,7 +298,10 @@ void quant_dequantize_row(int type, const void *src, float *dst, int64_t n)
 	case QT_Q6_K: dequant_q6_K(src, dst, n / QK_K); break;
 	case QT_Q8_K: dequant_q8_K(src, dst, n / QK_K); break;
 	case QT_Q8_0U: dequant_q8_0u(src, dst, n / QK8_0); break;
-	default: memset(dst, 0, (size_t)n * sizeof(float)); break;
+	default:
+		if (!quant_lowbit_dequantize(type, src, dst, n))
+			memset(dst, 0, (size_t)n * sizeof(float));
+		break;
 	}
 }
 
@@ -538,7 +556,7 @@ quant_dot_fn quant_dot_portable(int type)
 	case QT_Q4_K: return dot_q4_K;
 	case QT_Q5_K: return dot_q5_K;
 	case QT_Q6_K: return dot_q6_K;
-	default: return NULL;
+	default: return quant_lowbit_dot(type);
 	}
 }
 

@@ -2,12 +2,17 @@
  * quant.h - ggml tensor types: block formats, dequantisation, dot kernels.
  *
  * The weight types a GGUF file may hold here are F32, F16, BF16, Q8_0,
- * Q4_0, Q5_0, Q4_K, Q5_K and Q6_K (Q5_0 is what llama.cpp's Q4_K_M uses for
- * rows that are not whole 256-blocks, e.g. Qwen2.5-0.5B's 896), with ggml's exact block layouts (so the bytes
- * of a mmap'd tensor are used as they are). A matrix-vector product works
- * as ggml does: the activation row is first quantised to the weight type's
- * "vec type" (Q8_0 for Q8_0/Q4_0/Q5_0, Q8_K for the K-quants, F32 for the float
- * types) and then each weight row is dotted with it by an integer kernel.
+ * Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL and IQ4_XS
+ * (the ones llama.cpp's quantize writes for the common presets, including
+ * its fallbacks for rows that are not whole 256-blocks, e.g. Qwen2.5-0.5B's
+ * 896: Q4_K->Q5_0, Q5_K->Q5_1, Q6_K->Q8_0, Q2_K/Q3_K/IQ4_XS->IQ4_NL), with
+ * ggml's exact block layouts (so the bytes of a mmap'd tensor are used as
+ * they are). A matrix-vector product works as ggml does: the activation row
+ * is first quantised to the weight type's "vec type" (Q8_0 for the 32-value
+ * types, Q8_K for the 256-value ones, F32 for the float types) and then each
+ * weight row is dotted with it by an integer kernel. (ggml dots Q4_1/Q5_1
+ * with Q8_1, which carries the activation sums; here they use Q8_0 and the
+ * kernel sums the activation bytes itself.)
  *
  * Kernels exist in a portable C version and an AVX2/FMA version; the best
  * one is chosen at run time (__builtin_cpu_supports). Both are reachable
@@ -32,12 +37,18 @@ enum quant_type {
 	QT_F32 = 0,
 	QT_F16 = 1,
 	QT_Q4_0 = 2,
+	QT_Q4_1 = 3,
 	QT_Q5_0 = 6,
+	QT_Q5_1 = 7,
 	QT_Q8_0 = 8,
+	QT_Q2_K = 10,
+	QT_Q3_K = 11,
 	QT_Q4_K = 12,
 	QT_Q5_K = 13,
 	QT_Q6_K = 14,
 	QT_Q8_K = 15,
+	QT_IQ4_NL = 20,
+	QT_IQ4_XS = 23,
 	QT_BF16 = 30,
 	QT_COUNT = 40,    /* bound for ggml type numbers known by name */
 	QT_Q8_0U = 100,   /* ours, activations only: Q8_0 with a float scale and
@@ -52,6 +63,29 @@ enum quant_type {
 typedef struct { uint16_t d; int8_t qs[QK8_0]; } block_q8_0;              /* 34 B */
 typedef struct { uint16_t d; uint8_t qs[QK4_0 / 2]; } block_q4_0;          /* 18 B */
 typedef struct { uint16_t d; uint8_t qh[4]; uint8_t qs[QK4_0 / 2]; } block_q5_0; /* 22 B */
+/* Q4_1/Q5_1: value = d * q + m, q unsigned (0..15 / 0..31) */
+typedef struct { uint16_t d, m; uint8_t qs[QK4_0 / 2]; } block_q4_1;       /* 20 B */
+typedef struct { uint16_t d, m; uint8_t qh[4]; uint8_t qs[QK4_0 / 2]; } block_q5_1; /* 24 B */
+/* IQ4_NL: value = d * iq4nl_values[nibble] (element j in byte j % 16,
+ * low nibble for j < 16) */
+typedef struct { uint16_t d; uint8_t qs[QK4_0 / 2]; } block_iq4_nl;        /* 18 B */
+typedef struct {
+	uint8_t scales[QK_K / 16]; /* per 16 values: low nibble scale, high min */
+	uint8_t qs[QK_K / 4];      /* 2-bit quants */
+	uint16_t d, dmin;          /* super-block scale for scales / mins */
+} block_q2_K;                                                              /* 84 B */
+typedef struct {
+	uint8_t hmask[QK_K / 8];   /* 3rd bit of each quant (set: +0, clear: -4) */
+	uint8_t qs[QK_K / 4];      /* low 2 bits */
+	uint8_t scales[12];        /* 16 x 6-bit scales, stored + 32 */
+	uint16_t d;
+} block_q3_K;                                                              /* 110 B */
+typedef struct {
+	uint16_t d;
+	uint16_t scales_h;         /* high 2 bits of the 8 6-bit scales */
+	uint8_t scales_l[QK_K / 64];/* low 4 bits, two per byte; scale - 32 */
+	uint8_t qs[QK_K / 2];      /* nibbles indexing iq4nl_values, per 32 as IQ4_NL */
+} block_iq4_xs;                                                            /* 136 B */
 typedef struct {
 	uint16_t d, dmin;          /* super-block scale for scales / mins */
 	uint8_t scales[12];        /* 8 x (6-bit scale, 6-bit min) */
@@ -126,12 +160,21 @@ quant_gemm8_fn quant_gemm8_get(int type);
 /* Whether the AVX2/FMA kernels can run on this CPU. */
 bool quant_have_avx2(void);
 
+/* The 16 values IQ4_NL / IQ4_XS nibbles stand for (ggml's kvalues_iq4nl). */
+extern const int8_t iq4nl_values[16];
+
 float quant_f16_to_f32(uint16_t h);
 uint16_t quant_f32_to_f16(float f);
 float quant_bf16_to_f32(uint16_t h);
 
-/* Kernel tables (internal: quant.c and quant_avx2.c). */
+/* Kernel tables (internal: quant.c, quant_lowbit.c and quant_avx2.c). */
 quant_dot_fn quant_dot_portable(int type);
+/* Portable dequantiser / dot of the types of quant_lowbit.c; false / NULL
+ * for other types. */
+bool quant_lowbit_dequantize(int type, const void *src, float *dst, int64_t n);
+quant_dot_fn quant_lowbit_dot(int type);
+/* Q3_K's 12 scale bytes -> 16 signed scales (-32..31), in group order. */
+void quant_q3_K_scales(const uint8_t packed[12], int8_t out[16]);
 quant_dot_fn quant_dot_avx2(int type);
 quant_tile_fn quant_tile_avx2(int type);
 quant_gemm8_fn quant_gemm8_avx2(int type);

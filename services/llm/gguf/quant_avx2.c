@@ -224,6 +224,194 @@ AVX2 static float dot_q6_K(int n, const void *w, const void *a)
 	return hsum8(acc);
 }
 
+/* ---- the types of quant_lowbit.c ---- */
+
+/* 32 unsigned nibbles of a 32-block's 16 bytes, in element order. */
+AVX2 static inline __m256i nibbles32(const uint8_t *qs)
+{
+	__m128i t = _mm_loadu_si128((const __m128i *)qs);
+	return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), _mm256_set1_epi8(0xF));
+}
+
+/* 0xFF in byte j where bit j of the 32-bit word at qh is set. */
+AVX2 static inline __m256i bits32(const uint8_t *qh)
+{
+	uint32_t h;
+	memcpy(&h, qh, 4);
+	const __m256i shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202,
+					       0x0101010101010101, 0x0000000000000000);
+	__m256i b = _mm256_shuffle_epi8(_mm256_set1_epi32((int)h), shuf);
+	b = _mm256_or_si256(b, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));
+	return _mm256_cmpeq_epi8(b, _mm256_set1_epi64x(-1));
+}
+
+/* sum of 32 signed activation bytes, as 8 int32 lanes */
+AVX2 static inline __m256i sum_i8(__m256i y)
+{
+	return hsum_pairs_i16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), y));
+}
+
+/* Q4_1/Q5_1 vs Q8_0: d*dy*sum(q*y) + m*dy*sum(y) per block. */
+AVX2 static float dot_q4_1(int n, const void *w, const void *a)
+{
+	const block_q4_1 *x = w;
+	const block_q8_0 *y = a;
+	__m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
+	for (int i = 0; i < n / QK4_0; i++) {
+		__m256i yv = _mm256_loadu_si256((const __m256i *)y[i].qs);
+		__m256i p = hsum_pairs_i16(_mm256_maddubs_epi16(nibbles32(x[i].qs), yv));
+		float dy = f16(y[i].d);
+		acc = _mm256_fmadd_ps(_mm256_set1_ps(f16(x[i].d) * dy), _mm256_cvtepi32_ps(p), acc);
+		accm = _mm256_fmadd_ps(_mm256_set1_ps(f16(x[i].m) * dy),
+				       _mm256_cvtepi32_ps(sum_i8(yv)), accm);
+	}
+	return hsum8(_mm256_add_ps(acc, accm));
+}
+
+AVX2 static float dot_q5_1(int n, const void *w, const void *a)
+{
+	const block_q5_1 *x = w;
+	const block_q8_0 *y = a;
+	const __m256i b16 = _mm256_set1_epi8(16);
+	__m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
+	for (int i = 0; i < n / QK4_0; i++) {
+		__m256i q = _mm256_or_si256(nibbles32(x[i].qs), _mm256_and_si256(bits32(x[i].qh), b16));
+		__m256i yv = _mm256_loadu_si256((const __m256i *)y[i].qs);
+		__m256i p = hsum_pairs_i16(_mm256_maddubs_epi16(q, yv));
+		float dy = f16(y[i].d);
+		acc = _mm256_fmadd_ps(_mm256_set1_ps(f16(x[i].d) * dy), _mm256_cvtepi32_ps(p), acc);
+		accm = _mm256_fmadd_ps(_mm256_set1_ps(f16(x[i].m) * dy),
+				       _mm256_cvtepi32_ps(sum_i8(yv)), accm);
+	}
+	return hsum8(_mm256_add_ps(acc, accm));
+}
+
+AVX2 static inline __m256i iq4_table(void)
+{
+	__m128i t = _mm_loadu_si128((const __m128i *)iq4nl_values);
+	return _mm256_set_m128i(t, t);
+}
+
+AVX2 static float dot_iq4_nl(int n, const void *w, const void *a)
+{
+	const block_iq4_nl *x = w;
+	const block_q8_0 *y = a;
+	const __m256i tab = iq4_table();
+	__m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+	int nb = n / QK4_0, i = 0;
+	for (; i + 2 <= nb; i += 2) {
+		__m256i p0 = dot_i8(_mm256_shuffle_epi8(tab, nibbles32(x[i].qs)),
+				    _mm256_loadu_si256((const __m256i *)y[i].qs));
+		__m256i p1 = dot_i8(_mm256_shuffle_epi8(tab, nibbles32(x[i + 1].qs)),
+				    _mm256_loadu_si256((const __m256i *)y[i + 1].qs));
+		acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16(x[i].d) * f16(y[i].d)),
+				       _mm256_cvtepi32_ps(p0), acc0);
+		acc1 = _mm256_fmadd_ps(_mm256_set1_ps(f16(x[i + 1].d) * f16(y[i + 1].d)),
+				       _mm256_cvtepi32_ps(p1), acc1);
+	}
+	for (; i < nb; i++) {
+		__m256i p = dot_i8(_mm256_shuffle_epi8(tab, nibbles32(x[i].qs)),
+				   _mm256_loadu_si256((const __m256i *)y[i].qs));
+		acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16(x[i].d) * f16(y[i].d)),
+				       _mm256_cvtepi32_ps(p), acc0);
+	}
+	return hsum8(_mm256_add_ps(acc0, acc1));
+}
+
+AVX2 static float dot_iq4_xs(int n, const void *w, const void *a)
+{
+	const block_iq4_xs *x = w;
+	const block_q8_K *y = a;
+	const __m256i tab = iq4_table(), m4 = _mm256_set1_epi8(0xF);
+	__m256 acc = _mm256_setzero_ps();
+	for (int i = 0; i < n / QK_K; i++) {
+		const uint8_t *qs = x[i].qs;
+		const int8_t *q8 = y[i].qs;
+		__m256i sumi = _mm256_setzero_si256();
+		for (int ib = 0; ib < 8; ib += 2, qs += 32, q8 += 64) {
+			/* sub-blocks ib and ib+1: 16 bytes each, low nibbles first */
+			__m256i bits = _mm256_loadu_si256((const __m256i *)qs);
+			__m256i lo = _mm256_and_si256(bits, m4);
+			__m256i hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+			__m256i v0 = _mm256_shuffle_epi8(tab, _mm256_permute2x128_si256(lo, hi, 0x20));
+			__m256i v1 = _mm256_shuffle_epi8(tab, _mm256_permute2x128_si256(lo, hi, 0x31));
+			__m256i y0 = _mm256_loadu_si256((const __m256i *)q8);
+			__m256i y1 = _mm256_loadu_si256((const __m256i *)(q8 + 32));
+			__m256i p0 = _mm256_maddubs_epi16(_mm256_sign_epi8(v0, v0), _mm256_sign_epi8(y0, v0));
+			__m256i p1 = _mm256_maddubs_epi16(_mm256_sign_epi8(v1, v1), _mm256_sign_epi8(y1, v1));
+			int ls0 = (((x[i].scales_l[ib / 2] & 0xF) | (((x[i].scales_h >> (2 * ib)) & 3) << 4))) - 32;
+			int ls1 = (((x[i].scales_l[ib / 2] >> 4) | (((x[i].scales_h >> (2 * ib + 2)) & 3) << 4))) - 32;
+			p0 = _mm256_madd_epi16(p0, _mm256_set1_epi16((int16_t)ls0));
+			p1 = _mm256_madd_epi16(p1, _mm256_set1_epi16((int16_t)ls1));
+			sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
+		}
+		acc = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * f16(x[i].d)), _mm256_cvtepi32_ps(sumi), acc);
+	}
+	return hsum8(acc);
+}
+
+/* Q2_K vs Q8_K: d*dy*sum_g sc_g*dot_g(q, y) - dmin*dy*sum_g min_g*bsum_g. */
+AVX2 static float dot_q2_K(int n, const void *w, const void *a)
+{
+	const block_q2_K *x = w;
+	const block_q8_K *y = a;
+	const __m256i m3 = _mm256_set1_epi8(3);
+	__m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
+	for (int i = 0; i < n / QK_K; i++) {
+		const uint8_t *sc = x[i].scales;
+		const int8_t *q8 = y[i].qs;
+		__m128i sc8 = _mm_loadu_si128((const __m128i *)sc);
+		__m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc8, 4), _mm_set1_epi8(0xF)));
+		__m256i pm = _mm256_madd_epi16(mins, _mm256_loadu_si256((const __m256i *)y[i].bsums));
+		__m256i sumi = _mm256_setzero_si256();
+		for (int c = 0; c < 2; c++) {
+			__m256i bits = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * c));
+			for (int j = 0; j < 4; j++, q8 += 32, sc += 2) {
+				__m256i q = _mm256_and_si256(_mm256_srli_epi16(bits, 2 * j), m3);
+				__m256i p = _mm256_maddubs_epi16(q, _mm256_loadu_si256((const __m256i *)q8));
+				p = _mm256_madd_epi16(p, scale2((int8_t)(sc[0] & 0xF), (int8_t)(sc[1] & 0xF)));
+				sumi = _mm256_add_epi32(sumi, p);
+			}
+		}
+		acc = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * f16(x[i].d)), _mm256_cvtepi32_ps(sumi), acc);
+		accm = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * f16(x[i].dmin)), _mm256_cvtepi32_ps(pm), accm);
+	}
+	return hsum8(_mm256_sub_ps(acc, accm));
+}
+
+/* Q3_K vs Q8_K: quants held as 0..7 (value + 4); the 4 is taken off
+ * through the activation sums: - 4 * sum_g sc_g * bsum_g. */
+AVX2 static float dot_q3_K(int n, const void *w, const void *a)
+{
+	const block_q3_K *x = w;
+	const block_q8_K *y = a;
+	const __m256i m3 = _mm256_set1_epi8(3), b4 = _mm256_set1_epi8(4);
+	__m256 acc = _mm256_setzero_ps();
+	for (int i = 0; i < n / QK_K; i++) {
+		int8_t sc[16];
+		quant_q3_K_scales(x[i].scales, sc);
+		__m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc));
+		__m256i off = _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)y[i].bsums));
+		const int8_t *q8 = y[i].qs;
+		__m256i hm = _mm256_loadu_si256((const __m256i *)x[i].hmask);
+		__m256i sumi = _mm256_setzero_si256();
+		for (int c = 0; c < 2; c++) {
+			__m256i bits = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * c));
+			for (int j = 0; j < 4; j++, q8 += 32) {
+				__m256i hb = _mm256_set1_epi8((char)(1 << (4 * c + j)));
+				__m256i h = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hm, hb), hb), b4);
+				__m256i q = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bits, 2 * j), m3), h);
+				__m256i p = _mm256_maddubs_epi16(q, _mm256_loadu_si256((const __m256i *)q8));
+				int g = 8 * c + 2 * j;
+				sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scale2(sc[g], sc[g + 1])));
+			}
+		}
+		sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32(off, 2));
+		acc = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * f16(x[i].d)), _mm256_cvtepi32_ps(sumi), acc);
+	}
+	return hsum8(acc);
+}
+
 /* ---- activation quantisers (same results as quant.c's up to ties) ---- */
 
 AVX2 static inline __m256i pack_i32x4_to_i8(__m256i a, __m256i b, __m256i c, __m256i d)
@@ -336,6 +524,12 @@ quant_dot_fn quant_dot_avx2(int type)
 	case QT_Q4_K: return dot_q4_K;
 	case QT_Q5_K: return dot_q5_K;
 	case QT_Q6_K: return dot_q6_K;
+	case QT_Q4_1: return dot_q4_1;
+	case QT_Q5_1: return dot_q5_1;
+	case QT_IQ4_NL: return dot_iq4_nl;
+	case QT_IQ4_XS: return dot_iq4_xs;
+	case QT_Q2_K: return dot_q2_K;
+	case QT_Q3_K: return dot_q3_K;
 	default: return NULL;
 	}
 }
