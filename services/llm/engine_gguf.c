@@ -5,12 +5,18 @@
  *
  * create() maps and checks the file, builds the tokenizer and recognises
  * the chat template (so a bad file fails at start-up with a clear message);
- * a background thread then touches every weight page and runs one token,
- * and ready() says -EAGAIN ("loading") until that is done. One model, one
- * KV cache: generate() calls are serialised by a mutex. The KV cache keeps
- * the tokens of the previous call, so a conversation that grows by a turn
- * only runs the new tokens (from the last MODEL_BATCH boundary) through the
- * model. Identical requests with a seed give identical output.
+ * the scheduler thread (gguf/sched.h) then touches every weight page and
+ * runs one token, and ready() says -EAGAIN ("loading") until that is done.
+ * Generations run at once with continuous batching: cfg->slots KV slots,
+ * one forward pass a step over every running sequence (prefill chunks of
+ * new requests next to decode steps of running ones); requests past the
+ * slots wait in the scheduler's queue (the service's --max-concurrent
+ * bounds it). A slot keeps its tokens after a call and a request goes to
+ * the free slot with the longest common prefix, so a conversation that
+ * grows by a turn only runs the new tokens through the model even while
+ * others run (llm_result.prompt_evaluated says how many ran). Each request
+ * samples with its own parameters and seed: a seeded request gives the
+ * same tokens alone or next to others.
  *
  * The prompt is the chat template's rendering, tokenised so that control
  * tokens (<|im_start|>, <|eot_id|>, ...) come only from the template's own
@@ -22,19 +28,18 @@
  * adds (the model then answers without reasoning).
  *
  * Config: cfg->model = path of the .gguf, cfg->threads, cfg->ctx (0 = the
- * model's context length).
+ * model's context length; per slot), cfg->slots (0 = GGUF_ENGINE_DEFAULT_SLOTS).
  */
 #include "llm_engine.h"
 
 #include "gguf/chat_template.h"
 #include "gguf/model.h"
 #include "gguf/sampler.h"
+#include "gguf/sched.h"
 #include "gguf/tokenizer.h"
 #include "vx_buf.h"
-#include "vx_time.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +47,8 @@
 
 #define GGUF_ENGINE_REPEAT_LAST_N 64
 #define GGUF_ENGINE_DEFAULT_THREADS 4
+#define GGUF_ENGINE_DEFAULT_SLOTS 4
+#define GGUF_ENGINE_IDS_PER_WAKE 32   /* sampled ids taken per wake-up */
 /* what Qwen3's template adds to the generation prompt for enable_thinking
  * false: an empty thinking section (sent when a request says think: false) */
 #define GGUF_ENGINE_NO_THINK "<think>\n\n</think>\n\n"
@@ -53,14 +60,10 @@ typedef struct gguf_engine {
 	bool think_switch;          /* template honours enable_thinking (Qwen3) */
 	char name[128];             /* model id: file name without .gguf */
 	int n_vocab, n_ctx;
-	pthread_mutex_t mu;         /* one generation at a time; held while warming */
-	pthread_t warm_thread;
+	sched *sched;               /* the scheduler thread; warms the model first */
 	atomic_int state;           /* 0 loading, 1 ready, < 0 -errno */
-	char detail[160];
-	int32_t *hist;              /* (n_ctx) tokens whose K/V are in the cache */
-	int n_hist;
-	int32_t *ids;               /* (n_ctx + 1) scratch for the prompt */
-	float *logits;              /* (n_vocab) */
+	char detail[160];           /* written before state leaves 0 */
+	float *logits;              /* (n_vocab) for the warm-up */
 } gguf_engine;
 
 /* ---- tokenizer from the GGUF metadata ---- */
@@ -177,10 +180,10 @@ out_free:
 
 /* ---- lifecycle ---- */
 
-static void *warm_main(void *arg)
+/* Runs on the scheduler thread before any request. */
+static void warm_main(void *arg)
 {
 	gguf_engine *e = arg;
-	pthread_mutex_lock(&e->mu);
 	model_warm(e->m);
 	int32_t t = tok_bos(e->tk) >= 0 ? tok_bos(e->tk) : 0;
 	int rc = model_eval(e->m, &t, 1, 0, e->logits, false);
@@ -191,9 +194,6 @@ static void *warm_main(void *arg)
 		snprintf(e->detail, sizeof(e->detail), "%s", e->name);
 		atomic_store(&e->state, 1);
 	}
-	e->n_hist = 0;      /* the warm-up token is not a prompt */
-	pthread_mutex_unlock(&e->mu);
-	return NULL;
 }
 
 static void gguf_destroy(void *engine);
@@ -205,10 +205,10 @@ static int gguf_create(const llm_config *cfg, void **ret_engine)
 	gguf_engine *e = calloc(1, sizeof(*e));
 	if (!e)
 		return -ENOMEM;
-	pthread_mutex_init(&e->mu, NULL);
 	model_params mp = {
 		.n_threads = cfg->threads > 0 ? cfg->threads : GGUF_ENGINE_DEFAULT_THREADS,
 		.n_ctx = cfg->ctx > 0 ? cfg->ctx : 0,
+		.n_slots = cfg->slots > 0 ? cfg->slots : GGUF_ENGINE_DEFAULT_SLOTS,
 	};
 	int rc = model_load(cfg->model, &mp, &e->m, e->detail, sizeof(e->detail));
 	if (rc < 0)
@@ -231,16 +231,14 @@ static int gguf_create(const llm_config *cfg, void **ret_engine)
 	size_t bl = strlen(e->name);
 	if (bl > 5 && !strcmp(e->name + bl - 5, ".gguf"))
 		e->name[bl - 5] = 0;
-	e->hist = malloc((size_t)e->n_ctx * sizeof(int32_t));
-	e->ids = malloc(((size_t)e->n_ctx + 1) * sizeof(int32_t));
-	e->logits = malloc((size_t)e->n_vocab * sizeof(float));
-	if (!e->hist || !e->ids || !e->logits) {
+	if (!(e->logits = malloc((size_t)e->n_vocab * sizeof(float)))) {
 		rc = -ENOMEM;
 		goto out_fail;
 	}
 	snprintf(e->detail, sizeof(e->detail), "loading %s", e->name);
-	if (pthread_create(&e->warm_thread, NULL, warm_main, e)) {
-		rc = -EAGAIN;
+	if ((rc = sched_new(e->m, e->tk, warm_main, e, &e->sched)) < 0) {
+		snprintf(e->detail, sizeof(e->detail), "cannot start the scheduler: %s",
+			 strerror(-rc));
 		goto out_fail;
 	}
 	*ret_engine = e;
@@ -248,7 +246,6 @@ static int gguf_create(const llm_config *cfg, void **ret_engine)
 out_fail:
 	if (cfg->error && cfg->error_len)
 		snprintf(cfg->error, cfg->error_len, "%s", e->detail);
-	e->warm_thread = 0;
 	gguf_destroy(e);
 	return rc < 0 ? rc : -EINVAL;
 }
@@ -258,14 +255,10 @@ static void gguf_destroy(void *engine)
 	gguf_engine *e = engine;
 	if (!e)
 		return;
-	if (e->warm_thread)
-		pthread_join(e->warm_thread, NULL);
+	sched_free(e->sched);
 	tok_free(e->tk);
 	model_free(e->m);
-	free(e->hist);
-	free(e->ids);
 	free(e->logits);
-	pthread_mutex_destroy(&e->mu);
 	free(e);
 }
 
@@ -310,41 +303,13 @@ static size_t utf8_complete(const char *b, size_t n)
 typedef struct gen {
 	gguf_engine *e;
 	const llm_request *req;
-	const atomic_bool *cancel;
 	llm_piece_cb cb;
 	void *user;
 	llm_result *res;
-	double deadline;           /* ms, 0 = none */
+	int32_t *ids;              /* (n_ctx + 1) the prompt */
 	char pend[64];             /* bytes of an unfinished UTF-8 sequence */
 	size_t n_pend;
 } gen;
-
-static int check_stop(gen *G)
-{
-	if (G->cancel && atomic_load(G->cancel))
-		return -ECANCELED;
-	if (G->deadline > 0 && vx_now_ms() > G->deadline)
-		return -ETIMEDOUT;
-	return 0;
-}
-
-/* Runs ids[from..n) through the model (rest of the KV cache reused),
- * checking cancel between batches. */
-static int prefill(gen *G, int from, int n)
-{
-	gguf_engine *e = G->e;
-	for (int p = from; p < n; p += MODEL_BATCH) {
-		int rc = check_stop(G);
-		if (rc < 0)
-			return rc;
-		int b = n - p < MODEL_BATCH ? n - p : MODEL_BATCH;
-		if ((rc = model_eval(e->m, e->ids + p, b, p, e->logits, false)) < 0)
-			return rc;
-		memcpy(e->hist + p, e->ids + p, (size_t)b * sizeof(int32_t));
-		e->n_hist = p + b;
-	}
-	return 0;
-}
 
 static int emit(gen *G, int32_t id)
 {
@@ -395,10 +360,10 @@ static int tokenize_prompt(gen *G, int *ret_n)
 	}
 	size_t off = 0, n = 0;
 	if (tok_add_bos(e->tk) && tok_bos(e->tk) >= 0)
-		e->ids[off++] = tok_bos(e->tk);
+		G->ids[off++] = tok_bos(e->tk);
 	rc = tok_encode_masked(e->tk, text.data ? text.data : "", text.len,
 			       (const unsigned char *)(markup.data ? markup.data : ""),
-			       e->ids + off, (size_t)e->n_ctx + 1 - off, &n);
+			       G->ids + off, (size_t)e->n_ctx + 1 - off, &n);
 	n += off;
 	if (rc == -E2BIG)   /* the ids buffer (n_ctx + 1) filled up */
 		n = (size_t)e->n_ctx;
@@ -440,55 +405,43 @@ static int make_sampler(const llm_request *req, sampler **ret)
 	return sampler_new(&p, ret);
 }
 
-static int run_generation(gen *G)
+/* Queues the prompt on the scheduler and streams what it samples; the
+ * job's slot is given back (cancelled if need be) before returning. */
+static int run_generation(gen *G, const atomic_bool *cancel)
 {
 	gguf_engine *e = G->e;
 	int n_prompt, rc;
 	if ((rc = tokenize_prompt(G, &n_prompt)) < 0)
 		return rc;
 	G->res->prompt_tokens = n_prompt;
-	/* Reuse the cached prefix, but always run the last prompt token, and
-	 * restart at a multiple of MODEL_BATCH: a position is then always
-	 * computed in the same batch as a fresh run would put it in, so the
-	 * same request (and seed) gives bit-identical logits and tokens. */
-	int same = 0;
-	while (same < e->n_hist && same < n_prompt - 1 && e->hist[same] == e->ids[same])
-		same++;
-	same -= same % MODEL_BATCH;
-	e->n_hist = same;
-	if ((rc = prefill(G, same, n_prompt)) < 0)
-		return rc;
-	sampler *s;
-	if ((rc = make_sampler(G->req, &s)) < 0) {
+	sampler *smp;
+	if ((rc = make_sampler(G->req, &smp)) < 0) {
 		snprintf(G->res->error, sizeof(G->res->error), "bad sampling parameters");
 		return rc;
 	}
-	int max = G->req->max_tokens > 0 ? G->req->max_tokens : e->n_ctx;
-	int n = n_prompt;
-	snprintf(G->res->finish_reason, sizeof(G->res->finish_reason), "length");
-	for (int done = 0; done < max; done++) {
-		int32_t id = sampler_sample(s, e->logits, e->n_vocab, e->hist, (size_t)e->n_hist);
-		if (id < 0) {
-			rc = id;
-			break;
-		}
-		if (tok_is_eog(e->tk, id)) {
-			snprintf(G->res->finish_reason, sizeof(G->res->finish_reason), "stop");
-			break;
-		}
-		G->res->completion_tokens = done + 1;
-		if ((rc = emit(G, id)) < 0)
-			break;
-		if (done + 1 == max || n >= e->n_ctx)
-			break;
-		if ((rc = check_stop(G)) < 0)
-			break;
-		if ((rc = model_eval(e->m, &id, 1, n, e->logits, false)) < 0)
-			break;
-		e->hist[n++] = id;
-		e->n_hist = n;
+	sched_req sr = {
+		.prompt = G->ids, .n_prompt = n_prompt, .smp = smp,
+		.max_tokens = G->req->max_tokens > 0 ? G->req->max_tokens : e->n_ctx,
+		.cancel = cancel, .timeout_ms = G->req->timeout_ms,
+	};
+	sched_job *job;
+	if ((rc = sched_submit(e->sched, &sr, &job)) < 0) {
+		sampler_free(smp);
+		return rc;
 	}
-	sampler_free(s);
+	int32_t got[GGUF_ENGINE_IDS_PER_WAKE];
+	int n, cb_rc = 0;
+	while (cb_rc == 0 && (n = sched_next(e->sched, job, got, GGUF_ENGINE_IDS_PER_WAKE)) > 0)
+		for (int i = 0; i < n && cb_rc == 0; i++)
+			cb_rc = emit(G, got[i]);
+	sched_result r;
+	sched_job_end(e->sched, job, &r);
+	sampler_free(smp);
+	G->res->completion_tokens = r.n_gen;
+	G->res->prompt_evaluated = n_prompt - r.n_cached;
+	snprintf(G->res->finish_reason, sizeof(G->res->finish_reason), "%s",
+		 r.eog ? "stop" : "length");
+	rc = cb_rc < 0 ? cb_rc : r.rc;
 	if (rc == 0 && G->n_pend)   /* a dangling partial sequence at the end */
 		rc = G->cb(G->user, LLM_CONTENT, G->pend, G->n_pend) ? -ECANCELED : 0;
 	return rc;
@@ -505,16 +458,16 @@ static int gguf_generate(void *engine, const llm_request *req, const atomic_bool
 		snprintf(ret->error, sizeof(ret->error), "no messages");
 		return -EINVAL;
 	}
-	gen G = { .e = e, .req = req, .cancel = cancel, .cb = cb, .user = user, .res = ret };
-	if (req->timeout_ms > 0)
-		G.deadline = vx_now_ms() + req->timeout_ms;
-	pthread_mutex_lock(&e->mu);
+	gen G = { .e = e, .req = req, .cb = cb, .user = user, .res = ret };
 	int rc = atomic_load(&e->state);
-	if (rc < 0)
+	if (rc < 0) {
 		snprintf(ret->error, sizeof(ret->error), "%s", e->detail);
-	else
-		rc = run_generation(&G);
-	pthread_mutex_unlock(&e->mu);
+	} else if (!(G.ids = malloc(((size_t)e->n_ctx + 1) * sizeof(int32_t)))) {
+		rc = -ENOMEM;
+	} else {
+		rc = run_generation(&G, cancel);
+		free(G.ids);
+	}
 	if (rc == -ECANCELED) {
 		snprintf(ret->finish_reason, sizeof(ret->finish_reason), "cancelled");
 		if (!ret->error[0])
@@ -529,7 +482,8 @@ static int gguf_generate(void *engine, const llm_request *req, const atomic_bool
 
 const llm_engine_ops llm_engine_gguf = {
 	.name = "gguf",
-	.description = "built-in CPU engine for GGUF models (llama, qwen2, qwen3)",
+	.description = "built-in CPU engine for GGUF models (llama, qwen2, qwen3), "
+		       "continuous batching over --slots KV slots",
 	.create = gguf_create,
 	.destroy = gguf_destroy,
 	.generate = gguf_generate,

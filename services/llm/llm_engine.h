@@ -48,6 +48,7 @@ typedef struct llm_config {
 	int first_token_timeout_ms; /* remote: headers + first token */
 	int threads;                /* gguf: worker threads */
 	int ctx;                    /* gguf: context length, 0 = model's */
+	int slots;                  /* gguf: sequences batched at once, 0 = engine default */
 	char *error;                /* optional: create() writes why it failed */
 	size_t error_len;
 } llm_config;
@@ -88,6 +89,9 @@ typedef int (*llm_piece_cb)(void *user, llm_piece_kind kind, const char *text,
 typedef struct llm_result {
 	int prompt_tokens;          /* -1 when unknown */
 	int completion_tokens;      /* -1 when unknown */
+	int prompt_evaluated;       /* prompt tokens run through the model
+				       (the rest came from a cached prefix);
+				       0 when unknown */
 	char finish_reason[16];     /* "stop" | "length" | "cancelled" */
 	char model[128];            /* model that answered */
 	char error[256];            /* message on failure */

@@ -209,6 +209,7 @@ static void gen_result(gen_ctx *g, int r, const llm_result *er,
 	ret->first_token_ms = g->t_first ? g->t_first - g->t0 : -1;
 	ret->pieces = g->pieces;
 	ret->prompt_tokens = er->prompt_tokens > 0 ? er->prompt_tokens : 0;
+	ret->prompt_evaluated = er->prompt_evaluated > 0 ? er->prompt_evaluated : 0;
 	ret->completion_tokens = er->completion_tokens >= 0 ?
 		er->completion_tokens : (int)g->engine_pieces;
 	snprintf(ret->model, sizeof(ret->model), "%s", er->model);
@@ -277,13 +278,24 @@ int llm_gen_run(llm_service *svc, const llm_params *p,
 
 void llm_gen_usage_json(const llm_gen_result *r, bool timings, vx_buf *out)
 {
+	int cached = r->prompt_tokens - r->prompt_evaluated;
+	bool known = r->prompt_evaluated > 0 && cached >= 0;
 	vx_buf_printf(out, "\"usage\":{\"prompt_tokens\":%d,"
-		      "\"completion_tokens\":%d,\"total_tokens\":%d}",
+		      "\"completion_tokens\":%d,\"total_tokens\":%d",
 		      r->prompt_tokens, r->completion_tokens,
 		      r->prompt_tokens + r->completion_tokens);
-	if (timings)
+	if (known)
+		vx_buf_printf(out, ",\"prompt_tokens_details\":{\"cached_tokens\":%d}",
+			      cached);
+	vx_buf_puts(out, "}");
+	if (timings) {
 		vx_buf_printf(out, ",\"timings\":{\"first_token_ms\":%.1f,"
-			      "\"total_ms\":%.1f,\"tokens_per_s\":%.1f}",
+			      "\"total_ms\":%.1f,\"tokens_per_s\":%.1f",
 			      r->first_token_ms < 0 ? 0 : r->first_token_ms,
 			      r->total_ms, r->tokens_per_s);
+		if (known)
+			vx_buf_printf(out, ",\"prompt_n\":%d,\"cache_n\":%d",
+				      r->prompt_evaluated, cached);
+		vx_buf_puts(out, "}");
+	}
 }

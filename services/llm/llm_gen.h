@@ -43,6 +43,7 @@ typedef struct llm_gen_result {
 	char model[128];            /* model that answered ("" = unknown) */
 	int prompt_tokens;          /* >= 0 (0 when the engine did not say) */
 	int completion_tokens;      /* >= 0 (counted pieces when it did not say) */
+	int prompt_evaluated;       /* prompt tokens the engine ran; 0 = unknown */
 	double first_token_ms;      /* since the start; -1 when none came */
 	double total_ms;
 	double tokens_per_s;        /* after the first token; 0 when unknown */
@@ -59,7 +60,10 @@ int llm_gen_run(llm_service *svc, const llm_params *p,
 		llm_gen_result *ret);
 
 /* Appends "usage":{prompt_tokens,completion_tokens,total_tokens} and, with
- * timings, ,"timings":{first_token_ms,total_ms,tokens_per_s}. */
+ * timings, ,"timings":{first_token_ms,total_ms,tokens_per_s}. When the
+ * engine said how many prompt tokens it ran, usage gains
+ * prompt_tokens_details.cached_tokens (OpenAI) and timings prompt_n and
+ * cache_n (llama-server's names: tokens run and tokens reused). */
 void llm_gen_usage_json(const llm_gen_result *r, bool timings, vx_buf *out);
 
 /* Names of the upstream error kinds (metric labels), LLM_N_ERROR_KINDS. */

@@ -35,7 +35,7 @@ typedef struct llm_service {
 	const char *model;           /* default model name / gguf path */
 	int connect_timeout_ms;
 	int first_token_timeout_ms;
-	int threads, ctx;            /* gguf */
+	int threads, ctx, slots;     /* gguf */
 	int max_concurrent;          /* generations at once (HTTP + WS) */
 	int max_tokens;              /* default per request */
 	int max_tokens_limit;        /* largest a request may ask for */

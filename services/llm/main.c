@@ -103,6 +103,10 @@ int main(int argc, char **argv)
 		  "gguf: compute threads (0 = engine default)" },
 		{ "ctx", VX_FLAG_INT, &svc.ctx, "0", 0, 1048576,
 		  "gguf: context length in tokens (0 = the model's)" },
+		{ "slots", VX_FLAG_INT, &svc.slots, "4", 1, 64,
+		  "gguf: KV slots = sequences decoded together (continuous "
+		  "batching, like llama-server's --parallel); generations past "
+		  "it queue up to --max-concurrent" },
 		{ "max-concurrent", VX_FLAG_INT, &svc.max_concurrent, "64", 1, 10000,
 		  "generations at once (HTTP + WebSocket); past it 503 + Retry-After" },
 		{ "max-tokens", VX_FLAG_INT, &svc.max_tokens, "150", 1, 1000000,
@@ -158,7 +162,7 @@ int main(int argc, char **argv)
 		.url = svc.url, .api_key = svc.upstream_key, .model = svc.model,
 		.connect_timeout_ms = svc.connect_timeout_ms,
 		.first_token_timeout_ms = svc.first_token_timeout_ms,
-		.threads = svc.threads, .ctx = svc.ctx,
+		.threads = svc.threads, .ctx = svc.ctx, .slots = svc.slots,
 	};
 	if ((r = svc.engine->create(&ecfg, &svc.eng)) < 0)
 		vx_fatal("engine %s (model %s, url %s): %s", svc.engine->name,

@@ -49,9 +49,13 @@ struct model {
 	float *output_norm;         /* (n_embd) */
 	float *rope_freqs;          /* (head_dim/2) llama3 frequency factors or NULL */
 	float *inv_freq;            /* (head_dim/2) */
-	/* KV cache: (n_layer, n_ctx, kv_dim), anonymous mapping */
+	/* KV cache: (n_slots, n_layer, n_ctx, kv_dim), anonymous mapping */
 	float *k_cache, *v_cache;
 	size_t kv_bytes;
+	int n_slots;
+	/* the batch being run: KV slot and position of each token */
+	int tok_slot[MODEL_BATCH], tok_pos[MODEL_BATCH];
+	int out_rows[MODEL_BATCH];  /* tokens whose logits are wanted */
 	/* scratch for a batch of up to MODEL_BATCH tokens */
 	float *x, *xb, *q, *k, *v, *att, *hg, *hu;
 	uint8_t *act;               /* quantised activations */
@@ -278,7 +282,7 @@ static int alloc_state(model *m)
 	const model_hparams *hp = &m->hp;
 	size_t B = MODEL_BATCH, qd = (size_t)hp->n_head * hp->head_dim;
 	size_t kvd = (size_t)hp->n_head_kv * hp->head_dim;
-	m->kv_bytes = (size_t)hp->n_layer * hp->n_ctx * kvd * sizeof(float);
+	m->kv_bytes = (size_t)m->n_slots * hp->n_layer * hp->n_ctx * kvd * sizeof(float);
 	m->k_cache = mmap(NULL, m->kv_bytes, PROT_READ | PROT_WRITE,
 			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (m->k_cache == MAP_FAILED) {
@@ -331,6 +335,9 @@ int model_load(const char *path, const model_params *p, model **ret, char *err,
 	m->n_threads = p && p->n_threads > 0 ? p->n_threads : 1;
 	if (m->n_threads > TEAM_MAX_THREADS)
 		m->n_threads = TEAM_MAX_THREADS;
+	m->n_slots = p && p->n_slots > 0 ? p->n_slots : 1;
+	if (m->n_slots > MODEL_MAX_SLOTS)
+		m->n_slots = MODEL_MAX_SLOTS;
 	loader L = { .m = m, .err = err, .err_len = err_len };
 	int rc = gguf_open(path, &m->g, err, err_len);
 	if (rc < 0)
@@ -382,6 +389,7 @@ void model_free(model *m)
 }
 
 const model_hparams *model_get_hparams(const model *m) { return &m->hp; }
+int model_n_slots(const model *m) { return m->n_slots; }
 const gguf *model_get_gguf(const model *m) { return m->g; }
 
 void model_warm(model *m)
@@ -602,8 +610,16 @@ static void rope(float *v, const float *cs, int hd, bool neox)
 
 typedef struct att_job {
 	model *m;
-	int il, pos, B;
+	int il, B;
 } att_job;
+
+/* Offset (in floats) of position pos of layer il in slot's K or V cache. */
+static inline size_t kv_off(const model *m, int slot, int il, int pos)
+{
+	const model_hparams *hp = &m->hp;
+	size_t kvd = (size_t)hp->n_head_kv * hp->head_dim;
+	return (((size_t)slot * hp->n_layer + il) * hp->n_ctx + pos) * kvd;
+}
 
 static void att_task(void *arg, int task, int thread)
 {
@@ -613,9 +629,9 @@ static void att_task(void *arg, int task, int thread)
 	int t = task / hp->n_head, h = task % hp->n_head;
 	int hd = hp->head_dim, kvd = hp->n_head_kv * hd;
 	int kvh = h / (hp->n_head / hp->n_head_kv);
-	int n = j->pos + t + 1;   /* causal: positions 0..pos+t */
+	int n = m->tok_pos[t] + 1;   /* causal: its slot's positions 0..pos */
 	const float *q = m->q + ((size_t)t * hp->n_head + h) * hd;
-	size_t lbase = (size_t)j->il * hp->n_ctx * kvd;
+	size_t lbase = kv_off(m, m->tok_slot[t], j->il, 0);
 	const float *kc = m->k_cache + lbase + (size_t)kvh * hd;
 	const float *vc = m->v_cache + lbase + (size_t)kvh * hd;
 	float *sc = m->scores + (size_t)thread * hp->n_ctx;
@@ -643,7 +659,7 @@ static void att_task(void *arg, int task, int thread)
 
 /* ---- the forward pass ---- */
 
-static void layer_forward(model *m, int il, int pos, int B)
+static void layer_forward(model *m, int il, int B)
 {
 	const model_hparams *hp = &m->hp;
 	const layer *ly = &m->layers[il];
@@ -671,11 +687,11 @@ static void layer_forward(model *m, int il, int pos, int B)
 				rmsnorm(kh, kh, ly->k_norm, hd, hp->rms_eps);
 			rope(kh, cs, hd, hp->rope_neox);
 		}
-		size_t off = ((size_t)il * hp->n_ctx + pos + t) * kvd;
+		size_t off = kv_off(m, m->tok_slot[t], il, m->tok_pos[t]);
 		memcpy(m->k_cache + off, m->k + (size_t)t * kvd, (size_t)kvd * sizeof(float));
 		memcpy(m->v_cache + off, m->v + (size_t)t * kvd, (size_t)kvd * sizeof(float));
 	}
-	att_job aj = { m, il, pos, B };
+	att_job aj = { m, il, B };
 	team_run(m->team, att_task, &aj, B * hp->n_head);
 	matmul1(m, &ly->wo, m->x, m->att, B, true);
 
@@ -692,8 +708,9 @@ static void layer_forward(model *m, int il, int pos, int B)
 	matmul1(m, &ly->down, m->x, m->hg, B, true);
 }
 
-static int eval_batch(model *m, const int32_t *tokens, int B, int pos, float *logits,
-		      bool all_logits)
+/* Runs B tokens, token t at m->tok_slot[t] / m->tok_pos[t]; logits gets
+ * n_vocab floats for each of the n_out tokens in m->out_rows. */
+static int eval_batch(model *m, const int32_t *tokens, int B, float *logits, int n_out)
 {
 	const model_hparams *hp = &m->hp;
 	int E = hp->n_embd, hd = hp->head_dim;
@@ -704,19 +721,18 @@ static int eval_batch(model *m, const int32_t *tokens, int B, int pos, float *lo
 				     m->tok_embd.data + (size_t)tokens[t] * m->tok_embd.row_bytes,
 				     m->x + (size_t)t * E, E);
 		for (int i = 0; i < hd / 2; i++) {
-			float a = (float)(pos + t) * m->inv_freq[i];
+			float a = (float)m->tok_pos[t] * m->inv_freq[i];
 			m->cs[(size_t)t * hd + 2 * i] = cosf(a);
 			m->cs[(size_t)t * hd + 2 * i + 1] = sinf(a);
 		}
 	}
 	for (int il = 0; il < hp->n_layer; il++)
-		layer_forward(m, il, pos, B);
-	if (!logits)
+		layer_forward(m, il, B);
+	if (!logits || n_out <= 0)
 		return 0;
-	int first = all_logits ? 0 : B - 1, n_out = B - first;
-	for (int t = first; t < B; t++)
-		rmsnorm(m->xb + (size_t)(t - first) * E, m->x + (size_t)t * E, m->output_norm, E,
-			hp->rms_eps);
+	for (int o = 0; o < n_out; o++)
+		rmsnorm(m->xb + (size_t)o * E, m->x + (size_t)m->out_rows[o] * E, m->output_norm,
+			E, hp->rms_eps);
 	matmul1(m, &m->output, logits, m->xb, n_out, false);
 	return 0;
 }
@@ -739,9 +755,45 @@ int model_eval(model *m, const int32_t *tokens, int n, int pos, float *ret_logit
 			lg = ret_logits + (size_t)done * m->hp.n_vocab;
 		else if (last)
 			lg = ret_logits;
-		int rc = eval_batch(m, tokens + done, B, pos + done, lg, all_logits);
+		int first = all_logits ? 0 : B - 1;
+		for (int t = 0; t < B; t++) {
+			m->tok_slot[t] = 0;
+			m->tok_pos[t] = pos + done + t;
+			m->out_rows[t] = first + t;
+		}
+		int rc = eval_batch(m, tokens + done, B, lg, B - first);
 		if (rc < 0)
 			return rc;
 	}
 	return 0;
+}
+
+int model_step(model *m, const model_seq *seqs, int n_seqs, float *ret_logits)
+{
+	int32_t toks[MODEL_BATCH];
+	int B = 0, n_out = 0;
+	if (n_seqs <= 0 || n_seqs > MODEL_BATCH)
+		return -EINVAL;
+	for (int i = 0; i < n_seqs; i++) {
+		const model_seq *s = &seqs[i];
+		if (s->slot < 0 || s->slot >= m->n_slots || s->n <= 0 || s->pos < 0 ||
+		    s->n > MODEL_BATCH - B)
+			return -EINVAL;
+		if (s->pos > m->hp.n_ctx - s->n)
+			return -E2BIG;
+		for (int o = 0; o < i; o++)   /* one entry per slot a step */
+			if (seqs[o].slot == s->slot)
+				return -EINVAL;
+		for (int k = 0; k < s->n; k++) {
+			if (s->tokens[k] < 0 || s->tokens[k] >= m->hp.n_vocab)
+				return -EINVAL;
+			toks[B] = s->tokens[k];
+			m->tok_slot[B] = s->slot;
+			m->tok_pos[B] = s->pos + k;
+			B++;
+		}
+		if (s->want_logits)
+			m->out_rows[n_out++] = B - 1;
+	}
+	return eval_batch(m, toks, B, ret_logits, ret_logits ? n_out : 0);
 }

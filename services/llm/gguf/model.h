@@ -13,13 +13,21 @@
  * an anonymous mapping of n_ctx positions: pages are only touched as the
  * context fills, so a large n_ctx costs address space, not RSS.
  *
- * model_eval() runs tokens at positions pos..pos+n-1, writing their K/V
- * into the cache (positions >= pos are overwritten, so rewinding is just
- * evaluating from an earlier pos), and returns logits. Prompts are run in
- * batches of MODEL_BATCH tokens (matrix-matrix products, each weight row
- * reused across the batch); decode is a batch of one.
+ * The cache has params.n_slots independent slots of n_ctx positions each
+ * (one per sequence being served). model_eval() runs tokens at positions
+ * pos..pos+n-1 of slot 0, writing their K/V into the cache (positions >=
+ * pos are overwritten, so rewinding is just evaluating from an earlier
+ * pos), and returns logits. Prompts are run in batches of MODEL_BATCH
+ * tokens (matrix-matrix products, each weight row reused across the
+ * batch); decode is a batch of one.
  *
- * Thread-safety: a model is used by one thread at a time (it owns one KV
+ * model_step() runs one forward pass over several sequences at once, each
+ * in its own slot (continuous batching: a prefill chunk of one request next
+ * to the decode tokens of others, MODEL_BATCH tokens in all). The matrix
+ * products see one batch of rows; attention of each token reads only its
+ * own slot, so sequences never see each other's tokens.
+ *
+ * Thread-safety: a model is used by one thread at a time (it owns the KV
  * cache and scratch); internally work is spread over params.n_threads.
  *
  *     model *m; char err[256];
@@ -44,12 +52,14 @@
 #define MODEL_MAX_HEAD_DIM 1024
 #define MODEL_MAX_FF    (1 << 20)
 #define MODEL_MAX_VOCAB (1 << 22)
+#define MODEL_MAX_SLOTS 256
 
 typedef enum model_arch { MODEL_LLAMA, MODEL_QWEN2, MODEL_QWEN3 } model_arch;
 
 typedef struct model_params {
 	int n_threads;      /* worker threads incl. the caller; <= 0 means 1 */
-	int n_ctx;          /* context length; 0 = the model's */
+	int n_ctx;          /* context length (per slot); 0 = the model's */
+	int n_slots;        /* KV cache slots (sequences at once); <= 0 means 1 */
 } model_params;
 
 typedef struct model_hparams {
@@ -88,6 +98,23 @@ const gguf *model_get_gguf(const model *m);
  * -EINVAL for a bad token id, -E2BIG when pos + n > n_ctx. */
 int model_eval(model *m, const int32_t *tokens, int n, int pos,
 	       float *ret_logits, bool all_logits);
+
+/* One sequence's share of a model_step: n tokens at positions
+ * pos..pos+n-1 of KV slot `slot`. */
+typedef struct model_seq {
+	int slot;                   /* 0..n_slots-1, at most once a step */
+	const int32_t *tokens;      /* (n) */
+	int n;
+	int pos;
+	bool want_logits;           /* logits of its last token */
+} model_seq;
+
+/* Runs the sequences in one forward pass (sum of n <= MODEL_BATCH).
+ * ret_logits (may be NULL) gets n_vocab floats per sequence that wants
+ * logits, in order. -EINVAL for a bad slot, token, or a slot twice;
+ * -E2BIG when a sequence passes n_ctx. */
+int model_step(model *m, const model_seq *seqs, int n_seqs, float *ret_logits);
+int model_n_slots(const model *m);
 
 /* Touches every weight page (so first-request latency is not page faults). */
 void model_warm(model *m);
