@@ -4,7 +4,9 @@
  * through the same conversation machinery), the conversation store
  * (GET /conversations, GET|DELETE /conversations/{id}), GET /voices and
  * GET /v1/models (the TTS's and the LLM's, passed through for the page),
- * GET / (the web page) and the /healthz body (every stage's state).
+ * GET / (the web page) and the /healthz body (every stage's state);
+ * the phone front doors (/ws/twilio, /ws/telnyx, POST /twilio/voice,
+ * POST /telnyx/voice) are tel.c's and tel_http.c's.
  *
  * A stage that is missing is named in every error it causes, with how to
  * start it (upstream_hint).
@@ -21,6 +23,7 @@
 #include "conversation.h"
 #include "orch_service.h"
 #include "static.h"
+#include "tel.h"
 #include "vx_json.h"
 #include "vx_log.h"
 #include "vx_req.h"
@@ -588,11 +591,15 @@ const vx_route orch_routes[] = {
 	{ "GET", "/", handle_static, 0, true },
 	{ "GET", "/static/*", handle_static, 0, true },
 	{ "GET", "/favicon.ico", handle_static, 0, true },
+	{ "POST", "/twilio/voice", tel_handle_twilio_voice, 0, false },
+	{ "POST", "/telnyx/voice", tel_handle_telnyx_voice, 0, false },
 };
 const size_t orch_n_routes = sizeof(orch_routes) / sizeof(orch_routes[0]);
 
 const vx_ws_route orch_ws_routes[] = {
 	{ "/ws/chat", ws_open, ws_text, ws_binary, ws_close },
+	{ "/ws/twilio", tel_twilio_open, tel_ws_text, tel_ws_binary, tel_ws_close },
+	{ "/ws/telnyx", tel_telnyx_open, tel_ws_text, tel_ws_binary, tel_ws_close },
 };
 const size_t orch_n_ws_routes = sizeof(orch_ws_routes) / sizeof(orch_ws_routes[0]);
 

@@ -176,7 +176,9 @@ static void hist_job_run(void *arg)
 	hist_job *j = arg;
 	conversation *cv = j->cv;
 	history *h = cv->svc->hist;
-	int r = history_append_turn(h, j->id, "user", j->user, NULL, false, NULL);
+	int r = 0;   /* a greeting (CONV_EV_SAY) has no user message */
+	if (j->user)
+		r = history_append_turn(h, j->id, "user", j->user, NULL, false, NULL);
 	if (r >= 0 && j->reply)
 		r = history_append_turn(h, j->id, "assistant", j->reply, j->reasoning,
 					j->interrupted, j->timings);
@@ -196,8 +198,9 @@ static void store_turn(conversation *cv, const turn *t, const char *reply, bool 
 		       const char *timings, const char *event)
 {
 	hist_job *j = NULL;
-	if (t->user.len) {
-		conversation_ctx_push(cv, "user", t->user.data);
+	if (t->user.len || (reply && *reply)) {
+		if (t->user.len)
+			conversation_ctx_push(cv, "user", t->user.data);
 		if (reply && *reply)
 			conversation_ctx_push(cv, "assistant", reply);
 		j = calloc(1, sizeof(*j));
@@ -205,7 +208,7 @@ static void store_turn(conversation *cv, const turn *t, const char *reply, bool 
 	if (j) {
 		j->cv = cv;
 		snprintf(j->id, sizeof(j->id), "%s", cv->id);
-		j->user = strdup(t->user.data);
+		j->user = t->user.len ? strdup(t->user.data) : NULL;
 		j->reply = reply && *reply ? strdup(reply) : NULL;
 		j->reasoning = t->reasoning.len ? strdup(t->reasoning.data) : NULL;
 		j->timings = timings ? strdup(timings) : NULL;

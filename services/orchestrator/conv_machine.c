@@ -111,6 +111,7 @@ static void turn_begin(conv_machine *m, bool from_text)
 	m->again = m->again_ended = false;
 	m->stt_retries = 0;
 	m->stt_retry_at = 0;
+	m->played = 0;
 	vx_buf_reset(&m->partial);
 }
 
@@ -317,8 +318,13 @@ static void finish(conv_machine *m, bool interrupted, const char *error)
 		return;   /* cannot happen: at most two turns end per event */
 	turn *done = &m->done[m->n_done];
 	vx_buf *kept = &m->kept[m->n_done++];
-	if (interrupted || error)
+	if ((interrupted || error) && m->cfg.marks) {
+		/* What the client confirmed it played, as a playback time. */
+		int64_t us = (int64_t)((double)m->played * 1000.0 / t->bytes_per_ms);
+		turn_played_text(t, t->t_audio_start + us, kept);
+	} else if (interrupted || error) {
 		turn_played_text(t, m->cfg.realtime ? m->now : INT64_MAX / 2, kept);
+	}
 	else if (t->reply.len)
 		vx_buf_append(kept, t->reply.data, t->reply.len);
 	if (!kept->data)
@@ -674,6 +680,37 @@ static int on_text(conv_machine *m, const conv_event *e)
 	return 0;
 }
 
+/* The assistant speaks first (a greeting): a reply with no user message
+ * and no LLM, its text straight to TTS. */
+static int on_say(conv_machine *m, const conv_event *e)
+{
+	if (m->phase != PH_IDLE)
+		return -EBUSY;
+	turn_begin(m, true);
+	m->t.t_input_end = m->now;
+	m->phase = PH_RESPONDING;
+	m->split.soft_max = CONV_MACHINE_FIRST_SOFT_MAX;
+	if (e->text && e->len) {
+		vx_buf_append(&m->t.reply, e->text, e->len);
+		emit_text(m, "response_delta", e->text, e->len);
+		sentences_feed(&m->split, e->text, e->len, speak_sentence, m);
+	}
+	sentences_flush(&m->split, speak_sentence, m);
+	maybe_finish(m);
+	return 0;
+}
+
+/* The client played the reply up to e->bytes (never backwards, never
+ * past what was sent). */
+static void on_played(conv_machine *m, const conv_event *e)
+{
+	if (!replying(m) || !m->t.t_audio_start)
+		return;
+	uint64_t b = e->bytes < m->t.audio_bytes ? e->bytes : m->t.audio_bytes;
+	if (b > m->played)
+		m->played = b;
+}
+
 static int on_utterance(conv_machine *m)
 {
 	if (m->phase != PH_IDLE)
@@ -843,6 +880,8 @@ int conv_machine_event(conv_machine *m, const conv_event *e)
 			interrupt(m);
 		break;
 	case CONV_EV_CLOSE: on_close(m); break;
+	case CONV_EV_SAY: r = on_say(m, e); break;
+	case CONV_EV_PLAYED: on_played(m, e); break;
 	case CONV_EV_SPEECH_START: on_speech_start(m, e); break;
 	case CONV_EV_SPEECH_END: on_speech_end(m); break;
 	case CONV_EV_VAD_ERROR:

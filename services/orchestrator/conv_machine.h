@@ -25,6 +25,15 @@
  * the candidate's STT stream is dropped). A reply that ends on its own
  * while a candidate waits leaves the candidate as the next turn.
  *
+ * Heard: a turn cut short keeps the part of the reply the client heard.
+ * By default that is what real-time playback from the first audio byte
+ * has played by then (turn.h); with cfg.marks the client says it itself
+ * (CONV_EV_PLAYED: bytes of this reply played, e.g. from the telephony
+ * marks the caller's side echoed) and nothing unconfirmed counts.
+ *
+ * A turn may also start with the assistant (CONV_EV_SAY: a greeting): its
+ * text is spoken as the reply, with no user message and no LLM request.
+ *
  * End of turn: after VAD's speech_end (VAD waits cfg.policy.eot_min_ms of
  * silence itself) the turn ends when conv_policy_eot_silence_ms() of the
  * partial transcript has passed since the speech ended.
@@ -74,6 +83,9 @@ enum conv_ev_kind {
 	CONV_EV_TEXT,        /* a typed turn: text */
 	CONV_EV_UTTERANCE,   /* a whole utterance (POST /chat): bytes */
 	CONV_EV_STOP,        /* {"type":"stop"} */
+	CONV_EV_PLAYED,      /* bytes: reply audio the client has played (cfg.marks) */
+	CONV_EV_SAY,         /* text: the assistant speaks it (a greeting); -EBUSY
+			      * unless idle */
 	CONV_EV_CLOSE,       /* the client left */
 	/* VAD */
 	CONV_EV_SPEECH_START, /* start_ms: its onset, VAD stream time */
@@ -157,6 +169,7 @@ typedef struct conv_action {
 typedef struct conv_machine_cfg {
 	bool realtime;         /* the client plays the reply as it comes */
 	bool barge_in;         /* speech over the reply may interrupt it */
+	bool marks;            /* heard = CONV_EV_PLAYED's bytes, not the clock */
 	conv_policy_cfg policy;
 	int64_t stage_timeout_us; /* a silent stage fails the turn */
 	double bytes_per_ms;   /* client audio */
@@ -191,6 +204,7 @@ typedef struct conv_machine {
 	bool tts_draining;     /* cancelled: drop audio until "cancelled" */
 	bool audio_open;       /* audio_start emitted, audio_end not yet */
 	int64_t speech_end_at; /* PAUSED: us VAD reported the end */
+	uint64_t played;       /* cfg.marks: reply audio bytes the client played */
 	vx_buf partial;        /* the latest partial transcript of this round */
 	vx_buf shown;          /* transcript_partial text of the last event */
 	int64_t now;           /* of the event being run */
@@ -209,7 +223,7 @@ void conv_machine_init(conv_machine *m, const conv_machine_cfg *cfg);
 void conv_machine_release(conv_machine *m);
 
 /* Runs one event: m->acts[0..n_acts) are what the caller must do, in
- * order. 0, or for TEXT and UTTERANCE -EBUSY (a turn is in progress),
+ * order. 0, or for TEXT, UTTERANCE and SAY -EBUSY (a turn is in progress),
  * -ENOMEM (nothing happened). */
 int conv_machine_event(conv_machine *m, const conv_event *e);
 

@@ -165,7 +165,18 @@ static int build_configs(conversation *cv)
 typedef struct start_job {
 	conversation *cv;
 	char *id, *voice, *prompt;
+	char *meta, *greeting;   /* conv_config's, or NULL */
 } start_job;
+
+static void start_job_free(start_job *j)
+{
+	free(j->id);
+	free(j->voice);
+	free(j->prompt);
+	free(j->meta);
+	free(j->greeting);
+	free(j);
+}
 
 /* Loads or creates the conversation (database), then connects and says
  * "ready". Runs on the DB pool or, for POST /chat, the caller's thread. */
@@ -185,6 +196,12 @@ static void start_job_run(void *arg)
 		r = history_create(svc->hist, j->id && *j->id ? j->id : NULL,
 				   j->prompt ? j->prompt : svc->system_prompt,
 				   j->voice ? j->voice : svc->voice, id);
+	if (r >= 0 && j->meta) {
+		int mr = history_set_meta(svc->hist, id, j->meta);
+		if (mr < 0)
+			vx_log_warn(cv->req_id, "conversation %s: meta not stored: %s", id,
+				    strerror(-mr));
+	}
 
 	pthread_mutex_lock(&cv->lock);
 	if (r < 0) {
@@ -223,13 +240,15 @@ static void start_job_run(void *arg)
 	vx_buf_release(&b);
 	vx_log_info(cv->req_id, "conversation %s %s (%zu turns)", cv->id,
 		    hc.n_turns ? "continued" : "started", hc.n_turns);
+	if (j->greeting && !cv->closed) {
+		conv_event e = { .kind = CONV_EV_SAY, .now = conv_now_us(), .text = j->greeting,
+				 .len = strlen(j->greeting) };
+		conv_run(cv, &e, NULL, 0);
+	}
 out_unlock:
 	pthread_mutex_unlock(&cv->lock);
 	history_conversation_release(&hc);
-	free(j->id);
-	free(j->voice);
-	free(j->prompt);
-	free(j);
+	start_job_free(j);
 	conversation_unref(cv);
 }
 
@@ -246,6 +265,7 @@ int conversation_start(conversation *cv, const conv_config *cfg, bool sync)
 	cv->sample_bytes = cv->enc == VX_ENC_PCM16 ? 2 : 1;
 	cv->bpm = (double)cv->rate * (double)cv->sample_bytes / 1000.0;
 	cv->m.cfg.bytes_per_ms = cv->bpm;
+	cv->m.cfg.marks = cfg->marks;
 	cv->m.cfg.utter_max = (size_t)cv->svc->max_utterance_s * (size_t)cv->rate *
 			      cv->sample_bytes;
 	free(cv->model);
@@ -261,6 +281,8 @@ int conversation_start(conversation *cv, const conv_config *cfg, bool sync)
 	j->id = cfg->conversation_id ? strdup(cfg->conversation_id) : NULL;
 	j->voice = cfg->voice ? strdup(cfg->voice) : NULL;
 	j->prompt = cfg->system_prompt ? strdup(cfg->system_prompt) : NULL;
+	j->meta = cfg->meta_json ? strdup(cfg->meta_json) : NULL;
+	j->greeting = cfg->greeting && *cfg->greeting ? strdup(cfg->greeting) : NULL;
 	conversation_ref(cv);
 	if (sync) {
 		start_job_run(j);
@@ -269,10 +291,7 @@ int conversation_start(conversation *cv, const conv_config *cfg, bool sync)
 	if (vx_pool_submit(cv->svc->db_pool, start_job_run, j) == 0)
 		return 0;
 	conversation_unref(cv);
-	free(j->id);
-	free(j->voice);
-	free(j->prompt);
-	free(j);
+	start_job_free(j);
 out_nomem:
 	pthread_mutex_lock(&cv->lock);
 	cv->started = false;
@@ -321,6 +340,29 @@ int conversation_audio(conversation *cv, const void *data, size_t len)
 out_unlock:
 	pthread_mutex_unlock(&cv->lock);
 	return r;
+}
+
+int conversation_say(conversation *cv, const char *text, size_t len)
+{
+	int r = -ENOTCONN;
+	pthread_mutex_lock(&cv->lock);
+	if (cv->ready && !cv->closed) {
+		conv_event e = { .kind = CONV_EV_SAY, .now = conv_now_us(), .text = text,
+				 .len = len };
+		r = conv_run(cv, &e, NULL, 0);
+	}
+	pthread_mutex_unlock(&cv->lock);
+	return r;
+}
+
+void conversation_played(conversation *cv, uint64_t bytes)
+{
+	pthread_mutex_lock(&cv->lock);
+	if (cv->ready && !cv->closed) {
+		conv_event e = { .kind = CONV_EV_PLAYED, .now = conv_now_us(), .bytes = bytes };
+		conv_run(cv, &e, NULL, 0);
+	}
+	pthread_mutex_unlock(&cv->lock);
 }
 
 int conversation_text(conversation *cv, const char *text, size_t len)

@@ -74,6 +74,10 @@ typedef struct conv_config {
 	const char *system_prompt;      /* NULL: the stored one, else --system-prompt */
 	const char *model;              /* NULL or "": --llm-model */
 	const char *language;           /* NULL or "": "en"; passed to STT */
+	/* Telephony (tel.h); zero for /ws/chat: */
+	bool marks;                     /* what was heard comes from conversation_played */
+	const char *meta_json;          /* NULL, or a JSON object stored as the meta */
+	const char *greeting;           /* NULL, or said (conversation_say) once ready */
 } conv_config;
 
 /* realtime: the client plays the reply as it comes, so a turn lasts until
@@ -105,6 +109,13 @@ int conversation_utterance(conversation *cv, const void *data, size_t len);
  * barge-in (no new speech); nothing happens when none runs. -ENOTCONN
  * before ready. */
 int conversation_stop(conversation *cv);
+
+/* The assistant says text as a turn of its own (no user message, no
+ * LLM; a greeting). -ENOTCONN before ready, -EBUSY unless idle. */
+int conversation_say(conversation *cv, const char *text, size_t len);
+/* With conv_config.marks: the client has played `bytes` of the current
+ * reply's audio (a telephony mark came back); barge-in keeps that much. */
+void conversation_played(conversation *cv, uint64_t bytes);
 
 /* The client left: no more sink calls; upstream sockets close; a reply
  * in progress is stored as far as it was played. Idempotent. */

@@ -355,6 +355,20 @@ int history_get_json(history *h, const char *id, vx_buf *json)
 	return r;
 }
 
+int history_set_meta(history *h, const char *id, const char *meta_json)
+{
+	if (!h || !meta_json)
+		return -EINVAL;
+	size_t n = strlen(meta_json);
+	if (n < 2 || meta_json[0] != '{' || meta_json[n - 1] != '}')
+		return -EINVAL;   /* an object; the backend checks the JSON */
+	if (!text_ok(meta_json))
+		return -E2BIG;
+	if (!id_valid(id))
+		return -ENOENT;
+	return h->be->set_meta(h->state, id, now_ms(), meta_json);
+}
+
 int history_delete(history *h, const char *id)
 {
 	if (!h)

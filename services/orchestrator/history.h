@@ -144,6 +144,11 @@ int history_list(history *h, int limit, int offset, vx_buf *json);
  * strings and timings are null). -ENOENT when absent. */
 int history_get_json(history *h, const char *id, vx_buf *json);
 
+/* Replaces the conversation's meta (a JSON object, e.g. a phone call's
+ * {"telephony":{"provider":"twilio","call_sid":..}}). -EINVAL when it is
+ * not a JSON object, -ENOENT when the conversation is absent. */
+int history_set_meta(history *h, const char *id, const char *meta_json);
+
 /* Deletes a conversation and its turns. -ENOENT when absent. */
 int history_delete(history *h, const char *id);
 

@@ -51,6 +51,9 @@ typedef struct history_backend {
 	int (*list)(void *be, int limit, int offset, history_row_fn row, void *arg);
 	/* 0, or -ENOENT when absent. Turns go with their conversation. */
 	int (*remove)(void *be, const char *id);
+	/* Replaces the conversation's meta JSON object (checked by the
+	 * front) and bumps updated_at; 0, or -ENOENT when absent. */
+	int (*set_meta)(void *be, const char *id, int64_t now_ms, const char *meta_json);
 } history_backend;
 
 extern const history_backend history_sqlite_backend;

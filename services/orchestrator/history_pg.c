@@ -550,6 +550,33 @@ static int pg_remove(void *be, const char *id)
 	return pg_run(be, remove_op, (void *)id);
 }
 
+struct meta_args {
+	const char *id, *meta;
+	int64_t now;
+};
+
+static int set_meta_op(PGconn *c, void *arg)
+{
+	const struct meta_args *a = arg;
+	char now[24];
+	snprintf(now, sizeof(now), "%lld", (long long)a->now);
+	const char *p[] = { a->id, a->meta, now };
+	PGresult *res;
+	int r = pg_exec(c, "UPDATE conversations SET meta = $2, updated_at = $3"
+			" WHERE id = $1", 3, p, PGRES_COMMAND_OK, &res);
+	if (r < 0)
+		return r;
+	bool found = strcmp(PQcmdTuples(res), "0") != 0;
+	PQclear(res);
+	return found ? 0 : -ENOENT;
+}
+
+static int pg_set_meta(void *be, const char *id, int64_t now, const char *meta)
+{
+	struct meta_args a = { id, meta, now };
+	return pg_run(be, set_meta_op, &a);
+}
+
 const history_backend history_pg_backend = {
 	.name = "postgresql",
 	.open = pg_open,
@@ -560,4 +587,5 @@ const history_backend history_pg_backend = {
 	.load = pg_load,
 	.list = pg_list,
 	.remove = pg_remove,
+	.set_meta = pg_set_meta,
 };

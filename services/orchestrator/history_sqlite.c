@@ -47,6 +47,7 @@ enum stmt {
 	ST_GET_TURNS,
 	ST_LIST,
 	ST_DELETE,
+	ST_SET_META,
 	ST_COUNT
 };
 
@@ -74,6 +75,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 		    " FROM conversations c ORDER BY c.updated_at DESC, c.id"
 		    " LIMIT ?1 OFFSET ?2",
 	[ST_DELETE] = "DELETE FROM conversations WHERE id = ?1",
+	[ST_SET_META] = "UPDATE conversations SET meta = ?2, updated_at = ?3 WHERE id = ?1",
 };
 
 struct sq_store {
@@ -405,6 +407,21 @@ static int sq_remove(void *be, const char *id)
 	return r;
 }
 
+static int sq_set_meta(void *be, const char *id, int64_t now, const char *meta)
+{
+	struct sq_store *h = be;
+	pthread_mutex_lock(&h->lock);
+	sqlite3_stmt *st = h->st[ST_SET_META];
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, meta, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, now);
+	int r = run(st);
+	if (r == 0 && sqlite3_changes(h->db) == 0)
+		r = -ENOENT;
+	pthread_mutex_unlock(&h->lock);
+	return r;
+}
+
 const history_backend history_sqlite_backend = {
 	.name = "sqlite",
 	.open = sq_open,
@@ -415,4 +432,5 @@ const history_backend history_sqlite_backend = {
 	.load = sq_load,
 	.list = sq_list,
 	.remove = sq_remove,
+	.set_meta = sq_set_meta,
 };

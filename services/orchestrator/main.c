@@ -12,6 +12,7 @@
 
 #include "conversation.h"
 #include "orch_service.h"
+#include "tel.h"
 #include "vx_log.h"
 
 #define ORCH_VERSION "0.1.0"
@@ -168,6 +169,15 @@ int main(int argc, char **argv)
 		  "longest user utterance; longer speech is cut and answered" },
 		{ "web-root", VX_FLAG_STR, &svc.web_root, "services/orchestrator/web", 0, 0,
 		  "folder with index.html, served at GET /" },
+		{ "public-url", VX_FLAG_STR, &svc.public_url, "", 0, 0,
+		  "https base URL phone providers reach this orchestrator at (TwiML/TeXML "
+		  "stream URLs, Twilio signatures); default: from the Host header" },
+		{ "twilio-auth-token", VX_FLAG_STR, &svc.twilio_auth_token, "", 0, 0,
+		  "Twilio auth token: POST /twilio/voice requires a good X-Twilio-Signature "
+		  "(default: not checked)" },
+		{ "telephony-greeting", VX_FLAG_STR, &svc.tel_greeting, "", 0, 0,
+		  "said to a caller when a phone call (/ws/twilio, /ws/telnyx) starts "
+		  "(default: none, the caller speaks first)" },
 	};
 	int r = vx_flags_parse(flags, sizeof(flags) / sizeof(flags[0]), "orchestrator",
 			       argc, argv);
@@ -197,7 +207,7 @@ int main(int argc, char **argv)
 	pthread_mutex_init(&svc.lock, NULL);
 	if ((r = upstream_checker_start(svc.up, ORCH_N_STAGES, svc.health_interval_s,
 					&svc.checker)) < 0 ||
-	    (r = conversation_ticker_start(&svc)) < 0)
+	    (r = conversation_ticker_start(&svc)) < 0 || (r = tel_start(&svc)) < 0)
 		vx_fatal("threads: %s", strerror(-r));
 
 	vx_server_config cfg = {
@@ -232,6 +242,7 @@ int main(int argc, char **argv)
 	vx_server_free(server);
 	vx_wsclient_free(svc.wsc);
 	conversation_ticker_stop(&svc);
+	tel_stop(&svc);
 	upstream_checker_stop(svc.checker);
 	vx_pool_free(svc.chat_pool);
 	vx_pool_free(svc.db_pool);

@@ -64,6 +64,11 @@ typedef struct orch_service {
 	int stage_timeout_s;
 	int max_context_messages;         /* history sent to the LLM, newest kept */
 	int max_utterance_s;              /* one user utterance; longer is cut */
+	/* Telephony (tel.h) */
+	const char *public_url;           /* https base the phone provider reaches; "" = Host */
+	const char *twilio_auth_token;    /* "": Twilio webhooks are not checked */
+	const char *tel_greeting;         /* "": the caller speaks first */
+	struct tel_pacer *tel;            /* the media pacer (tel.c) */
 
 	upstream *up[ORCH_N_STAGES];
 	upstream_checker *checker;

@@ -3,7 +3,8 @@
  * during the reply with either barge-in policy, speech before the first
  * audio, stage errors in each phase, cancels racing completions, a link
  * reconnect mid-turn, end of turn waiting for the policy's silence, stop,
- * typed text during the reply). */
+ * typed text during the reply; with marks, what was heard is what the
+ * client confirmed; a greeting said without the LLM). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -521,6 +522,99 @@ VX_TEST(close_mid_reply_stores_it_as_interrupted)
 	conv_machine_release(&m);
 }
 
+/* cfg.marks: the reply as far as the client confirmed playing it. */
+static void reply_two_sentences_marked(conv_machine *m)
+{
+	setup(m, EOT_FIXED, BARGE_IMMEDIATE, true);
+	m->cfg.marks = true;
+	reply_speaking(m, "hi");
+	EV(m, .kind = CONV_EV_LLM_TOKEN, .id = "t1", .text = " today?");
+	EV(m, .kind = CONV_EV_TTS_DONE, .id = "t1.0");
+	EV(m, .kind = CONV_EV_LLM_DONE, .id = "t1");
+	EV(m, .kind = CONV_EV_TTS_START, .id = "t1.1");
+	EV(m, .kind = CONV_EV_TTS_AUDIO, .bytes = 32 * 500);
+}
+
+VX_TEST(marks_heard_is_what_the_client_confirmed_not_the_clock)
+{
+	conv_machine m;
+	reply_two_sentences_marked(&m);
+	T += 900 * MS;   /* the clock would say most of sentence 2 played */
+	EV(&m, .kind = CONV_EV_PLAYED, .bytes = 32 * 500);   /* sentence 1's mark */
+	VX_CHECK_INT((int)m.n_acts, 0);
+	EV(&m, .kind = CONV_EV_PLAYED, .bytes = 32 * 100);   /* backwards: ignored */
+	EV(&m, .kind = CONV_EV_STOP);
+	const conv_action *f = find(&m, CONV_ACT_FINISH);
+	VX_CHECK(f && f->interrupted);
+	VX_CHECK_STR(f->text, "Hello there, friend.");
+	const conv_action *i = find(&m, CONV_ACT_EMIT_INTERRUPTED);
+	VX_CHECK(i && !strcmp(i->text, "Hello there, friend."));
+	conv_machine_release(&m);
+}
+
+VX_TEST(marks_unconfirmed_audio_was_not_heard)
+{
+	conv_machine m;
+	reply_two_sentences_marked(&m);
+	T += 900 * MS;
+	speech_start(&m);   /* immediate barge-in, no mark came back */
+	const conv_action *f = find(&m, CONV_ACT_FINISH);
+	VX_CHECK(f && f->interrupted);
+	VX_CHECK_STR(f->text, "");
+	conv_machine_release(&m);
+	/* A mark past what was sent counts as all of it (capped). */
+	reply_two_sentences_marked(&m);
+	EV(&m, .kind = CONV_EV_TTS_DONE, .id = "t1.1");   /* its length is known */
+	VX_CHECK_INT(m.phase, PH_PLAYING);
+	EV(&m, .kind = CONV_EV_PLAYED, .bytes = 32 * 5000);
+	VX_CHECK_INT((int)m.played, 32 * 1000);
+	EV(&m, .kind = CONV_EV_STOP);
+	f = find(&m, CONV_ACT_FINISH);
+	VX_CHECK(f && !strcmp(f->text, "Hello there, friend. How are you today?"));
+	conv_machine_release(&m);
+}
+
+VX_TEST(marks_of_a_finished_turn_do_not_reach_the_next)
+{
+	conv_machine m;
+	reply_two_sentences_marked(&m);
+	EV(&m, .kind = CONV_EV_TTS_DONE, .id = "t1.1");
+	T += 1100 * MS;
+	EV(&m, .kind = CONV_EV_TICK);
+	VX_CHECK_INT(m.phase, PH_IDLE);   /* played out: the whole reply kept */
+	VX_CHECK_STR(find(&m, CONV_ACT_FINISH)->text, "Hello there, friend. How are you today?");
+	EV(&m, .kind = CONV_EV_TEXT, .text = "again");
+	EV(&m, .kind = CONV_EV_PLAYED, .bytes = 32 * 500);   /* turn 1's late mark */
+	VX_CHECK_INT((int)m.played, 0);
+	conv_machine_release(&m);
+}
+
+VX_TEST(say_speaks_a_greeting_without_the_llm)
+{
+	conv_machine m;
+	setup(&m, EOT_FIXED, BARGE_IMMEDIATE, true);
+	VX_CHECK_INT(EV(&m, .kind = CONV_EV_SAY, .text = "Hello! How can I help?"), 0);
+	VX_CHECK(find(&m, CONV_ACT_LLM_REQUEST) == NULL);
+	VX_CHECK_INT(count(&m, CONV_ACT_TTS_SEND), 2);
+	VX_CHECK_INT(m.phase, PH_RESPONDING);
+	VX_CHECK_INT(EV(&m, .kind = CONV_EV_SAY, .text = "again"), -EBUSY);
+	VX_CHECK_INT(EV(&m, .kind = CONV_EV_TEXT, .text = "x"), 0);   /* barge-in: text interrupts */
+	const conv_action *f = find(&m, CONV_ACT_FINISH);
+	VX_CHECK(f && f->interrupted && f->turn->user.len == 0);
+	VX_CHECK(find(&m, CONV_ACT_LLM_REQUEST) != NULL);
+	conv_machine_release(&m);
+	/* Spoken to the end: one FINISH with the text as the reply. */
+	setup(&m, EOT_FIXED, BARGE_IMMEDIATE, false);
+	EV(&m, .kind = CONV_EV_SAY, .text = "Hello.");
+	EV(&m, .kind = CONV_EV_TTS_START, .id = "t1.0");
+	EV(&m, .kind = CONV_EV_TTS_AUDIO, .bytes = 320);
+	EV(&m, .kind = CONV_EV_TTS_DONE, .id = "t1.0");
+	f = find(&m, CONV_ACT_FINISH);
+	VX_CHECK(f && !f->interrupted && !strcmp(f->text, "Hello."));
+	VX_CHECK_INT(m.phase, PH_IDLE);
+	conv_machine_release(&m);
+}
+
 VX_TEST_MAIN(text_turn_runs_to_its_end_and_plays_out, spoken_turn_with_fixed_end_of_turn,
 	     end_of_turn_waits_for_the_policy_and_resumed_speech_continues,
 	     a_finished_question_ends_the_turn_sooner,
@@ -533,4 +627,8 @@ VX_TEST_MAIN(text_turn_runs_to_its_end_and_plays_out, spoken_turn_with_fixed_end
 	     typed_text_during_the_reply_interrupts_it_and_drops_a_candidate,
 	     stage_error_in_each_phase_fails_the_turn_once,
 	     a_link_reconnect_mid_turn_sends_the_work_again,
-	     close_mid_reply_stores_it_as_interrupted)
+	     close_mid_reply_stores_it_as_interrupted,
+	     marks_heard_is_what_the_client_confirmed_not_the_clock,
+	     marks_unconfirmed_audio_was_not_heard,
+	     marks_of_a_finished_turn_do_not_reach_the_next,
+	     say_speaks_a_greeting_without_the_llm)
