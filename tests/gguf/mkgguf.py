@@ -2,10 +2,16 @@
 """mkgguf.py - writes small GGUF files with random weights for the tests of
 the built-in GGUF engine (and one model-shaped file for benchmarks).
 
-  mkgguf.py OUT.gguf [--arch llama|qwen2|qwen3] [--type F32|F16|BF16|Q8_0|
-            Q4_0|Q4_K|Q5_K|Q6_K|Q4_K_M] [--version 2|3] [--seed N]
-            [--layers N] [--alignment N] [--vocab bpe|spm]
-            [--shape tiny|qwen2.5-0.5b]
+  mkgguf.py OUT.gguf [--arch llama|qwen2|qwen3] [--type TYPE|PRESET] [--pure]
+            [--version 2|3] [--seed N] [--layers N] [--alignment N]
+            [--vocab bpe|spm] [--shape tiny|qwen2.5-0.5b] [--summary]
+
+TYPE: F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K Q4_K Q5_K Q6_K IQ4_NL
+IQ4_XS. PRESET: llama-quantize's names (Q2_K, Q3_K_M, Q4_K_M, Q5_K_M,
+Q6_K, IQ4_NL, IQ4_XS, Q4_1, Q5_1, ...): the per-tensor mix llama.cpp's
+llama_tensor_get_type makes (output Q6_K, attn_v / ffn_down / attn_output
+raised per layer), written with its general.file_type. --pure: every 2-D
+tensor in the one type (llama-quantize --pure).
 
 Weights are quantised in numpy following ggml's reference quantisers
 (quantize_row_q8_0_ref, q4_0, and the q4_K/q5_K/q6_K ones with
@@ -17,8 +23,10 @@ same file. Tokenizer metadata comes from tokref.py's made-up vocabularies.
 --shape qwen2.5-0.5b writes Qwen2.5-0.5B's real dimensions (hidden 896,
 24 layers, 14 heads, 2 KV heads, FFN 4864, vocab 151936, tied embeddings)
 with random quantised blocks drawn directly (fast); rows of 896 are not a
-whole number of 256-blocks, so a K-quant file keeps those tensors in Q5_0
-(Q8_0 for Q6_K/Q5_K), as llama.cpp falls back for such rows.
+whole number of 256-blocks, so those tensors fall back as llama.cpp's
+quantize does: Q4_K->Q5_0, Q5_K->Q5_1, Q6_K->Q8_0, Q2_K/Q3_K/IQ4_XS->IQ4_NL.
+The quantisers of Q4_1/Q5_1 are ggml's; those of Q2_K, Q3_K, IQ4_NL and
+IQ4_XS search less than ggml's (same formats, a little more error).
 """
 
 import argparse
@@ -31,11 +39,27 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tokref  # noqa: E402
 
-GGML = {"F32": 0, "F16": 1, "Q4_0": 2, "Q5_0": 6, "Q8_0": 8, "Q4_K": 12, "Q5_K": 13,
-        "Q6_K": 14, "BF16": 30}
+GGML = {"F32": 0, "F16": 1, "Q4_0": 2, "Q4_1": 3, "Q5_0": 6, "Q5_1": 7, "Q8_0": 8,
+        "Q2_K": 10, "Q3_K": 11, "Q4_K": 12, "Q5_K": 13, "Q6_K": 14, "IQ4_NL": 20,
+        "IQ4_XS": 23, "BF16": 30}
 BLOCK = {"F32": (1, 4), "F16": (1, 2), "BF16": (1, 2), "Q8_0": (32, 34),
-         "Q4_0": (32, 18), "Q5_0": (32, 22), "Q4_K": (256, 144), "Q5_K": (256, 176),
-         "Q6_K": (256, 210)}
+         "Q4_0": (32, 18), "Q4_1": (32, 20), "Q5_0": (32, 22), "Q5_1": (32, 24),
+         "IQ4_NL": (32, 18), "Q2_K": (256, 84), "Q3_K": (256, 110), "Q4_K": (256, 144),
+         "Q5_K": (256, 176), "Q6_K": (256, 210), "IQ4_XS": (256, 136)}
+
+# llama.cpp's presets (llama-quantize's ftype names): LLAMA_FTYPE number
+# written as general.file_type, and the type most tensors get. A preset
+# mixes types per tensor (preset_type); a single type name not in this
+# table, or any name with pure=True, puts every 2-D tensor in that type
+# (llama-quantize --pure; the file_type is then the preset of that type).
+PRESETS = {"F32": (0, "F32"), "F16": (1, "F16"), "Q4_0": (2, "Q4_0"), "Q4_1": (3, "Q4_1"),
+           "Q8_0": (7, "Q8_0"), "Q5_0": (8, "Q5_0"), "Q5_1": (9, "Q5_1"),
+           "Q2_K": (10, "Q2_K"), "Q3_K_M": (12, "Q3_K"), "Q4_K_M": (15, "Q4_K"),
+           "Q5_K_M": (17, "Q5_K"), "Q6_K": (18, "Q6_K"), "IQ4_NL": (25, "IQ4_NL"),
+           "IQ4_XS": (30, "IQ4_XS"), "BF16": (32, "BF16")}
+PURE_FTYPE = {"Q3_K": 12, "Q4_K": 15, "Q5_K": 17}
+IQ4_VALUES = np.array([-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69,
+                       89, 113], np.float32)
 
 # GGUF metadata value types
 U8, I8, U16, I16, U32, I32, F32, BOOL, STR, ARR, U64, I64, F64 = range(13)
@@ -324,6 +348,157 @@ def q6_K(x):
     return out.tobytes()
 
 
+def q4_1(x, bits=4):
+    """ggml's quantize_row_q4_1_ref / q5_1 (min and range per 32)."""
+    f = np.float32
+    nmax = (1 << bits) - 1
+    x = x.reshape(-1, 32).astype(f)
+    mn, mx = x.min(1), x.max(1)
+    d = ((mx - mn) / f(nmax)).astype(f)
+    idv = np.where(d != 0, 1 / np.where(d != 0, d, 1), 0).astype(f)
+    q = np.minimum(nmax, ((x - mn[:, None]) * idv[:, None] + f(0.5)).astype(np.int32))
+    q = q.astype(np.uint32)
+    if bits == 4:
+        out = np.zeros(len(x), [("d", "<u2"), ("m", "<u2"), ("qs", "u1", 16)])
+    else:
+        out = np.zeros(len(x), [("d", "<u2"), ("m", "<u2"), ("qh", "<u4"), ("qs", "u1", 16)])
+        qh = ((q >> 4) & 1) << np.arange(32, dtype=np.uint32)[None, :]
+        out["qh"] = qh.sum(1, dtype=np.uint64).astype(np.uint32)
+    out["d"], out["m"] = f16_bits(d), f16_bits(mn)
+    out["qs"] = (q[:, :16] & 0xF) | ((q[:, 16:] & 0xF) << 4)
+    return out.tobytes()
+
+
+def q5_1(x):
+    return q4_1(x, 5)
+
+
+def _iq4_fit(x):
+    """x: (G, 32) -> (indices (G, 32), scale (G,)): scale from the value of
+    largest magnitude, nearest table entries, then the least-squares scale
+    for those entries (a simpler search than ggml's, same format)."""
+    f = np.float32
+    G = len(x)
+    mx = x[np.arange(G), np.abs(x).argmax(1)]
+    d = (mx / f(-127)).astype(f)
+    idv = np.where(d != 0, 1 / np.where(d != 0, d, 1), 0).astype(f)
+    L = np.abs((x * idv[:, None])[:, :, None] - IQ4_VALUES[None, None, :]).argmin(2)
+    v = IQ4_VALUES[L]
+    s2 = (v * v).sum(1)
+    d = np.where(s2 > 0, (x * v).sum(1) / np.where(s2 > 0, s2, 1), 0).astype(f)
+    return L.astype(np.uint8), d
+
+
+def _iq4_pack(L):
+    """(G, 32) indices -> (G, 16) bytes: element j < 16 low nibble of byte j."""
+    return (L[:, :16] | (L[:, 16:] << 4)).astype(np.uint8)
+
+
+def iq4_nl(x):
+    x = x.reshape(-1, 32).astype(np.float32)
+    L, d = _iq4_fit(x)
+    out = np.zeros(len(x), [("d", "<u2"), ("qs", "u1", 16)])
+    out["d"], out["qs"] = f16_bits(d), _iq4_pack(L)
+    return out.tobytes()
+
+
+def iq4_xs(x):
+    """Sub-block scales as IQ4_NL's, then 6-bit (ls - 32) against a
+    super-block scale (ggml: d = -max_scale / 32), indices refitted."""
+    f = np.float32
+    x = x.reshape(-1, 256).astype(f)
+    nb = len(x)
+    _, sub = _iq4_fit(x.reshape(-1, 32))
+    sub = sub.reshape(nb, 8)
+    ms = sub[np.arange(nb), np.abs(sub).argmax(1)]
+    d = f16_bits(-ms / f(32)).view(np.float16).astype(f)
+    idv = np.where(d != 0, 1 / np.where(d != 0, d, 1), 0).astype(f)
+    ls = np.clip(nearest_int(idv[:, None] * sub), -32, 31)
+    dl = (d[:, None] * ls).astype(f).reshape(-1)
+    xs = x.reshape(-1, 32)
+    inv = np.where(dl != 0, 1 / np.where(dl != 0, dl, 1), 0).astype(f)
+    L = np.abs((xs * inv[:, None])[:, :, None] - IQ4_VALUES[None, None, :]).argmin(2)
+    L = np.where((dl != 0)[:, None], L, 8)
+    u = (ls + 32).astype(np.uint32)
+    sl = (u[:, 0::2] & 0xF) | ((u[:, 1::2] & 0xF) << 4)
+    sh = ((u >> 4) << (2 * np.arange(8, dtype=np.uint32))[None, :]).sum(1)
+    out = np.zeros(nb, [("d", "<u2"), ("scales_h", "<u2"), ("scales_l", "u1", 4),
+                        ("qs", "u1", 128)])
+    out["d"], out["scales_h"], out["scales_l"] = f16_bits(d), sh, sl
+    out["qs"] = _iq4_pack(L.astype(np.uint8)).reshape(nb, 128)
+    return out.tobytes()
+
+
+def _pack_2bit(L):
+    """(nb, 256) values 0..3 -> (nb, 64) bytes: element n*128 + j*32 + l in
+    bits 2j of byte n*32 + l (Q2_K/Q3_K)."""
+    L = L.reshape(-1, 2, 4, 32).astype(np.uint8)
+    qs = np.zeros((len(L), 2, 32), np.uint8)
+    for j in range(4):
+        qs |= (L[:, :, j] & 3) << (2 * j)
+    return qs.reshape(-1, 64)
+
+
+def q2_K(x):
+    """16 groups of 16: make_qkx2_quants scale and min per group, both
+    4-bit against the super-block's d and dmin (ggml's layout)."""
+    f = np.float32
+    x = x.reshape(-1, 256).astype(f)
+    nb = len(x)
+    _, scale, mins = make_qkx2_quants(x.reshape(-1, 16), 3, -0.5, 0.1, 15)
+    scale, mins = scale.reshape(nb, 16), mins.reshape(nb, 16)
+    msc, mmn = scale.max(1), mins.max(1)
+    isc = np.where(msc > 0, f(15) / np.where(msc > 0, msc, 1), 0).astype(f)
+    imn = np.where(mmn > 0, f(15) / np.where(mmn > 0, mmn, 1), 0).astype(f)
+    ls = np.clip(nearest_int(isc[:, None] * scale), 0, 15)
+    lm = np.clip(nearest_int(imn[:, None] * mins), 0, 15)
+    d, dmin = f16_bits(msc / f(15)), f16_bits(mmn / f(15))
+    dd = d.view(np.float16).astype(f)[:, None] * ls
+    dm = dmin.view(np.float16).astype(f)[:, None] * lm
+    xs = x.reshape(nb, 16, 16)
+    dsafe = np.where(dd != 0, dd, 1)
+    L = np.clip(nearest_int((xs + dm[:, :, None]) / dsafe[:, :, None]), 0, 3)
+    L = np.where((dd != 0)[:, :, None], L, 0).reshape(nb, 256)
+    out = np.zeros(nb, [("scales", "u1", 16), ("qs", "u1", 64), ("d", "<u2"), ("dmin", "<u2")])
+    out["scales"] = (ls | (lm << 4)).astype(np.uint8)
+    out["qs"], out["d"], out["dmin"] = _pack_2bit(L), d, dmin
+    return out.tobytes()
+
+
+def q3_K(x):
+    """16 groups of 16: make_qx_quants scale per group, 6-bit signed
+    against the super-block's d (ggml: iscale = -32 / max_scale)."""
+    f = np.float32
+    x = x.reshape(-1, 256).astype(f)
+    nb = len(x)
+    _, scale = make_qx_quants(x.reshape(-1, 16), 4)
+    scale = scale.reshape(nb, 16)
+    ms = scale[np.arange(nb), np.abs(scale).argmax(1)]
+    zero = np.abs(ms) < 1e-15
+    isc = np.where(zero, 0, f(-32) / np.where(zero, 1, ms)).astype(f)
+    ls = np.clip(nearest_int(isc[:, None] * scale), -32, 31)
+    d = f16_bits(np.where(zero, 0, 1 / np.where(zero, 1, isc)))
+    dd = d.view(np.float16).astype(f)[:, None] * ls
+    xs = x.reshape(nb, 16, 16)
+    dsafe = np.where(dd != 0, dd, 1)
+    L = np.clip(nearest_int(xs / dsafe[:, :, None]), -4, 3) + 4
+    L = np.where((dd != 0)[:, :, None], L, 4).reshape(nb, 256).astype(np.uint8)
+    u = (ls + 32).astype(np.uint8)                       # (nb, 16) 6-bit
+    sc = np.zeros((nb, 12), np.uint8)
+    sc[:, 0:8] = (u[:, 0:8] & 0xF) | ((u[:, 8:16] & 0xF) << 4)
+    for k in range(16):
+        sc[:, 8 + k % 4] |= (u[:, k] >> 4) << (2 * (k // 4))
+    hi = (L >> 2).reshape(nb, 2, 4, 32)
+    hm = np.zeros((nb, 32), np.uint8)
+    for c in range(2):
+        for j in range(4):
+            hm |= hi[:, c, j] << (4 * c + j)
+    out = np.zeros(nb, [("hmask", "u1", 32), ("qs", "u1", 64), ("scales", "u1", 12),
+                        ("d", "<u2")])
+    out["hmask"], out["qs"], out["scales"], out["d"] = hm, _pack_2bit(L & 3), sc, d
+    return out.tobytes()
+
+
 def quantize(x, ty):
     x = np.ascontiguousarray(x, np.float32)
     if ty == "F32":
@@ -333,7 +508,8 @@ def quantize(x, ty):
     if ty == "BF16":
         return bf16_bits(x).tobytes()
     return {"Q8_0": q8_0, "Q4_0": q4_0, "Q5_0": q5_0, "Q4_K": q4_K, "Q5_K": q5_K,
-            "Q6_K": q6_K}[ty](x)
+            "Q6_K": q6_K, "Q4_1": q4_1, "Q5_1": q5_1, "IQ4_NL": iq4_nl, "IQ4_XS": iq4_xs,
+            "Q2_K": q2_K, "Q3_K": q3_K}[ty](x)
 
 
 def random_blocks(rng, n, ty):
@@ -358,12 +534,26 @@ def random_blocks(rng, n, ty):
         out["d"] = f16_bits(rng.uniform(0.5, 1.5, nb).astype(np.float32) * 0.05 / 8)
         return out.tobytes()
     raw = np.frombuffer(rng.bytes(nb * bb), np.uint8).reshape(nb, bb).copy()
+
+    def put(off, val, count=1):   # count f16 fields of the same value at off
+        h = f16_bits(np.full(count * nb, val, np.float32)).tobytes()
+        raw[:, off:off + 2 * count] = np.frombuffer(h, np.uint8).reshape(nb, 2 * count)
+    # scales such that values stay within about +-0.05, as above
     if ty in ("Q4_K", "Q5_K"):   # d, dmin: small positive halves
-        raw[:, 0:4] = np.frombuffer(f16_bits(np.full(2 * nb, 0.05 / 63 / 15, np.float32)).tobytes(),
-                                    np.uint8).reshape(nb, 4)
-    if ty == "Q6_K":
-        raw[:, 208:210] = np.frombuffer(f16_bits(np.full(nb, 0.05 / 127 / 32, np.float32)).tobytes(),
-                                        np.uint8).reshape(nb, 2)
+        put(0, 0.05 / 63 / 15, 2)
+    elif ty == "Q6_K":
+        put(208, 0.05 / 127 / 32)
+    elif ty in ("Q4_1", "Q5_1"):
+        put(0, 0.1 / (15 if ty == "Q4_1" else 31))
+        put(2, -0.05)
+    elif ty == "IQ4_NL":
+        put(0, 0.05 / 127)
+    elif ty == "IQ4_XS":
+        put(0, 0.05 / 127 / 32)
+    elif ty == "Q2_K":
+        put(80, 0.1 / 15 / 3, 2)
+    elif ty == "Q3_K":
+        put(108, 0.05 / 32 / 4)
     return raw.tobytes()
 
 
@@ -391,22 +581,69 @@ SHAPES = {
 }
 
 
-def mix_type(wtype, name, layer):
-    """Per-tensor type; Q4_K_M mixes Q4_K with Q6_K/Q5_K like llama.cpp."""
-    if wtype != "Q4_K_M":
-        return wtype
-    if name == "output.weight":
-        return "Q6_K"
-    if name in ("attn_v.weight", "ffn_down.weight"):
-        return "Q6_K" if layer % 2 == 0 else "Q5_K"
-    return "Q4_K"
+def base_type(wtype, pure=False):
+    """The type most 2-D tensors of a preset (or pure type) get."""
+    return wtype if pure or wtype not in PRESETS else PRESETS[wtype][1]
+
+
+def file_type(wtype):
+    """general.file_type (LLAMA_FTYPE) for a preset or pure type."""
+    if wtype in PRESETS:
+        return PRESETS[wtype][0]
+    return PURE_FTYPE[wtype]
+
+
+def _more_bits(i, n):
+    return i < n // 8 or i >= 7 * n // 8 or (i - n // 8) % 3 == 2
+
+
+def preset_type(wtype, name, layer, dims, has_output, pure=False):
+    """The type llama.cpp's quantize (llama_tensor_get_type, Feb 2025, no
+    imatrix) gives a llama/qwen 2-D tensor under preset wtype, before the
+    row-width fallback. layer: the tensor's block index; dims: the shape."""
+    ty = base_type(wtype, pure)
+    if pure or wtype not in PRESETS or ty in ("F32", "F16", "BF16"):
+        return ty
+    n, gqa = dims["n_layer"], dims["n_head"] // dims["n_head_kv"]
+    if name == "output.weight" or (not has_output and name == "token_embd.weight"):
+        if dims["n_embd"] % BLOCK[ty][0]:
+            return "Q8_0"
+        return ty if ty == "Q8_0" else "Q6_K"
+    if name == "attn_v.weight":
+        if wtype == "Q2_K":
+            return "Q4_K" if gqa >= 4 else "Q3_K"
+        if wtype == "Q3_K_M":
+            return "Q5_K" if layer < 2 else "Q4_K"
+        if wtype in ("IQ4_NL", "IQ4_XS") and gqa >= 4:
+            return "Q5_K"
+        if wtype in ("Q4_K_M", "Q5_K_M") and _more_bits(layer, n):
+            return "Q6_K"
+        return ty
+    if name == "ffn_down.weight":
+        if wtype == "Q2_K":
+            return "Q3_K"
+        if wtype == "Q3_K_M":
+            return "Q5_K" if layer < n // 16 else "Q4_K"
+        if wtype in ("Q4_K_M", "Q5_K_M") and _more_bits(layer, n):
+            return "Q6_K"
+        if wtype in ("IQ4_NL", "IQ4_XS") and layer < n // 8:
+            return "Q5_K"
+        return ty
+    if name == "attn_output.weight":
+        return {"Q2_K": "Q3_K", "Q3_K_M": "Q4_K"}.get(wtype, ty)
+    return ty
+
+
+# llama.cpp's fallback for rows that are not whole blocks of the chosen type
+FALLBACK = {"Q2_K": "IQ4_NL", "Q3_K": "IQ4_NL", "IQ4_XS": "IQ4_NL", "Q4_K": "Q5_0",
+            "Q5_K": "Q5_1", "Q6_K": "Q8_0"}
 
 
 def fallback_type(ty, n_in):
-    be = BLOCK[ty][0]
-    if n_in % be == 0:
+    if n_in % BLOCK[ty][0] == 0:
         return ty
-    return "Q5_0" if ty == "Q4_K" else "Q8_0"   # llama.cpp: Q4_K -> Q5_0, Q6_K -> Q8_0
+    ty = FALLBACK.get(ty, "F16")
+    return ty if n_in % BLOCK[ty][0] == 0 else "F16"
 
 
 def vocab_kvs(v, template):
@@ -430,10 +667,13 @@ def vocab_kvs(v, template):
 
 def make_model(path, arch="qwen2", wtype="Q8_0", version=3, seed=0, layers=None,
                alignment=32, vocab="bpe", shape="tiny", rope_freqs=None, tied=None,
-               rope_scale=None, rope_scale_key="scaling"):
+               rope_scale=None, rope_scale_key="scaling", pure=False):
     """rope_scale: linear RoPE scaling factor, written as rope.scaling.type
     "linear" + rope.scaling.factor, or with rope_scale_key "legacy" as the
-    older rope.scale_linear."""
+    older rope.scale_linear. wtype: a llama.cpp preset (PRESETS: per-tensor
+    mix as llama-quantize makes it) or a type; pure: every 2-D tensor in
+    wtype's base type (llama-quantize --pure). Returns {"n_vocab", "vocab",
+    "types": {tensor name: type name}}."""
     rng = np.random.default_rng(seed)
     dims = dict(SHAPES[shape])
     if layers:
@@ -457,7 +697,8 @@ def make_model(path, arch="qwen2", wtype="Q8_0", version=3, seed=0, layers=None,
            (a + ".block_count", U32, dims["n_layer"]), (a + ".feed_forward_length", U32, F),
            (a + ".attention.head_count", U32, H), (a + ".attention.head_count_kv", U32, KV),
            (a + ".attention.layer_norm_rms_epsilon", F32, 1e-6 if a != "llama" else 1e-5),
-           (a + ".rope.freq_base", F32, 1000000.0 if a != "llama" else 500000.0)]
+           (a + ".rope.freq_base", F32, 1000000.0 if a != "llama" else 500000.0),
+           ("general.file_type", U32, file_type(wtype))]
     if arch == "qwen3":
         kvs += [(a + ".attention.key_length", U32, hd), (a + ".attention.value_length", U32, hd)]
     if rope_scale and rope_scale_key == "legacy":
@@ -468,6 +709,12 @@ def make_model(path, arch="qwen2", wtype="Q8_0", version=3, seed=0, layers=None,
     kvs += vocab_kvs(v, {"llama": LLAMA3, "qwen3": QWEN3}.get(arch, CHATML))
 
     tensors = []
+    types = {}
+    if tied is None:   # tiny: separate output (a tied random model mostly repeats its input)
+        tied = big
+
+    def mix(name, layer):
+        return preset_type(wtype, name, layer, dims, not tied, pure)
 
     def add(name, shape_, ty, layer=-1, scale=1.0, mean=0.0):
         n_in = shape_[0]
@@ -482,14 +729,12 @@ def make_model(path, arch="qwen2", wtype="Q8_0", version=3, seed=0, layers=None,
             x = (rng.standard_normal(n, dtype=np.float32) * np.float32(scale) + np.float32(mean))
             data = quantize(x, ty)
         tensors.append((full, list(shape_), GGML[ty], data))
+        types[full] = ty
 
-    if tied is None:   # tiny: separate output (a tied random model mostly repeats its input)
-        tied = big
-
-    add("token_embd.weight", (E, V), mix_type(wtype, "token_embd.weight", 0), scale=1.0)
+    add("token_embd.weight", (E, V), mix("token_embd.weight", 0), scale=1.0)
     for il in range(dims["n_layer"]):
         def t(name, shp, scale=1.0, mean=0.0):
-            add(name, shp, mix_type(wtype, name, il), il, scale, mean)
+            add(name, shp, mix(name, il), il, scale, mean)
         t("attn_norm.weight", (E,), 0.1, 1.0)
         t("attn_q.weight", (E, H * hd), E ** -0.5)
         t("attn_k.weight", (E, KV * hd), E ** -0.5)
@@ -508,20 +753,24 @@ def make_model(path, arch="qwen2", wtype="Q8_0", version=3, seed=0, layers=None,
         t("ffn_down.weight", (F, E), F ** -0.5)
     add("output_norm.weight", (E,), "F32", scale=0.1, mean=1.0)
     if not tied:
-        add("output.weight", (E, V), mix_type(wtype, "output.weight", 0), scale=E ** -0.5 * 4)
+        add("output.weight", (E, V), mix("output.weight", 0), scale=E ** -0.5 * 4)
     if rope_freqs:
         f = np.ones(hd // 2, np.float32)
         f[hd // 4:] = np.linspace(1.0, 8.0, hd // 2 - hd // 4, dtype=np.float32)
         tensors.append(("rope_freqs.weight", [hd // 2], GGML["F32"], f.tobytes()))
     write_gguf(path, kvs, tensors, version=version, alignment=alignment)
-    return {"n_vocab": V, "vocab": v}
+    return {"n_vocab": V, "vocab": v, "types": types}
 
 
 def main(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("out")
     ap.add_argument("--arch", default="qwen2", choices=["llama", "qwen2", "qwen3"])
-    ap.add_argument("--type", default="Q8_0", choices=list(GGML) + ["Q4_K_M"])
+    ap.add_argument("--type", default="Q8_0", choices=sorted(set(GGML) | set(PRESETS)))
+    ap.add_argument("--pure", action="store_true",
+                    help="every 2-D tensor in the type (no preset mix)")
+    ap.add_argument("--summary", action="store_true",
+                    help="print how many tensors each type holds")
     ap.add_argument("--version", type=int, default=3, choices=[2, 3])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--layers", type=int)
@@ -530,8 +779,13 @@ def main(argv):
     ap.add_argument("--shape", default="tiny", choices=list(SHAPES))
     ap.add_argument("--tied", action="store_true", help="output = token_embd")
     a = ap.parse_args(argv)
-    make_model(a.out, a.arch, a.type, a.version, a.seed, a.layers, a.alignment,
-               a.vocab, a.shape, tied=True if a.tied else None)
+    r = make_model(a.out, a.arch, a.type, a.version, a.seed, a.layers, a.alignment,
+                   a.vocab, a.shape, tied=True if a.tied else None, pure=a.pure)
+    if a.summary:
+        counts = {}
+        for ty in r["types"].values():
+            counts[ty] = counts.get(ty, 0) + 1
+        print(" ".join("%s:%d" % kv for kv in sorted(counts.items())))
     return 0
 
 

@@ -18,7 +18,10 @@ import sys
 import numpy as np
 
 BLOCK = {0: (1, 4), 1: (1, 2), 30: (1, 2), 8: (32, 34), 2: (32, 18), 6: (32, 22),
-         12: (256, 144), 13: (256, 176), 14: (256, 210)}
+         12: (256, 144), 13: (256, 176), 14: (256, 210), 3: (32, 20), 7: (32, 24),
+         20: (32, 18), 10: (256, 84), 11: (256, 110), 23: (256, 136)}
+IQ4NL = np.array([-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89,
+                  113], np.float32)
 
 
 class GGUF:
@@ -148,6 +151,56 @@ def dequant(ty, data):
         q = (q - 32).reshape(-1, 2, 8, 16)     # groups of 16 in order
         v = d[:, None, None, None] * sc[:, :, :, None] * q
         return v.ravel()
+    if ty in (3, 7):          # Q4_1, Q5_1: d * q + m
+        bb = 20 if ty == 3 else 24
+        r = b.reshape(-1, bb)
+        d = f16(r[:, 0:2].copy().view("<u2")[:, 0])
+        m = f16(r[:, 2:4].copy().view("<u2")[:, 0])
+        q = r[:, bb - 16:].astype(np.int32)
+        q = np.concatenate([q & 0xF, q >> 4], axis=1)
+        if ty == 7:
+            qh = r[:, 4:8].copy().view("<u4")[:, 0].astype(np.int64)
+            q = q + 16 * ((qh[:, None] >> np.arange(32)[None, :]) & 1).astype(np.int32)
+        return (d[:, None] * q + m[:, None]).ravel()
+    if ty == 20:              # IQ4_NL
+        r = b.reshape(-1, 18)
+        d = f16(r[:, 0:2].copy().view("<u2")[:, 0])
+        q = r[:, 2:].astype(np.int32)
+        return (d[:, None] * IQ4NL[np.concatenate([q & 0xF, q >> 4], axis=1)]).ravel()
+    if ty == 23:              # IQ4_XS: 8 sub-blocks of 32, 6-bit scales - 32
+        r = b.reshape(-1, 136)
+        d = f16(r[:, 0:2].copy().view("<u2")[:, 0])
+        sh = r[:, 2:4].copy().view("<u2")[:, 0].astype(np.int32)
+        sl = r[:, 4:8].astype(np.int32)
+        ib = np.arange(8)
+        ls = ((sl[:, ib // 2] >> (4 * (ib % 2))) & 0xF) | (((sh[:, None] >> (2 * ib)) & 3) << 4)
+        q = r[:, 8:].astype(np.int32).reshape(-1, 8, 16)
+        v = IQ4NL[np.concatenate([q & 0xF, q >> 4], axis=2)]          # (nb, 8, 32)
+        return (d[:, None, None] * (ls - 32)[:, :, None] * v).ravel()
+    if ty in (10, 11):        # Q2_K, Q3_K: 16 groups of 16, 2 low bits
+        bb = 84 if ty == 10 else 110
+        r = b.reshape(-1, bb)
+        qs = r[:, 16:80] if ty == 10 else r[:, 32:96]
+        qs = qs.astype(np.int32).reshape(-1, 2, 1, 32)
+        low = (qs >> (2 * np.arange(4)[None, None, :, None])) & 3     # (nb, 2, 4, 32)
+        if ty == 10:
+            sc = r[:, 0:16].astype(np.int32)
+            d = f16(r[:, 80:82].copy().view("<u2")[:, 0])
+            dmin = f16(r[:, 82:84].copy().view("<u2")[:, 0])
+            v = (d[:, None, None] * (sc & 0xF)[:, :, None] * low.reshape(-1, 16, 16)
+                 - dmin[:, None, None] * (sc >> 4)[:, :, None])
+            return v.ravel()
+        hm = r[:, 0:32].astype(np.int32)
+        bit = 4 * np.arange(2)[:, None] + np.arange(4)[None, :]           # (2, 4)
+        h = (hm[:, None, None, :] >> bit[None, :, :, None]) & 1
+        q = (low - 4 * (1 - h)).reshape(-1, 16, 16)
+        p = r[:, 96:108].astype(np.int32)
+        k = np.arange(16)
+        lo = np.where(k < 8, p[:, k % 8] & 0xF, p[:, k % 8] >> 4)
+        hi = (p[:, 8 + k % 4] >> (2 * (k // 4))) & 3
+        sc = (lo | (hi << 4)) - 32
+        d = f16(r[:, 108:110].copy().view("<u2")[:, 0])
+        return (d[:, None, None] * sc[:, :, None] * q).ravel()
     raise ValueError("type %d" % ty)
 
 
