@@ -486,6 +486,11 @@ void vx_server_stop(vx_server *s)
 int vx_server_port(const vx_server *s) { return s->port; }
 vx_metrics *vx_server_metrics(vx_server *s) { return s->metrics; }
 
+bool vx_server_draining(const vx_server *s)
+{
+	return atomic_load(&s->draining);
+}
+
 int vx_server_in_flight(const vx_server *s)
 {
 	return atomic_load(&s->http.in_flight) + atomic_load(&s->ws_open);

@@ -136,6 +136,9 @@ void vx_server_shutdown(vx_server *s);
 /* The bound port (useful with port 0). */
 int vx_server_port(const vx_server *s);
 vx_metrics *vx_server_metrics(vx_server *s);
+/* True from SIGTERM (or vx_server_stop) on: other front doors (the NATS
+ * worker) stop taking work. Thread-safe. */
+bool vx_server_draining(const vx_server *s);
 /* Requests (HTTP handlers + pool jobs) and WebSockets now open. */
 int vx_server_in_flight(const vx_server *s);
 

@@ -165,16 +165,33 @@ static int generate_piece(void *user, llm_piece_kind kind, const char *text,
 }
 
 /* The fields after the answer: finish_reason, model, usage, timings. */
-static void generate_tail(llm_http_gen *h, const llm_gen_result *res,
-			  vx_buf *b)
+static void generate_tail(llm_service *svc, const llm_params *p,
+			  const llm_gen_result *res, vx_buf *b)
 {
 	vx_buf_puts(b, "\"finish_reason\":");
 	vx_buf_json_str(b, res->finish_reason, strlen(res->finish_reason));
-	const char *model = llm_service_model(h->svc, h->p.req.model, res->model);
+	const char *model = llm_service_model(svc, p->req.model, res->model);
 	vx_buf_puts(b, ",\"model\":");
 	vx_buf_json_str(b, model, strlen(model));
 	vx_buf_puts(b, ",");
 	llm_gen_usage_json(res, true, b);
+}
+
+void llm_generate_json(llm_service *svc, const llm_params *p,
+		       const vx_buf *content, const vx_buf *reasoning,
+		       const llm_gen_result *res, vx_buf *b)
+{
+	vx_buf_puts(b, "{\"message\":{\"role\":\"assistant\",\"content\":");
+	vx_buf_json_str(b, content->data ? content->data : "", content->len);
+	vx_buf_puts(b, "},");
+	if (p->include_reasoning) {
+		vx_buf_puts(b, "\"reasoning\":");
+		vx_buf_json_str(b, reasoning->data ? reasoning->data : "",
+				reasoning->len);
+		vx_buf_puts(b, ",");
+	}
+	generate_tail(svc, p, res, b);
+	vx_buf_puts(b, "}\n");
 }
 
 static void generate_job(vx_req *req, void *arg)
@@ -203,7 +220,7 @@ static void generate_job(vx_req *req, void *arg)
 			vx_buf_printf(b, ",\"status\":%d}\n\n", res.status);
 		} else {
 			vx_buf_puts(b, "data: {\"event\":\"done\",");
-			generate_tail(h, &res, b);
+			generate_tail(h->svc, &h->p, &res, b);
 			vx_buf_puts(b, "}\n\n");
 		}
 		llm_api_stream_ev(h);
@@ -213,17 +230,7 @@ static void generate_job(vx_req *req, void *arg)
 		llm_api_error(req, res.status, res.code, NULL, "%s", res.error);
 		goto out_free;
 	}
-	vx_buf_puts(b, "{\"message\":{\"role\":\"assistant\",\"content\":");
-	vx_buf_json_str(b, h->content.data ? h->content.data : "", h->content.len);
-	vx_buf_puts(b, "},");
-	if (h->p.include_reasoning) {
-		vx_buf_puts(b, "\"reasoning\":");
-		vx_buf_json_str(b, h->reasoning.data ? h->reasoning.data : "",
-				h->reasoning.len);
-		vx_buf_puts(b, ",");
-	}
-	generate_tail(h, &res, b);
-	vx_buf_puts(b, "}\n");
+	llm_generate_json(h->svc, &h->p, &h->content, &h->reasoning, &res, b);
 	vx_req_reply_buf(req, 200, "application/json", b);
 out_free:
 	llm_api_http_free(h);

@@ -124,6 +124,17 @@ void llm_api_error(vx_req *req, int status, const char *code,
 /* The same object, appended to out (no newline). */
 void llm_api_error_json(vx_buf *out, int status, const char *code,
 			const char *param, const char *message);
+/* The POST /generate answer (not streamed) to b: message, reasoning when
+ * asked, finish_reason, model, usage, timings; a newline. NATS jobs too. */
+struct llm_gen_result;
+void llm_generate_json(llm_service *svc, const llm_params *p,
+		       const vx_buf *content, const vx_buf *reasoning,
+		       const struct llm_gen_result *res, vx_buf *b);
+/* jobs.c: the NATS job, a POST /generate body in "request". */
+struct vx_job;
+struct vx_job_result;
+void llm_jobs_run(void *user, const struct vx_job *job,
+		  struct vx_job_result *res);
 /* The model name answers carry: the request's, the upstream's, the default. */
 const char *llm_service_model(const llm_service *svc, const char *asked,
 			      const char *answered);

@@ -9,6 +9,7 @@
 
 #include "llm_gen.h"
 #include "llm_service.h"
+#include "vx_jobs.h"
 #include "vx_log.h"
 
 #define LLM_VERSION "0.1.0"
@@ -82,8 +83,10 @@ static double gauge_generations(void *arg)
 int main(int argc, char **argv)
 {
 	llm_service svc = {0};
+	vx_jobs_opts nats = {0};
 	const vx_flag flags[] = {
 		VX_DAEMON_FLAGS(&svc.d, "3004", "1"),
+		VX_JOBS_FLAGS(&nats),
 		{ "engine", VX_FLAG_STR, &svc.engine_name, "", 0, 0,
 		  "openai, ollama or gguf (default: gguf when --model is given "
 		  "without --url, else openai)" },
@@ -194,7 +197,14 @@ int main(int argc, char **argv)
 		    svc.local ? "-" : svc.url ? svc.url : "(default)",
 		    svc.max_concurrent);
 
+	vx_jobs *jobs;
+	vx_jobs_config jc = { .service = "llm", .run = llm_jobs_run, .user = &svc,
+		.pool = svc.pool, .capacity = svc.max_concurrent,
+		.server = svc.server, .drain_s = svc.d.drain_s };
+	if ((r = vx_jobs_new(&nats, &jc, &jobs)) < 0)
+		vx_fatal("--nats %s: %s", nats.url, strerror(-r));
 	r = vx_server_run(svc.server);
+	vx_jobs_free(jobs);
 	if (!llm_service_quiesce(&svc, LLM_QUIESCE_MS)) {
 		/* A client still holds a generation: freeing would pull the
 		 * server from under it. The process ends anyway. */

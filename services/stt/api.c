@@ -125,6 +125,19 @@ void stt_segments_json(const stt_result *r, vx_buf *out)
 	vx_buf_puts(out, "]");
 }
 
+void stt_transcript_json(const stt_service *svc, const stt_outcome *o,
+			 vx_buf *b)
+{
+	vx_buf_puts(b, "{\"text\":");
+	vx_buf_json_str(b, o->r.text, strlen(o->r.text));
+	vx_buf_puts(b, ",\"language\":");
+	vx_buf_json_str(b, o->language, strlen(o->language));
+	vx_buf_printf(b, ",\"duration_ms\":%.0f,\"segments\":", o->audio_ms);
+	stt_segments_json(&o->r, b);
+	vx_buf_printf(b, ",\"engine\":\"%s\",\"processing_ms\":%.1f}\n",
+		      svc->engine->name, o->processing_ms);
+}
+
 /* ---- POST /transcribe ---- */
 
 static void transcribe_job(vx_req *req, void *arg)
@@ -150,14 +163,7 @@ static void transcribe_job(vx_req *req, void *arg)
 		goto out_release;
 	}
 	vx_buf b = {0};
-	vx_buf_puts(&b, "{\"text\":");
-	vx_buf_json_str(&b, o.r.text, strlen(o.r.text));
-	vx_buf_puts(&b, ",\"language\":");
-	vx_buf_json_str(&b, o.language, strlen(o.language));
-	vx_buf_printf(&b, ",\"duration_ms\":%.0f,\"segments\":", o.audio_ms);
-	stt_segments_json(&o.r, &b);
-	vx_buf_printf(&b, ",\"engine\":\"%s\",\"processing_ms\":%.1f}\n",
-		      svc->engine->name, o.processing_ms);
+	stt_transcript_json(svc, &o, &b);
 	vx_req_reply_buf(req, 200, "application/json", &b);
 	vx_log_debug(vx_req_id(req), "transcribed %.0f ms in %.1f ms",
 		     o.audio_ms, o.processing_ms);

@@ -15,6 +15,7 @@
 #include "vx_pcmstream.h"
 #include "vx_reqbody.h"
 #include "vx_svcws.h"
+#include "vx_time.h"
 
 /* ---- POST /detect ---- */
 
@@ -44,6 +45,30 @@ static int read_params(vx_req *req, const vad_service *svc, detect_params *p)
 	return 0;
 }
 
+int vad_detect_json(vad_service *svc, const vad_config *vcfg,
+		    const vad_seg_config *scfg, const vx_pcm *pcm, double t0_ms,
+		    vx_buf *b)
+{
+	vad_segments segs = {0};
+	int r = vad_engine_detect(svc->engine, vcfg, scfg, pcm->data,
+				  pcm->frames, &segs);
+	if (r < 0)
+		return r;
+	vx_counter_add(svc->audio_seconds, pcm->frames / VAD_RATE);
+	vx_counter_add(svc->segments, segs.n);
+	vx_buf_printf(b, "{\"sample_rate\":%d,\"duration_ms\":%lld,"
+		      "\"segments\":[", VAD_RATE, (long long)segs.duration_ms);
+	for (size_t i = 0; i < segs.n; i++)
+		vx_buf_printf(b, "%s{\"start_ms\":%lld,\"end_ms\":%lld}",
+			      i ? "," : "", (long long)segs.v[i].start_ms,
+			      (long long)segs.v[i].end_ms);
+	vx_buf_printf(b, "],\"speech_ms\":%lld,\"engine\":\"%s\","
+		      "\"processing_ms\":%.1f}\n", (long long)segs.speech_ms,
+		      svc->engine->name, vx_now_ms() - t0_ms);
+	vad_segments_release(&segs);
+	return 0;
+}
+
 static void detect_job(vx_req *req, void *arg)
 {
 	vad_service *svc = arg;
@@ -53,29 +78,15 @@ static void detect_job(vx_req *req, void *arg)
 	vx_pcm pcm = {0};
 	if (vx_reqbody_audio(req, VAD_RATE, svc->max_audio_s, &pcm) < 0)
 		return;
-	vad_segments segs = {0};
-	int r = vad_engine_detect(svc->engine, &p.vcfg, &p.scfg, pcm.data,
-				  pcm.frames, &segs);
-	if (r < 0) {
+	vx_buf b = {0};
+	int r = vad_detect_json(svc, &p.vcfg, &p.scfg, &pcm,
+				vx_now_ms() - vx_req_elapsed_ms(req), &b);
+	if (r < 0)
 		vx_req_error(req, 500, "vad_failed", "detection failed: %s",
 			     strerror(-r));
-		goto out_release;
-	}
-	vx_counter_add(svc->audio_seconds, pcm.frames / VAD_RATE);
-	vx_counter_add(svc->segments, segs.n);
-	vx_buf b = {0};
-	vx_buf_printf(&b, "{\"sample_rate\":%d,\"duration_ms\":%lld,"
-		      "\"segments\":[", VAD_RATE, (long long)segs.duration_ms);
-	for (size_t i = 0; i < segs.n; i++)
-		vx_buf_printf(&b, "%s{\"start_ms\":%lld,\"end_ms\":%lld}",
-			      i ? "," : "", (long long)segs.v[i].start_ms,
-			      (long long)segs.v[i].end_ms);
-	vx_buf_printf(&b, "],\"speech_ms\":%lld,\"engine\":\"%s\","
-		      "\"processing_ms\":%.1f}\n", (long long)segs.speech_ms,
-		      svc->engine->name, vx_req_elapsed_ms(req));
-	vx_req_reply_buf(req, 200, "application/json", &b);
-	vad_segments_release(&segs);
-out_release:
+	else
+		vx_req_reply_buf(req, 200, "application/json", &b);
+	vx_buf_release(&b);
 	vx_pcm_release(&pcm);
 }
 
@@ -269,6 +280,8 @@ static int ws_open(vx_wsconn *c, void *user, void **ret_state)
 {
 	return vx_svcws_open(c, &ws_ops, user, ret_state);
 }
+
+const vx_svcws_ops *vad_ws_ops(void) { return &ws_ops; }
 
 /* ---- tables ---- */
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "vad_service.h"
+#include "vx_jobs.h"
 #include "vx_log.h"
 
 #define VAD_VERSION "0.1.0"
@@ -12,8 +13,10 @@
 int main(int argc, char **argv)
 {
 	vad_service svc = {0};
+	vx_jobs_opts nats = {0};
 	const vx_flag flags[] = {
 		VX_DAEMON_FLAGS(&svc.d, "3001", "2"),
+		VX_JOBS_FLAGS(&nats),
 		{ "engine", VX_FLAG_STR, &svc.engine_name, "builtin", 0, 0,
 		  "detector: builtin (spectral, adaptive noise floor) or webrtc (GMM)" },
 		{ "aggressiveness", VX_FLAG_INT, &svc.aggressiveness, "1", 0, 3,
@@ -64,7 +67,14 @@ int main(int argc, char **argv)
 	vx_log_info(NULL, "engine %s, aggressiveness %d, %d workers",
 		    svc.engine->name, svc.aggressiveness, svc.d.workers);
 
+	vx_jobs *jobs;
+	vx_jobs_config jc = { .service = "vad", .run = vad_jobs_run, .user = &svc,
+		.pool = svc.pool, .capacity = svc.d.workers + svc.d.queue,
+		.server = server, .drain_s = svc.d.drain_s };
+	if ((r = vx_jobs_new(&nats, &jc, &jobs)) < 0)
+		vx_fatal("--nats %s: %s", nats.url, strerror(-r));
 	r = vx_server_run(server);
+	vx_jobs_free(jobs);
 	vx_pool_free(svc.pool);     /* jobs may still count metrics */
 	vx_server_free(server);
 	return r < 0 ? 1 : 0;
