@@ -1,0 +1,18 @@
+# services/stt/whisper/whisper.mk - the built-in Whisper engine's core
+# (issue 12): the ggml model file reader, tokenizer, mel spectrogram and
+# model. WHISPER_OBJS is what the engine, its tests and tools link; it
+# reuses the GGUF engine's kernels and thread pool (GGUF_KERNEL_OBJS,
+# services/llm/gguf/quant*.c and team.c), linked, not copied.
+WHISPER_SRCS := $(wildcard services/stt/whisper/*.c)
+WHISPER_OBJS := $(WHISPER_SRCS:%.c=$(BUILD)/obj/%.o)
+WHISPER_KERNEL_OBJS := $(addprefix $(BUILD)/obj/services/llm/gguf/,quant.o quant_avx2.o \
+	quant_gemm_avx2.o team.o)
+CFLAGS_services_stt_whisper_ += $(if $(filter 1,$(SANITIZE)),-O2,-O3) -fno-math-errno \
+	-Iservices/llm/gguf
+
+$(BUILD)/tests/test_whisper_file: $(BUILD)/obj/tests/unit/test_whisper_file.o \
+		$(BUILD)/obj/services/stt/whisper/wfile.o
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^
+
+UNIT_TESTS += $(BUILD)/tests/test_whisper_file
