@@ -111,28 +111,50 @@ static void reap(sched *s)
 	}
 }
 
-/* Binds queued jobs to free slots, each to the one whose tokens share the
- * longest prefix with its prompt (at most n_prompt - 1: the last prompt
- * token always runs, for its logits), else the least recently used. */
+/* Tokens at the start of slot sl's cache that j's prompt repeats (at most
+ * n_prompt - 1: the last prompt token always runs, for its logits). */
+static int common_prefix(const slot *sl, const sched_job *j)
+{
+	int same = 0;
+	while (same < sl->n_hist && same < j->n_prompt - 1 && sl->hist[same] == j->prompt[same])
+		same++;
+	return same;
+}
+
+/* The free slot for j: the one whose cached tokens j's prompt continues
+ * (shares at least half of them) with the longest common prefix, else
+ * the least recently used (empty ones first), so a new conversation that
+ * merely shares a system prompt does not evict another's turns. -1 when
+ * all are busy. */
+static int pick_slot(const sched *s, const sched_job *j, int *ret_same)
+{
+	int best = -1, best_same = 0, lru = -1;
+	for (int i = 0; i < s->n_slots; i++) {
+		const slot *sl = &s->slots[i];
+		if (sl->job)
+			continue;
+		if (lru < 0 || sl->used < s->slots[lru].used)
+			lru = i;
+		int same = common_prefix(sl, j);
+		if (same > best_same && 2 * same >= sl->n_hist) {
+			best = i;
+			best_same = same;
+		}
+	}
+	if (best < 0 && lru >= 0) {
+		best = lru;
+		best_same = common_prefix(&s->slots[lru], j);
+	}
+	*ret_same = best_same;
+	return best;
+}
+
+/* Binds queued jobs, first come first served, to free slots. */
 static void admit(sched *s)
 {
 	while (s->head) {
 		sched_job *j = s->head;
-		int best = -1, best_same = -1;
-		for (int i = 0; i < s->n_slots; i++) {
-			slot *sl = &s->slots[i];
-			if (sl->job)
-				continue;
-			int same = 0;
-			while (same < sl->n_hist && same < j->n_prompt - 1 &&
-			       sl->hist[same] == j->prompt[same])
-				same++;
-			if (same > best_same ||
-			    (same == best_same && sl->used < s->slots[best].used)) {
-				best = i;
-				best_same = same;
-			}
-		}
+		int same, best = pick_slot(s, j, &same);
 		if (best < 0)
 			return;
 		s->head = j->next;
@@ -140,11 +162,11 @@ static void admit(sched *s)
 			s->tail = NULL;
 		slot *sl = &s->slots[best];
 		sl->job = j;
-		sl->n_hist = best_same;
+		sl->n_hist = same;
 		sl->used = ++s->stamp;
 		j->slot = best;
-		j->n_fed = best_same;
-		j->res.n_cached = best_same;
+		j->n_fed = same;
+		j->res.n_cached = same;
 		j->res.slot = best;
 	}
 }

@@ -1,0 +1,252 @@
+/*
+ * test_gguf_batch.c - continuous batching in the gguf engine, on a small
+ * random-weight model from tests/gguf/mkgguf.py (run from the repository
+ * root): generations that run at once give what each gives alone (greedy
+ * and seeded), slots never see each other's tokens, a cancel mid-batch
+ * ends only its own sequence and frees its slot, and a conversation's next
+ * turn runs only its new tokens while other sequences decode.
+ */
+#include "../../services/llm/llm_engine.h"
+#include "vx_test.h"
+#include "vx_time.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+extern const llm_engine_ops llm_engine_gguf;
+
+#define N_CONV 4
+
+static char dir[] = "/tmp/test_gguf_batch.XXXXXX";
+static char model_path[256];
+
+typedef struct sink { char text[8192]; size_t len; atomic_int pieces; int stop_after; } sink;
+
+static int on_piece(void *user, llm_piece_kind kind, const char *text, size_t len)
+{
+	sink *s = user;
+	(void)kind;
+	if (s->len + len < sizeof(s->text)) {
+		memcpy(s->text + s->len, text, len);
+		s->len += len;
+		s->text[s->len] = 0;
+	}
+	int n = atomic_fetch_add(&s->pieces, 1) + 1;
+	return s->stop_after && n >= s->stop_after;
+}
+
+static void *open_ready(int slots)
+{
+	llm_config cfg = { .model = model_path, .threads = 2, .ctx = 512, .slots = slots };
+	void *eng = NULL;
+	if (llm_engine_gguf.create(&cfg, &eng) < 0)
+		return NULL;
+	char detail[160];
+	for (int i = 0; i < 500 && llm_engine_gguf.ready(eng, detail, sizeof(detail)) == -EAGAIN; i++)
+		usleep(10000);
+	return eng;
+}
+
+/* one generation on its own thread */
+typedef struct run {
+	void *eng;
+	llm_message msgs[4];
+	llm_request req;
+	atomic_bool cancel;
+	sink out;
+	llm_result res;
+	int rc;
+	double ms;                 /* how long generate() took */
+	pthread_t th;
+} run;
+
+static const char *const users[N_CONV] = {
+	"Hello there, how are you today?",
+	"What is the capital of France, and why is it that one?",
+	"Write two words.",
+	"Count from one to five please, slowly and carefully, with commas.",
+};
+
+static void run_init(run *r, void *eng, int i, int max_tokens, double temperature, uint64_t seed)
+{
+	memset(r, 0, sizeof(*r));
+	r->eng = eng;
+	r->msgs[0] = (llm_message){ "system", "You are terse." };
+	r->msgs[1] = (llm_message){ "user", users[i % N_CONV] };
+	r->req = (llm_request){ .messages = r->msgs, .n_messages = 2, .temperature = temperature,
+				.top_p = 1, .repeat_penalty = 1, .max_tokens = max_tokens,
+				.has_seed = true, .seed = seed };
+	r->req.think = 0;
+}
+
+static void *run_main(void *arg)
+{
+	run *r = arg;
+	double t0 = vx_now_ms();
+	r->rc = llm_engine_gguf.generate(r->eng, &r->req, &r->cancel, on_piece, &r->out, &r->res);
+	r->ms = vx_now_ms() - t0;
+	return NULL;
+}
+
+static void run_start(run *r) { pthread_create(&r->th, NULL, run_main, r); }
+static void run_join(run *r) { pthread_join(r->th, NULL); }
+
+VX_TEST(setup_makes_the_model)
+{
+	VX_CHECK(mkdtemp(dir) != NULL);
+	snprintf(model_path, sizeof(model_path), "%s/qwen.gguf", dir);
+	char cmd[512];
+	snprintf(cmd, sizeof(cmd), "/usr/bin/python3 tests/gguf/mkgguf.py %s --arch qwen2 --type Q8_0 --seed 11",
+		 model_path);
+	VX_CHECK_INT(system(cmd), 0);
+}
+
+/* Each conversation alone (one slot: strictly one after another), then
+ * all at once on four slots: the same text, token for token. */
+static void alone_then_together(double temperature)
+{
+	static run alone[N_CONV], together[N_CONV];
+	void *eng = open_ready(1);
+	VX_CHECK(eng != NULL);
+	if (!eng)
+		return;
+	for (int i = 0; i < N_CONV; i++) {
+		run_init(&alone[i], eng, i, 24, temperature, 100 + (uint64_t)i);
+		run_main(&alone[i]);
+		VX_CHECK_INT(alone[i].rc, 0);
+		VX_CHECK(alone[i].res.completion_tokens > 0);
+	}
+	llm_engine_gguf.destroy(eng);
+	VX_CHECK((eng = open_ready(4)) != NULL);
+	if (!eng)
+		return;
+	for (int i = 0; i < N_CONV; i++) {
+		run_init(&together[i], eng, i, 24, temperature, 100 + (uint64_t)i);
+		run_start(&together[i]);
+	}
+	for (int i = 0; i < N_CONV; i++) {
+		run_join(&together[i]);
+		VX_CHECK_INT(together[i].rc, 0);
+		VX_CHECK_STR(together[i].out.text, alone[i].out.text);
+		VX_CHECK_INT(together[i].res.completion_tokens, alone[i].res.completion_tokens);
+		VX_CHECK_STR(together[i].res.finish_reason, alone[i].res.finish_reason);
+	}
+	llm_engine_gguf.destroy(eng);
+}
+
+VX_TEST(batched_and_single_runs_give_the_same_greedy_tokens)
+{
+	alone_then_together(0);
+}
+
+VX_TEST(interleaved_conversations_with_their_own_seeds_reproduce_single_runs)
+{
+	alone_then_together(1.0);
+}
+
+/* Three long generations on two slots: the first is cancelled after a few
+ * tokens; it ends at once, the queued third takes its slot, and the other
+ * two still give exactly what they give alone. */
+VX_TEST(cancel_mid_batch_ends_only_that_sequence_and_frees_its_slot)
+{
+	static run alone[3], r[3];
+	void *eng = open_ready(2);
+	VX_CHECK(eng != NULL);
+	if (!eng)
+		return;
+	for (int i = 1; i < 3; i++) {
+		run_init(&alone[i], eng, i, 40, 1.0, 7 + (uint64_t)i);
+		run_main(&alone[i]);
+		VX_CHECK_INT(alone[i].rc, 0);
+	}
+	for (int i = 0; i < 3; i++) {
+		run_init(&r[i], eng, i, i == 0 ? 400 : 40, 1.0, 7 + (uint64_t)i);
+		run_start(&r[i]);
+		for (int k = 0; i == 0 && k < 10000 && atomic_load(&r[0].out.pieces) < 1; k++)
+			usleep(1000);
+	}
+	for (int i = 0; i < 10000 && atomic_load(&r[0].out.pieces) < 3; i++)
+		usleep(1000);
+	VX_CHECK(atomic_load(&r[0].out.pieces) >= 3);
+	double t_cancel = vx_now_ms();
+	atomic_store(&r[0].cancel, true);
+	run_join(&r[0]);
+	double ended_after = vx_now_ms() - t_cancel;
+	VX_CHECK_INT(r[0].rc, -ECANCELED);
+	VX_CHECK_STR(r[0].res.finish_reason, "cancelled");
+	VX_CHECK(r[0].res.completion_tokens < 400);
+	VX_CHECK(ended_after < 5000);   /* one step, generously */
+	for (int i = 1; i < 3; i++) {
+		run_join(&r[i]);
+		VX_CHECK_INT(r[i].rc, 0);
+		VX_CHECK_STR(r[i].out.text, alone[i].out.text);
+	}
+	/* a client that stops reading (callback says stop) mid-batch too */
+	run_init(&r[0], eng, 0, 400, 1.0, 3);
+	r[0].out.stop_after = 2;
+	run_init(&r[1], eng, 1, 40, 1.0, 8);
+	run_start(&r[0]);
+	run_start(&r[1]);
+	run_join(&r[0]);
+	run_join(&r[1]);
+	VX_CHECK_INT(r[0].rc, -ECANCELED);
+	VX_CHECK_INT(atomic_load(&r[0].out.pieces), 2);
+	VX_CHECK_INT(r[1].rc, 0);
+	VX_CHECK_STR(r[1].out.text, alone[1].out.text);
+	llm_engine_gguf.destroy(eng);
+}
+
+/* A conversation's second turn reuses its first turn's K/V (prompt and
+ * reply) from its slot while three other generations run and another
+ * slot is free: only the new tokens are run. */
+VX_TEST(next_turn_prefills_only_its_new_tokens_while_others_run)
+{
+	static run bg[3], turn;
+	void *eng = open_ready(5);
+	VX_CHECK(eng != NULL);
+	if (!eng)
+		return;
+	run_init(&turn, eng, 3, 12, 0, 1);
+	run_main(&turn);
+	VX_CHECK_INT(turn.rc, 0);
+	llm_result first = turn.res;
+	char reply[8192];
+	snprintf(reply, sizeof(reply), "%s", turn.out.text);
+	VX_CHECK_INT(first.prompt_evaluated, first.prompt_tokens);
+	for (int i = 0; i < 3; i++) {
+		run_init(&bg[i], eng, i, 60, 1.0, 50 + (uint64_t)i);
+		run_start(&bg[i]);
+	}
+	for (int k = 0; k < 10000 && atomic_load(&bg[0].out.pieces) < 1; k++)
+		usleep(1000);
+	run_init(&turn, eng, 3, 12, 0, 1);
+	turn.msgs[2] = (llm_message){ "assistant", reply };
+	turn.msgs[3] = (llm_message){ "user", "And then?" };
+	turn.req.n_messages = 4;
+	run_main(&turn);
+	VX_CHECK_INT(turn.rc, 0);
+	int cached = turn.res.prompt_tokens - turn.res.prompt_evaluated;
+	printf("  turn 1: %d prompt tokens run; turn 2: %d of %d run, %d cached\n",
+	       first.prompt_evaluated, turn.res.prompt_evaluated, turn.res.prompt_tokens, cached);
+	VX_CHECK(cached >= first.prompt_tokens - 1);
+	VX_CHECK(turn.res.prompt_evaluated < turn.res.prompt_tokens - first.prompt_tokens + 8);
+	for (int i = 0; i < 3; i++) {
+		run_join(&bg[i]);
+		VX_CHECK_INT(bg[i].rc, 0);
+	}
+	llm_engine_gguf.destroy(eng);
+}
+
+VX_TEST(cleanup_removes_the_model)
+{
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	VX_CHECK_INT(system(cmd), 0);
+}
+
+VX_TEST_MAIN(setup_makes_the_model, batched_and_single_runs_give_the_same_greedy_tokens,
+	     interleaved_conversations_with_their_own_seeds_reproduce_single_runs,
+	     cancel_mid_batch_ends_only_that_sequence_and_frees_its_slot,
+	     next_turn_prefills_only_its_new_tokens_while_others_run, cleanup_removes_the_model)
