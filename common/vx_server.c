@@ -484,6 +484,7 @@ void vx_server_stop(vx_server *s)
 }
 
 int vx_server_port(const vx_server *s) { return s->port; }
+bool vx_server_accepting(vx_server *s) { return !atomic_load(&s->accept_stopped); }
 vx_metrics *vx_server_metrics(vx_server *s) { return s->metrics; }
 
 bool vx_server_draining(const vx_server *s)

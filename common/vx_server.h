@@ -133,6 +133,9 @@ void vx_server_stop(vx_server *s);
  * see their cancel flag. vx_server_run does it before it returns; call it
  * (or vx_server_free) before freeing the pools jobs run on. Idempotent. */
 void vx_server_shutdown(vx_server *s);
+/* False once a drain has stopped accepting (other listeners beside the
+ * server's, e.g. Wyoming, close with it). Any thread. */
+bool vx_server_accepting(vx_server *s);
 /* The bound port (useful with port 0). */
 int vx_server_port(const vx_server *s);
 vx_metrics *vx_server_metrics(vx_server *s);

@@ -496,7 +496,7 @@ static int play(bot *me, int turn, reply *rp)
 		frames = rp->pcm.frames;
 	pthread_mutex_lock(&b->lock);
 	int r = record_place(b, me->idx, start, rp->pcm.data, frames);
-	if (r == 0) {
+	if (r == 0 && b->turns < b->cfg->turns) {
 		say_line(b, start, me->name, rp->text, cut ? " [cut short]" : "");
 		b->latency_ms[b->turns] = rp->latency_ms;
 		b->audio_ms += frames * 1000.0 / rp->pcm.rate;
@@ -911,7 +911,7 @@ int main(int argc, char **argv)
 	if ((r = text_open(&b)) < 0)
 		goto out_nats;
 
-	b.t0_ms = vx_now_ms();
+	b.t0_ms = b.line_sent_ms = vx_now_ms();   /* the opening's clock starts now */
 	for (int i = 0; i < 2 && r == 0; i++) {
 		if ((r = -pthread_create(&b.bots[i].thread, NULL, bot_main, &b.bots[i])) == 0)
 			b.bots[i].started = true;

@@ -497,6 +497,8 @@ static int ws_open(vx_wsconn *c, void *user, void **ret_state)
 	return vx_svcws_open(c, &ws_ops, user, ret_state);
 }
 
+const vx_svcws_ops *stt_ws_ops(void) { return &ws_ops; }
+
 void stt_ws_quiesce(stt_service *svc, int timeout_s)
 {
 	for (int i = 0; i < timeout_s * 100 && atomic_load(&svc->ws_jobs) > 0; i++)

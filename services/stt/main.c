@@ -7,6 +7,7 @@
 #include "stt_service.h"
 #include "vx_jobs.h"
 #include "vx_log.h"
+#include "vx_wyoming.h"
 
 #define STT_VERSION "0.1.0"
 
@@ -60,6 +61,8 @@ static void stt_metrics_register(stt_service *svc, vx_metrics *m)
 int main(int argc, char **argv)
 {
 	stt_service svc = {0};
+	int wy_port = 0;
+	vx_wy_server *wy = NULL;
 	vx_jobs_opts nats = {0};
 	const vx_flag flags[] = {
 		VX_DAEMON_FLAGS(&svc.d, "3002", "2"),
@@ -88,6 +91,7 @@ int main(int argc, char **argv)
 		  "pocketsphinx: extra \"-name value\" options" },
 		{ "timeout-s", VX_FLAG_INT, &svc.timeout_s, "60", 1, 3600,
 		  "remote engines: limit per upstream request, seconds" },
+		VX_WYOMING_FLAG(&wy_port),
 	};
 	int r = vx_flags_parse(flags, N_OF(flags), "stt", argc, argv);
 	if (r)
@@ -120,6 +124,9 @@ int main(int argc, char **argv)
 		vx_fatal("cannot serve on %s:%d: %s", svc.d.host, svc.d.port,
 			 strerror(-r));
 	stt_metrics_register(&svc, vx_server_metrics(server));
+	if (wy_port && (r = stt_wyoming_start(&svc, server, wy_port, &wy)) < 0)
+		vx_fatal("cannot serve wyoming on port %d: %s", wy_port,
+			 strerror(-r));
 	vx_log_info(NULL, "engine %s, model %s, %d decoders, queue %d",
 		    svc.engine->name, svc.model_name, svc.d.workers, svc.d.queue);
 
@@ -132,7 +139,9 @@ int main(int argc, char **argv)
 	r = vx_server_run(server);
 	vx_jobs_free(jobs);
 	stt_ws_quiesce(&svc, svc.d.drain_s);
+	vx_wy_server_drain(wy, svc.d.drain_s - svc.d.drain_delay_s);
 	vx_pool_free(svc.pool);     /* jobs may still count metrics */
+	vx_wy_server_free(wy);
 	vx_server_free(server);
 	svc.engine->destroy(svc.eng);
 	return r < 0 ? 1 : 0;

@@ -4,6 +4,7 @@
 # ($(STT_ENGINE_OBJS), $(STT_ENGINE_LIBS)).
 STT_SRCS := services/stt/main.c services/stt/api.c services/stt/api_openai.c \
 	services/stt/api_ws.c services/stt/jobs.c
+STT_SRCS += services/stt/wyoming.c
 STT_OBJS := $(STT_SRCS:%.c=$(BUILD)/obj/%.o)
 
 # Target-specific, so engines.mk's flags for the engine objects stay its own.

@@ -111,4 +111,10 @@ vx_health stt_service_health(void *user, vx_buf *extra, char *detail,
 			     size_t detail_len);
 void stt_service_info(void *user, vx_buf *out);
 
+/* Wyoming (wyoming.c) over /ws/transcribe's ops (api_ws.c). */
+typedef struct vx_wy_server vx_wy_server;
+const struct vx_svcws_ops *stt_ws_ops(void);
+int stt_wyoming_start(stt_service *svc, vx_server *server, int port,
+		      vx_wy_server **ret);
+
 #endif

@@ -387,6 +387,8 @@ static int ws_open(vx_wsconn *c, void *user, void **ret_state)
 	return vx_svcws_open(c, &ws_ops, user, ret_state);
 }
 
+const vx_svcws_ops *tts_ws_ops(void) { return &ws_ops; }
+
 const vx_ws_route tts_ws_routes[] = {
 	{ "/ws/synthesize", ws_open, vx_svcws_on_text, NULL, vx_svcws_on_close },
 };

@@ -8,6 +8,7 @@
 #include "tts_service.h"
 #include "vx_jobs.h"
 #include "vx_log.h"
+#include "vx_wyoming.h"
 
 #define TTS_VERSION "0.1.0"
 
@@ -127,6 +128,8 @@ static void tts_free_backends(tts_service *svc)
 int main(int argc, char **argv)
 {
 	tts_service svc = {0};
+	int wy_port = 0;
+	vx_wy_server *wy = NULL;
 	vx_jobs_opts nats = {0};
 	const vx_flag flags[] = {
 		VX_DAEMON_FLAGS(&svc.d, "3003", "2"),
@@ -148,6 +151,7 @@ int main(int argc, char **argv)
 		  TTS_TEXT_MAX / 4, "longest text per request or message, characters" },
 		{ "timeout-s", VX_FLAG_INT, &svc.timeout_s, "60", 1, 3600,
 		  "longest synthesis of one text, seconds" },
+		VX_WYOMING_FLAG(&wy_port),
 	};
 	int r = vx_flags_parse(flags, sizeof(flags) / sizeof(flags[0]), "tts",
 			       argc, argv);
@@ -176,6 +180,9 @@ int main(int argc, char **argv)
 		vx_fatal("cannot serve on %s:%d: %s", svc.d.host, svc.d.port,
 			 strerror(-r));
 	tts_register_metrics(&svc, vx_server_metrics(server));
+	if (wy_port && (r = tts_wyoming_start(&svc, server, wy_port, &wy)) < 0)
+		vx_fatal("cannot serve wyoming on port %d: %s", wy_port,
+			 strerror(-r));
 	vx_log_info(NULL, "%zu engine(s), first %s; default voice %s (%s); "
 		    "%d workers", svc.n_backends, svc.backends[0].name,
 		    svc.default_target.voice, svc.default_target.be->name,
@@ -189,7 +196,9 @@ int main(int argc, char **argv)
 		vx_fatal("--nats %s: %s", nats.url, strerror(-r));
 	r = vx_server_run(server);
 	vx_jobs_free(jobs);
+	vx_wy_server_drain(wy, svc.d.drain_s - svc.d.drain_delay_s);
 	vx_pool_free(svc.pool);     /* jobs may still count metrics */
+	vx_wy_server_free(wy);
 	vx_server_free(server);
 	tts_free_backends(&svc);
 	return r < 0 ? 1 : 0;

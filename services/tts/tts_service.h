@@ -123,6 +123,12 @@ extern const vx_ws_route tts_ws_routes[];
 extern const size_t tts_n_ws_routes;
 
 void tts_service_info(void *user, vx_buf *out);
+
+/* Wyoming (wyoming.c) over /ws/synthesize's ops (api_ws.c). */
+typedef struct vx_wy_server vx_wy_server;
+const struct vx_svcws_ops *tts_ws_ops(void);
+int tts_wyoming_start(tts_service *svc, vx_server *server, int port,
+		      vx_wy_server **ret);
 /* jobs.c: the NATS job, a POST /synthesize body in "request". */
 struct vx_job;
 struct vx_job_result;

@@ -7,12 +7,15 @@
 #include "vad_service.h"
 #include "vx_jobs.h"
 #include "vx_log.h"
+#include "vx_wyoming.h"
 
 #define VAD_VERSION "0.1.0"
 
 int main(int argc, char **argv)
 {
 	vad_service svc = {0};
+	int wy_port = 0;
+	vx_wy_server *wy = NULL;
 	vx_jobs_opts nats = {0};
 	const vx_flag flags[] = {
 		VX_DAEMON_FLAGS(&svc.d, "3001", "2"),
@@ -31,6 +34,7 @@ int main(int argc, char **argv)
 		  "default: added before and after each segment" },
 		{ "max-audio-s", VX_FLAG_INT, &svc.max_audio_s, "3600", 1, 86400,
 		  "longest audio per request or WebSocket stream, seconds" },
+		VX_WYOMING_FLAG(&wy_port),
 	};
 	int r = vx_flags_parse(flags, sizeof(flags) / sizeof(flags[0]), "vad",
 			       argc, argv);
@@ -66,6 +70,9 @@ int main(int argc, char **argv)
 		"Speech segments found", NULL);
 	vx_log_info(NULL, "engine %s, aggressiveness %d, %d workers",
 		    svc.engine->name, svc.aggressiveness, svc.d.workers);
+	if (wy_port && (r = vad_wyoming_start(&svc, server, wy_port, &wy)) < 0)
+		vx_fatal("cannot serve wyoming on port %d: %s", wy_port,
+			 strerror(-r));
 
 	vx_jobs *jobs;
 	vx_jobs_config jc = { .service = "vad", .run = vad_jobs_run, .user = &svc,
@@ -75,7 +82,9 @@ int main(int argc, char **argv)
 		vx_fatal("--nats %s: %s", nats.url, strerror(-r));
 	r = vx_server_run(server);
 	vx_jobs_free(jobs);
+	vx_wy_server_drain(wy, svc.d.drain_s - svc.d.drain_delay_s);
 	vx_pool_free(svc.pool);     /* jobs may still count metrics */
+	vx_wy_server_free(wy);
 	vx_server_free(server);
 	return r < 0 ? 1 : 0;
 }

@@ -33,6 +33,12 @@ extern const size_t vad_n_ws_routes;
 
 void vad_service_info(void *user, vx_buf *out);
 
+/* Wyoming (wyoming.c) over /ws/detect's ops (api.c). */
+typedef struct vx_wy_server vx_wy_server;
+const struct vx_svcws_ops *vad_ws_ops(void);
+int vad_wyoming_start(vad_service *svc, vx_server *server, int port,
+		      vx_wy_server **ret);
+
 /* Runs the engine on 16 kHz pcm, counts the metrics and appends the
  * POST /detect answer (processing_ms since t0_ms, vx_now_ms's clock).
  * 0, or the engine's negative errno. Shared by api.c and jobs.c. */
