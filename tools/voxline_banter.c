@@ -318,12 +318,12 @@ static int ask(bot *me, const char *line, reply *rp)
 	free(body);
 	if (r == -ECANCELED) {
 		goto out_release;
-	} else if (r == -ECONNREFUSED) {
+	} else if (r == -ETIMEDOUT || r == -EFBIG || r == -ENOMEM) {
+		banter_fail(b, EXIT_FAIL, "%s: POST %s/chat: %s", me->name, cfg->orchestrator,
+			    r == -ETIMEDOUT ? "no answer within --timeout-s" :
+			    r == -EFBIG ? "the answer is too large" : strerror(-r));
+	} else if (r < 0) {   /* refused, reset, cut: gone */
 		unreachable_hint(b, r);
-	} else if (r < 0) {
-		banter_fail(b, EXIT_FAIL, "%s: POST %s/chat: %s", me->name,
-			    cfg->orchestrator, r == -ETIMEDOUT ? "no answer within --timeout-s" :
-			    strerror(-r));
 	} else if (status != 200) {
 		char m[600];
 		error_text(&a.body, m, sizeof(m));

@@ -88,15 +88,21 @@ class Stack:
             d.wait_ready()
             return d
 
+        self.start = start
         vad, stt, tts = start("vad"), start("stt"), start("tts")
         llm = start("llm", "--engine", "openai", "--url", llm_url)
-        self.orch = start("orchestrator", "--vad-url", vad.url, "--stt-url", stt.url,
-                          "--tts-url", tts.url, "--llm-url", llm.url,
-                          "--db", os.path.join(tmp, "o.db"), "--stage-timeout-s", "20")
+        self.stage_args = ["--vad-url", vad.url, "--stt-url", stt.url,
+                           "--tts-url", tts.url, "--llm-url", llm.url,
+                           "--stage-timeout-s", "20"]
+        self.orch = start("orchestrator", *self.stage_args,
+                          "--db", os.path.join(tmp, "o.db"))
 
     def stop(self):
         bad = []
         for d in reversed(self.daemons):
+            if getattr(d, "killed", False):
+                d.stop()
+                continue
             alive = d.alive()
             rc = d.stop()
             if rc != 0 or not alive:
@@ -112,7 +118,7 @@ def world():
     stack = None
     try:
         stack = Stack(tmp, upstream.url)
-        yield stack.orch, nats, upstream
+        yield stack.orch, nats, upstream, stack
     finally:
         bad = stack.stop() if stack else []
         nats.stop()
@@ -128,7 +134,7 @@ def banter_argv(orch_url, nats_url, out, *args):
 
 
 def run_banter(world, out, *args, timeout=50):
-    orch, nats, _ = world
+    orch, nats, _, _ = world
     return subprocess.run(banter_argv(orch.url, nats.url, out, *args),
                           capture_output=True, text=True, timeout=timeout)
 
@@ -187,7 +193,7 @@ def check_turns_in_channels(rate, data, turns):
 
 
 def test_six_turns_alternate_with_audio_in_each_bots_channel(world, tmp_path):
-    orch, nats, upstream = world
+    orch, nats, upstream, _ = world
     upstream.reset()
     t = time.time()
     r = run_banter(world, tmp_path, "--turns", 6, "--first-line", "Hi.")
@@ -231,7 +237,7 @@ def test_six_turns_alternate_with_audio_in_each_bots_channel(world, tmp_path):
 
 
 def test_ctrl_c_mid_run_leaves_complete_files(world, tmp_path):
-    orch, nats, _ = world
+    orch, nats, _, _ = world
     p = subprocess.Popen(banter_argv(orch.url, nats.url, tmp_path, "--turns", 40,
                                      "--first-line", "Tell me a long story."),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -318,7 +324,7 @@ class NatsPlayer(threading.Thread):
 
 
 def test_wait_playback_waits_for_the_players_done_event(world, tmp_path):
-    orch, nats, _ = world
+    orch, nats, _, _ = world
     player = NatsPlayer(nats.port, extra=1.5)
     player.start()
     try:
@@ -343,7 +349,7 @@ def test_wait_playback_waits_for_the_players_done_event(world, tmp_path):
 
 
 def test_orchestrator_down_is_a_clear_error(world, tmp_path):
-    _, nats, _ = world
+    _, nats, _, _ = world
     r = subprocess.run(banter_argv(f"http://127.0.0.1:{closed_port()}", nats.url, tmp_path),
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 3, r
@@ -352,9 +358,44 @@ def test_orchestrator_down_is_a_clear_error(world, tmp_path):
 
 
 def test_nats_down_is_a_clear_error(world, tmp_path):
-    orch, _, _ = world
+    orch, _, _, _ = world
     r = subprocess.run(banter_argv(orch.url, f"nats://127.0.0.1:{closed_port()}", tmp_path),
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 3, r
     assert "cannot reach NATS" in r.stderr and "nats-server" in r.stderr, r.stderr
     assert not (tmp_path / "banter.txt").exists()
+
+
+def test_orchestrator_gone_mid_run_is_a_clear_error_with_complete_files(world, tmp_path):
+    """A second orchestrator (same stages), killed -9 after the first turn;
+    the personas come from a --personas file."""
+    _, nats, _, stack = world
+    orch = stack.start("orchestrator", *stack.stage_args, "--db", str(tmp_path / "o2.db"))
+    personas = tmp_path / "personas.json"
+    personas.write_text(json.dumps([
+        {"name": "alice", "voice": "rms", "system_prompt": "You are Alice the second."},
+        {"name": "bob", "voice": "kal", "system_prompt": "You are Bob the second."}]))
+    p = subprocess.Popen(banter_argv(orch.url, nats.url, tmp_path, "--turns", 20,
+                                     "--personas", personas, "--first-line", "Go."),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    text = tmp_path / "banter.txt"
+    try:
+        deadline = time.time() + 30
+        while not (text.exists() and "] alice: " in text.read_text()):
+            assert time.time() < deadline and p.poll() is None, "no first turn"
+            time.sleep(0.05)
+        orch.killed = True
+        orch.proc.kill()
+        out, err = p.communicate(timeout=20)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 3, err
+    assert f"cannot reach voxline-orchestrator at {orch.url}" in err and "make run" in err, err
+    head, turns, foot = read_text(text)
+    assert "# alice: voice rms, left channel" in "\n".join(head), head
+    assert foot and "failed" in foot, foot
+    assert 1 <= len(turns) < 20
+    rate, data = read_wav(tmp_path / "banter.wav")
+    check_turns_in_channels(rate, data, turns)
