@@ -16,3 +16,11 @@ $(BUILD)/tests/test_whisper_file: $(BUILD)/obj/tests/unit/test_whisper_file.o \
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^
 
 UNIT_TESTS += $(BUILD)/tests/test_whisper_file
+
+$(BUILD)/obj/tests/unit/test_whisper_tok.o: CFLAGS_ALL += -DWHISPER_TEST_DIR='"$(abspath tests/whisper)"'
+$(BUILD)/tests/test_whisper_tok: $(BUILD)/obj/tests/unit/test_whisper_tok.o \
+		$(addprefix $(BUILD)/obj/services/stt/whisper/,wfile.o wtok.o)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^
+
+UNIT_TESTS += $(BUILD)/tests/test_whisper_tok
