@@ -36,6 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "banter_record.h"
 #include "vx_audio.h"
 #include "vx_buf.h"
 #include "vx_curl.h"
@@ -89,10 +90,12 @@ struct banter {
 	char why[96];                  /* why it stopped */
 	double t0_ms;                  /* the opening line was sent */
 	double line_sent_ms;           /* the last line was published */
-	vx_buf wav;                    /* int16 stereo frames, interleaved */
-	size_t wav_frames;
+	banter_record rec;             /* the stereo timeline */
 	FILE *text;
 	double *latency_ms;            /* per turn: POST /chat round trip */
+	double *gap_ms;                /* per turn: the previous reply's end (or
+					* the opening) -> this one's start */
+	double last_end_ms;            /* the last reply's end, from t0 */
 	double audio_ms;               /* reply audio played, all turns */
 };
 
@@ -285,9 +288,6 @@ static int parse_answer(bot *me, const vx_buf *body, reply *rp)
 	vx_buf_release(&wav);
 	if (!(rp->text = strndup(text, BANTER_MAX_LINE)))
 		r = -ENOMEM;
-	for (char *p = rp->text; p && *p; p++)   /* one line of the transcript */
-		if (*p == '\n' || *p == '\r')
-			*p = ' ';
 out_delete:
 	cJSON_Delete(j);
 	return r;
@@ -338,67 +338,12 @@ out_release:
 	return r;
 }
 
-/* ---- the recording ---- */
-
-/* Writes a reply into its channel at start_ms (from t0); frames past the
- * recording's end extend it with silence. Lock held. */
-static int record_place(banter *b, int ch, double start_ms, const int16_t *pcm,
-			size_t frames)
-{
-	size_t at = (size_t)(start_ms * b->cfg->rate / 1000.0);
-	size_t end = at + frames;
-	if (end > (size_t)BANTER_MAX_WAV_S * (size_t)b->cfg->rate)
-		return -EFBIG;
-	if (end > b->wav_frames) {
-		size_t add = (end - b->wav_frames) * 2 * sizeof(int16_t);
-		if (vx_buf_reserve(&b->wav, add) < 0)
-			return -ENOMEM;
-		memset(b->wav.data + b->wav.len, 0, add);
-		b->wav.len += add;
-		b->wav_frames = end;
-	}
-	int16_t *s = (int16_t *)(void *)b->wav.data;
-	for (size_t i = 0; i < frames; i++)
-		s[(at + i) * 2 + ch] = pcm[i];
-	return 0;
-}
-
-/* Writes the stereo WAV: to path.tmp, then renamed over path. */
-static int record_write(banter *b, const char *path)
-{
-	vx_buf out = {0};
-	char tmp[4200];
-	int r = vx_audio_encode((const int16_t *)(void *)b->wav.data, b->wav_frames,
-				b->cfg->rate, 2, VX_FMT_WAV, &out);
-	if (r < 0)
-		goto out_release;
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	FILE *f = fopen(tmp, "wb");
-	if (!f) {
-		r = -errno;
-		goto out_release;
-	}
-	bool ok = fwrite(out.data, 1, out.len, f) == out.len;
-	ok = fflush(f) == 0 && ok;
-	ok = fsync(fileno(f)) == 0 && ok;
-	r = ok ? 0 : -errno;
-	if (fclose(f) != 0 && r == 0)
-		r = -errno;
-	if (r == 0 && rename(tmp, path) < 0)
-		r = -errno;
-	if (r < 0)
-		unlink(tmp);
-out_release:
-	vx_buf_release(&out);
-	return r;
-}
-
 /* One line of the transcript (and of stdout unless --quiet). Lock held. */
 static void say_line(banter *b, double at_ms, const char *who, const char *text,
 		     const char *note)
 {
 	char line[BANTER_MAX_LINE + 200];
-	snprintf(line, sizeof(line), "[%9.3f] %s: %s%s\n", at_ms / 1000.0, who, text, note);
+	banter_record_line(line, sizeof(line), at_ms, who, text, note);
 	if (b->text) {
 		fputs(line, b->text);
 		fflush(b->text);
@@ -495,10 +440,12 @@ static int play(bot *me, int turn, reply *rp)
 	if (frames > rp->pcm.frames)
 		frames = rp->pcm.frames;
 	pthread_mutex_lock(&b->lock);
-	int r = record_place(b, me->idx, start, rp->pcm.data, frames);
+	int r = banter_record_place(&b->rec, me->idx, start, rp->pcm.data, frames);
 	if (r == 0 && b->turns < b->cfg->turns) {
 		say_line(b, start, me->name, rp->text, cut ? " [cut short]" : "");
 		b->latency_ms[b->turns] = rp->latency_ms;
+		b->gap_ms[b->turns] = start - b->last_end_ms;
+		b->last_end_ms = start + frames * 1000.0 / rp->pcm.rate;
 		b->audio_ms += frames * 1000.0 / rp->pcm.rate;
 		b->turns++;
 		if (b->turns >= b->cfg->turns && !b->why[0])
@@ -792,14 +739,25 @@ static int cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* ret[0] the median, ret[1] the max of v[0..n) (sorted in place); 0s when n is 0. */
+static void median_max(double *v, int n, double ret[2])
+{
+	ret[0] = ret[1] = 0;
+	if (n <= 0)
+		return;
+	qsort(v, (size_t)n, sizeof(double), cmp_double);
+	ret[0] = v[n / 2];
+	ret[1] = v[n - 1];
+}
+
 /* The end: transcript footer, WAV, summary on stderr. */
 static int finish(banter *b)
 {
 	const struct config *cfg = b->cfg;
-	int r = record_write(b, cfg->out_wav);
+	int r = banter_record_write_wav(&b->rec, cfg->out_wav);
 	if (r < 0)
 		fprintf(stderr, "voxline-banter: --out-wav %s: %s\n", cfg->out_wav, strerror(-r));
-	double secs = (double)b->wav_frames / cfg->rate;
+	double secs = banter_record_seconds(&b->rec);
 	const char *why = b->why[0] ? b->why : "interrupted";
 	if (b->text) {
 		fprintf(b->text, "# end: %d turns, %.3f s recorded, stopped: %s\n",
@@ -811,16 +769,14 @@ static int finish(banter *b)
 		}
 		b->text = NULL;
 	}
-	double med = 0, max = 0;
-	if (b->turns) {
-		qsort(b->latency_ms, (size_t)b->turns, sizeof(double), cmp_double);
-		med = b->latency_ms[b->turns / 2];
-		max = b->latency_ms[b->turns - 1];
-	}
+	double lat[2], gap[2];
+	median_max(b->latency_ms, b->turns, lat);
+	median_max(b->gap_ms, b->turns, gap);
 	fprintf(stderr, "voxline-banter: %d turns (%s), %.1f s of speech in %.1f s; reply "
-		"latency (POST /chat) median %.0f ms, max %.0f ms; wrote %s and %s\n",
-		b->turns, why, b->audio_ms / 1000.0, secs, med, max, cfg->out_text,
-		cfg->out_wav);
+		"latency (POST /chat) median %.0f ms, max %.0f ms; gap between turns "
+		"(one reply's end -> the next one's start) median %.0f ms, max %.0f ms; "
+		"wrote %s and %s\n", b->turns, why, b->audio_ms / 1000.0, secs, lat[0],
+		lat[1], gap[0], gap[1], cfg->out_text, cfg->out_wav);
 	return r;
 }
 
@@ -896,7 +852,10 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	bots_init(&b);
-	if (!(b.latency_ms = calloc((size_t)cfg.turns, sizeof(double)))) {
+	banter_record_init(&b.rec, cfg.rate, BANTER_MAX_WAV_S);
+	b.latency_ms = calloc((size_t)cfg.turns, sizeof(double));
+	b.gap_ms = calloc((size_t)cfg.turns, sizeof(double));
+	if (!b.latency_ms || !b.gap_ms) {
 		fprintf(stderr, "voxline-banter: out of memory\n");
 		r = -ENOMEM;
 		goto out_destroy;
@@ -934,7 +893,8 @@ out_nats:
 	curl_global_cleanup();
 out_destroy:
 	free(b.latency_ms);
-	vx_buf_release(&b.wav);
+	free(b.gap_ms);
+	banter_record_release(&b.rec);
 	pthread_mutex_destroy(&b.lock);
 	cJSON_Delete(personas);
 	if (b.code)
