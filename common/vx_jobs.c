@@ -438,7 +438,8 @@ static int jobs_setup(vx_jobs *j)
 		/* One more than NAKs: the last delivery is the one that dead-
 		 * letters; the server never stops at its own limit first. */
 		cc.MaxDeliver = j->o.max_deliver + 1;
-		cc.MaxAckPending = j->cfg.capacity;
+		cc.MaxAckPending = j->o.max_ack_pending > 0 ? j->o.max_ack_pending :
+				   16 * j->cfg.capacity;
 		cc.FilterSubject = j->subject;
 		if (js_AddConsumer(&ci, j->js, j->stream, &cc, NULL, &jerr) !=
 		    NATS_OK && jerr != JSConsumerNameExistErr)

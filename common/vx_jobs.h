@@ -20,8 +20,10 @@
  *     goes to voxline.<svc>.dead (stream VOXLINE_<SVC>_DEAD) and the caller
  *     gets the error too; a job that cannot be read at all goes there at
  *     once; a bad request (4xx) is answered with its error and acked;
- *   - admission: the consumer's max-ack-pending is workers + queue, and an
- *     instance fetches only as many jobs as its pool has room for;
+ *   - admission: an instance fetches only as many jobs as its pool has room
+ *     for (workers + queue, less what HTTP holds); the consumer's
+ *     max-ack-pending caps all instances together (--nats-max-ack-pending,
+ *     by default room for 16 instances of this size);
  *   - voxline_jobs_total{outcome="ok|error|retry|dead|busy"} counts them;
  *   - the connection reconnects forever; on SIGTERM (vx_server_draining)
  *     fetching stops at once and vx_jobs_free waits for jobs in flight.
@@ -55,6 +57,7 @@ typedef struct vx_jobs_opts {
 	int max_deliver;          /* deliveries of a failing job before dead */
 	int ack_wait_s;           /* unacked and silent this long: redelivered */
 	const char *bucket;       /* object store bucket for large audio */
+	int max_ack_pending;      /* consumer-wide; 0 = 16 x capacity */
 } vx_jobs_opts;
 
 #define VX_JOBS_FLAGS(o)                                                              \
@@ -66,7 +69,10 @@ typedef struct vx_jobs_opts {
 	{ "nats-ack-wait-s", VX_FLAG_INT, &(o)->ack_wait_s, "30", 1, 3600,             \
 	  "a job neither acked nor in progress (+WPI) this long is redelivered" },    \
 	{ "nats-bucket", VX_FLAG_STR, &(o)->bucket, VX_JOBS_BUCKET, 0, 0,              \
-	  "JetStream object store bucket for audio past the server's max payload" }
+	  "JetStream object store bucket for audio past the server's max payload" }, \
+	{ "nats-max-ack-pending", VX_FLAG_INT, &(o)->max_ack_pending, "0", 0, 1000000, \
+	  "jobs all instances together may hold unacked (set when the consumer "       \
+	  "is made); 0 = 16 x (workers + queue)" }
 
 /* One job as the service's function sees it. */
 typedef struct vx_job {

@@ -67,7 +67,11 @@ int vx_jobs_obj_put(natsConnection *nc, jsCtx *js, const char *bucket,
 		"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 	unsigned char rnd[22];
 	char nuid[sizeof(rnd) + 1], subj[OBJ_SUBJ_MAX], enc[OBJ_SUBJ_MAX / 2];
-	(void)nc;
+	/* A chunk fits a message, and its base64 fits a MSG.GET answer. */
+	size_t chunk = (size_t)natsConnection_GetMaxPayload(nc) / 4 * 3;
+	chunk = chunk > 4096 ? chunk - 2048 : 2048;
+	if (chunk > VX_JOBS_OBJ_CHUNK)
+		chunk = VX_JOBS_OBJ_CHUNK;
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
 		return -EIO;
 	for (size_t i = 0; i < sizeof(rnd); i++)
@@ -77,9 +81,8 @@ int vx_jobs_obj_put(natsConnection *nc, jsCtx *js, const char *bucket,
 		return -ENAMETOOLONG;
 	snprintf(subj, sizeof(subj), "$O.%s.C.%s", bucket, nuid);
 	size_t chunks = 0;
-	for (size_t off = 0; off < len; off += VX_JOBS_OBJ_CHUNK, chunks++) {
-		size_t n = len - off < VX_JOBS_OBJ_CHUNK ? len - off :
-			   VX_JOBS_OBJ_CHUNK;
+	for (size_t off = 0; off < len; off += chunk, chunks++) {
+		size_t n = len - off < chunk ? len - off : chunk;
 		jsErrCode jerr = 0;
 		if (js_Publish(NULL, js, subj, (const char *)data + off, (int)n,
 			       NULL, &jerr) != NATS_OK)

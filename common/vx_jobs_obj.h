@@ -24,7 +24,8 @@
 
 #include "vx_buf.h"
 
-#define VX_JOBS_OBJ_CHUNK (128u * 1024)    /* bytes per chunk */
+#define VX_JOBS_OBJ_CHUNK (128u * 1024)    /* bytes per chunk at most (less
+					      when the max payload is small) */
 #define VX_JOBS_OBJ_MAX_AGE_S (24 * 3600)  /* a bucket we make keeps a day */
 
 /* Makes stream OBJ_<bucket> when it is missing. 0 or -EIO. */

@@ -164,7 +164,9 @@ class Nats:
             "discard": "new", "num_replicas": 1})
         assert "error" not in r or r["error"].get("err_code") == 10058, r
 
-    def obj_put(self, bucket, name, data, chunk=128 * 1024):
+    def obj_put(self, bucket, name, data):
+        # A chunk fits a message, and its base64 a STREAM.MSG.GET answer.
+        chunk = min(128 * 1024, self.info["max_payload"] * 3 // 4 - 2048)
         nuid = os.urandom(11).hex()
         n = 0
         for off in range(0, len(data), chunk):
