@@ -492,11 +492,6 @@ bool vx_server_draining(const vx_server *s)
 	return atomic_load(&s->draining);
 }
 
-bool vx_server_draining(const vx_server *s)
-{
-	return atomic_load(&s->draining);
-}
-
 int vx_server_in_flight(const vx_server *s)
 {
 	return atomic_load(&s->http.in_flight) + atomic_load(&s->ws_open);

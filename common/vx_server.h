@@ -142,9 +142,6 @@ vx_metrics *vx_server_metrics(vx_server *s);
 /* True from SIGTERM (or vx_server_stop) on: other front doors (the NATS
  * worker) stop taking work. Thread-safe. */
 bool vx_server_draining(const vx_server *s);
-/* True from SIGTERM (or vx_server_stop) on: other front doors (the NATS
- * worker) stop taking work. Thread-safe. */
-bool vx_server_draining(const vx_server *s);
 /* Requests (HTTP handlers + pool jobs) and WebSockets now open. */
 int vx_server_in_flight(const vx_server *s);
 

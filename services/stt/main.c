@@ -6,7 +6,6 @@
 
 #include "stt_service.h"
 #include "vx_jobs.h"
-#include "vx_jobs.h"
 #include "vx_log.h"
 #include "vx_wyoming.h"
 
@@ -62,13 +61,11 @@ static void stt_metrics_register(stt_service *svc, vx_metrics *m)
 int main(int argc, char **argv)
 {
 	stt_service svc = {0};
-	vx_jobs_opts nats = {0};
 	int wy_port = 0;
 	vx_wy_server *wy = NULL;
 	vx_jobs_opts nats = {0};
 	const vx_flag flags[] = {
 		VX_DAEMON_FLAGS(&svc.d, "3002", "2"),
-		VX_JOBS_FLAGS(&nats),
 		VX_JOBS_FLAGS(&nats),
 		{ "engine", VX_FLAG_STR, &svc.engine_name, "pocketsphinx", 0, 0,
 		  "pocketsphinx (embedded), whisper (whisper.cpp server) or "
@@ -139,14 +136,7 @@ int main(int argc, char **argv)
 		.server = server, .drain_s = svc.d.drain_s };
 	if ((r = vx_jobs_new(&nats, &jc, &jobs)) < 0)
 		vx_fatal("--nats %s: %s", nats.url, strerror(-r));
-	vx_jobs *jobs;
-	vx_jobs_config jc = { .service = "stt", .run = stt_jobs_run, .user = &svc,
-		.pool = svc.pool, .capacity = svc.d.workers + svc.d.queue,
-		.server = server, .drain_s = svc.d.drain_s };
-	if ((r = vx_jobs_new(&nats, &jc, &jobs)) < 0)
-		vx_fatal("--nats %s: %s", nats.url, strerror(-r));
 	r = vx_server_run(server);
-	vx_jobs_free(jobs);
 	vx_jobs_free(jobs);
 	stt_ws_quiesce(&svc, svc.d.drain_s);
 	vx_wy_server_drain(wy, svc.d.drain_s - svc.d.drain_delay_s);

@@ -3,7 +3,7 @@
 # /ws/transcribe) on libvoxline, with the engines of engines.mk
 # ($(STT_ENGINE_OBJS), $(STT_ENGINE_LIBS)).
 STT_SRCS := services/stt/main.c services/stt/api.c services/stt/api_openai.c \
-	services/stt/api_ws.c services/stt/jobs.c services/stt/jobs.c
+	services/stt/api_ws.c services/stt/jobs.c
 STT_SRCS += services/stt/wyoming.c
 STT_OBJS := $(STT_SRCS:%.c=$(BUILD)/obj/%.o)
 

@@ -97,16 +97,6 @@ struct vx_job_result;
 void stt_jobs_run(void *user, const struct vx_job *job,
 		  struct vx_job_result *res);
 
-/* The POST /transcribe answer: {"text","language","duration_ms",
- * "segments","engine","processing_ms"} and a newline (NATS jobs too). */
-void stt_transcript_json(const stt_service *svc, const stt_outcome *o,
-			 vx_buf *b);
-struct vx_job;
-struct vx_job_result;
-/* The NATS job (jobs.c): a transcription as POST /transcribe runs it. */
-void stt_jobs_run(void *user, const struct vx_job *job,
-		  struct vx_job_result *res);
-
 /* Appends segments as [{"start_ms":N,"end_ms":N,"text":"..."}...]. */
 void stt_segments_json(const stt_result *r, vx_buf *out);
 

@@ -7,7 +7,6 @@
 
 #include "tts_service.h"
 #include "vx_jobs.h"
-#include "vx_jobs.h"
 #include "vx_log.h"
 #include "vx_wyoming.h"
 
@@ -129,13 +128,11 @@ static void tts_free_backends(tts_service *svc)
 int main(int argc, char **argv)
 {
 	tts_service svc = {0};
-	vx_jobs_opts nats = {0};
 	int wy_port = 0;
 	vx_wy_server *wy = NULL;
 	vx_jobs_opts nats = {0};
 	const vx_flag flags[] = {
 		VX_DAEMON_FLAGS(&svc.d, "3003", "2"),
-		VX_JOBS_FLAGS(&nats),
 		VX_JOBS_FLAGS(&nats),
 		{ "engines", VX_FLAG_STR, &svc.engines, "flite,espeak-ng", 0, 0,
 		  "engines to load, comma-separated: flite, espeak-ng, remote" },
@@ -197,14 +194,7 @@ int main(int argc, char **argv)
 		.server = server, .drain_s = svc.d.drain_s };
 	if ((r = vx_jobs_new(&nats, &jc, &jobs)) < 0)
 		vx_fatal("--nats %s: %s", nats.url, strerror(-r));
-	vx_jobs *jobs;
-	vx_jobs_config jc = { .service = "tts", .run = tts_jobs_run, .user = &svc,
-		.pool = svc.pool, .capacity = svc.d.workers + svc.d.queue,
-		.server = server, .drain_s = svc.d.drain_s };
-	if ((r = vx_jobs_new(&nats, &jc, &jobs)) < 0)
-		vx_fatal("--nats %s: %s", nats.url, strerror(-r));
 	r = vx_server_run(server);
-	vx_jobs_free(jobs);
 	vx_jobs_free(jobs);
 	vx_wy_server_drain(wy, svc.d.drain_s - svc.d.drain_delay_s);
 	vx_pool_free(svc.pool);     /* jobs may still count metrics */

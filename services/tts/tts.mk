@@ -2,7 +2,7 @@
 # call, metrics), api.c (HTTP routes), api_ws.c (/ws/synthesize) on
 # libvoxline, with the engines of engines.mk ($(TTS_ENGINE_OBJS)).
 TTS_SRCS := services/tts/main.c services/tts/synth.c services/tts/api.c \
-	services/tts/api_ws.c services/tts/jobs.c services/tts/jobs.c
+	services/tts/api_ws.c services/tts/jobs.c
 TTS_SRCS += services/tts/wyoming.c
 TTS_OBJS := $(TTS_SRCS:%.c=$(BUILD)/obj/%.o)
 CFLAGS_services_tts_ += $(CFLAGS_common_)

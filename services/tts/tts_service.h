@@ -123,11 +123,6 @@ extern const vx_ws_route tts_ws_routes[];
 extern const size_t tts_n_ws_routes;
 
 void tts_service_info(void *user, vx_buf *out);
-/* jobs.c: the NATS job, a POST /synthesize body in "request". */
-struct vx_job;
-struct vx_job_result;
-void tts_jobs_run(void *user, const struct vx_job *job,
-		  struct vx_job_result *res);
 
 /* Wyoming (wyoming.c) over /ws/synthesize's ops (api_ws.c). */
 typedef struct vx_wy_server vx_wy_server;

@@ -6,7 +6,6 @@
 
 #include "vad_service.h"
 #include "vx_jobs.h"
-#include "vx_jobs.h"
 #include "vx_log.h"
 #include "vx_wyoming.h"
 
@@ -15,13 +14,11 @@
 int main(int argc, char **argv)
 {
 	vad_service svc = {0};
-	vx_jobs_opts nats = {0};
 	int wy_port = 0;
 	vx_wy_server *wy = NULL;
 	vx_jobs_opts nats = {0};
 	const vx_flag flags[] = {
 		VX_DAEMON_FLAGS(&svc.d, "3001", "2"),
-		VX_JOBS_FLAGS(&nats),
 		VX_JOBS_FLAGS(&nats),
 		{ "engine", VX_FLAG_STR, &svc.engine_name, "builtin", 0, 0,
 		  "detector: builtin (spectral, adaptive noise floor) or webrtc (GMM)" },
@@ -83,14 +80,7 @@ int main(int argc, char **argv)
 		.server = server, .drain_s = svc.d.drain_s };
 	if ((r = vx_jobs_new(&nats, &jc, &jobs)) < 0)
 		vx_fatal("--nats %s: %s", nats.url, strerror(-r));
-	vx_jobs *jobs;
-	vx_jobs_config jc = { .service = "vad", .run = vad_jobs_run, .user = &svc,
-		.pool = svc.pool, .capacity = svc.d.workers + svc.d.queue,
-		.server = server, .drain_s = svc.d.drain_s };
-	if ((r = vx_jobs_new(&nats, &jc, &jobs)) < 0)
-		vx_fatal("--nats %s: %s", nats.url, strerror(-r));
 	r = vx_server_run(server);
-	vx_jobs_free(jobs);
 	vx_jobs_free(jobs);
 	vx_wy_server_drain(wy, svc.d.drain_s - svc.d.drain_delay_s);
 	vx_pool_free(svc.pool);     /* jobs may still count metrics */

@@ -7,7 +7,6 @@
 
 #include "vad_engine.h"
 #include "vx_audio.h"
-#include "vx_audio.h"
 #include "vx_daemon.h"
 #include "vx_metrics.h"
 #include "vx_pool.h"
@@ -33,18 +32,6 @@ extern const vx_ws_route vad_ws_routes[];
 extern const size_t vad_n_ws_routes;
 
 void vad_service_info(void *user, vx_buf *out);
-
-/* Runs the engine on 16 kHz pcm, counts the metrics and appends the
- * POST /detect answer (processing_ms since t0_ms, vx_now_ms's clock).
- * 0, or the engine's negative errno. Shared by api.c and jobs.c. */
-int vad_detect_json(vad_service *svc, const vad_config *vcfg,
-		    const vad_seg_config *scfg, const vx_pcm *pcm, double t0_ms,
-		    vx_buf *b);
-struct vx_job;
-struct vx_job_result;
-/* The NATS job (jobs.c): POST /detect's parameters in "request". */
-void vad_jobs_run(void *user, const struct vx_job *job,
-		  struct vx_job_result *res);
 
 /* Wyoming (wyoming.c) over /ws/detect's ops (api.c). */
 typedef struct vx_wy_server vx_wy_server;
