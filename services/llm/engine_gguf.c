@@ -38,6 +38,7 @@
 #include "gguf/sched.h"
 #include "gguf/tokenizer.h"
 #include "vx_buf.h"
+#include "vx_log.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -56,7 +57,8 @@
 typedef struct gguf_engine {
 	model *m;
 	tok *tk;
-	chat_template tmpl;
+	chat_template tmpl;         /* the marker-based fallback */
+	chat_prog *prog;            /* the model's own template, or NULL */
 	bool think_switch;          /* template honours enable_thinking (Qwen3) */
 	char name[128];             /* model id: file name without .gguf */
 	int n_vocab, n_ctx;
@@ -198,6 +200,26 @@ static void warm_main(void *arg)
 
 static void gguf_destroy(void *engine);
 
+/* The model's Jinja template, interpreted; when it does not parse, the
+ * marker-based renderer serves (said once in the log). bos_token renders
+ * empty when the tokenizer prepends BOS itself. */
+static void load_chat_prog(gguf_engine *e, const char *src, size_t len)
+{
+	char bos[64] = "", eos[64] = "", err[200];
+	int n;
+	if (!tok_add_bos(e->tk) && tok_bos(e->tk) >= 0 &&
+	    (n = tok_piece(e->tk, tok_bos(e->tk), bos, sizeof(bos) - 1)) >= 0)
+		bos[n < (int)sizeof(bos) - 1 ? n : 0] = 0;
+	if (tok_eos(e->tk) >= 0 && (n = tok_piece(e->tk, tok_eos(e->tk), eos, sizeof(eos) - 1)) >= 0)
+		eos[n < (int)sizeof(eos) - 1 ? n : 0] = 0;
+	int rc = chat_prog_new(src, len, bos, eos, &e->prog, err, sizeof(err));
+	if (rc < 0) {
+		e->prog = NULL;
+		vx_log(VX_LOG_WARN, NULL, "gguf: the model's chat template is not usable (%s); "
+		       "rendering with the built-in %s template", err, chat_template_name(e->tmpl));
+	}
+}
+
 static int gguf_create(const llm_config *cfg, void **ret_engine)
 {
 	if (!cfg || !cfg->model || !*cfg->model)
@@ -224,6 +246,8 @@ static int gguf_create(const llm_config *cfg, void **ret_engine)
 			    ? strndup(tmpl.ptr, tmpl.len) : NULL;
 	chat_template_detect(src, &e->tmpl);
 	e->think_switch = src && strstr(src, "enable_thinking") && e->tmpl == CHAT_TMPL_CHATML;
+	if (src)
+		load_chat_prog(e, src, tmpl.len);
 	free(src);
 	const char *base = strrchr(cfg->model, '/');
 	base = base ? base + 1 : cfg->model;
@@ -256,6 +280,7 @@ static void gguf_destroy(void *engine)
 	if (!e)
 		return;
 	sched_free(e->sched);
+	chat_prog_free(e->prog);
 	tok_free(e->tk);
 	model_free(e->m);
 	free(e->logits);
@@ -349,8 +374,19 @@ static int tokenize_prompt(gen *G, int *ret_n)
 	vx_buf text = { 0 }, markup = { 0 };
 	/* control tokens only from the template's markup, never from what
 	 * the client wrote (no "<|im_start|>system" injection) */
-	int rc = chat_template_render_masked(e->tmpl, G->req->messages, G->req->n_messages,
-					     true, &text, &markup);
+	int rc = -ENOENT;
+	if (e->prog) {   /* the model's template; the built-in one when it fails */
+		char err[200];
+		rc = chat_prog_render_masked(e->prog, G->req->messages, G->req->n_messages, true,
+					     &text, &markup, err, sizeof(err));
+		if (rc < 0)
+			vx_log(VX_LOG_WARN, NULL, "gguf: the model's chat template failed (%s); "
+			       "rendering with the built-in %s template", err,
+			       chat_template_name(e->tmpl));
+	}
+	if (rc < 0)
+		rc = chat_template_render_masked(e->tmpl, G->req->messages, G->req->n_messages,
+						 true, &text, &markup);
 	if (rc == 0 && G->req->think < 0 && e->think_switch)
 		rc = append_markup(&text, &markup, GGUF_ENGINE_NO_THINK);
 	if (rc < 0) {

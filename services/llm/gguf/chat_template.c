@@ -3,8 +3,11 @@
  * rendered in C.
  */
 #include "chat_template.h"
+#include "jinja.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *const names[] = {
@@ -205,4 +208,97 @@ int chat_template_render_masked(chat_template t, const llm_message *msgs, size_t
 	if (!ret_markup || ret_markup->len != out->len)
 		return -EINVAL;
 	return render(t, msgs, n, add_generation_prompt, &r);
+}
+
+/* ---- the model's own template, interpreted ---- */
+
+/* Limits of one render: a prompt is at most a few MiB of text. */
+#define CHAT_PROG_MAX_OUTPUT (8u << 20)
+#define CHAT_PROG_MAX_MEMORY (128u << 20)
+
+struct chat_prog {
+	jinja_tmpl *tmpl;
+	char *bos, *eos;
+};
+
+int chat_prog_new(const char *src, size_t len, const char *bos, const char *eos,
+		  chat_prog **ret, char *err, size_t err_len)
+{
+	chat_prog *p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	int rc = jinja_parse(src, len, &p->tmpl, err, err_len);
+	if (rc == 0 && (!(p->bos = strdup(bos ? bos : "")) || !(p->eos = strdup(eos ? eos : ""))))
+		rc = -ENOMEM;
+	if (rc < 0) {
+		chat_prog_free(p);
+		return rc;
+	}
+	*ret = p;
+	return 0;
+}
+
+void chat_prog_free(chat_prog *p)
+{
+	if (!p)
+		return;
+	jinja_tmpl_free(p->tmpl);
+	free(p->bos);
+	free(p->eos);
+	free(p);
+}
+
+static int set_globals(jinja_run *r, const chat_prog *p, const llm_message *msgs, size_t n,
+		       bool gen)
+{
+	jv *list = jinja_list(r);
+	if (!list)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		if (!msgs[i].role || !msgs[i].content)
+			return -EINVAL;
+		jv *m = jinja_dict(r);
+		jv *role = jinja_str(r, msgs[i].role, strlen(msgs[i].role), false);
+		jv *content = jinja_str(r, msgs[i].content, strlen(msgs[i].content), false);
+		if (!m || !role || !content || jinja_dict_set(r, m, "role", role) < 0 ||
+		    jinja_dict_set(r, m, "content", content) < 0 || jinja_list_push(r, list, m) < 0)
+			return -ENOMEM;
+	}
+	jv *bos = jinja_str(r, p->bos, strlen(p->bos), true);
+	jv *eos = jinja_str(r, p->eos, strlen(p->eos), true);
+	jv *g = jinja_bool(r, gen);
+	if (!bos || !eos || !g || jinja_set_global(r, "messages", list) < 0 ||
+	    jinja_set_global(r, "bos_token", bos) < 0 || jinja_set_global(r, "eos_token", eos) < 0 ||
+	    jinja_set_global(r, "add_generation_prompt", g) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+int chat_prog_render_masked(const chat_prog *p, const llm_message *msgs, size_t n,
+			    bool add_generation_prompt, vx_buf *out, vx_buf *ret_markup,
+			    char *err, size_t err_len)
+{
+	if (!p || !out || !ret_markup || out->len != ret_markup->len || (n && !msgs))
+		return -EINVAL;
+	size_t len0 = out->len;
+	jinja_run *r;
+	jinja_limits lim = { .max_output = CHAT_PROG_MAX_OUTPUT, .max_memory = CHAT_PROG_MAX_MEMORY };
+	int rc = jinja_run_new(&lim, &r);
+	if (rc < 0)
+		return rc;
+	rc = set_globals(r, p, msgs, n, add_generation_prompt);
+	if (rc < 0 && err && err_len)
+		snprintf(err, err_len, "%s", rc == -EINVAL ? "a message without role or content" :
+			 "out of memory");
+	if (rc == 0)
+		rc = jinja_render(r, p->tmpl, out, ret_markup, err, err_len);
+	jinja_run_free(r);
+	if (rc < 0) {
+		out->len = ret_markup->len = len0;
+		if (out->data)
+			out->data[len0] = 0;
+		if (ret_markup->data)
+			ret_markup->data[len0] = 0;
+	}
+	return rc;
 }

@@ -2,9 +2,12 @@
  * chat_template.h - turns chat messages into the prompt text a GGUF model
  * was trained on.
  *
- * The GGUF key tokenizer.chat_template holds a Jinja program; instead of
- * running Jinja we recognise the family by its marker tokens and render it
- * in C: ChatML (<|im_start|>: Qwen, SmolLM), Llama 3 (<|start_header_id|>),
+ * The GGUF key tokenizer.chat_template holds a Jinja program. chat_prog
+ * runs it (jinja.h: the subset real templates use, with Hugging Face's
+ * environment), so a model gets exactly the prompt it was trained on,
+ * default system prompts and all. When the program does not parse or
+ * fails on a conversation, the marker-based renderer is the fallback: it
+ * recognises the family by its marker tokens and renders it in C: ChatML (<|im_start|>: Qwen, SmolLM), Llama 3 (<|start_header_id|>),
  * Gemma (<start_of_turn>), Phi-3 (<|user|> ... <|end|>) and Zephyr
  * (<|user|> ... </s>: TinyLlama chat). Anything else falls back to ChatML.
  *
@@ -23,7 +26,13 @@
  * template's own markup; tok_encode_masked then recognises control tokens
  * only there, so a user who types "<|im_end|>" gets plain-text tokens.
  *
- * Stateless and thread-safe.
+ * chat_template is stateless; a chat_prog is immutable after
+ * chat_prog_new: both are thread-safe.
+ *
+ *     chat_prog *p;   // NULL when the model's template is not usable
+ *     if (chat_prog_new(src, len, "", "</s>", &p, err, sizeof err) < 0) p = NULL;
+ *     if (!p || chat_prog_render_masked(p, msgs, n, true, &prompt, &markup, err, sizeof err) < 0)
+ *             chat_template_render_masked(t, msgs, n, true, &prompt, &markup);
  *
  *     chat_template t; chat_template_detect(gguf_chat_template_or_NULL, &t);
  *     vx_buf prompt = {0}, markup = {0};
@@ -75,5 +84,34 @@ int chat_template_render(chat_template t, const llm_message *msgs, size_t n,
 int chat_template_render_masked(chat_template t, const llm_message *msgs, size_t n,
 				bool add_generation_prompt, vx_buf *out,
 				vx_buf *ret_markup);
+
+/* A model's own template (tokenizer.chat_template), parsed. */
+typedef struct chat_prog chat_prog;
+
+/*
+ * Parses the Jinja source src (len bytes). bos and eos are what the
+ * template's bos_token and eos_token render as: the texts of those tokens,
+ * or "" for bos when the caller prepends the BOS token itself (the rule
+ * above: the rendered text never holds BOS then). Caller owns *ret.
+ * -EINVAL (err: "line N: ...") when src is outside the supported subset,
+ * -E2BIG when it is over the source or nesting limits, -ENOMEM.
+ */
+int chat_prog_new(const char *src, size_t len, const char *bos, const char *eos,
+		  chat_prog **ret, char *err, size_t err_len);
+void chat_prog_free(chat_prog *p);      /* accepts NULL */
+
+/*
+ * Runs the template over msgs with the variables Hugging Face passes
+ * (messages [{role, content}], bos_token, eos_token,
+ * add_generation_prompt) and appends the prompt to out and its markup bits
+ * to ret_markup, as chat_template_render_masked (roles and contents are
+ * data, 0). -EPERM: the template refused the conversation
+ * (raise_exception, e.g. "System role not supported"); -EINVAL, -ELOOP,
+ * -E2BIG: the template failed or ran past a limit; err says which. On
+ * failure out and ret_markup are cut back to their lengths on entry.
+ */
+int chat_prog_render_masked(const chat_prog *p, const llm_message *msgs, size_t n,
+			    bool add_generation_prompt, vx_buf *out, vx_buf *ret_markup,
+			    char *err, size_t err_len);
 
 #endif

@@ -261,6 +261,14 @@ static int lex_tag(parser *P, size_t *i, int *line, bool var, char *ret_sign)
 				for (j++; j < P->len && s[j] >= '0' && s[j] <= '9'; j++)
 					;
 			}
+			if (j + 1 < P->len && (s[j] == 'e' || s[j] == 'E')) {   /* exponent */
+				size_t e = j + 1 + (s[j + 1] == '+' || s[j + 1] == '-');
+				if (e < P->len && s[e] >= '0' && s[e] <= '9') {
+					fl = true;
+					for (j = e; j < P->len && s[j] >= '0' && s[j] <= '9'; j++)
+						;
+				}
+			}
 			char buf[64];
 			size_t n = 0;
 			for (size_t q = *i; q < j && n + 1 < sizeof(buf); q++)
