@@ -1,12 +1,13 @@
 # services/stt/whisper/whisper.mk - the built-in Whisper engine's core
 # (issue 12): the ggml model file reader, tokenizer, mel spectrogram and
 # model. WHISPER_OBJS is what the engine, its tests and tools link; it
-# reuses the GGUF engine's kernels and thread pool (GGUF_KERNEL_OBJS,
+# reuses the GGUF engine's kernels and thread pool (WHISPER_KERNEL_OBJS,
 # services/llm/gguf/quant*.c and team.c), linked, not copied.
 WHISPER_SRCS := $(wildcard services/stt/whisper/*.c)
 WHISPER_OBJS := $(WHISPER_SRCS:%.c=$(BUILD)/obj/%.o)
-WHISPER_KERNEL_OBJS := $(addprefix $(BUILD)/obj/services/llm/gguf/,quant.o quant_avx2.o \
-	quant_gemm_avx2.o team.o)
+# the GGUF engine's kernels and team: its core objects less its file reader
+# and model (gguf.mk is included before this fragment)
+WHISPER_KERNEL_OBJS := $(filter-out %/gguf.o %/model.o,$(GGUF_CORE_OBJS))
 CFLAGS_services_stt_whisper_ += $(if $(filter 1,$(SANITIZE)),-O2,-O3) -fno-math-errno \
 	-Iservices/llm/gguf
 
@@ -24,3 +25,12 @@ $(BUILD)/tests/test_whisper_tok: $(BUILD)/obj/tests/unit/test_whisper_tok.o \
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^
 
 UNIT_TESTS += $(BUILD)/tests/test_whisper_tok
+
+$(BUILD)/obj/tests/unit/test_whisper_model.o: CFLAGS_ALL += -DWHISPER_TEST_DIR='"$(abspath tests/whisper)"' \
+	-Iservices/llm/gguf
+$(BUILD)/tests/test_whisper_model: $(BUILD)/obj/tests/unit/test_whisper_model.o \
+		$(WHISPER_OBJS) $(WHISPER_KERNEL_OBJS)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ -lm
+
+ENGINE_TESTS += $(BUILD)/tests/test_whisper_model
