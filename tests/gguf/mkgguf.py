@@ -670,7 +670,8 @@ def make_model(path, arch="qwen2", wtype="Q8_0", version=3, seed=0, layers=None,
                rope_scale=None, rope_scale_key="scaling", pure=False):
     """rope_scale: linear RoPE scaling factor, written as rope.scaling.type
     "linear" + rope.scaling.factor, or with rope_scale_key "legacy" as the
-    older rope.scale_linear. wtype: a llama.cpp preset (PRESETS: per-tensor
+    older rope.scale_linear, or with "yarn" as type "yarn" with
+    original_context_length n_ctx / 4. wtype: a llama.cpp preset (PRESETS: per-tensor
     mix as llama-quantize makes it) or a type; pure: every 2-D tensor in
     wtype's base type (llama-quantize --pure). Returns {"n_vocab", "vocab",
     "types": {tensor name: type name}}."""
@@ -703,6 +704,10 @@ def make_model(path, arch="qwen2", wtype="Q8_0", version=3, seed=0, layers=None,
         kvs += [(a + ".attention.key_length", U32, hd), (a + ".attention.value_length", U32, hd)]
     if rope_scale and rope_scale_key == "legacy":
         kvs.append((a + ".rope.scale_linear", F32, rope_scale))
+    elif rope_scale and rope_scale_key == "yarn":   # YaRN over a quarter of n_ctx
+        kvs += [(a + ".rope.scaling.type", STR, "yarn"),
+                (a + ".rope.scaling.factor", F32, rope_scale),
+                (a + ".rope.scaling.original_context_length", U32, dims["n_ctx"] // 4)]
     elif rope_scale:
         kvs += [(a + ".rope.scaling.type", STR, "linear"),
                 (a + ".rope.scaling.factor", F32, rope_scale)]

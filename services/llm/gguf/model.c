@@ -152,12 +152,23 @@ static int read_hparams(loader *L)
 	hp->rms_eps = get_float(L, "attention.layer_norm_rms_epsilon", 1e-5f);
 	hp->rope_base = get_float(L, "rope.freq_base", 10000.0f);
 	hp->rope_scale = 1.0f;
+	hp->rope_mscale = 1.0f;
 	char key[128];
 	gguf_str st;
 	snprintf(key, sizeof(key), "%s.rope.scaling.type", hp->arch_name);
 	if (gguf_get_str(L->m->g, key, &st) == 0) {
 		if (st.len == 6 && !memcmp(st.ptr, "linear", 6))
 			hp->rope_scale = get_float(L, "rope.scaling.factor", 1.0f);
+		if (st.len == 4 && !memcmp(st.ptr, "yarn", 4)) {   /* as llama.cpp's defaults */
+			hp->rope_yarn = true;
+			hp->rope_scale = get_float(L, "rope.scaling.factor", 1.0f);
+			hp->rope_yarn_orig_ctx = (int)get_float(L, "rope.scaling.original_context_length",
+								(float)hp->n_ctx_train);
+			hp->rope_mscale = get_float(L, "rope.scaling.attn_factor", 1.0f) *
+					  (1.0f + 0.1f * logf(hp->rope_scale));
+			if (!(hp->rope_yarn_orig_ctx > 0) || !(hp->rope_scale >= 1.0f))
+				return fail(L->err, L->err_len, "bad YaRN original context / factor");
+		}
 	} else {   /* files from before rope.scaling.*: rope.scale_linear */
 		hp->rope_scale = get_float(L, "rope.scale_linear", 1.0f);
 	}
@@ -317,8 +328,24 @@ static int alloc_state(model *m)
 	if (!m->x || !m->xb || !m->q || !m->k || !m->v || !m->att || !m->hg || !m->hu ||
 	    !m->act || !m->scores || !m->cs || !m->inv_freq)
 		return -ENOMEM;
+	/* YaRN (llama.cpp's ggml_rope_yarn_corr_dims, beta_fast 32, beta_slow 1,
+	 * ext_factor 1): dims below lo keep their frequency (extrapolate), dims
+	 * above hi are interpolated by 1/factor, a linear ramp between */
+	float lo = 0, hi = 0, d = (float)hp->head_dim;
+	if (hp->rope_yarn) {
+		float two_pi = 2.0f * 3.14159265358979f, lb = 2.0f * logf(hp->rope_base);
+		lo = floorf(d * logf((float)hp->rope_yarn_orig_ctx / (32.0f * two_pi)) / lb);
+		hi = ceilf(d * logf((float)hp->rope_yarn_orig_ctx / (1.0f * two_pi)) / lb);
+		lo = lo > 0 ? lo : 0;
+		hi = hi < d - 1 ? hi : d - 1;
+	}
 	for (int i = 0; i < hp->head_dim / 2; i++) {
 		float f = powf(hp->rope_base, -2.0f * i / hp->head_dim) / hp->rope_scale;
+		if (hp->rope_yarn) {
+			float y = ((float)i - lo) / (hi - lo > 0.001f ? hi - lo : 0.001f);
+			float mix = 1.0f - (y < 0 ? 0 : y > 1 ? 1 : y);
+			f = f * (1.0f - mix) + f * hp->rope_scale * mix;
+		}
 		if (m->rope_freqs)
 			f /= m->rope_freqs[i];
 		m->inv_freq[i] = f;
@@ -722,8 +749,8 @@ static int eval_batch(model *m, const int32_t *tokens, int B, float *logits, int
 				     m->x + (size_t)t * E, E);
 		for (int i = 0; i < hd / 2; i++) {
 			float a = (float)m->tok_pos[t] * m->inv_freq[i];
-			m->cs[(size_t)t * hd + 2 * i] = cosf(a);
-			m->cs[(size_t)t * hd + 2 * i + 1] = sinf(a);
+			m->cs[(size_t)t * hd + 2 * i] = cosf(a) * hp->rope_mscale;
+			m->cs[(size_t)t * hd + 2 * i + 1] = sinf(a) * hp->rope_mscale;
 		}
 	}
 	for (int il = 0; il < hp->n_layer; il++)

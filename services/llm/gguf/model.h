@@ -76,7 +76,10 @@ typedef struct model_hparams {
 	int n_ctx;          /* in use (KV cache positions) */
 	float rms_eps;
 	float rope_base;
-	float rope_scale;   /* linear scaling factor (1 = none) */
+	float rope_scale;   /* linear or YaRN scaling factor (1 = none) */
+	bool rope_yarn;     /* rope.scaling.type "yarn" */
+	int rope_yarn_orig_ctx;  /* YaRN: rope.scaling.original_context_length */
+	float rope_mscale;  /* YaRN: cos/sin magnitude, attn_factor * (1 + 0.1 ln factor); else 1 */
 	bool rope_neox;     /* rotate halves (neox) instead of pairs */
 	bool tied_output;   /* output = token_embd */
 	int weight_type;    /* ggml type of most weights, for display */
