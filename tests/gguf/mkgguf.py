@@ -667,7 +667,7 @@ def vocab_kvs(v, template):
 
 def make_model(path, arch="qwen2", wtype="Q8_0", version=3, seed=0, layers=None,
                alignment=32, vocab="bpe", shape="tiny", rope_freqs=None, tied=None,
-               rope_scale=None, rope_scale_key="scaling", pure=False):
+               rope_scale=None, rope_scale_key="scaling", pure=False, chat_template=None):
     """rope_scale: linear RoPE scaling factor, written as rope.scaling.type
     "linear" + rope.scaling.factor, or with rope_scale_key "legacy" as the
     older rope.scale_linear, or with "yarn" as type "yarn" with
@@ -711,7 +711,8 @@ def make_model(path, arch="qwen2", wtype="Q8_0", version=3, seed=0, layers=None,
     elif rope_scale:
         kvs += [(a + ".rope.scaling.type", STR, "linear"),
                 (a + ".rope.scaling.factor", F32, rope_scale)]
-    kvs += vocab_kvs(v, {"llama": LLAMA3, "qwen3": QWEN3}.get(arch, CHATML))
+    kvs += vocab_kvs(v, chat_template if chat_template is not None else
+                     {"llama": LLAMA3, "qwen3": QWEN3}.get(arch, CHATML))
 
     tensors = []
     types = {}
@@ -783,9 +784,12 @@ def main(argv):
     ap.add_argument("--vocab", default="bpe", choices=["bpe", "spm"])
     ap.add_argument("--shape", default="tiny", choices=list(SHAPES))
     ap.add_argument("--tied", action="store_true", help="output = token_embd")
+    ap.add_argument("--chat-template", help="file whose text is tokenizer.chat_template")
     a = ap.parse_args(argv)
     r = make_model(a.out, a.arch, a.type, a.version, a.seed, a.layers, a.alignment,
-                   a.vocab, a.shape, tied=True if a.tied else None, pure=a.pure)
+                   a.vocab, a.shape, tied=True if a.tied else None, pure=a.pure,
+                   chat_template=open(a.chat_template, encoding="utf-8").read()
+                   if a.chat_template else None)
     if a.summary:
         counts = {}
         for ty in r["types"].values():

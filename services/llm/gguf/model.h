@@ -4,7 +4,7 @@
  *
  * Architectures: llama (Llama 2/3.x, SmolLM2, TinyLlama; RoPE "normal"),
  * qwen2 (q/k/v biases; RoPE neox) and qwen3 (per-head q/k RMSNorm; neox).
- * All are pre-norm decoders with RMSNorm, RoPE (freq base, linear scaling
+ * All are pre-norm decoders with RMSNorm, RoPE (freq base, linear or YaRN scaling
  * and llama3 rope_freqs from the metadata), grouped-query attention with a
  * float KV cache, SwiGLU feed-forward, tied or separate output weights.
  *

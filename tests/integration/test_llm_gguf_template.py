@@ -1,0 +1,110 @@
+"""voxline-llm's GGUF engine renders prompts with the model's own Jinja chat
+template (tokenizer.chat_template), and falls back to the built-in
+marker-based renderer, with a log line, when the template does not parse or
+fails on a conversation.
+
+Tiny random-weight models from tests/gguf/mkgguf.py (qwen2 arch, BPE
+vocabulary with ChatML control tokens); prompt sizes are checked through
+usage.prompt_tokens against the Python reference tokenizer (tokref.py).
+"""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import BIN, Daemon, PYTHON, ROOT
+
+sys.path.insert(0, os.path.join(ROOT, "tests", "gguf"))
+import tokref  # noqa: E402
+
+TEMPLATES = os.path.join(ROOT, "tests", "gguf", "templates")
+QWEN_DEFAULT = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
+USER = [{"role": "user", "content": "Hi there"}]
+
+
+def make(tmp, name, template_text):
+    tpl = tmp / (name + ".jinja")
+    tpl.write_text(template_text, encoding="utf-8")
+    path = tmp / (name + ".gguf")
+    subprocess.run([PYTHON, os.path.join(ROOT, "tests", "gguf", "mkgguf.py"), str(path),
+                    "--type", "Q8_0", "--chat-template", str(tpl)], check=True)
+    return str(path)
+
+
+def start(tmp, model):
+    argv = [os.path.join(BIN, "voxline-llm"), "--port", "0", "--engine", "gguf",
+            "--model", model, "--threads", "2", "--ctx", "256"]
+    d = Daemon(argv, str(tmp / "voxline-llm.log"), dict(os.environ))
+    d.wait_ready()
+    return d
+
+
+def stop_clean(d):
+    alive = d.alive()
+    rc = d.stop()
+    assert alive and rc == 0, d.log()[-3000:]
+
+
+def count(text):
+    """Tokens of a prompt whose control tokens are all template markup."""
+    if not hasattr(count, "tok"):
+        count.tok = tokref.RefTokenizer(tokref.make_bpe_vocab(pre="qwen2"))
+    return len(count.tok.encode(text.encode(), parse_special=True))
+
+
+def prompt_tokens(d, messages):
+    r = d.post_json("/v1/chat/completions", {"messages": messages, "max_tokens": 2,
+                                             "temperature": 0})
+    assert r.status == 200, r.body
+    return r.json()["usage"]["prompt_tokens"]
+
+
+def chatml(messages):
+    return "".join("<|im_start|>%s\n%s<|im_end|>\n" % (m["role"], m["content"])
+                   for m in messages) + "<|im_start|>assistant\n"
+
+
+@pytest.fixture(scope="module")
+def tmp(tmp_path_factory):
+    return tmp_path_factory.mktemp("tmpl")
+
+
+def test_the_models_template_adds_its_default_system_prompt(tmp):
+    """Qwen2.5's real template injects its default system prompt; the
+    built-in ChatML renderer would not."""
+    src = open(os.path.join(TEMPLATES, "Qwen-Qwen2.5-7B-Instruct.jinja"), encoding="utf-8").read()
+    d = start(tmp, make(tmp, "qwen25", src))
+    try:
+        want = count("<|im_start|>system\n" + QWEN_DEFAULT + "<|im_end|>\n" + chatml(USER))
+        assert want > count(chatml(USER)) + 10
+        assert prompt_tokens(d, USER) == want
+        sys_msgs = [{"role": "system", "content": "Be brief."}] + USER
+        assert prompt_tokens(d, sys_msgs) == count(chatml(sys_msgs))
+        assert "not usable" not in d.log() and "failed" not in d.log()
+    finally:
+        stop_clean(d)
+
+
+def test_a_template_that_does_not_parse_falls_back_to_the_markers(tmp):
+    d = start(tmp, make(tmp, "broken", "{% for m in messages %}<|im_start|>{{ m.content }"))
+    try:
+        assert prompt_tokens(d, USER) == count(chatml(USER))
+        assert "chat template is not usable" in d.log()
+    finally:
+        stop_clean(d)
+
+
+def test_a_template_that_refuses_the_conversation_falls_back_per_request(tmp):
+    src = ("{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}"
+           "{% endif %}{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + "
+           "'<|im_end|>\\n' }}{% endfor %}{{ '<|im_start|>assistant\\n' }}")
+    d = start(tmp, make(tmp, "refuses", src))
+    try:
+        assert prompt_tokens(d, USER) == count(chatml(USER))
+        assert "System role not supported" not in d.log()
+        sys_msgs = [{"role": "system", "content": "Be brief."}] + USER
+        assert prompt_tokens(d, sys_msgs) == count(chatml(sys_msgs))
+        assert "System role not supported" in d.log()
+    finally:
+        stop_clean(d)
