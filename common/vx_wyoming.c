@@ -369,6 +369,9 @@ static void parse(vx_wy_conn *c)
 			c->t_started = 0;
 			if (c->ps == P_SKIP_LINE)
 				c->ps = P_HEADER;
+			else if (len > VX_WY_HEADER_MAX)
+				vx_wy_error(c, "too_large", "header line over %u "
+					    "bytes; skipped", VX_WY_HEADER_MAX);
 			else
 				header_line(c, p, len);
 		} else if (c->ps == P_SKIP) {
@@ -740,6 +743,8 @@ void vx_wy_server_free(vx_wy_server *w)
 		vx_log_warn(NULL, "wyoming: %d connections still referenced at "
 			    "exit", atomic_load(&w->live));
 	else {
+		if (w->listen_fd >= 0)
+			close(w->listen_fd);
 		close(w->ep);
 		close(w->wake_fd);
 		pthread_mutex_destroy(&w->done_lock);
