@@ -369,11 +369,11 @@ static void jobs_run(void *arg)
 			r |= jobs_answer(j, job.id, reply, attempt, ms, &res);
 		jobs_item_unlist(j, it);
 		if (r == 0)
-			natsMsg_Ack(msg, NULL);
+			natsMsg_AckSync(msg, NULL, NULL);
 		outcome = OUT_DEAD;
 	} else if (jobs_answer(j, job.id, reply, attempt, ms, &res) == 0) {
 		jobs_item_unlist(j, it);
-		natsMsg_Ack(msg, NULL);
+		natsMsg_AckSync(msg, NULL, NULL);
 		outcome = res.status ? OUT_ERROR : OUT_OK;
 	} else {
 		/* Not answered (connection down): no ack, it comes back. */
@@ -531,9 +531,16 @@ static void *jobs_main(void *arg)
 			usleep(200 * 1000);   /* disconnected: nats.c reconnects */
 			continue;
 		}
+		/* A pull asked before SIGTERM may still bring jobs: handed back
+		 * at once for another worker. */
+		draining = j->cfg.server && vx_server_draining(j->cfg.server);
 		for (int i = 0; i < list.Count; i++) {
-			jobs_dispatch(j, list.Msgs[i]);
-			list.Msgs[i] = NULL;
+			if (draining)
+				natsMsg_Nak(list.Msgs[i], NULL);
+			else
+				jobs_dispatch(j, list.Msgs[i]);
+			if (!draining)
+				list.Msgs[i] = NULL;
 		}
 		natsMsgList_Destroy(&list);
 	}
@@ -650,6 +657,7 @@ void vx_jobs_free(vx_jobs *j)
 			pthread_cond_timedwait(&j->idle, &j->lock, &ts);
 	}
 	pthread_mutex_unlock(&j->lock);
+	natsConnection_FlushTimeout(j->nc, 2000);   /* the last NAKs */
 	natsSubscription_Destroy(j->sub);
 	jsCtx_Destroy(j->js);
 	natsConnection_Close(j->nc);

@@ -423,3 +423,44 @@ def test_voxline_jobs_answers_recordings_through_chained_jobs(
         info = client.js(f"CONSUMER.INFO.VOXLINE_{svc.upper()}.workers")
         assert info["delivered"]["stream_seq"] == 3
         assert info["num_ack_pending"] == 0
+
+
+# ---- SIGTERM ----
+
+def test_sigterm_stops_fetching_finishes_the_job_in_hand_then_exits(
+        nats, client, upstream, tmp_path):
+    w = worker_daemon("llm", tmp_path, "--url", upstream.url, "--nats", nats.url,
+                      *ACK_WAIT)
+    wait_consumer(client, "llm")
+    sid, q = client.subscribe("test.term.>")
+    client.flush()
+    send_job(client, "llm", {"messages": [{"role": "user", "content": "a #slow"}],
+                             "max_tokens": 40}, job_id="term-1",
+             reply="test.term.1")
+    end = time.time() + 10
+    while not upstream.requests() and time.time() < end:
+        time.sleep(0.05)
+    w.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    # Sent after SIGTERM: this worker must leave it in the queue.
+    send_job(client, "llm", {"messages": [{"role": "user", "content": "later"}]},
+             job_id="term-2", reply="test.term.2")
+    assert w.proc.wait(15) == 0, w.log()[-2000:]
+    w.stop()
+    got = results(q, 1, 5)
+    assert got[0]["id"] == "term-1" and got[0]["status"] == "ok", got
+    assert "term-2" not in [r["body"]["messages"][0]["content"]
+                            for r in upstream.requests()]
+    time.sleep(0.5)
+    assert q.empty()
+    # term-2 waits for another worker: handed back at once (NAK), or, when
+    # it reached a pull the worker made before SIGTERM but no longer read,
+    # after ack-wait.
+    w2 = worker_daemon("llm", tmp_path, "--url", upstream.url, "--nats",
+                       nats.url, *ACK_WAIT)
+    try:
+        got = results(q, 1, 10)
+        assert got[0]["id"] == "term-2" and got[0]["status"] == "ok", got
+        assert got[0]["worker"].endswith(f":{w2.proc.pid}")
+    finally:
+        assert w2.stop() == 0
