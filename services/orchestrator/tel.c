@@ -252,6 +252,8 @@ static void pacer_remove(tel_call *t)
 static void sink_event(void *user, const char *type, const char *json, size_t len)
 {
 	tel_call *t = user;
+	vx_log_debug(vx_ws_request_id(t->c), "call %s: %.*s", t->stream_sid,
+		     (int)(len < 300 ? len : 300), json);
 	if (!strcmp(type, "audio_start")) {
 		pthread_mutex_lock(&t->lock);
 		t->reply++;
