@@ -44,6 +44,8 @@ struct vx_wy_conn {
 	atomic_int refs;                  /* the I/O thread's + jobs' */
 	atomic_bool closed;               /* no more sends; fd gone */
 	atomic_bool closing;              /* close once output is written */
+	bool eof;                         /* the peer stopped sending (I/O) */
+	bool broken;                      /* a write failed (lock) */
 
 	pthread_mutex_t lock;             /* out, out_off, fd writes */
 	int fd;
@@ -140,6 +142,7 @@ static int flush_locked(vx_wy_conn *c)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return 0;
+		c->broken = true;
 		return -EIO;
 	}
 	if (c->out_off == c->out.len) {
@@ -435,6 +438,14 @@ static void conn_close(vx_wy_conn *c)
 	vx_wy_unref(c);
 }
 
+/* A connection nothing is happening on: no job, no output, no event
+ * half read. */
+static bool conn_idle(vx_wy_conn *c)
+{
+	return atomic_load(&c->refs) == 1 && vx_wy_queued(c) == 0 &&
+	       c->ps == P_HEADER && c->in.len == c->in_off;
+}
+
 static void conn_read(vx_wy_conn *c)
 {
 	for (;;) {
@@ -455,7 +466,19 @@ static void conn_read(vx_wy_conn *c)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return;
-		conn_close(c);   /* 0: the peer left; else an error */
+		/* 0: the peer is done sending. What it asked for is still
+		 * answered (a client may half-close after audio-stop) unless
+		 * nothing runs or the socket is broken; an error closes. */
+		pthread_mutex_lock(&c->lock);
+		bool broken = c->broken;
+		pthread_mutex_unlock(&c->lock);
+		if (n < 0 || broken || conn_idle(c)) {
+			conn_close(c);
+		} else {
+			c->eof = true;
+			epoll_ctl(c->srv->ep, EPOLL_CTL_MOD, c->fd, &(struct epoll_event){
+				  .events = EPOLLOUT | EPOLLET, .data.ptr = c });
+		}
 		return;
 	}
 }
@@ -529,14 +552,6 @@ static void conn_accept(vx_wy_server *srv)
 	}
 }
 
-/* A connection nothing is happening on: no job, no output, no event
- * half read. */
-static bool conn_idle(vx_wy_conn *c)
-{
-	return atomic_load(&c->refs) == 1 && vx_wy_queued(c) == 0 &&
-	       c->ps == P_HEADER && c->in.len == c->in_off;
-}
-
 static void tick(vx_wy_server *srv, double now)
 {
 	if (srv->listen_fd >= 0 &&
@@ -560,6 +575,16 @@ static void tick(vx_wy_server *srv, double now)
 		if (atomic_load(&c->closing) && vx_wy_queued(c) == 0) {
 			conn_close(c);
 			continue;
+		}
+		if (c->eof) {
+			pthread_mutex_lock(&c->lock);
+			bool broken = c->broken;
+			pthread_mutex_unlock(&c->lock);
+			if (broken || (atomic_load(&c->refs) == 1 &&
+				       vx_wy_queued(c) == 0)) {
+				conn_close(c);
+				continue;
+			}
 		}
 		if (c->t_started && now - c->t_started > VX_WY_STALL_MS / 1000.0) {
 			vx_wy_error(c, "incomplete_event",

@@ -125,7 +125,7 @@ def test_transcribe_flite_speech_wer_as_http(start, speech):
     assert w_wy <= max(WER_MAX, w_http + 0.05), (hyp_wy, hyp_http)
 
 
-def test_transcribe_stereo_and_bad_language(start, speech):
+def test_transcribe_stereo_bad_language_and_half_close(start, speech):
     d, port = with_wyoming(start, "stt")
     pcm = speech[SENTENCES[0]]
     stereo = np.stack([pcm, pcm], axis=1).reshape(-1)
@@ -136,6 +136,15 @@ def test_transcribe_stereo_and_bad_language(start, speech):
         c.send("transcribe", {"language": "../etc"})
         assert c.recv().data["code"] == "bad_language"
         assert c.describe()["asr"]
+    # a client that half-closes after audio-stop still gets its transcript
+    with client(port) as c:
+        c.send("transcribe")
+        c.send_audio(pcm_bytes(pcm), RATE)
+        c.sock.shutdown(socket.SHUT_WR)
+        evs = c.recv_until("transcript")
+        assert wer(SENTENCES[0], evs[-1].data["text"]) <= 0.3
+        with pytest.raises(EOFError):
+            c.recv(10)
 
 
 # ---- TTS ----
