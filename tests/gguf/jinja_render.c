@@ -3,6 +3,7 @@
  * compare it with Python's jinja2 (tests/gguf/test_jinja.py).
  *
  *     jinja_render TEMPLATE [--now EPOCH] [--mask FILE] < context.json
+ *     jinja_render TEMPLATE [--now EPOCH] < [context, ...]   (JSON list out)
  *
  * The context is a JSON object of globals. Strings under "messages" are
  * data (mask 0), every other string is markup. The render goes to stdout;
@@ -61,6 +62,34 @@ static jv *from_json(jinja_run *r, const cJSON *j, bool data)
 	return NULL;
 }
 
+/* One render of t with the globals of the JSON object c. */
+static int render_one(const jinja_tmpl *t, const cJSON *c, time_t now, vx_buf *out, vx_buf *mask,
+		      char *err, size_t err_len)
+{
+	jinja_run *r;
+	int rc = jinja_run_new(NULL, &r);
+	if (rc < 0)
+		return rc;
+	if (now)
+		jinja_set_time(r, now);
+	for (const cJSON *e = c->child; e; e = e->next) {
+		jv *v = from_json(r, e, !strcmp(e->string, "messages"));
+		if (!v || jinja_set_global(r, e->string, v) < 0) {
+			jinja_run_free(r);
+			snprintf(err, err_len, "out of memory");
+			return -ENOMEM;
+		}
+	}
+	rc = jinja_render(r, t, out, mask, err, err_len);
+	jinja_run_free(r);
+	return rc;
+}
+
+static int status_of(int rc)
+{
+	return rc == 0 ? 0 : rc == -EPERM ? 3 : 2;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -84,31 +113,43 @@ int main(int argc, char **argv)
 	char *src = slurp(tf, &tlen), *ctx = slurp(stdin, &clen), err[512];
 	fclose(tf);
 	cJSON *j = ctx ? cJSON_Parse(ctx) : NULL;
-	if (!src || !j || !cJSON_IsObject(j)) {
-		fprintf(stderr, "bad template or context\n");
-		return 2;
-	}
-	jinja_tmpl *t;
-	int rc = jinja_parse(src, tlen, &t, err, sizeof(err));
-	if (rc < 0) {
-		fprintf(stderr, "parse: %s (%s)\n", err, strerror(-rc));
-		return 2;
-	}
-	jinja_run *r;
-	if (jinja_run_new(NULL, &r) < 0)
-		return 2;
-	if (now)
-		jinja_set_time(r, now);
-	for (const cJSON *e = j->child; e; e = e->next) {
-		jv *v = from_json(r, e, !strcmp(e->string, "messages"));
-		if (!v || jinja_set_global(r, e->string, v) < 0)
-			return 2;
-	}
+	jinja_tmpl *t = NULL;
 	vx_buf out = { 0 }, mask = { 0 };
-	rc = jinja_render(r, t, &out, &mask, err, sizeof(err));
-	if (rc < 0) {
+	int rc, status = 2;
+	if (!src || !j || !(cJSON_IsObject(j) || cJSON_IsArray(j))) {
+		fprintf(stderr, "bad template or context\n");
+		goto out_free;
+	}
+	if ((rc = jinja_parse(src, tlen, &t, err, sizeof(err))) < 0) {
+		fprintf(stderr, "parse: %s (%s)\n", err, strerror(-rc));
+		goto out_free;
+	}
+	if (cJSON_IsArray(j)) {   /* many contexts: a JSON list of {status, out|error} */
+		cJSON *res = cJSON_CreateArray();
+		for (const cJSON *c = j->child; res && c; c = c->next) {
+			vx_buf_reset(&out);
+			vx_buf_reset(&mask);
+			rc = cJSON_IsObject(c) ? render_one(t, c, now, &out, &mask, err, sizeof(err)) : -EINVAL;
+			cJSON *o = cJSON_CreateObject();
+			cJSON_AddNumberToObject(o, "status", status_of(rc));
+			if (rc == 0)
+				cJSON_AddStringToObject(o, "out", out.data ? out.data : "");
+			else
+				cJSON_AddStringToObject(o, "error", err);
+			cJSON_AddItemToArray(res, o);
+		}
+		char *txt = res ? cJSON_PrintUnformatted(res) : NULL;
+		if (txt)
+			fputs(txt, stdout);
+		free(txt);
+		cJSON_Delete(res);
+		status = txt ? 0 : 2;
+		goto out_free;
+	}
+	if ((rc = render_one(t, j, now, &out, &mask, err, sizeof(err))) < 0) {
 		fprintf(stderr, "render: %s (%s)\n", err, strerror(-rc));
-		return rc == -EPERM ? 3 : 2;
+		status = status_of(rc);
+		goto out_free;
 	}
 	fwrite(out.data ? out.data : "", 1, out.len, stdout);
 	if (mask_path) {
@@ -118,12 +159,13 @@ int main(int argc, char **argv)
 		if (mf)
 			fclose(mf);
 	}
+	status = 0;
+out_free:
 	vx_buf_release(&out);
 	vx_buf_release(&mask);
-	jinja_run_free(r);
 	jinja_tmpl_free(t);
 	cJSON_Delete(j);
 	free(src);
 	free(ctx);
-	return 0;
+	return status;
 }

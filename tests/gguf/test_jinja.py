@@ -97,19 +97,38 @@ TOOLS_DEF = [{"type": "function", "function": {"name": "get_time", "description"
                                                    "tz": {"type": "string"}}}}}]
 
 
+def c_render_many(path, ctxs):
+    """jinja_render's batch mode: one process for many contexts."""
+    assert os.access(RENDER, os.X_OK), f"{RENDER} missing: make BUILD=... all"
+    p = subprocess.run([RENDER, path, "--now", str(NOW)], input=json.dumps(ctxs).encode(),
+                       capture_output=True, timeout=60)
+    assert p.returncode == 0, p.stderr.decode()
+    return json.loads(p.stdout)
+
+
 @pytest.mark.parametrize("path", TEMPLATES, ids=[os.path.basename(p) for p in TEMPLATES])
 def test_real_templates_render_as_jinja2_does(path):
     src = open(path, encoding="utf-8").read()
-    n = 0
+    ctxs = []
     for name, msgs in CONVERSATIONS.items():
         for gen in (True, False):
-            ctx = {"messages": msgs, "bos_token": "<s>", "eos_token": "</s>",
-                   "add_generation_prompt": gen}
-            n += both(path, src, ctx) is not None
-        ctx = {"messages": msgs, "bos_token": "<s>", "eos_token": "</s>",
-               "add_generation_prompt": True, "enable_thinking": False, "tools": TOOLS_DEF}
-        both(path, src, ctx)
-    assert n >= 4, "most conversations must render"
+            ctxs.append({"messages": msgs, "bos_token": "<s>", "eos_token": "</s>",
+                         "add_generation_prompt": gen})
+        ctxs.append({"messages": msgs, "bos_token": "<s>", "eos_token": "</s>",
+                     "add_generation_prompt": True, "enable_thinking": False, "tools": TOOLS_DEF})
+    got = c_render_many(path, ctxs)
+    assert len(got) == len(ctxs)
+    rendered = 0
+    for ctx, g in zip(ctxs, got):
+        try:
+            want = hf_render(src, ctx)
+        except Raised:
+            assert g["status"] == 3, (ctx, g)
+            continue
+        assert g["status"] == 0, (ctx, g)
+        assert g["out"] == want, ctx
+        rendered += 1
+    assert rendered >= 8, "most conversations must render"
 
 
 SNIPPETS = [
