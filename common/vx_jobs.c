@@ -657,7 +657,8 @@ void vx_jobs_free(vx_jobs *j)
 			pthread_cond_timedwait(&j->idle, &j->lock, &ts);
 	}
 	pthread_mutex_unlock(&j->lock);
-	natsConnection_FlushTimeout(j->nc, 2000);   /* the last NAKs */
+	if (natsConnection_Status(j->nc) == NATS_CONN_STATUS_CONNECTED)
+		natsConnection_FlushTimeout(j->nc, 2000);   /* the last NAKs */
 	natsSubscription_Destroy(j->sub);
 	jsCtx_Destroy(j->js);
 	natsConnection_Close(j->nc);

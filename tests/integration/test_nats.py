@@ -194,7 +194,7 @@ def wait_consumer(nc, svc, timeout=10):
 
 # ---- each service, one job ----
 
-def test_each_service_answers_a_job_as_its_http_route(start, nats, client,
+def test_each_service_answers_a_job_as_its_http_route(nats, client, start,
                                                        sentences, upstream):
     text, wav = sentences[0]
     stt = start("stt", "--nats", nats.url, *ACK_WAIT)
@@ -244,7 +244,7 @@ def test_each_service_answers_a_job_as_its_http_route(start, nats, client,
 
 # ---- two workers, one queue ----
 
-def test_two_workers_share_one_queue_each_job_answered_once(start, nats, client):
+def test_two_workers_share_one_queue_each_job_answered_once(nats, client, start):
     a = start("tts", "--nats", nats.url, "--workers", "1", "--queue", "1", *ACK_WAIT)
     b = start("tts", "--nats", nats.url, "--workers", "1", "--queue", "1", *ACK_WAIT)
     wait_consumer(client, "tts")
@@ -272,7 +272,7 @@ def test_two_workers_share_one_queue_each_job_answered_once(start, nats, client)
 # ---- kill -9 mid-job ----
 
 def test_worker_killed_mid_job_other_worker_answers_exactly_once(
-        start, nats, client, upstream, tmp_path):
+        nats, client, upstream, start, tmp_path):
     a = worker_daemon("llm", tmp_path, "--url", upstream.url, "--nats", nats.url,
                       *ACK_WAIT)
     wait_consumer(client, "llm")
@@ -305,7 +305,7 @@ def test_worker_killed_mid_job_other_worker_answers_exactly_once(
 
 # ---- poison ----
 
-def test_poison_job_goes_to_the_dead_letter_subject(start, nats, client, upstream):
+def test_poison_job_goes_to_the_dead_letter_subject(nats, client, upstream, start):
     llm = start("llm", "--url", upstream.url, "--nats", nats.url,
                 "--nats-max-deliver", "2", *ACK_WAIT)
     wait_consumer(client, "llm")
@@ -332,7 +332,7 @@ def test_poison_job_goes_to_the_dead_letter_subject(start, nats, client, upstrea
 
 # ---- the NATS server restarts ----
 
-def test_workers_reconnect_after_nats_server_restart(start, nats, client):
+def test_workers_reconnect_after_nats_server_restart(nats, client, start):
     tts = start("tts", "--nats", nats.url, *ACK_WAIT)
     wait_consumer(client, "tts")
     assert one_result(client, "tts", request={"text": "Before."})["status"] == "ok"
@@ -388,7 +388,7 @@ def test_large_audio_goes_through_the_object_store(start, tmp_path, sentences):
 # ---- the pipeline tool ----
 
 def test_voxline_jobs_answers_recordings_through_chained_jobs(
-        start, nats, client, upstream, sentences, tmp_path):
+        nats, client, upstream, start, sentences, tmp_path):
     tool = os.path.join(TOOLS, "voxline-jobs")
     assert os.path.exists(tool), f"{tool} is not built (make all)"
     start("stt", "--nats", nats.url, *ACK_WAIT)
