@@ -5,7 +5,7 @@
  *
  * create() maps and checks the file, builds the tokenizer and recognises
  * the chat template (so a bad file fails at start-up with a clear message);
- * the scheduler thread (gguf/sched.h) then touches every weight page and
+ * the scheduler thread (gguf/batch.h) then touches every weight page and
  * runs one token, and ready() says -EAGAIN ("loading") until that is done.
  * Generations run at once with continuous batching: cfg->slots KV slots,
  * one forward pass a step over every running sequence (prefill chunks of
@@ -35,7 +35,7 @@
 #include "gguf/chat_template.h"
 #include "gguf/model.h"
 #include "gguf/sampler.h"
-#include "gguf/sched.h"
+#include "gguf/batch.h"
 #include "gguf/tokenizer.h"
 #include "vx_buf.h"
 #include "vx_log.h"
@@ -62,7 +62,7 @@ typedef struct gguf_engine {
 	bool think_switch;          /* template honours enable_thinking (Qwen3) */
 	char name[128];             /* model id: file name without .gguf */
 	int n_vocab, n_ctx;
-	sched *sched;               /* the scheduler thread; warms the model first */
+	batch *batch;               /* the scheduler thread; warms the model first */
 	atomic_int state;           /* 0 loading, 1 ready, < 0 -errno */
 	char detail[160];           /* written before state leaves 0 */
 	float *logits;              /* (n_vocab) for the warm-up */
@@ -260,7 +260,7 @@ static int gguf_create(const llm_config *cfg, void **ret_engine)
 		goto out_fail;
 	}
 	snprintf(e->detail, sizeof(e->detail), "loading %s", e->name);
-	if ((rc = sched_new(e->m, e->tk, warm_main, e, &e->sched)) < 0) {
+	if ((rc = batch_new(e->m, e->tk, warm_main, e, &e->batch)) < 0) {
 		snprintf(e->detail, sizeof(e->detail), "cannot start the scheduler: %s",
 			 strerror(-rc));
 		goto out_fail;
@@ -279,7 +279,7 @@ static void gguf_destroy(void *engine)
 	gguf_engine *e = engine;
 	if (!e)
 		return;
-	sched_free(e->sched);
+	batch_free(e->batch);
 	chat_prog_free(e->prog);
 	tok_free(e->tk);
 	model_free(e->m);
@@ -455,23 +455,23 @@ static int run_generation(gen *G, const atomic_bool *cancel)
 		snprintf(G->res->error, sizeof(G->res->error), "bad sampling parameters");
 		return rc;
 	}
-	sched_req sr = {
+	batch_req sr = {
 		.prompt = G->ids, .n_prompt = n_prompt, .smp = smp,
 		.max_tokens = G->req->max_tokens > 0 ? G->req->max_tokens : e->n_ctx,
 		.cancel = cancel, .timeout_ms = G->req->timeout_ms,
 	};
-	sched_job *job;
-	if ((rc = sched_submit(e->sched, &sr, &job)) < 0) {
+	batch_job *job;
+	if ((rc = batch_submit(e->batch, &sr, &job)) < 0) {
 		sampler_free(smp);
 		return rc;
 	}
 	int32_t got[GGUF_ENGINE_IDS_PER_WAKE];
 	int n, cb_rc = 0;
-	while (cb_rc == 0 && (n = sched_next(e->sched, job, got, GGUF_ENGINE_IDS_PER_WAKE)) > 0)
+	while (cb_rc == 0 && (n = batch_next(e->batch, job, got, GGUF_ENGINE_IDS_PER_WAKE)) > 0)
 		for (int i = 0; i < n && cb_rc == 0; i++)
 			cb_rc = emit(G, got[i]);
-	sched_result r;
-	sched_job_end(e->sched, job, &r);
+	batch_result r;
+	batch_job_end(e->batch, job, &r);
 	sampler_free(smp);
 	G->res->completion_tokens = r.n_gen;
 	G->res->prompt_evaluated = n_prompt - r.n_cached;

@@ -1,9 +1,9 @@
 /*
- * sched.c - the continuous-batching scheduler (see sched.h): a queue of
+ * batch.c - the continuous-batching scheduler (see batch.h): a queue of
  * jobs, K slots with their cached tokens, and one thread that repeats
  * reap -> admit -> build a batch -> model_step -> sample -> publish.
  */
-#include "sched.h"
+#include "batch.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -14,11 +14,11 @@
 typedef struct slot {
 	int32_t *hist;              /* (n_ctx) ids whose K/V are in the slot */
 	int n_hist;
-	sched_job *job;             /* running there, or NULL */
+	batch_job *job;             /* running there, or NULL */
 	uint64_t used;              /* admission stamp, for least-recently-used */
 } slot;
 
-struct sched_job {
+struct batch_job {
 	/* the request, read-only after submit */
 	const int32_t *prompt;
 	int n_prompt, max_tokens;
@@ -28,18 +28,18 @@ struct sched_job {
 	/* scheduler thread only */
 	int n_fed;                  /* prompt ids in the slot */
 	int32_t last;               /* sampled, not yet run */
-	sched_job *next;            /* queue link */
-	/* under sched.mu */
+	batch_job *next;            /* queue link */
+	/* under batch.mu */
 	int slot;                   /* -1 while queued */
 	int32_t *gen;               /* (max_tokens) sampled ids */
 	int n_gen, n_taken;
 	bool stop;                  /* the requester asked to end */
 	bool done;
-	sched_result res;
+	batch_result res;
 	pthread_cond_t cv;          /* done or a new id */
 };
 
-struct sched {
+struct batch {
 	model *m;
 	const tok *tk;
 	int n_slots, n_vocab, n_ctx;
@@ -50,7 +50,7 @@ struct sched {
 	pthread_t thread;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;          /* a job arrived or wants to stop */
-	sched_job *head, *tail;     /* queued jobs (under mu) */
+	batch_job *head, *tail;     /* queued jobs (under mu) */
 	bool quit;                  /* under mu */
 	uint64_t stamp;
 	int rr;                     /* round-robin start for prefill chunks */
@@ -64,7 +64,7 @@ static double now_ms(void)
 }
 
 /* Ends j with rc (under mu): the slot is free for the next job at once. */
-static void job_finish(sched *s, sched_job *j, int rc, bool eog)
+static void job_finish(batch *s, batch_job *j, int rc, bool eog)
 {
 	if (j->done)
 		return;
@@ -78,7 +78,7 @@ static void job_finish(sched *s, sched_job *j, int rc, bool eog)
 }
 
 /* Why j must end now (under mu), 0 when it may go on. */
-static int job_check(const sched_job *j, double now)
+static int job_check(const batch_job *j, double now)
 {
 	if (j->stop || (j->cancel && atomic_load(j->cancel)))
 		return -ECANCELED;
@@ -88,19 +88,19 @@ static int job_check(const sched_job *j, double now)
 }
 
 /* Ends running and queued jobs that were cancelled or timed out. */
-static void reap(sched *s)
+static void reap(batch *s)
 {
 	double now = now_ms();
 	int rc;
 	for (int i = 0; i < s->n_slots; i++) {
-		sched_job *j = s->slots[i].job;
+		batch_job *j = s->slots[i].job;
 		if (j && (rc = job_check(j, now)) < 0)
 			job_finish(s, j, rc, false);
 	}
-	sched_job **pp = &s->head;
+	batch_job **pp = &s->head;
 	s->tail = NULL;
 	while (*pp) {
-		sched_job *j = *pp;
+		batch_job *j = *pp;
 		if ((rc = job_check(j, now)) < 0) {
 			*pp = j->next;
 			job_finish(s, j, rc, false);
@@ -113,7 +113,7 @@ static void reap(sched *s)
 
 /* Tokens at the start of slot sl's cache that j's prompt repeats (at most
  * n_prompt - 1: the last prompt token always runs, for its logits). */
-static int common_prefix(const slot *sl, const sched_job *j)
+static int common_prefix(const slot *sl, const batch_job *j)
 {
 	int same = 0;
 	while (same < sl->n_hist && same < j->n_prompt - 1 && sl->hist[same] == j->prompt[same])
@@ -126,7 +126,7 @@ static int common_prefix(const slot *sl, const sched_job *j)
  * the least recently used (empty ones first), so a new conversation that
  * merely shares a system prompt does not evict another's turns. -1 when
  * all are busy. */
-static int pick_slot(const sched *s, const sched_job *j, int *ret_same)
+static int pick_slot(const batch *s, const batch_job *j, int *ret_same)
 {
 	int best = -1, best_same = 0, lru = -1;
 	for (int i = 0; i < s->n_slots; i++) {
@@ -150,10 +150,10 @@ static int pick_slot(const sched *s, const sched_job *j, int *ret_same)
 }
 
 /* Binds queued jobs, first come first served, to free slots. */
-static void admit(sched *s)
+static void admit(batch *s)
 {
 	while (s->head) {
-		sched_job *j = s->head;
+		batch_job *j = s->head;
 		int same, best = pick_slot(s, j, &same);
 		if (best < 0)
 			return;
@@ -173,11 +173,11 @@ static void admit(sched *s)
 
 /* The step's batch: every decoding job's token first, then prefill chunks
  * in round-robin order while MODEL_BATCH has room. */
-static int build(sched *s, model_seq *seqs, sched_job **jobs)
+static int build(batch *s, model_seq *seqs, batch_job **jobs)
 {
 	int n = 0, budget = MODEL_BATCH;
 	for (int i = 0; i < s->n_slots && budget > 0; i++) {
-		sched_job *j = s->slots[i].job;
+		batch_job *j = s->slots[i].job;
 		if (!j || j->n_fed < j->n_prompt)
 			continue;
 		seqs[n] = (model_seq){ .slot = i, .tokens = &j->last, .n = 1,
@@ -187,7 +187,7 @@ static int build(sched *s, model_seq *seqs, sched_job **jobs)
 	}
 	for (int k = 0; k < s->n_slots && budget > 0; k++) {
 		int i = (s->rr + k) % s->n_slots;
-		sched_job *j = s->slots[i].job;
+		batch_job *j = s->slots[i].job;
 		if (!j || j->n_fed >= j->n_prompt)
 			continue;
 		int c = j->n_prompt - j->n_fed;
@@ -204,12 +204,12 @@ static int build(sched *s, model_seq *seqs, sched_job **jobs)
 
 /* After a step: the slots' tokens grow; sequences with logits sample
  * (outside the lock: samplers are the scheduler's while jobs run). */
-static void advance(sched *s, const model_seq *seqs, sched_job **jobs, int n, int32_t *ids)
+static void advance(batch *s, const model_seq *seqs, batch_job **jobs, int n, int32_t *ids)
 {
 	int o = 0;
 	for (int k = 0; k < n; k++) {
 		const model_seq *q = &seqs[k];
-		sched_job *j = jobs[k];
+		batch_job *j = jobs[k];
 		slot *sl = &s->slots[q->slot];
 		memcpy(sl->hist + q->pos, q->tokens, (size_t)q->n * sizeof(int32_t));
 		sl->n_hist = q->pos + q->n;
@@ -223,10 +223,10 @@ static void advance(sched *s, const model_seq *seqs, sched_job **jobs, int n, in
 }
 
 /* Publishes the sampled ids and ends the jobs that are complete (under mu). */
-static void publish(sched *s, const model_seq *seqs, sched_job **jobs, int n, const int32_t *ids)
+static void publish(batch *s, const model_seq *seqs, batch_job **jobs, int n, const int32_t *ids)
 {
 	for (int k = 0; k < n; k++) {
-		sched_job *j = jobs[k];
+		batch_job *j = jobs[k];
 		if (!seqs[k].want_logits || j->done)
 			continue;
 		int32_t id = ids[k];
@@ -244,11 +244,11 @@ static void publish(sched *s, const model_seq *seqs, sched_job **jobs, int n, co
 	}
 }
 
-static void *sched_main(void *arg)
+static void *batch_main(void *arg)
 {
-	sched *s = arg;
+	batch *s = arg;
 	model_seq seqs[MODEL_BATCH];
-	sched_job *jobs[MODEL_BATCH];
+	batch_job *jobs[MODEL_BATCH];
 	int32_t ids[MODEL_BATCH];
 	if (s->warm)
 		s->warm(s->warm_arg);
@@ -276,7 +276,7 @@ static void *sched_main(void *arg)
 		if (s->slots[i].job)
 			job_finish(s, s->slots[i].job, -ECANCELED, false);
 	while (s->head) {
-		sched_job *j = s->head;
+		batch_job *j = s->head;
 		s->head = j->next;
 		job_finish(s, j, -ECANCELED, false);
 	}
@@ -285,10 +285,10 @@ static void *sched_main(void *arg)
 	return NULL;
 }
 
-int sched_new(model *m, const tok *tk, void (*warm)(void *), void *arg, sched **ret)
+int batch_new(model *m, const tok *tk, void (*warm)(void *), void *arg, batch **ret)
 {
 	const model_hparams *hp = model_get_hparams(m);
-	sched *s = calloc(1, sizeof(*s));
+	batch *s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
 	s->m = m;
@@ -310,7 +310,7 @@ int sched_new(model *m, const tok *tk, void (*warm)(void *), void *arg, sched **
 			goto out_free;
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
-	if (pthread_create(&s->thread, NULL, sched_main, s)) {
+	if (pthread_create(&s->thread, NULL, batch_main, s)) {
 		rc = -EAGAIN;
 		pthread_mutex_destroy(&s->mu);
 		pthread_cond_destroy(&s->cv);
@@ -328,7 +328,7 @@ out_free:
 	return rc;
 }
 
-void sched_free(sched *s)
+void batch_free(batch *s)
 {
 	if (!s)
 		return;
@@ -346,12 +346,12 @@ void sched_free(sched *s)
 	free(s);
 }
 
-int sched_submit(sched *s, const sched_req *r, sched_job **ret)
+int batch_submit(batch *s, const batch_req *r, batch_job **ret)
 {
 	if (!r->prompt || r->n_prompt <= 0 || r->n_prompt >= s->n_ctx || !r->smp ||
 	    r->max_tokens <= 0)
 		return -EINVAL;
-	sched_job *j = calloc(1, sizeof(*j));
+	batch_job *j = calloc(1, sizeof(*j));
 	if (!j)
 		return -ENOMEM;
 	int cap = r->max_tokens < s->n_ctx ? r->max_tokens : s->n_ctx;
@@ -387,7 +387,7 @@ int sched_submit(sched *s, const sched_req *r, sched_job **ret)
 	return 0;
 }
 
-int sched_next(sched *s, sched_job *j, int32_t *out, int max)
+int batch_next(batch *s, batch_job *j, int32_t *out, int max)
 {
 	pthread_mutex_lock(&s->mu);
 	while (!j->done && j->n_taken == j->n_gen)
@@ -401,7 +401,7 @@ int sched_next(sched *s, sched_job *j, int32_t *out, int max)
 	return n;
 }
 
-void sched_job_stop(sched *s, sched_job *j)
+void batch_job_stop(batch *s, batch_job *j)
 {
 	pthread_mutex_lock(&s->mu);
 	j->stop = true;
@@ -409,7 +409,7 @@ void sched_job_stop(sched *s, sched_job *j)
 	pthread_mutex_unlock(&s->mu);
 }
 
-void sched_job_end(sched *s, sched_job *j, sched_result *ret)
+void batch_job_end(batch *s, batch_job *j, batch_result *ret)
 {
 	pthread_mutex_lock(&s->mu);
 	j->stop = true;
@@ -423,12 +423,12 @@ void sched_job_end(sched *s, sched_job *j, sched_result *ret)
 	free(j);
 }
 
-int sched_slots(const sched *s)
+int batch_slots(const batch *s)
 {
 	return s->n_slots;
 }
 
-int sched_busy(sched *s)
+int batch_busy(batch *s)
 {
 	int n = 0;
 	pthread_mutex_lock(&s->mu);
