@@ -1,20 +1,28 @@
 """The built-in GGUF engine's speed on Qwen2.5-0.5B-shaped files (random
-weights, real dimensions: 24 layers, hidden 896, vocab 151936), Q8_0 and
-Q4_K_M, 2 threads.
+weights, real dimensions: 24 layers, hidden 896, vocab 151936), one file
+per llama.cpp preset (Q8_0, Q4_K_M, Q5_K_M, Q3_K_M, Q2_K, IQ4_XS, IQ4_NL,
+Q4_1, Q5_1: the per-tensor mix llama-quantize makes, with its fallbacks for
+the 896-wide rows; each file's make-up is printed), 2 threads.
 
-1. The engine alone (build/tools/gguf_bench): load time (map, check, touch
-   every weight page), prompt tokens/s for a 512-token prompt, decode
-   tokens/s (64 greedy steps), peak RSS.
-2. The same files through voxline-llm: time until /healthz says ok, time to
-   first token and decode tokens/s of streaming /v1/chat/completions (short
-   prompt, and a ~512-token prompt), the daemon's RSS: the service overhead.
-3. llama.cpp on the same files, when llama-bench is on PATH (it is not on
-   the build machine: no internet, no source), else says so.
+1. The engine alone (build/tools/gguf_bench) side by side with llama.cpp's
+   llama-bench on the same file, single stream: prompt tokens/s for a
+   512-token prompt and decode tokens/s (64 steps), interleaved (voxline,
+   llama.cpp, next type, ...; BENCH_GGUF_ROUNDS rounds, medians) with the
+   ratio voxline / llama.cpp. llama-bench is taken from PATH, from
+   $LLAMA_CPP_BIN, or from /tmp/ref/llama.cpp/build/bin (a build from the
+   fetched source, never committed); without it the comparison is skipped
+   with a message and voxline's figures are printed alone.
+2. Q8_0 and Q4_K_M through voxline-llm: time until /healthz says ok, time
+   to first token and decode tokens/s of streaming /v1/chat/completions
+   (short prompt, and a ~512-token prompt), the daemon's RSS: the service
+   overhead.
 
 The files are made once by tests/gguf/mkgguf.py and cached in
-build/bench-models/ (named by a hash of the generator, so a changed
-generator makes new ones). Prints figures; never fails on a number.
-BENCH_GGUF_RUNS (3) requests per row of part 2.
+build/bench-models/ (named for the preset and a hash of the generator, so
+a changed generator makes new ones). Prints figures; never fails on a
+number. BENCH_GGUF_TYPES (comma list) narrows the presets;
+BENCH_GGUF_ROUNDS (3) rounds of part 1; BENCH_GGUF_RUNS (3) requests per
+row of part 2.
 """
 import hashlib
 import json
@@ -32,8 +40,12 @@ GEN = os.path.join(ROOT, "tests", "gguf", "mkgguf.py")
 CACHE = os.path.join(ROOT, "build", "bench-models")
 THREADS = 2
 RUNS = int(os.environ.get("BENCH_GGUF_RUNS", "3"))
-TYPES = ["Q8_0", "Q4_K_M"]
+ROUNDS = int(os.environ.get("BENCH_GGUF_ROUNDS", "3"))
+ALL_TYPES = ["Q8_0", "Q4_K_M", "Q5_K_M", "Q3_K_M", "Q2_K", "IQ4_XS", "IQ4_NL", "Q4_1", "Q5_1"]
+TYPES = [t for t in os.environ.get("BENCH_GGUF_TYPES", ",".join(ALL_TYPES)).split(",") if t]
+SERVICE_TYPES = [t for t in ("Q8_0", "Q4_K_M") if t in TYPES]
 PY = "/usr/bin/python3"
+LLAMA_DIRS = [os.environ.get("LLAMA_CPP_BIN", ""), "/tmp/ref/llama.cpp/build/bin"]
 
 
 def model_file(ty):
@@ -41,18 +53,93 @@ def model_file(ty):
     for f in (GEN, os.path.join(ROOT, "tests", "gguf", "tokref.py")):
         with open(f, "rb") as fh:
             h.update(fh.read())
-    path = os.path.join(CACHE, f"qwen2.5-0.5b-shape-{ty.lower()}-{h.hexdigest()[:8]}.gguf")
-    if not os.path.exists(path):
+    stem = f"qwen2.5-0.5b-shape-{ty}-"
+    path = os.path.join(CACHE, f"{stem}{h.hexdigest()[:8]}.gguf")
+    if not os.path.exists(path) or not os.path.exists(path + ".types"):
         os.makedirs(CACHE, exist_ok=True)
         for old in os.listdir(CACHE):           # stale files of an older generator
-            if old.startswith(f"qwen2.5-0.5b-shape-{ty.lower()}-"):
+            if old.startswith(stem) or old.startswith(f"qwen2.5-0.5b-shape-{ty.lower()}-"):
                 os.unlink(os.path.join(CACHE, old))
         t0 = time.time()
-        subprocess.run([PY, GEN, path + ".part", "--shape", "qwen2.5-0.5b", "--type", ty],
-                       check=True)
+        out = subprocess.run([PY, GEN, path + ".part", "--shape", "qwen2.5-0.5b", "--type", ty,
+                              "--summary"], check=True, capture_output=True, text=True)
+        with open(path + ".types", "w") as f:
+            f.write(out.stdout.strip() + "\n")
         os.rename(path + ".part", path)
         print(f"  made {os.path.basename(path)} in {time.time() - t0:.1f} s", flush=True)
     return path
+
+
+def make_up(path):
+    """'Q4_K:12 Q5_0:132 ...': the 2-D tensors' types (F32 norms left out)."""
+    with open(path + ".types") as f:
+        return " ".join(w for w in f.read().split() if not w.startswith("F32:"))
+
+
+def llama_bench_path():
+    for d in LLAMA_DIRS:
+        p = os.path.join(d, "llama-bench") if d else ""
+        if p and os.access(p, os.X_OK):
+            return p
+    return shutil.which("llama-bench")
+
+
+def llama_bench(lb, path):
+    """One llama-bench run (-r 1: the rounds interleave instead): prompt and
+    decode tokens/s."""
+    env = dict(os.environ, LD_LIBRARY_PATH=os.path.dirname(lb))
+    out = subprocess.run([lb, "-m", path, "-t", str(THREADS), "-p", "512", "-n", "64",
+                          "-r", "1", "-o", "json"], capture_output=True, text=True,
+                         timeout=900, env=env)
+    if out.returncode != 0:
+        raise RuntimeError("llama-bench failed on %s: %s" % (os.path.basename(path),
+                                                             out.stderr.strip()[-300:]))
+    res = {}
+    for e in json.loads(out.stdout):
+        res["prompt_tok_s" if e["n_prompt"] else "decode_tok_s"] = e["avg_ts"]
+    return res
+
+
+def side_by_side(tools_dir, paths, lb):
+    """ROUNDS rounds of (voxline, llama.cpp) per type, interleaved."""
+    vox = {ty: [] for ty in TYPES}
+    ll = {ty: [] for ty in TYPES}
+    for r in range(ROUNDS):
+        for ty in TYPES:
+            vox[ty].append(engine_alone(tools_dir, paths[ty], runs=1))
+            if lb:
+                ll[ty].append(llama_bench(lb, paths[ty]))
+        print(f"  round {r + 1}/{ROUNDS} done (load {os.getloadavg()[0]:.2f})", flush=True)
+    return vox, ll
+
+
+def print_side_by_side(paths, vox, ll, lb):
+    med = lambda xs: pct(xs, 50)  # noqa: E731
+    print(f"\nsingle stream, {THREADS} threads, prompt 512, 64 decode steps; medians of "
+          f"{ROUNDS} interleaved rounds:")
+    print(f"{'preset':8} {'MB':>5} | {'prompt t/s vox':>14} {'llama':>7} {'ratio':>6} | "
+          f"{'decode t/s vox':>14} {'llama':>7} {'ratio':>6} | {'vox CPU ms/tok: prompt':>22} "
+          f"{'decode':>7} | file holds")
+    for ty in TYPES:
+        v = vox[ty]
+        vp, vd = med([x["prompt_tok_s"] for x in v]), med([x["decode_tok_s"] for x in v])
+        cp = med([x["prompt_cpu_s"] / x["prompt_tokens"] * 1e3 for x in v])
+        cd = med([x["decode_cpu_s"] / x["gen_tokens"] * 1e3 for x in v])
+        if lb:
+            lp = med([x["prompt_tok_s"] for x in ll[ty]])
+            ld = med([x["decode_tok_s"] for x in ll[ty]])
+            lcol = f"{lp:7.1f} {vp / lp:6.2f} | {vd:14.2f} {ld:7.2f} {vd / ld:6.2f}"
+        else:
+            lcol = f"{'-':>7} {'-':>6} | {vd:14.2f} {'-':>7} {'-':>6}"
+        mb = os.path.getsize(paths[ty]) / 1e6
+        print(f"{ty:8} {mb:5.0f} | {vp:14.1f} {lcol} | {cp:22.2f} {cd:7.2f} | {make_up(paths[ty])}")
+    print("(ratio = voxline / llama.cpp, >1 is voxline faster; target 1.2 on every type. CPU ms/tok:\n"
+          " voxline's CPU time per token over both threads, what an idle machine's wall time\n"
+          " would be x2; wall-clock figures swing +-40% on this shared machine, the interleaving\n"
+          " spreads that over both engines)")
+    if not lb:
+        print("\nllama.cpp: llama-bench not found (PATH, $LLAMA_CPP_BIN, "
+              "/tmp/ref/llama.cpp/build/bin): comparison skipped.")
 
 
 def engine_alone(tools_dir, path, runs=2):
@@ -164,29 +251,19 @@ def main(bin_dir, tools_dir):
     print(f"load average before: {os.getloadavg()[0]:.2f} (2 cores; other work "
           "running at the same time lowers every figure)")
     paths = {ty: model_file(ty) for ty in TYPES}
-    eng, svc = {}, {}
-    for ty in TYPES:
-        eng[ty] = engine_alone(tools_dir, paths[ty])
-        svc[ty] = through_service(bin_dir, paths[ty])
+    lb = llama_bench_path()
+    print("llama.cpp: " + (lb or "not found, comparison skipped"))
+    vox, ll = side_by_side(tools_dir, paths, lb)
+    print_side_by_side(paths, vox, ll, lb)
 
-    print(f"\nengine alone (gguf_bench, {THREADS} threads, prompt 512, 64 decode steps):")
-    print(f"{'type':8} {'file MB':>8} {'load ms':>8} {'prompt tok/s':>13} "
-          f"{'decode tok/s':>13} {'peak RSS MiB':>13} | {'idle est.: prompt':>17} {'decode':>7}")
-    for ty in TYPES:
-        e = eng[ty]
-        mb = os.path.getsize(paths[ty]) / 1e6
-        print(f"{ty:8} {mb:8.0f} {e['load_ms']:8.0f} {e['prompt_tok_s']:13.1f} "
-              f"{e['decode_tok_s']:13.2f} {e['rss_peak_mib']:13.0f} | "
-              f"{e['prompt_idle_tok_s']:17.1f} {e['decode_idle_tok_s']:7.2f}")
-    print("(load = map + check + touch every page, file in the page cache; idle est. = "
-          "tokens / (CPU seconds / threads))")
-
+    svc = {ty: through_service(bin_dir, paths[ty]) for ty in SERVICE_TYPES}
+    eng = {ty: max(vox[ty], key=lambda x: x["decode_tok_s"]) for ty in SERVICE_TYPES}
     print(f"\nthrough voxline-llm (streaming /v1/chat/completions, {THREADS} threads, "
           f"median of {RUNS}):")
     print(f"{'type':8} {'ready ms':>9} {'TTFT short':>11} {'(tokens)':>9} {'TTFT long':>10} "
           f"{'(tokens)':>9} {'decode tok/s':>13} {'vs engine':>10} {'RSS MiB':>8} "
           f"{'CPU ms/token':>13} {'(engine)':>9}")
-    for ty in TYPES:
+    for ty in SERVICE_TYPES:
         s, e = svc[ty], eng[ty]
         print(f"{ty:8} {s['ready_ms']:9.0f} {s['ttft_short_ms']:9.0f}ms "
               f"{s['short_prompt_tokens']:9d} {s['ttft_long_ms']:8.0f}ms "
@@ -196,15 +273,5 @@ def main(bin_dir, tools_dir):
     print("(TTFT long ~ the long prompt's prefill: compare with tokens / engine prompt tok/s;\n"
           " CPU ms/token: the daemon's CPU time over the short-prompt requests, prefill included,\n"
           " per completion token, next to gguf_bench's decode CPU per token: the load-independent\n"
-          " overhead; wall-clock ratios swing +-40% on this shared machine)")
-
-    lb = shutil.which("llama-bench")
-    if lb:
-        for ty in TYPES:
-            out = subprocess.run([lb, "-m", paths[ty], "-t", str(THREADS), "-p", "512",
-                                  "-n", "64", "-o", "json"], capture_output=True, text=True)
-            print(f"llama.cpp {ty}: {out.stdout.strip() or out.stderr.strip()[:300]}")
-    else:
-        print("\nllama.cpp: not available on this machine (no internet, no source), so "
-              "the comparison with llama-bench could not be made here.")
+          " overhead)")
     print(f"load average after: {os.getloadavg()[0]:.2f}")
