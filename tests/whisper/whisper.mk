@@ -8,3 +8,11 @@ FUZZ_NAMES += whisper
 FUZZ_OBJS_whisper := $(call FUZZ_O,tests/whisper/fuzz_whisper services/stt/whisper/wfile)
 .SECONDARY: $(FUZZ_OBJS_whisper)
 fuzz-bins: $(BUILD)/fuzz/fuzz_whisper
+
+# the core's benchmark tool (tests/bench/bench_whisper.py)
+$(BUILD)/obj/tests/whisper/whisper_bench.o: CFLAGS_ALL += -Iservices/llm/gguf
+$(BUILD)/tools/whisper_bench: $(BUILD)/obj/tests/whisper/whisper_bench.o $(WHISPER_OBJS) \
+		$(WHISPER_KERNEL_OBJS)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ -lm
+TOOLS += $(BUILD)/tools/whisper_bench
