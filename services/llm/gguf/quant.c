@@ -600,7 +600,8 @@ quant_tile_fn quant_tile_get(int type, quant_impl impl)
 {
 	if (impl == QUANT_IMPL_PORTABLE || !quant_have_avx2())
 		return NULL;
-	return quant_tile_avx2(type);
+	quant_tile_fn f = quant_tile_avx2(type);
+	return f ? f : quant_tile_lowbit_avx2(type);
 }
 
 quant_gemm8_fn quant_gemm8_get(int type)

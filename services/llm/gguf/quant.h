@@ -177,6 +177,8 @@ quant_dot_fn quant_lowbit_dot(int type);
 void quant_q3_K_scales(const uint8_t packed[12], int8_t out[16]);
 quant_dot_fn quant_dot_avx2(int type);
 quant_tile_fn quant_tile_avx2(int type);
+/* Tiles of the quant_lowbit.c types (quant_avx2.c), NULL for others. */
+quant_tile_fn quant_tile_lowbit_avx2(int type);
 quant_gemm8_fn quant_gemm8_avx2(int type);
 /* 0, or -1 when there is no AVX2 quantiser for type. */
 int quant_quantize_avx2(int type, const float *src, void *dst, int64_t n);

@@ -412,6 +412,100 @@ AVX2 static float dot_q3_K(int n, const void *w, const void *a)
 	return hsum8(acc);
 }
 
+/* ---- tiles (QUANT_TILE_R rows x QUANT_TILE_T tokens) for the 32-value
+ * types of quant_lowbit.c: each weight block is unpacked once for the
+ * tile's tokens, each activation block loaded once for both rows ---- */
+
+typedef struct { __m256i q; float d, m; } unpacked32;
+
+__attribute__((always_inline)) AVX2 static inline unpacked32 unpack32(int type, const uint8_t *blk)
+{
+	unpacked32 u;
+	if (type == QT_Q4_1) {
+		const block_q4_1 *b = (const block_q4_1 *)blk;
+		u.q = nibbles32(b->qs);
+		u.d = f16(b->d);
+		u.m = f16(b->m);
+	} else if (type == QT_Q5_1) {
+		const block_q5_1 *b = (const block_q5_1 *)blk;
+		u.q = _mm256_or_si256(nibbles32(b->qs),
+				      _mm256_and_si256(bits32(b->qh), _mm256_set1_epi8(16)));
+		u.d = f16(b->d);
+		u.m = f16(b->m);
+	} else {   /* IQ4_NL: signed table values */
+		const block_iq4_nl *b = (const block_iq4_nl *)blk;
+		u.q = _mm256_shuffle_epi8(iq4_table(), nibbles32(b->qs));
+		u.d = f16(b->d);
+		u.m = 0;
+	}
+	return u;
+}
+
+__attribute__((always_inline)) AVX2 static inline void
+tile32(int type, size_t bb, int n, const void *w, size_t w_stride, const void *act,
+       size_t act_stride, float *out, size_t out_stride)
+{
+	const uint8_t *wb = w, *ab = act;
+	const bool has_min = type != QT_IQ4_NL;
+	__m256 acc[QUANT_TILE_R][QUANT_TILE_T];
+	for (int r = 0; r < QUANT_TILE_R; r++)
+		for (int t = 0; t < QUANT_TILE_T; t++)
+			acc[r][t] = _mm256_setzero_ps();
+	for (int i = 0; i < n / QK4_0; i++) {
+		unpacked32 u[QUANT_TILE_R];
+		__m256i ax[QUANT_TILE_R];
+		for (int r = 0; r < QUANT_TILE_R; r++) {
+			u[r] = unpack32(type, wb + r * w_stride + (size_t)i * bb);
+			ax[r] = has_min ? u[r].q : _mm256_sign_epi8(u[r].q, u[r].q);
+		}
+		for (int t = 0; t < QUANT_TILE_T; t++) {
+			const block_q8_0 *y = (const block_q8_0 *)(ab + t * act_stride) + i;
+			__m256i yv = _mm256_loadu_si256((const __m256i *)y->qs);
+			float dy = f16(y->d);
+			__m256 sy = has_min ? _mm256_cvtepi32_ps(sum_i8(yv)) : _mm256_setzero_ps();
+			for (int r = 0; r < QUANT_TILE_R; r++) {
+				__m256i ys = has_min ? yv : _mm256_sign_epi8(yv, u[r].q);
+				__m256i p = hsum_pairs_i16(_mm256_maddubs_epi16(ax[r], ys));
+				acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(u[r].d * dy),
+							    _mm256_cvtepi32_ps(p), acc[r][t]);
+				if (has_min)
+					acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(u[r].m * dy), sy, acc[r][t]);
+			}
+		}
+	}
+	for (int t = 0; t < QUANT_TILE_T; t++)
+		for (int r = 0; r < QUANT_TILE_R; r++)
+			out[t * out_stride + r] = hsum8(acc[r][t]);
+}
+
+AVX2 static void tile_q4_1(int n, const void *w, size_t ws, const void *a, size_t as,
+			   float *out, size_t os)
+{
+	tile32(QT_Q4_1, sizeof(block_q4_1), n, w, ws, a, as, out, os);
+}
+
+AVX2 static void tile_q5_1(int n, const void *w, size_t ws, const void *a, size_t as,
+			   float *out, size_t os)
+{
+	tile32(QT_Q5_1, sizeof(block_q5_1), n, w, ws, a, as, out, os);
+}
+
+AVX2 static void tile_iq4_nl(int n, const void *w, size_t ws, const void *a, size_t as,
+			     float *out, size_t os)
+{
+	tile32(QT_IQ4_NL, sizeof(block_iq4_nl), n, w, ws, a, as, out, os);
+}
+
+quant_tile_fn quant_tile_lowbit_avx2(int type)
+{
+	switch (type) {
+	case QT_Q4_1: return tile_q4_1;
+	case QT_Q5_1: return tile_q5_1;
+	case QT_IQ4_NL: return tile_iq4_nl;
+	default: return NULL;
+	}
+}
+
 /* ---- activation quantisers (same results as quant.c's up to ties) ---- */
 
 AVX2 static inline __m256i pack_i32x4_to_i8(__m256i a, __m256i b, __m256i c, __m256i d)
@@ -537,6 +631,12 @@ quant_dot_fn quant_dot_avx2(int type)
 #else
 
 quant_dot_fn quant_dot_avx2(int type)
+{
+	(void)type;
+	return NULL;
+}
+
+quant_tile_fn quant_tile_lowbit_avx2(int type)
 {
 	(void)type;
 	return NULL;
