@@ -312,6 +312,30 @@ VX_TEST(delete_removes_conversation_and_turns)
 	VX_CHECK_STR(conv, "keep");
 }
 
+VX_TEST(set_meta_replaces_the_meta_object)
+{
+	char path[256];
+	history *h = open_fresh(path, sizeof(path));
+	if (!h)
+		return;
+	history_create(h, "m", NULL, NULL, NULL);
+	VX_CHECK_INT(history_set_meta(h, "m", "{\"telephony\":{\"call_sid\":\"CA1\"}}"), 0);
+	VX_CHECK_INT(history_set_meta(h, "m", "[1]"), -EINVAL);
+	VX_CHECK_INT(history_set_meta(h, "m", "{"), -EINVAL);
+	VX_CHECK(history_set_meta(h, "m", "{not json}") < 0);
+	VX_CHECK_INT(history_set_meta(h, "absent", "{}"), -ENOENT);
+	VX_CHECK_INT(history_set_meta(h, "bad id", "{}"), -ENOENT);
+	history_conversation c = {0};
+	VX_CHECK_INT(history_load(h, "m", &c), 0);
+	cJSON *j = cJSON_Parse(c.meta_json);
+	const cJSON *tel = cJSON_GetObjectItemCaseSensitive(j, "telephony");
+	const char *sid = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(tel, "call_sid"));
+	VX_CHECK(sid && !strcmp(sid, "CA1"));
+	cJSON_Delete(j);
+	history_conversation_release(&c);
+	history_close(h);
+}
+
 VX_TEST(reopen_keeps_everything_and_sqlite_files_are_wal)
 {
 	char path[256];
@@ -783,6 +807,7 @@ static void cleanup(void)
 	get_json_is_valid_json_with_every_field,                             \
 	list_is_most_recent_first_with_paging,                               \
 	delete_removes_conversation_and_turns,                               \
+	set_meta_replaces_the_meta_object,                                   \
 	reopen_keeps_everything_and_sqlite_files_are_wal,                    \
 	every_committed_turn_survives_sigkill,                               \
 	concurrent_appends_from_four_threads,                                \
