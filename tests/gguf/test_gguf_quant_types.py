@@ -125,7 +125,7 @@ def test_fallback_table_is_llama_cpps():
     assert mkgguf.fallback_type("Q4_K", 100) == "F16"
 
 
-@pytest.mark.parametrize("ty", ["Q2_K", "Q3_K", "IQ4_XS", "Q5_1"])
+@pytest.mark.parametrize("ty", ["Q2_K", "Q3_K", "IQ4_XS", "IQ4_NL", "Q4_1", "Q5_1"])
 def test_prefill_batches_and_decode_agree_for_new_types(tmp, ty):
     rng = np.random.default_rng(11)
     path, r, _ = model(tmp, "qwen2", ty, pure=True)

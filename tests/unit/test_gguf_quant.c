@@ -397,8 +397,8 @@ static void gemm8_case(int type)
 
 VX_TEST(gemm8_matches_dequantise_then_multiply)
 {
-	const int types[] = { QT_Q8_0, QT_Q4_0, QT_Q5_0 };
-	for (int k = 0; k < 3; k++)
+	const int types[] = { QT_Q8_0, QT_Q4_0, QT_Q5_0, QT_IQ4_NL };
+	for (int k = 0; k < 4; k++)
 		gemm8_case(types[k]);
 }
 

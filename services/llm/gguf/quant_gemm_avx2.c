@@ -351,6 +351,21 @@ VNNI static inline void load8_q5_0(const uint8_t *wb, size_t ws, int i, __m256i 
 	}
 }
 
+/* IQ4_NL: nibbles looked up in ggml's table (signed bytes). */
+VNNI static inline void load8_iq4_nl(const uint8_t *wb, size_t ws, int i, __m256i g[8],
+				     uint16_t dh[8])
+{
+	const __m256i m4 = _mm256_set1_epi8(0xF);
+	const __m256i tab = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)iq4nl_values));
+	for (int r = 0; r < 8; r++) {
+		const block_iq4_nl *x = (const block_iq4_nl *)(wb + r * ws) + i;
+		__m128i tb = _mm_loadu_si128((const __m128i *)x->qs);
+		__m256i q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(tb, 4), tb), m4);
+		g[r] = _mm256_shuffle_epi8(tab, q);
+		dh[r] = x->d;
+	}
+}
+
 /* The gemm body for a 32-value block type; load8 unpacks to signed bytes. */
 #define GEMM8_BODY(load8)                                                              \
 	__m256 acc[QUANT_GEMM8_TOKENS];                                                \
@@ -402,6 +417,12 @@ VNNI static void gemm8_q5_0(int n, const void *w, size_t ws, const void *a, size
 	GEMM8_BODY(load8_q5_0)
 }
 
+VNNI static void gemm8_iq4_nl(int n, const void *w, size_t ws, const void *a, size_t as,
+			      int nt, float *out, size_t os)
+{
+	GEMM8_BODY(load8_iq4_nl)
+}
+
 /*
  * AVX-VNNI (CPUID leaf 7 subleaf 1, EAX bit 4). Read from CPUID directly:
  * clang-14's __builtin_cpu_supports does not know "avxvnni". Callers have
@@ -423,6 +444,7 @@ quant_gemm8_fn quant_gemm8_avx2(int type)
 	case QT_Q8_0: return gemm8_q8_0;
 	case QT_Q4_0: return gemm8_q4_0;
 	case QT_Q5_0: return gemm8_q5_0;
+	case QT_IQ4_NL: return gemm8_iq4_nl;
 	default: return NULL;
 	}
 }
