@@ -10,8 +10,11 @@
  * best up to twice that. The encoder runs trimmed (3 s -> 150 positions)
  * and, for F16, over the full 1500. Tokens are fed one at a time after a
  * two-token prompt, so the KV cache is checked against one causal pass.
+ * Greedy decoding with timestamps (wdecode.c) then runs over each model
+ * and must give a well-formed result.
  * Needs /usr/bin/python3 with numpy (make deps); fails if absent.
  */
+#include "../../services/stt/whisper/wdecode.h"
 #include "../../services/stt/whisper/wfile.h"
 #include "../../services/stt/whisper/wmel.h"
 #include "../../services/stt/whisper/wmodel.h"
@@ -35,6 +38,34 @@
 #define MEL_TOL 1e-4
 #define N_GREEDY 6
 #define N_SAMPLES (3 * WMEL_RATE)
+
+static void ad_reset(void *ctx) { wstate_decode_reset(ctx); }
+static int ad_decode(void *ctx, const int32_t *t, int n, float *l) { return wstate_decode(ctx, t, n, l); }
+
+/* Greedy decoding with timestamps over the real network: whatever the
+ * random weights say, the result is well formed. */
+static void check_greedy_decode(const wfile *f, wstate *s)
+{
+	wtok t;
+	wdec_result r;
+	wdec_model dm = { .ctx = s, .reset = ad_reset, .decode = ad_decode,
+			  .n_text_ctx = f->hp.n_text_ctx };
+	wdec_params p = wdec_defaults();
+	p.audio_ms = 3000;
+	p.max_tokens = 12;
+	VX_CHECK_INT(wtok_init(&t, f), 0);
+	VX_CHECK_INT(wdec_greedy(&dm, &t, &p, &r), 0);
+	VX_CHECK(r.n_tokens >= 1 && r.n_tokens <= 12);
+	VX_CHECK(r.tokens[0] >= t.beg && r.tokens[0] <= t.beg + 50);
+	VX_CHECK(r.no_speech_prob >= 0 && r.no_speech_prob <= 1);
+	for (int i = 0; i < r.n_segments; i++)
+		VX_CHECK(r.segments[i].start_ms <= r.segments[i].end_ms &&
+			 r.segments[i].end_ms <= 3000);
+	printf("    greedy with timestamps: %d tokens, %d segments, no-speech %.3f\n", r.n_tokens,
+	       r.n_segments, r.no_speech_prob);
+	wdec_result_release(&r);
+	wtok_release(&t);
+}
 
 static char dir[] = "/tmp/test_whisper_model_XXXXXX";
 static float audio[N_SAMPLES];
@@ -177,6 +208,7 @@ static void check_type(const char *type, double tol, int full_ctx)
 	VX_CHECK_INT(wstate_n_past(s), 2 + N_GREEDY);
 	int32_t bad = n_vocab;
 	VX_CHECK_INT(wstate_decode(s, &bad, 1, logits), -EINVAL);
+	check_greedy_decode(f, s);
 out:
 	free(mel); free(logits); free(rmel); free(renc); free(rlog);
 	if (mm.window)

@@ -34,3 +34,10 @@ $(BUILD)/tests/test_whisper_model: $(BUILD)/obj/tests/unit/test_whisper_model.o 
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ -lm
 
 ENGINE_TESTS += $(BUILD)/tests/test_whisper_model
+
+$(BUILD)/tests/test_whisper_decode: $(BUILD)/obj/tests/unit/test_whisper_decode.o \
+		$(addprefix $(BUILD)/obj/services/stt/whisper/,wdecode.o wtok.o)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ -lm
+
+UNIT_TESTS += $(BUILD)/tests/test_whisper_decode
