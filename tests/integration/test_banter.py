@@ -33,6 +33,20 @@ LINE = re.compile(r"^\[\s*([0-9.]+)\] ([A-Za-z0-9_-]+): (.*)$")
 PROMPTS = {"alice": "You are Alice, a cheerful gardener.",
            "bob": "You are Bob, a grumpy astronomer."}
 VOICES = {"alice": "slt", "bob": "awb"}
+# Replies are cut at 6 word tokens (the orchestrator's --max-tokens), so the
+# echoed lines stop growing after the third turn: shorter speech, same checks.
+MAX_TOKENS = 6
+
+
+def echo(line):
+    """What the fake LLM answers to line, cut at MAX_TOKENS words."""
+    return " ".join(f"You said: {line}.".split(" ")[:MAX_TOKENS])
+
+
+def last_user_lines(upstream):
+    """The last user message of every LLM request, in order."""
+    return [next(m["content"] for m in reversed(q["body"]["messages"])
+                 if m["role"] == "user") for q in upstream.requests()]
 
 
 def closed_port():
@@ -93,7 +107,7 @@ class Stack:
         llm = start("llm", "--engine", "openai", "--url", llm_url)
         self.stage_args = ["--vad-url", vad.url, "--stt-url", stt.url,
                            "--tts-url", tts.url, "--llm-url", llm.url,
-                           "--stage-timeout-s", "20"]
+                           "--stage-timeout-s", "20", "--max-tokens", str(MAX_TOKENS)]
         self.orch = start("orchestrator", *self.stage_args,
                           "--db", os.path.join(tmp, "o.db"))
 
@@ -201,11 +215,12 @@ def test_six_turns_alternate_with_audio_in_each_bots_channel(world, tmp_path):
     assert r.returncode == 0, r.stderr
     head, turns, foot = read_text(tmp_path / "banter.txt")
     assert [n for _, n, _ in turns] == ["alice", "bob"] * 3, turns
-    # The echo model: each reply repeats the line the other bot sent it.
-    prev = "Hi."
-    for _, name, text in turns:
-        assert text == f"You said: {prev}.", (name, text, prev)
-        prev = text
+    # Each bot's LLM request carries the line the other bot sent it through
+    # NATS (the opening for the first), and its reply is the echo of it.
+    lines = ["Hi."] + [t for _, _, t in turns[:-1]]
+    assert last_user_lines(upstream) == lines
+    for (_, name, text), line in zip(turns, lines):
+        assert text == echo(line), (name, text, line)
     starts = [s for s, _, _ in turns]
     assert starts == sorted(starts) and starts[0] > 0
     assert foot and "6 turns" in foot, foot
@@ -239,12 +254,14 @@ def test_six_turns_alternate_with_audio_in_each_bots_channel(world, tmp_path):
 def test_ctrl_c_mid_run_leaves_complete_files(world, tmp_path):
     orch, nats, _, _ = world
     p = subprocess.Popen(banter_argv(orch.url, nats.url, tmp_path, "--turns", 40,
-                                     "--first-line", "Tell me a long story."),
+                                     "--first-line", "Go on."),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     text = tmp_path / "banter.txt"
     deadline = time.time() + 30
     try:
         while time.time() < deadline:   # into the second turn's playback
+            if p.poll() is not None:
+                pytest.fail(f"voxline-banter exited {p.returncode}: {p.stderr.read()}")
             if text.exists() and sum(1 for ln in text.read_text().splitlines()
                                      if ln.startswith("[")) >= 2:
                 break
@@ -325,7 +342,7 @@ class NatsPlayer(threading.Thread):
 
 def test_wait_playback_waits_for_the_players_done_event(world, tmp_path):
     orch, nats, _, _ = world
-    player = NatsPlayer(nats.port, extra=1.5)
+    player = NatsPlayer(nats.port, extra=1.0)
     player.start()
     try:
         r = run_banter(world, tmp_path, "--turns", 2, "--wait-playback",
@@ -342,8 +359,8 @@ def test_wait_playback_waits_for_the_players_done_event(world, tmp_path):
     frames, rate, channels = player.got[0][2:5]
     assert channels == 1 and rate == 16000 and frames > 0.5 * rate
     # Bob spoke only after the player said alice's line had played (its
-    # duration + 1.5 s), not when its duration had passed.
-    assert turns[1][0] - turns[0][0] >= frames / rate + 1.5 - 0.05, (turns, frames)
+    # duration + 1 s), not when its duration had passed.
+    assert turns[1][0] - turns[0][0] >= frames / rate + 1.0 - 0.05, (turns, frames)
     wav_rate, data = read_wav(tmp_path / "banter.wav")
     check_turns_in_channels(wav_rate, data, turns)
 
@@ -399,3 +416,4 @@ def test_orchestrator_gone_mid_run_is_a_clear_error_with_complete_files(world, t
     assert 1 <= len(turns) < 20
     rate, data = read_wav(tmp_path / "banter.wav")
     check_turns_in_channels(rate, data, turns)
+
