@@ -203,6 +203,7 @@ out_unlock:
 	return r;
 }
 
+__attribute__((format(printf, 3, 0)))
 static int error_va(vx_wy_conn *c, const char *code, const char *fmt,
 		    va_list ap)
 {

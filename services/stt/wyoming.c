@@ -303,8 +303,13 @@ int stt_wyoming_start(stt_service *svc, vx_server *server, int port,
 		.server = server, .ops = &wy_ops, .user = svc,
 	};
 	int r = vx_wy_server_new(&cfg, ret);
-	if (r == 0)
-		vx_log_info(NULL, "wyoming on %s:%d", svc->d.host,
-			    vx_wy_server_port(*ret));
-	return r;
+	if (r < 0)
+		return r;
+	vx_log_info(NULL, "wyoming on %s:%d", svc->d.host,
+		    vx_wy_server_port(*ret));
+	if (svc->d.api_key && *svc->d.api_key)
+		vx_log_warn(NULL, "--api-key does not cover the Wyoming port "
+			    "(the protocol has no authentication): keep it on "
+			    "a trusted network");
+	return 0;
 }

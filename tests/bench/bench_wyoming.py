@@ -60,8 +60,8 @@ def wav(pcm, rate=16000):
 
 
 def line(what, http_ms, wy_ms):
-    print(f"{what:34s} http p50 {pct(http_ms, 50):8.1f} ms   wyoming p50 "
-          f"{pct(wy_ms, 50):8.1f} ms   ratio {pct(wy_ms, 50) / pct(http_ms, 50):5.2f}",
+    print(f"{what:34s} http p50 {pct(http_ms, 50):8.2f} ms   wyoming p50 "
+          f"{pct(wy_ms, 50):8.2f} ms   ratio {pct(wy_ms, 50) / pct(http_ms, 50):5.2f}",
           flush=True)
 
 
