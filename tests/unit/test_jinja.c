@@ -214,6 +214,18 @@ VX_TEST(mistral_nemo_puts_the_system_prompt_in_the_last_user_turn)
 				  CONV + 2, 2, true, NULL), -EPERM);
 }
 
+VX_TEST(mistral_v0_3_spaces_its_inst_tags_and_trims_replies)
+{
+	const llm_message m[] = {
+		{ "system", "You are terse." },
+		{ "user", "Hi" },
+		{ "assistant", "  Hello!  " },
+		{ "user", "How are you?" },
+	};
+	render_model("mistralai-Mistral-7B-Instruct-v0.3.jinja", "<s>", "</s>", m, 4, true,
+		     "<s>[INST] Hi[/INST] Hello!</s>[INST] You are terse.\n\nHow are you?[/INST]");
+}
+
 VX_TEST(smollm2_adds_its_default_system_prompt)
 {
 	render_model("HuggingFaceTB-SmolLM2-135M-Instruct.jinja", "", "<|im_end|>", CONV + 1, 1, true,
@@ -324,6 +336,7 @@ VX_TEST_MAIN(llama_3_1_puts_the_system_prompt_after_the_knowledge_dates,
 	     gemma_3_folds_the_system_prompt_into_the_first_user_turn,
 	     phi_3_5_and_phi_4_use_their_own_tags,
 	     mistral_nemo_puts_the_system_prompt_in_the_last_user_turn,
+	     mistral_v0_3_spaces_its_inst_tags_and_trims_replies,
 	     smollm2_adds_its_default_system_prompt,
 	     whitespace_control_follows_trim_and_lstrip_blocks,
 	     expressions_filters_and_tests_behave_as_python,
