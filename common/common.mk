@@ -1,5 +1,5 @@
 # common/: libvoxline.a, linked by every daemon.
-COMMON_PKGS := libmicrohttpd libwebsockets sndfile vorbis ogg soxr libcjson libsystemd
+COMMON_PKGS := libmicrohttpd libwebsockets sndfile vorbis ogg soxr libcjson libsystemd libnats
 COMMON_SRCS := $(wildcard common/*.c)
 COMMON_OBJS := $(COMMON_SRCS:%.c=$(BUILD)/obj/%.o)
 LIBVOXLINE := $(BUILD)/lib/libvoxline.a

@@ -549,17 +549,20 @@ static void *jobs_main(void *arg)
 
 /* ---- lifecycle ---- */
 
+/* Connection callbacks run on libnats threads, possibly after vx_jobs_free
+ * has begun: their closure is the URL (flag storage, lives as long as the
+ * process), never the vx_jobs. */
 static void jobs_on_disconnect(natsConnection *nc, void *closure)
 {
-	(void)nc;
-	vx_log_warn(NULL, "nats: disconnected from %s; reconnecting",
-		    ((vx_jobs *)closure)->o.url);
+	if (!natsConnection_IsClosed(nc))
+		vx_log_warn(NULL, "nats: disconnected from %s; reconnecting",
+			    (const char *)closure);
 }
 
 static void jobs_on_reconnect(natsConnection *nc, void *closure)
 {
 	(void)nc;
-	vx_log_info(NULL, "nats: reconnected to %s", ((vx_jobs *)closure)->o.url);
+	vx_log_info(NULL, "nats: reconnected to %s", (const char *)closure);
 }
 
 int vx_jobs_new(const vx_jobs_opts *o, const vx_jobs_config *cfg,
@@ -604,9 +607,11 @@ int vx_jobs_new(const vx_jobs_opts *o, const vx_jobs_config *cfg,
 	if (s == NATS_OK)
 		s = natsOptions_SetRetryOnFailedConnect(j->nopts, true, NULL, NULL);
 	if (s == NATS_OK)
-		s = natsOptions_SetDisconnectedCB(j->nopts, jobs_on_disconnect, j);
+		s = natsOptions_SetDisconnectedCB(j->nopts, jobs_on_disconnect,
+						  (void *)o->url);
 	if (s == NATS_OK)
-		s = natsOptions_SetReconnectedCB(j->nopts, jobs_on_reconnect, j);
+		s = natsOptions_SetReconnectedCB(j->nopts, jobs_on_reconnect,
+						 (void *)o->url);
 	if (s == NATS_OK) {
 		s = natsConnection_Connect(&j->nc, j->nopts);
 		if (s == NATS_NOT_YET_CONNECTED)
@@ -667,5 +672,5 @@ void vx_jobs_free(vx_jobs *j)
 	pthread_cond_destroy(&j->idle);
 	pthread_mutex_destroy(&j->lock);
 	free(j);
-	nats_Close();
+	nats_CloseAndWait(2000);   /* the library's threads are gone after */
 }

@@ -3,9 +3,8 @@
 # voxline-jobs pipeline tool.
 DEB_PACKAGES += nats-server libnats-dev
 
-# common/vx_jobs*.c sit in libvoxline (the services' jobs.c are in their
-# own SRCS); every daemon linking it gets libnats.
-COMMON_LIBS += $(shell $(PKG_CONFIG) --libs libnats)
+# common/vx_jobs*.c sit in libvoxline (libnats is in COMMON_PKGS); the
+# services' jobs.c are in their own SRCS.
 
 # voxline-jobs: recorded questions -> STT -> LLM -> TTS jobs -> answers.
 $(BUILD)/tools/voxline-jobs: $(BUILD)/obj/tools/voxline-jobs.o $(LIBVOXLINE)
