@@ -160,7 +160,7 @@ static void ws_text(vx_wsconn *c, void *state, const char *text, size_t len)
 		goto out_free;
 	}
 	if (!strcmp(type, "start")) {
-		conv_config cfg;
+		conv_config cfg = {0};
 		const char *err = parse_start(j, &cfg);
 		int r = err ? -EINVAL : conversation_start(w->cv, &cfg, false);
 		if (r == -EALREADY)
