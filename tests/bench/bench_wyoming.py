@@ -24,6 +24,7 @@ TEXT = ("Can you tell me the weather for tomorrow? "
         "Please turn off the lights in the kitchen.")
 ROUNDS = 5
 SMALL_ROUNDS = 200
+REALTIME_ROUNDS = 3
 
 
 def free_port():
@@ -116,6 +117,24 @@ def bench_stt(bin_dir, pcm):
                 texts.add("wyoming: " + tr.data.get("text", ""))
         print(f"STT: {len(pcm) / 32000:.1f} s of audio; " + " | ".join(sorted(texts)))
         line("STT transcription (whole audio)", h, w)
+        # As Home Assistant streams: audio in real time, then the time from
+        # audio-stop to the transcript (HTTP can only start at the end).
+        tail = []
+        fmt = {"rate": 16000, "width": 2, "channels": 1}
+        with WyomingClient("127.0.0.1", port, 300) as c:
+            for _ in range(REALTIME_ROUNDS):
+                c.send("transcribe")
+                c.send("audio-start", fmt)
+                t0 = time.perf_counter()
+                for i in range(0, len(pcm), 2048):
+                    c.send("audio-chunk", fmt, pcm[i:i + 2048])
+                    due = t0 + (i + 2048) / 32000
+                    time.sleep(max(0.0, due - time.perf_counter()))
+                t = time.perf_counter()
+                c.send("audio-stop")
+                c.recv_until("transcript")
+                tail.append((time.perf_counter() - t) * 1000)
+        line("STT end of audio -> transcript", h, tail)
         hs, ws = [], []
         with WyomingClient("127.0.0.1", port, 30) as c:
             conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=30)
