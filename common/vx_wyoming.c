@@ -78,6 +78,7 @@ struct vx_wy_server {
 	atomic_llong t_stop_ms;           /* when the listener closed (vx_now_ms) */
 	atomic_int live;                  /* connections not yet released */
 	int n_conns;                      /* on the list */
+	bool accept_paused;               /* out of descriptors: until a tick */
 	vx_wy_conn *conns;
 	unsigned long long next_id;
 	pthread_mutex_t done_lock;
@@ -489,8 +490,15 @@ static void conn_accept(vx_wy_server *srv)
 	for (;;) {
 		int fd = accept4(srv->listen_fd, NULL, NULL,
 				 SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0)
-			return;   /* EAGAIN, or EMFILE: try on the next turn */
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE) {
+				/* level-triggered: it would spin; retried
+				 * on the next tick */
+				epoll_ctl(srv->ep, EPOLL_CTL_DEL, srv->listen_fd, NULL);
+				srv->accept_paused = true;
+			}
+			return;
+		}
 		int one = 1;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		if (srv->n_conns >= srv->cfg.max_connections ||
@@ -563,6 +571,12 @@ static void tick(vx_wy_server *srv, double now)
 		srv->listen_fd = -1;
 		atomic_store(&srv->t_stop_ms, (long long)vx_now_ms());
 		atomic_store(&srv->draining, true);
+	}
+	if (srv->listen_fd >= 0 && srv->accept_paused) {
+		struct epoll_event le = { .events = EPOLLIN,
+					  .data.ptr = &srv->listen_fd };
+		if (epoll_ctl(srv->ep, EPOLL_CTL_ADD, srv->listen_fd, &le) == 0)
+			srv->accept_paused = false;
 	}
 	bool draining = atomic_load(&srv->draining);
 	bool stop = atomic_load(&srv->stop);
