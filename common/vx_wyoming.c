@@ -81,8 +81,6 @@ struct vx_wy_server {
 	bool accept_paused;               /* out of descriptors: until a tick */
 	vx_wy_conn *conns;
 	unsigned long long next_id;
-	pthread_mutex_t done_lock;
-	bool thread_done;
 };
 
 /* ---- connection basics ---- */
@@ -660,9 +658,6 @@ static void *io_thread(void *arg)
 			last_tick = now;
 		}
 	}
-	pthread_mutex_lock(&srv->done_lock);
-	srv->thread_done = true;
-	pthread_mutex_unlock(&srv->done_lock);
 	return NULL;
 }
 
@@ -708,7 +703,6 @@ int vx_wy_server_new(const vx_wy_server_config *cfg, vx_wy_server **ret)
 	if (srv->cfg.max_connections <= 0)
 		srv->cfg.max_connections = 1024;
 	srv->listen_fd = srv->ep = srv->wake_fd = -1;
-	pthread_mutex_init(&srv->done_lock, NULL);
 	int r = listen_on(srv->cfg.host, cfg->port, &srv->listen_fd);
 	if (r < 0)
 		goto out_free;
@@ -737,7 +731,6 @@ out_free:
 		close(srv->ep);
 	if (srv->wake_fd >= 0)
 		close(srv->wake_fd);
-	pthread_mutex_destroy(&srv->done_lock);
 	free(srv);
 	return r;
 }
@@ -787,7 +780,6 @@ void vx_wy_server_free(vx_wy_server *w)
 			close(w->listen_fd);
 		close(w->ep);
 		close(w->wake_fd);
-		pthread_mutex_destroy(&w->done_lock);
 		free(w);   /* else leaked on purpose: a job may still unref */
 	}
 }
