@@ -41,3 +41,16 @@ $(BUILD)/tests/test_whisper_decode: $(BUILD)/obj/tests/unit/test_whisper_decode.
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ -lm
 
 UNIT_TESTS += $(BUILD)/tests/test_whisper_decode
+
+# The engine (services/stt/engine_whisper.c, not in stt_engines[] yet):
+# tested through its ops; linked with the STT engines for stt_result_release.
+$(BUILD)/obj/services/stt/engine_whisper.o: CFLAGS_ALL += -Iservices/llm/gguf
+$(BUILD)/obj/tests/unit/test_whisper_engine.o: CFLAGS_ALL += \
+	-DWHISPER_TEST_DIR='"$(abspath tests/whisper)"'
+$(BUILD)/tests/test_whisper_engine: $(BUILD)/obj/tests/unit/test_whisper_engine.o \
+		$(BUILD)/obj/services/stt/engine_whisper.o $(WHISPER_OBJS) $(WHISPER_KERNEL_OBJS) \
+		$(STT_ENGINE_OBJS) $(BUILD)/obj/common/vx_buf.o $(BUILD)/obj/common/vx_curl.o
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(STT_ENGINE_LIBS) -lm
+
+ENGINE_TESTS += $(BUILD)/tests/test_whisper_engine
