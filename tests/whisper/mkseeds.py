@@ -5,6 +5,7 @@ files are committed under tests/fuzz/corpus/whisper/)."""
 import os
 import sys
 
+sys.dont_write_bytecode = True  # nothing written into the tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mkwhisper as mk  # noqa: E402
 

@@ -16,6 +16,7 @@ import sys
 
 import numpy as np
 
+sys.dont_write_bytecode = True  # nothing written into the tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mkwhisper  # noqa: E402
 

@@ -10,6 +10,7 @@ import sys
 
 import regex
 
+sys.dont_write_bytecode = True  # nothing written into the tree
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 import mkwhisper  # noqa: E402
 
