@@ -2,15 +2,17 @@
 # to each other through NATS, each an orchestrator conversation (POST /chat).
 #
 #   $(BUILD)/bin/voxline-banter      tools/voxline_banter.c (flags, bots, NATS,
-#                                    the orchestrator) + tools/banter_record.c
-#                                    (the stereo timeline, transcript lines);
+#                                    POST /chat) + tools/banter_record.c (the
+#                                    stereo timeline, transcript lines) +
+#                                    tools/banter_ws.c (--stream: /ws/chat);
 #                                    links libvoxline.a, libcurl, cJSON, libnats
 #   $(BUILD)/tests/test_banter_record   banter_record's unit test
 #   tests/integration/test_banter.py starts a real nats-server -js
 DEB_PACKAGES += nats-server libnats-dev
 
 BANTER_PKGS := libcurl libnats
-BANTER_OBJS := $(BUILD)/obj/tools/voxline_banter.o $(BUILD)/obj/tools/banter_record.o
+BANTER_OBJS := $(BUILD)/obj/tools/voxline_banter.o $(BUILD)/obj/tools/banter_record.o \
+	$(BUILD)/obj/tools/banter_ws.o
 $(BANTER_OBJS): CFLAGS_ALL += $(CFLAGS_common_)
 $(BUILD)/obj/tools/voxline_banter.o: CFLAGS_ALL += \
 	$(shell $(PKG_CONFIG) --cflags $(BANTER_PKGS) 2>/dev/null)

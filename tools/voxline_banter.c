@@ -8,7 +8,9 @@
  * and voice); the bot then "plays" the reply (its duration elapses, or with
  * --wait-playback the WAV goes to <prefix>.<name>.play and the bot waits for
  * a message on <prefix>.<name>.played.<turn>) and publishes its line to the
- * other bot's subject. The opening line goes to the first bot.
+ * other bot's subject. The opening line goes to the first bot. With
+ * --stream the bot talks on one /ws/chat socket instead (banter_ws.c): the
+ * reply plays from its first sentence on, paced by the orchestrator.
  *
  * Output: the exchange as text (--out-text, one line a turn, written as it
  * happens) and as one stereo WAV (--out-wav, first bot left, second right,
@@ -37,6 +39,7 @@
 #include <unistd.h>
 
 #include "banter_record.h"
+#include "banter_ws.h"
 #include "vx_audio.h"
 #include "vx_buf.h"
 #include "vx_curl.h"
@@ -61,7 +64,8 @@ struct config {
 	const char *name[2], *voice[2], *prompt[2];
 	int turns, rate;
 	double timeout_s, playback_timeout_s;
-	bool wait_playback, quiet;
+	bool wait_playback, quiet, stream;
+	char ws_url[1100];             /* --stream: ws://<orchestrator>/ws/chat */
 };
 
 typedef struct banter banter;
@@ -75,6 +79,7 @@ typedef struct bot {
 	char play_subject[BANTER_SUBJECT_MAX];   /* --wait-playback: its WAV */
 	char played_prefix[BANTER_SUBJECT_MAX];  /* ... and the done events */
 	natsSubscription *sub, *played_sub;
+	banter_ws *ws;                 /* --stream: its /ws/chat session */
 	pthread_t thread;
 	bool started;
 } bot;
@@ -82,6 +87,7 @@ typedef struct bot {
 struct banter {
 	const struct config *cfg;
 	natsConnection *nc;
+	vx_wsclient *wc;               /* --stream: every bot's socket */
 	bot bots[2];
 	atomic_bool stop;              /* turns reached, failure, or a signal */
 	pthread_mutex_t lock;          /* guards everything below */
@@ -242,9 +248,10 @@ static int orch_check(banter *b)
 }
 
 typedef struct reply {
+	double start_ms;    /* --stream: its audio started (from t0); 0: not yet */
 	char *text;         /* owned */
 	vx_pcm pcm;         /* mono at cfg->rate */
-	double latency_ms;  /* POST /chat round trip */
+	double latency_ms;  /* line sent -> reply audio (POST: the whole answer) */
 } reply;
 
 static void reply_release(reply *rp)
@@ -293,9 +300,58 @@ out_delete:
 	return r;
 }
 
+/* --stream: the turn on the bot's /ws/chat; the reply's audio starts (and
+ * plays, paced by the orchestrator) before its text is whole. A turn
+ * stopped after its audio started is returned (0) to be cut where it was. */
+static int ask_stream(bot *me, const char *line, reply *rp)
+{
+	banter *b = me->b;
+	banter_ws_turn t = {0};
+	char err[600] = "";
+	double sent = vx_now_ms();
+	int r = banter_ws_say(me->ws, line, (int)(b->cfg->timeout_s * 1000), err,
+			      sizeof(err), &t);
+	rp->latency_ms = (t.audio_start_ms ? t.audio_start_ms : vx_now_ms()) - sent;
+	if (r == -ECANCELED && t.audio_start_ms)
+		r = 0;
+	if (r == -ECANCELED) {
+		goto out_release;
+	} else if (r == -EPROTO) {
+		banter_fail(b, EXIT_FAIL, "%s: the orchestrator: %s", me->name, err);
+	} else if (r == -ETIMEDOUT || r == -EFBIG || r == -ENOMEM) {
+		banter_fail(b, EXIT_FAIL, "%s: %s: %s", me->name, b->cfg->ws_url,
+			    r == -ETIMEDOUT ? "the turn did not end within --timeout-s" :
+			    r == -EFBIG ? "the reply is too large" : strerror(-r));
+	} else if (r < 0) {
+		unreachable_hint(b, r);
+	} else if (!t.audio.len || !t.text.len) {
+		banter_fail(b, EXIT_FAIL, "%s: the orchestrator's reply has no %s", me->name,
+			    t.text.len ? "audio" : "text (nothing to say to the other bot)");
+		r = -ENODATA;
+	}
+	if (r < 0)
+		goto out_release;
+	size_t len = t.audio.len & ~(size_t)1;
+	rp->pcm.rate = b->cfg->rate;
+	rp->pcm.channels = 1;
+	rp->pcm.frames = len / 2;
+	rp->pcm.data = (int16_t *)(void *)vx_buf_detach(&t.audio, NULL);
+	rp->start_ms = t.audio_start_ms - b->t0_ms;
+	const char *text = t.text.data;
+	while (*text == ' ' || *text == '\n')
+		text++;
+	if (!(rp->text = strndup(text, BANTER_MAX_LINE)))   /* what /chat takes */
+		r = -ENOMEM;
+out_release:
+	banter_ws_turn_release(&t);
+	return r;
+}
+
 /* The bot's turn at the orchestrator: line in, reply text and audio out. */
 static int ask(bot *me, const char *line, reply *rp)
 {
+	if (me->b->cfg->stream)
+		return ask_stream(me, line, rp);
 	banter *b = me->b;
 	const struct config *cfg = b->cfg;
 	cJSON *req = cJSON_CreateObject();
@@ -428,7 +484,7 @@ static int play(bot *me, int turn, reply *rp)
 	banter *b = me->b;
 	double dur_ms = rp->pcm.frames * 1000.0 / rp->pcm.rate;
 	pthread_mutex_lock(&b->lock);
-	double start = vx_now_ms() - b->t0_ms;
+	double start = rp->start_ms > 0 ? rp->start_ms : vx_now_ms() - b->t0_ms;
 	pthread_mutex_unlock(&b->lock);
 	bool done = b->cfg->wait_playback ? wait_playback(me, turn, rp, dur_ms) :
 		    sleep_until(b, b->t0_ms + start + dur_ms);
@@ -531,6 +587,40 @@ static int next_line(bot *me, char **ret_text, int *ret_turn)
 	return 0;
 }
 
+/* --stream: the bot's /ws/chat session, started with its persona. */
+static int stream_open(bot *me)
+{
+	banter *b = me->b;
+	const struct config *cfg = b->cfg;
+	cJSON *j = cJSON_CreateObject();
+	cJSON_AddStringToObject(j, "type", "start");
+	cJSON_AddNumberToObject(j, "sample_rate", cfg->rate);
+	cJSON_AddStringToObject(j, "encoding", "pcm16");
+	cJSON_AddStringToObject(j, "conversation_id", me->conv_id);
+	cJSON_AddStringToObject(j, "voice", me->voice);
+	cJSON_AddStringToObject(j, "system_prompt", me->prompt);
+	if (cfg->model)
+		cJSON_AddStringToObject(j, "model", cfg->model);
+	char *start = cJSON_PrintUnformatted(j);
+	cJSON_Delete(j);
+	if (!start) {
+		banter_fail(b, EXIT_FAIL, "out of memory");
+		return -ENOMEM;
+	}
+	char err[600] = "";
+	int r = banter_ws_open(b->wc, cfg->ws_url, start, 10000, &b->stop, err,
+			       sizeof(err), &me->ws);
+	free(start);
+	if (r == -EPROTO)
+		banter_fail(b, EXIT_FAIL, "%s: the orchestrator refused the start: %s",
+			    me->name, err);
+	else if (r == -ENOMEM || r == -EINVAL)
+		banter_fail(b, EXIT_FAIL, "%s: %s: %s", me->name, cfg->ws_url, strerror(-r));
+	else if (r < 0 && r != -ECANCELED)
+		unreachable_hint(b, r);
+	return r;
+}
+
 static void *bot_main(void *arg)
 {
 	bot *me = arg;
@@ -538,6 +628,8 @@ static void *bot_main(void *arg)
 	bot *other = &b->bots[1 - me->idx];
 	char *line;
 	int turn;
+	if (b->cfg->stream && stream_open(me) < 0)
+		return NULL;
 	while (next_line(me, &line, &turn) > 0) {
 		reply rp = {0};
 		int r = ask(me, line, &rp);
@@ -550,6 +642,8 @@ static void *bot_main(void *arg)
 		if (r < 0)
 			break;
 	}
+	banter_ws_free(me->ws);
+	me->ws = NULL;
 	return NULL;
 }
 
@@ -605,6 +699,31 @@ static int load_personas(struct config *cfg, cJSON **ret_json)
 		}
 	}
 	*ret_json = j;
+	return 0;
+}
+
+/* --stream: ws://host[:port]/ws/chat from --orchestrator's http:// URL. */
+static int stream_url(struct config *cfg)
+{
+	const char *o = cfg->orchestrator;
+	if (cfg->wait_playback) {
+		fprintf(stderr, "voxline-banter: --stream and --wait-playback do not go "
+			"together (with --stream the orchestrator paces the playback)\n");
+		return -EINVAL;
+	}
+	if (strncmp(o, "http://", 7)) {
+		fprintf(stderr, "voxline-banter: --stream needs an http:// --orchestrator "
+			"URL (its /ws/chat is ws://, without TLS)\n");
+		return -EINVAL;
+	}
+	size_t n = strlen(o + 7);
+	while (n && o[7 + n - 1] == '/')
+		n--;
+	if (n + 20 > sizeof(cfg->ws_url)) {
+		fprintf(stderr, "voxline-banter: --orchestrator URL too long\n");
+		return -EINVAL;
+	}
+	snprintf(cfg->ws_url, sizeof(cfg->ws_url), "ws://%.*s/ws/chat", (int)n, o + 7);
 	return 0;
 }
 
@@ -773,7 +892,7 @@ static int finish(banter *b)
 	median_max(b->latency_ms, b->turns, lat);
 	median_max(b->gap_ms, b->turns, gap);
 	fprintf(stderr, "voxline-banter: %d turns (%s), %.1f s of speech in %.1f s; reply "
-		"latency (POST /chat) median %.0f ms, max %.0f ms; gap between turns "
+		"latency (line sent -> reply audio) median %.0f ms, max %.0f ms; gap between turns "
 		"(one reply's end -> the next one's start) median %.0f ms, max %.0f ms; "
 		"wrote %s and %s\n", b->turns, why, b->audio_ms / 1000.0, secs, lat[0],
 		lat[1], gap[0], gap[1], cfg->out_text, cfg->out_wav);
@@ -792,6 +911,11 @@ static const char *const HELP =
 	"<prefix>.<name>.played.<turn>, and the bot waits for any message there,\n"
 	"at most the duration plus --playback-timeout-s), then sent to the other\n"
 	"bot. --first-line goes to the first bot.\n\n"
+	"--stream: each bot talks on one /ws/chat socket instead (start with its\n"
+	"persona, then a text message a turn): its reply plays from the first\n"
+	"sentence's audio on, paced by the orchestrator, and the turn ends when\n"
+	"the orchestrator says it has played (a real LLM's gap between turns is\n"
+	"its first sentence, not its whole reply).\n\n"
 	"Output: --out-text, one line a turn, \"[seconds] name: text\" (# lines\n"
 	"are the header and footer); --out-wav, stereo, the first bot left, the\n"
 	"second right, each reply where it played. Stops after --turns replies or\n"
@@ -823,6 +947,7 @@ int main(int argc, char **argv)
 		{ "b-prompt", VX_FLAG_STR, &cfg.prompt[1], "You are Bob, dry and sceptical. Answer in one short sentence.", 0, 0, "second persona's system prompt" },
 		{ "model", VX_FLAG_STR, &cfg.model, NULL, 0, 0, "LLM model (default: the orchestrator's)" },
 		{ "rate", VX_FLAG_INT, &cfg.rate, "16000", 8000, 48000, "sample rate of the replies and the WAV (Hz)" },
+		{ "stream", VX_FLAG_BOOL, &cfg.stream, "false", 0, 0, "talk on /ws/chat: each reply plays from its first sentence on" },
 		{ "wait-playback", VX_FLAG_BOOL, &cfg.wait_playback, "false", 0, 0, "wait for a playback-done event instead of the audio's duration" },
 		{ "playback-timeout-s", VX_FLAG_DOUBLE, &cfg.playback_timeout_s, "10", 0, 3600, "--wait-playback: wait this long past the duration" },
 		{ "timeout-s", VX_FLAG_DOUBLE, &cfg.timeout_s, "120", 1, 86400, "limit for one reply from the orchestrator" },
@@ -838,7 +963,7 @@ int main(int argc, char **argv)
 	cJSON *personas = NULL;
 	if (cfg.personas && load_personas(&cfg, &personas) < 0)
 		return EXIT_USAGE;
-	if (check_config(&cfg) < 0) {
+	if (check_config(&cfg) < 0 || (cfg.stream && stream_url(&cfg) < 0)) {
 		cJSON_Delete(personas);
 		return EXIT_USAGE;
 	}
@@ -869,6 +994,10 @@ int main(int argc, char **argv)
 		goto out_nats;
 	if ((r = text_open(&b)) < 0)
 		goto out_nats;
+	if (cfg.stream && (r = vx_wsclient_new(&b.wc)) < 0) {
+		banter_fail(&b, EXIT_FAIL, "websocket client: %s", strerror(-r));
+		goto out_nats;
+	}
 
 	b.t0_ms = b.line_sent_ms = vx_now_ms();   /* the opening's clock starts now */
 	for (int i = 0; i < 2 && r == 0; i++) {
@@ -884,6 +1013,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < 2; i++)
 		if (b.bots[i].started)
 			pthread_join(b.bots[i].thread, NULL);
+	vx_wsclient_free(b.wc);
 	if (finish(&b) < 0 && !b.code)
 		b.code = EXIT_FAIL;
 out_nats:

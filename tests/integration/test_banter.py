@@ -251,10 +251,11 @@ def test_six_turns_alternate_with_audio_in_each_bots_channel(world, tmp_path):
     print(f"\nbanter: 6 turns in {took:.1f} s, {total:.1f} s recorded; {r.stderr.strip()}")
 
 
-def test_ctrl_c_mid_run_leaves_complete_files(world, tmp_path):
+@pytest.mark.parametrize("mode", [[], ["--stream"]], ids=["post", "stream"])
+def test_ctrl_c_mid_run_leaves_complete_files(world, tmp_path, mode):
     orch, nats, _, _ = world
     p = subprocess.Popen(banter_argv(orch.url, nats.url, tmp_path, "--turns", 40,
-                                     "--first-line", "Go on."),
+                                     "--first-line", "Go on.", *mode),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     text = tmp_path / "banter.txt"
     deadline = time.time() + 30
@@ -417,3 +418,30 @@ def test_orchestrator_gone_mid_run_is_a_clear_error_with_complete_files(world, t
     rate, data = read_wav(tmp_path / "banter.wav")
     check_turns_in_channels(rate, data, turns)
 
+
+def test_stream_mode_talks_on_ws_chat_paced_by_the_orchestrator(world, tmp_path):
+    """--stream: each bot keeps one /ws/chat socket; the reply's audio is
+    placed where the orchestrator started it, and the turn ends when the
+    orchestrator says it has played."""
+    orch, nats, upstream, _ = world
+    upstream.reset()
+    r = run_banter(world, tmp_path, "--turns", 3, "--stream", "--first-line", "Hey.")
+    assert r.returncode == 0, r.stderr
+    head, turns, foot = read_text(tmp_path / "banter.txt")
+    assert [n for _, n, _ in turns] == ["alice", "bob", "alice"], turns
+    lines = ["Hey."] + [t for _, _, t in turns[:-1]]
+    assert last_user_lines(upstream) == lines
+    for (_, name, text), line in zip(turns, lines):
+        assert text == echo(line), (name, text, line)
+    assert foot and "3 turns" in foot
+    rate, data = read_wav(tmp_path / "banter.wav")
+    lengths = check_turns_in_channels(rate, data, turns)
+    starts = [s for s, _, _ in turns]
+    for k in range(2):
+        assert starts[k] + lengths[k] <= starts[k + 1] + 0.02, (starts, lengths)
+    systems = [next(m["content"] for m in q["body"]["messages"] if m["role"] == "system")
+               for q in upstream.requests()]
+    assert systems == [PROMPTS["alice"], PROMPTS["bob"], PROMPTS["alice"]], systems
+    # alice's second turn is in the same conversation as her first.
+    assert len(upstream.requests()[2]["body"]["messages"]) >= 4
+    print(f"\nbanter --stream: {r.stderr.strip()}")
