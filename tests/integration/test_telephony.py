@@ -206,12 +206,8 @@ class Call:
     def media(self, payload):
         self.sent_ms += 20
         m = {"payload": base64.b64encode(payload).decode()}
-        if self.provider == "twilio":
-            m.update(track="inbound", chunk=str(self.sent_ms // 20),
-                     timestamp=str(self.sent_ms))
-        else:
-            m.update(track="inbound", chunk=str(self.sent_ms // 20),
-                     timestamp=str(self.sent_ms))
+        m.update(track="inbound", chunk=str(self.sent_ms // 20),
+                 timestamp=str(self.sent_ms))   # the same in both
         self.send({"event": "media", "media": m})
 
     def talk(self, audio, silence_ms=0, stop_when=None):
@@ -348,13 +344,14 @@ def check_frames(frames, what):
     print(f"{what}: {n} frames over {span * 1000:.0f} ms (real time {want * 1000:.0f} ms)")
     assert span >= want * 0.85 - 0.06, (span, want)
     assert span <= want + 3.0, (span, want)
-    # No burst: at most a few frames in any 100 ms window.
+    # No burst: at most 10 frames (5 due, 5 caught up after a stall) in
+    # any 100 ms window.
     times = [t for t, _ in frames]
     j = 0
     for i in range(n):
         while times[i] - times[j] > 0.1:
             j += 1
-        assert i - j + 1 <= 5 + 5, f"{what}: {i - j + 1} frames within 100 ms"
+        assert i - j + 1 <= 10, f"{what}: {i - j + 1} frames within 100 ms"
 
 
 def check_marks(call, what):
@@ -401,7 +398,6 @@ def whole_call(stack, orch, provider, greeting):
         check_frames(call.frames, f"{provider} greeting")
         n0 = len(call.frames)
         assert call.echoed, "greeting marks not echoed"
-    t_end = None
     speech = stack.mulaw_speech(QUESTION)
     call.talk(speech)
     t_end = time.monotonic()
