@@ -193,6 +193,9 @@ static void gen_metrics(llm_service *svc, const llm_gen_result *ret)
 		fin = 2;
 	vx_counter_add(svc->finished[fin], 1);
 	vx_counter_add(svc->tokens_in, (uint64_t)ret->prompt_tokens);
+	if (ret->prompt_evaluated > 0 && ret->prompt_tokens > ret->prompt_evaluated)
+		vx_counter_add(svc->tokens_cached,
+			       (uint64_t)(ret->prompt_tokens - ret->prompt_evaluated));
 	vx_counter_add(svc->tokens_out, (uint64_t)ret->completion_tokens);
 	vx_histogram_observe(svc->gen_seconds, ret->total_ms / 1e3);
 	if (ret->first_token_ms >= 0)

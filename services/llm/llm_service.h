@@ -75,6 +75,7 @@ typedef struct llm_service {
 	vx_histogram *tok_rate;      /* completion tokens per second */
 	vx_histogram *gen_seconds;   /* whole generation */
 	vx_counter *tokens_in, *tokens_out;
+	vx_counter *tokens_cached;   /* prompt tokens taken from a cached prefix */
 	vx_counter *rejected;        /* refused past max_concurrent */
 	vx_counter *errors[LLM_N_ERROR_KINDS];   /* by llm_gen_error_kinds */
 	vx_counter *finished[4];     /* stop, length, cancelled, error */

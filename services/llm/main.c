@@ -58,6 +58,8 @@ static void register_metrics(llm_service *svc, vx_metrics *m)
 		vx_latency_buckets_n);
 	svc->tokens_in = vx_metrics_counter(m, "voxline_llm_prompt_tokens_total",
 		"Prompt tokens, as the engine counted them", NULL);
+	svc->tokens_cached = vx_metrics_counter(m, "voxline_llm_prompt_cached_tokens_total",
+		"Prompt tokens whose K/V were reused from a slot's cached prefix (gguf)", NULL);
 	svc->tokens_out = vx_metrics_counter(m, "voxline_llm_completion_tokens_total",
 		"Completion tokens generated", NULL);
 	svc->rejected = vx_metrics_counter(m, "voxline_llm_rejected_total",

@@ -181,7 +181,8 @@ static int build(batch *s, model_seq *seqs, batch_job **jobs)
 		if (!j || j->n_fed < j->n_prompt)
 			continue;
 		seqs[n] = (model_seq){ .slot = i, .tokens = &j->last, .n = 1,
-				       .pos = s->slots[i].n_hist, .want_logits = true };
+				       .pos = s->slots[i].n_hist, .want_logits = true,
+				       .decode = true };
 		jobs[n++] = j;
 		budget--;
 	}

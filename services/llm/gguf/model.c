@@ -56,6 +56,11 @@ struct model {
 	/* the batch being run: KV slot and position of each token */
 	int tok_slot[MODEL_BATCH], tok_pos[MODEL_BATCH];
 	int out_rows[MODEL_BATCH];  /* tokens whose logits are wanted */
+	/* model_step: the first n_gemm tokens (prompt tokens) take the 8-row
+	 * gemm and the rest (generated tokens) the dot, whatever else is in
+	 * the batch, so a sequence's results do not depend on its company;
+	 * -1: model_eval's choice by batch size */
+	int n_gemm;
 	/* scratch for a batch of up to MODEL_BATCH tokens */
 	float *x, *xb, *q, *k, *v, *att, *hg, *hu;
 	uint8_t *act;               /* quantised activations */
@@ -444,6 +449,7 @@ typedef struct mm_job {
 	quant_gemm8_fn gemm8[MM_MAX_W];
 	size_t act_stride[MM_MAX_W];
 	int B;
+	int n_gemm;                 /* with gemm8: tokens [0, n_gemm) by gemm8, the rest by dot */
 	int rows_per_task;
 	int total_rows;             /* sum of n_out */
 } mm_job;
@@ -459,8 +465,43 @@ static inline void mm_store(const mm_job *j, int wi, int t, int r, float s)
 
 /* Rows [lo, hi) of weight wi for every token: tiles of QUANT_TILE_R rows
  * x QUANT_TILE_T tokens where a tile kernel exists, dots for the rest. */
+/* Rows [lo, hi) of gemm8 weight wi: tokens [0, n_gemm) by the 8-row gemm
+ * (rows past the last group of 8 by dot), the rest by dot: each token's
+ * result is the same whatever the other tokens are. */
+static void mm_rows_gemm8(const mm_job *j, int wi, int lo, int hi)
+{
+	const weight *w = j->w[wi];
+	const uint8_t *act = j->act[wi], *au = j->act_u[wi];
+	size_t as = j->act_stride[wi];
+	float tile[QUANT_GEMM8_TOKENS * 8];
+	for (int t0 = 0; t0 < j->n_gemm; t0 += MM_TILE) {
+		int t1 = t0 + MM_TILE < j->n_gemm ? t0 + MM_TILE : j->n_gemm;
+		int r = lo;
+		for (; r + 8 <= hi; r += 8) {
+			j->gemm8[wi](w->n_in, w->data + (size_t)r * w->row_bytes, w->row_bytes,
+				     au + (size_t)t0 * as, as, t1 - t0, tile, 8);
+			for (int tt = t0; tt < t1; tt++)
+				for (int rr = 0; rr < 8; rr++)
+					mm_store(j, wi, tt, r + rr, tile[(tt - t0) * 8 + rr]);
+		}
+		for (; r < hi; r++)
+			for (int t = t0; t < t1; t++)
+				mm_store(j, wi, t, r, w->dot(w->n_in, w->data + (size_t)r * w->row_bytes,
+							      act + (size_t)t * as));
+	}
+	for (int r = lo; r < hi && j->n_gemm < j->B; r++) {
+		const uint8_t *row = w->data + (size_t)r * w->row_bytes;
+		for (int t = j->n_gemm; t < j->B; t++)
+			mm_store(j, wi, t, r, w->dot(w->n_in, row, act + (size_t)t * as));
+	}
+}
+
 static void mm_rows(const mm_job *j, int wi, int lo, int hi)
 {
+	if (j->gemm8[wi]) {
+		mm_rows_gemm8(j, wi, lo, hi);
+		return;
+	}
 	const weight *w = j->w[wi];
 	const uint8_t *act = j->act[wi];
 	size_t as = j->act_stride[wi];
@@ -470,16 +511,6 @@ static void mm_rows(const mm_job *j, int wi, int lo, int hi)
 	for (int t0 = 0; t0 < j->B; t0 += MM_TILE) {
 		int t1 = t0 + MM_TILE < j->B ? t0 + MM_TILE : j->B;
 		int r = lo;
-		if (j->gemm8[wi]) {
-			const uint8_t *au = j->act_u[wi];
-			for (; r + 8 <= hi; r += 8) {
-				j->gemm8[wi](w->n_in, w->data + (size_t)r * w->row_bytes, w->row_bytes,
-					     au + (size_t)t0 * as, as, t1 - t0, tile, 8);
-				for (int tt = t0; tt < t1; tt++)
-					for (int rr = 0; rr < 8; rr++)
-						mm_store(j, wi, tt, r + rr, tile[(tt - t0) * 8 + rr]);
-			}
-		}
 		while (r < hi) {
 			const uint8_t *row = w->data + (size_t)r * w->row_bytes;
 			int t = t0;
@@ -561,6 +592,8 @@ static void matmul(model *m, int n_w, const weight *const *w, float *const *y,
 		   const float *const *bias, const float *x, int B, bool accumulate)
 {
 	mm_job j = { .n_w = n_w, .B = B, .accumulate = accumulate };
+	j.n_gemm = m->n_gemm >= 0 ? m->n_gemm : B >= MM_GEMM8_MIN_B ? B : 0;
+	bool step = m->n_gemm >= 0;
 	int n_in = w[0]->n_in;
 	/* activation slots: 0 Q8_0, 1 Q8_K, 2 Q8_0U (gemm8) */
 	static const int slot_type[MODEL_ACT_SLOTS] = { QT_Q8_0, QT_Q8_K, QT_Q8_0U };
@@ -570,7 +603,7 @@ static void matmul(model *m, int n_w, const weight *const *w, float *const *y,
 		j.y[i] = y[i];
 		j.bias[i] = bias ? bias[i] : NULL;
 		j.total_rows += w[i]->n_out;
-		j.gemm8[i] = B >= MM_GEMM8_MIN_B ? w[i]->gemm8 : NULL;
+		j.gemm8[i] = step || j.n_gemm > 0 ? w[i]->gemm8 : NULL;
 		int vt = quant_vec_type(w[i]->type);
 		if (vt == QT_F32) {
 			j.act[i] = x;
@@ -580,8 +613,8 @@ static void matmul(model *m, int n_w, const weight *const *w, float *const *y,
 		int need[2] = { vt == QT_Q8_K, -1 }, k = 0;
 		if (j.gemm8[i]) {
 			/* rows past the last whole group of 8 still take the dot */
-			need[0] = 2;
-			need[1] = w[i]->n_out % 8 ? 0 : -1;
+			need[0] = j.n_gemm > 0 ? 2 : 0;
+			need[1] = j.n_gemm > 0 && (w[i]->n_out % 8 || j.n_gemm < B) ? 0 : -1;
 		}
 		for (k = 0; k < 2 && need[k] >= 0; k++)
 			if (!slot[need[k]])
@@ -760,6 +793,8 @@ static int eval_batch(model *m, const int32_t *tokens, int B, float *logits, int
 	for (int o = 0; o < n_out; o++)
 		rmsnorm(m->xb + (size_t)o * E, m->x + (size_t)m->out_rows[o] * E, m->output_norm,
 			E, hp->rms_eps);
+	if (m->n_gemm >= 0)
+		m->n_gemm = 0;      /* logits rows: all by dot, as a batch of one */
 	matmul1(m, &m->output, logits, m->xb, n_out, false);
 	return 0;
 }
@@ -783,6 +818,7 @@ int model_eval(model *m, const int32_t *tokens, int n, int pos, float *ret_logit
 		else if (last)
 			lg = ret_logits;
 		int first = all_logits ? 0 : B - 1;
+		m->n_gemm = -1;
 		for (int t = 0; t < B; t++) {
 			m->tok_slot[t] = 0;
 			m->tok_pos[t] = pos + done + t;
@@ -798,29 +834,46 @@ int model_eval(model *m, const int32_t *tokens, int n, int pos, float *ret_logit
 int model_step(model *m, const model_seq *seqs, int n_seqs, float *ret_logits)
 {
 	int32_t toks[MODEL_BATCH];
+	int last[MODEL_BATCH];      /* each sequence's last token in the batch */
 	int B = 0, n_out = 0;
 	if (n_seqs <= 0 || n_seqs > MODEL_BATCH)
 		return -EINVAL;
 	for (int i = 0; i < n_seqs; i++) {
 		const model_seq *s = &seqs[i];
 		if (s->slot < 0 || s->slot >= m->n_slots || s->n <= 0 || s->pos < 0 ||
-		    s->n > MODEL_BATCH - B)
+		    s->n > MODEL_BATCH - B || (s->decode && s->n != 1))
 			return -EINVAL;
 		if (s->pos > m->hp.n_ctx - s->n)
 			return -E2BIG;
 		for (int o = 0; o < i; o++)   /* one entry per slot a step */
 			if (seqs[o].slot == s->slot)
 				return -EINVAL;
-		for (int k = 0; k < s->n; k++) {
+		for (int k = 0; k < s->n; k++)
 			if (s->tokens[k] < 0 || s->tokens[k] >= m->hp.n_vocab)
 				return -EINVAL;
-			toks[B] = s->tokens[k];
-			m->tok_slot[B] = s->slot;
-			m->tok_pos[B] = s->pos + k;
-			B++;
-		}
-		if (s->want_logits)
-			m->out_rows[n_out++] = B - 1;
+		B += s->n;
 	}
-	return eval_batch(m, toks, B, ret_logits, ret_logits ? n_out : 0);
+	/* prompt tokens first (gemm), then generated ones (dot) */
+	B = 0;
+	for (int pass = 0; pass < 2; pass++) {
+		for (int i = 0; i < n_seqs; i++) {
+			const model_seq *s = &seqs[i];
+			if (s->decode != (pass == 1))
+				continue;
+			for (int k = 0; k < s->n; k++, B++) {
+				toks[B] = s->tokens[k];
+				m->tok_slot[B] = s->slot;
+				m->tok_pos[B] = s->pos + k;
+			}
+			last[i] = B - 1;
+		}
+		if (pass == 0)
+			m->n_gemm = B;
+	}
+	for (int i = 0; i < n_seqs; i++)
+		if (seqs[i].want_logits)
+			m->out_rows[n_out++] = last[i];
+	int rc = eval_batch(m, toks, B, ret_logits, ret_logits ? n_out : 0);
+	m->n_gemm = -1;
+	return rc;
 }

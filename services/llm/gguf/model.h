@@ -110,9 +110,15 @@ typedef struct model_seq {
 	int n;
 	int pos;
 	bool want_logits;           /* logits of its last token */
+	bool decode;                /* n == 1 generated token (else prompt tokens) */
 } model_seq;
 
 /* Runs the sequences in one forward pass (sum of n <= MODEL_BATCH).
+ * Batch-invariant where the weights have the 8-row gemm (Q8_0/Q4_0/Q5_0
+ * with AVX-VNNI): prompt tokens always take the gemm and generated tokens
+ * and logits rows the dot, so a sequence's logits are bit-identical alone
+ * or next to others, however its prompt was chunked. Other types choose
+ * their kernel per batch shape, so rounding may differ in the last bits.
  * ret_logits (may be NULL) gets n_vocab floats per sequence that wants
  * logits, in order. -EINVAL for a bad slot, token, or a slot twice;
  * -E2BIG when a sequence passes n_ctx. */
