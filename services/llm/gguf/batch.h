@@ -60,7 +60,8 @@ typedef struct batch_result {
  * runs on it first, before any job. tk names the end-of-generation ids.
  * Caller owns *ret; m and tk must outlive it. */
 int batch_new(model *m, const tok *tk, void (*warm)(void *), void *arg, batch **ret);
-/* Ends every job (-ECANCELED), stops the thread; accepts NULL. */
+/* Stops the thread, ending queued and running jobs (-ECANCELED); their
+ * batch_job_end must come before (the engine quiesces first). Accepts NULL. */
 void batch_free(batch *s);
 
 /* Queues a job; -EINVAL for a bad request, -ESHUTDOWN when stopping. */
