@@ -2,7 +2,8 @@
 # to each other through NATS, each an orchestrator conversation (POST /chat).
 #
 #   $(BUILD)/bin/voxline-banter      tools/voxline_banter.c (flags, bots, NATS,
-#                                    POST /chat) + tools/banter_record.c (the
+#                                    output) + tools/banter_orch.c (POST /chat,
+#                                    /healthz) + tools/banter_record.c (the
 #                                    stereo timeline, transcript lines) +
 #                                    tools/banter_ws.c (--stream: /ws/chat);
 #                                    links libvoxline.a, libcurl, cJSON, libnats
@@ -11,10 +12,10 @@
 DEB_PACKAGES += nats-server libnats-dev
 
 BANTER_PKGS := libcurl libnats
-BANTER_OBJS := $(BUILD)/obj/tools/voxline_banter.o $(BUILD)/obj/tools/banter_record.o \
-	$(BUILD)/obj/tools/banter_ws.o
+BANTER_OBJS := $(BUILD)/obj/tools/voxline_banter.o $(BUILD)/obj/tools/banter_orch.o \
+	$(BUILD)/obj/tools/banter_record.o $(BUILD)/obj/tools/banter_ws.o
 $(BANTER_OBJS): CFLAGS_ALL += $(CFLAGS_common_)
-$(BUILD)/obj/tools/voxline_banter.o: CFLAGS_ALL += \
+$(BUILD)/obj/tools/voxline_banter.o $(BUILD)/obj/tools/banter_orch.o: CFLAGS_ALL += \
 	$(shell $(PKG_CONFIG) --cflags $(BANTER_PKGS) 2>/dev/null)
 $(BUILD)/obj/tests/unit/test_banter_record.o: CFLAGS_ALL += $(CFLAGS_common_)
 

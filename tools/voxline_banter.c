@@ -10,7 +10,8 @@
  * a message on <prefix>.<name>.played.<turn>) and publishes its line to the
  * other bot's subject. The opening line goes to the first bot. With
  * --stream the bot talks on one /ws/chat socket instead (banter_ws.c): the
- * reply plays from its first sentence on, paced by the orchestrator.
+ * reply plays from its first sentence on, paced by the orchestrator. The
+ * orchestrator side is banter_orch.c; the shared state, banter_int.h.
  *
  * Output: the exchange as text (--out-text, one line a turn, written as it
  * happens) and as one stereo WAV (--out-wav, first bot left, second right,
@@ -38,72 +39,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "banter_record.h"
-#include "banter_ws.h"
-#include "vx_audio.h"
+#include "banter_int.h"
 #include "vx_buf.h"
 #include "vx_curl.h"
 #include "vx_flags.h"
 #include "vx_time.h"
-
-#define BANTER_MAX_NAME 32             /* bytes of a persona's name */
-#define BANTER_MAX_LINE 16384          /* bytes of a line (the orchestrator's limit) */
-#define BANTER_MAX_ANSWER (64u << 20)  /* bytes of a POST /chat answer */
-#define BANTER_MAX_REPLY_S 600         /* seconds of one reply's audio */
-#define BANTER_MAX_WAV_S 3600          /* seconds of the whole recording */
-#define BANTER_MAX_PERSONAS_FILE (1u << 20)  /* bytes of --personas */
-#define BANTER_POLL_MS 50              /* waits look at the stop flag this often */
-#define BANTER_SUBJECT_MAX 200         /* bytes of a subject */
-#define BANTER_ID_MAX 64               /* the orchestrator's conversation id limit */
-
-enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3 };
-
-struct config {
-	const char *orchestrator, *nats, *prefix, *first_line, *model, *api_key;
-	const char *out_text, *out_wav, *personas;
-	const char *name[2], *voice[2], *prompt[2];
-	int turns, rate;
-	double timeout_s, playback_timeout_s;
-	bool wait_playback, quiet, stream;
-	char ws_url[1100];             /* --stream: ws://<orchestrator>/ws/chat */
-};
-
-typedef struct banter banter;
-
-typedef struct bot {
-	banter *b;
-	int idx;                       /* 0: first bot (left channel), 1: second */
-	const char *name, *voice, *prompt;
-	char conv_id[BANTER_ID_MAX + 1];
-	char subject[BANTER_SUBJECT_MAX];        /* lines to this bot */
-	char play_subject[BANTER_SUBJECT_MAX];   /* --wait-playback: its WAV */
-	char played_prefix[BANTER_SUBJECT_MAX];  /* ... and the done events */
-	natsSubscription *sub, *played_sub;
-	banter_ws *ws;                 /* --stream: its /ws/chat session */
-	pthread_t thread;
-	bool started;
-} bot;
-
-struct banter {
-	const struct config *cfg;
-	natsConnection *nc;
-	vx_wsclient *wc;               /* --stream: every bot's socket */
-	bot bots[2];
-	atomic_bool stop;              /* turns reached, failure, or a signal */
-	pthread_mutex_t lock;          /* guards everything below */
-	int turns;                     /* replies played so far */
-	int code;                      /* exit code once failed */
-	char why[96];                  /* why it stopped */
-	double t0_ms;                  /* the opening line was sent */
-	double line_sent_ms;           /* the last line was published */
-	banter_record rec;             /* the stereo timeline */
-	FILE *text;
-	double *latency_ms;            /* per turn: POST /chat round trip */
-	double *gap_ms;                /* per turn: the previous reply's end (or
-					* the opening) -> this one's start */
-	double last_end_ms;            /* the last reply's end, from t0 */
-	double audio_ms;               /* reply audio played, all turns */
-};
 
 static volatile sig_atomic_t g_signals;
 static atomic_bool *g_stop;
@@ -116,11 +56,7 @@ static void on_signal(int sig)
 	atomic_store(g_stop, true);
 }
 
-/* Ends the run with code and a message on stderr (the first failure only). */
-static void banter_fail(banter *b, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void banter_fail(banter *b, int code, const char *fmt, ...)
+void banter_fail(banter *b, int code, const char *fmt, ...)
 {
 	pthread_mutex_lock(&b->lock);
 	if (!b->code) {
@@ -135,263 +71,6 @@ static void banter_fail(banter *b, int code, const char *fmt, ...)
 	}
 	pthread_mutex_unlock(&b->lock);
 	atomic_store(&b->stop, true);
-}
-
-/* ---- the orchestrator ---- */
-
-typedef struct answer {
-	vx_buf body;
-	bool too_big;
-} answer;
-
-static size_t on_body(char *p, size_t size, size_t n, void *user)
-{
-	answer *a = user;
-	if (a->body.len + size * n > BANTER_MAX_ANSWER) {
-		a->too_big = true;
-		return 0;
-	}
-	return vx_buf_append(&a->body, p, size * n) < 0 ? 0 : size * n;
-}
-
-/* One HTTP request to the orchestrator; body NULL is a GET. 0 with the
- * status in *ret_status and the body in a->body, or a negative errno. */
-static int orch_http(banter *b, const char *path, const char *body, long timeout_ms,
-		     answer *a, long *ret_status)
-{
-	const struct config *cfg = b->cfg;
-	char url[1024];
-	snprintf(url, sizeof(url), "%s%s", cfg->orchestrator, path);
-	CURL *h = curl_easy_init();
-	if (!h)
-		return -ENOMEM;
-	struct curl_slist *hdrs = NULL;
-	int r = vx_curl_setup(h, url, "voxline-banter", timeout_ms, 5000);
-	if (r == 0)
-		r = vx_curl_headers_auth(&hdrs, cfg->api_key, NULL);
-	if (r == 0 && body) {
-		r = vx_curl_header_add(&hdrs, "Content-Type: application/json");
-		if (r == 0)
-			r = vx_curl_header_add(&hdrs, "Accept: application/json");
-		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-	}
-	if (r < 0)
-		goto out_cleanup;
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, a);
-	vx_curl_cancel_on(h, &b->stop);
-	CURLcode res;
-	r = vx_curl_perform(h, &b->stop, BANTER_POLL_MS, &res);
-	if (r == 0 && res != CURLE_OK)
-		r = a->too_big ? -EFBIG : vx_curl_errno(res, -EIO);
-	if (r == 0)
-		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, ret_status);
-out_cleanup:
-	curl_slist_free_all(hdrs);
-	curl_easy_cleanup(h);
-	return r;
-}
-
-/* The message of a voxline error body, or the body itself. */
-static void error_text(const vx_buf *body, char *out, size_t cap)
-{
-	cJSON *j = cJSON_ParseWithLength(body->data ? body->data : "", body->len);
-	const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
-	const char *code = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "code"));
-	const char *msg = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "message"));
-	if (code && msg)
-		snprintf(out, cap, "%s: %s", code, msg);
-	else
-		snprintf(out, cap, "%.*s", (int)(body->len > 300 ? 300 : body->len),
-			 body->data ? body->data : "");
-	cJSON_Delete(j);
-}
-
-static void unreachable_hint(banter *b, int err)
-{
-	banter_fail(b, EXIT_UNREACHABLE, "cannot reach voxline-orchestrator at %s (%s): "
-		    "start it (make run starts the whole stack) or point --orchestrator / "
-		    "VOXLINE_BANTER_ORCHESTRATOR at a running one",
-		    b->cfg->orchestrator, strerror(-err));
-}
-
-/* GET /healthz before anything else: a clear message when nothing answers. */
-static int orch_check(banter *b)
-{
-	answer a = {0};
-	long status = 0;
-	int r = orch_http(b, "/healthz", NULL, 10000, &a, &status);
-	if (r == -ECANCELED) {
-		vx_buf_release(&a.body);
-		return r;
-	}
-	if (r < 0) {
-		unreachable_hint(b, r);
-	} else if (status != 200) {
-		char m[400];
-		error_text(&a.body, m, sizeof(m));
-		banter_fail(b, EXIT_UNREACHABLE, "voxline-orchestrator at %s is not ready "
-			    "(GET /healthz: %ld): %s", b->cfg->orchestrator, status, m);
-		r = -EAGAIN;
-	} else {
-		cJSON *j = cJSON_ParseWithLength(a.body.data, a.body.len);
-		const char *st = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "status"));
-		if (st && strcmp(st, "ok"))
-			fprintf(stderr, "voxline-banter: warning: the orchestrator says \"%s\" "
-				"(a stage is down; GET %s/healthz says which)\n", st,
-				b->cfg->orchestrator);
-		cJSON_Delete(j);
-	}
-	vx_buf_release(&a.body);
-	return r;
-}
-
-typedef struct reply {
-	double start_ms;    /* --stream: its audio started (from t0); 0: not yet */
-	char *text;         /* owned */
-	vx_pcm pcm;         /* mono at cfg->rate */
-	double latency_ms;  /* line sent -> reply audio (POST: the whole answer) */
-} reply;
-
-static void reply_release(reply *rp)
-{
-	free(rp->text);
-	vx_pcm_release(&rp->pcm);
-	memset(rp, 0, sizeof(*rp));
-}
-
-/* Reads a 200 answer of POST /chat: reply text and audio. */
-static int parse_answer(bot *me, const vx_buf *body, reply *rp)
-{
-	banter *b = me->b;
-	int r = -EBADMSG;
-	cJSON *j = cJSON_ParseWithLength(body->data, body->len);
-	const char *text = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "reply"));
-	const char *audio = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "audio_base64"));
-	if (!text || !audio) {
-		banter_fail(b, EXIT_FAIL, "%s: the orchestrator's answer has no reply or "
-			    "audio_base64 (is %s a voxline-orchestrator?)", me->name,
-			    b->cfg->orchestrator);
-		goto out_delete;
-	}
-	while (*text == ' ' || *text == '\n')
-		text++;
-	if (!*text) {
-		banter_fail(b, EXIT_FAIL, "%s: the orchestrator's reply is empty "
-			    "(nothing to say to the other bot)", me->name);
-		goto out_delete;
-	}
-	vx_buf wav = {0};
-	if ((r = vx_base64_decode(audio, strlen(audio), &wav)) < 0 ||
-	    (r = vx_audio_decode(wav.data, wav.len, NULL,
-				 (size_t)BANTER_MAX_REPLY_S * VX_AUDIO_MAX_RATE, &rp->pcm)) < 0 ||
-	    (r = vx_audio_convert(&rp->pcm, b->cfg->rate, 1)) < 0) {
-		banter_fail(b, EXIT_FAIL, "%s: the reply has no usable audio (%s; reply "
-			    "text: \"%.80s\")", me->name, strerror(-r), text);
-		vx_buf_release(&wav);
-		goto out_delete;
-	}
-	vx_buf_release(&wav);
-	if (!(rp->text = strndup(text, BANTER_MAX_LINE)))
-		r = -ENOMEM;
-out_delete:
-	cJSON_Delete(j);
-	return r;
-}
-
-/* --stream: the turn on the bot's /ws/chat; the reply's audio starts (and
- * plays, paced by the orchestrator) before its text is whole. A turn
- * stopped after its audio started is returned (0) to be cut where it was. */
-static int ask_stream(bot *me, const char *line, reply *rp)
-{
-	banter *b = me->b;
-	banter_ws_turn t = {0};
-	char err[600] = "";
-	double sent = vx_now_ms();
-	int r = banter_ws_say(me->ws, line, (int)(b->cfg->timeout_s * 1000), err,
-			      sizeof(err), &t);
-	rp->latency_ms = (t.audio_start_ms ? t.audio_start_ms : vx_now_ms()) - sent;
-	if (r == -ECANCELED && t.audio_start_ms)
-		r = 0;
-	if (r == -ECANCELED) {
-		goto out_release;
-	} else if (r == -EPROTO) {
-		banter_fail(b, EXIT_FAIL, "%s: the orchestrator: %s", me->name, err);
-	} else if (r == -ETIMEDOUT || r == -EFBIG || r == -ENOMEM) {
-		banter_fail(b, EXIT_FAIL, "%s: %s: %s", me->name, b->cfg->ws_url,
-			    r == -ETIMEDOUT ? "the turn did not end within --timeout-s" :
-			    r == -EFBIG ? "the reply is too large" : strerror(-r));
-	} else if (r < 0) {
-		unreachable_hint(b, r);
-	} else if (!t.audio.len || !t.text.len) {
-		banter_fail(b, EXIT_FAIL, "%s: the orchestrator's reply has no %s", me->name,
-			    t.text.len ? "audio" : "text (nothing to say to the other bot)");
-		r = -ENODATA;
-	}
-	if (r < 0)
-		goto out_release;
-	size_t len = t.audio.len & ~(size_t)1;
-	rp->pcm.rate = b->cfg->rate;
-	rp->pcm.channels = 1;
-	rp->pcm.frames = len / 2;
-	rp->pcm.data = (int16_t *)(void *)vx_buf_detach(&t.audio, NULL);
-	rp->start_ms = t.audio_start_ms - b->t0_ms;
-	const char *text = t.text.data;
-	while (*text == ' ' || *text == '\n')
-		text++;
-	if (!(rp->text = strndup(text, BANTER_MAX_LINE)))   /* what /chat takes */
-		r = -ENOMEM;
-out_release:
-	banter_ws_turn_release(&t);
-	return r;
-}
-
-/* The bot's turn at the orchestrator: line in, reply text and audio out. */
-static int ask(bot *me, const char *line, reply *rp)
-{
-	if (me->b->cfg->stream)
-		return ask_stream(me, line, rp);
-	banter *b = me->b;
-	const struct config *cfg = b->cfg;
-	cJSON *req = cJSON_CreateObject();
-	cJSON_AddStringToObject(req, "text", line);
-	cJSON_AddStringToObject(req, "conversation_id", me->conv_id);
-	cJSON_AddStringToObject(req, "voice", me->voice);
-	cJSON_AddStringToObject(req, "system_prompt", me->prompt);
-	cJSON_AddNumberToObject(req, "sample_rate", cfg->rate);
-	if (cfg->model)
-		cJSON_AddStringToObject(req, "model", cfg->model);
-	char *body = cJSON_PrintUnformatted(req);
-	cJSON_Delete(req);
-	if (!body)
-		return -ENOMEM;
-	answer a = {0};
-	long status = 0;
-	double t = vx_now_ms();
-	int r = orch_http(b, "/chat", body, (long)(cfg->timeout_s * 1000), &a, &status);
-	rp->latency_ms = vx_now_ms() - t;
-	free(body);
-	if (r == -ECANCELED) {
-		goto out_release;
-	} else if (r == -ETIMEDOUT || r == -EFBIG || r == -ENOMEM) {
-		banter_fail(b, EXIT_FAIL, "%s: POST %s/chat: %s", me->name, cfg->orchestrator,
-			    r == -ETIMEDOUT ? "no answer within --timeout-s" :
-			    r == -EFBIG ? "the answer is too large" : strerror(-r));
-	} else if (r < 0) {   /* refused, reset, cut: gone */
-		unreachable_hint(b, r);
-	} else if (status != 200) {
-		char m[600];
-		error_text(&a.body, m, sizeof(m));
-		banter_fail(b, EXIT_FAIL, "%s: the orchestrator answered %ld: %s",
-			    me->name, status, m);
-		r = -EPROTO;
-	} else {
-		r = parse_answer(me, &a.body, rp);
-	}
-out_release:
-	vx_buf_release(&a.body);
-	return r;
 }
 
 /* One line of the transcript (and of stdout unless --quiet). Lock held. */
@@ -587,40 +266,6 @@ static int next_line(bot *me, char **ret_text, int *ret_turn)
 	return 0;
 }
 
-/* --stream: the bot's /ws/chat session, started with its persona. */
-static int stream_open(bot *me)
-{
-	banter *b = me->b;
-	const struct config *cfg = b->cfg;
-	cJSON *j = cJSON_CreateObject();
-	cJSON_AddStringToObject(j, "type", "start");
-	cJSON_AddNumberToObject(j, "sample_rate", cfg->rate);
-	cJSON_AddStringToObject(j, "encoding", "pcm16");
-	cJSON_AddStringToObject(j, "conversation_id", me->conv_id);
-	cJSON_AddStringToObject(j, "voice", me->voice);
-	cJSON_AddStringToObject(j, "system_prompt", me->prompt);
-	if (cfg->model)
-		cJSON_AddStringToObject(j, "model", cfg->model);
-	char *start = cJSON_PrintUnformatted(j);
-	cJSON_Delete(j);
-	if (!start) {
-		banter_fail(b, EXIT_FAIL, "out of memory");
-		return -ENOMEM;
-	}
-	char err[600] = "";
-	int r = banter_ws_open(b->wc, cfg->ws_url, start, 10000, &b->stop, err,
-			       sizeof(err), &me->ws);
-	free(start);
-	if (r == -EPROTO)
-		banter_fail(b, EXIT_FAIL, "%s: the orchestrator refused the start: %s",
-			    me->name, err);
-	else if (r == -ENOMEM || r == -EINVAL)
-		banter_fail(b, EXIT_FAIL, "%s: %s: %s", me->name, cfg->ws_url, strerror(-r));
-	else if (r < 0 && r != -ECANCELED)
-		unreachable_hint(b, r);
-	return r;
-}
-
 static void *bot_main(void *arg)
 {
 	bot *me = arg;
@@ -628,17 +273,17 @@ static void *bot_main(void *arg)
 	bot *other = &b->bots[1 - me->idx];
 	char *line;
 	int turn;
-	if (b->cfg->stream && stream_open(me) < 0)
+	if (b->cfg->stream && banter_orch_open_stream(me) < 0)
 		return NULL;
 	while (next_line(me, &line, &turn) > 0) {
 		reply rp = {0};
-		int r = ask(me, line, &rp);
+		int r = banter_orch_ask(me, line, &rp);
 		free(line);
 		if (r == 0)
 			r = play(me, turn, &rp);
 		if (r == 0 && !atomic_load(&b->stop))
 			r = send_line(b, other->subject, turn + 1, me->name, rp.text);
-		reply_release(&rp);
+		banter_reply_release(&rp);
 		if (r < 0)
 			break;
 	}
@@ -990,7 +635,7 @@ int main(int argc, char **argv)
 		r = -EIO;
 		goto out_destroy;
 	}
-	if ((r = orch_check(&b)) < 0 || (r = nats_setup(&b)) < 0)
+	if ((r = banter_orch_check(&b)) < 0 || (r = nats_setup(&b)) < 0)
 		goto out_nats;
 	if ((r = text_open(&b)) < 0)
 		goto out_nats;
