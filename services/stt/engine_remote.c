@@ -1,11 +1,11 @@
 /*
- * engine_remote.c - the remote engines: "whisper" (a whisper.cpp server)
+ * engine_remote.c - the remote engines: "whisper-server" (a whisper.cpp server)
  * and "openai" (any OpenAI-compatible transcription server: OpenAI,
  * faster-whisper-server / speaches, LocalAI, vLLM).
  *
  * Wire format, one multipart/form-data POST per transcribe call, the audio
  * as a 16 kHz mono PCM16 WAV in field "file" (filename audio.wav):
- *   whisper  POST {url}/inference with temperature=0.0,
+ *   whisper-server  POST {url}/inference with temperature=0.0,
  *            response_format=verbose_json, language and prompt when given.
  *   openai   POST {url}/v1/audio/transcriptions with model (default
  *            "whisper-1"), response_format=verbose_json, language, prompt,
@@ -442,8 +442,9 @@ out_leave:
 	return err;
 }
 
-const stt_engine_ops stt_engine_whisper = {
-	.name = "whisper",
+const stt_engine_ops stt_engine_whisper_server = {
+	.name = "whisper-server",
+	.aliases = "whisper.cpp whispercpp",
 	.description = "a whisper.cpp server (POST {url}/inference)",
 	.flags = VX_ENGINE_REMOTE,
 	.default_model = "default",

@@ -3,10 +3,11 @@
  * ggml model files run in-process by services/stt/whisper/ (wfile, wmel,
  * wmodel, wtok, wdecode).
  *
- * NOT REGISTERED YET in stt_engines[]: the name "whisper" belongs to the
- * remote whisper.cpp-server engine (engine_remote.c), voxline-stt has no
- * flag for a model file, and no integration test covers it. It is exercised
- * by tests/unit/test_whisper_engine.c through its ops.
+ * Registered as "whisper" (voxline-stt --engine whisper --model FILE); the
+ * remote whisper.cpp server is "whisper-server" (engine_remote.c). Tested
+ * through its ops by tests/unit/test_whisper_engine.c and end to end by
+ * tests/integration/test_stt_whisper.py. A file that cannot be loaded is
+ * refused with the loader's reason in cfg->why.
  *
  * One mapping of the file, one wmodel and tokenizer, shared by pool_size
  * decoders (a wstate each, with a thread team of cores / pool_size).
@@ -20,6 +21,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -85,11 +87,18 @@ static int whisper_create(const stt_config *cfg, void **ret)
 	if (!e)
 		return -ENOMEM;
 	pthread_mutex_init(&e->lock, NULL);
+	err[0] = '\0';
 	if ((rc = wfile_open(cfg->model, &e->f, err, sizeof err)) < 0 ||
-	    (rc = wmodel_new(e->f, &e->m, err, sizeof err)) < 0 ||
-	    (rc = wtok_init(&e->tok, e->f)) < 0 ||
-	    (rc = wmel_init(&e->mel, e->f->filters, e->f->n_mel)) < 0)
+	    (rc = wmodel_new(e->f, &e->m, err, sizeof err)) < 0)
 		goto out_destroy;
+	if ((rc = wtok_init(&e->tok, e->f)) < 0) {
+		snprintf(err, sizeof err, "%s: vocabulary: %s", cfg->model, strerror(-rc));
+		goto out_destroy;
+	}
+	if ((rc = wmel_init(&e->mel, e->f->filters, e->f->n_mel)) < 0) {
+		snprintf(err, sizeof err, "%s: mel filters: %s", cfg->model, strerror(-rc));
+		goto out_destroy;
+	}
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
 	int threads = cores > cfg->pool_size ? (int)(cores / cfg->pool_size) : 1;
 	e->dec = calloc((size_t)cfg->pool_size, sizeof *e->dec);
@@ -112,6 +121,8 @@ static int whisper_create(const stt_config *cfg, void **ret)
 	*ret = e;
 	return 0;
 out_destroy:
+	if (cfg->why && cfg->why_size)
+		snprintf(cfg->why, cfg->why_size, "%s", err[0] ? err : strerror(rc < 0 ? -rc : ENOMEM));
 	whisper_destroy(e);
 	return rc == -ENOENT || rc == -ENOMEM ? rc : (rc < 0 ? rc : -EINVAL);
 }
@@ -244,9 +255,10 @@ out_release:
 	return 0;
 }
 
-const stt_engine_ops stt_engine_whisper_builtin = {
-	.name = "whisper-builtin",
-	.description = "Whisper (whisper.cpp ggml model files), embedded; not registered yet",
+const stt_engine_ops stt_engine_whisper = {
+	.name = "whisper",
+	.aliases = "whisper-builtin",
+	.description = "Whisper, embedded (a whisper.cpp ggml model file, --model FILE)",
 	.flags = 0,
 	.languages = "en",
 	.default_model = "",

@@ -1,15 +1,16 @@
-# services/stt/engines.mk: the STT engines (pocketsphinx, remote whisper.cpp
-# and OpenAI-compatible) and their registry, linked by services/stt/stt.mk
+# services/stt/engines.mk: the STT engines (pocketsphinx, built-in Whisper,
+# remote whisper.cpp and OpenAI-compatible) and their registry, linked by services/stt/stt.mk
 # into voxline-stt; their unit test and tools/stt_direct.
 #
 #   STT_ENGINE_SRCS / STT_ENGINE_OBJS / STT_ENGINE_LIBS   for stt.mk
-#   (engine_remote.c uses vx_buf from libvoxline.a)
+#   (engine_remote.c uses vx_buf from libvoxline.a; the Whisper core's
+#   objects are appended by services/stt/whisper/whisper.mk)
 #   $(BUILD)/tests/test_stt_engines   (flite speech round trip, WER check;
 #                                      runs tests/stt_fake_server.py)
 #   $(BUILD)/tools/stt_direct         (pocketsphinx called directly, for the bench)
 
 STT_ENGINE_SRCS := services/stt/stt_engine.c services/stt/engine_pocketsphinx.c \
-	services/stt/engine_remote.c
+	services/stt/engine_remote.c services/stt/engine_whisper.c
 STT_ENGINE_OBJS := $(STT_ENGINE_SRCS:%.c=$(BUILD)/obj/%.o)
 # The registry's lookup (vx_engine.c, libc only), for links without libvoxline.
 STT_ENGINE_OBJS += $(BUILD)/obj/common/vx_engine.o

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "stt_service.h"
 #include "vx_jobs.h"
@@ -18,8 +19,46 @@ static const double stt_rtf_buckets[] = { 0.01, 0.02, 0.05, 0.1, 0.2, 0.3,
 					  0.5, 0.75, 1, 1.5, 2, 5 };
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 
-/* Loads the engine with one decoder per worker. */
-static int stt_engine_load(stt_service *svc)
+/* The model file the built-in Whisper engine takes by default (`make models`
+ * puts it there); with it present and no --engine, whisper is chosen. */
+#define STT_WHISPER_DEFAULT_MODEL "models/ggml-base.en.bin"
+
+/* --engine given, or: whisper when a model file is named by --model (or
+ * lies at the default path), pocketsphinx otherwise. Exits on an unknown
+ * name or a combination that cannot work. */
+static void stt_engine_choose(stt_service *svc)
+{
+	const char *name = svc->engine_name;
+	bool have_model = svc->model && svc->model[0];
+
+	if (!name || !name[0]) {
+		if (!have_model && !(svc->url && svc->url[0]) &&
+		    access(STT_WHISPER_DEFAULT_MODEL, R_OK) == 0)
+			svc->model = STT_WHISPER_DEFAULT_MODEL;
+		name = svc->model && svc->model[0] && !(svc->url && svc->url[0]) ?
+			"whisper" : "pocketsphinx";
+	}
+	if (!(svc->engine = stt_engine_find(name))) {
+		char why[256];
+		vx_fatal("--engine: %s", vx_engine_unknown(stt_engine_at,
+			 name, why, sizeof(why)));
+	}
+	if (svc->engine == &stt_engine_whisper && !(svc->model && svc->model[0])) {
+		if (svc->url && svc->url[0])
+			vx_fatal("--engine whisper is the built-in engine and needs "
+				 "--model FILE (a whisper.cpp ggml file); for a "
+				 "whisper.cpp server at --url use --engine whisper-server");
+		if (access(STT_WHISPER_DEFAULT_MODEL, R_OK) < 0)
+			vx_fatal("--engine whisper needs --model FILE (a whisper.cpp "
+				 "ggml file; `make models` fetches %s)",
+				 STT_WHISPER_DEFAULT_MODEL);
+		svc->model = STT_WHISPER_DEFAULT_MODEL;
+	}
+}
+
+/* Loads the engine with one decoder per worker; why gets the engine's
+ * reason when it fails. */
+static int stt_engine_load(stt_service *svc, char *why, size_t why_size)
 {
 	stt_config ecfg = {
 		.pool_size = svc->d.workers,
@@ -28,9 +67,13 @@ static int stt_engine_load(stt_service *svc)
 		.url = svc->url, .api_key = svc->upstream_key,
 		.model = svc->model,
 		.timeout_ms = svc->timeout_s * 1000,
+		.why = why, .why_size = why_size,
 	};
-	/* A local engine's model is its files (--hmm), a remote one's --model. */
+	/* pocketsphinx's model is its files (--hmm), whisper's and a remote
+	 * one's --model. */
 	const char *model = svc->hmm;
+	if (svc->engine == &stt_engine_whisper)
+		model = svc->model;
 	if (svc->engine->flags & VX_ENGINE_REMOTE) {
 		if (!svc->url)
 			vx_fatal("--engine %s needs --url", svc->engine->name);
@@ -67,15 +110,19 @@ int main(int argc, char **argv)
 	const vx_flag flags[] = {
 		VX_DAEMON_FLAGS(&svc.d, "3002", "2"),
 		VX_JOBS_FLAGS(&nats),
-		{ "engine", VX_FLAG_STR, &svc.engine_name, "pocketsphinx", 0, 0,
-		  "pocketsphinx (embedded), whisper (whisper.cpp server) or "
-		  "openai (OpenAI-compatible server)" },
+		{ "engine", VX_FLAG_STR, &svc.engine_name, "", 0, 0,
+		  "pocketsphinx (embedded), whisper (embedded, --model FILE), "
+		  "whisper-server (whisper.cpp server) or openai "
+		  "(OpenAI-compatible server); default whisper when a model "
+		  "file is given or " STT_WHISPER_DEFAULT_MODEL " exists, "
+		  "else pocketsphinx" },
 		{ "url", VX_FLAG_STR, &svc.url, "", 0, 0,
 		  "remote engines: base URL of the server" },
 		{ "upstream-key", VX_FLAG_STR, &svc.upstream_key, "", 0, 0,
 		  "remote engines: bearer key sent upstream" },
 		{ "model", VX_FLAG_STR, &svc.model, "", 0, 0,
-		  "remote engines: model name (openai default whisper-1)" },
+		  "whisper: the ggml model file; remote engines: model name "
+		  "(openai default whisper-1)" },
 		{ "language", VX_FLAG_STR, &svc.language, "en", 0, 0,
 		  "default language of requests" },
 		{ "max-audio-s", VX_FLAG_INT, &svc.max_audio_s, "600", 1,
@@ -98,16 +145,13 @@ int main(int argc, char **argv)
 		return r > 0 ? 0 : 2;
 	if (vx_daemon_init(&svc.d, "stt") < 0)
 		return 2;
-	if (!(svc.engine = stt_engine_find(svc.engine_name))) {
-		char why[256];
-		vx_fatal("--engine: %s", vx_engine_unknown(stt_engine_at,
-			 svc.engine_name, why, sizeof(why)));
-	}
+	stt_engine_choose(&svc);
 	if (svc.d.workers > STT_POOL_MAX)
 		vx_fatal("--workers: at most %d decoders", STT_POOL_MAX);
-	if ((r = stt_engine_load(&svc)) < 0)
+	char why[512] = "";
+	if ((r = stt_engine_load(&svc, why, sizeof(why))) < 0)
 		vx_fatal("engine %s: cannot load: %s", svc.engine->name,
-			 strerror(-r));
+			 why[0] ? why : strerror(-r));
 	if ((r = vx_pool_new(svc.d.workers, svc.d.queue, &svc.pool)) < 0)
 		vx_fatal("worker pool: %s", strerror(-r));
 

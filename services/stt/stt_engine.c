@@ -6,7 +6,8 @@
  * that says what it is (name, aliases, flags, languages, default_model) and
  * has its functions, declare it in stt_engine.h and add it to stt_engines[].
  * The first entry is the default (pocketsphinx: embedded, works offline,
- * streams partials).
+ * streams partials); voxline-stt picks "whisper" instead when it is given
+ * a model file (main.c).
  */
 #include "stt_engine.h"
 
@@ -16,6 +17,7 @@
 const stt_engine_ops *const stt_engines[] = {
 	&stt_engine_pocketsphinx,
 	&stt_engine_whisper,
+	&stt_engine_whisper_server,
 	&stt_engine_openai,
 	NULL,
 };

@@ -16,7 +16,10 @@
  *   "pocketsphinx"  embedded, CMU Sphinx en-us; streams with partials
  *                   (VX_ENGINE_STREAMING). About 90 MB resident and 0.4 s
  *                   load per decoder.
- *   "whisper"       a whisper.cpp server: POST {url}/inference.
+ *   "whisper"       embedded Whisper (engine_whisper.c): a whisper.cpp ggml
+ *                   model file (cfg->model), mmap'd once and shared by the
+ *                   pool's decoders; segments from timestamp tokens.
+ *   "whisper-server" a whisper.cpp server: POST {url}/inference.
  *   "openai"        an OpenAI-compatible server: POST {url}/v1/audio/transcriptions.
  *   The remote engines (VX_ENGINE_REMOTE: need a url) cannot stream
  *   (stream_open is NULL): the service buffers the utterance and calls
@@ -61,8 +64,11 @@ typedef struct stt_config {
 				   * (e.g. "-lw 5 -remove_noise yes"); NULL = none */
 	const char *url;          /* remote: base URL of the server */
 	const char *api_key;      /* remote: bearer key or NULL */
-	const char *model;        /* remote: model name to send; NULL = engine default */
+	const char *model;        /* remote: model name to send; NULL = engine default;
+				   * whisper: the model file's path */
 	int timeout_ms;           /* remote: whole-request timeout; <= 0 = 60 s */
+	char *why;                /* optional: create writes why it failed here */
+	size_t why_size;          /* bytes at why (0: no message wanted) */
 } stt_config;
 
 typedef struct stt_options {
@@ -114,7 +120,8 @@ typedef struct stt_engine_ops {
 } stt_engine_ops;
 
 extern const stt_engine_ops stt_engine_pocketsphinx;  /* engine_pocketsphinx.c */
-extern const stt_engine_ops stt_engine_whisper;       /* engine_remote.c */
+extern const stt_engine_ops stt_engine_whisper;       /* engine_whisper.c */
+extern const stt_engine_ops stt_engine_whisper_server; /* engine_remote.c */
 extern const stt_engine_ops stt_engine_openai;        /* engine_remote.c */
 
 extern const stt_engine_ops *const stt_engines[];   /* NULL-terminated, default first */

@@ -412,7 +412,7 @@ def test_health_info_and_metrics(start, speech):
     assert h["status"] == "ok" and h["engine"] == "pocketsphinx"
     assert h["model"] and h["workers"] == 2 and h["in_flight"] == 0
     i = d.get("/info").json()
-    assert "/ws/transcribe" in i["websocket"] and "whisper" in i["engines"]
+    assert "/ws/transcribe" in i["websocket"] and "whisper" in i["engines"] and "whisper-server" in i["engines"]
     assert "POST /v1/audio/transcriptions" in i["routes"]
     d.post_file("/transcribe", wav_bytes(speech[SENTENCES[0]]))
     m = d.get("/metrics").body.decode()
@@ -448,7 +448,7 @@ def heard(pcm):
     return f"heard {len(pcm)} samples at 16000 hz checksum {int(pcm.astype(np.int64).sum()) % 65536}"
 
 
-@pytest.mark.parametrize("engine", ["whisper", "openai"])
+@pytest.mark.parametrize("engine", ["whisper-server", "openai"])
 def test_remote_engines_through_the_daemon(start, fake, engine):
     d = stt(start, "--engine", engine, "--url", fake, "--upstream-key", "sekret",
             "--model", "big-model")
@@ -493,7 +493,7 @@ def test_remote_upstream_down_slow_and_failing(start, fake, speech):
     with socket.socket() as s:       # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{s.getsockname()[1]}"
-    d = stt(start, "--engine", "whisper", "--url", dead)
+    d = stt(start, "--engine", "whisper-server", "--url", dead)
     r = d.post_file("/transcribe", audio)
     assert r.status == 502 and r.json()["error"]["code"] == "upstream_unavailable", r
     d2 = stt(start, "--engine", "openai", "--url", fake + "/stall",
@@ -505,8 +505,8 @@ def test_remote_upstream_down_slow_and_failing(start, fake, speech):
     body, ctype = multipart({"file": ("a.wav", "audio/wav", audio)}, {"model": "x"})
     r = d2.post("/v1/audio/transcriptions", body, ctype)
     assert r.status == 504 and r.json()["error"]["type"] == "server_error", r
-    d3 = stt(start, "--engine", "whisper", "--url", fake + "/500")
+    d3 = stt(start, "--engine", "whisper.cpp", "--url", fake + "/500")
     r = d3.post_file("/transcribe", audio)
     assert r.status == 502 and r.json()["error"]["code"] == "upstream_error", r
     m = d3.get("/metrics").body.decode()
-    assert 'voxline_stt_engine_errors_total{engine="whisper",kind="upstream_error"} 1' in m
+    assert 'voxline_stt_engine_errors_total{engine="whisper-server",kind="upstream_error"} 1' in m

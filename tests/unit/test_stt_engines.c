@@ -218,11 +218,13 @@ VX_TEST(registry_finds_engines_by_name_default_first)
 	VX_CHECK(stt_engine_find(NULL) == &stt_engine_pocketsphinx);
 	VX_CHECK(stt_engine_find("") == &stt_engine_pocketsphinx);
 	VX_CHECK(stt_engine_find("pocketsphinx") == &stt_engine_pocketsphinx);
+	VX_CHECK(stt_engine_find("whisper-server") == &stt_engine_whisper_server);
+	VX_CHECK(stt_engine_find("whisper.cpp") == &stt_engine_whisper_server);
 	VX_CHECK(stt_engine_find("whisper") == &stt_engine_whisper);
 	VX_CHECK(stt_engine_find("openai") == &stt_engine_openai);
 	VX_CHECK(stt_engine_find("nope") == NULL);
 	VX_CHECK(stt_engine_pocketsphinx.stream_open != NULL);
-	VX_CHECK(stt_engine_whisper.stream_open == NULL);
+	VX_CHECK(stt_engine_whisper_server.stream_open == NULL);
 	stt_result_release(&(stt_result){ 0 });
 	stt_result_release(NULL);
 }
@@ -685,7 +687,7 @@ static long fake_audio(void)
 
 VX_TEST(remote_whisper_posts_wav_and_fields_reads_verbose_json)
 {
-	const stt_engine_ops *ops = &stt_engine_whisper;
+	const stt_engine_ops *ops = &stt_engine_whisper_server;
 	void *eng = NULL;
 	stt_result r = { 0 };
 	char want[128];
@@ -786,23 +788,23 @@ VX_TEST(remote_bad_answers_are_eproto)
 
 	VX_CHECK_INT(fake_start(), 0);
 	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
-		VX_CHECK_INT(fake_engine(&stt_engine_whisper, modes[i], NULL, NULL,
+		VX_CHECK_INT(fake_engine(&stt_engine_whisper_server, modes[i], NULL, NULL,
 					 10000, 1, &eng), 0);
 		if (!eng)
 			continue;
-		VX_CHECK_INT(stt_engine_whisper.transcribe(eng, fake_pcm, 1600,
+		VX_CHECK_INT(stt_engine_whisper_server.transcribe(eng, fake_pcm, 1600,
 							   NULL, NULL, &r), -EPROTO);
 		VX_CHECK(r.text == NULL);
-		stt_engine_whisper.destroy(eng);
+		stt_engine_whisper_server.destroy(eng);
 		eng = NULL;
 	}
 	/* a path the server does not have (404) */
-	VX_CHECK_INT(fake_engine(&stt_engine_whisper, "v1", NULL, NULL, 10000, 1,
+	VX_CHECK_INT(fake_engine(&stt_engine_whisper_server, "v1", NULL, NULL, 10000, 1,
 				 &eng), 0);
 	if (eng) {
-		VX_CHECK_INT(stt_engine_whisper.transcribe(eng, fake_pcm, 1600,
+		VX_CHECK_INT(stt_engine_whisper_server.transcribe(eng, fake_pcm, 1600,
 							   NULL, NULL, &r), -EPROTO);
-		stt_engine_whisper.destroy(eng);
+		stt_engine_whisper_server.destroy(eng);
 	}
 }
 
@@ -813,16 +815,16 @@ VX_TEST(remote_stalled_server_times_out)
 	double t, took;
 
 	VX_CHECK_INT(fake_start(), 0);
-	VX_CHECK_INT(fake_engine(&stt_engine_whisper, "stall", NULL, NULL, 600, 1,
+	VX_CHECK_INT(fake_engine(&stt_engine_whisper_server, "stall", NULL, NULL, 600, 1,
 				 &eng), 0);
 	if (!eng)
 		return;
 	t = now_s();
-	VX_CHECK_INT(stt_engine_whisper.transcribe(eng, fake_pcm, 1600, NULL,
+	VX_CHECK_INT(stt_engine_whisper_server.transcribe(eng, fake_pcm, 1600, NULL,
 						   NULL, &r), -ETIMEDOUT);
 	took = now_s() - t;
 	VX_CHECK(took >= 0.5 && took < 3.0);
-	stt_engine_whisper.destroy(eng);
+	stt_engine_whisper_server.destroy(eng);
 }
 
 struct stall_call {
@@ -891,14 +893,14 @@ VX_TEST(remote_unreachable_server_is_econnrefused)
 		close(fd);
 	VX_CHECK(port > 0);
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
-	VX_CHECK_INT(stt_engine_whisper.create(&(stt_config){ .pool_size = 1,
+	VX_CHECK_INT(stt_engine_whisper_server.create(&(stt_config){ .pool_size = 1,
 		.url = url, .timeout_ms = 5000 }, &eng), 0);
 	if (!eng)
 		return;
-	VX_CHECK_INT(stt_engine_whisper.transcribe(eng, fake_pcm, 1600, NULL,
+	VX_CHECK_INT(stt_engine_whisper_server.transcribe(eng, fake_pcm, 1600, NULL,
 						   NULL, &r), -ECONNREFUSED);
 	VX_CHECK(r.text == NULL);
-	stt_engine_whisper.destroy(eng);
+	stt_engine_whisper_server.destroy(eng);
 }
 
 VX_TEST(remote_create_rejects_bad_config)
@@ -910,18 +912,18 @@ VX_TEST(remote_create_rejects_bad_config)
 					      &eng), -EINVAL);
 	VX_CHECK_INT(stt_engine_openai.create(&(stt_config){ .pool_size = 0,
 		.url = "http://127.0.0.1:1" }, &eng), -EINVAL);
-	VX_CHECK_INT(stt_engine_whisper.create(NULL, &eng), -EINVAL);
+	VX_CHECK_INT(stt_engine_whisper_server.create(NULL, &eng), -EINVAL);
 	VX_CHECK(eng == NULL);
-	VX_CHECK_INT(stt_engine_whisper.create(&(stt_config){ .pool_size = 1,
+	VX_CHECK_INT(stt_engine_whisper_server.create(&(stt_config){ .pool_size = 1,
 		.url = "http://127.0.0.1:1" }, &eng), 0);
 	if (!eng)
 		return;
-	VX_CHECK_INT(stt_engine_whisper.transcribe(eng, NULL, 3, NULL, NULL, &r),
+	VX_CHECK_INT(stt_engine_whisper_server.transcribe(eng, NULL, 3, NULL, NULL, &r),
 		     -EINVAL);
-	VX_CHECK_INT(stt_engine_whisper.transcribe(eng, fake_pcm, 16000,
+	VX_CHECK_INT(stt_engine_whisper_server.transcribe(eng, fake_pcm, 16000,
 		&(stt_options){ .request_id = "a\r\nX-Evil: 1" }, NULL, &r), -EINVAL);
-	stt_engine_whisper.destroy(eng);
-	stt_engine_whisper.destroy(NULL);
+	stt_engine_whisper_server.destroy(eng);
+	stt_engine_whisper_server.destroy(NULL);
 }
 
 /*

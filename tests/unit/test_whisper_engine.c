@@ -22,8 +22,7 @@
 #error "WHISPER_TEST_DIR (tests/whisper) must be defined"
 #endif
 
-extern const stt_engine_ops stt_engine_whisper_builtin;
-static const stt_engine_ops *ops = &stt_engine_whisper_builtin;
+static const stt_engine_ops *ops = &stt_engine_whisper;
 static char dir[] = "/tmp/test_whisper_engine_XXXXXX";
 static char model[256];
 

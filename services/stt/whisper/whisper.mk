@@ -42,8 +42,11 @@ $(BUILD)/tests/test_whisper_decode: $(BUILD)/obj/tests/unit/test_whisper_decode.
 
 UNIT_TESTS += $(BUILD)/tests/test_whisper_decode
 
-# The engine (services/stt/engine_whisper.c, not in stt_engines[] yet):
-# tested through its ops; linked with the STT engines for stt_result_release.
+# The engine (services/stt/engine_whisper.c, "whisper" in stt_engines[]):
+# every link of the STT engines (voxline-stt, test_stt_engines) takes the
+# Whisper core with it. test_whisper_engine tests it through its ops.
+STT_ENGINE_OBJS += $(WHISPER_OBJS) $(WHISPER_KERNEL_OBJS)
+$(BUILD)/tests/test_stt_engines: $(WHISPER_OBJS) $(WHISPER_KERNEL_OBJS)
 $(BUILD)/obj/services/stt/engine_whisper.o: CFLAGS_ALL += -Iservices/llm/gguf
 $(BUILD)/obj/tests/unit/test_whisper_engine.o: CFLAGS_ALL += \
 	-DWHISPER_TEST_DIR='"$(abspath tests/whisper)"'
