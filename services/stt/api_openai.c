@@ -8,7 +8,8 @@
  *
  * Subtitles and verbose_json want phrases, while pocketsphinx gives one
  * segment a word: one-word segments are joined into phrases, cut at a pause
- * of STT_PHRASE_GAP_MS or when a phrase reaches STT_PHRASE_MAX_MS.
+ * of STT_PHRASE_GAP_MS or when a phrase reaches STT_PHRASE_MAX_MS; an
+ * engine that cuts phrases itself (stt_result.phrases) is taken as it is.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -71,7 +72,7 @@ static size_t oa_phrases(const stt_outcome *o, oa_phrase **ret)
 		oa_phrase *cur = n ? &p[n - 1] : NULL;
 		bool cur_words = cur && cur->first == cur->last ?
 			!strchr(r->segments[cur->first].text, ' ') : cur != NULL;
-		if (cur && word && cur_words &&
+		if (cur && word && cur_words && !r->phrases &&
 		    s->start_ms - cur->end_ms < STT_PHRASE_GAP_MS &&
 		    s->end_ms - cur->start_ms <= STT_PHRASE_MAX_MS) {
 			cur->end_ms = s->end_ms;

@@ -202,6 +202,7 @@ static int whisper_transcribe(void *engine, const int16_t *pcm, size_t n, const 
 	wdecoder *d = acquire(e);
 	if (!d)
 		return -EBUSY;
+	r.phrases = true;
 	if (!(r.text = calloc(1, 1))) {
 		rc = -ENOMEM;
 		goto out_release;

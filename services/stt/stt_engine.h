@@ -87,6 +87,8 @@ typedef struct stt_result {
 	char *language;           /* owned; may be NULL */
 	stt_segment *segments;    /* owned array: words (pocketsphinx) or phrases (remote) */
 	size_t n_segments;
+	bool phrases;             /* segments are phrases as the engine cut them
+				   * (whisper's timestamps): never joined */
 } stt_result;
 
 /* Frees what r owns and zeroes it; accepts a zeroed result. */

@@ -1,0 +1,170 @@
+"""voxline-stt with the built-in Whisper engine (--engine whisper --model
+FILE) end to end: a random-weight tiny model written by
+tests/whisper/mkwhisper.py into a temp dir, the real daemon, real HTTP and
+WebSocket clients.
+
+Random weights transcribe nothing real, so no test asserts words: each
+asserts what the engine must do whatever its weights are (the same answer
+for the same audio, every route showing the same transcript, segment times
+inside the audio, refusals named). The numbers of the engine itself are
+checked against a numpy reference in test_whisper_model.
+"""
+import json
+import os
+import re
+import subprocess
+import time
+
+import numpy as np
+import pytest
+
+from conftest import BIN, ROOT, multipart
+from speech import RATE, wav_bytes
+from test_stt import WsClient
+
+MKWHISPER = os.path.join(ROOT, "tests", "whisper", "mkwhisper.py")
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    """A tiny-shaped f16 Whisper file with random weights."""
+    path = tmp_path_factory.mktemp("whisper") / "tiny.bin"
+    subprocess.run(["/usr/bin/python3", MKWHISPER, str(path), "--seed", "3"],
+                   check=True, timeout=60)
+    return str(path)
+
+
+def clip(seconds=3.0, seed=3):
+    """A tone with noise: audio the encoder gets something from."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(RATE * seconds)) / RATE
+    x = np.sin(2 * np.pi * 220 * t) * 8000 + rng.standard_normal(len(t)) * 2000
+    return x.astype(np.int16)
+
+
+def openai(d, pcm, fmt):
+    body, ctype = multipart({"file": ("a.wav", "audio/wav", wav_bytes(pcm))},
+                            {"model": "whisper-1", "response_format": fmt})
+    r = d.post("/v1/audio/transcriptions", body, ctype)
+    assert r.status == 200, r
+    return r
+
+
+def test_health_info_and_deterministic_transcribe(start, model):
+    d = start("stt", "--model", model, "--workers", "2")
+    h = d.get("/healthz").json()
+    assert h["status"] == "ok" and h["engine"] == "whisper"
+    assert h["model"] == model and h["workers"] == 2
+    i = d.get("/info").json()
+    assert i["engine"] == "whisper" and i["model"] == model
+    assert {"whisper", "whisper-server", "pocketsphinx"} <= set(i["engines"])
+    pcm = clip()
+    t0 = time.time()
+    r = d.post_file("/transcribe", wav_bytes(pcm))
+    first_s = time.time() - t0
+    assert r.status == 200, r
+    j = r.json()
+    assert j["engine"] == "whisper" and j["language"] == "en"
+    assert j["duration_ms"] == 3000 and j["processing_ms"] > 0
+    assert isinstance(j["text"], str) and j["text"] == j["text"].strip()
+    for s in j["segments"]:
+        assert 0 <= s["start_ms"] <= s["end_ms"] <= 3000, s
+    assert all(a["start_ms"] <= b["start_ms"] for a, b in zip(j["segments"], j["segments"][1:]))
+    # greedy decoding on fixed weights: the same audio gives the same answer
+    r2 = d.post_file("/transcribe", wav_bytes(pcm)).json()
+    assert r2["text"] == j["text"] and r2["segments"] == j["segments"]
+    # two at once on the two decoders that share one mapped model
+    import threading
+    out = [None, None]
+
+    def go(k):
+        out[k] = d.post_file("/transcribe", wav_bytes(pcm)).json()
+    ts = [threading.Thread(target=go, args=(k,)) for k in range(2)]
+    [t.start() for t in ts]
+    [t.join(60) for t in ts]
+    assert out[0]["text"] == out[1]["text"] == j["text"]
+    print(f"whisper tiny (random f16) /transcribe 3 s clip: {first_s * 1000:.0f} ms "
+          f"(engine {j['processing_ms']:.0f} ms)")
+    # silence: whatever the no-speech decision of random weights is, it
+    # is an answer, not an error
+    s = d.post_file("/transcribe", wav_bytes(np.zeros(RATE, np.int16)))
+    assert s.status == 200 and isinstance(s.json()["text"], str), s
+
+
+def test_openai_route_every_format_from_real_segments(start, model):
+    d = start("stt", "--engine", "whisper", "--model", model)
+    pcm = clip()
+    ref = d.post_file("/transcribe", wav_bytes(pcm)).json()
+    segs = [s for s in ref["segments"] if s["text"]]
+    assert segs, ref          # the fixed model and clip give segments
+    j = openai(d, pcm, "json").json()
+    assert j == {"text": ref["text"]}
+    t = openai(d, pcm, "text").body.decode()
+    assert t.strip() == ref["text"]
+    v = openai(d, pcm, "verbose_json").json()
+    assert v["text"] == ref["text"] and v["duration"] == 3.0
+    # whisper's segments are phrases cut by its timestamps: taken as they are
+    assert [(round(s["start"] * 1000), round(s["end"] * 1000), s["text"])
+            for s in v["segments"]] == \
+        [(s["start_ms"], s["end_ms"], s["text"]) for s in segs]
+    srt = openai(d, pcm, "srt").body.decode()
+    cues = re.findall(r"(\d+)\n(\d\d):(\d\d):(\d\d),(\d{3}) --> (\d\d):(\d\d):(\d\d),(\d{3})\n(.*)\n",
+                      srt)
+    assert len(cues) == len(segs), srt
+
+    def ms(h, m, s, f):
+        return ((int(h) * 60 + int(m)) * 60 + int(s)) * 1000 + int(f)
+    for k, (c, seg) in enumerate(zip(cues, segs)):
+        assert int(c[0]) == k + 1
+        assert ms(*c[1:5]) == seg["start_ms"] and ms(*c[5:9]) == seg["end_ms"]
+        assert c[9] == seg["text"]
+    vtt = openai(d, pcm, "vtt")
+    assert vtt.headers["Content-Type"].startswith("text/vtt")
+    body = vtt.body.decode()
+    assert body.startswith("WEBVTT\n")
+    times = re.findall(r"(\d\d):(\d\d):(\d\d)\.(\d{3}) --> (\d\d):(\d\d):(\d\d)\.(\d{3})", body)
+    assert [(ms(*x[:4]), ms(*x[4:])) for x in times] == \
+        [(s["start_ms"], s["end_ms"]) for s in segs]
+
+
+def test_websocket_gives_the_final_of_the_utterance(start, model):
+    d = start("stt", "--model", model)
+    pcm = clip(2.0, seed=5)
+    ref = d.post_file("/transcribe", wav_bytes(pcm)).json()
+    c = WsClient(d)
+    assert c.ready["partials"] is False     # no partials from whisper yet
+    n = len(c.events)
+    c.stream(pcm.astype("<i2").tobytes(), 640)
+    c.send({"event": "end"})
+    f = c.wait("final", start=n)
+    assert f["text"] == ref["text"] and f["duration_ms"] == 2000
+    c.close()
+
+
+def run_refused(args, env=None):
+    e = dict(os.environ)
+    e.update(env or {})
+    p = subprocess.run([os.path.join(BIN, "voxline-stt"), "--port", "0", *args],
+                       capture_output=True, timeout=30, env=e)
+    assert p.returncode != 0, p
+    return p.stderr.decode()
+
+
+def test_bad_model_files_are_refused_with_the_reason(model, tmp_path):
+    data = open(model, "rb").read()
+    bad_magic = tmp_path / "magic.bin"
+    bad_magic.write_bytes(b"nope" + data[4:4096])
+    err = run_refused(["--model", str(bad_magic)])
+    assert "engine whisper: cannot load" in err and "magic" in err, err
+    cut = tmp_path / "cut.bin"
+    cut.write_bytes(data[:len(data) // 2])
+    err = run_refused(["--engine", "whisper", "--model", str(cut)])
+    assert "engine whisper: cannot load" in err and "truncated" in err, err
+    err = run_refused(["--model", str(tmp_path / "missing.bin")])
+    assert "missing.bin" in err and "No such file" in err, err
+    # --engine whisper is the built-in one: a URL alone is the server's
+    err = run_refused(["--engine", "whisper", "--url", "http://127.0.0.1:9"])
+    assert "whisper-server" in err and "--model" in err, err
+    # the model from the environment, like every flag
+    err = run_refused([], env={"VOXLINE_STT_MODEL": str(bad_magic)})
+    assert "engine whisper: cannot load" in err, err
