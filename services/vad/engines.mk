@@ -13,6 +13,10 @@ VAD_ENGINE_OBJS += $(BUILD)/obj/common/vx_engine.o
 # The WebRTC VAD library is dlopen()ed on first use (engine_webrtc.c).
 VAD_ENGINE_LIBS := -ldl -lm
 
+# tests/integration/test_vad_onset.py and tests/bench/bench_vad.py speak
+# their onset set with flite and espeak-ng voices.
+DEB_PACKAGES += flite espeak-ng
+
 VAD_FLITE_CFLAGS := -I/usr/include/flite
 VAD_FLITE_LIBS := -lflite_cmu_us_slt -lflite_usenglish -lflite_cmulex -lflite -lm
 
