@@ -397,8 +397,8 @@ static void gemm8_case(int type)
 
 VX_TEST(gemm8_matches_dequantise_then_multiply)
 {
-	const int types[] = { QT_Q8_0, QT_Q4_0, QT_Q5_0, QT_IQ4_NL };
-	for (int k = 0; k < 4; k++)
+	const int types[] = { QT_Q8_0, QT_Q4_0, QT_Q5_0, QT_IQ4_NL, QT_Q4_1, QT_Q5_1 };
+	for (int k = 0; k < 6; k++)
 		gemm8_case(types[k]);
 }
 

@@ -606,5 +606,8 @@ quant_tile_fn quant_tile_get(int type, quant_impl impl)
 
 quant_gemm8_fn quant_gemm8_get(int type)
 {
-	return quant_have_avx2() ? quant_gemm8_avx2(type) : NULL;
+	if (!quant_have_avx2())
+		return NULL;
+	quant_gemm8_fn f = quant_gemm8_avx2(type);
+	return f ? f : quant_gemm8_lowbit_avx2(type);
 }

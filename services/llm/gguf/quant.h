@@ -179,6 +179,9 @@ quant_dot_fn quant_dot_avx2(int type);
 quant_tile_fn quant_tile_avx2(int type);
 /* Tiles of the quant_lowbit.c types (quant_avx2.c), NULL for others. */
 quant_tile_fn quant_tile_lowbit_avx2(int type);
+/* VNNI gemms of the quant_lowbit.c types (quant_avx2.c), NULL for others
+ * or without AVX-VNNI. */
+quant_gemm8_fn quant_gemm8_lowbit_avx2(int type);
 quant_gemm8_fn quant_gemm8_avx2(int type);
 /* 0, or -1 when there is no AVX2 quantiser for type. */
 int quant_quantize_avx2(int type, const float *src, void *dst, int64_t n);

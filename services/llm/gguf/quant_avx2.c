@@ -9,6 +9,8 @@
 #include <string.h>
 
 #if defined(__x86_64__)
+#include <cpuid.h>
+
 #include "quant_simd.h"
 
 AVX2 static float dot_f32(int n, const void *w, const void *a)
@@ -506,6 +508,103 @@ quant_tile_fn quant_tile_lowbit_avx2(int type)
 	}
 }
 
+/* ---- VNNI prefill gemm for Q4_1/Q5_1: 8 rows x up to 16 tokens of Q8_0U
+ * activations. As quant_gemm_avx2.c's for Q8_0: per block the 8 rows'
+ * quants are transposed so vector k holds bytes 4k..4k+3 of every row and
+ * one dpbusd per 4 bytes of a token serves all 8 rows; the +128 of the
+ * unsigned activations is taken off through the rows' quant sums, and the
+ * offset m through the token's activation sum. ---- */
+
+AVX2 static inline void transpose8x8_i32(__m256i v[8])
+{
+	__m256i a[8], b[8];
+	for (int k = 0; k < 8; k += 2) {
+		a[k] = _mm256_unpacklo_epi32(v[k], v[k + 1]);
+		a[k + 1] = _mm256_unpackhi_epi32(v[k], v[k + 1]);
+	}
+	for (int k = 0; k < 8; k += 4) {
+		b[k] = _mm256_unpacklo_epi64(a[k], a[k + 2]);
+		b[k + 1] = _mm256_unpackhi_epi64(a[k], a[k + 2]);
+		b[k + 2] = _mm256_unpacklo_epi64(a[k + 1], a[k + 3]);
+		b[k + 3] = _mm256_unpackhi_epi64(a[k + 1], a[k + 3]);
+	}
+	for (int k = 0; k < 4; k++) {
+		v[k] = _mm256_permute2x128_si256(b[k], b[k + 4], 0x20);
+		v[k + 4] = _mm256_permute2x128_si256(b[k], b[k + 4], 0x31);
+	}
+}
+
+__attribute__((always_inline)) VNNI static inline void
+gemm8_min32(int type, size_t bb, int n, const void *w, size_t ws, const void *a, size_t as,
+	    int nt, float *out, size_t os)
+{
+	__m256 acc[QUANT_GEMM8_TOKENS];
+	for (int t = 0; t < nt; t++)
+		acc[t] = _mm256_setzero_ps();
+	const __m256i ones = _mm256_set1_epi8(1);
+	const uint8_t *wb = w, *ab = a;
+	for (int i = 0; i < n / QK4_0; i++) {
+		__m256i g[8];
+		float dv[8], mv[8];
+		for (int r = 0; r < 8; r++) {
+			unpacked32 u = unpack32(type, wb + r * ws + (size_t)i * bb);
+			g[r] = u.q;
+			dv[r] = u.d;
+			mv[r] = u.m;
+		}
+		__m256 dx = _mm256_loadu_ps(dv), mx = _mm256_loadu_ps(mv);
+		transpose8x8_i32(g);
+		__m256i sumw = _mm256_setzero_si256();
+		for (int k = 0; k < 8; k++)
+			sumw = _mm256_dpbusd_avx_epi32(sumw, ones, g[k]);
+		sumw = _mm256_slli_epi32(sumw, 7);
+		for (int t = 0; t < nt; t++) {
+			const block_q8_0u *y = (const block_q8_0u *)(ab + t * as) + i;
+			__m256i s = _mm256_setzero_si256();
+			for (int k = 0; k < 8; k++) {
+				int v;
+				memcpy(&v, y->qs + 4 * k, 4);
+				s = _mm256_dpbusd_avx_epi32(s, _mm256_set1_epi32(v), g[k]);
+			}
+			s = _mm256_sub_epi32(s, sumw);
+			/* sum of the token's signed activations: bytes - 128 */
+			__m256i sad = _mm256_sad_epu8(_mm256_loadu_si256((const __m256i *)y->qs),
+						      _mm256_setzero_si256());
+			__m128i s2 = _mm_add_epi64(_mm256_castsi256_si128(sad), _mm256_extracti128_si256(sad, 1));
+			int sa = (int)(_mm_cvtsi128_si64(s2) + _mm_extract_epi64(s2, 1)) - 32 * 128;
+			acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(dx, _mm256_set1_ps(y->d)),
+						 _mm256_cvtepi32_ps(s), acc[t]);
+			acc[t] = _mm256_fmadd_ps(mx, _mm256_set1_ps(y->d * (float)sa), acc[t]);
+		}
+	}
+	for (int t = 0; t < nt; t++)
+		_mm256_storeu_ps(out + t * os, acc[t]);
+}
+
+VNNI static void gemm8_q4_1(int n, const void *w, size_t ws, const void *a, size_t as,
+			    int nt, float *out, size_t os)
+{
+	gemm8_min32(QT_Q4_1, sizeof(block_q4_1), n, w, ws, a, as, nt, out, os);
+}
+
+VNNI static void gemm8_q5_1(int n, const void *w, size_t ws, const void *a, size_t as,
+			    int nt, float *out, size_t os)
+{
+	gemm8_min32(QT_Q5_1, sizeof(block_q5_1), n, w, ws, a, as, nt, out, os);
+}
+
+quant_gemm8_fn quant_gemm8_lowbit_avx2(int type)
+{
+	unsigned int eax, ebx, ecx, edx;   /* AVX-VNNI: CPUID 7.1 EAX bit 4 */
+	if (!__get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx) || !(eax & (1u << 4)))
+		return NULL;
+	switch (type) {
+	case QT_Q4_1: return gemm8_q4_1;
+	case QT_Q5_1: return gemm8_q5_1;
+	default: return NULL;
+	}
+}
+
 /* ---- activation quantisers (same results as quant.c's up to ties) ---- */
 
 AVX2 static inline __m256i pack_i32x4_to_i8(__m256i a, __m256i b, __m256i c, __m256i d)
@@ -637,6 +736,12 @@ quant_dot_fn quant_dot_avx2(int type)
 }
 
 quant_tile_fn quant_tile_lowbit_avx2(int type)
+{
+	(void)type;
+	return NULL;
+}
+
+quant_gemm8_fn quant_gemm8_lowbit_avx2(int type)
 {
 	(void)type;
 	return NULL;
