@@ -4,8 +4,8 @@ bench_gguf (random weights, real dimensions), 2 threads each.
 
 1. For 1, 4, 8 and 16 concurrent streams, each server with as many slots
    (voxline --slots N; llama-server -np N, continuous batching on): the
-   aggregate decode rate (completion tokens of all streams / wall time of
-   the round) and the p95 time to first token over all requests. Every
+   aggregate decode rate (tokens of all streams per second while all of
+   them decode) and the p95 time to first token over all requests. Every
    request has its own prompt (no cached prefix) and asks for MAX_TOKENS.
 2. One conversation's 5 turns while 3 other conversations stream: the
    prompt tokens each turn ran (timings.prompt_n) and took from its slot
@@ -30,7 +30,7 @@ from bench_gguf import model_file
 
 THREADS = 2
 STREAMS = [int(x) for x in os.environ.get("BENCH_BATCH_STREAMS", "1,4,8,16").split(",")]
-MAX_TOKENS = 48
+MAX_TOKENS = 64
 CTX_PER_SLOT = 512
 ROUNDS = int(os.environ.get("BENCH_BATCH_ROUNDS", "2"))
 LLAMA_SERVER = os.environ.get("LLAMA_SERVER", "/tmp/ref/llama.cpp/build/bin/llama-server")
@@ -38,8 +38,8 @@ LLAMA_BUILT = "/tmp/ref/llama.cpp/BUILT"
 
 
 def stream(port, messages, max_tokens, out, k):
-    """One streaming chat completion; out[k] = (ttft_s, end_s, tokens) with
-    times from the round's start (perf_counter)."""
+    """One streaming chat completion; out[k] = (first token, end, tokens,
+    [time of each token]) in perf_counter seconds."""
     body = json.dumps({"messages": messages, "max_tokens": max_tokens, "temperature": 0,
                        "stream": True, "ignore_eos": True}).encode()
     s = socket.create_connection(("127.0.0.1", port), timeout=600)
@@ -47,7 +47,7 @@ def stream(port, messages, max_tokens, out, k):
     s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
               b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
               + body)
-    buf, ttft, tokens, tail = b"", None, 0, b""
+    buf, ttft, tokens, tail, stamps = b"", None, 0, b"", []
     try:
         while True:
             b = s.recv(65536)
@@ -63,6 +63,7 @@ def stream(port, messages, max_tokens, out, k):
                 for c in ch.get("choices") or []:
                     if (c.get("delta") or {}).get("content"):
                         tokens += 1
+                        stamps.append(time.perf_counter())
                         if ttft is None:
                             ttft = time.perf_counter()
             if b"data: [DONE]" in buf:
@@ -71,7 +72,7 @@ def stream(port, messages, max_tokens, out, k):
         s.close()
     if not buf.startswith(b"HTTP/1.1 200") or ttft is None:
         raise RuntimeError("bad stream: %r" % buf[:300])
-    out[k] = (ttft, time.perf_counter(), tokens)
+    out[k] = (ttft, time.perf_counter(), tokens, stamps)
 
 
 def prompt(tag):
@@ -80,9 +81,19 @@ def prompt(tag):
                                         f"lighthouse keeper and a storm at sea."}]
 
 
+def decode_rate(out):
+    """Tokens per second of all streams together while all of them decode
+    (from the last first token to the first end: prefill is not in it)."""
+    lo, hi = max(o[0] for o in out), min(o[1] for o in out)
+    n = sum(1 for o in out for t in o[3] if lo < t <= hi)
+    if hi - lo < 0.5 or n < len(out):      # hardly overlapped: whole rounds
+        return sum(o[2] for o in out) / (max(o[1] for o in out) - min(o[0] for o in out))
+    return n / (hi - lo)
+
+
 def concurrency(port, n, label):
-    """ROUNDS rounds of n streams at once: (aggregate tok/s best round,
-    p95 ttft ms over all requests)."""
+    """ROUNDS rounds of n streams at once: (aggregate decode tok/s of the
+    best round, p95 ttft ms over all requests)."""
     ttfts, best = [], 0.0
     for r in range(ROUNDS):
         out = [None] * n
@@ -95,8 +106,7 @@ def concurrency(port, n, label):
             t.join()
         if any(o is None for o in out):
             raise RuntimeError(f"{label}: a stream failed")
-        wall = max(o[1] for o in out) - t0
-        best = max(best, sum(o[2] for o in out) / wall)
+        best = max(best, decode_rate(out))
         ttfts += [(o[0] - t0) * 1e3 for o in out]
     return best, pct(ttfts, 95)
 
