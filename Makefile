@@ -149,9 +149,16 @@ MODEL_FILE ?= models/qwen2.5-0.5b-instruct-q8_0.gguf
 # The expected sha256; empty: the server's (URL.sha256, or Hugging Face's
 # X-Linked-Etag, which is the LFS object's sha256). See tools/fetch_model.sh.
 MODEL_SHA256 ?=
+# The built-in Whisper engine's model (voxline-stt picks it up from this
+# path). Checked like the above (whisper.cpp's models/README.md gives its
+# SHA-1 as 137c40403d78fd54d454da0f9bd998f78703390c).
+WHISPER_MODEL_URL ?= https://huggingface.co/ggerganov/whisper.cpp/resolve/main/ggml-base.en.bin
+WHISPER_MODEL_FILE ?= models/ggml-base.en.bin
+WHISPER_MODEL_SHA256 ?=
 # Resumable (models/*.part), with a progress bar, checksum-verified.
 models:
 	@sh tools/fetch_model.sh '$(MODEL_URL)' '$(MODEL_FILE)' '$(MODEL_SHA256)'
+	@sh tools/fetch_model.sh '$(WHISPER_MODEL_URL)' '$(WHISPER_MODEL_FILE)' '$(WHISPER_MODEL_SHA256)'
 
 clean:
 	rm -rf build build-asan

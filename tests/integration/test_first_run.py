@@ -276,7 +276,10 @@ SHA = hashlib.sha256(MODEL).hexdigest()
 def fetch(url, dest, sha="", make=False):
     if make:
         argv = ["make", "-s", "-C", ROOT, "--no-print-directory", "models",
-                "MODEL_URL=" + url, "MODEL_FILE=" + str(dest), "MODEL_SHA256=" + sha]
+                "MODEL_URL=" + url, "MODEL_FILE=" + str(dest), "MODEL_SHA256=" + sha,
+                # its second fetch (the Whisper model) to the same loopback file
+                "WHISPER_MODEL_URL=" + url, "WHISPER_MODEL_FILE=" + str(dest),
+                "WHISPER_MODEL_SHA256=" + sha]
     else:
         argv = ["sh", FETCH, url, str(dest), sha]
     return subprocess.run(argv, capture_output=True, text=True, timeout=120)
@@ -363,6 +366,9 @@ def test_on_a_terminal_run_offers_the_download_and_uses_the_model(files, tmp_pat
     base = free_base()
     env = dict(os.environ, MODEL_URL=files.url + "/tiny.gguf",
                MODEL_FILE=str(models / "tiny.gguf"), MODEL_SHA256="",
+               # `make models` fetches the Whisper model too: the same file
+               WHISPER_MODEL_URL=files.url + "/tiny.gguf",
+               WHISPER_MODEL_FILE=str(models / "tiny.gguf"), WHISPER_MODEL_SHA256="",
                VOXLINE_LLM_URL="http://127.0.0.1:%d" % closed_port())
     for svc in ("VAD", "STT", "TTS", "LLM", "ORCHESTRATOR"):
         env["VOXLINE_%s_DRAIN_DELAY_S" % svc] = "0"
