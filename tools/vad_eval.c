@@ -357,7 +357,8 @@ static int evaluate(const vad_engine_ops *e, int mode, int frame_ms,
 		res.cpu_s += cpu_now() - t0;
 		if (r < 0)
 			goto out_destroy;
-		vad_segmenter_push(&seg, r, seg_collect, &segs);
+		vad_segmenter_push_onset(&seg, r, vad_engine_onset_ms(e, st),
+					 seg_collect, &segs);
 		for (; k < t->nseg && t->seg_end[k] <= (int64_t)off; k++)
 			;
 		for (int j = k; j < t->nseg && t->seg_start[j] < (int64_t)(off + frame); j++) {

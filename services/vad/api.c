@@ -203,7 +203,10 @@ static void ws_feed16k(vx_svcws_conn *cn, ws_detect *w, const int16_t *pcm,
 			continue;
 		int speech = w->svc->engine->process(w->engine_state, w->frame,
 						     w->frame_len);
-		vad_segmenter_push(&w->seg, speech > 0, ws_seg_event, cn);
+		vad_segmenter_push_onset(&w->seg, speech > 0,
+					 vad_engine_onset_ms(w->svc->engine,
+							     w->engine_state),
+					 ws_seg_event, cn);
 		w->frame_fill = 0;
 	}
 	w->samples += (int64_t)n;

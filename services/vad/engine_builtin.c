@@ -30,6 +30,14 @@
  * (-58 dBFS over the bands) are never speech, so digital silence and
  * dither stay non-speech.
  *
+ * A weaker onset test (the likelihood tests at ONSET_FRAC of their
+ * thresholds, a fricative band ONSET_SNR over its noise, a lower absolute
+ * floor) marks runs of hops that pass it (bridging gaps of
+ * ONSET_GAP_HOPS); when
+ * speech is confirmed the segmenter moves the start back over them
+ * (onset_ms), so the quiet start of /f/, /h/ or /th/, which the speech
+ * test only passes once the vowel comes, is in the segment.
+ *
  * A 20 or 30 ms frame is speech when at least half of its hops are. Tuned
  * with tools/vad_eval (flite speech in silence, white and pink noise).
  */
@@ -68,6 +76,12 @@
 #define FRIC_SCALE 2.0f             /* their mean log LR alone must pass this
 				       many times the threshold */
 #define ABS_FLOOR_RMS 40.0f         /* band RMS in PCM16 units (-58 dBFS) */
+#define ONSET_FRAC 0.1f             /* the onset test: this fraction of the
+				       speech test's thresholds, */
+#define ONSET_SNR 2.0f              /* a fricative band this far over noise */
+#define ONSET_FLOOR_RMS 20.0f       /* and of its absolute floor (-64 dBFS) */
+#define ONSET_GAP_HOPS 2            /* a run of onset hops bridges this many
+				       failing hops */
 
 typedef struct level {
 	float llr_threshold;        /* mean log LR a speech hop must exceed */
@@ -106,6 +120,8 @@ typedef struct builtin {
 	int speech;                 /* decision of the last hop */
 	int raw;                    /* the last hop passed the test itself
 				       (speech without the hangover) */
+	long onset_first;           /* first hop of the current onset run */
+	long onset_last;            /* its last hop that passed, -1 if none */
 } builtin;
 
 static void fft_init(builtin *b)
@@ -279,6 +295,23 @@ static void update_noise(builtin *b)
 	}
 }
 
+/* The onset test: the likelihood ratios pass ONSET_FRAC of the speech
+ * test's thresholds and some fricative band (wide bands, whose noise power
+ * is steady) stands ONSET_SNR above its noise; a slow rise of the
+ * background by a few dB does not pass it. */
+static int onset_passed(const builtin *b, float llr, float llr_hi)
+{
+	float top = 0.0f;
+
+	if (llr <= ONSET_FRAC * b->lv.llr_threshold &&
+	    llr_hi <= ONSET_FRAC * FRIC_SCALE * b->lv.llr_threshold)
+		return 0;
+	for (int k = FRIC_BAND; k < NBANDS; k++)
+		if (b->power[k] > top * b->noise[k])
+			top = b->power[k] / b->noise[k];
+	return top > ONSET_SNR;
+}
+
 /* Mean log likelihood ratio of speech over all bands (ret) and over the
  * fricative bands (ret_hi). */
 static float likelihood(builtin *b, float *ret_hi)
@@ -327,6 +360,15 @@ static int decide_hop(builtin *b)
 	      (llr > b->lv.llr_threshold ||
 	       llr_hi > FRIC_SCALE * b->lv.llr_threshold) &&
 	      band_power > ABS_FLOOR_RMS * ABS_FLOOR_RMS;
+	/* the weaker onset test: where the sound began, for the look-back */
+	if (b->hops >= INIT_HOPS &&
+	    (raw || onset_passed(b, llr, llr_hi)) &&
+	    band_power > ONSET_FLOOR_RMS * ONSET_FLOOR_RMS) {
+		if (b->onset_last < 0 ||
+		    b->hops - b->onset_last > ONSET_GAP_HOPS + 1)
+			b->onset_first = b->hops;
+		b->onset_last = b->hops;
+	}
 	if (raw)
 		b->hang = b->lv.hangover_hops;
 	else if (b->hang > 0)
@@ -348,6 +390,7 @@ static int builtin_create(const vad_config *cfg, void **ret_state)
 	if (!b)
 		return -ENOMEM;
 	b->lv = levels[cfg->aggressiveness];
+	b->onset_last = -1;
 	fft_init(b);
 	bands_init(b);
 	*ret_state = b;
@@ -379,6 +422,16 @@ static int builtin_process(void *state, const int16_t *pcm, size_t n)
 	return 2 * speech >= hops;
 }
 
+static int builtin_onset_ms(void *state)
+{
+	const builtin *b = state;
+
+	/* hops is one past the last analysed hop */
+	if (!b || b->onset_last < 0 || b->hops - 1 != b->onset_last)
+		return 0;
+	return (int)(b->hops - b->onset_first) * (HOP * 1000 / VAD_RATE);
+}
+
 const vad_engine_ops vad_engine_builtin = {
 	.name = "builtin",
 	.description = "statistical-model VAD (per-bin likelihood ratio, "
@@ -386,4 +439,5 @@ const vad_engine_ops vad_engine_builtin = {
 	.create = builtin_create,
 	.destroy = builtin_destroy,
 	.process = builtin_process,
+	.onset_ms = builtin_onset_ms,
 };

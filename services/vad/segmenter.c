@@ -6,6 +6,9 @@
  * (speech_start) when it spans min_speech_ms; it ends (speech_end) when
  * min_silence_ms of non-speech follows its last speech frame, or at finish.
  * A run that never reaches min_speech_ms is dropped without any event.
+ * The start a segment reports is its run's first speech frame moved back
+ * by the engine's onset look-back (bounded; padded, it never reaches into
+ * the previous segment); confirmation still counts from the frame.
  */
 #include "vad_engine.h"
 
@@ -24,6 +27,7 @@ static void reset_run(vad_segmenter *s)
 {
 	s->in_speech = 0;
 	s->run_start_ms = -1;
+	s->onset_ms = -1;
 	s->last_speech_ms = -1;
 	s->seg_start_ms = -1;
 }
@@ -49,13 +53,14 @@ void vad_segmenter_init(vad_segmenter *s, const vad_seg_config *cfg)
 	s->cfg = c;
 	s->t_ms = 0;
 	s->speech_ms = 0;
+	s->prev_end_ms = 0;
 	reset_run(s);
 }
 
 /* Opens the segment of the current run: reports its padded start. */
 static void open_segment(vad_segmenter *s, vad_seg_cb cb, void *user)
 {
-	int64_t start = s->run_start_ms - s->cfg.pad_ms;
+	int64_t start = s->onset_ms - s->cfg.pad_ms;
 
 	if (start < 0)
 		start = 0;
@@ -74,20 +79,46 @@ static void close_segment(vad_segmenter *s, int64_t now_ms, vad_seg_cb cb,
 	if (end > now_ms)
 		end = now_ms;
 	s->speech_ms += end - s->seg_start_ms;
+	s->prev_end_ms = end + s->cfg.pad_ms;
 	if (cb)
 		cb(user, VAD_SPEECH_END, s->seg_start_ms, end);
 	reset_run(s);
 }
 
+/* Where a run whose first speech frame is [t0, t1) began: t1 - onset_ms,
+ * no earlier than VAD_LOOKBACK_MS_MAX before t0, nor than the previous
+ * segment's end plus the padding. */
+static int64_t run_onset(const vad_segmenter *s, int64_t t0, int64_t t1,
+			 int onset_ms)
+{
+	int64_t on = t1 - onset_ms;
+
+	if (on > t0)
+		on = t0;
+	if (on < t0 - VAD_LOOKBACK_MS_MAX)
+		on = t0 - VAD_LOOKBACK_MS_MAX;
+	if (on < s->prev_end_ms)
+		on = s->prev_end_ms < t0 ? s->prev_end_ms : t0;
+	return on < 0 ? 0 : on;
+}
+
 void vad_segmenter_push(vad_segmenter *s, int is_speech, vad_seg_cb cb,
 			void *user)
+{
+	vad_segmenter_push_onset(s, is_speech, 0, cb, user);
+}
+
+void vad_segmenter_push_onset(vad_segmenter *s, int is_speech, int onset_ms,
+			      vad_seg_cb cb, void *user)
 {
 	int64_t t0 = s->t_ms, t1 = s->t_ms + s->cfg.frame_ms;
 
 	s->t_ms = t1;
 	if (is_speech > 0) {
-		if (s->run_start_ms < 0)
+		if (s->run_start_ms < 0) {
 			s->run_start_ms = t0;
+			s->onset_ms = run_onset(s, t0, t1, onset_ms);
+		}
 		s->last_speech_ms = t1;
 		if (!s->in_speech &&
 		    t1 - s->run_start_ms >= s->cfg.min_speech_ms)

@@ -97,7 +97,8 @@ int vad_engine_detect(const vad_engine_ops *e, const vad_config *cfg,
 		r = e->process(st, f, frame);
 		if (r < 0)
 			goto out_free_segs;
-		vad_segmenter_push(&seg, r, collect_cb, &c);
+		vad_segmenter_push_onset(&seg, r, vad_engine_onset_ms(e, st),
+					 collect_cb, &c);
 	}
 	vad_segmenter_finish(&seg, collect_cb, &c);
 	r = c.err;

@@ -18,10 +18,14 @@
  * Times are milliseconds from the first frame pushed. Segments never
  * overlap and come out in order; speech_start is reported once a run of
  * speech is min_speech_ms long (so it lags the audio by that much) and
- * speech_end once min_silence_ms of non-speech has followed it.
+ * speech_end once min_silence_ms of non-speech has followed it. A run's
+ * reported start is its first speech frame, moved back to where the engine
+ * says the sound began (onset_ms, at most VAD_LOOKBACK_MS_MAX, never into
+ * the previous segment); when the run is confirmed does not change.
  *
  *     void *st; e->create(&cfg, &st);
- *     for each 20 ms frame: vad_segmenter_push(&seg, e->process(st, f, 320), cb, user);
+ *     for each 20 ms frame: vad_segmenter_push_onset(&seg, e->process(st, f, 320),
+ *                               vad_engine_onset_ms(e, st), cb, user);
  *     vad_segmenter_finish(&seg, cb, user); e->destroy(st);
  *
  * or, for a whole buffer: vad_engine_detect(e, &cfg, &scfg, pcm, n, &segs);
@@ -57,7 +61,20 @@ typedef struct vad_engine_ops {
 	 * Returns 1 speech, 0 not speech, negative errno on error (-EINVAL for
 	 * any other n or NULL pcm). Frame sizes may change between calls. */
 	int (*process)(void *state, const int16_t *pcm, size_t n);
+	/* Optional (NULL: none). After process(): how many ms before the end
+	 * of that frame the sound now going on first rose above the noise
+	 * floor (a weaker test than speech: onsets such as /f/, /h/, /th/
+	 * pass it before they pass process's), 0 if the frame is not above
+	 * it. The segmenter starts a segment there (look-back), bounded by
+	 * VAD_LOOKBACK_MS_MAX. */
+	int (*onset_ms)(void *state);
 } vad_engine_ops;
+
+/* e's onset_ms for state, 0 when e has none. */
+static inline int vad_engine_onset_ms(const vad_engine_ops *e, void *state)
+{
+	return e->onset_ms ? e->onset_ms(state) : 0;
+}
 
 extern const vad_engine_ops *const vad_engines[];   /* NULL-terminated */
 /* The engine called name or aliased so (case ignored), or NULL. NULL or ""
@@ -71,6 +88,7 @@ const vx_engine *vad_engine_at(size_t i);
 #define VAD_MIN_SPEECH_MS_DEFAULT 250
 #define VAD_MIN_SILENCE_MS_DEFAULT 300
 #define VAD_SEG_MS_MAX 10000         /* upper bound of min_speech/min_silence/pad */
+#define VAD_LOOKBACK_MS_MAX 300      /* a run's start moves back at most this */
 
 typedef struct vad_seg_config {
 	int frame_ms;         /* 10, 20 or 30 */
@@ -92,6 +110,8 @@ typedef struct vad_segmenter {
 	int64_t t_ms;          /* time of the next frame */
 	int in_speech;         /* a segment is open (confirmed) */
 	int64_t run_start_ms;  /* start of the current speech run, -1 if none */
+	int64_t onset_ms;      /* its start moved back by the look-back */
+	int64_t prev_end_ms;   /* end of the last segment + pad_ms, 0 if none */
 	int64_t last_speech_ms;/* end of the last speech frame */
 	int64_t seg_start_ms;  /* reported (padded) start of the open segment */
 	int64_t speech_ms;     /* total of emitted segments */
@@ -104,6 +124,9 @@ void vad_segmenter_init(vad_segmenter *s, const vad_seg_config *cfg);
  * engine error) counts as not speech. cb may be NULL. */
 void vad_segmenter_push(vad_segmenter *s, int is_speech, vad_seg_cb cb,
 			void *user);
+/* The same with the engine's onset_ms for this frame (look-back). */
+void vad_segmenter_push_onset(vad_segmenter *s, int is_speech, int onset_ms,
+			      vad_seg_cb cb, void *user);
 /* Closes an open segment at the current time (a run still shorter than
  * min_speech_ms is dropped). The segmenter can go on being pushed after. */
 void vad_segmenter_finish(vad_segmenter *s, vad_seg_cb cb, void *user);

@@ -1,12 +1,17 @@
 """voxline-vad: POST /detect throughput and latency on the 31 s white20 file
 (sequential and 4 concurrent clients), real-time factor, idle and loaded
-resident memory, and tools/vad_eval's precision/recall/boundary table."""
+resident memory, tools/vad_eval's precision/recall/boundary table, and the
+onset table of tests/integration/test_vad_onset.py (sentences starting with
+th, f, s, h, p and controls, flite and espeak-ng voices, clean and 20 dB
+white/pink noise: onset error median/p90/max and frame precision/recall per
+class and condition)."""
 import os
 import subprocess
 import tempfile
 import threading
 import time
 
+import test_vad_onset as onset   # tests/integration is on sys.path
 from benchutil import pct, rss_mb, start
 
 SEQ_REQUESTS = 40
@@ -65,6 +70,15 @@ def main(bin_dir, tools_dir):
               f"{n * audio_s / wall:.0f} s of audio per s; latency p50 "
               f"{pct(lat, 50):.1f} ms p99 {pct(lat, 99):.1f} ms", flush=True)
         print(f"RSS after load {rss_mb(d.proc.pid):.1f} MB", flush=True)
+
+        print("\nonset (ms, detected - true; p90/max of |error|):",
+              flush=True)
+        clips, noise_only = onset.build_set()
+        onset.evaluate(d, clips)
+        onset.report(clips, lambda line: print(line, flush=True))
+        for c in noise_only:
+            print(f"noise only {c['cond']}: {len(onset.detect(d, c['wav']))}"
+                  " segment(s)", flush=True)
     finally:
         d.stop()
 

@@ -10,12 +10,14 @@ The set is built at run time (nothing stored); the true onset of a clip is
 its first sample above a tiny threshold in the clean synthesis. The same
 code is the measurement of tests/bench/bench_vad.py (evaluate, report)."""
 import io
+import json
 import subprocess
 import tempfile
 import wave
 
 import numpy as np
 import pytest
+import websocket
 
 RATE = 16000
 LEAD_MS = 1500            # speech is placed here (plus the synth's own lead)
@@ -268,3 +270,33 @@ def test_weak_onsets_found_within_100ms(start, onset_set):
     for c in noise_only:
         segs = detect(d, c["wav"])
         assert segs == [], f"noise only ({c['cond']}): {segs}"
+
+
+def test_ws_speech_start_carries_the_onset(start, onset_set):
+    """/ws/detect's speech_start events report the same (looked-back)
+    start as POST /detect, for weak onsets in noise."""
+    clips, _ = onset_set
+    d = start("vad")
+    some = [c for c in clips if c["cls"] in ("f", "h", "th")
+            and c["cond"] == "white20"][::4]
+    for c in some:
+        want = detect(d, c["wav"])
+        pcm = c["wav"][44:]
+        ws = websocket.create_connection(d.ws_url + "/ws/detect", timeout=30)
+        try:
+            ws.send(json.dumps({"event": "config", "sample_rate": RATE}))
+            assert json.loads(ws.recv())["event"] == "ready"
+            for i in range(0, len(pcm), 640):
+                ws.send_binary(pcm[i:i + 640])
+            ws.send(json.dumps({"event": "end"}))
+            starts = []
+            while True:
+                ev = json.loads(ws.recv())
+                if ev["event"] == "speech_start":
+                    starts.append(ev["start_ms"])
+                elif ev["event"] == "done":
+                    break
+        finally:
+            ws.close()
+        assert starts == [s for s, _ in want], (c["text"], starts, want)
+        assert abs(starts[0] - c["onset_ms"]) <= MAX_ERR_MS, (c["text"], starts)
