@@ -13,7 +13,11 @@ bench_gguf (random weights, real dimensions), 2 threads each.
 
 llama-server comes from the reference build in /tmp/ref/llama.cpp (or
 LLAMA_SERVER=path); when it is not there the comparison is skipped with a
-message. Targets are quoted, never enforced: 8 streams >= 4x one stream,
+message. The reference build uses OpenMP, whose threads spin while they
+wait: on a machine that is busy with other work, run with
+OMP_WAIT_POLICY=passive (inherited by llama-server) or its figures collapse
+(measured here under load: 0.4 tok/s spinning, 24 tok/s passive). Targets
+are quoted, never enforced: 8 streams >= 4x one stream,
 and >= llama-server's aggregate. BENCH_BATCH_ROUNDS (2) rounds per row; BENCH_BATCH_STREAMS
 (1,4,8,16) the stream counts.
 """
