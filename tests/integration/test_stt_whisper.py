@@ -168,3 +168,29 @@ def test_bad_model_files_are_refused_with_the_reason(model, tmp_path):
     # the model from the environment, like every flag
     err = run_refused([], env={"VOXLINE_STT_MODEL": str(bad_magic)})
     assert "engine whisper: cannot load" in err, err
+
+
+def test_default_engine_is_whisper_when_models_has_base_en(model, tmp_path):
+    """No --engine, no --model: models/ggml-base.en.bin (where `make models`
+    puts it) under the working directory makes whisper the engine."""
+    (tmp_path / "models").mkdir()
+    os.symlink(model, tmp_path / "models" / "ggml-base.en.bin")
+    e = dict(os.environ, VOXLINE_STT_DRAIN_DELAY_S="0")
+    p = subprocess.Popen([os.path.join(BIN, "voxline-stt"), "--port", "0"],
+                         stderr=subprocess.PIPE, cwd=str(tmp_path), env=e)
+    try:
+        lines = []
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            line = p.stderr.readline().decode()
+            if not line:
+                break
+            lines.append(line)
+            if "listening on" in line:
+                break
+        log = "".join(lines)
+        assert "engine whisper, model models/ggml-base.en.bin" in log, log
+    finally:
+        p.terminate()
+        assert p.wait(30) == 0
+        p.stderr.close()
