@@ -911,3 +911,32 @@ void vx_wy_artifact(vx_buf *b, const char *name, const char *description,
 	vx_buf_json_str(b, version ? version : "", version ? strlen(version) : 0);
 	vx_buf_puts(b, ",");
 }
+
+int vx_wy_start(const char *service, const vx_daemon_opts *d, int port,
+		vx_server *server, const vx_wy_ops *ops, void *user,
+		vx_wy_server **ret)
+{
+	vx_wy_server_config cfg = {
+		.service = service, .host = d->host, .port = port,
+		.max_connections = d->max_connections,
+		.idle_timeout_s = d->idle_timeout_s,
+		.server = server, .ops = ops, .user = user,
+	};
+	int r = vx_wy_server_new(&cfg, ret);
+	if (r < 0)
+		return r;
+	vx_log_info(NULL, "wyoming on %s:%d", d->host, vx_wy_server_port(*ret));
+	if (d->api_key && *d->api_key)
+		vx_log_warn(NULL, "--api-key does not cover the Wyoming port "
+			    "(the protocol has no authentication): keep it on "
+			    "a trusted network");
+	return 0;
+}
+
+void vx_wy_forward_error(vx_wy_conn *c, const cJSON *event)
+{
+	const cJSON *code = cJSON_GetObjectItemCaseSensitive(event, "code");
+	const cJSON *msg = cJSON_GetObjectItemCaseSensitive(event, "message");
+	vx_wy_error(c, cJSON_IsString(code) ? code->valuestring : "error",
+		    "%s", cJSON_IsString(msg) ? msg->valuestring : "");
+}

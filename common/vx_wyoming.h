@@ -40,6 +40,7 @@
 #include <stddef.h>
 
 #include "vx_buf.h"
+#include "vx_daemon.h"
 #include "vx_server.h"
 #include "vx_svcws.h"
 
@@ -113,6 +114,13 @@ void vx_wy_server_drain(vx_wy_server *w, int timeout_s);
  * still referenced by jobs and frees. NULL is fine. */
 void vx_wy_server_free(vx_wy_server *w);
 
+/* A service's listener from its daemon options (host, --max-connections,
+ * --idle-timeout-s): binds, logs the address and warns when --api-key is
+ * set, since the protocol has no authentication. */
+int vx_wy_start(const char *service, const vx_daemon_opts *d, int port,
+		vx_server *server, const vx_wy_ops *ops, void *user,
+		vx_wy_server **ret);
+
 /* ---- on a connection ---- */
 
 void *vx_wy_user(const vx_wy_conn *c);
@@ -129,6 +137,9 @@ int vx_wy_send(vx_wy_conn *c, const char *type, const char *data_json,
 /* {"type":"error","data":{"text":...,"code":code}} */
 int vx_wy_error(vx_wy_conn *c, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* A service WebSocket error event ({"code","message"}) sent on as a
+ * Wyoming error. */
+void vx_wy_forward_error(vx_wy_conn *c, const cJSON *event);
 /* Any thread: closes after what is queued has been written. */
 void vx_wy_close(vx_wy_conn *c);
 

@@ -24,7 +24,6 @@
 #include <string.h>
 
 #include "stt_service.h"
-#include "vx_log.h"
 #include "vx_wyoming.h"
 
 #define WY_LANG_MAX 32
@@ -247,10 +246,7 @@ static void wy_ws_text(vx_wy_conn *c, void *state, const char *text,
 		st->tr_started = false;
 		vx_buf_reset(&st->sent);
 	} else if (!strcmp(name, "error")) {
-		const cJSON *code = cJSON_GetObjectItemCaseSensitive(j, "code");
-		const cJSON *msg = cJSON_GetObjectItemCaseSensitive(j, "message");
-		vx_wy_error(c, cJSON_IsString(code) ? code->valuestring : "error",
-			    "%s", cJSON_IsString(msg) ? msg->valuestring : "");
+		vx_wy_forward_error(c, j);
 	}
 	/* ready, cancelled, done: nothing in Wyoming */
 	cJSON_Delete(j);
@@ -296,20 +292,5 @@ int stt_wyoming_start(stt_service *svc, vx_server *server, int port,
 		      vx_wy_server **ret)
 {
 	vx_wy_svcws_ops(stt_ws_ops(), &wy_ws_ops);
-	vx_wy_server_config cfg = {
-		.service = "stt", .host = svc->d.host, .port = port,
-		.max_connections = svc->d.max_connections,
-		.idle_timeout_s = svc->d.idle_timeout_s,
-		.server = server, .ops = &wy_ops, .user = svc,
-	};
-	int r = vx_wy_server_new(&cfg, ret);
-	if (r < 0)
-		return r;
-	vx_log_info(NULL, "wyoming on %s:%d", svc->d.host,
-		    vx_wy_server_port(*ret));
-	if (svc->d.api_key && *svc->d.api_key)
-		vx_log_warn(NULL, "--api-key does not cover the Wyoming port "
-			    "(the protocol has no authentication): keep it on "
-			    "a trusted network");
-	return 0;
+	return vx_wy_start("stt", &svc->d, port, server, &wy_ops, svc, ret);
 }

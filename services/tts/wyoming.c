@@ -22,7 +22,6 @@
 #include <string.h>
 
 #include "tts_service.h"
-#include "vx_log.h"
 #include "vx_wyoming.h"
 
 #define WY_STREAM_TEXT_MAX (64 * 1024)   /* bytes waiting for a sentence end */
@@ -267,12 +266,9 @@ static void wy_ws_text(vx_wy_conn *c, void *state, const char *text,
 			audio_stop(c, st);
 		}
 	} else if (!strcmp(name, "error")) {
-		const cJSON *code = cJSON_GetObjectItemCaseSensitive(j, "code");
-		const cJSON *msg = cJSON_GetObjectItemCaseSensitive(j, "message");
 		if (st->in_config)
 			st->config_failed = true;
-		vx_wy_error(c, cJSON_IsString(code) ? code->valuestring : "error",
-			    "%s", cJSON_IsString(msg) ? msg->valuestring : "");
+		vx_wy_forward_error(c, j);
 		if (!in_stream && st->audio_open)
 			audio_stop(c, st);
 	} else if (!strcmp(name, "ready")) {
@@ -328,20 +324,5 @@ int tts_wyoming_start(tts_service *svc, vx_server *server, int port,
 		      vx_wy_server **ret)
 {
 	vx_wy_svcws_ops(tts_ws_ops(), &wy_ws_ops);
-	vx_wy_server_config cfg = {
-		.service = "tts", .host = svc->d.host, .port = port,
-		.max_connections = svc->d.max_connections,
-		.idle_timeout_s = svc->d.idle_timeout_s,
-		.server = server, .ops = &wy_ops, .user = svc,
-	};
-	int r = vx_wy_server_new(&cfg, ret);
-	if (r < 0)
-		return r;
-	vx_log_info(NULL, "wyoming on %s:%d", svc->d.host,
-		    vx_wy_server_port(*ret));
-	if (svc->d.api_key && *svc->d.api_key)
-		vx_log_warn(NULL, "--api-key does not cover the Wyoming port "
-			    "(the protocol has no authentication): keep it on "
-			    "a trusted network");
-	return 0;
+	return vx_wy_start("tts", &svc->d, port, server, &wy_ops, svc, ret);
 }
