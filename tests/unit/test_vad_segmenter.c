@@ -311,8 +311,53 @@ VX_TEST(streaming_events_equal_batch_segments)
 	VX_CHECK(segments_seen > 300);   /* the trials did exercise segments */
 }
 
+/* Pushes n speech frames, the first with the engine's onset_ms. */
+static void push_onset(vad_segmenter *s, int onset_ms, int n, struct events *e)
+{
+	vad_segmenter_push_onset(s, 1, onset_ms, record, e);
+	push_n(s, 1, n - 1, e);
+}
+
+VX_TEST(onset_moves_a_run_start_back_within_bounds)
+{
+	vad_seg_config c = cfg20(60, 100, 0);
+	int onsets[] = { 120, 1000, 10, 0 };
+	int64_t want[] = { 900, 1000 - VAD_LOOKBACK_MS_MAX, 1000, 1000 };
+
+	for (size_t i = 0; i < sizeof(onsets) / sizeof(onsets[0]); i++) {
+		vad_segmenter s;
+		struct events e = { 0 };
+
+		vad_segmenter_init(&s, &c);
+		push_n(&s, 0, 50, &e);              /* speech from 1000 ms */
+		push_onset(&s, onsets[i], 4, &e);
+		VX_CHECK_INT(e.n, 1);
+		VX_CHECK_INT(e.start[0], want[i]);
+	}
+}
+
+VX_TEST(onset_never_reaches_into_the_previous_segment)
+{
+	vad_seg_config c = cfg20(60, 100, 0);
+	vad_segmenter s;
+	struct events e = { 0 };
+
+	vad_segmenter_init(&s, &c);
+	push_n(&s, 0, 10, &e);
+	push_n(&s, 1, 5, &e);                       /* [200, 300) */
+	push_n(&s, 0, 7, &e);                       /* closed; now 440 ms */
+	push_onset(&s, VAD_LOOKBACK_MS_MAX, 4, &e); /* would be 160 ms */
+	vad_segmenter_finish(&s, record, &e);
+	VX_CHECK_INT(e.n, 4);
+	VX_CHECK_INT(e.end[1], 300);
+	VX_CHECK_INT(e.start[2], 300);
+	VX_CHECK(e.start[2] >= e.end[1]);
+}
+
 VX_TEST_MAIN(min_speech_drops_blips, min_speech_run_opens_when_long_enough,
 	     min_silence_bridges_gaps, finish_closes_open_segment,
 	     finish_while_speaking_ends_at_current_time,
 	     padding_extends_both_ends, engine_errors_count_as_non_speech,
-	     bad_config_is_clamped, streaming_events_equal_batch_segments)
+	     bad_config_is_clamped, streaming_events_equal_batch_segments,
+	     onset_moves_a_run_start_back_within_bounds,
+	     onset_never_reaches_into_the_previous_segment)
