@@ -164,6 +164,9 @@ static enum vx_head_verdict header_line(const char *l, size_t n,
 		f->n_host++;
 	} else if (c == 7 && !strncasecmp(l, "upgrade", 7)) {
 		h->upgrade_websocket = has_token(v, vn, "websocket");
+	} else if (c == 13 && !strncasecmp(l, "authorization", 13)) {
+		h->authorization = v;
+		h->authorization_len = vn;
 	} else if (c == 6 && !strncasecmp(l, "expect", 6)) {
 		h->expect_continue = vn == 12 && !strncasecmp(v, "100-continue", 12);
 	}

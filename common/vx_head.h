@@ -49,6 +49,8 @@ typedef struct vx_head {
 	bool chunked;
 	bool expect_continue;
 	uint64_t content_length;    /* 0 when absent */
+	const char *authorization;  /* its value, trimmed; NULL when absent */
+	size_t authorization_len;
 	/* VX_HEAD_REFUSE */
 	int status;
 	const char *code;           /* "bad_request", ... */

@@ -208,7 +208,9 @@ static void wait_refuse(vx_loop *l, conn_wait *w, int status,
 	vx_buf_printf(&msg, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
 		      "%sConnection: close\r\nContent-Length: %zu\r\n\r\n",
 		      status, MHD_get_reason_phrase_for((unsigned)status),
-		      status == 503 ? "Retry-After: 1\r\n" : "", body.len);
+		      status == 503 ? "Retry-After: 1\r\n" :
+		      status == 401 ? "WWW-Authenticate: Bearer\r\n" : "",
+		      body.len);
 	vx_buf_append(&msg, body.data, body.len);
 	discard_input(w->fd);
 	ssize_t r = send(w->fd, msg.data, msg.len, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -220,7 +222,7 @@ static void wait_refuse(vx_loop *l, conn_wait *w, int status,
 		vx_counter_add(cfg->head_timeouts, 1);
 	else if (status == 503)
 		vx_counter_add(cfg->rejected, 1);
-	else
+	else if (status != 401)
 		vx_counter_add(cfg->bad_heads, 1);
 	if (w->state == WAIT_HEAD)
 		atomic_fetch_sub(&l->ls->n_open, 1);
@@ -294,7 +296,7 @@ static void wait_head_ready(vx_loop *l, conn_wait *w)
 	}
 	if (h.upgrade_websocket && h.method_len == 3 &&
 	    !memcmp(h.method, "GET", 3) && cfg->ops->ws_route) {
-		switch (cfg->ops->ws_route(cfg->ws_arg, h.path, h.path_len)) {
+		switch (cfg->ops->ws_route(cfg->ws_arg, &h)) {
 		case VX_LOOP_WS_NONE:
 			break;
 		case VX_LOOP_WS_TAKE:
@@ -303,6 +305,10 @@ static void wait_head_ready(vx_loop *l, conn_wait *w)
 		case VX_LOOP_WS_REFUSE:
 			wait_refuse(l, w, 503, "overloaded",
 				    "at capacity; retry later");
+			return;
+		case VX_LOOP_WS_UNAUTHORIZED:
+			wait_refuse(l, w, 401, "unauthorized",
+				    "missing or wrong bearer key");
 			return;
 		}
 	}

@@ -44,6 +44,7 @@ enum vx_loop_ws {
 	VX_LOOP_WS_NONE = 0,        /* not a WebSocket route: MHD answers */
 	VX_LOOP_WS_TAKE,            /* hand the socket to ws_adopt */
 	VX_LOOP_WS_REFUSE,          /* answer 503 overloaded and close */
+	VX_LOOP_WS_UNAUTHORIZED,    /* answer 401 (no or a wrong bearer key) */
 };
 
 typedef struct vx_loop_ops {
@@ -59,9 +60,10 @@ typedef struct vx_loop_ops {
 	/* References held while a watch sits in the resume queue. */
 	void (*hold)(vx_loop_watch *w);
 	void (*release)(vx_loop_watch *w);
-	/* A GET head with Upgrade: websocket on path (len bytes, not
-	 * NUL-terminated). NULL: no WebSockets. */
-	enum vx_loop_ws (*ws_route)(void *ws_arg, const char *path, size_t len);
+	/* A GET head with Upgrade: websocket (its path and Authorization
+	 * point into the peeked bytes, not NUL-terminated). NULL: no
+	 * WebSockets. */
+	enum vx_loop_ws (*ws_route)(void *ws_arg, const vx_head *h);
 	/* Takes the socket (the loop stops counting it). */
 	void (*ws_adopt)(void *ws_arg, int fd);
 } vx_loop_ops;

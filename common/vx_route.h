@@ -8,8 +8,8 @@
  *   - no route has the path: 404 not_found;
  *   - routes have the path, none the method: 405 method_not_allowed with
  *     the path's methods for the Allow header (GET also allows HEAD);
- *   - a key is set and Authorization is not "Bearer <key>": 401
- *     unauthorized (answer WWW-Authenticate: Bearer);
+ *   - a key is set, the route is not open and Authorization is not
+ *     "Bearer <key>": 401 unauthorized (answer WWW-Authenticate: Bearer);
  *   - both Content-Length and Transfer-Encoding: 400 bad_request, before
  *     the body (RFC 9112 6.3: smuggling);
  *   - Content-Length over the route's limit: 413 body_too_large; before
@@ -63,6 +63,10 @@ typedef struct vx_route_verdict {
 	size_t max_body;            /* the matched route's limit, bytes */
 } vx_route_verdict;
 
+/* True when no key is set, or authorization (len bytes, NULL when absent)
+ * is "Bearer <key>" (scheme case ignored). */
+bool vx_route_bearer_ok(const char *api_key, const char *authorization,
+			size_t len);
 /* True when pattern (exact, or a prefix ending in '*') matches path. */
 bool vx_route_match(const char *pattern, const char *path);
 void vx_route_decide(const vx_route_table *t, const vx_route_request *q,

@@ -242,14 +242,18 @@ static void http_init(vx_server *s)
 }
 
 /* The loops' question about an upgrade head: a route of ours, admitted? */
-static enum vx_loop_ws loop_ws_route(void *arg, const char *path, size_t len)
+static enum vx_loop_ws loop_ws_route(void *arg, const vx_head *h)
 {
 	vx_server *s = arg;
-	if (!s->ws || !vx_route_ws_find(s->cfg.ws_routes, s->cfg.n_ws_routes,
-					path, len))
+	const vx_ws_route *r = s->ws ? vx_route_ws_find(s->cfg.ws_routes,
+				s->cfg.n_ws_routes, h->path, h->path_len) : NULL;
+	if (!r)
 		return VX_LOOP_WS_NONE;
+	if (!r->open && !vx_route_bearer_ok(s->cfg.api_key, h->authorization,
+					    h->authorization_len))
+		return VX_LOOP_WS_UNAUTHORIZED;
 	char route[128];
-	snprintf(route, sizeof(route), "%.*s", (int)len, path);
+	snprintf(route, sizeof(route), "%.*s", (int)h->path_len, h->path);
 	if (s->cfg.ws_admit && !s->cfg.ws_admit(s->cfg.user, route))
 		return VX_LOOP_WS_REFUSE;
 	return VX_LOOP_WS_TAKE;

@@ -15,8 +15,9 @@
  * Built in, for every daemon: GET|HEAD /healthz and /readyz (readiness from
  * the health callback, 503 while draining), /livez, /metrics (Prometheus,
  * with per-route request counters and latency histograms), /info, 404/405
- * as JSON, a bearer key check when api_key is set (health, liveness and
- * metrics stay open), X-Request-Id on every answer. Malformed, smuggled and
+ * as JSON, a bearer key check when api_key is set, on HTTP routes and
+ * WebSocket upgrades alike (health, liveness, metrics and routes marked
+ * open stay open), X-Request-Id on every answer. Malformed, smuggled and
  * oversized requests, slow heads and connections past max_connections are
  * refused in JSON before any handler sees them.
  *
@@ -57,6 +58,9 @@ typedef struct vx_route {
 	 * loop. Handlers that only parse and hand work to vx_req_run leave it
 	 * false. */
 	bool blocking;
+	/* Not under --api-key: the route checks its callers itself (a phone
+	 * provider's webhook signature), since they cannot send a key. */
+	bool open;
 } vx_route;
 
 /* WebSocket routes. Callbacks run on the libwebsockets service thread and
@@ -73,6 +77,9 @@ typedef struct vx_ws_route {
 	 * The state is the route's to free (it may wait for its jobs first by
 	 * refcounting: vx_ws_ref / vx_ws_unref). */
 	void (*on_close)(vx_wsconn *c, void *state);
+	/* Not under --api-key (as vx_route's open). Other WebSocket routes
+	 * need the key in the upgrade's Authorization header, else 401. */
+	bool open;
 } vx_ws_route;
 
 /* Readiness as the health callback reports it. */

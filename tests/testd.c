@@ -151,13 +151,13 @@ int main(int argc, char **argv)
 	if (vx_pool_new(t.d.workers, t.d.queue, &t.pool) < 0)
 		vx_fatal("pool");
 	static const vx_route routes[] = {
-		{ "POST", "/echo", echo, 1024 * 1024, false },
-		{ "GET", "/slow", slow, 0, false },
-		{ "GET", "/stream", stream, 0, false },
-		{ "POST", "/form", form, 0, false },
+		{ "POST", "/echo", echo, 1024 * 1024, false, false },
+		{ "GET", "/slow", slow, 0, false, false },
+		{ "GET", "/stream", stream, 0, false, false },
+		{ "POST", "/form", form, 0, false, false },
 	};
 	static const vx_ws_route ws_routes[] = {
-		{ "/ws/echo", ws_open, ws_text, ws_binary, ws_close },
+		{ "/ws/echo", ws_open, ws_text, ws_binary, ws_close, false },
 	};
 	vx_server_config cfg = {
 		.service = "testd", .routes = routes, .n_routes = 4,

@@ -284,9 +284,12 @@ int banter_orch_open_stream(bot *me)
 		banter_fail(b, EXIT_FAIL, "out of memory");
 		return -ENOMEM;
 	}
-	char err[600] = "";
-	int r = banter_ws_open(b->wc, cfg->ws_url, start, 10000, &b->stop, err,
-			       sizeof(err), &me->ws);
+	char err[600] = "", auth[VX_CURL_API_KEY_MAX + 32] = "";
+	if (cfg->api_key && *cfg->api_key)
+		snprintf(auth, sizeof(auth), "Authorization: Bearer %s\r\n",
+			 cfg->api_key);
+	int r = banter_ws_open(b->wc, cfg->ws_url, auth, start, 10000, &b->stop,
+			       err, sizeof(err), &me->ws);
 	free(start);
 	if (r == -EPROTO)
 		banter_fail(b, EXIT_FAIL, "%s: the orchestrator refused the start: %s",

@@ -119,7 +119,8 @@ static int wait_for(banter_ws *w, const bool *pred, double deadline_ms)
 	return 0;
 }
 
-int banter_ws_open(vx_wsclient *wc, const char *url, const char *start_json,
+int banter_ws_open(vx_wsclient *wc, const char *url, const char *headers,
+		   const char *start_json,
 		   int timeout_ms, const atomic_bool *stop, char *err, size_t err_cap,
 		   banter_ws **ret)
 {
@@ -131,7 +132,7 @@ int banter_ws_open(vx_wsclient *wc, const char *url, const char *start_json,
 	w->stop = stop;
 	const vx_wsclient_callbacks cb = { .on_text = on_text, .on_binary = on_binary,
 					   .on_close = on_close };
-	int r = vx_wsclient_connect(wc, url, NULL, &cb, w, &w->c);
+	int r = vx_wsclient_connect(wc, url, headers, &cb, w, &w->c);
 	if (r < 0) {
 		pthread_cond_destroy(&w->cond);
 		pthread_mutex_destroy(&w->lock);

@@ -41,12 +41,14 @@ typedef struct banter_ws_turn {
 
 void banter_ws_turn_release(banter_ws_turn *t);
 
-/* Connects to url (ws://.../ws/chat), sends start_json and waits for
+/* Connects to url (ws://.../ws/chat) with headers (whole lines, or NULL:
+ * the bearer key), sends start_json and waits for
  * "ready" up to timeout_ms or until *stop. 0 with *ret; -ECONNREFUSED (or
  * the connection's errno) when nothing answers, -EPROTO with the
  * orchestrator's error in err when it refused the start, -ETIMEDOUT,
  * -ECANCELED (*stop), -ENOMEM. */
-int banter_ws_open(vx_wsclient *wc, const char *url, const char *start_json,
+int banter_ws_open(vx_wsclient *wc, const char *url, const char *headers,
+		   const char *start_json,
 		   int timeout_ms, const atomic_bool *stop, char *err, size_t err_cap,
 		   banter_ws **ret);
 

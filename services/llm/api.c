@@ -379,8 +379,8 @@ void llm_service_info(void *user, vx_buf *out)
 /* ---- tables ---- */
 
 const vx_route llm_routes[] = {
-	{ "POST", "/generate", handle_generate, 0, false },
-	{ "POST", "/v1/chat/completions", llm_api_chat_completions, 0, false },
-	{ "GET", "/v1/models", llm_api_models, 0, true },
+	{ "POST", "/generate", handle_generate, 0, false, false },
+	{ "POST", "/v1/chat/completions", llm_api_chat_completions, 0, false, false },
+	{ "GET", "/v1/models", llm_api_models, 0, true, false },
 };
 const size_t llm_n_routes = sizeof(llm_routes) / sizeof(llm_routes[0]);

@@ -260,6 +260,6 @@ static int ws_open(vx_wsconn *c, void *user, void **ret_state)
 }
 
 const vx_ws_route llm_ws_routes[] = {
-	{ "/ws/generate", ws_open, vx_svcws_on_text, NULL, vx_svcws_on_close },
+	{ "/ws/generate", ws_open, vx_svcws_on_text, NULL, vx_svcws_on_close, false },
 };
 const size_t llm_n_ws_routes = sizeof(llm_ws_routes) / sizeof(llm_ws_routes[0]);

@@ -554,8 +554,8 @@ static void proxy_get(vx_req *req, orch_service *svc, int st, const char *path)
 	vx_buf body = {0};
 	char ctype[128], hint[UPSTREAM_MAX_HINT];
 	int status = 0;
-	int r = upstream_get(svc->up[st], path, timeout_ms, &status, &body, ctype,
-			     sizeof(ctype));
+	int r = upstream_get(svc->up[st], path, svc->upstream_auth, timeout_ms,
+			     &status, &body, ctype, sizeof(ctype));
 	if (r < 0 || (status >= 500 && !upstream_up(svc->up[st]))) {
 		upstream_hint(svc->up[st], hint, sizeof(hint));
 		vx_log_warn(vx_req_id(req), "GET %s: %s: %s", path,
@@ -582,24 +582,24 @@ static void handle_models(vx_req *req, void *user)
 /* ---- tables, health, info ---- */
 
 const vx_route orch_routes[] = {
-	{ "POST", "/chat", handle_chat, 0, false },
-	{ "GET", "/conversations", handle_list, 0, true },
-	{ "GET", "/conversations/*", handle_get, 0, true },
-	{ "DELETE", "/conversations/*", handle_delete, 0, true },
-	{ "GET", "/voices", handle_voices, 0, true },
-	{ "GET", "/v1/models", handle_models, 0, true },
-	{ "GET", "/", handle_static, 0, true },
-	{ "GET", "/static/*", handle_static, 0, true },
-	{ "GET", "/favicon.ico", handle_static, 0, true },
-	{ "POST", "/twilio/voice", tel_handle_twilio_voice, 0, false },
-	{ "POST", "/telnyx/voice", tel_handle_telnyx_voice, 0, false },
+	{ "POST", "/chat", handle_chat, 0, false, false },
+	{ "GET", "/conversations", handle_list, 0, true, false },
+	{ "GET", "/conversations/*", handle_get, 0, true, false },
+	{ "DELETE", "/conversations/*", handle_delete, 0, true, false },
+	{ "GET", "/voices", handle_voices, 0, true, false },
+	{ "GET", "/v1/models", handle_models, 0, true, false },
+	{ "GET", "/", handle_static, 0, true, false },
+	{ "GET", "/static/*", handle_static, 0, true, false },
+	{ "GET", "/favicon.ico", handle_static, 0, true, false },
+	{ "POST", "/twilio/voice", tel_handle_twilio_voice, 0, false, true },
+	{ "POST", "/telnyx/voice", tel_handle_telnyx_voice, 0, false, true },
 };
 const size_t orch_n_routes = sizeof(orch_routes) / sizeof(orch_routes[0]);
 
 const vx_ws_route orch_ws_routes[] = {
-	{ "/ws/chat", ws_open, ws_text, ws_binary, ws_close },
-	{ "/ws/twilio", tel_twilio_open, tel_ws_text, tel_ws_binary, tel_ws_close },
-	{ "/ws/telnyx", tel_telnyx_open, tel_ws_text, tel_ws_binary, tel_ws_close },
+	{ "/ws/chat", ws_open, ws_text, ws_binary, ws_close, false },
+	{ "/ws/twilio", tel_twilio_open, tel_ws_text, tel_ws_binary, tel_ws_close, true },
+	{ "/ws/telnyx", tel_telnyx_open, tel_ws_text, tel_ws_binary, tel_ws_close, true },
 };
 const size_t orch_n_ws_routes = sizeof(orch_ws_routes) / sizeof(orch_ws_routes[0]);
 

@@ -39,6 +39,7 @@
  */
 #include "vx_audio.h"
 #include "vx_buf.h"
+#include "vx_curl.h"
 #include "vx_flags.h"
 #include "vx_time.h"
 #include "vx_wsclient.h"
@@ -74,7 +75,7 @@ enum exit_code {
 
 struct config {
 	const char *url, *file, *encoding, *conversation, *voice, *system_prompt;
-	const char *out, *text;
+	const char *out, *text, *api_key;
 	int rate, silence_ms, barge_in_ms, turns;
 	double speed, timeout_s;
 	bool fast, quiet;
@@ -551,6 +552,7 @@ int main(int argc, char **argv)
 		{ "encoding", VX_FLAG_STR, &cfg.encoding, "pcm16", 0, 0, "pcm16 | mulaw | alaw" },
 		{ "conversation", VX_FLAG_STR, &cfg.conversation, NULL, 0, 0, "conversation id to continue" },
 		{ "voice", VX_FLAG_STR, &cfg.voice, NULL, 0, 0, "TTS voice" },
+		{ "api-key", VX_FLAG_STR, &cfg.api_key, NULL, 0, 0, "the orchestrator's bearer key (its --api-key)" },
 		{ "system-prompt", VX_FLAG_STR, &cfg.system_prompt, NULL, 0, 0, "system prompt" },
 		{ "out", VX_FLAG_STR, &cfg.out, NULL, 0, 0, "write the reply audio to this WAV" },
 		{ "speed", VX_FLAG_DOUBLE, &cfg.speed, "1", 0.01, 1000, "stream N times faster than real time" },
@@ -592,7 +594,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "voxline-client: websocket client: %s\n", strerror(-r));
 		goto out_release_pcm;
 	}
-	if ((r = vx_wsclient_connect(wc, cfg.url, NULL, &cb, &s, &c)) < 0) {
+	char auth[VX_CURL_API_KEY_MAX + 32] = "";
+	if (cfg.api_key && *cfg.api_key)
+		snprintf(auth, sizeof(auth), "Authorization: Bearer %s\r\n",
+			 cfg.api_key);
+	if ((r = vx_wsclient_connect(wc, cfg.url, auth, &cb, &s, &c)) < 0) {
 		fprintf(stderr, "voxline-client: %s: %s\n", cfg.url, strerror(-r));
 		goto out_free_client;
 	}

@@ -88,9 +88,10 @@ void conv_link_connect(conversation *cv, int st, int avoid, bool retried)
 {
 	orch_service *svc = cv->svc;
 	conv_link *l = &cv->link[st];
-	char hdr[96];
+	char hdr[96 + sizeof(svc->upstream_auth)];
 	l->inst = upstream_pick(svc->up[st], avoid, l->url, sizeof(l->url));
-	snprintf(hdr, sizeof(hdr), "X-Request-Id: %s\r\n", cv->req_id);
+	snprintf(hdr, sizeof(hdr), "X-Request-Id: %s\r\n%s", cv->req_id,
+		 svc->upstream_auth);
 	link_ref *ref = malloc(sizeof(*ref));
 	if (!ref)
 		return;

@@ -114,6 +114,27 @@ static double calls_gauge(void *arg)
 	return atomic_load(&svc->calls);
 }
 
+/* --upstream-api-key as the header line the stage calls carry. */
+static int upstream_auth_line(orch_service *svc)
+{
+	const char *k = svc->upstream_key;
+	svc->upstream_auth[0] = '\0';
+	if (!k || !*k)
+		return 0;
+	size_t n = strlen(k);
+	bool ok = n <= ORCH_MAX_UPSTREAM_KEY;
+	for (size_t i = 0; ok && i < n; i++)
+		ok = k[i] > ' ' && k[i] < 127;
+	if (!ok) {
+		vx_log_error(NULL, "--upstream-api-key: at most %d printable "
+			     "characters, no spaces", ORCH_MAX_UPSTREAM_KEY);
+		return -EINVAL;
+	}
+	snprintf(svc->upstream_auth, sizeof(svc->upstream_auth),
+		 "Authorization: Bearer %s\r\n", k);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	orch_service svc = {0};
@@ -175,6 +196,9 @@ int main(int argc, char **argv)
 		{ "twilio-auth-token", VX_FLAG_STR, &svc.twilio_auth_token, "", 0, 0,
 		  "Twilio auth token: POST /twilio/voice requires a good X-Twilio-Signature "
 		  "(default: not checked)" },
+		{ "upstream-api-key", VX_FLAG_STR, &svc.upstream_key, "", 0, 0,
+		  "bearer key sent to VAD, STT, LLM and TTS (their --api-key), "
+		  "on WebSocket links and HTTP calls alike" },
 		{ "telephony-greeting", VX_FLAG_STR, &svc.tel_greeting, "", 0, 0,
 		  "said to a caller when a phone call (/ws/twilio, /ws/telnyx) starts "
 		  "(default: none, the caller speaks first)" },
@@ -186,6 +210,8 @@ int main(int argc, char **argv)
 	if (vx_daemon_init(&svc.d, "orchestrator") < 0)
 		return 2;
 	if (policy_flags(&svc.policy, eot, barge) < 0)
+		return 2;
+	if (upstream_auth_line(&svc) < 0)
 		return 2;
 
 	static const char *const paths[ORCH_N_STAGES] = {

@@ -31,6 +31,7 @@
 #define ORCH_DB_QUEUE 4096          /* history writes waiting for the DB worker */
 #define ORCH_MAX_TEXT_BYTES 16384   /* a {"type":"text"} turn or a POST /chat text */
 #define ORCH_MAX_CHAT_AUDIO_S 120   /* POST /chat audio */
+#define ORCH_MAX_UPSTREAM_KEY 256   /* bytes of --upstream-api-key */
 
 enum orch_stage { ORCH_VAD = 0, ORCH_STT, ORCH_LLM, ORCH_TTS, ORCH_N_STAGES };
 
@@ -69,6 +70,10 @@ typedef struct orch_service {
 	const char *twilio_auth_token;    /* "": Twilio webhooks are not checked */
 	const char *tel_greeting;         /* "": the caller speaks first */
 	struct tel_pacer *tel;            /* the media pacer (tel.c) */
+	/* --upstream-api-key as a header line for every call to a stage
+	 * ("Authorization: Bearer KEY\r\n"), "" when unset */
+	const char *upstream_key;
+	char upstream_auth[ORCH_MAX_UPSTREAM_KEY + 32];
 
 	upstream *up[ORCH_N_STAGES];
 	upstream_checker *checker;

@@ -490,7 +490,8 @@ void upstream_hint(const upstream *u, char *buf, size_t len)
 	}
 }
 
-int upstream_get(upstream *u, const char *path, int timeout_ms, int *ret_status,
+int upstream_get(upstream *u, const char *path, const char *headers,
+		 int timeout_ms, int *ret_status,
 		 vx_buf *ret_body, char *ctype, size_t ctype_len)
 {
 	char url[UPSTREAM_MAX_URL];
@@ -506,10 +507,10 @@ int upstream_get(upstream *u, const char *path, int timeout_ms, int *ret_status,
 			r = fd;
 			continue;
 		}
-		char req[UPSTREAM_MAX_HOST + 512];
+		char req[UPSTREAM_MAX_HOST + 1024];
 		int n = snprintf(req, sizeof(req), "GET %.300s HTTP/1.0\r\nHost: %s:%d\r\n"
-				 "Accept: application/json\r\nConnection: close\r\n\r\n",
-				 path, in->host, in->port);
+				 "Accept: application/json\r\n%.400sConnection: close\r\n\r\n",
+				 path, in->host, in->port, headers ? headers : "");
 		vx_buf b = {0};
 		r = exchange(fd, req, (size_t)n, UPSTREAM_MAX_GET_BYTES + 16384,
 			     deadline, &b);

@@ -104,11 +104,13 @@ void upstream_hint(const upstream *u, char *buf, size_t len);
 
 /* GET path from one instance (a healthy one first; a refused connect is
  * reported and tried once elsewhere), HTTP/1.0 so the body ends at EOF.
+ * headers: more header lines, each ending in "\r\n", or NULL.
  * Blocking, at most timeout_ms per try: call it off the serving loops.
  * 0 with the status, body (at most UPSTREAM_MAX_GET_BYTES) and its
  * Content-Type (ctype, ctype_len bytes); negative errno when no instance
  * answered (the stage is down). */
-int upstream_get(upstream *u, const char *path, int timeout_ms, int *ret_status,
+int upstream_get(upstream *u, const char *path, const char *headers,
+		 int timeout_ms, int *ret_status,
 		 vx_buf *ret_body, char *ctype, size_t ctype_len);
 
 /* Starts a thread that checks every instance of lists[0..n) at once and

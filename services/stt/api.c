@@ -241,7 +241,7 @@ void stt_service_info(void *user, vx_buf *out)
 /* ---- tables ---- */
 
 const vx_route stt_routes[] = {
-	{ "POST", "/transcribe", handle_transcribe, 0, false },
-	{ "POST", "/v1/audio/transcriptions", stt_openai_handle, 0, false },
+	{ "POST", "/transcribe", handle_transcribe, 0, false, false },
+	{ "POST", "/v1/audio/transcriptions", stt_openai_handle, 0, false, false },
 };
 const size_t stt_n_routes = sizeof(stt_routes) / sizeof(stt_routes[0]);

@@ -507,6 +507,6 @@ void stt_ws_quiesce(stt_service *svc, int timeout_s)
 
 const vx_ws_route stt_ws_routes[] = {
 	{ "/ws/transcribe", ws_open, vx_svcws_on_text, vx_svcws_on_binary,
-	  vx_svcws_on_close },
+	  vx_svcws_on_close, false },
 };
 const size_t stt_n_ws_routes = sizeof(stt_ws_routes) / sizeof(stt_ws_routes[0]);

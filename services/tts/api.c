@@ -480,9 +480,9 @@ static void handle_voices(vx_req *req, void *user)
 /* ---- tables, /info, /healthz ---- */
 
 const vx_route tts_routes[] = {
-	{ "POST", "/synthesize", handle_synthesize, API_MAX_BODY, false },
-	{ "POST", "/v1/audio/speech", handle_speech, API_MAX_BODY, false },
-	{ "GET", "/voices", handle_voices, 0, false },
+	{ "POST", "/synthesize", handle_synthesize, API_MAX_BODY, false, false },
+	{ "POST", "/v1/audio/speech", handle_speech, API_MAX_BODY, false, false },
+	{ "GET", "/voices", handle_voices, 0, false, false },
 };
 const size_t tts_n_routes = sizeof(tts_routes) / sizeof(tts_routes[0]);
 

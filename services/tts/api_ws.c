@@ -390,6 +390,6 @@ static int ws_open(vx_wsconn *c, void *user, void **ret_state)
 const vx_svcws_ops *tts_ws_ops(void) { return &ws_ops; }
 
 const vx_ws_route tts_ws_routes[] = {
-	{ "/ws/synthesize", ws_open, vx_svcws_on_text, NULL, vx_svcws_on_close },
+	{ "/ws/synthesize", ws_open, vx_svcws_on_text, NULL, vx_svcws_on_close, false },
 };
 const size_t tts_n_ws_routes = sizeof(tts_ws_routes) / sizeof(tts_ws_routes[0]);

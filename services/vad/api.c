@@ -289,13 +289,13 @@ const vx_svcws_ops *vad_ws_ops(void) { return &ws_ops; }
 /* ---- tables ---- */
 
 const vx_route vad_routes[] = {
-	{ "POST", "/detect", handle_detect, 0, false },
+	{ "POST", "/detect", handle_detect, 0, false, false },
 };
 const size_t vad_n_routes = sizeof(vad_routes) / sizeof(vad_routes[0]);
 
 const vx_ws_route vad_ws_routes[] = {
 	{ "/ws/detect", ws_open, vx_svcws_on_text, vx_svcws_on_binary,
-	  vx_svcws_on_close },
+	  vx_svcws_on_close, false },
 };
 const size_t vad_n_ws_routes = sizeof(vad_ws_routes) / sizeof(vad_ws_routes[0]);
 

@@ -49,6 +49,17 @@ VX_TEST(websocket_upgrade_is_recognised)
 	VX_CHECK_INT(check("GET /ws/chat HTTP/1.1\r\nHost: a\r\nUpgrade: WebSocket\r\n"
 			   "Connection: Upgrade\r\n\r\n", &h), VX_HEAD_OK);
 	VX_CHECK(h.upgrade_websocket);
+	VX_CHECK(h.authorization == NULL);
+}
+
+VX_TEST(authorization_value_is_kept_trimmed)
+{
+	vx_head h;
+	VX_CHECK_INT(check("GET /ws/chat HTTP/1.1\r\nHost: a\r\n"
+			   "authorization:  Bearer k1 \r\nUpgrade: websocket\r\n\r\n",
+			   &h), VX_HEAD_OK);
+	VX_CHECK_INT(h.authorization_len, 9);
+	VX_CHECK(!strncmp(h.authorization, "Bearer k1", 9));
 }
 
 VX_TEST(leading_empty_lines_and_bare_lf_are_tolerated)
@@ -131,7 +142,7 @@ VX_TEST(version_and_request_line_shape)
 
 VX_TEST_MAIN(plain_get_is_accepted_with_its_path,
 	     every_prefix_of_a_good_head_asks_for_more,
-	     websocket_upgrade_is_recognised,
+	     websocket_upgrade_is_recognised, authorization_value_is_kept_trimmed,
 	     leading_empty_lines_and_bare_lf_are_tolerated,
 	     smuggling_shapes_are_refused,
 	     control_bytes_are_refused_before_the_head_ends,

@@ -67,10 +67,10 @@ static void handle_job(vx_req *req, void *user)
 }
 
 static const vx_route routes[] = {
-	{ "GET", "/echo/*", handle_echo, 0, false },
-	{ "DELETE", "/echo/*", handle_echo, 0, false },
-	{ "POST", "/body", handle_body, 64, false },
-	{ "POST", "/job", handle_job, 0, false },
+	{ "GET", "/echo/*", handle_echo, 0, false, false },
+	{ "DELETE", "/echo/*", handle_echo, 0, false, false },
+	{ "POST", "/body", handle_body, 64, false, false },
+	{ "POST", "/job", handle_job, 0, false, false },
 };
 
 static void *run(void *arg)

@@ -13,13 +13,14 @@ static void h(vx_req *req, void *user)
 }
 
 static const vx_route routes[] = {
-	{ "GET", "/", h, 0, false },
-	{ "POST", "/conversations", h, 0, false },
-	{ "GET", "/conversations/*", h, 0, false },
-	{ "DELETE", "/conversations/*", h, 0, false },
-	{ "POST", "/v1/audio/transcriptions", h, 1000, false },
-	{ "GET", "/static/*", h, 0, true },
-	{ "POST", "/static/*", h, 0, false },
+	{ "GET", "/", h, 0, false, false },
+	{ "POST", "/conversations", h, 0, false, false },
+	{ "GET", "/conversations/*", h, 0, false, false },
+	{ "DELETE", "/conversations/*", h, 0, false, false },
+	{ "POST", "/v1/audio/transcriptions", h, 1000, false, false },
+	{ "GET", "/static/*", h, 0, true, false },
+	{ "POST", "/static/*", h, 0, false, false },
+	{ "POST", "/twilio/voice", h, 0, false, true },
 };
 #define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
 
@@ -144,6 +145,28 @@ VX_TEST(bearer_key_is_checked_only_when_set_and_after_routing)
 	VX_CHECK_INT(decide(&t, "PUT", "/").status, 405);
 }
 
+VX_TEST(open_routes_need_no_key)
+{
+	vx_route_table t = table;
+	t.api_key = "s3cret";
+	VX_CHECK_INT(decide(&t, "POST", "/twilio/voice").status, 0);
+	VX_CHECK_INT(decide(&t, "POST", "/conversations").status, 401);
+}
+
+VX_TEST(bearer_check_takes_counted_values)
+{
+	const char *a = "Bearer s3cretXYZ";
+	VX_CHECK(vx_route_bearer_ok(NULL, NULL, 0));
+	VX_CHECK(vx_route_bearer_ok("", NULL, 0));
+	VX_CHECK(!vx_route_bearer_ok("s3cret", NULL, 0));
+	VX_CHECK(vx_route_bearer_ok("s3cret", a, 13));     /* "Bearer s3cret" */
+	VX_CHECK(!vx_route_bearer_ok("s3cret", a, 14));
+	VX_CHECK(!vx_route_bearer_ok("s3cret", a, 12));
+	VX_CHECK(!vx_route_bearer_ok("s3creX", a, 13));
+	VX_CHECK(vx_route_bearer_ok("s3cret", "BEARER s3cret", 13));
+	VX_CHECK(!vx_route_bearer_ok("s3cret", "Token  s3cret", 13));
+}
+
 VX_TEST(body_limit_is_the_routes_or_the_default)
 {
 	vx_route_verdict v = decide_body("/conversations", "100", false);
@@ -206,6 +229,7 @@ VX_TEST_MAIN(exact_path_runs_its_route,
 	     wrong_method_is_405_with_the_paths_methods_in_allow,
 	     unknown_path_is_404_with_method_and_path_in_the_message,
 	     bearer_key_is_checked_only_when_set_and_after_routing,
+	     open_routes_need_no_key, bearer_check_takes_counted_values,
 	     body_limit_is_the_routes_or_the_default,
 	     body_over_the_limit_is_413_read_and_dropped_or_refused_at_once,
 	     content_length_with_transfer_encoding_is_400_and_close,
