@@ -185,6 +185,11 @@ def start(tmp_path):
         # asks for one (--drain-delay-s on the command line wins).
         svc = os.path.basename(exe).replace("voxline-", "").replace("vx_", "")
         e[f"VOXLINE_{svc.upper()}_DRAIN_DELAY_S"] = "0"
+        # `make models` may have put models/ggml-base.en.bin here, which
+        # makes whisper voxline-stt's default: tests that name neither an
+        # engine nor a model are written for pocketsphinx.
+        if svc == "stt" and not {"--engine", "--model"} & set(map(str, args)):
+            e["VOXLINE_STT_ENGINE"] = "pocketsphinx"
         e.update(env or {})
         d = Daemon(argv, str(log), e)
         started.append(d)
