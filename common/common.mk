@@ -19,3 +19,6 @@ $(COMMON_TESTS): $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBVOXLINE)
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(COMMON_LIBS)
 
 UNIT_TESTS += $(COMMON_TESTS)
+
+# common/kern/: the numeric kernels of the built-in engines (not in libvoxline)
+include common/kern/kern.mk

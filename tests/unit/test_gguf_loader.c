@@ -8,7 +8,7 @@
  * read past the end.
  */
 #include "../../services/llm/gguf/gguf.h"
-#include "../../services/llm/gguf/quant.h"
+#include "kern/quant.h"
 #include "vx_test.h"
 
 #include <errno.h>

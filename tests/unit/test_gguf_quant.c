@@ -3,7 +3,7 @@
  * and AVX2) against dequantise-then-multiply in double precision, the
  * activation quantisers, half-float conversion.
  */
-#include "../../services/llm/gguf/quant.h"
+#include "kern/quant.h"
 #include "vx_test.h"
 
 #include <errno.h>

@@ -10,9 +10,8 @@ FUZZ_OBJS_whisper := $(call FUZZ_O,tests/whisper/fuzz_whisper services/stt/whisp
 fuzz-bins: $(BUILD)/fuzz/fuzz_whisper
 
 # the core's benchmark tool (tests/bench/bench_whisper.py)
-$(BUILD)/obj/tests/whisper/whisper_bench.o: CFLAGS_ALL += -Iservices/llm/gguf
 $(BUILD)/tools/whisper_bench: $(BUILD)/obj/tests/whisper/whisper_bench.o $(WHISPER_OBJS) \
-		$(WHISPER_KERNEL_OBJS)
+		$(KERN_OBJS)
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ -lm
 TOOLS += $(BUILD)/tools/whisper_bench

@@ -3,7 +3,7 @@
  */
 #include "gguf.h"
 
-#include "quant.h"
+#include "kern/quant.h"
 
 #include <errno.h>
 #include <fcntl.h>

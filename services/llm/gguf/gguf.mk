@@ -1,10 +1,11 @@
-# services/llm/gguf: the built-in GGUF engine (loader, kernels, model; the
+# services/llm/gguf: the built-in GGUF engine (loader, model; the kernels are
+# common/kern's KERN_OBJS; the
 # tokenizer, chat templates and sampler of tok.mk live here too).
 # GGUF_OBJS is linked into voxline-llm by services/llm's fragment.
 GGUF_SRCS := $(wildcard services/llm/gguf/*.c)
-GGUF_OBJS := $(GGUF_SRCS:%.c=$(BUILD)/obj/%.o)
+GGUF_OBJS := $(GGUF_SRCS:%.c=$(BUILD)/obj/%.o) $(KERN_OBJS)
 # the engine core alone (no tokenizer): what the tools and tests link
-GGUF_CORE_OBJS := $(addprefix $(BUILD)/obj/services/llm/gguf/,gguf.o quant.o quant_lowbit.o quant_avx2.o quant_gemm_avx2.o team.o model.o)
+GGUF_CORE_OBJS := $(addprefix $(BUILD)/obj/services/llm/gguf/,gguf.o model.o) $(KERN_OBJS)
 CFLAGS_services_llm_gguf_ += $(if $(filter 1,$(SANITIZE)),-O2,-O3) -fno-math-errno
 
 GGUF_TESTS := $(BUILD)/tests/test_gguf_loader $(BUILD)/tests/test_gguf_quant

@@ -5,8 +5,8 @@
  */
 #include "model.h"
 
-#include "quant.h"
-#include "team.h"
+#include "kern/quant.h"
+#include "kern/team.h"
 
 #include <errno.h>
 #include <math.h>

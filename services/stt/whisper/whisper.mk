@@ -1,15 +1,10 @@
 # services/stt/whisper/whisper.mk - the built-in Whisper engine's core
 # (issue 12): the ggml model file reader, tokenizer, mel spectrogram and
 # model. WHISPER_OBJS is what the engine, its tests and tools link; it
-# reuses the GGUF engine's kernels and thread pool (WHISPER_KERNEL_OBJS,
-# services/llm/gguf/quant*.c and team.c), linked, not copied.
+# shares the GGUF engine's kernels and thread pool (common/kern, KERN_OBJS).
 WHISPER_SRCS := $(wildcard services/stt/whisper/*.c)
 WHISPER_OBJS := $(WHISPER_SRCS:%.c=$(BUILD)/obj/%.o)
-# the GGUF engine's kernels and team: its core objects less its file reader
-# and model (gguf.mk is included before this fragment)
-WHISPER_KERNEL_OBJS := $(filter-out %/gguf.o %/model.o,$(GGUF_CORE_OBJS))
-CFLAGS_services_stt_whisper_ += $(if $(filter 1,$(SANITIZE)),-O2,-O3) -fno-math-errno \
-	-Iservices/llm/gguf
+CFLAGS_services_stt_whisper_ += $(if $(filter 1,$(SANITIZE)),-O2,-O3) -fno-math-errno
 
 $(BUILD)/tests/test_whisper_file: $(BUILD)/obj/tests/unit/test_whisper_file.o \
 		$(BUILD)/obj/services/stt/whisper/wfile.o
@@ -26,10 +21,9 @@ $(BUILD)/tests/test_whisper_tok: $(BUILD)/obj/tests/unit/test_whisper_tok.o \
 
 UNIT_TESTS += $(BUILD)/tests/test_whisper_tok
 
-$(BUILD)/obj/tests/unit/test_whisper_model.o: CFLAGS_ALL += -DWHISPER_TEST_DIR='"$(abspath tests/whisper)"' \
-	-Iservices/llm/gguf
+$(BUILD)/obj/tests/unit/test_whisper_model.o: CFLAGS_ALL += -DWHISPER_TEST_DIR='"$(abspath tests/whisper)"'
 $(BUILD)/tests/test_whisper_model: $(BUILD)/obj/tests/unit/test_whisper_model.o \
-		$(WHISPER_OBJS) $(WHISPER_KERNEL_OBJS)
+		$(WHISPER_OBJS) $(KERN_OBJS)
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ -lm
 
@@ -45,13 +39,12 @@ UNIT_TESTS += $(BUILD)/tests/test_whisper_decode
 # The engine (services/stt/engine_whisper.c, "whisper" in stt_engines[]):
 # every link of the STT engines (voxline-stt, test_stt_engines) takes the
 # Whisper core with it. test_whisper_engine tests it through its ops.
-STT_ENGINE_OBJS += $(WHISPER_OBJS) $(WHISPER_KERNEL_OBJS)
-$(BUILD)/tests/test_stt_engines: $(WHISPER_OBJS) $(WHISPER_KERNEL_OBJS)
-$(BUILD)/obj/services/stt/engine_whisper.o: CFLAGS_ALL += -Iservices/llm/gguf
+STT_ENGINE_OBJS += $(WHISPER_OBJS) $(KERN_OBJS)
+$(BUILD)/tests/test_stt_engines: $(WHISPER_OBJS) $(KERN_OBJS)
 $(BUILD)/obj/tests/unit/test_whisper_engine.o: CFLAGS_ALL += \
 	-DWHISPER_TEST_DIR='"$(abspath tests/whisper)"'
 $(BUILD)/tests/test_whisper_engine: $(BUILD)/obj/tests/unit/test_whisper_engine.o \
-		$(BUILD)/obj/services/stt/engine_whisper.o $(WHISPER_OBJS) $(WHISPER_KERNEL_OBJS) \
+		$(BUILD)/obj/services/stt/engine_whisper.o $(WHISPER_OBJS) $(KERN_OBJS) \
 		$(STT_ENGINE_OBJS) $(BUILD)/obj/common/vx_buf.o $(BUILD)/obj/common/vx_curl.o
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(STT_ENGINE_LIBS) -lm

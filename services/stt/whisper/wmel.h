@@ -22,7 +22,7 @@
 #ifndef WMEL_H
 #define WMEL_H
 
-#include "team.h"
+#include "kern/team.h"
 
 #define WMEL_RATE  16000
 #define WMEL_N_FFT 400

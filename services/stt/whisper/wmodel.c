@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "quant.h"
+#include "kern/quant.h"
 
 #define LN_EPS 1e-5f
 #define ROWS_PER_TASK 16

@@ -37,7 +37,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "team.h"
+#include "kern/team.h"
 #include "wfile.h"
 
 typedef struct wmodel wmodel;

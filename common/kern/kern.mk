@@ -1,0 +1,9 @@
+# common/kern/kern.mk - the numeric kernels both built-in engines link: ggml's
+# tensor types (block formats, dequantisation, dot and gemm kernels, portable
+# C plus AVX2/VNNI) and the worker team that runs their loops. The GGUF LLM
+# engine (services/llm/gguf) and the Whisper STT engine (services/stt/whisper)
+# each link KERN_OBJS; sources include "kern/quant.h" and "kern/team.h".
+# Not part of libvoxline: daemons that do no maths do not carry them.
+KERN_SRCS := $(wildcard common/kern/*.c)
+KERN_OBJS := $(KERN_SRCS:%.c=$(BUILD)/obj/%.o)
+CFLAGS_common_kern_ += $(if $(filter 1,$(SANITIZE)),-O2,-O3) -fno-math-errno
