@@ -34,6 +34,7 @@ typedef struct fake {
 	float nosp_logit;        /* <|nospeech|> at the first call */
 	float boost;             /* the favoured token's logit (others 0) */
 	int fed;                 /* tokens fed */
+	int32_t seen[64];        /* the first tokens fed, in order */
 } fake;
 
 static void fake_reset(void *ctx) { ((fake *)ctx)->calls = ((fake *)ctx)->fed = 0; }
@@ -41,11 +42,12 @@ static void fake_reset(void *ctx) { ((fake *)ctx)->calls = ((fake *)ctx)->fed = 
 static int fake_decode(void *ctx, const int32_t *toks, int n, float *l)
 {
 	fake *f = ctx;
-	(void)toks;
 	for (int i = 0; i < NV; i++)
 		l[i] = 0;
-	if (f->calls == 0)
+	if (toks[0] == tok.sot)
 		l[tok.nosp] = f->nosp_logit;
+	for (int i = 0; i < n && f->fed + i < 64; i++)
+		f->seen[f->fed + i] = toks[i];
 	int step = f->calls + 1 - f->prompt_calls;
 	if (step >= 0 && step < f->n_script)
 		l[f->script[step]] = f->boost;
@@ -57,7 +59,7 @@ static int fake_decode(void *ctx, const int32_t *toks, int n, float *l)
 static int decode(fake *f, const wdec_params *p, wdec_result *r)
 {
 	wdec_model m = { .ctx = f, .reset = fake_reset, .decode = fake_decode, .n_text_ctx = 448 };
-	f->prompt_calls = p->timestamps ? 1 : 2;
+	f->prompt_calls = (p->timestamps ? 1 : 2) + (p->n_prompt > 0 ? 2 : 0);
 	if (f->boost == 0)
 		f->boost = 30;
 	return wdec_greedy(&m, &tok, p, r);
@@ -206,6 +208,37 @@ VX_TEST(without_timestamps_one_segment_and_max_tokens_holds)
 	wdec_result_release(&r);
 }
 
+VX_TEST(a_prompt_comes_first_after_startofprev_and_keeps_only_its_tail)
+{
+	int32_t s[] = { TS(0), AGAIN, TS(1000), 50256 };
+	int32_t prompt[300];
+	for (int i = 0; i < 300; i++)
+		prompt[i] = i % 2 ? WORLD : HELLO;
+	fake f = { .script = s, .n_script = 4, .nosp_logit = 40 };
+	wdec_params p = wdec_defaults();
+	wdec_result r;
+	p.audio_ms = 3000;
+	p.prompt = prompt;
+	p.n_prompt = 2;
+	VX_CHECK_INT(decode(&f, &p, &r), 0);
+	VX_CHECK_INT(f.seen[0], tok.prev);
+	VX_CHECK_INT(f.seen[1], HELLO);
+	VX_CHECK_INT(f.seen[2], WORLD);
+	VX_CHECK_INT(f.seen[3], tok.sot);
+	VX_CHECK_STR(r.text, " w1002");
+	VX_CHECK(r.no_speech_prob > 0.5f);   /* read at <|startoftranscript|> */
+	wdec_result_release(&r);
+
+	fake g = { .script = s, .n_script = 4 };
+	p.n_prompt = 300;                       /* more than half the context */
+	VX_CHECK_INT(decode(&g, &p, &r), 0);
+	VX_CHECK_INT(g.seen[0], tok.prev);
+	VX_CHECK_INT(g.seen[1], prompt[300 - 223]);
+	VX_CHECK_INT(g.fed, 1 + 223 + 1 + 3);   /* prev, tail, sot, 3 sampled fed */
+	VX_CHECK_STR(r.text, " w1002");
+	wdec_result_release(&r);
+}
+
 int main(void)
 {
 	static const uint8_t *tp[50257];
@@ -230,13 +263,16 @@ int main(void)
 			     timestamps_never_go_back_nor_past_the_audio,
 			     after_a_pair_comes_text_after_a_lone_timestamp_no_text,
 			     silence_is_no_speech_and_gives_no_text,
-			     without_timestamps_one_segment_and_max_tokens_holds };
+			     without_timestamps_one_segment_and_max_tokens_holds,
+			     a_prompt_comes_first_after_startofprev_and_keeps_only_its_tail };
 	int rc = vx_test_run("timestamp_pairs_become_segments, "
 			     "the_first_token_is_a_timestamp_of_at_most_one_second, "
 			     "timestamps_never_go_back_nor_past_the_audio, "
 			     "after_a_pair_comes_text_after_a_lone_timestamp_no_text, "
 			     "silence_is_no_speech_and_gives_no_text, "
-			     "without_timestamps_one_segment_and_max_tokens_holds", fns, 6);
+			     "without_timestamps_one_segment_and_max_tokens_holds, "
+			     "a_prompt_comes_first_after_startofprev_and_keeps_only_its_tail", fns, 7);
 	wtok_release(&tok);
 	return rc;
 }
+

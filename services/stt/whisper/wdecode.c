@@ -178,6 +178,15 @@ int wdec_greedy(const wdec_model *m, const wtok *t, const wdec_params *p, wdec_r
 		goto out_free;
 	}
 	wtok_encode(t, " ", 1, &blank, 1);
+	m->reset(m->ctx);
+	int n_prev = p->prompt ? p->n_prompt : 0, prev_max = m->n_text_ctx / 2 - 1;
+	n_prev = n_prev > prev_max ? (prev_max > 0 ? prev_max : 0) : n_prev;
+	if (n_prev > 0) {
+		if ((rc = m->decode(m->ctx, &t->prev, 1, l)) < 0 ||
+		    (rc = m->decode(m->ctx, p->prompt + p->n_prompt - n_prev, n_prev, l)) < 0)
+			goto out_free;
+	}
+	int n_used = n_prev > 0 ? n_prev + 1 : 0;   /* context taken by the prompt */
 	prompt[np++] = t->sot;
 	if (t->multilingual) {
 		if (p->language >= 0)
@@ -186,7 +195,6 @@ int wdec_greedy(const wdec_model *m, const wtok *t, const wdec_params *p, wdec_r
 	}
 	if (!p->timestamps)
 		prompt[np++] = t->notimestamps;
-	m->reset(m->ctx);
 	/* the <|nospeech|> probability at the <|startoftranscript|> position */
 	if ((rc = m->decode(m->ctx, prompt, 1, l)) < 0)
 		goto out_free;
@@ -208,7 +216,7 @@ int wdec_greedy(const wdec_model *m, const wtok *t, const wdec_params *p, wdec_r
 		if (best == t->eot || l[best] == -INFINITY)
 			break;
 		r.tokens[r.n_tokens++] = best;
-		if (r.n_tokens >= cap || np + r.n_tokens >= m->n_text_ctx)
+		if (r.n_tokens >= cap || n_used + np + r.n_tokens >= m->n_text_ctx)
 			break;
 		if ((rc = m->decode(m->ctx, &best, 1, l)) < 0)
 			goto out_free;

@@ -16,6 +16,7 @@
  *     the audio's end; when the timestamps together are likelier than the
  *     best text token, a timestamp is taken.
  * Decoding stops at <|endoftext|>, max_tokens or the text context.
+ * With a prompt, the decoder first sees <|startofprev|> and its tokens.
  *
  * Segments: <|t0|> text <|t1|> pairs; text with no closing timestamp ends
  * at the audio's end; timestamps off: one segment over the whole audio.
@@ -56,6 +57,11 @@ typedef struct wdec_params {
 	bool translate;
 	float no_speech_thold;   /* default 0.6 */
 	float logprob_thold;     /* default -1.0 */
+	/* Text tokens given as what came before (Whisper's initial prompt, or
+	 * the committed text of a stream): fed as <|startofprev|> prompt before
+	 * <|startoftranscript|>; only the last n_text_ctx / 2 - 1 are used. */
+	const int32_t *prompt;
+	int n_prompt;
 } wdec_params;
 
 typedef struct wdec_segment {
