@@ -10,10 +10,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kern/fgemm.h"
 #include "kern/quant.h"
 
 #define LN_EPS 1e-5f
 #define ROWS_PER_TASK 16
+/* Products of F32/F16 weights with at least GEMM_MIN_TOK activation rows
+ * go through fgemm in tasks of FGEMM_NB weight rows x GEMM_MB activation
+ * rows (each task widens its weight block once); fewer rows use the dot
+ * kernels. Encoder self-attention runs per head and block of ATTN_QB
+ * queries as two fgemm products around a softmax. */
+#define GEMM_MIN_TOK 8
+#define GEMM_MB 192
+#define ATTN_QB 48
+/* Encoder buffers grow in steps of CTX_STEP positions (2.56 s). */
+#define CTX_STEP 128
 
 typedef struct wmat {
 	const uint8_t *w;        /* n_out rows of row_bytes */
@@ -46,25 +57,35 @@ struct wmodel {
 	void **copies;           /* aligned copies of misaligned tensors */
 	int n_copies;
 	size_t copied;
+	bool any_quant;          /* some matrix needs quantised activations */
 };
 
+/* Buffers that depend on the encoder context or the rows of a call are
+ * grown on demand (reserve()), so a decoder that only ever sees short
+ * utterances never holds full 30 s buffers. */
 struct wstate {
 	const wmodel *m;
 	team *t;
 	int n_threads;
 	int n_ctx;               /* encoder positions of the last encode */
 	int n_past;              /* decoder tokens in the KV cache */
-	float *col;              /* im2col: (2 * n_audio_ctx, 3 * max(n_mels, n_state)) */
-	float *h1;               /* conv1 out: (2 * n_audio_ctx, n_state) */
-	float *x, *h, *q, *k, *v, *a;   /* (rows, n_state), rows = max(n_audio_ctx, n_text_ctx) */
-	float *mlp;              /* (rows, 4 * n_state) */
-	float *enc_out;          /* (n_audio_ctx, n_state) */
-	float *cross_k, *cross_v;   /* per decoder layer (n_audio_ctx, n_state) */
+	int cap_ctx;             /* positions enc_out, cross_k/v, kt hold */
+	int cap_rows;            /* rows x, h, q, k, v, a, mlp hold */
+	int cap_conv;            /* rows col, h1 hold (two per position) */
+	float *col;              /* im2col: (cap_conv, 3 * max(n_mels, n_state)) */
+	float *h1;               /* conv1 out: (cap_conv, n_state) */
+	float *x, *h, *q, *k, *v, *a;   /* (cap_rows, n_state) */
+	float *mlp;              /* (cap_rows, 4 * n_state) */
+	float *enc_out;          /* (cap_ctx, n_state) */
+	float *cross_k, *cross_v;   /* per decoder layer (cap_ctx, n_state) */
+	float *kt;               /* encoder K per head transposed: (n_state, pad16(cap_ctx)) */
 	float *self_k, *self_v;     /* per decoder layer (n_text_ctx, n_state) */
 	uint8_t *act;            /* quantised activations: rows x act row bytes */
-	size_t act_cap;
-	float *scores;           /* per thread: max(n_audio_ctx, n_text_ctx) */
-	int score_len;
+	size_t act_cap;          /* bytes */
+	float *scores;           /* per thread: score_len floats */
+	size_t score_len;
+	float *pack;             /* per thread: pack_len floats (fgemm weight blocks) */
+	size_t pack_len;
 };
 
 /* ------------------------------------------------------------- loading */
@@ -130,6 +151,8 @@ static wmat mat(loader *l, const char *name)
 	w.n_in = (int)(t->ne[0] * (t->n_dims == 3 ? t->ne[1] : 1));
 	w.n_out = (int)t->ne[t->n_dims - 1];
 	w.row_bytes = t->n_bytes / (size_t)w.n_out;
+	if (quant_vec_type((int)w.type) != QT_F32)
+		l->m->any_quant = true;
 	if (!quant_supported((int)w.type) || !quant_dot_get((int)w.type, QUANT_IMPL_BEST)) {
 		snprintf(l->err, l->err_len, "tensor '%s': no kernel for type %s yet", name,
 			 wfile_type_name(w.type));
@@ -230,6 +253,7 @@ size_t wmodel_copied_bytes(const wmodel *m) { return m->copied; }
 /* --------------------------------------------------------------- state */
 
 static int imax(int a, int b) { return a > b ? a : b; }
+static int pad16(int n) { return (n + 15) / 16 * 16; }
 
 int wstate_new(const wmodel *m, team *t, wstate **ret)
 {
@@ -240,28 +264,85 @@ int wstate_new(const wmodel *m, team *t, wstate **ret)
 	s->m = m;
 	s->t = t;
 	s->n_threads = t ? team_size(t) : 1;
-	size_t n = (size_t)m->n_state, actx = (size_t)h->n_audio_ctx, tctx = (size_t)h->n_text_ctx;
-	size_t rows = (size_t)imax(h->n_audio_ctx, h->n_text_ctx);
-	size_t col_w = 3 * (size_t)imax(h->n_mels, m->n_state);
-	s->score_len = imax(h->n_audio_ctx, h->n_text_ctx);
-	size_t dl = (size_t)h->n_text_layer;
-	/* activations quantised for the widest input (4 * n_state, or a conv row) */
-	size_t widest = 4 * n > col_w ? 4 * n : col_w;
-	s->act_cap = (2 * actx) * (widest * sizeof(float) + 64);
+	size_t n = (size_t)m->n_state, tctx = (size_t)h->n_text_ctx, dl = (size_t)h->n_text_layer;
+	size_t kmax = (size_t)imax(4 * m->n_state, 3 * imax(h->n_mels, m->n_state));
+	s->pack_len = kmax * FGEMM_NB;
 #define ALLOC(p, count) ((p) = aligned_alloc(64, ((count) * sizeof *(p) + 63) / 64 * 64))
-	if (!ALLOC(s->col, 2 * actx * col_w) || !ALLOC(s->h1, 2 * actx * n) ||
-	    !ALLOC(s->x, rows * n) || !ALLOC(s->h, rows * n) || !ALLOC(s->q, rows * n) ||
-	    !ALLOC(s->k, rows * n) || !ALLOC(s->v, rows * n) || !ALLOC(s->a, rows * n) ||
-	    !ALLOC(s->mlp, rows * 4 * n) || !ALLOC(s->enc_out, actx * n) ||
-	    !ALLOC(s->cross_k, dl * actx * n) || !ALLOC(s->cross_v, dl * actx * n) ||
-	    !ALLOC(s->self_k, dl * tctx * n) || !ALLOC(s->self_v, dl * tctx * n) ||
-	    !ALLOC(s->act, s->act_cap) ||
-	    !ALLOC(s->scores, (size_t)s->n_threads * (size_t)s->score_len)) {
+	if (!ALLOC(s->self_k, dl * tctx * n) || !ALLOC(s->self_v, dl * tctx * n) ||
+	    !ALLOC(s->pack, (size_t)s->n_threads * s->pack_len)) {
 		wstate_free(s);
 		return -ENOMEM;
 	}
 #undef ALLOC
 	*ret = s;
+	return 0;
+}
+
+/* *p holds at least count floats (contents not kept). */
+static int grow(float **p, size_t count)
+{
+	free(*p);
+	*p = aligned_alloc(64, (count * sizeof **p + 63) / 64 * 64);
+	return *p ? 0 : -ENOMEM;
+}
+
+/* Makes the buffers hold an encode of n_ctx positions (0: no encode) and
+ * calls of n_rows rows; grows only. 0 or -ENOMEM (then the capacities say
+ * what is still there). */
+static int reserve(wstate *s, int n_ctx, int n_rows)
+{
+	const wmodel *m = s->m;
+	const wfile_hparams *h = &m->hp;
+	size_t n = (size_t)m->n_state, dl = (size_t)h->n_text_layer;
+	size_t col_w = 3 * (size_t)imax(h->n_mels, m->n_state);
+
+	if (n_ctx > s->cap_ctx) {
+		int c = imax(n_ctx, s->cap_ctx + CTX_STEP);
+		c = (c + CTX_STEP - 1) / CTX_STEP * CTX_STEP;
+		c = c < h->n_audio_ctx ? c : h->n_audio_ctx;
+		c = imax(c, n_ctx);
+		s->cap_ctx = 0;
+		if (grow(&s->enc_out, (size_t)c * n) || grow(&s->cross_k, dl * (size_t)c * n) ||
+		    grow(&s->cross_v, dl * (size_t)c * n) || grow(&s->kt, n * (size_t)pad16(c)))
+			return -ENOMEM;
+		s->cap_ctx = c;
+	}
+	if (2 * n_ctx > s->cap_conv) {
+		int c = 2 * s->cap_ctx;
+		s->cap_conv = 0;
+		if (grow(&s->col, (size_t)c * col_w) || grow(&s->h1, (size_t)c * n))
+			return -ENOMEM;
+		s->cap_conv = c;
+	}
+	int rows = imax(n_ctx ? s->cap_ctx : 0, n_rows);
+	if (rows > s->cap_rows) {
+		rows = imax(rows, imax(s->cap_rows, 32));
+		s->cap_rows = 0;
+		if (grow(&s->x, (size_t)rows * n) || grow(&s->h, (size_t)rows * n) ||
+		    grow(&s->q, (size_t)rows * n) || grow(&s->k, (size_t)rows * n) ||
+		    grow(&s->v, (size_t)rows * n) || grow(&s->a, (size_t)rows * n) ||
+		    grow(&s->mlp, (size_t)rows * 4 * n))
+			return -ENOMEM;
+		s->cap_rows = rows;
+	}
+	/* quantised activations of the widest input (4 * n_state, or a conv row) */
+	size_t act_rows = (size_t)imax(s->cap_conv, s->cap_rows);
+	size_t widest = 4 * n > col_w ? 4 * n : col_w;
+	size_t act = m->any_quant ? act_rows * (widest * sizeof(float) + 64) : 0;
+	if (act > s->act_cap) {
+		free(s->act);
+		s->act_cap = 0;
+		if (!(s->act = aligned_alloc(64, (act + 63) / 64 * 64)))
+			return -ENOMEM;
+		s->act_cap = act;
+	}
+	size_t sl = (size_t)imax(imax(s->cap_ctx, h->n_text_ctx), ATTN_QB * pad16(s->cap_ctx));
+	if (sl > s->score_len) {
+		s->score_len = 0;
+		if (grow(&s->scores, (size_t)s->n_threads * sl))
+			return -ENOMEM;
+		s->score_len = sl;
+	}
 	return 0;
 }
 
@@ -271,7 +352,8 @@ void wstate_free(wstate *s)
 		return;
 	free(s->col); free(s->h1); free(s->x); free(s->h); free(s->q); free(s->k);
 	free(s->v); free(s->a); free(s->mlp); free(s->enc_out); free(s->cross_k);
-	free(s->cross_v); free(s->self_k); free(s->self_v); free(s->act); free(s->scores);
+	free(s->cross_v); free(s->kt); free(s->self_k); free(s->self_v); free(s->act);
+	free(s->scores); free(s->pack);
 	free(s);
 }
 
@@ -330,14 +412,54 @@ static void mm_task(void *arg, int task, int thread)
 				j->y[(size_t)t * w->n_out + r] += j->bias[r];
 }
 
+typedef struct gm_job {
+	const wmat *w;
+	const float *x;
+	int n_tok, n_mb;
+	float *y;
+	const float *bias;
+	float *pack;
+	size_t pack_len;
+} gm_job;
+
+/* One block of FGEMM_NB weight rows times one block of GEMM_MB tokens. */
+static void gm_task(void *arg, int task, int thread)
+{
+	const gm_job *j = arg;
+	const wmat *w = j->w;
+	int r0 = task / j->n_mb * FGEMM_NB, t0 = task % j->n_mb * GEMM_MB;
+	int nr = w->n_out - r0 < FGEMM_NB ? w->n_out - r0 : FGEMM_NB;
+	int nt = j->n_tok - t0 < GEMM_MB ? j->n_tok - t0 : GEMM_MB;
+	float *bp = j->pack + (size_t)thread * j->pack_len;
+
+	fgemm_pack((int)w->type, w->w + (size_t)r0 * w->row_bytes, w->row_bytes, nr, w->n_in, bp);
+	float *y = j->y + (size_t)t0 * w->n_out + r0;
+	fgemm(nt, nr, w->n_in, j->x + (size_t)t0 * w->n_in, (size_t)w->n_in, bp, FGEMM_NB, y,
+	      (size_t)w->n_out, false);
+	if (j->bias)
+		for (int t = 0; t < nt; t++)
+			for (int r = 0; r < nr; r++)
+				y[(size_t)t * w->n_out + r] += j->bias[r0 + r];
+}
+
 /* y (n_tok, n_out) = x (n_tok, n_in) . W^T + bias (bias may be NULL). */
 static void matmul(wstate *s, const wmat *w, const float *x, int n_tok, float *y, const float *bias)
 {
+	if ((w->type == QT_F16 || w->type == QT_F32) && n_tok >= GEMM_MIN_TOK) {
+		gm_job g = { .w = w, .x = x, .n_tok = n_tok, .n_mb = (n_tok + GEMM_MB - 1) / GEMM_MB,
+			     .y = y, .bias = bias, .pack = s->pack, .pack_len = s->pack_len };
+		run(s, gm_task, &g, (w->n_out + FGEMM_NB - 1) / FGEMM_NB * g.n_mb);
+		return;
+	}
 	int vt = quant_vec_type((int)w->type);
 	size_t ab = quant_row_bytes(vt, w->n_in);
-	for (int t = 0; t < n_tok; t++)
-		quant_quantize_row(vt, x + (size_t)t * w->n_in, s->act + (size_t)t * ab, w->n_in);
-	mm_job j = { .w = w, .act = s->act, .act_bytes = ab, .n_tok = n_tok, .y = y, .bias = bias,
+	const uint8_t *act = (const uint8_t *)x;   /* float weights dot float rows as they are */
+	if (vt != QT_F32) {
+		for (int t = 0; t < n_tok; t++)
+			quant_quantize_row(vt, x + (size_t)t * w->n_in, s->act + (size_t)t * ab, w->n_in);
+		act = s->act;
+	}
+	mm_job j = { .w = w, .act = act, .act_bytes = ab, .n_tok = n_tok, .y = y, .bias = bias,
 		     .dot = quant_dot_get((int)w->type, QUANT_IMPL_BEST),
 		     .tile = quant_tile_get((int)w->type, QUANT_IMPL_BEST) };
 	run(s, mm_task, &j, (w->n_out + ROWS_PER_TASK - 1) / ROWS_PER_TASK);
@@ -421,11 +543,65 @@ static void attn_task(void *arg, int task, int thread)
 	}
 }
 
+/* K (n_kv, n_state) -> kt, per head h the (d, pad16(n_kv)) matrix
+ * kt[(h * d + e) * ldk + t] = K[t][h * d + e], padding columns zero. */
+static void kt_task(void *arg, int task, int thread)
+{
+	const attn_job *j = arg;
+	int n = j->n_head * j->d, ldk = pad16(j->n_kv);
+	float *kt = j->s->kt + (size_t)task * j->d * ldk;
+	(void)thread;
+	for (int e = 0; e < j->d; e++) {
+		float *row = kt + (size_t)e * ldk;
+		for (int t = 0; t < j->n_kv; t++)
+			row[t] = j->k[(size_t)t * n + (size_t)task * j->d + e];
+		for (int t = j->n_kv; t < ldk; t++)
+			row[t] = 0;
+	}
+}
+
+/* One head, ATTN_QB queries: S = Q K^T (fgemm against kt), softmax rows,
+ * out = P V (fgemm against V's rows as they are). */
+static void attn_block_task(void *arg, int task, int thread)
+{
+	const attn_job *j = arg;
+	int n = j->n_head * j->d, ldk = pad16(j->n_kv), hd = task % j->n_head;
+	int i0 = task / j->n_head * ATTN_QB;
+	int nq = j->n_q - i0 < ATTN_QB ? j->n_q - i0 : ATTN_QB;
+	float *sc = j->s->scores + (size_t)thread * j->s->score_len;
+	float scale = 1.0f / sqrtf((float)j->d);
+
+	fgemm(nq, j->n_kv, j->d, j->q + (size_t)i0 * n + (size_t)hd * j->d, (size_t)n,
+	      j->s->kt + (size_t)hd * j->d * ldk, (size_t)ldk, sc, (size_t)ldk, false);
+	for (int i = 0; i < nq; i++) {
+		float *r = sc + (size_t)i * ldk, mx = -INFINITY, sum = 0;
+		for (int t = 0; t < j->n_kv; t++) {
+			r[t] *= scale;
+			mx = r[t] > mx ? r[t] : mx;
+		}
+		for (int t = 0; t < j->n_kv; t++) {
+			r[t] = expf(r[t] - mx);
+			sum += r[t];
+		}
+		float inv = 1.0f / sum;
+		for (int t = 0; t < j->n_kv; t++)
+			r[t] *= inv;
+	}
+	fgemm(nq, j->d, j->n_kv, sc, (size_t)ldk, j->v + (size_t)hd * j->d, (size_t)n,
+	      j->out + (size_t)i0 * n + (size_t)hd * j->d, (size_t)n, false);
+}
+
 static void attention(wstate *s, const float *q, const float *k, const float *v, int n_q,
 		      int n_kv, int n_head, int causal_past, float *out)
 {
 	attn_job j = { .s = s, .q = q, .k = k, .v = v, .out = out, .n_q = n_q, .n_kv = n_kv,
 		       .n_head = n_head, .d = s->m->n_state / n_head, .causal_past = causal_past };
+	if (causal_past < 0 && n_q >= GEMM_MIN_TOK && n_kv <= s->cap_ctx &&
+	    (size_t)ATTN_QB * (size_t)pad16(n_kv) <= s->score_len) {
+		run(s, kt_task, &j, n_head);
+		run(s, attn_block_task, &j, n_head * ((n_q + ATTN_QB - 1) / ATTN_QB));
+		return;
+	}
 	run(s, attn_task, &j, n_q * n_head);
 }
 
@@ -455,6 +631,9 @@ int wstate_encode(wstate *s, const float *mel, int n_ctx)
 
 	if (n_ctx < 1 || n_ctx > m->hp.n_audio_ctx)
 		return -EINVAL;
+	s->n_ctx = 0;   /* no encoder output until this one is complete */
+	if (reserve(s, n_ctx, 0) < 0)
+		return -ENOMEM;
 	/* conv1: im2col over (n_mels, T1), zero padding 1 */
 	for (int t = 0; t < T1; t++)
 		for (int c = 0; c < n_mels; c++)
@@ -490,7 +669,7 @@ int wstate_encode(wstate *s, const float *mel, int n_ctx)
 	}
 	layer_norm(s->x, n_ctx, n, m->enc_ln_w, m->enc_ln_b, s->enc_out);
 
-	size_t per = (size_t)m->hp.n_audio_ctx * n;
+	size_t per = (size_t)s->cap_ctx * n;
 	for (int l = 0; l < m->hp.n_text_layer; l++) {
 		const attn_w *c = &m->dec[l].cross;
 		matmul(s, &c->k, s->enc_out, n_ctx, s->cross_k + l * per, NULL);
@@ -516,6 +695,8 @@ int wstate_decode(wstate *s, const int32_t *tokens, int n_tok, float *logits)
 
 	if (n_tok < 1 || p0 + n_tok > m->hp.n_text_ctx || s->n_ctx < 1)
 		return -EINVAL;
+	if (reserve(s, 0, n_tok) < 0)
+		return -ENOMEM;
 	for (int i = 0; i < n_tok; i++) {
 		if (tokens[i] < 0 || tokens[i] >= m->hp.n_vocab)
 			return -EINVAL;
@@ -524,7 +705,7 @@ int wstate_decode(wstate *s, const int32_t *tokens, int n_tok, float *logits)
 				     m->tok_emb.w + (size_t)tokens[i] * m->tok_emb.row_bytes, xr, n);
 		add(xr, m->dec_pos + (size_t)(p0 + i) * n, (size_t)n);
 	}
-	size_t per_self = (size_t)m->hp.n_text_ctx * n, per_cross = (size_t)m->hp.n_audio_ctx * n;
+	size_t per_self = (size_t)m->hp.n_text_ctx * n, per_cross = (size_t)s->cap_ctx * n;
 	for (int l = 0; l < m->hp.n_text_layer; l++) {
 		const layer_w *w = &m->dec[l];
 		float *kc = s->self_k + l * per_self, *vc = s->self_v + l * per_self;

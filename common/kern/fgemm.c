@@ -1,0 +1,181 @@
+/*
+ * fgemm.c - float matrix products for batched activations (see fgemm.h).
+ * The AVX2 kernel keeps a 6 x 16 block of C in twelve registers and streams
+ * k: per step two loads of B, six broadcasts of A, twelve FMAs.
+ */
+#include "fgemm.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "quant.h"
+
+#define MR 6
+
+/* ------------------------------------------------------------- packing */
+
+static void pack_portable(int type, const void *w, size_t w_stride, int n_rows, int k, float *dst)
+{
+	for (int r = 0; r < n_rows; r++) {
+		const unsigned char *row = (const unsigned char *)w + (size_t)r * w_stride;
+		for (int p = 0; p < k; p++) {
+			float v;
+			if (type == QT_F32) {
+				memcpy(&v, row + (size_t)p * 4, 4);
+			} else {
+				uint16_t h;
+				memcpy(&h, row + (size_t)p * 2, 2);
+				v = quant_f16_to_f32(h);
+			}
+			dst[(size_t)p * FGEMM_NB + r] = v;
+		}
+	}
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
+
+static bool have_avx2(void)
+{
+	static int known = -1;   /* racy but idempotent */
+	if (known < 0) {
+		__builtin_cpu_init();
+		known = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+			__builtin_cpu_supports("f16c");
+	}
+	return known;
+}
+
+/* F16 rows widened eight values at a time (F16C), stored transposed. */
+AVX2 static void pack_f16_avx2(const void *w, size_t w_stride, int n_rows, int k, float *dst)
+{
+	for (int r = 0; r < n_rows; r++) {
+		const unsigned char *row = (const unsigned char *)w + (size_t)r * w_stride;
+		int p = 0;
+		for (; p + 8 <= k; p += 8) {
+			float t[8];
+			_mm256_storeu_ps(t, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + 2 * (size_t)p))));
+			for (int e = 0; e < 8; e++)
+				dst[(size_t)(p + e) * FGEMM_NB + r] = t[e];
+		}
+		for (; p < k; p++) {
+			uint16_t h;
+			memcpy(&h, row + (size_t)p * 2, 2);
+			dst[(size_t)p * FGEMM_NB + r] = quant_f16_to_f32(h);
+		}
+	}
+}
+
+/* C[0..mr)[0..16) (+)= A[0..mr)[0..k) . B[0..k)[0..16); mr is a constant
+ * at every call site, so the accumulators stay in registers. */
+AVX2 static inline __attribute__((always_inline)) void
+ukr(const int mr, int k, const float *a, size_t lda, const float *b, size_t ldb, float *c,
+    size_t ldc, bool acc)
+{
+	__m256 c0[MR], c1[MR];
+	for (int i = 0; i < mr; i++)
+		c0[i] = c1[i] = _mm256_setzero_ps();
+	for (int p = 0; p < k; p++) {
+		__m256 b0 = _mm256_loadu_ps(b + (size_t)p * ldb);
+		__m256 b1 = _mm256_loadu_ps(b + (size_t)p * ldb + 8);
+		for (int i = 0; i < mr; i++) {
+			__m256 ai = _mm256_broadcast_ss(a + (size_t)i * lda + p);
+			c0[i] = _mm256_fmadd_ps(ai, b0, c0[i]);
+			c1[i] = _mm256_fmadd_ps(ai, b1, c1[i]);
+		}
+	}
+	for (int i = 0; i < mr; i++) {
+		float *ci = c + (size_t)i * ldc;
+		if (acc) {
+			c0[i] = _mm256_add_ps(c0[i], _mm256_loadu_ps(ci));
+			c1[i] = _mm256_add_ps(c1[i], _mm256_loadu_ps(ci + 8));
+		}
+		_mm256_storeu_ps(ci, c0[i]);
+		_mm256_storeu_ps(ci + 8, c1[i]);
+	}
+}
+
+AVX2 static void ukr_any(int mr, int k, const float *a, size_t lda, const float *b, size_t ldb,
+			 float *c, size_t ldc, bool acc)
+{
+	switch (mr) {
+	case 6: ukr(6, k, a, lda, b, ldb, c, ldc, acc); break;
+	case 5: ukr(5, k, a, lda, b, ldb, c, ldc, acc); break;
+	case 4: ukr(4, k, a, lda, b, ldb, c, ldc, acc); break;
+	case 3: ukr(3, k, a, lda, b, ldb, c, ldc, acc); break;
+	case 2: ukr(2, k, a, lda, b, ldb, c, ldc, acc); break;
+	default: ukr(1, k, a, lda, b, ldb, c, ldc, acc); break;
+	}
+}
+
+AVX2 static void fgemm_avx2(int m, int n, int k, const float *a, size_t lda, const float *b,
+			    size_t ldb, float *c, size_t ldc, bool acc)
+{
+	for (int i = 0; i < m; i += MR) {
+		int mr = m - i < MR ? m - i : MR;
+		const float *ai = a + (size_t)i * lda;
+		float *ci = c + (size_t)i * ldc;
+		int j = 0;
+		for (; j + FGEMM_NR <= n; j += FGEMM_NR)
+			ukr_any(mr, k, ai, lda, b + j, ldb, ci + j, ldc, acc);
+		if (j < n) {   /* a partial column block through a scratch tile */
+			float t[MR * FGEMM_NR];
+			int nr = n - j;
+			for (int r = 0; r < mr && acc; r++)
+				memcpy(t + r * FGEMM_NR, ci + (size_t)r * ldc + j, sizeof(float) * (size_t)nr);
+			ukr_any(mr, k, ai, lda, b + j, ldb, t, FGEMM_NR, acc);
+			for (int r = 0; r < mr; r++)
+				memcpy(ci + (size_t)r * ldc + j, t + r * FGEMM_NR, sizeof(float) * (size_t)nr);
+		}
+	}
+}
+#else
+static bool have_avx2(void) { return false; }
+#endif
+
+int fgemm_pack(int type, const void *w, size_t w_stride, int n_rows, int k, float *dst)
+{
+	if ((type != QT_F32 && type != QT_F16) || n_rows < 0 || n_rows > FGEMM_NB)
+		return -EINVAL;
+#if defined(__x86_64__)
+	if (type == QT_F16 && have_avx2())
+		pack_f16_avx2(w, w_stride, n_rows, k, dst);
+	else
+#endif
+		pack_portable(type, w, w_stride, n_rows, k, dst);
+	if (n_rows < FGEMM_NB)
+		for (int p = 0; p < k; p++)
+			memset(dst + (size_t)p * FGEMM_NB + n_rows, 0,
+			       sizeof(float) * (size_t)(FGEMM_NB - n_rows));
+	return 0;
+}
+
+void fgemm_portable(int m, int n, int k, const float *a, size_t lda, const float *b, size_t ldb,
+		    float *c, size_t ldc, bool accumulate)
+{
+	for (int i = 0; i < m; i++) {
+		float *ci = c + (size_t)i * ldc;
+		if (!accumulate)
+			memset(ci, 0, sizeof(float) * (size_t)n);
+		for (int p = 0; p < k; p++) {
+			float av = a[(size_t)i * lda + p];
+			const float *bp = b + (size_t)p * ldb;
+			for (int j = 0; j < n; j++)
+				ci[j] += av * bp[j];
+		}
+	}
+}
+
+void fgemm(int m, int n, int k, const float *a, size_t lda, const float *b, size_t ldb, float *c,
+	   size_t ldc, bool accumulate)
+{
+#if defined(__x86_64__)
+	if (have_avx2()) {
+		fgemm_avx2(m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+		return;
+	}
+#endif
+	fgemm_portable(m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+}
