@@ -14,10 +14,18 @@
  * cfg->model is the model file's path. Audio is cut into 30 s windows;
  * each window's encoder runs over the audio's length only when the window
  * is shorter than WHISPER_TRIM_BELOW_MS (positions = frames / 2), over the
- * full context otherwise. Greedy decoding with timestamps per window
- * (wdecode.h); segments carry times from the start of the audio. English
- * only for now on .en models; multilingual models take opt->language
- * (default "en"; no detection yet). No streaming.
+ * full context otherwise. Decoding per window (wdecode.h): greedy, or beam
+ * search with opt->beam_size > 1 (a KV snapshot per beam, wstate_kv_*),
+ * temperature fallback from opt->temperature (0.2 steps up to 1.0, seeded
+ * sampling, so the same request gives the same answer), opt->prompt as the
+ * initial prompt of every window (" " + the trimmed text, tokenized),
+ * segments with times from the start of the audio and each window's
+ * temperature / avg_logprob / compression_ratio / no_speech_prob.
+ * Languages: English-only models take "en" or "auto"; multilingual models
+ * take any Whisper language code, or "auto": the language is detected on
+ * the first window (wdec_detect_language) and reported in the result;
+ * opt->translate decodes with <|translate|> (multilingual models only,
+ * -ENOTSUP otherwise).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -35,6 +43,7 @@
 
 #define WHISPER_WINDOW_SAMPLES (30 * STT_RATE)
 #define WHISPER_TRIM_BELOW_MS 10000
+#define WHISPER_PROMPT_MAX_BYTES 4096   /* of opt->prompt tokenized (its tail kept) */
 
 typedef struct wdecoder {
 	wstate *s;
@@ -147,8 +156,6 @@ static void release(wengine *e, wdecoder *d)
 	pthread_mutex_unlock(&e->lock);
 }
 
-static void ad_reset(void *ctx) { wstate_decode_reset(ctx); }
-static int ad_decode(void *ctx, const int32_t *t, int n, float *l) { return wstate_decode(ctx, t, n, l); }
 
 /* Appends a window's segments (offset by off_ms) and text to r. */
 static int collect(stt_result *r, const wdec_result *w, int64_t off_ms, size_t *text_len)
@@ -166,8 +173,13 @@ static int collect(stt_result *r, const wdec_result *w, int64_t off_ms, size_t *
 			return -ENOMEM;
 		s[r->n_segments++] = (stt_segment){ .start_ms = off_ms + w->segments[i].start_ms,
 						    .end_ms = off_ms + w->segments[i].end_ms,
-						    .text = copy };
+						    .text = copy,
+						    .temperature = w->temperature,
+						    .avg_logprob = w->avg_logprob,
+						    .compression_ratio = w->compression_ratio,
+						    .no_speech_prob = w->no_speech_prob };
 	}
+	r->decoded = true;
 	size_t add = strlen(w->text);
 	char *t = realloc(r->text, *text_len + add + 1);
 	if (!t)
@@ -178,30 +190,136 @@ static int collect(stt_result *r, const wdec_result *w, int64_t off_ms, size_t *
 	return 0;
 }
 
+/* The wdec_model over a wstate with a KV snapshot per slot (beam search). */
+typedef struct wkv {
+	wstate *s;
+	void *snap[WDEC_SLOTS(WDEC_BEAM_MAX)];
+	size_t cap[WDEC_SLOTS(WDEC_BEAM_MAX)];
+} wkv;
+
+static void kv_reset(void *ctx) { wstate_decode_reset(((wkv *)ctx)->s); }
+
+static int kv_decode(void *ctx, const int32_t *t, int n, float *l)
+{
+	return wstate_decode(((wkv *)ctx)->s, t, n, l);
+}
+
+static int kv_save(void *ctx, int slot)
+{
+	wkv *k = ctx;
+	size_t need = wstate_kv_bytes(k->s);
+	if (slot < 0 || slot >= WDEC_SLOTS(WDEC_BEAM_MAX))
+		return -EINVAL;
+	if (k->cap[slot] < need) {
+		size_t cap = need + need / 2;
+		void *p = realloc(k->snap[slot], cap);
+		if (!p)
+			return -ENOMEM;
+		k->snap[slot] = p;
+		k->cap[slot] = cap;
+	}
+	wstate_kv_save(k->s, k->snap[slot]);
+	return 0;
+}
+
+static int kv_load(void *ctx, int slot)
+{
+	wkv *k = ctx;
+	if (slot < 0 || slot >= WDEC_SLOTS(WDEC_BEAM_MAX) || !k->snap[slot])
+		return -EINVAL;
+	wstate_kv_load(k->s, k->snap[slot]);
+	return 0;
+}
+
+static void kv_release(wkv *k)
+{
+	for (int i = 0; i < WDEC_SLOTS(WDEC_BEAM_MAX); i++)
+		free(k->snap[i]);
+}
+
+/* The request's language: a token (-1 for English-only models), or
+ * *ret_detect when "auto" on a multilingual model. -ENOTSUP when unknown. */
+static int whisper_language(const wengine *e, const stt_options *opt, int32_t *ret_lang,
+			    bool *ret_detect)
+{
+	const char *l = opt ? opt->language : NULL;
+	bool any = !l || !l[0];
+	*ret_detect = false;
+	*ret_lang = -1;
+	if (!e->tok.multilingual)
+		return any || !strcmp(l, "auto") || !strcmp(l, "en") ? 0 : -ENOTSUP;
+	if (!any && !strcmp(l, "auto")) {
+		*ret_detect = true;
+		return 0;
+	}
+	*ret_lang = wtok_language(&e->tok, any ? "en" : l);
+	return *ret_lang < 0 ? -ENOTSUP : 0;
+}
+
+/* opt->prompt as tokens (" " + the trimmed text, as openai-whisper does);
+ * *ret NULL when there is none. Caller frees *ret. */
+static int whisper_prompt(const wengine *e, const char *text, int32_t **ret, int *ret_n)
+{
+	*ret = NULL;
+	*ret_n = 0;
+	if (!text)
+		return 0;
+	text += strspn(text, " \t\r\n");
+	size_t len = strlen(text);
+	while (len && strchr(" \t\r\n", text[len - 1]))
+		len--;
+	if (!len)
+		return 0;
+	if (len > WHISPER_PROMPT_MAX_BYTES) {   /* the tail, from a character's start */
+		text += len - WHISPER_PROMPT_MAX_BYTES;
+		len = WHISPER_PROMPT_MAX_BYTES;
+		while (len && ((unsigned char)*text & 0xc0) == 0x80)
+			text++, len--;
+	}
+	char *buf = malloc(len + 2);
+	if (!buf)
+		return -ENOMEM;
+	buf[0] = ' ';
+	memcpy(buf + 1, text, len);
+	buf[len + 1] = 0;
+	int n = wtok_encode(&e->tok, buf, len + 1, NULL, 0);
+	int32_t *tok = n > 0 ? malloc(sizeof *tok * (size_t)n) : NULL;
+	if (n < 0 || (n > 0 && !tok)) {
+		free(buf);
+		return n < 0 ? n : -ENOMEM;
+	}
+	if (n > 0)
+		wtok_encode(&e->tok, buf, len + 1, tok, n);
+	free(buf);
+	*ret = tok;
+	*ret_n = n;
+	return 0;
+}
+
 static int whisper_transcribe(void *engine, const int16_t *pcm, size_t n, const stt_options *opt,
 			      const atomic_bool *cancel, stt_result *ret)
 {
 	wengine *e = engine;
 	stt_result r = { 0 };
 	size_t text_len = 0;
-	int32_t lang = -1;
-	int rc = 0;
+	int32_t lang = -1, *prompt = NULL;
+	int n_prompt = 0, rc = 0;
+	bool detect;
 
 	if (n > (size_t)STT_AUDIO_MAX_SECONDS * STT_RATE)
 		return -E2BIG;
-	if (opt && opt->language && opt->language[0] && strcmp(opt->language, "auto")) {
-		if (e->tok.multilingual) {
-			if ((lang = wtok_language(&e->tok, opt->language)) < 0)
-				return -ENOTSUP;
-		} else if (strcmp(opt->language, "en")) {
-			return -ENOTSUP;
-		}
-	} else if (e->tok.multilingual) {
-		lang = wtok_language(&e->tok, "en");
-	}
+	if ((rc = whisper_language(e, opt, &lang, &detect)) < 0)
+		return rc;
+	if (opt && opt->translate && !e->tok.multilingual)
+		return -ENOTSUP;
+	if ((rc = whisper_prompt(e, opt ? opt->prompt : NULL, &prompt, &n_prompt)) < 0)
+		return rc;
 	wdecoder *d = acquire(e);
-	if (!d)
+	if (!d) {
+		free(prompt);
 		return -EBUSY;
+	}
+	wkv kv = { .s = d->s };
 	r.phrases = true;
 	if (!(r.text = calloc(1, 1))) {
 		rc = -ENOMEM;
@@ -224,13 +342,28 @@ static int whisper_transcribe(void *engine, const int16_t *pcm, size_t n, const 
 		wmel_compute(&e->mel, d->pcm, (int)w, 2 * n_ctx, d->t, d->mel);
 		if ((rc = wstate_encode(d->s, d->mel, n_ctx)) < 0)
 			break;
-		wdec_model dm = { .ctx = d->s, .reset = ad_reset, .decode = ad_decode,
-				  .n_text_ctx = e->f->hp.n_text_ctx };
+		wdec_model dm = { .ctx = &kv, .reset = kv_reset, .decode = kv_decode,
+				  .n_text_ctx = e->f->hp.n_text_ctx, .save = kv_save,
+				  .load = kv_load, .n_slots = WDEC_SLOTS(WDEC_BEAM_MAX) };
+		if (detect) {
+			float prob;
+			if ((rc = wdec_detect_language(&dm, &e->tok, &lang, &prob, NULL)) < 0)
+				break;
+			detect = false;
+		}
 		wdec_params p = wdec_defaults();
 		wdec_result wr;
 		p.audio_ms = audio_ms;
 		p.language = lang;
-		if ((rc = wdec_greedy(&dm, &e->tok, &p, &wr)) < 0)
+		p.prompt = prompt;
+		p.n_prompt = n_prompt;
+		p.translate = opt && opt->translate;
+		p.beam_size = opt && opt->beam_size > 1 ? opt->beam_size : 1;
+		p.temperature = opt && opt->temperature > 0 ? opt->temperature : 0;
+		if (opt && opt->temperature_inc != 0)
+			p.temperature_inc = opt->temperature_inc > 0 ? opt->temperature_inc : 0;
+		p.seed = off / WHISPER_WINDOW_SAMPLES;
+		if ((rc = wdec_decode(&dm, &e->tok, &p, &wr)) < 0)
 			break;
 		rc = collect(&r, &wr, (int64_t)(off * 1000 / STT_RATE), &text_len);
 		wdec_result_release(&wr);
@@ -241,13 +374,15 @@ static int whisper_transcribe(void *engine, const int16_t *pcm, size_t n, const 
 		/* the text without Whisper's leading space */
 		size_t lead = strspn(r.text, " ");
 		memmove(r.text, r.text + lead, strlen(r.text + lead) + 1);
-		r.language = strdup(opt && opt->language && opt->language[0] &&
-				    strcmp(opt->language, "auto") ? opt->language : "en");
+		const char *code = lang >= 0 ? wtok_language_code(&e->tok, lang) : "en";
+		r.language = strdup(code ? code : "en");
 		if (!r.language)
 			rc = -ENOMEM;
 	}
 out_release:
+	kv_release(&kv);
 	release(e, d);
+	free(prompt);
 	if (rc < 0) {
 		stt_result_release(&r);
 		return rc;
@@ -263,6 +398,7 @@ const stt_engine_ops stt_engine_whisper = {
 	.flags = 0,
 	.languages = "en",
 	.default_model = "",
+	.can_translate = true,
 	.create = whisper_create,
 	.destroy = whisper_destroy,
 	.transcribe = whisper_transcribe,

@@ -18,7 +18,9 @@
  *                   load per decoder.
  *   "whisper"       embedded Whisper (engine_whisper.c): a whisper.cpp ggml
  *                   model file (cfg->model), mmap'd once and shared by the
- *                   pool's decoders; segments from timestamp tokens.
+ *                   pool's decoders; segments from timestamp tokens; takes
+ *                   prompt, temperature, beam_size, language "auto" and
+ *                   (multilingual models) translate.
  *   "whisper-server" a whisper.cpp server: POST {url}/inference.
  *   "openai"        an OpenAI-compatible server: POST {url}/v1/audio/transcriptions.
  *   The remote engines (VX_ENGINE_REMOTE: need a url) cannot stream
@@ -71,15 +73,31 @@ typedef struct stt_config {
 	size_t why_size;          /* bytes at why (0: no message wanted) */
 } stt_config;
 
+/* Zeroed options are the defaults. What an engine cannot do it ignores
+ * (temperature, beam_size, prompt) or refuses (language: -ENOTSUP; translate
+ * on an engine without can_translate is refused by the service). */
 typedef struct stt_options {
-	const char *language;     /* "en" or NULL */
-	const char *prompt;       /* remote engines only; may be NULL */
+	const char *language;     /* "en", NULL, or "auto" (whisper: detect it) */
+	const char *prompt;       /* remote engines; whisper: its initial prompt
+				   * (text before the audio); may be NULL */
 	const char *request_id;   /* passed downstream as X-Request-Id; may be NULL */
+	float temperature;        /* whisper: the first try's (0..1); failing
+				   * windows retry temperature_inc higher up to 1.0 */
+	float temperature_inc;    /* whisper: 0 = default (0.2), < 0 = no fallback */
+	int beam_size;            /* whisper: > 1 beam search (at most
+				   * STT_BEAM_MAX); 0 = the engine's default (greedy) */
+	bool translate;           /* whisper, multilingual model: into English
+				   * (-ENOTSUP on an English-only model) */
 } stt_options;
+
+#define STT_BEAM_MAX 8
 
 typedef struct stt_segment {
 	int64_t start_ms, end_ms; /* from the start of the audio (stream: of the utterance) */
 	char *text;               /* owned */
+	/* whisper (stt_result.decoded): its window's decoding, as OpenAI's
+	 * verbose_json reports per segment */
+	float temperature, avg_logprob, compression_ratio, no_speech_prob;
 } stt_segment;
 
 typedef struct stt_result {
@@ -89,6 +107,7 @@ typedef struct stt_result {
 	size_t n_segments;
 	bool phrases;             /* segments are phrases as the engine cut them
 				   * (whisper's timestamps): never joined */
+	bool decoded;             /* whisper: the segments' decoding numbers are set */
 } stt_result;
 
 /* Frees what r owns and zeroes it; accepts a zeroed result. */
@@ -104,6 +123,8 @@ typedef struct stt_engine_ops {
 	VX_ENGINE_HEAD;
 	const char *default_model;     /* what /healthz and /info report when
 					* no model is configured */
+	bool can_translate;            /* takes stt_options.translate (the
+					* model may still refuse: -ENOTSUP) */
 	int (*create)(const stt_config *cfg, void **ret_engine);
 	void (*destroy)(void *engine);           /* accepts NULL; no stream may be open */
 	int (*transcribe)(void *engine, const int16_t *pcm, size_t n,

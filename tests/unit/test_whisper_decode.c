@@ -1,10 +1,15 @@
 /*
- * test_whisper_decode.c - Whisper's greedy decoding (wdecode.c) against a
- * scripted fake decoder: each step's logits favour the script's next token,
- * so the tests see what the timestamp rules, the segmenter and the
- * no-speech decision make of it. The vocabulary is an English-only one
- * (51864 ids: bytes, then " w<N>" words, specials where whisper.cpp puts
- * them) built in memory.
+ * test_whisper_decode.c - Whisper's decoding (wdecode.c) against scripted
+ * fake decoders, so the tests see what the timestamp rules, the segmenter,
+ * the no-speech decision, beam search, sampling, temperature fallback and
+ * language detection make of known logits:
+ *   - fake: each step's logits favour the script's next token (by call
+ *     count; a new script per reset for the fallback tests);
+ *   - hfake: logits from rules on the tokens sampled so far (a tree of
+ *     continuations), optionally with save/load snapshots, for beams.
+ * The vocabularies are built in memory: English-only (51864 ids: bytes,
+ * then " w<N>" words, specials where whisper.cpp puts them) and
+ * multilingual (51865).
  */
 #include "../../services/stt/whisper/wdecode.h"
 #include "../../services/stt/whisper/wfile.h"
@@ -15,16 +20,19 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <errno.h>
 
 #define NV 51864
 #define BEG 50363
 #define TS(ms) (BEG + (ms) / 20)
+#define TSM(ms) (BEG + 1 + (ms) / 20)   /* multilingual (99 languages) */
 #define HELLO 1000
 #define WORLD 1001
 #define AGAIN 1002
 
-static wfile file;
-static wtok tok;
+static wfile file, file_ml;
+static wtok tok, tok_ml;
 static char words[50257][8];
 
 typedef struct fake {
@@ -35,9 +43,21 @@ typedef struct fake {
 	float boost;             /* the favoured token's logit (others 0) */
 	int fed;                 /* tokens fed */
 	int32_t seen[64];        /* the first tokens fed, in order */
+	int resets;
+	const int32_t *scripts[6];   /* if set: the script after the k-th reset */
+	int n_scripts[6];
 } fake;
 
-static void fake_reset(void *ctx) { ((fake *)ctx)->calls = ((fake *)ctx)->fed = 0; }
+static void fake_reset(void *ctx)
+{
+	fake *f = ctx;
+	f->calls = f->fed = 0;
+	if (f->resets < 6 && f->scripts[f->resets]) {
+		f->script = f->scripts[f->resets];
+		f->n_script = f->n_scripts[f->resets];
+	}
+	f->resets++;
+}
 
 static int fake_decode(void *ctx, const int32_t *toks, int n, float *l)
 {
@@ -56,13 +76,18 @@ static int fake_decode(void *ctx, const int32_t *toks, int n, float *l)
 	return 0;
 }
 
-static int decode(fake *f, const wdec_params *p, wdec_result *r)
+static int decode_with(fake *f, const wdec_params *p, wdec_result *r, bool full)
 {
 	wdec_model m = { .ctx = f, .reset = fake_reset, .decode = fake_decode, .n_text_ctx = 448 };
 	f->prompt_calls = (p->timestamps ? 1 : 2) + (p->n_prompt > 0 ? 2 : 0);
 	if (f->boost == 0)
 		f->boost = 30;
-	return wdec_greedy(&m, &tok, p, r);
+	return full ? wdec_decode(&m, &tok, p, r) : wdec_greedy(&m, &tok, p, r);
+}
+
+static int decode(fake *f, const wdec_params *p, wdec_result *r)
+{
+	return decode_with(f, p, r, false);
 }
 
 VX_TEST(timestamp_pairs_become_segments)
@@ -239,6 +264,364 @@ VX_TEST(a_prompt_comes_first_after_startofprev_and_keeps_only_its_tail)
 	wdec_result_release(&r);
 }
 
+/* ------------------------------------------------ temperature fallback */
+
+VX_TEST(compression_ratio_is_openai_whispers)
+{
+	/* len(t) / len(zlib.compress(t)) from Python's zlib */
+	char rep[361];
+	for (int i = 0; i < 60; i++)
+		memcpy(rep + 6 * i, " w1000", 6);
+	VX_CHECK(fabsf(wdec_compression_ratio(" hello world", 12) - 0.6f) < 1e-6f);
+	VX_CHECK(fabsf(wdec_compression_ratio(rep, 360) - 360.0f / 19) < 1e-5f);
+	VX_CHECK(wdec_compression_ratio("", 0) == 0.0f);
+}
+
+static void repeat(int32_t *s, int n, int32_t id)
+{
+	for (int i = 0; i < n; i++)
+		s[i] = id;
+	s[n] = 50256;
+}
+
+VX_TEST(a_repetitive_window_is_retried_hotter_at_the_ratio_threshold)
+{
+	/* the first try says " w1000" 60 times (ratio 18.9); the second,
+	 * at 0.2, three words (the boost is large enough that sampling still
+	 * takes the script's token) */
+	int32_t rep2[61], good[] = { HELLO, WORLD, AGAIN, 50256 };
+	repeat(rep2, 60, HELLO);
+	fake f = { .scripts = { rep2, good }, .n_scripts = { 61, 4 } };
+	wdec_params p = wdec_defaults();
+	wdec_result r;
+	p.timestamps = false;
+	VX_CHECK_INT(decode_with(&f, &p, &r, true), 0);
+	VX_CHECK_INT(f.resets, 2);
+	VX_CHECK(r.temperature > 0.19f && r.temperature < 0.21f);
+	VX_CHECK_STR(r.text, " w1000 w1001 w1002");
+	wdec_result_release(&r);
+
+	/* at the threshold: ratio 18.95 passes a threshold of 18.96 and
+	 * fails one of 18.94 */
+	fake g = { .scripts = { rep2, good }, .n_scripts = { 61, 4 } };
+	p.compression_ratio_thold = 360.0f / 19 + 0.01f;
+	VX_CHECK_INT(decode_with(&g, &p, &r, true), 0);
+	VX_CHECK_INT(g.resets, 1);
+	VX_CHECK(r.temperature == 0.0f && r.n_tokens == 60);
+	VX_CHECK(fabsf(r.compression_ratio - 360.0f / 19) < 1e-4f);
+	wdec_result_release(&r);
+	fake h = { .scripts = { rep2, good }, .n_scripts = { 61, 4 } };
+	p.compression_ratio_thold = 360.0f / 19 - 0.01f;
+	VX_CHECK_INT(decode_with(&h, &p, &r, true), 0);
+	VX_CHECK_INT(h.resets, 2);
+	VX_CHECK_STR(r.text, " w1000 w1001 w1002");
+	wdec_result_release(&r);
+}
+
+VX_TEST(an_unsure_window_is_retried_at_the_logprob_threshold)
+{
+	int32_t s[] = { HELLO, WORLD, AGAIN, 50256 };
+	wdec_params p = wdec_defaults();
+	wdec_result r;
+	p.timestamps = false;
+	p.temperature_inc = 0;           /* once, to learn its average */
+	fake f = { .script = s, .n_script = 4, .boost = 9 };
+	VX_CHECK_INT(decode_with(&f, &p, &r, true), 0);
+	float avg = r.avg_logprob;
+	VX_CHECK(avg < -1.0f && avg > -3.0f);
+	wdec_result_release(&r);
+
+	p.temperature_inc = 0.2f;
+	p.logprob_thold = avg - 0.01f;   /* passes: no retry */
+	fake g = { .script = s, .n_script = 4, .boost = 9 };
+	VX_CHECK_INT(decode_with(&g, &p, &r, true), 0);
+	VX_CHECK_INT(g.resets, 1);
+	VX_CHECK(r.temperature == 0.0f);
+	wdec_result_release(&r);
+	p.logprob_thold = avg + 0.01f;   /* fails: retried at 0.2, which the
+					  * same logits pass no better, ... */
+	fake h = { .script = s, .n_script = 4, .boost = 9 };
+	VX_CHECK_INT(decode_with(&h, &p, &r, true), 0);
+	VX_CHECK(h.resets >= 2);
+	VX_CHECK(r.temperature > 0.19f);
+	wdec_result_release(&r);
+}
+
+VX_TEST(silence_is_not_retried_and_the_last_try_is_kept)
+{
+	/* unsure tokens with <|nospeech|> near certain: silence, no retry */
+	int32_t s[] = { TS(0), HELLO, TS(500), 50256 };
+	fake f = { .script = s, .n_script = 4, .nosp_logit = 40, .boost = 2 };
+	wdec_params p = wdec_defaults();
+	wdec_result r;
+	VX_CHECK_INT(decode_with(&f, &p, &r, true), 0);
+	VX_CHECK(r.no_speech);
+	VX_CHECK_INT(f.resets, 1);
+	VX_CHECK(r.temperature == 0.0f);
+	wdec_result_release(&r);
+	/* the same tokens without <|nospeech|>: every temperature fails, six
+	 * tries (0, 0.2, ..., 1.0), the last kept */
+	fake g = { .script = s, .n_script = 4, .boost = 2 };
+	VX_CHECK_INT(decode_with(&g, &p, &r, true), 0);
+	VX_CHECK(!r.no_speech);
+	VX_CHECK_INT(g.resets, 6);
+	VX_CHECK(fabsf(r.temperature - 1.0f) < 1e-4f);
+	wdec_result_release(&r);
+	/* a first temperature of 0.6: tries 0.6, 0.8, 1.0 */
+	fake h = { .script = s, .n_script = 4, .boost = 2 };
+	p.temperature = 0.6f;
+	VX_CHECK_INT(decode_with(&h, &p, &r, true), 0);
+	VX_CHECK_INT(h.resets, 3);
+	wdec_result_release(&r);
+}
+
+/* ------------------------------------------- history-keyed fake (beams) */
+
+typedef struct rule {
+	int32_t ctx[6];          /* the sampled tokens so far */
+	int n_ctx;               /* -1: any */
+	int32_t tok;
+	float logit;
+} rule;
+
+#define SLOTS 17
+
+typedef struct hfake {
+	const wtok *t;
+	const rule *rules;
+	int n_rules;
+	int32_t lang;            /* at <|startoftranscript|> alone: this language ... */
+	float lang_logit;        /* ... gets this logit, lang + 1 one less */
+	int32_t hist[512];       /* fed since the reset */
+	int n;
+	int32_t snap[SLOTS][512];
+	int snap_n[SLOTS];
+	int decodes, fed;
+} hfake;
+
+static void h_reset(void *ctx) { ((hfake *)ctx)->n = 0; }
+
+static int h_decode(void *ctx, const int32_t *toks, int n, float *l)
+{
+	hfake *f = ctx;
+	const wtok *t = f->t;
+	for (int i = 0; i < n && f->n < 512; i++)
+		f->hist[f->n++] = toks[i];
+	f->decodes++;
+	f->fed += n;
+	for (int i = 0; i < t->n_vocab; i++)
+		l[i] = 0;
+	if (f->n == 1 && f->hist[0] == t->sot && f->lang) {
+		l[f->lang] = f->lang_logit;
+		l[f->lang + 1] = f->lang_logit - 1;
+	}
+	int start = 0;   /* after the prefix's last special */
+	for (int i = 0; i < f->n; i++)
+		if (f->hist[i] > t->eot && f->hist[i] < t->beg)
+			start = i + 1;
+	const int32_t *c = f->hist + start;
+	int nc = f->n - start;
+	for (int k = 0; k < f->n_rules; k++) {
+		const rule *r = &f->rules[k];
+		if (r->n_ctx < 0 || (r->n_ctx == nc && !memcmp(r->ctx, c, sizeof *c * (size_t)nc)))
+			l[r->tok] = r->logit;
+	}
+	return 0;
+}
+
+static int h_save(void *ctx, int slot)
+{
+	hfake *f = ctx;
+	memcpy(f->snap[slot], f->hist, sizeof f->hist);
+	f->snap_n[slot] = f->n;
+	return 0;
+}
+
+static int h_load(void *ctx, int slot)
+{
+	hfake *f = ctx;
+	memcpy(f->hist, f->snap[slot], sizeof f->hist);
+	f->n = f->snap_n[slot];
+	return 0;
+}
+
+static int hdecode(hfake *f, bool slots, const wdec_params *p, wdec_result *r)
+{
+	wdec_model m = { .ctx = f, .reset = h_reset, .decode = h_decode, .n_text_ctx = 448 };
+	if (slots) {
+		m.save = h_save;
+		m.load = h_load;
+		m.n_slots = SLOTS;
+	}
+	return wdec_decode(&m, f->t, p, r);
+}
+
+/* A: likeliest first, then only an unlikely end; B: a little less likely
+ * first, then a near-certain X and end. Greedy says "A", beam "B X". */
+static const rule fork_rules[] = {
+	{ { 0 }, 0, HELLO, 12 },
+	{ { 0 }, 0, WORLD, 11.8f },
+	{ { HELLO }, 1, 50256, 3 },
+	{ { WORLD }, 1, AGAIN, 20 },
+	{ { WORLD, AGAIN }, 2, 50256, 20 },
+};
+
+VX_TEST(beam_search_finds_the_likelier_sequence_greedy_misses)
+{
+	wdec_params p = wdec_defaults();
+	wdec_result g, b, b2, b5;
+	p.timestamps = false;
+	p.temperature_inc = 0;
+	hfake f = { .t = &tok, .rules = fork_rules, .n_rules = 5 };
+	VX_CHECK_INT(hdecode(&f, true, &p, &g), 0);
+	VX_CHECK_STR(g.text, " w1000");
+	p.beam_size = 2;
+	VX_CHECK_INT(hdecode(&f, true, &p, &b), 0);
+	VX_CHECK_STR(b.text, " w1001 w1002");
+	VX_CHECK(b.avg_logprob > g.avg_logprob);
+	VX_CHECK(b.avg_logprob > -0.4f);
+	/* without snapshots (each extension re-fed): the same answer */
+	hfake h = { .t = &tok, .rules = fork_rules, .n_rules = 5 };
+	VX_CHECK_INT(hdecode(&h, false, &p, &b2), 0);
+	VX_CHECK_STR(b2.text, " w1001 w1002");
+	VX_CHECK(fabsf(b2.avg_logprob - b.avg_logprob) < 1e-5f);
+	VX_CHECK(h.fed > f.fed);   /* re-feeding costs more tokens */
+	p.beam_size = 5;
+	VX_CHECK_INT(hdecode(&f, true, &p, &b5), 0);
+	VX_CHECK_STR(b5.text, " w1001 w1002");
+	wdec_result_release(&g);
+	wdec_result_release(&b);
+	wdec_result_release(&b2);
+	wdec_result_release(&b5);
+}
+
+VX_TEST(beam_search_keeps_the_timestamp_rules_per_beam)
+{
+	static const rule rules[] = {
+		{ { 0 }, 0, TS(0), 20 },
+		{ { 0 }, 0, TS(3000), 25 },      /* past 1.00 s: never first */
+		{ { TS(0) }, 1, HELLO, 12 },
+		{ { TS(0) }, 1, WORLD, 11.8f },
+		{ { TS(0), HELLO }, 2, TS(500), 3 },
+		{ { TS(0), HELLO, TS(500) }, 3, 50256, 20 },
+		{ { TS(0), WORLD }, 2, AGAIN, 20 },
+		{ { TS(0), WORLD, AGAIN }, 3, TS(1000), 20 },
+		{ { TS(0), WORLD, AGAIN, TS(1000) }, 4, HELLO, 30 },  /* text after a lone ts: refused */
+		{ { TS(0), WORLD, AGAIN, TS(1000) }, 4, 50256, 20 },
+	};
+	wdec_params p = wdec_defaults();
+	wdec_result r;
+	p.audio_ms = 3000;
+	p.temperature_inc = 0;
+	p.beam_size = 3;
+	hfake f = { .t = &tok, .rules = rules, .n_rules = 10 };
+	VX_CHECK_INT(hdecode(&f, true, &p, &r), 0);
+	int32_t want[] = { TS(0), WORLD, AGAIN, TS(1000) };
+	check_tokens(&r, want, 4);
+	VX_CHECK_INT(r.n_segments, 1);
+	if (r.n_segments == 1) {
+		VX_CHECK_INT(r.segments[0].start_ms, 0);
+		VX_CHECK_INT(r.segments[0].end_ms, 1000);
+		VX_CHECK_STR(r.segments[0].text, " w1001 w1002");
+	}
+	wdec_result_release(&r);
+	p.beam_size = 1;                 /* greedy takes the other branch */
+	VX_CHECK_INT(hdecode(&f, true, &p, &r), 0);
+	int32_t want_g[] = { TS(0), HELLO, TS(500) };
+	check_tokens(&r, want_g, 3);
+	wdec_result_release(&r);
+}
+
+VX_TEST(sampling_is_seeded_and_temperature_zero_is_greedy)
+{
+	static const rule rules[] = {
+		{ { 0 }, -1, HELLO, 20 }, { { 0 }, -1, WORLD, 20 }, { { 0 }, -1, AGAIN, 20 },
+		{ { 0 }, -1, 1003, 20 }, { { 0 }, -1, 1004, 20 },
+	};
+	wdec_params p = wdec_defaults();
+	wdec_result a, b, c, g;
+	p.timestamps = false;
+	p.temperature_inc = 0;
+	p.max_tokens = 12;
+	p.temperature = 1.0f;
+	p.seed = 7;
+	hfake f = { .t = &tok, .rules = rules, .n_rules = 5 };
+	VX_CHECK_INT(hdecode(&f, true, &p, &a), 0);
+	VX_CHECK_INT(hdecode(&f, false, &p, &b), 0);
+	p.seed = 8;
+	VX_CHECK_INT(hdecode(&f, true, &p, &c), 0);
+	VX_CHECK_INT(a.n_tokens, 12);
+	VX_CHECK_STR(a.text, b.text);               /* same seed, same tokens */
+	VX_CHECK(strcmp(a.text, c.text) != 0);      /* another seed: (1/5)^12 to match */
+	bool mixed = false;
+	for (int i = 1; i < a.n_tokens; i++)
+		mixed |= a.tokens[i] != a.tokens[0];
+	VX_CHECK(mixed);
+	for (int i = 0; i < a.n_tokens; i++)
+		VX_CHECK(a.tokens[i] >= HELLO && a.tokens[i] <= 1004);
+	p.temperature = 0;
+	VX_CHECK_INT(hdecode(&f, true, &p, &g), 0);
+	for (int i = 0; i < g.n_tokens; i++)
+		VX_CHECK_INT(g.tokens[i], HELLO);   /* argmax: the lowest of equals */
+	wdec_result_release(&a);
+	wdec_result_release(&b);
+	wdec_result_release(&c);
+	wdec_result_release(&g);
+}
+
+/* ------------------------------------------------------- multilingual */
+
+VX_TEST(language_detection_picks_the_likeliest_language)
+{
+	int32_t de = wtok_language(&tok_ml, "de"), lang = 0;
+	float prob = 0, probs[99];
+	hfake f = { .t = &tok_ml, .lang = de, .lang_logit = 10 };
+	wdec_model m = { .ctx = &f, .reset = h_reset, .decode = h_decode, .n_text_ctx = 448 };
+	VX_CHECK_INT(tok_ml.n_languages, 99);
+	VX_CHECK_INT(wdec_detect_language(&m, &tok_ml, &lang, &prob, probs), 0);
+	VX_CHECK_INT(lang, de);
+	VX_CHECK_STR(wtok_language_code(&tok_ml, lang), "de");
+	/* e^10 / (e^10 + e^9 + 97) */
+	double want = exp(10) / (exp(10) + exp(9) + 97);
+	VX_CHECK(fabs(prob - want) < 1e-5);
+	VX_CHECK(fabs(probs[2] - want) < 1e-5 && fabs(probs[3] - want / exp(1)) < 1e-5);
+	VX_CHECK_INT(f.fed, 1);
+	VX_CHECK_INT(f.hist[0], tok_ml.sot);
+	/* English-only models have no languages to detect */
+	wdec_model me = m;
+	f.t = &tok;
+	VX_CHECK_INT(wdec_detect_language(&me, &tok, &lang, &prob, NULL), -ENOTSUP);
+	VX_CHECK(wtok_language_code(&tok, tok.sot + 1) == NULL);
+}
+
+VX_TEST(the_task_token_follows_the_language_in_the_prefix)
+{
+	static const rule rules[] = {
+		{ { 0 }, 0, TSM(0), 20 }, { { TSM(0) }, 1, HELLO, 20 },
+		{ { TSM(0), HELLO }, 2, TSM(400), 20 }, { { TSM(0), HELLO, TSM(400) }, 3, 50257, 20 },
+	};
+	int32_t fr = wtok_language(&tok_ml, "fr");
+	wdec_params p = wdec_defaults();
+	wdec_result r;
+	p.language = fr;
+	p.translate = true;
+	hfake f = { .t = &tok_ml, .rules = rules, .n_rules = 4 };
+	VX_CHECK_INT(tok_ml.eot, 50257);
+	VX_CHECK_INT(hdecode(&f, false, &p, &r), 0);
+	VX_CHECK_INT(f.hist[0], tok_ml.sot);
+	VX_CHECK_INT(f.hist[1], fr);
+	VX_CHECK_INT(f.hist[2], tok_ml.translate);
+	VX_CHECK_STR(r.text, " w1000");
+	wdec_result_release(&r);
+	p.translate = false;
+	hfake g = { .t = &tok_ml, .rules = rules, .n_rules = 4 };
+	VX_CHECK_INT(hdecode(&g, false, &p, &r), 0);
+	VX_CHECK_INT(g.hist[1], fr);
+	VX_CHECK_INT(g.hist[2], tok_ml.transcribe);
+	VX_CHECK_INT(g.hist[3], TSM(0));
+	wdec_result_release(&r);
+}
+
 int main(void)
 {
 	static const uint8_t *tp[50257];
@@ -258,21 +641,46 @@ int main(void)
 	file.tok_len = tl;
 	if (wtok_init(&tok, &file) < 0)
 		return 1;
+	file_ml = file;
+	file_ml.hp.n_vocab = NV + 1;
+	file_ml.n_tokens = 50257;
+	if (wtok_init(&tok_ml, &file_ml) < 0)
+		return 1;
 	vx_test_fn fns[] = { timestamp_pairs_become_segments,
 			     the_first_token_is_a_timestamp_of_at_most_one_second,
 			     timestamps_never_go_back_nor_past_the_audio,
 			     after_a_pair_comes_text_after_a_lone_timestamp_no_text,
 			     silence_is_no_speech_and_gives_no_text,
 			     without_timestamps_one_segment_and_max_tokens_holds,
-			     a_prompt_comes_first_after_startofprev_and_keeps_only_its_tail };
+			     a_prompt_comes_first_after_startofprev_and_keeps_only_its_tail,
+			     compression_ratio_is_openai_whispers,
+			     a_repetitive_window_is_retried_hotter_at_the_ratio_threshold,
+			     an_unsure_window_is_retried_at_the_logprob_threshold,
+			     silence_is_not_retried_and_the_last_try_is_kept,
+			     beam_search_finds_the_likelier_sequence_greedy_misses,
+			     beam_search_keeps_the_timestamp_rules_per_beam,
+			     sampling_is_seeded_and_temperature_zero_is_greedy,
+			     language_detection_picks_the_likeliest_language,
+			     the_task_token_follows_the_language_in_the_prefix };
 	int rc = vx_test_run("timestamp_pairs_become_segments, "
 			     "the_first_token_is_a_timestamp_of_at_most_one_second, "
 			     "timestamps_never_go_back_nor_past_the_audio, "
 			     "after_a_pair_comes_text_after_a_lone_timestamp_no_text, "
 			     "silence_is_no_speech_and_gives_no_text, "
 			     "without_timestamps_one_segment_and_max_tokens_holds, "
-			     "a_prompt_comes_first_after_startofprev_and_keeps_only_its_tail", fns, 7);
+			     "a_prompt_comes_first_after_startofprev_and_keeps_only_its_tail, "
+			     "compression_ratio_is_openai_whispers, "
+			     "a_repetitive_window_is_retried_hotter_at_the_ratio_threshold, "
+			     "an_unsure_window_is_retried_at_the_logprob_threshold, "
+			     "silence_is_not_retried_and_the_last_try_is_kept, "
+			     "beam_search_finds_the_likelier_sequence_greedy_misses, "
+			     "beam_search_keeps_the_timestamp_rules_per_beam, "
+			     "sampling_is_seeded_and_temperature_zero_is_greedy, "
+			     "language_detection_picks_the_likeliest_language, "
+			     "the_task_token_follows_the_language_in_the_prefix",
+			     fns, (int)(sizeof fns / sizeof fns[0]));
 	wtok_release(&tok);
+	wtok_release(&tok_ml);
 	return rc;
 }
 

@@ -13,5 +13,5 @@ fuzz-bins: $(BUILD)/fuzz/fuzz_whisper
 $(BUILD)/tools/whisper_bench: $(BUILD)/obj/tests/whisper/whisper_bench.o $(WHISPER_OBJS) \
 		$(KERN_OBJS)
 	@mkdir -p $(@D)
-	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ -lm
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(WHISPER_LIBS)
 TOOLS += $(BUILD)/tools/whisper_bench

@@ -1,6 +1,7 @@
 /*
- * wdecode.c - Whisper's greedy decoding with timestamp rules, segments and
- * the no-speech decision. See wdecode.h.
+ * wdecode.c - Whisper's decoding: timestamp rules, greedy, beam search and
+ * sampling with temperature fallback, segments, the no-speech decision and
+ * language detection. See wdecode.h.
  */
 #include "wdecode.h"
 
@@ -8,13 +9,16 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #define MAX_INITIAL_TS 50    /* 1.00 s in 20 ms steps */
 
 wdec_params wdec_defaults(void)
 {
 	return (wdec_params){ .timestamps = true, .max_tokens = 224, .audio_ms = 30000,
-			      .language = -1, .no_speech_thold = 0.6f, .logprob_thold = -1.0f };
+			      .language = -1, .no_speech_thold = 0.6f, .logprob_thold = -1.0f,
+			      .beam_size = 1, .best_of = 1, .temperature_inc = 0.2f,
+			      .compression_ratio_thold = 2.4f, .length_penalty = -1.0f };
 }
 
 static void suppress(float *l, int32_t from, int32_t to)   /* [from, to) */
@@ -164,80 +168,515 @@ out:
 	return rc;
 }
 
-int wdec_greedy(const wdec_model *m, const wtok *t, const wdec_params *p, wdec_result *ret)
-{
-	int32_t nv = t->n_vocab, prompt[4], blank = -1;
-	int np = 0, rc;
-	wdec_result r = { 0 };
-	float *l = malloc(sizeof *l * (size_t)nv), *lp = malloc(sizeof *lp * (size_t)nv);
-	int cap = p->max_tokens > 0 ? p->max_tokens : 1;
-	r.tokens = malloc(sizeof *r.tokens * (size_t)cap);
+/* ------------------------------------------------------------ one window */
 
-	if (!l || !lp || !r.tokens) {
+/* A candidate token sequence: the sampled tokens (eot not stored). */
+typedef struct seq {
+	int32_t *tok;
+	int n;
+	double sum_lp;           /* of the tokens and, when ended, the eot */
+	bool ended;              /* <|endoftext|> was picked */
+	int slot;                /* beam search: the snapshot after its tokens */
+	float *logits;           /* beam search: the next token's logits */
+} seq;
+
+/* What every try of one window shares. */
+typedef struct run {
+	const wdec_model *m;
+	const wtok *t;
+	const wdec_params *p;
+	int32_t blank;           /* " ", never first */
+	int32_t pre[8 + 448];    /* prev, prompt tail, sot, language, task, notimestamps */
+	int n_pre, n_prev;       /* all of it / before sot */
+	int cap;                 /* sampled tokens at most */
+	float *first;            /* logits after the prefix */
+	float *l, *lp;           /* scratch, n_vocab each */
+	float no_speech_prob;
+	bool at_prefix;          /* the model's state is the prefix's */
+	bool slots;              /* the model can save/load enough slots */
+	uint64_t rng;
+} run;
+
+static int feed(const run *r, const int32_t *tok, int n, float *l)
+{
+	return n > 0 ? r->m->decode(r->m->ctx, tok, n, l) : 0;
+}
+
+/* Feeds the prefix as wdec_greedy always has: <|startofprev|>, the prompt,
+ * <|startoftranscript|> (its logits give the no-speech probability), the
+ * rest; the last logits into first. */
+static int feed_prefix(run *r, float *first)
+{
+	int rc, n_sot = r->n_prev + 1;
+	r->m->reset(r->m->ctx);
+	if (r->n_prev > 0 && ((rc = feed(r, r->pre, 1, r->l)) < 0 ||
+			      (rc = feed(r, r->pre + 1, r->n_prev - 1, r->l)) < 0))
+		return rc;
+	if ((rc = feed(r, r->pre + r->n_prev, 1, r->l)) < 0)
+		return rc;
+	log_softmax(r->l, r->t->n_vocab, r->lp);
+	r->no_speech_prob = expf(r->lp[r->t->nosp]);
+	if (r->n_pre > n_sot)
+		rc = feed(r, r->pre + n_sot, r->n_pre - n_sot, first);
+	else
+		memcpy(first, r->l, sizeof *first * (size_t)r->t->n_vocab);
+	r->at_prefix = rc == 0;
+	return rc;
+}
+
+static int setup(run *r, const wdec_model *m, const wtok *t, const wdec_params *p)
+{
+	int np = 0, rc;
+	*r = (run){ .m = m, .t = t, .p = p, .blank = -1, .rng = p->seed };
+	int n_prev = p->prompt ? p->n_prompt : 0, prev_max = m->n_text_ctx / 2 - 1;
+	prev_max = prev_max < 448 ? prev_max : 448;
+	n_prev = n_prev > prev_max ? (prev_max > 0 ? prev_max : 0) : n_prev;
+	if (n_prev > 0) {
+		r->pre[np++] = t->prev;
+		memcpy(r->pre + np, p->prompt + p->n_prompt - n_prev, sizeof *r->pre * (size_t)n_prev);
+		np += n_prev;
+	}
+	r->n_prev = np;
+	r->pre[np++] = t->sot;
+	if (t->multilingual) {
+		if (p->language >= 0)
+			r->pre[np++] = p->language;
+		r->pre[np++] = p->translate ? t->translate : t->transcribe;
+	}
+	if (!p->timestamps)
+		r->pre[np++] = t->notimestamps;
+	r->n_pre = np;
+	r->cap = p->max_tokens > 0 ? p->max_tokens : 1;
+	size_t nv = (size_t)t->n_vocab;
+	r->first = malloc(sizeof *r->first * nv);
+	r->l = malloc(sizeof *r->l * nv);
+	r->lp = malloc(sizeof *r->lp * nv);
+	if (!r->first || !r->l || !r->lp)
+		return -ENOMEM;
+	wtok_encode(t, " ", 1, &r->blank, 1);
+	r->slots = m->save && m->load && m->n_slots >= 1;
+	if ((rc = feed_prefix(r, r->first)) < 0)
+		return rc;
+	if (r->slots && (rc = m->save(m->ctx, 0)) < 0)
+		return rc;
+	return 0;
+}
+
+static void run_release(run *r)
+{
+	free(r->first);
+	free(r->l);
+	free(r->lp);
+}
+
+/* The model back at the prefix's state. */
+static int to_prefix(run *r)
+{
+	if (r->at_prefix)
+		return 0;
+	float nsp = r->no_speech_prob;
+	int rc = r->slots ? r->m->load(r->m->ctx, 0) : feed_prefix(r, r->l);
+	r->no_speech_prob = nsp;
+	r->at_prefix = rc == 0;
+	return rc;
+}
+
+static bool full(const run *r, int n)
+{
+	return n >= r->cap || r->n_pre + n >= r->m->n_text_ctx;
+}
+
+static double uniform(uint64_t *s)   /* splitmix64 -> [0, 1) */
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	z ^= z >> 31;
+	return (double)(z >> 11) / 9007199254740992.0;
+}
+
+/* A token from softmax(l / temp) over the allowed ones. */
+static int32_t sample(const float *l, int32_t nv, float temp, uint64_t *rng)
+{
+	float mx = -INFINITY;
+	int32_t last = -1;
+	for (int32_t i = 0; i < nv; i++)
+		if (l[i] > mx)
+			mx = l[i];
+	double sum = 0;
+	for (int32_t i = 0; i < nv; i++)
+		if (l[i] != -INFINITY)
+			sum += exp(((double)l[i] - mx) / temp);
+	double u = uniform(rng) * sum, acc = 0;
+	for (int32_t i = 0; i < nv; i++) {
+		if (l[i] == -INFINITY)
+			continue;
+		last = i;
+		acc += exp(((double)l[i] - mx) / temp);
+		if (acc > u)
+			return i;
+	}
+	return last;
+}
+
+/* One sequence token by token: greedy at temp 0, else sampled. */
+static int one_seq(run *r, float temp, seq *s)
+{
+	int32_t nv = r->t->n_vocab;
+	float *l = r->l, *lp = r->lp;
+	int rc;
+
+	if ((rc = to_prefix(r)) < 0)
+		return rc;
+	memcpy(l, r->first, sizeof *l * (size_t)nv);
+	for (;;) {
+		filter(r->t, r->p, r->blank, s->tok, s->n, l, lp);
+		int32_t best = 0;
+		if (temp > 0) {
+			best = sample(l, nv, temp, &r->rng);
+		} else {
+			for (int32_t i = 1; i < nv; i++)
+				best = l[i] > l[best] ? i : best;
+		}
+		if (best < 0 || l[best] == -INFINITY)
+			break;
+		log_softmax(l, nv, lp);
+		s->sum_lp += lp[best];
+		if (best == r->t->eot) {
+			s->ended = true;
+			break;
+		}
+		s->tok[s->n++] = best;
+		if (full(r, s->n))
+			break;
+		r->at_prefix = false;
+		if ((rc = r->m->decode(r->m->ctx, &best, 1, l)) < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static double score(const wdec_params *p, const seq *s)
+{
+	double len = s->n > 0 ? s->n : 1;
+	double pen = p->length_penalty < 0 ? len : pow((5.0 + len) / 6.0, p->length_penalty);
+	return s->sum_lp / pen;
+}
+
+typedef struct cand {
+	double sum_lp;
+	int parent;
+	int32_t tok;
+} cand;
+
+static int cand_cmp(const void *a, const void *b)
+{
+	const cand *x = a, *y = b;
+	if (x->sum_lp != y->sum_lp)
+		return x->sum_lp > y->sum_lp ? -1 : 1;
+	if (x->parent != y->parent)
+		return x->parent < y->parent ? -1 : 1;
+	return x->tok < y->tok ? -1 : x->tok > y->tok;
+}
+
+/* The k likeliest allowed tokens of lp (k <= WDEC_BEAM_MAX + 1). */
+static int top_k(const float *lp, int32_t nv, int k, int32_t *out)
+{
+	int n = 0;
+	for (int32_t i = 0; i < nv; i++) {
+		if (lp[i] == -INFINITY || (n == k && lp[i] <= lp[out[n - 1]]))
+			continue;
+		int j = n < k ? n++ : k - 1;
+		while (j > 0 && lp[out[j - 1]] < lp[i]) {
+			out[j] = out[j - 1];
+			j--;
+		}
+		out[j] = i;
+	}
+	return n;
+}
+
+/* The state after parent's tokens plus tok, its logits into l; saved in slot. */
+static int extend(run *r, const seq *parent, int32_t tok, int slot, float *l)
+{
+	int rc;
+	r->at_prefix = false;
+	if (r->slots) {
+		if ((rc = r->m->load(r->m->ctx, parent->slot)) < 0 ||
+		    (rc = r->m->decode(r->m->ctx, &tok, 1, l)) < 0)
+			return rc;
+		return r->m->save(r->m->ctx, slot);
+	}
+	/* re-feed: the prefix, the parent's tokens and tok in one call */
+	int n = r->n_pre + parent->n + 1;
+	int32_t *all = malloc(sizeof *all * (size_t)n);
+	if (!all)
+		return -ENOMEM;
+	memcpy(all, r->pre, sizeof *all * (size_t)r->n_pre);
+	memcpy(all + r->n_pre, parent->tok, sizeof *all * (size_t)parent->n);
+	all[n - 1] = tok;
+	r->m->reset(r->m->ctx);
+	rc = r->m->decode(r->m->ctx, all, n, l);
+	free(all);
+	return rc;
+}
+
+static void seq_free(seq *s, int n)
+{
+	for (int i = 0; i < n; i++) {
+		free(s[i].tok);
+		free(s[i].logits);
+	}
+}
+
+/* Beam search (openai-whisper's BeamSearchDecoder, patience 1); the best
+ * sequence by score into *best (best->tok is the caller's, cap long). */
+static int beam(run *r, int B, seq *best)
+{
+	int32_t nv = r->t->n_vocab;
+	seq cur[WDEC_BEAM_MAX] = { 0 }, next[WDEC_BEAM_MAX] = { 0 }, done[WDEC_BEAM_MAX] = { 0 };
+	cand cands[WDEC_BEAM_MAX * (WDEC_BEAM_MAX + 1)];
+	int n_cur = 1, n_done = 0, rc = 0;
+	bool use_slots = r->slots && r->m->n_slots >= WDEC_SLOTS(B);
+	bool slots_were = r->slots;
+
+	r->slots = use_slots;
+	for (int i = 0; i < B; i++) {
+		cur[i].tok = malloc(sizeof(int32_t) * (size_t)r->cap);
+		next[i].tok = malloc(sizeof(int32_t) * (size_t)r->cap);
+		done[i].tok = malloc(sizeof(int32_t) * (size_t)r->cap);
+		cur[i].logits = malloc(sizeof(float) * (size_t)nv);
+		next[i].logits = malloc(sizeof(float) * (size_t)nv);
+		if (!cur[i].tok || !next[i].tok || !done[i].tok || !cur[i].logits || !next[i].logits) {
+			rc = -ENOMEM;
+			goto out_free;
+		}
+	}
+	memcpy(cur[0].logits, r->first, sizeof(float) * (size_t)nv);
+	cur[0].slot = 0;             /* the prefix */
+	for (;;) {
+		int n_c = 0;
+		for (int b = 0; b < n_cur; b++) {
+			int32_t top[WDEC_BEAM_MAX + 1];
+			memcpy(r->l, cur[b].logits, sizeof(float) * (size_t)nv);
+			filter(r->t, r->p, r->blank, cur[b].tok, cur[b].n, r->l, r->lp);
+			log_softmax(r->l, nv, r->lp);
+			int k = top_k(r->lp, nv, B + 1, top);
+			for (int i = 0; i < k; i++)
+				cands[n_c++] = (cand){ cur[b].sum_lp + r->lp[top[i]], b, top[i] };
+		}
+		qsort(cands, (size_t)n_c, sizeof *cands, cand_cmp);
+		int n_next = 0;
+		for (int i = 0; i < n_c && n_next < B; i++) {
+			const seq *par = &cur[cands[i].parent];
+			if (cands[i].tok == r->t->eot) {
+				if (n_done < B) {
+					seq *d = &done[n_done++];
+					memcpy(d->tok, par->tok, sizeof(int32_t) * (size_t)par->n);
+					d->n = par->n;
+					d->sum_lp = cands[i].sum_lp;
+					d->ended = true;
+				}
+				continue;
+			}
+			seq *nx = &next[n_next];
+			memcpy(nx->tok, par->tok, sizeof(int32_t) * (size_t)par->n);
+			nx->n = par->n;
+			nx->tok[nx->n++] = cands[i].tok;
+			nx->sum_lp = cands[i].sum_lp;
+			/* slots: 1..B and B+1..2B alternate between generations */
+			nx->slot = 1 + n_next + (cur[0].slot == 0 || cur[0].slot > B ? 0 : B);
+			if (!full(r, nx->n) &&
+			    (rc = extend(r, par, cands[i].tok, nx->slot, nx->logits)) < 0)
+				goto out_free;
+			n_next++;
+		}
+		for (int i = 0; i < n_next; i++) {   /* next becomes cur */
+			seq t = cur[i];
+			cur[i] = next[i];
+			next[i] = t;
+		}
+		n_cur = n_next;
+		if (n_done >= B || n_cur == 0 || full(r, cur[0].n))
+			break;
+	}
+	/* too few ended: the live beams count as they are */
+	for (int i = 0; i < n_cur && n_done < B; i++) {
+		seq *d = &done[n_done++];
+		memcpy(d->tok, cur[i].tok, sizeof(int32_t) * (size_t)cur[i].n);
+		d->n = cur[i].n;
+		d->sum_lp = cur[i].sum_lp;
+		d->ended = false;
+	}
+	int bi = -1;
+	for (int i = 0; i < n_done; i++)
+		if (bi < 0 || score(r->p, &done[i]) > score(r->p, &done[bi]))
+			bi = i;
+	if (bi >= 0) {
+		memcpy(best->tok, done[bi].tok, sizeof(int32_t) * (size_t)done[bi].n);
+		best->n = done[bi].n;
+		best->sum_lp = done[bi].sum_lp;
+		best->ended = done[bi].ended;
+	}
+out_free:
+	r->slots = slots_were;
+	seq_free(cur, B);
+	seq_free(next, B);
+	seq_free(done, B);
+	return rc;
+}
+
+/* The text tokens' bytes, for the compression ratio. */
+static float text_ratio(const wtok *t, const int32_t *tok, int n)
+{
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+	for (int i = 0; i < n; i++) {
+		size_t bl;
+		const uint8_t *b = wtok_bytes(t, tok[i], &bl);
+		if (b && append(&buf, &len, &cap, b, bl) < 0) {
+			free(buf);
+			return 0;
+		}
+	}
+	float cr = wdec_compression_ratio(buf ? buf : "", len);
+	free(buf);
+	return cr;
+}
+
+/* One try at temperature temp into *ret (a result to release). */
+static int try_at(run *r, float temp, wdec_result *ret)
+{
+	const wdec_params *p = r->p;
+	wdec_result res = { .temperature = temp, .no_speech_prob = r->no_speech_prob };
+	seq best = { 0 }, s = { 0 };
+	int rc = 0, n_try = temp > 0 && p->best_of > 1 ? p->best_of : 1;
+	bool have = false;
+
+	n_try = n_try > WDEC_BEAM_MAX ? WDEC_BEAM_MAX : n_try;
+	best.tok = malloc(sizeof *best.tok * (size_t)r->cap);
+	s.tok = malloc(sizeof *s.tok * (size_t)r->cap);
+	if (!best.tok || !s.tok) {
 		rc = -ENOMEM;
 		goto out_free;
 	}
-	wtok_encode(t, " ", 1, &blank, 1);
-	m->reset(m->ctx);
-	int n_prev = p->prompt ? p->n_prompt : 0, prev_max = m->n_text_ctx / 2 - 1;
-	n_prev = n_prev > prev_max ? (prev_max > 0 ? prev_max : 0) : n_prev;
-	if (n_prev > 0) {
-		if ((rc = m->decode(m->ctx, &t->prev, 1, l)) < 0 ||
-		    (rc = m->decode(m->ctx, p->prompt + p->n_prompt - n_prev, n_prev, l)) < 0)
+	if (temp <= 0 && p->beam_size > 1) {
+		int B = p->beam_size > WDEC_BEAM_MAX ? WDEC_BEAM_MAX : p->beam_size;
+		if ((rc = beam(r, B, &best)) < 0)
 			goto out_free;
-	}
-	int n_used = n_prev > 0 ? n_prev + 1 : 0;   /* context taken by the prompt */
-	prompt[np++] = t->sot;
-	if (t->multilingual) {
-		if (p->language >= 0)
-			prompt[np++] = p->language;
-		prompt[np++] = p->translate ? t->translate : t->transcribe;
-	}
-	if (!p->timestamps)
-		prompt[np++] = t->notimestamps;
-	/* the <|nospeech|> probability at the <|startoftranscript|> position */
-	if ((rc = m->decode(m->ctx, prompt, 1, l)) < 0)
-		goto out_free;
-	log_softmax(l, nv, lp);
-	r.no_speech_prob = expf(lp[t->nosp]);
-	if (np > 1 && (rc = m->decode(m->ctx, prompt + 1, np - 1, l)) < 0)
-		goto out_free;
-
-	double sum_lp = 0;
-	int n_lp = 0;
-	for (;;) {
-		filter(t, p, blank, r.tokens, r.n_tokens, l, lp);
-		int32_t best = 0;
-		for (int32_t i = 1; i < nv; i++)
-			best = l[i] > l[best] ? i : best;
-		log_softmax(l, nv, lp);
-		sum_lp += lp[best];
-		n_lp++;
-		if (best == t->eot || l[best] == -INFINITY)
-			break;
-		r.tokens[r.n_tokens++] = best;
-		if (r.n_tokens >= cap || n_used + np + r.n_tokens >= m->n_text_ctx)
-			break;
-		if ((rc = m->decode(m->ctx, &best, 1, l)) < 0)
-			goto out_free;
-	}
-	r.avg_logprob = (float)(sum_lp / n_lp);
-	r.no_speech = r.no_speech_prob > p->no_speech_thold && r.avg_logprob < p->logprob_thold;
-	if (r.no_speech) {
-		r.text = calloc(1, 1);
-		rc = r.text ? 0 : -ENOMEM;
+		r->at_prefix = false;
 	} else {
-		rc = segment(t, p, &r);
+		for (int i = 0; i < n_try; i++) {
+			s.n = 0;
+			s.sum_lp = 0;
+			s.ended = false;
+			if ((rc = one_seq(r, temp, &s)) < 0)
+				goto out_free;
+			if (!have || score(p, &s) > score(p, &best)) {
+				int32_t *t = best.tok;
+				best = s;
+				s.tok = t;
+				have = true;
+			}
+		}
+	}
+	int n_lp = best.n + (best.ended ? 1 : 0);
+	res.avg_logprob = n_lp ? (float)(best.sum_lp / n_lp) : 0.0f;
+	res.tokens = best.tok;
+	res.n_tokens = best.n;
+	best.tok = NULL;
+	res.compression_ratio = text_ratio(r->t, res.tokens, res.n_tokens);
+	res.no_speech = res.no_speech_prob > p->no_speech_thold && res.avg_logprob < p->logprob_thold;
+	if (res.no_speech) {
+		res.text = calloc(1, 1);
+		rc = res.text ? 0 : -ENOMEM;
+	} else {
+		rc = segment(r->t, p, &res);
 	}
 	if (rc == 0) {
-		*ret = r;
-		r = (wdec_result){ 0 };
+		*ret = res;
+		res = (wdec_result){ 0 };
 	}
 out_free:
-	wdec_result_release(&r);
-	free(l);
-	free(lp);
+	wdec_result_release(&res);
+	free(best.tok);
+	free(s.tok);
 	return rc;
+}
+
+int wdec_decode(const wdec_model *m, const wtok *t, const wdec_params *p, wdec_result *ret)
+{
+	run r;
+	int rc = setup(&r, m, t, p);
+	float temp = p->temperature > 0 ? p->temperature : 0;
+
+	for (int i = 0; rc == 0; i++) {
+		wdec_result res;
+		if ((rc = try_at(&r, temp, &res)) < 0)
+			break;
+		bool fails = (res.compression_ratio > p->compression_ratio_thold ||
+			      res.avg_logprob < p->logprob_thold) && !res.no_speech;
+		float next = p->temperature + (float)(i + 1) * p->temperature_inc;
+		if (!fails || p->temperature_inc <= 0 || next > 1.0f + 1e-4f) {
+			*ret = res;
+			break;
+		}
+		wdec_result_release(&res);
+		temp = next;
+	}
+	run_release(&r);
+	return rc;
+}
+
+int wdec_greedy(const wdec_model *m, const wtok *t, const wdec_params *p, wdec_result *ret)
+{
+	wdec_params g = *p;
+	g.beam_size = 1;
+	g.best_of = 1;
+	g.temperature = 0;
+	g.temperature_inc = 0;
+	return wdec_decode(m, t, &g, ret);
+}
+
+int wdec_detect_language(const wdec_model *m, const wtok *t, int32_t *ret_lang,
+			 float *ret_prob, float *ret_probs)
+{
+	if (!t->multilingual || t->n_languages < 1)
+		return -ENOTSUP;
+	float *l = malloc(sizeof *l * (size_t)t->n_vocab);
+	if (!l)
+		return -ENOMEM;
+	m->reset(m->ctx);
+	int rc = m->decode(m->ctx, &t->sot, 1, l);
+	if (rc == 0) {
+		const float *lang = l + t->sot + 1;
+		int best = 0;
+		for (int i = 1; i < t->n_languages; i++)
+			best = lang[i] > lang[best] ? i : best;
+		double sum = 0;
+		for (int i = 0; i < t->n_languages; i++)
+			sum += exp((double)lang[i] - lang[best]);
+		if (ret_probs)
+			for (int i = 0; i < t->n_languages; i++)
+				ret_probs[i] = (float)(exp((double)lang[i] - lang[best]) / sum);
+		*ret_lang = t->sot + 1 + best;
+		*ret_prob = (float)(1.0 / sum);
+	}
+	m->reset(m->ctx);
+	free(l);
+	return rc;
+}
+
+float wdec_compression_ratio(const char *text, size_t len)
+{
+	uLongf out_len = compressBound((uLong)len);
+	Bytef *out = malloc(out_len);
+	if (!out || compress(out, &out_len, (const Bytef *)text, (uLong)len) != Z_OK) {
+		free(out);
+		return 0;
+	}
+	free(out);
+	return out_len ? (float)len / (float)out_len : 0.0f;
 }
 
 void wdec_result_release(wdec_result *r)

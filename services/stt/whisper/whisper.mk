@@ -5,6 +5,10 @@
 WHISPER_SRCS := $(wildcard services/stt/whisper/*.c)
 WHISPER_OBJS := $(WHISPER_SRCS:%.c=$(BUILD)/obj/%.o)
 CFLAGS_services_stt_whisper_ += $(if $(filter 1,$(SANITIZE)),-O2,-O3) -fno-math-errno
+# wdecode.c's compression ratio is zlib's (as openai-whisper computes it):
+# every link of WHISPER_OBJS adds WHISPER_LIBS.
+DEB_PACKAGES += zlib1g-dev
+WHISPER_LIBS := -lz -lm
 
 $(BUILD)/tests/test_whisper_file: $(BUILD)/obj/tests/unit/test_whisper_file.o \
 		$(BUILD)/obj/services/stt/whisper/wfile.o
@@ -25,14 +29,14 @@ $(BUILD)/obj/tests/unit/test_whisper_model.o: CFLAGS_ALL += -DWHISPER_TEST_DIR='
 $(BUILD)/tests/test_whisper_model: $(BUILD)/obj/tests/unit/test_whisper_model.o \
 		$(WHISPER_OBJS) $(KERN_OBJS)
 	@mkdir -p $(@D)
-	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ -lm
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(WHISPER_LIBS)
 
 ENGINE_TESTS += $(BUILD)/tests/test_whisper_model
 
 $(BUILD)/tests/test_whisper_decode: $(BUILD)/obj/tests/unit/test_whisper_decode.o \
 		$(addprefix $(BUILD)/obj/services/stt/whisper/,wdecode.o wtok.o)
 	@mkdir -p $(@D)
-	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ -lm
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(WHISPER_LIBS)
 
 UNIT_TESTS += $(BUILD)/tests/test_whisper_decode
 
@@ -40,6 +44,7 @@ UNIT_TESTS += $(BUILD)/tests/test_whisper_decode
 # every link of the STT engines (voxline-stt, test_stt_engines) takes the
 # Whisper core with it. test_whisper_engine tests it through its ops.
 STT_ENGINE_OBJS += $(WHISPER_OBJS) $(KERN_OBJS)
+STT_ENGINE_LIBS += $(WHISPER_LIBS)
 $(BUILD)/tests/test_stt_engines: $(WHISPER_OBJS) $(KERN_OBJS)
 $(BUILD)/obj/tests/unit/test_whisper_engine.o: CFLAGS_ALL += \
 	-DWHISPER_TEST_DIR='"$(abspath tests/whisper)"'

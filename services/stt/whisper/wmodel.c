@@ -733,3 +733,43 @@ int wstate_decode(wstate *s, const int32_t *tokens, int n_tok, float *logits)
 
 void wstate_decode_reset(wstate *s) { s->n_past = 0; }
 int wstate_n_past(const wstate *s) { return s->n_past; }
+
+/* ------------------------------------------- decoder state snapshots */
+
+/* A snapshot: n_past, then per decoder layer its n_past K rows and V rows
+ * (beam search keeps one per beam; wdecode.h). */
+size_t wstate_kv_bytes(const wstate *s)
+{
+	const wmodel *m = s->m;
+	return sizeof(double) + sizeof(float) * 2 * (size_t)m->hp.n_text_layer *
+	       (size_t)s->n_past * (size_t)m->n_state;
+}
+
+void wstate_kv_save(const wstate *s, void *snap)
+{
+	const wmodel *m = s->m;
+	size_t n = (size_t)m->n_state, rows = (size_t)s->n_past * n;
+	size_t per_self = (size_t)m->hp.n_text_ctx * n;
+	float *out = (float *)((char *)snap + sizeof(double));
+	*(int *)snap = s->n_past;
+	for (int l = 0; l < m->hp.n_text_layer; l++) {
+		memcpy(out, s->self_k + l * per_self, sizeof *out * rows);
+		memcpy(out + rows, s->self_v + l * per_self, sizeof *out * rows);
+		out += 2 * rows;
+	}
+}
+
+void wstate_kv_load(wstate *s, const void *snap)
+{
+	const wmodel *m = s->m;
+	int n_past = *(const int *)snap;
+	size_t n = (size_t)m->n_state, rows = (size_t)n_past * n;
+	size_t per_self = (size_t)m->hp.n_text_ctx * n;
+	const float *in = (const float *)((const char *)snap + sizeof(double));
+	for (int l = 0; l < m->hp.n_text_layer; l++) {
+		memcpy(s->self_k + l * per_self, in, sizeof *in * rows);
+		memcpy(s->self_v + l * per_self, in + rows, sizeof *in * rows);
+		in += 2 * rows;
+	}
+	s->n_past = n_past;
+}

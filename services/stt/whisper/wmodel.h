@@ -66,4 +66,14 @@ int wstate_decode(wstate *s, const int32_t *tokens, int n, float *logits);
 void wstate_decode_reset(wstate *s);
 int wstate_n_past(const wstate *s);
 
+/* Snapshots of the decoder's state (its self-attention cache after the
+ * tokens fed since the encode), for beam search: wstate_kv_bytes() is what
+ * a snapshot of the current state takes (it grows with n_past); save
+ * writes it to snap (caller-owned, that size, aligned as malloc's); load
+ * makes it current again (same encode, same wstate or one of the same
+ * wmodel). */
+size_t wstate_kv_bytes(const wstate *s);
+void wstate_kv_save(const wstate *s, void *snap);
+void wstate_kv_load(wstate *s, const void *snap);
+
 #endif

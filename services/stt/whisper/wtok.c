@@ -166,6 +166,13 @@ int32_t wtok_language(const wtok *t, const char *code)
 	return -1;
 }
 
+const char *wtok_language_code(const wtok *t, int32_t id)
+{
+	int32_t i = id - t->sot - 1;
+	return t->multilingual && i >= 0 && i < t->n_languages && i < N_LANG_CODES ?
+	       languages[i] : NULL;
+}
+
 /* ------------------------------------------------------------- encoding */
 
 static bool is_letter(uint8_t c)

@@ -58,6 +58,8 @@ int wtok_timestamp_ms(const wtok *t, int32_t id);
 const char *wtok_name(const wtok *t, int32_t id, char *buf, size_t len);
 /* The language token of a code ("en"), or -1 (also for English-only models). */
 int32_t wtok_language(const wtok *t, const char *code);
+/* The code of a language token ("de"), or NULL for any other id. */
+const char *wtok_language_code(const wtok *t, int32_t id);
 
 /* Text -> ids: GPT-2's pre-tokenizer (contractions 's 't 're 've 'm 'll 'd;
  * ` ?letters`; ` ?digits`; ` ?other`; whitespace runs, leaving one space
