@@ -34,6 +34,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "engine_whisper.h"
 #include "stt_engine.h"
 #include "whisper/wdecode.h"
 #include "whisper/wfile.h"
@@ -41,27 +42,7 @@
 #include "whisper/wmodel.h"
 #include "whisper/wtok.h"
 
-#define WHISPER_WINDOW_SAMPLES (30 * STT_RATE)
-#define WHISPER_TRIM_BELOW_MS 10000
 #define WHISPER_PROMPT_MAX_BYTES 4096   /* of opt->prompt tokenized (its tail kept) */
-
-typedef struct wdecoder {
-	wstate *s;
-	team *t;
-	float *pcm;              /* a window as floats */
-	float *mel;              /* (n_mels, 2 * n_audio_ctx) */
-	bool busy;
-} wdecoder;
-
-typedef struct wengine {
-	wfile *f;
-	wmodel *m;
-	wtok tok;
-	wmel mel;
-	pthread_mutex_t lock;
-	int n_dec;
-	wdecoder *dec;
-} wengine;
 
 static void whisper_destroy(void *engine)
 {
@@ -136,7 +117,7 @@ out_destroy:
 	return rc == -ENOENT || rc == -ENOMEM ? rc : (rc < 0 ? rc : -EINVAL);
 }
 
-static wdecoder *acquire(wengine *e)
+wdecoder *whisper_acquire(wengine *e)
 {
 	wdecoder *d = NULL;
 	pthread_mutex_lock(&e->lock);
@@ -149,7 +130,7 @@ static wdecoder *acquire(wengine *e)
 	return d;
 }
 
-static void release(wengine *e, wdecoder *d)
+void whisper_release(wengine *e, wdecoder *d)
 {
 	pthread_mutex_lock(&e->lock);
 	d->busy = false;
@@ -314,7 +295,7 @@ static int whisper_transcribe(void *engine, const int16_t *pcm, size_t n, const 
 		return -ENOTSUP;
 	if ((rc = whisper_prompt(e, opt ? opt->prompt : NULL, &prompt, &n_prompt)) < 0)
 		return rc;
-	wdecoder *d = acquire(e);
+	wdecoder *d = whisper_acquire(e);
 	if (!d) {
 		free(prompt);
 		return -EBUSY;
@@ -381,7 +362,7 @@ static int whisper_transcribe(void *engine, const int16_t *pcm, size_t n, const 
 	}
 out_release:
 	kv_release(&kv);
-	release(e, d);
+	whisper_release(e, d);
 	free(prompt);
 	if (rc < 0) {
 		stt_result_release(&r);

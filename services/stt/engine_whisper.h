@@ -1,0 +1,61 @@
+/*
+ * engine_whisper.h - what the built-in Whisper engine's two files share:
+ * the engine and its decoders (engine_whisper.c: create, destroy,
+ * transcribe) and its streams (engine_whisper_stream.c: /ws/transcribe
+ * partials). Internal to the engine; the service sees stt_engine.h only.
+ *
+ * A wengine is immutable after create except for its decoders' busy flags
+ * (guarded by lock): whisper_acquire takes a free decoder or returns NULL,
+ * whisper_release gives it back. A decoder serves one call or one stream at
+ * a time, on its own thread team.
+ *
+ *     wdecoder *d = whisper_acquire(e);   // NULL: all busy (-EBUSY)
+ *     ... wmel_compute(&e->mel, d->pcm, ...); wstate_encode(d->s, ...) ...
+ *     whisper_release(e, d);
+ */
+#ifndef ENGINE_WHISPER_H
+#define ENGINE_WHISPER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "stt_engine.h"
+#include "whisper/wdecode.h"
+#include "whisper/wfile.h"
+#include "whisper/wmel.h"
+#include "whisper/wmodel.h"
+#include "whisper/wtok.h"
+
+#define WHISPER_WINDOW_SAMPLES (30 * STT_RATE)   /* the model's context: 30 s */
+#define WHISPER_TRIM_BELOW_MS 10000              /* shorter windows: encoder trimmed */
+
+typedef struct wdecoder {
+	wstate *s;
+	team *t;
+	float *pcm;              /* a window as floats */
+	float *mel;              /* (n_mels, 2 * n_audio_ctx) */
+	bool busy;
+} wdecoder;
+
+typedef struct wengine {
+	wfile *f;
+	wmodel *m;
+	wtok tok;
+	wmel mel;
+	pthread_mutex_t lock;
+	int n_dec;
+	wdecoder *dec;
+} wengine;
+
+/* A free decoder (now busy), or NULL when all are busy. */
+wdecoder *whisper_acquire(wengine *e);
+void whisper_release(wengine *e, wdecoder *d);
+
+/* engine_whisper_stream.c: the stream_* ops (stt_engine.h). */
+int whisper_stream_open(void *engine, const stt_options *opt, void **ret_stream);
+int whisper_stream_feed(void *stream, const int16_t *pcm, size_t n, stt_partial_cb cb,
+			void *user);
+int whisper_stream_finish(void *stream, stt_result *ret);
+void whisper_stream_close(void *stream);
+
+#endif
