@@ -196,6 +196,9 @@ int main(int argc, char **argv)
 		{ "twilio-auth-token", VX_FLAG_STR, &svc.twilio_auth_token, "", 0, 0,
 		  "Twilio auth token: POST /twilio/voice requires a good X-Twilio-Signature "
 		  "(default: not checked)" },
+		{ "telnyx-public-key", VX_FLAG_STR, &svc.telnyx_public_key, "", 0, 0,
+		  "Telnyx account public key (base64, from the portal): POST /telnyx/voice "
+		  "requires a good telnyx-signature-ed25519 (default: not checked)" },
 		{ "upstream-api-key", VX_FLAG_STR, &svc.upstream_key, "", 0, 0,
 		  "bearer key sent to VAD, STT, LLM and TTS (their --api-key), "
 		  "on WebSocket links and HTTP calls alike" },
@@ -213,6 +216,11 @@ int main(int argc, char **argv)
 		return 2;
 	if (upstream_auth_line(&svc) < 0)
 		return 2;
+	if (svc.telnyx_public_key && *svc.telnyx_public_key &&
+	    tel_telnyx_key_parse(svc.telnyx_public_key, svc.telnyx_key) < 0) {
+		vx_log_error(NULL, "--telnyx-public-key: not the base64 of a 32-byte Ed25519 key");
+		return 2;
+	}
 
 	static const char *const paths[ORCH_N_STAGES] = {
 		"/ws/detect", "/ws/transcribe", "/ws/generate", "/ws/synthesize",

@@ -68,6 +68,8 @@ typedef struct orch_service {
 	/* Telephony (tel.h) */
 	const char *public_url;           /* https base the phone provider reaches; "" = Host */
 	const char *twilio_auth_token;    /* "": Twilio webhooks are not checked */
+	const char *telnyx_public_key;    /* base64; "": Telnyx webhooks are not checked */
+	unsigned char telnyx_key[32];     /* its raw Ed25519 key (tel_telnyx_key_parse) */
 	const char *tel_greeting;         /* "": the caller speaks first */
 	struct tel_pacer *tel;            /* the media pacer (tel.c) */
 	/* --upstream-api-key as a header line for every call to a stage

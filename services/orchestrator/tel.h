@@ -67,4 +67,15 @@ void tel_handle_telnyx_voice(vx_req *req, void *user);
 int tel_twilio_signature(const char *token, const char *url, const char *body,
 			 size_t len, char out[29]);
 
+/* Telnyx's webhook signature (API v2): telnyx-signature-ed25519 is
+ * base64(Ed25519(key, telnyx-timestamp "|" body)), the timestamp in Unix
+ * seconds, accepted within TEL_TELNYX_TOLERANCE_S of now (replays).
+ * tel_telnyx_key_parse turns the portal's base64 public key into its 32
+ * raw bytes (-EINVAL otherwise). tel_telnyx_verify gives 0, or -EINVAL
+ * with *why set to a static reason. (tel_http.c; exposed for tests.) */
+#define TEL_TELNYX_TOLERANCE_S 300
+int tel_telnyx_key_parse(const char *b64, unsigned char key[32]);
+int tel_telnyx_verify(const unsigned char key[32], const char *timestamp, const char *sig_b64,
+		      const char *body, size_t len, long long now, const char **why);
+
 #endif

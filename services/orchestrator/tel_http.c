@@ -3,7 +3,9 @@
  * POST /twilio/voice answers TwiML and POST /telnyx/voice TeXML that
  * connect the call to /ws/twilio or /ws/telnyx (a bidirectional stream).
  * With --twilio-auth-token, a Twilio request must carry a good
- * X-Twilio-Signature (else 403). See tel.h and docs/telephony.md.
+ * X-Twilio-Signature, and with --telnyx-public-key a Telnyx one a good
+ * telnyx-signature-ed25519 from the last 5 minutes (else 403). See tel.h
+ * and docs/telephony.md.
  */
 #include "tel.h"
 
@@ -15,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "vx_audio.h"
 #include "vx_log.h"
@@ -214,13 +217,67 @@ static bool twilio_signed(vx_req *req, const orch_service *svc, const char *base
 	return false;
 }
 
+int tel_telnyx_key_parse(const char *b64, unsigned char key[32])
+{
+	vx_buf raw = {0};
+	int r = vx_base64_decode(b64, strlen(b64), &raw) < 0 || raw.len != 32 ? -EINVAL : 0;
+	if (r == 0)
+		memcpy(key, raw.data, 32);
+	vx_buf_release(&raw);
+	return r;
+}
+
+int tel_telnyx_verify(const unsigned char key[32], const char *timestamp, const char *sig_b64,
+		      const char *body, size_t len, long long now, const char **why)
+{
+	char *end = NULL;
+	if (!timestamp || !sig_b64)
+		return *why = "missing (telnyx-timestamp and telnyx-signature-ed25519)", -EINVAL;
+	long long ts = strtoll(timestamp, &end, 10);
+	if (!*timestamp || *end || ts < now - TEL_TELNYX_TOLERANCE_S ||
+	    ts > now + TEL_TELNYX_TOLERANCE_S)
+		return *why = "has a telnyx-timestamp more than 5 minutes from now", -EINVAL;
+	vx_buf sig = {0}, msg = {0};
+	vx_buf_puts(&msg, timestamp);
+	vx_buf_puts(&msg, "|");
+	vx_buf_append(&msg, body, len);
+	EVP_PKEY *pk = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, key, 32);
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	int ok = pk && md && msg.data && vx_base64_decode(sig_b64, strlen(sig_b64), &sig) >= 0 &&
+		 sig.len == 64 && EVP_DigestVerifyInit(md, NULL, NULL, NULL, pk) == 1 &&
+		 EVP_DigestVerify(md, (const unsigned char *)sig.data, sig.len,
+				  (const unsigned char *)msg.data, msg.len) == 1;
+	EVP_MD_CTX_free(md);
+	EVP_PKEY_free(pk);
+	vx_buf_release(&sig);
+	vx_buf_release(&msg);
+	*why = "does not match";
+	return ok ? 0 : -EINVAL;
+}
+
+/* Checks telnyx-signature-ed25519 when a key is set; false after 403. */
+static bool telnyx_signed(vx_req *req, const orch_service *svc)
+{
+	if (!svc->telnyx_public_key || !*svc->telnyx_public_key)
+		return true;
+	size_t len;
+	const char *body = vx_req_body(req, &len), *why = NULL;
+	if (tel_telnyx_verify(svc->telnyx_key, vx_req_header(req, "telnyx-timestamp"),
+			      vx_req_header(req, "telnyx-signature-ed25519"), body ? body : "",
+			      body ? len : 0, (long long)time(NULL), &why) == 0)
+		return true;
+	vx_log_warn(vx_req_id(req), "POST %s: Telnyx signature %s", vx_req_path(req), why);
+	vx_req_error(req, 403, "bad_signature", "telnyx-signature-ed25519 %s", why);
+	return false;
+}
+
 /* TwiML or TeXML: <Connect><Stream> to the provider's socket, with the
  * caller's numbers as custom parameters. */
 static void answer_connect(vx_req *req, orch_service *svc, bool twilio)
 {
 	char base[TEL_URL_MAX], url[TEL_URL_MAX + 16];
 	public_base(req, svc, base, sizeof(base));
-	if (twilio && !twilio_signed(req, svc, base))
+	if (twilio ? !twilio_signed(req, svc, base) : !telnyx_signed(req, svc))
 		return;
 	size_t len;
 	const char *body = vx_req_body(req, &len);

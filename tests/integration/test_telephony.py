@@ -14,6 +14,7 @@ import hmac
 import json
 import os
 import re
+import subprocess
 import threading
 import time
 import urllib.parse
@@ -609,6 +610,50 @@ def test_twilio_signature_is_checked_when_a_token_is_set(stack):
         r = orch.post("/twilio/voice", body, ctype, headers=headers)
         assert r.status == 403, (bad, r)
         assert r.json()["error"]["code"] == "bad_signature"
+
+
+def test_telnyx_signature_is_checked_when_a_key_is_set(stack):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    key = Ed25519PrivateKey.generate()
+    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    orch = stack.orch("--telnyx-public-key", base64.b64encode(raw).decode(),
+                      "--public-url", "https://voice.example.com")
+    body = urllib.parse.urlencode({"CallSid": "v3:abc", "From": "+15551234567",
+                                   "To": "+15557654321"}).encode()
+    ctype = "application/x-www-form-urlencoded"
+
+    def signed(ts, signer=key, payload=body):
+        sig = signer.sign(str(ts).encode() + b"|" + payload)
+        return {"telnyx-timestamp": str(ts), "telnyx-signature-ed25519": base64.b64encode(sig).decode()}
+
+    now = int(time.time())
+    r = orch.post("/telnyx/voice", body, ctype, headers=signed(now))
+    assert r.status == 200, r
+    assert 'url="wss://voice.example.com/ws/telnyx"' in r.body.decode()
+    bad = [({}, "missing"),
+           (signed(now - 400), "5 minutes"),                 # a replay
+           (signed(now + 400), "5 minutes"),
+           (signed(now, Ed25519PrivateKey.generate()), "does not match"),
+           (signed(now, payload=body + b"&Digits=9"), "does not match"),
+           ({**signed(now), "telnyx-signature-ed25519": "AAAA"}, "does not match"),
+           ({**signed(now), "telnyx-timestamp": "12x"}, "5 minutes")]
+    for headers, why in bad:
+        r = orch.post("/telnyx/voice", body, ctype, headers=headers)
+        assert r.status == 403, (headers, r)
+        err = r.json()["error"]
+        assert err["code"] == "bad_signature" and why in err["message"], (headers, err)
+    # Twilio's route is not affected by the Telnyx key
+    r = orch.post("/twilio/voice", body, ctype)
+    assert r.status == 200, r
+
+
+def test_a_bad_telnyx_key_stops_the_orchestrator(stack):
+    for key in ["not base64!", base64.b64encode(b"x" * 31).decode()]:
+        p = subprocess.run([os.path.join(BIN, "voxline-orchestrator"), "--port", "0",
+                            "--telnyx-public-key", key], capture_output=True, text=True, timeout=20)
+        assert p.returncode == 2, p
+        assert "--telnyx-public-key" in p.stderr, p.stderr
 
 
 # ---- load ----
