@@ -601,7 +601,7 @@ quant_gemm8_fn quant_gemm8_lowbit_avx2(int type)
 	switch (type) {
 	case QT_Q4_1: return gemm8_q4_1;
 	case QT_Q5_1: return gemm8_q5_1;
-	default: return NULL;
+	default: return quant_gemm8_kquant_avx2(type);
 	}
 }
 

@@ -397,8 +397,9 @@ static void gemm8_case(int type)
 
 VX_TEST(gemm8_matches_dequantise_then_multiply)
 {
-	const int types[] = { QT_Q8_0, QT_Q4_0, QT_Q5_0, QT_IQ4_NL, QT_Q4_1, QT_Q5_1 };
-	for (int k = 0; k < 6; k++)
+	const int types[] = { QT_Q8_0, QT_Q4_0, QT_Q5_0, QT_IQ4_NL, QT_Q4_1, QT_Q5_1,
+			      QT_Q2_K, QT_Q3_K, QT_IQ4_XS };
+	for (int k = 0; k < 9; k++)
 		gemm8_case(types[k]);
 }
 

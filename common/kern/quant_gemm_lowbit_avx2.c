@@ -1,0 +1,234 @@
+/*
+ * quant_gemm_lowbit_avx2.c - the prefill gemm (8 weight rows x up to 16
+ * tokens of Q8_0U activations, AVX-VNNI) for the 256-value types of
+ * quant_lowbit.c: Q2_K, Q3_K and IQ4_XS. Reached through
+ * quant_gemm8_lowbit_avx2() (quant_avx2.c) and quant_gemm8_get().
+ *
+ * As the other gemm8 kernels: per 32-value sub-block the 8 rows' signed
+ * quants are transposed so that vector k holds bytes 4k..4k+3 of every row,
+ * and one vpdpbusd per 4 activation bytes of a token serves all 8 rows
+ * (lane r = row r). The +128 of the unsigned activations is taken off
+ * through each row's quant sum. Per-row scales then apply per lane:
+ *  - IQ4_XS: one scale per 32 values, d * ls, as a float vector;
+ *  - Q3_K (-4..3 quants) and Q2_K (0..3): one scale per 16 values, so the
+ *    two halves of a sub-block are summed apart and multiplied by their
+ *    integer scales (vpmulld) before one conversion; Q2_K's mins come off
+ *    through the token's two 16-value activation sums.
+ * Everything per row (scales, mins, quant sums) is unpacked once per
+ * super-block / sub-block for all the tokens.
+ */
+#include "quant.h"
+
+#if defined(__x86_64__)
+#include "quant_simd.h"
+
+/* The per-row constants of one super-block of 8 rows, row r in lane r. */
+typedef struct sb8 {
+	float d[8];           /* super-block scale */
+	int32_t sc[16][8];    /* Q2_K/Q3_K: scale of 16-value group g */
+	float mn[16][8];      /* Q2_K: dmin * min of group g */
+	float ds[8][8];       /* IQ4_XS: d * scale of 32-value sub-block b */
+} sb8;
+
+VNNI static inline void transpose8(__m256i v[8])
+{
+	__m256i a[8], b[8];
+	for (int k = 0; k < 8; k += 2) {
+		a[k] = _mm256_unpacklo_epi32(v[k], v[k + 1]);
+		a[k + 1] = _mm256_unpackhi_epi32(v[k], v[k + 1]);
+	}
+	for (int k = 0; k < 8; k += 4) {
+		b[k] = _mm256_unpacklo_epi64(a[k], a[k + 2]);
+		b[k + 1] = _mm256_unpackhi_epi64(a[k], a[k + 2]);
+		b[k + 2] = _mm256_unpacklo_epi64(a[k + 1], a[k + 3]);
+		b[k + 3] = _mm256_unpackhi_epi64(a[k + 1], a[k + 3]);
+	}
+	for (int k = 0; k < 4; k++) {
+		v[k] = _mm256_permute2x128_si256(b[k], b[k + 4], 0x20);
+		v[k + 4] = _mm256_permute2x128_si256(b[k], b[k + 4], 0x31);
+	}
+}
+
+/* Fills s from super-block blk[r] of each of the 8 rows. */
+__attribute__((always_inline)) static inline void load_sb8(int type, const uint8_t *const blk[8],
+							   sb8 *s)
+{
+	for (int r = 0; r < 8; r++) {
+		if (type == QT_Q2_K) {
+			const block_q2_K *x = (const block_q2_K *)blk[r];
+			float dmin = quant_f16_to_f32(x->dmin);
+			s->d[r] = quant_f16_to_f32(x->d);
+			for (int g = 0; g < 16; g++) {
+				s->sc[g][r] = x->scales[g] & 0xF;
+				s->mn[g][r] = dmin * (float)(x->scales[g] >> 4);
+			}
+		} else if (type == QT_Q3_K) {
+			const block_q3_K *x = (const block_q3_K *)blk[r];
+			int8_t sc[16];
+			quant_q3_K_scales(x->scales, sc);
+			s->d[r] = quant_f16_to_f32(x->d);
+			for (int g = 0; g < 16; g++)
+				s->sc[g][r] = sc[g];
+		} else {
+			const block_iq4_xs *x = (const block_iq4_xs *)blk[r];
+			float d = quant_f16_to_f32(x->d);
+			for (int b = 0; b < 8; b++) {
+				int lo = (x->scales_l[b / 2] >> (4 * (b % 2))) & 0xF;
+				int hi = (x->scales_h >> (2 * b)) & 3;
+				s->ds[b][r] = d * (float)((lo | (hi << 4)) - 32);
+			}
+		}
+	}
+}
+
+/* Sub-block b (values 32b..32b+31) of a super-block as 32 signed bytes in
+ * element order: Q2_K 0..3, Q3_K -4..3, IQ4_XS the table values. */
+__attribute__((always_inline)) VNNI static inline __m256i unpack_sub(int type, const uint8_t *blk,
+								    int b)
+{
+	if (type == QT_IQ4_XS) {
+		const block_iq4_xs *x = (const block_iq4_xs *)blk;
+		__m128i t = _mm_loadu_si128((const __m128i *)(x->qs + 16 * b));
+		__m256i q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t),
+					     _mm256_set1_epi8(0xF));
+		__m128i tab = _mm_loadu_si128((const __m128i *)iq4nl_values);
+		return _mm256_shuffle_epi8(_mm256_set_m128i(tab, tab), q);
+	}
+	/* element 32b + l: bits 2j..2j+1 of qs[32n + l], n = b / 4, j = b % 4 */
+	int n = b >> 2, j = b & 3;
+	const uint8_t *qs = type == QT_Q2_K ? ((const block_q2_K *)blk)->qs
+					    : ((const block_q3_K *)blk)->qs;
+	__m256i bits = _mm256_loadu_si256((const __m256i *)(qs + 32 * n));
+	__m256i q = _mm256_and_si256(_mm256_srl_epi16(bits, _mm_cvtsi32_si128(2 * j)),
+				     _mm256_set1_epi8(3));
+	if (type == QT_Q2_K)
+		return q;
+	/* Q3_K: hmask bit 4n + j of byte l set: +0, clear: -4 */
+	const block_q3_K *x = (const block_q3_K *)blk;
+	__m256i hm = _mm256_loadu_si256((const __m256i *)x->hmask);
+	__m256i hb = _mm256_set1_epi8((char)(1 << (4 * n + j)));
+	__m256i h = _mm256_cmpeq_epi8(_mm256_and_si256(hm, hb), hb);
+	__m256i four = _mm256_set1_epi8(4);
+	return _mm256_sub_epi8(_mm256_or_si256(q, _mm256_and_si256(h, four)), four);
+}
+
+__attribute__((always_inline)) VNNI static inline void
+gemm8_k(int type, size_t bb, int n, const void *w, size_t ws, const void *a, size_t as, int nt,
+	float *out, size_t os)
+{
+	__m256 acc[QUANT_GEMM8_TOKENS];
+	for (int t = 0; t < nt; t++)
+		acc[t] = _mm256_setzero_ps();
+	const __m256i ones = _mm256_set1_epi8(1);
+	const uint8_t *ab = a;
+	const uint8_t *blk[8];
+	sb8 s;
+	for (int i = 0; i < n / QK_K; i++) {
+		for (int r = 0; r < 8; r++)
+			blk[r] = (const uint8_t *)w + r * ws + (size_t)i * bb;
+		load_sb8(type, blk, &s);
+		const __m256 dv = _mm256_loadu_ps(s.d);
+		for (int b = 0; b < 8; b++) {
+			__m256i g[8];
+			for (int r = 0; r < 8; r++)
+				g[r] = unpack_sub(type, blk[r], b);
+			transpose8(g);
+			/* 128 * the rows' quant sums, per 16-value half */
+			__m256i clo = _mm256_setzero_si256(), chi = _mm256_setzero_si256();
+			for (int k = 0; k < 4; k++) {
+				clo = _mm256_dpbusd_avx_epi32(clo, ones, g[k]);
+				chi = _mm256_dpbusd_avx_epi32(chi, ones, g[k + 4]);
+			}
+			clo = _mm256_slli_epi32(clo, 7);
+			chi = _mm256_slli_epi32(chi, 7);
+			const size_t yb = (size_t)(8 * i + b) * sizeof(block_q8_0u);
+			if (type == QT_IQ4_XS) {
+				const __m256 ds = _mm256_loadu_ps(s.ds[b]);
+				const __m256i c = _mm256_add_epi32(clo, chi);
+				for (int t = 0; t < nt; t++) {
+					const block_q8_0u *y = (const block_q8_0u *)(ab + t * as + yb);
+					__m256i x = _mm256_setzero_si256();
+					for (int k = 0; k < 8; k++) {
+						int v;
+						memcpy(&v, y->qs + 4 * k, 4);
+						x = _mm256_dpbusd_avx_epi32(x, _mm256_set1_epi32(v), g[k]);
+					}
+					x = _mm256_sub_epi32(x, c);
+					acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(ds, _mm256_set1_ps(y->d)),
+								 _mm256_cvtepi32_ps(x), acc[t]);
+				}
+				continue;
+			}
+			const __m256i sl = _mm256_loadu_si256((const __m256i *)s.sc[2 * b]);
+			const __m256i sh = _mm256_loadu_si256((const __m256i *)s.sc[2 * b + 1]);
+			for (int t = 0; t < nt; t++) {
+				const block_q8_0u *y = (const block_q8_0u *)(ab + t * as + yb);
+				__m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
+				for (int k = 0; k < 4; k++) {
+					int v0, v1;
+					memcpy(&v0, y->qs + 4 * k, 4);
+					memcpy(&v1, y->qs + 16 + 4 * k, 4);
+					lo = _mm256_dpbusd_avx_epi32(lo, _mm256_set1_epi32(v0), g[k]);
+					hi = _mm256_dpbusd_avx_epi32(hi, _mm256_set1_epi32(v1), g[k + 4]);
+				}
+				__m256i x = _mm256_add_epi32(_mm256_mullo_epi32(_mm256_sub_epi32(lo, clo), sl),
+							     _mm256_mullo_epi32(_mm256_sub_epi32(hi, chi), sh));
+				__m256 dy = _mm256_set1_ps(y->d);
+				acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(dv, dy), _mm256_cvtepi32_ps(x), acc[t]);
+				if (type == QT_Q2_K) {
+					/* the token's 16-value sums, less 16 * 128:
+					 * int32 lane 0 the first half, lane 4 the second */
+					__m256i u = _mm256_sad_epu8(_mm256_loadu_si256((const __m256i *)y->qs),
+								    _mm256_setzero_si256());
+					u = _mm256_add_epi64(u, _mm256_shuffle_epi32(u, 0x4E));
+					__m256 uf = _mm256_cvtepi32_ps(_mm256_sub_epi32(u, _mm256_set1_epi32(2048)));
+					__m256 ulo = _mm256_permutevar8x32_ps(uf, _mm256_setzero_si256());
+					__m256 uhi = _mm256_permutevar8x32_ps(uf, _mm256_set1_epi32(4));
+					__m256 m = _mm256_fmadd_ps(_mm256_loadu_ps(s.mn[2 * b]), ulo,
+						_mm256_mul_ps(_mm256_loadu_ps(s.mn[2 * b + 1]), uhi));
+					acc[t] = _mm256_fnmadd_ps(dy, m, acc[t]);
+				}
+			}
+		}
+	}
+	for (int t = 0; t < nt; t++)
+		_mm256_storeu_ps(out + t * os, acc[t]);
+}
+
+VNNI static void gemm8_q2_K(int n, const void *w, size_t ws, const void *a, size_t as, int nt,
+			    float *out, size_t os)
+{
+	gemm8_k(QT_Q2_K, sizeof(block_q2_K), n, w, ws, a, as, nt, out, os);
+}
+
+VNNI static void gemm8_q3_K(int n, const void *w, size_t ws, const void *a, size_t as, int nt,
+			    float *out, size_t os)
+{
+	gemm8_k(QT_Q3_K, sizeof(block_q3_K), n, w, ws, a, as, nt, out, os);
+}
+
+VNNI static void gemm8_iq4_xs(int n, const void *w, size_t ws, const void *a, size_t as, int nt,
+			      float *out, size_t os)
+{
+	gemm8_k(QT_IQ4_XS, sizeof(block_iq4_xs), n, w, ws, a, as, nt, out, os);
+}
+
+quant_gemm8_fn quant_gemm8_kquant_avx2(int type)
+{
+	switch (type) {
+	case QT_Q2_K: return gemm8_q2_K;
+	case QT_Q3_K: return gemm8_q3_K;
+	case QT_IQ4_XS: return gemm8_iq4_xs;
+	default: return NULL;
+	}
+}
+
+#else
+
+quant_gemm8_fn quant_gemm8_kquant_avx2(int type)
+{
+	(void)type;
+	return NULL;
+}
+
+#endif
