@@ -1,8 +1,23 @@
-"""voxline-stt end to end: the real daemon with real pocketsphinx on real
+"""voxline-stt end to end on each embedded engine: pocketsphinx on real
 speech (flite's slt voice, made by the voxline-tts daemon when it is built,
-else by build/tools/tts_direct), the remote engines against
-tests/stt_fake_server.py (the real whisper.cpp / OpenAI wire format), real
-HTTP and WebSocket clients.
+else by build/tools/tts_direct) and the built-in Whisper engine on the same
+audio with a random-weight test model (tests/integration/whisper_model.py);
+the remote engines against tests/stt_fake_server.py (the real whisper.cpp /
+OpenAI wire format); real HTTP and WebSocket clients.
+
+Engines: every test that takes the `engine` fixture runs once per engine in
+ENGINES. Random weights transcribe nothing real, so what a test asserts
+about the recognised words is pocketsphinx's alone, in two visible ways:
+a test that is about the words (WER) is marked @pocketsphinx_words(why) and
+has no whisper case at all; a test about the service that also looks at
+the words does so through says_sentence() / says_something(), which check
+words on pocketsphinx only (see there). Whether partials stream is what the
+engine declares (GET /info streaming_partials): the WebSocket tests check
+partials when it says so and their absence when it does not.
+
+The tests that need no flags of their own share one daemon per engine
+(`shared`, module scope: pytest groups the cases by engine); the others
+start their own (`stt`).
 
 The sentences and the voice are those of tests/unit/test_stt_engines.c."""
 import json
@@ -17,9 +32,126 @@ import numpy as np
 import pytest
 import websocket
 
-from conftest import PYTHON, ROOT, multipart
+from conftest import BIN, PYTHON, ROOT, Daemon, multipart
 from speech import (RATE, SENTENCES, WER_MAX, edit_distance, speak, wav_bytes,
                     wer, words)
+from whisper_model import tiny_model
+
+ENGINES = ("pocketsphinx", "whisper")
+
+
+# ---- engines ----
+
+def pocketsphinx_words(why):
+    """Marks a test about pocketsphinx's words: it is generated for
+    pocketsphinx only (no whisper case, so nothing is skipped); why says
+    what it checks."""
+    def mark(fn):
+        fn.engines = ("pocketsphinx",)
+        fn.pocketsphinx_only_because = why
+        return fn
+    return mark
+
+
+def pytest_generate_tests(metafunc):
+    """A test taking `engine` runs on each of ENGINES (or on those its
+    @pocketsphinx_words mark names)."""
+    if "engine" in metafunc.fixturenames:
+        metafunc.parametrize("engine", getattr(metafunc.function, "engines", ENGINES),
+                             indirect=True, scope="module")
+
+
+@pytest.fixture(scope="module")
+def engine(request):
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def whisper_model(tmp_path_factory):
+    """test_stt_whisper's tiny random model with 64 text positions: random
+    weights decode until the context is full, at every fallback temperature,
+    and these tests need an answer, not 224 tokens of one (whisper_model.py)."""
+    return tiny_model(tmp_path_factory.mktemp("whisper") / "tiny.bin", n_text_ctx=64)
+
+
+def engine_flags(request, engine):
+    if engine == "whisper":
+        return ("--engine", "whisper", "--model", request.getfixturevalue("whisper_model"))
+    return ("--engine", engine)
+
+
+@pytest.fixture
+def stt(start, engine, request):
+    """stt(*flags) -> a voxline-stt of the test's own on the test's engine."""
+    flags = engine_flags(request, engine)
+    return lambda *args: start("stt", *flags, *args)
+
+
+@pytest.fixture(scope="module")
+def shared_daemon(engine, request, tmp_path_factory):
+    log = tmp_path_factory.mktemp("stt") / f"voxline-stt-{engine}.log"
+    env = dict(os.environ, VOXLINE_STT_DRAIN_DELAY_S="0")
+    d = Daemon([os.path.join(BIN, "voxline-stt"), "--port", "0",
+                *engine_flags(request, engine), "--workers", "2"], str(log), env)
+    try:
+        d.wait_ready()
+    except Exception:
+        d.stop()
+        raise
+    yield d
+    was_alive = d.alive()
+    rc = d.stop()
+    assert was_alive and rc == 0, f"shared voxline-stt ({engine}) exited {rc}:\n" \
+        + d.log()[-3000:]
+
+
+@pytest.fixture
+def shared(shared_daemon):
+    """The engine's shared voxline-stt (--workers 2), alive and idle: tests
+    on it read counters as differences, never absolute."""
+    d = shared_daemon
+    deadline = time.time() + 10
+    while True:
+        assert d.alive(), d.log()[-3000:]
+        h = d.get("/healthz").json()
+        if h["in_flight"] == 0 and h["busy"] == 0 and h["queued"] == 0:
+            return d
+        assert time.time() < deadline, h
+        time.sleep(0.05)
+
+
+def streams(d):
+    """Whether the daemon's engine streams partials, as it declares."""
+    return d.get("/info").json()["streaming_partials"]
+
+
+def metric(d, sample):
+    """The value of one /metrics sample (name and labels as printed), 0 when
+    the daemon has not printed it yet."""
+    for line in d.get("/metrics").body.decode().splitlines():
+        if line.startswith(sample + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+# What is asserted about the words. Pocketsphinx only: whisper runs here on
+# a random-weight model (no real weights can be fetched in tests) whose
+# words are noise, so for whisper these check only that a transcript (a
+# string) came; what whisper must do whatever its weights are (same samples,
+# same text; durations; segment times) is asserted beside the calls.
+
+def says_sentence(engine, sentence, text, wer_max=0.3):
+    """text is sentence within wer_max word errors (pocketsphinx only)."""
+    assert isinstance(text, str), text
+    if engine == "pocketsphinx":
+        assert wer(sentence, text) < wer_max, (sentence, text)
+
+
+def says_something(engine, text):
+    """text has words (pocketsphinx only)."""
+    assert isinstance(text, str), text
+    if engine == "pocketsphinx":
+        assert words(text), text
 
 
 # ---- speech and audio ----
@@ -53,52 +185,66 @@ def ulaw_encode(pcm):
     return ((~(sign | (seg << 4) | mant)) & 0xFF).astype(np.uint8).tobytes()
 
 
-def stt(start, *args):
-    return start("stt", *args)
+# ---- over HTTP ----
 
-
-# ---- pocketsphinx over HTTP ----
-
-def test_transcribe_flite_sentences_under_wer_limit(start, speech):
-    d = stt(start)
+@pocketsphinx_words("the word error rate of pocketsphinx on flite's sentences")
+def test_transcribe_flite_sentences_under_wer_limit(shared, engine, speech):
     errors = total = 0
     for s in SENTENCES:
-        pcm = speech[s]
-        r = d.post_file("/transcribe", wav_bytes(pcm), fields={"language": "en"})
+        r = shared.post_file("/transcribe", wav_bytes(speech[s]), fields={"language": "en"})
         assert r.status == 200, r
         j = r.json()
-        assert j["engine"] == "pocketsphinx" and j["language"] == "en"
-        assert abs(j["duration_ms"] - len(pcm) * 1000 / RATE) <= 1
-        assert j["processing_ms"] > 0
-        segs = j["segments"]
-        assert segs and " ".join(x["text"] for x in segs) == j["text"]
-        assert all(a["end_ms"] <= b["start_ms"] for a, b in zip(segs, segs[1:]))
-        assert segs[-1]["end_ms"] <= j["duration_ms"] + 20
-        n = len(words(s))
+        assert j["engine"] == engine and j["segments"]
         errors += edit_distance(words(s), words(j["text"]))
-        total += n
+        total += len(words(s))
         print(f"# {s!r} -> {j['text']!r}")
     print(f"# WER {errors}/{total} = {errors / total:.1%}")
     assert errors / total < WER_MAX
 
 
-def test_raw_bodies_stereo_mulaw_and_8k_work(start, speech):
+def test_transcribe_answer_has_the_audio_times_and_segments(shared, engine, speech):
+    for s in SENTENCES[:3]:
+        pcm = speech[s]
+        r = shared.post_file("/transcribe", wav_bytes(pcm), fields={"language": "en"})
+        assert r.status == 200, r
+        j = r.json()
+        assert j["engine"] == engine and j["language"] == "en"
+        assert abs(j["duration_ms"] - len(pcm) * 1000 / RATE) <= 1
+        assert j["processing_ms"] > 0
+        says_sentence(engine, s, j["text"])
+        segs = j["segments"]
+        # the segments hold the text, in order, inside the audio
+        assert " ".join(x["text"] for x in segs) == j["text"], j
+        assert all(0 <= x["start_ms"] <= x["end_ms"] for x in segs), segs
+        assert all(a["end_ms"] <= b["start_ms"] for a, b in zip(segs, segs[1:])), segs
+        assert not segs or segs[-1]["end_ms"] <= j["duration_ms"] + 20, j
+
+
+def test_raw_bodies_stereo_mulaw_and_8k_work(shared, engine, speech):
     # pocketsphinx's en-us model is wideband: audio band-limited to 4 kHz
     # (8 kHz telephony) decodes, but with a poor WER, so the 8 kHz cases
     # check the conversion (duration, a transcript) and the WER checks run
     # on full-band audio through the same decoders (stereo mix, G.711, 48k).
-    d = stt(start)
+    d = shared
     s = SENTENCES[2]
     pcm = speech[s]
+    ms = len(pcm) * 1000 / RATE
+
+    def ok(body, ctype):
+        r = d.post("/transcribe", body, ctype)
+        assert r.status == 200, r
+        assert abs(r.json()["duration_ms"] - ms) <= 1, r
+        says_sentence(engine, s, r.json()["text"])
+        return r.json()["text"]
+
     stereo = np.stack([pcm, pcm // 2], axis=1).reshape(-1)
-    r = d.post("/transcribe", wav_bytes(stereo, RATE, 2), "audio/wav")
-    assert r.status == 200 and wer(s, r.json()["text"]) < 0.3, r
-    r = d.post("/transcribe", ulaw_encode(pcm), "audio/pcmu;rate=16000")
-    assert r.status == 200 and wer(s, r.json()["text"]) < 0.3, r
-    r = d.post("/transcribe", wav_bytes(resample(pcm, RATE, 48000), 48000), "audio/wav")
-    assert r.status == 200 and wer(s, r.json()["text"]) < 0.3, r
-    r = d.post("/transcribe", pcm.astype("<i2").tobytes(), "audio/L16;rate=16000")
-    assert r.status == 200 and wer(s, r.json()["text"]) < 0.3, r
+    ok(wav_bytes(stereo, RATE, 2), "audio/wav")
+    ok(ulaw_encode(pcm), "audio/pcmu;rate=16000")
+    ok(wav_bytes(resample(pcm, RATE, 48000), 48000), "audio/wav")
+    text = ok(pcm.astype("<i2").tobytes(), "audio/L16;rate=16000")
+    if engine == "whisper":
+        # greedy decoding: the same samples as a WAV, the same transcript
+        assert ok(wav_bytes(pcm), "audio/wav") == text
     pcm8 = resample(pcm, RATE, 8000)
     stereo8 = np.stack([pcm8, pcm8], axis=1).reshape(-1)
     for body, ctype in ((wav_bytes(stereo8, 8000, 2), "audio/wav"),
@@ -106,11 +252,11 @@ def test_raw_bodies_stereo_mulaw_and_8k_work(start, speech):
         r = d.post("/transcribe", body, ctype)
         assert r.status == 200, r
         assert abs(r.json()["duration_ms"] - len(pcm8) / 8) <= 1
-        assert words(r.json()["text"]), r
+        says_something(engine, r.json()["text"])
 
 
-def test_bad_input_gets_json_errors(start, speech):
-    d = stt(start)
+def test_bad_input_gets_json_errors(shared, engine, speech):
+    d = shared
     good = wav_bytes(speech[SENTENCES[0]])
 
     def err(r, status, code):
@@ -144,15 +290,17 @@ def test_bad_input_gets_json_errors(start, speech):
     body, ctype = multipart({"file": ("a.wav", "audio/wav", b"RIFFjunk" * 20)}, {})
     r = d.post("/v1/audio/transcriptions", body, ctype)
     assert r.status == 400 and r.json()["error"]["code"] == "bad_audio", r
-    # a language pocketsphinx does not have
+    # a language the engine does not have (pocketsphinx: en-us; the whisper
+    # test model is English-only)
+    sample = f'voxline_stt_engine_errors_total{{engine="{engine}",kind="language"}}'
+    before = metric(d, sample)
     r = d.post_file("/transcribe", good, fields={"language": "fr"})
     err(r, 400, "unsupported_language")
-    assert 'voxline_stt_engine_errors_total{engine="pocketsphinx",kind="language"} 1' \
-        in d.get("/metrics").body.decode()
+    assert metric(d, sample) == before + 1
 
 
-def test_body_over_limit_is_413_and_audio_over_limit_too(start, speech):
-    d = stt(start, "--max-body-mb", "1", "--max-audio-s", "2")
+def test_body_over_limit_is_413_and_audio_over_limit_too(stt, speech):
+    d = stt("--max-body-mb", "1", "--max-audio-s", "2")
     big = wav_bytes(np.zeros(RATE * 40, dtype=np.int16))   # 1.28 MB
     r = d.post("/transcribe", big, "audio/wav")
     assert r.status == 413 and r.json()["error"]["code"] == "body_too_large", r
@@ -162,8 +310,8 @@ def test_body_over_limit_is_413_and_audio_over_limit_too(start, speech):
     assert r.status == 200, r
 
 
-def test_openai_formats(start, speech):
-    d = stt(start)
+def test_openai_formats(shared, engine, speech):
+    d = shared
     s = SENTENCES[1]
     audio = wav_bytes(speech[s])
     dur = len(speech[s]) / RATE
@@ -179,7 +327,8 @@ def test_openai_formats(start, speech):
     assert r.headers["Content-Type"].startswith("application/json")
     assert r.headers["OpenAI-Model"] == "whisper-1"
     j = r.json()
-    assert list(j) == ["text"] and wer(s, j["text"]) < 0.3
+    assert list(j) == ["text"]
+    says_sentence(engine, s, j["text"])
     text = j["text"]
     r = post("text")
     assert r.headers["Content-Type"].startswith("text/plain")
@@ -187,9 +336,9 @@ def test_openai_formats(start, speech):
     v = post("verbose_json", language="en").json()
     assert v["task"] == "transcribe" and v["language"] == "english"
     assert abs(v["duration"] - dur) < 0.01 and v["text"] == text
-    assert v["segments"]
+    assert v["segments"] or not text, v
     for i, seg in enumerate(v["segments"]):
-        assert seg["id"] == i and 0 <= seg["start"] < seg["end"] <= dur + 0.02
+        assert seg["id"] == i and 0 <= seg["start"] < seg["end"] <= dur + 0.02, seg
         for k in ("seek", "tokens", "temperature", "avg_logprob",
                   "compression_ratio", "no_speech_prob"):
             assert k in seg
@@ -259,40 +408,51 @@ class WsClient:
         self.t.join(5)
 
 
-def test_ws_streams_partials_then_final_and_takes_another_utterance(start, speech):
-    d = stt(start)
+def test_ws_streams_partials_then_final_and_takes_another_utterance(shared, engine, speech):
+    d = shared
+    partials_declared = streams(d)
+    utterances = metric(d, "voxline_stt_ws_utterances_total")
     c = WsClient(d, sample_rate=16000, encoding="pcm16", language="en")
-    assert c.ready["engine"] == "pocketsphinx" and c.ready["sample_rate"] == 16000
+    assert c.ready["engine"] == engine and c.ready["sample_rate"] == 16000
+    assert c.ready["partials"] is partials_declared
     s = SENTENCES[3]
     # 20 ms frames at twice real time
     c.stream(speech[s].astype("<i2").tobytes(), 640, 0.01)
     time.sleep(0.3)
     partials = [e for e in c.events if e["event"] == "partial"]
-    assert partials, c.events               # partials came while streaming
+    if partials_declared:
+        assert partials, c.events           # partials came while streaming
+        says_sentence(engine, s, partials[-1]["text"], 0.6)
+    else:
+        assert not partials, c.events       # none from an engine without
     n = len(c.events)
     c.send({"event": "end"})
     f = c.wait("final", start=n)
-    assert wer(s, f["text"]) < 0.3, f
+    says_sentence(engine, s, f["text"])
     assert abs(f["duration_ms"] - len(speech[s]) * 1000 / RATE) < 60
-    assert f["segments"] and f["processing_ms"] >= 0
-    assert wer(s, partials[-1]["text"]) < 0.6
+    assert isinstance(f["segments"], list) and f["processing_ms"] >= 0
+    says_something(engine, " ".join(x["text"] for x in f["segments"]))
+    if not partials_declared:
+        # a buffered utterance is transcribed as the same samples over HTTP
+        assert f["text"] == d.post_file("/transcribe", wav_bytes(speech[s])).json()["text"]
     # the same socket, the next utterance
     s2 = SENTENCES[4]
     n = len(c.events)
     c.stream(speech[s2].astype("<i2").tobytes(), 640)
     c.send({"event": "end"})
     f2 = c.wait("final", start=n)
-    assert wer(s2, f2["text"]) < 0.3, f2
+    says_sentence(engine, s2, f2["text"])
+    assert abs(f2["duration_ms"] - len(speech[s2]) * 1000 / RATE) < 60
     # end with no audio: an empty final
     n = len(c.events)
     c.send({"event": "end"})
     assert c.wait("final", start=n)["text"] == ""
     c.close()
-    assert "voxline_stt_ws_utterances_total 3" in d.get("/metrics").body.decode()
+    assert metric(d, "voxline_stt_ws_utterances_total") == utterances + 3
 
 
-def test_ws_mulaw_48k_8k_and_cancel(start, speech):
-    d = stt(start)
+def test_ws_mulaw_48k_8k_and_cancel(shared, engine, speech):
+    d = shared
     s = SENTENCES[0]
     # mu-law, cancel half way, then the whole utterance
     c = WsClient(d, sample_rate=16000, encoding="mulaw")
@@ -306,16 +466,21 @@ def test_ws_mulaw_48k_8k_and_cancel(start, speech):
     c.stream(mu, 320)                           # 20 ms of mu-law
     c.send({"event": "end"})
     f = c.wait("final", start=n)
-    assert wer(s, f["text"]) < 0.3, f
+    says_sentence(engine, s, f["text"])
     assert abs(f["duration_ms"] - len(mu) / 16) < 60
     assert not [e for e in c.events[n:] if e["event"] == "cancelled"]
+    if not streams(d):
+        # nothing of the cancelled half is in it: the same mu-law over HTTP
+        r = d.post("/transcribe", mu, "audio/pcmu;rate=16000")
+        assert f["text"] == r.json()["text"], (f, r)
     c.close()
     # 48 kHz pcm16, resampled by the daemon
     c = WsClient(d, sample_rate=48000)
     c.stream(resample(speech[s], RATE, 48000).astype("<i2").tobytes(), 1920)
     c.send({"event": "end"})
     f = c.wait("final")
-    assert wer(s, f["text"]) < 0.3, f
+    says_sentence(engine, s, f["text"])
+    assert abs(f["duration_ms"] - len(speech[s]) * 1000 / RATE) < 60
     c.close()
     # 8 kHz A-law... as mu-law's sibling: a transcript of the right length
     c = WsClient(d, sample_rate=8000, encoding="mulaw")
@@ -323,7 +488,8 @@ def test_ws_mulaw_48k_8k_and_cancel(start, speech):
     c.stream(mu8, 160)
     c.send({"event": "end"})
     f = c.wait("final")
-    assert abs(f["duration_ms"] - len(mu8) / 8) < 60 and words(f["text"]), f
+    assert abs(f["duration_ms"] - len(mu8) / 8) < 60, f
+    says_something(engine, f["text"])
     # bad messages are errors, the socket stays usable
     n = len(c.events)
     c.ws.send("not json")
@@ -333,8 +499,8 @@ def test_ws_mulaw_48k_8k_and_cancel(start, speech):
     c.close()
 
 
-def test_ws_audio_over_limit_drops_the_utterance(start, speech):
-    d = stt(start, "--max-audio-s", "1")
+def test_ws_audio_over_limit_drops_the_utterance(stt, speech):
+    d = stt("--max-audio-s", "1")
     c = WsClient(d)
     s = SENTENCES[1]                            # > 1 s
     n = len(c.events)
@@ -350,17 +516,23 @@ def test_ws_audio_over_limit_drops_the_utterance(start, speech):
     c.close()
 
 
-def test_ws_disconnect_mid_stream_returns_the_decoder(start, speech):
-    d = stt(start, "--workers", "1")
+def test_ws_disconnect_mid_stream_returns_the_decoder(stt, engine, speech):
+    d = stt("--workers", "1")
     s = SENTENCES[5]
     audio = wav_bytes(speech[s])
     c = WsClient(d)
     c.stream(speech[s][:RATE].astype("<i2").tobytes(), 640)
-    c.wait("partial")
-    # the utterance holds the only decoder: HTTP is refused meanwhile
-    r = d.post_file("/transcribe", audio)
-    assert r.status == 503 and r.headers.get("Retry-After"), r
-    assert r.json()["error"]["code"] == "overloaded"
+    if streams(d):
+        c.wait("partial")
+        # the utterance holds the only decoder: HTTP is refused meanwhile
+        r = d.post_file("/transcribe", audio)
+        assert r.status == 503 and r.headers.get("Retry-After"), r
+        assert r.json()["error"]["code"] == "overloaded"
+    else:
+        # an engine that does not stream buffers the utterance and holds
+        # no decoder until its end: HTTP is served meanwhile
+        r = d.post_file("/transcribe", audio)
+        assert r.status == 200, r
     # hang up mid-utterance without a close frame
     sk = c.ws.sock
     sk.shutdown(socket.SHUT_RDWR)
@@ -372,12 +544,12 @@ def test_ws_disconnect_mid_stream_returns_the_decoder(start, speech):
             break
         time.sleep(0.1)
     assert r.status == 200, r
-    assert wer(s, r.json()["text"]) < 0.3
+    says_sentence(engine, s, r.json()["text"])
     assert d.alive()
 
 
-def test_more_requests_than_the_pool_holds_get_503_then_succeed(start, speech):
-    d = stt(start, "--workers", "1", "--queue", "0")
+def test_more_requests_than_the_pool_holds_get_503_then_succeed(stt, engine, speech):
+    d = stt("--workers", "1", "--queue", "0")
     long_pcm = np.concatenate([speech[s] for s in SENTENCES] * 2)   # ~40 s
     result = {}
 
@@ -396,30 +568,39 @@ def test_more_requests_than_the_pool_holds_get_503_then_succeed(start, speech):
     r = d.post_file("/transcribe", wav_bytes(speech[SENTENCES[0]]))
     assert r.status == 503 and r.headers.get("Retry-After") == "1", r
     t.join(120)
-    assert result["r"].status == 200
-    assert len(words(result["r"].json()["text"])) > 50
+    assert result["r"].status == 200, result["r"]
+    assert abs(result["r"].json()["duration_ms"] - len(long_pcm) * 1000 / RATE) <= 1
+    text = result["r"].json()["text"]
+    assert isinstance(text, str)
+    if engine == "pocketsphinx":
+        assert len(words(text)) > 50, text      # words: see says_sentence
     # the worker is freed just after it answered: wait for /healthz to say so
     deadline = time.time() + 5
     while d.get("/healthz").status != 200 and time.time() < deadline:
         time.sleep(0.02)
     r = d.post_file("/transcribe", wav_bytes(speech[SENTENCES[0]]))
-    assert r.status == 200 and wer(SENTENCES[0], r.json()["text"]) < 0.3, r
+    assert r.status == 200, r
+    says_sentence(engine, SENTENCES[0], r.json()["text"])
 
 
-def test_health_info_and_metrics(start, speech):
-    d = stt(start, "--workers", "2")
+def test_health_info_and_metrics(shared, engine, speech, request):
+    d = shared
     h = d.get("/healthz").json()
-    assert h["status"] == "ok" and h["engine"] == "pocketsphinx"
+    assert h["status"] == "ok" and h["engine"] == engine
     assert h["model"] and h["workers"] == 2 and h["in_flight"] == 0
+    if engine == "whisper":
+        assert h["model"] == request.getfixturevalue("whisper_model")
     i = d.get("/info").json()
+    assert i["engine"] == engine and i["model"] == h["model"]
     assert "/ws/transcribe" in i["websocket"] and "whisper" in i["engines"] and "whisper-server" in i["engines"]
     assert "POST /v1/audio/transcriptions" in i["routes"]
-    d.post_file("/transcribe", wav_bytes(speech[SENTENCES[0]]))
-    m = d.get("/metrics").body.decode()
-    assert "voxline_stt_real_time_factor_count 1" in m
+    count = metric(d, "voxline_stt_real_time_factor_count")
+    seconds = metric(d, "voxline_stt_audio_seconds_sum")
+    r = d.post_file("/transcribe", wav_bytes(speech[SENTENCES[0]]))
+    assert r.status == 200, r
+    assert metric(d, "voxline_stt_real_time_factor_count") == count + 1
     dur = len(speech[SENTENCES[0]]) / RATE
-    got = float(re.search(r"voxline_stt_audio_seconds_sum (\S+)", m).group(1))
-    assert abs(got - dur) < 0.01
+    assert abs(metric(d, "voxline_stt_audio_seconds_sum") - seconds - dur) < 0.01
 
 
 # ---- remote engines through the daemon ----
@@ -448,9 +629,9 @@ def heard(pcm):
     return f"heard {len(pcm)} samples at 16000 hz checksum {int(pcm.astype(np.int64).sum()) % 65536}"
 
 
-@pytest.mark.parametrize("engine", ["whisper-server", "openai"])
-def test_remote_engines_through_the_daemon(start, fake, engine):
-    d = stt(start, "--engine", engine, "--url", fake, "--upstream-key", "sekret",
+@pytest.mark.parametrize("remote", ["whisper-server", "openai"])
+def test_remote_engines_through_the_daemon(start, fake, remote):
+    d = start("stt", "--engine", remote, "--url", fake, "--upstream-key", "sekret",
             "--model", "big-model")
     rng = np.random.default_rng(7)
     pcm = (rng.standard_normal(RATE * 3 // 2) * 3000).astype(np.int16)
@@ -458,14 +639,14 @@ def test_remote_engines_through_the_daemon(start, fake, engine):
                     headers={"X-Request-Id": "stt-remote-1"})
     assert r.status == 200, r
     j = r.json()
-    assert j["text"] == heard(pcm) and j["engine"] == engine
+    assert j["text"] == heard(pcm) and j["engine"] == remote
     assert j["language"] == "en"
     assert [s["text"] for s in j["segments"]] == ["second 0", "second 1"]
     assert j["segments"][1] == {"start_ms": 1000, "end_ms": 1500, "text": "second 1"}
     seen = last(fake)
     assert seen["headers"]["x-request-id"] == "stt-remote-1"
     assert seen["fields"]["language"] == "en"
-    if engine == "openai":
+    if remote == "openai":
         assert seen["path"] == "/v1/audio/transcriptions"
         assert seen["fields"]["model"] == "big-model"
         assert seen["headers"]["authorization"] == "Bearer sekret"
@@ -493,10 +674,10 @@ def test_remote_upstream_down_slow_and_failing(start, fake, speech):
     with socket.socket() as s:       # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{s.getsockname()[1]}"
-    d = stt(start, "--engine", "whisper-server", "--url", dead)
+    d = start("stt", "--engine", "whisper-server", "--url", dead)
     r = d.post_file("/transcribe", audio)
     assert r.status == 502 and r.json()["error"]["code"] == "upstream_unavailable", r
-    d2 = stt(start, "--engine", "openai", "--url", fake + "/stall",
+    d2 = start("stt", "--engine", "openai", "--url", fake + "/stall",
              "--upstream-key", "sekret", "--timeout-s", "1")
     t0 = time.time()
     r = d2.post_file("/transcribe", audio)
@@ -505,7 +686,7 @@ def test_remote_upstream_down_slow_and_failing(start, fake, speech):
     body, ctype = multipart({"file": ("a.wav", "audio/wav", audio)}, {"model": "x"})
     r = d2.post("/v1/audio/transcriptions", body, ctype)
     assert r.status == 504 and r.json()["error"]["type"] == "server_error", r
-    d3 = stt(start, "--engine", "whisper.cpp", "--url", fake + "/500")
+    d3 = start("stt", "--engine", "whisper.cpp", "--url", fake + "/500")
     r = d3.post_file("/transcribe", audio)
     assert r.status == 502 and r.json()["error"]["code"] == "upstream_error", r
     m = d3.get("/metrics").body.decode()
