@@ -1,13 +1,23 @@
 /*
  * api.c - voxline-stt's HTTP side: POST /transcribe, the transcription
- * core the other routes share (engine call, timing, metrics, errors), and
- * the /healthz and /info callbacks. The route tables are at the bottom.
+ * core the other routes share (engine call, timing, metrics, errors, the
+ * decoding options), and the /healthz and /info callbacks. The route
+ * tables are at the bottom.
+ *
+ * POST /transcribe takes, as query parameters or form fields: language
+ * ("auto": the engine detects it, whisper multilingual models), prompt
+ * (whisper: the initial prompt; remote engines pass it on), temperature
+ * (0..1), temperature_inc (0..1, 0 = no fallback), beam_size (1..8) and
+ * translate (true/false). Engines that cannot use an option ignore it
+ * (pocketsphinx); translate on an engine that cannot translate is 400.
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "stt_service.h"
@@ -132,10 +142,80 @@ void stt_transcript_json(const stt_service *svc, const stt_outcome *o,
 	vx_buf_json_str(b, o->r.text, strlen(o->r.text));
 	vx_buf_puts(b, ",\"language\":");
 	vx_buf_json_str(b, o->language, strlen(o->language));
+	if (o->r.language_prob > 0)
+		vx_buf_printf(b, ",\"language_probability\":%.6f", o->r.language_prob);
 	vx_buf_printf(b, ",\"duration_ms\":%.0f,\"segments\":", o->audio_ms);
 	stt_segments_json(&o->r, b);
 	vx_buf_printf(b, ",\"engine\":\"%s\",\"processing_ms\":%.1f}\n",
 		      svc->engine->name, o->processing_ms);
+}
+
+/* A number in [lo, hi] from the whole of text. */
+static bool parse_num(const char *text, double lo, double hi, double *ret)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(text, &end);
+	if (errno || end == text || *end || !isfinite(v) || v < lo || v > hi)
+		return false;
+	*ret = v;
+	return true;
+}
+
+int stt_decode_options(vx_req *req, stt_options *opt)
+{
+	const char *t = vx_reqbody_param(req, "temperature");
+	const char *ti = vx_reqbody_param(req, "temperature_inc");
+	const char *b = vx_reqbody_param(req, "beam_size");
+	const char *tr = vx_reqbody_param(req, "translate");
+	double v;
+
+	if (t && *t) {
+		if (!parse_num(t, 0, 1, &v)) {
+			vx_req_error_param(req, 400, "invalid_value", "temperature",
+					   "temperature must be a number from 0 to 1");
+			return -EINVAL;
+		}
+		opt->temperature = (float)v;
+	}
+	if (ti && *ti) {
+		if (!parse_num(ti, 0, 1, &v)) {
+			vx_req_error_param(req, 400, "invalid_value", "temperature_inc",
+					   "temperature_inc must be a number from 0 to 1 "
+					   "(0: no fallback)");
+			return -EINVAL;
+		}
+		opt->temperature_inc = v > 0 ? (float)v : -1.0f;
+	}
+	if (b && *b) {
+		if (!parse_num(b, 1, STT_BEAM_MAX, &v) || v != floor(v)) {
+			vx_req_error_param(req, 400, "invalid_value", "beam_size",
+					   "beam_size must be an integer from 1 to %d",
+					   STT_BEAM_MAX);
+			return -EINVAL;
+		}
+		opt->beam_size = (int)v;
+	}
+	if (tr && *tr) {
+		bool yes = !strcasecmp(tr, "true") || !strcmp(tr, "1");
+		if (!yes && strcasecmp(tr, "false") && strcmp(tr, "0")) {
+			vx_req_error_param(req, 400, "invalid_value", "translate",
+					   "translate must be true or false");
+			return -EINVAL;
+		}
+		opt->translate = yes;
+	}
+	return 0;
+}
+
+bool stt_can_translate(vx_req *req, const stt_service *svc, const stt_options *opt)
+{
+	if (!opt->translate || svc->engine->can_translate)
+		return true;
+	vx_req_error_param(req, 400, "translation_unsupported", NULL,
+			   "engine %s cannot translate; the whisper engine with a "
+			   "multilingual model can", svc->engine->name);
+	return false;
 }
 
 /* ---- POST /transcribe ---- */
@@ -149,6 +229,8 @@ static void transcribe_job(vx_req *req, void *arg)
 		.prompt = vx_reqbody_param(req, "prompt"),
 		.request_id = vx_req_id(req),
 	};
+	if (stt_decode_options(req, &opt) < 0 || !stt_can_translate(req, svc, &opt))
+		return;   /* answered */
 	vx_pcm pcm = {0};
 	if (vx_reqbody_audio(req, STT_RATE, svc->max_audio_s, &pcm) < 0)
 		return;   /* answered */
@@ -157,6 +239,12 @@ static void transcribe_job(vx_req *req, void *arg)
 	if (r < 0) {
 		stt_http_error e;
 		stt_error_map(svc, r, &e);
+		if (r == -ENOTSUP && opt.translate) {
+			e.code = "translation_unsupported";
+			snprintf(e.message, sizeof(e.message), "the model (%s) is "
+				 "English-only and cannot translate (or does not "
+				 "know that language)", svc->model_name);
+		}
 		vx_log_warn(vx_req_id(req), "transcribe: %s (%s)", e.code,
 			    strerror(-r));
 		vx_req_error(req, e.status, e.code, "%s", e.message);
@@ -243,5 +331,6 @@ void stt_service_info(void *user, vx_buf *out)
 const vx_route stt_routes[] = {
 	{ "POST", "/transcribe", handle_transcribe, 0, false, false },
 	{ "POST", "/v1/audio/transcriptions", stt_openai_handle, 0, false, false },
+	{ "POST", "/v1/audio/translations", stt_openai_handle, 0, false, false },
 };
 const size_t stt_n_routes = sizeof(stt_routes) / sizeof(stt_routes[0]);

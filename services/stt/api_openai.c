@@ -1,9 +1,17 @@
 /*
- * api_openai.c - POST /v1/audio/transcriptions, answered as the OpenAI API
- * does: multipart fields file (required), model (accepted and echoed in
- * the OpenAI-Model header; the daemon's engine decides), language, prompt,
- * temperature (accepted, ignored) and response_format json | text |
- * verbose_json | srt | vtt. Errors are OpenAI's shape:
+ * api_openai.c - POST /v1/audio/transcriptions and /v1/audio/translations,
+ * answered as the OpenAI API does: multipart fields file (required), model
+ * (accepted and echoed in the OpenAI-Model header; the daemon's engine
+ * decides), language (transcriptions; "auto" = detect), prompt, temperature
+ * (0..1; whisper: the first try, failing windows fall back 0.2 hotter up to
+ * 1.0; pocketsphinx ignores it) and response_format json | text |
+ * verbose_json | srt | vtt; voxline's extensions temperature_inc (0 = no
+ * fallback) and beam_size (1..8) as in stt_decode_options. Translations
+ * (into English) need an engine that can translate (whisper) and a
+ * multilingual model: else 400 translation_unsupported. verbose_json
+ * reports the language the engine used or detected, and per segment the
+ * whisper engine's temperature, avg_logprob, compression_ratio and
+ * no_speech_prob (constants for other engines). Errors are OpenAI's shape:
  * {"error":{"message","type","param","code"}}.
  *
  * Subtitles and verbose_json want phrases, while pocketsphinx gives one
@@ -103,7 +111,7 @@ static void oa_timestamp(vx_buf *out, int64_t ms, char sep)
 		      (long long)(ms / 1000 % 60), sep, (long long)(ms % 1000));
 }
 
-static void oa_render(const stt_outcome *o, oa_format f, vx_buf *b,
+static void oa_render(const stt_outcome *o, oa_format f, bool translate, vx_buf *b,
 		      const char **ret_type)
 {
 	oa_phrase *ph = NULL;
@@ -124,9 +132,12 @@ static void oa_render(const stt_outcome *o, oa_format f, vx_buf *b,
 		vx_buf_printf(b, "%s\n", o->r.text);
 		return;
 	case OA_VERBOSE:
-		vx_buf_puts(b, "{\"task\":\"transcribe\",\"language\":");
-		vx_buf_json_str(b, oa_language_name(o->language),
-				strlen(oa_language_name(o->language)));
+		vx_buf_printf(b, "{\"task\":\"%s\",\"language\":",
+			      translate ? "translate" : "transcribe");
+		const char *lang = oa_language_name(translate ? "en" : o->language);
+		vx_buf_json_str(b, lang, strlen(lang));
+		if (o->r.language_prob > 0)
+			vx_buf_printf(b, ",\"language_probability\":%.6f", o->r.language_prob);
 		vx_buf_printf(b, ",\"duration\":%.3f,\"text\":", o->audio_ms / 1000.0);
 		vx_buf_json_str(b, o->r.text, strlen(o->r.text));
 		vx_buf_puts(b, ",\"segments\":[");
@@ -137,9 +148,17 @@ static void oa_render(const stt_outcome *o, oa_format f, vx_buf *b,
 				      "\"end\":%.3f,\"text\":", i ? "," : "", i,
 				      ph[i].start_ms / 1000.0, ph[i].end_ms / 1000.0);
 			vx_buf_json_str(b, text.data ? text.data : "", text.len);
-			vx_buf_puts(b, ",\"tokens\":[],\"temperature\":0.0,"
-				    "\"avg_logprob\":0.0,\"compression_ratio\":1.0,"
-				    "\"no_speech_prob\":0.0}");
+			const stt_segment *sg = o->r.n_segments ? &o->r.segments[ph[i].first] : NULL;
+			if (o->r.decoded && sg)
+				vx_buf_printf(b, ",\"tokens\":[],\"temperature\":%.1f,"
+					      "\"avg_logprob\":%.6f,\"compression_ratio\":%.6f,"
+					      "\"no_speech_prob\":%.6f}", sg->temperature,
+					      sg->avg_logprob, sg->compression_ratio,
+					      sg->no_speech_prob);
+			else
+				vx_buf_puts(b, ",\"tokens\":[],\"temperature\":0.0,"
+					    "\"avg_logprob\":0.0,\"compression_ratio\":1.0,"
+					    "\"no_speech_prob\":0.0}");
 		}
 		vx_buf_puts(b, "]}\n");
 		break;
@@ -237,12 +256,18 @@ static void openai_job(vx_req *req, void *arg)
 	char model_hdr[STT_MODEL_NAME_MAX];
 	snprintf(model_hdr, sizeof(model_hdr), "%s",
 		 model && *model && !strpbrk(model, "\r\n") ? model : svc->model_name);
+	bool translate = strstr(vx_req_path(req), "/translations") != NULL;
 	const char *lang = vx_reqbody_param(req, "language");
 	stt_options opt = {
-		.language = lang && *lang ? lang : svc->language,
+		.language = translate ? "auto" : lang && *lang ? lang : svc->language,
 		.prompt = vx_reqbody_param(req, "prompt"),
 		.request_id = vx_req_id(req),
 	};
+	if (stt_decode_options(req, &opt) < 0)
+		return;
+	opt.translate |= translate;
+	if (!stt_can_translate(req, svc, &opt))
+		return;
 	vx_pcm pcm = {0};
 	if (oa_audio(req, svc, &pcm) < 0)
 		return;
@@ -252,6 +277,13 @@ static void openai_job(vx_req *req, void *arg)
 	if (r < 0) {
 		stt_http_error e;
 		stt_error_map(svc, r, &e);
+		if (r == -ENOTSUP && opt.translate) {
+			e.code = "translation_unsupported";
+			snprintf(e.message, sizeof(e.message), "the model (%s) is "
+				 "English-only: it cannot translate", svc->model_name);
+			vx_req_error_param(req, 400, e.code, "model", "%s", e.message);
+			return;
+		}
 		vx_log_warn(vx_req_id(req), "transcription (model %s): %s (%s)",
 			    model_hdr, e.code, strerror(-r));
 		vx_req_error_param(req, e.status, e.code,
@@ -261,7 +293,7 @@ static void openai_job(vx_req *req, void *arg)
 	}
 	vx_buf b = {0};
 	const char *ctype;
-	oa_render(&o, f, &b, &ctype);
+	oa_render(&o, f, opt.translate, &b, &ctype);
 	vx_req_add_header(req, "OpenAI-Model", model_hdr);
 	vx_req_reply_buf(req, 200, ctype, &b);
 	stt_result_release(&o.r);

@@ -26,6 +26,10 @@
  * the first window (wdec_detect_language) and reported in the result;
  * opt->translate decodes with <|translate|> (multilingual models only,
  * -ENOTSUP otherwise).
+ *
+ * Streams (VX_ENGINE_STREAMING, /ws/transcribe partials) are in
+ * engine_whisper_stream.c: the growing utterance re-decoded, with local
+ * agreement keeping shown words from being withdrawn.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -327,8 +331,8 @@ static int whisper_transcribe(void *engine, const int16_t *pcm, size_t n, const 
 				  .n_text_ctx = e->f->hp.n_text_ctx, .save = kv_save,
 				  .load = kv_load, .n_slots = WDEC_SLOTS(WDEC_BEAM_MAX) };
 		if (detect) {
-			float prob;
-			if ((rc = wdec_detect_language(&dm, &e->tok, &lang, &prob, NULL)) < 0)
+			if ((rc = wdec_detect_language(&dm, &e->tok, &lang, &r.language_prob,
+						       NULL)) < 0)
 				break;
 			detect = false;
 		}
@@ -376,11 +380,15 @@ const stt_engine_ops stt_engine_whisper = {
 	.name = "whisper",
 	.aliases = "whisper-builtin",
 	.description = "Whisper, embedded (a whisper.cpp ggml model file, --model FILE)",
-	.flags = 0,
+	.flags = VX_ENGINE_STREAMING,
 	.languages = "en",
 	.default_model = "",
 	.can_translate = true,
 	.create = whisper_create,
 	.destroy = whisper_destroy,
 	.transcribe = whisper_transcribe,
+	.stream_open = whisper_stream_open,
+	.stream_feed = whisper_stream_feed,
+	.stream_finish = whisper_stream_finish,
+	.stream_close = whisper_stream_close,
 };

@@ -103,6 +103,7 @@ typedef struct stt_segment {
 typedef struct stt_result {
 	char *text;               /* owned, UTF-8, never NULL on success */
 	char *language;           /* owned; may be NULL */
+	float language_prob;      /* > 0 when the engine detected the language */
 	stt_segment *segments;    /* owned array: words (pocketsphinx) or phrases (remote) */
 	size_t n_segments;
 	bool phrases;             /* segments are phrases as the engine cut them

@@ -104,8 +104,14 @@ void stt_segments_json(const stt_result *r, vx_buf *out);
  * jobs to finish (they use the metrics, which the server frees). */
 void stt_ws_quiesce(stt_service *svc, int timeout_s);
 
-/* POST /v1/audio/transcriptions (api_openai.c). */
+/* POST /v1/audio/transcriptions and /v1/audio/translations (api_openai.c). */
 void stt_openai_handle(vx_req *req, void *user);
+/* The request's temperature, temperature_inc, beam_size and translate into
+ * opt (api.c); a bad value is answered 400 and -EINVAL returned. */
+int stt_decode_options(vx_req *req, stt_options *opt);
+/* False (and a 400 answered) when opt asks to translate and the engine
+ * cannot. */
+bool stt_can_translate(vx_req *req, const stt_service *svc, const stt_options *opt);
 
 vx_health stt_service_health(void *user, vx_buf *extra, char *detail,
 			     size_t detail_len);

@@ -264,6 +264,22 @@ VX_TEST(a_prompt_comes_first_after_startofprev_and_keeps_only_its_tail)
 	wdec_result_release(&r);
 }
 
+VX_TEST(text_is_valid_utf8_whatever_bytes_were_picked)
+{
+	/* byte tokens (ids 0-255 are the bytes here): "\xe2\x82\xac" is a
+	 * character, a lone 0xff and a NUL are not text */
+	int32_t s[] = { TS(0), 0xe2, 0x82, 0xac, 0xff, 0, HELLO, TS(1000), 50256 };
+	fake f = { .script = s, .n_script = 9 };
+	wdec_params p = wdec_defaults();
+	wdec_result r;
+	VX_CHECK_INT(decode(&f, &p, &r), 0);
+	VX_CHECK_STR(r.text, "\xe2\x82\xac\xef\xbf\xbd\xef\xbf\xbd w1000");
+	VX_CHECK_INT(r.n_segments, 1);
+	if (r.n_segments == 1)
+		VX_CHECK_STR(r.segments[0].text, r.text);
+	wdec_result_release(&r);
+}
+
 /* ------------------------------------------------ temperature fallback */
 
 VX_TEST(compression_ratio_is_openai_whispers)
@@ -653,6 +669,7 @@ int main(void)
 			     silence_is_no_speech_and_gives_no_text,
 			     without_timestamps_one_segment_and_max_tokens_holds,
 			     a_prompt_comes_first_after_startofprev_and_keeps_only_its_tail,
+			     text_is_valid_utf8_whatever_bytes_were_picked,
 			     compression_ratio_is_openai_whispers,
 			     a_repetitive_window_is_retried_hotter_at_the_ratio_threshold,
 			     an_unsure_window_is_retried_at_the_logprob_threshold,
@@ -669,6 +686,7 @@ int main(void)
 			     "silence_is_no_speech_and_gives_no_text, "
 			     "without_timestamps_one_segment_and_max_tokens_holds, "
 			     "a_prompt_comes_first_after_startofprev_and_keeps_only_its_tail, "
+			     "text_is_valid_utf8_whatever_bytes_were_picked, "
 			     "compression_ratio_is_openai_whispers, "
 			     "a_repetitive_window_is_retried_hotter_at_the_ratio_threshold, "
 			     "an_unsure_window_is_retried_at_the_logprob_threshold, "

@@ -22,7 +22,7 @@ matrices take the file's weight type.
 
 Used as a module by ref.py (Model, dequantize) and as a command:
 
-    mkwhisper.py OUT.bin [--shape tiny|tiny.en|base.en] [--type f16] [--seed 1]
+    mkwhisper.py OUT.bin [--shape tiny|tiny-ml|tiny.en|base.en] [--type f16] [--seed 1]
                  [--vocab-from FILE.bin] [--n-vocab N]
 """
 import argparse
@@ -51,6 +51,10 @@ SHAPES = {
     "tiny": dict(n_vocab=51864, n_audio_ctx=1500, n_audio_state=64, n_audio_head=2,
                  n_audio_layer=2, n_text_ctx=448, n_text_state=64, n_text_head=2,
                  n_text_layer=2, n_mels=80),
+    # the tiny test shape with a multilingual vocabulary (99 languages)
+    "tiny-ml": dict(n_vocab=51865, n_audio_ctx=1500, n_audio_state=64, n_audio_head=2,
+                    n_audio_layer=2, n_text_ctx=448, n_text_state=64, n_text_head=2,
+                    n_text_layer=2, n_mels=80),
     "tiny.en": dict(n_vocab=51864, n_audio_ctx=1500, n_audio_state=384, n_audio_head=6,
                     n_audio_layer=4, n_text_ctx=448, n_text_state=384, n_text_head=6,
                     n_text_layer=4, n_mels=80),
@@ -327,7 +331,9 @@ def tensor_type(name, kind, wtype):
 
 def write(path, hp, wtype, seed=1, vocab=None):
     rng = np.random.default_rng(seed)
-    vocab = vocab if vocab is not None else synthetic_vocab()
+    # multilingual models have one more text token (eot 50257, not 50256)
+    vocab = vocab if vocab is not None else \
+        synthetic_vocab(50257 if hp["n_vocab"] >= 51865 else 50256)
     ftype = FTYPE_OF[wtype]
     if wtype not in (T_F32, T_F16):
         ftype += QNT_VERSION * QNT_FACTOR

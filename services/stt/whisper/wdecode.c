@@ -107,17 +107,56 @@ static int append(char **buf, size_t *len, size_t *cap, const void *p, size_t n)
 	return 0;
 }
 
+/* Length of the valid UTF-8 sequence at p (n bytes left), 0 if invalid. */
+static size_t utf8_len(const uint8_t *p, size_t n)
+{
+	size_t k = p[0] == 0 ? 0 : p[0] < 0x80 ? 1 : p[0] >= 0xc2 && p[0] < 0xe0 ? 2 :
+		   p[0] >= 0xe0 && p[0] < 0xf0 ? 3 : p[0] >= 0xf0 && p[0] < 0xf5 ? 4 : 0;
+	if (!k || k > n)
+		return 0;
+	for (size_t i = 1; i < k; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	if ((k == 3 && p[0] == 0xe0 && p[1] < 0xa0) || (k == 3 && p[0] == 0xed && p[1] >= 0xa0) ||
+	    (k == 4 && p[0] == 0xf0 && p[1] < 0x90) || (k == 4 && p[0] == 0xf4 && p[1] >= 0x90))
+		return 0;   /* overlong, surrogate, past U+10FFFF */
+	return k;
+}
+
+/* A NUL-terminated copy of text with each invalid byte replaced by U+FFFD
+ * (as openai-whisper decodes with errors="replace"): byte tokens can split
+ * a character, and sampling can pick any byte. Caller frees. */
+static char *utf8_copy(const char *text, size_t len)
+{
+	char *out = malloc(len * 3 + 1), *o = out;
+	const uint8_t *p = (const uint8_t *)text;
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < len;) {
+		size_t k = utf8_len(p + i, len - i);
+		if (k) {
+			memcpy(o, p + i, k);
+			o += k;
+			i += k;
+		} else {
+			memcpy(o, "\xef\xbf\xbd", 3);
+			o += 3;
+			i++;
+		}
+	}
+	*o = 0;
+	return out;
+}
+
 static int add_segment(wdec_result *r, int start, int end, const char *text, size_t len)
 {
 	wdec_segment *s = realloc(r->segments, sizeof *s * (size_t)(r->n_segments + 1));
 	if (!s)
 		return -ENOMEM;
 	r->segments = s;
-	char *copy = malloc(len + 1);
+	char *copy = utf8_copy(text, len);
 	if (!copy)
 		return -ENOMEM;
-	memcpy(copy, text, len);
-	copy[len] = 0;
 	s[r->n_segments++] = (wdec_segment){ .start_ms = start, .end_ms = end, .text = copy };
 	return 0;
 }
@@ -158,10 +197,8 @@ static int segment(const wtok *t, const wdec_params *p, wdec_result *r)
 	if (rc == 0 && sl)
 		rc = add_segment(r, start < 0 ? 0 : start, p->audio_ms > start ? p->audio_ms : start,
 				 seg, sl);
-	if (rc == 0) {
-		r->text = all;
-		all = NULL;
-	}
+	if (rc == 0 && !(r->text = utf8_copy(all, al)))
+		rc = -ENOMEM;
 out:
 	free(seg);
 	free(all);
