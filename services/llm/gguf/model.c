@@ -612,9 +612,10 @@ static void matmul(model *m, int n_w, const weight *const *w, float *const *y,
 		}
 		int need[2] = { vt == QT_Q8_K, -1 }, k = 0;
 		if (j.gemm8[i]) {
-			/* rows past the last whole group of 8 still take the dot */
-			need[0] = j.n_gemm > 0 ? 2 : 0;
-			need[1] = j.n_gemm > 0 && (w[i]->n_out % 8 || j.n_gemm < B) ? 0 : -1;
+			/* rows past the last whole group of 8 still take the dot
+			 * (in the vec type: Q8_K for Q2_K, Q3_K, IQ4_XS) */
+			need[0] = j.n_gemm > 0 ? 2 : vt == QT_Q8_K;
+			need[1] = j.n_gemm > 0 && (w[i]->n_out % 8 || j.n_gemm < B) ? vt == QT_Q8_K : -1;
 		}
 		for (k = 0; k < 2 && need[k] >= 0; k++)
 			if (!slot[need[k]])
