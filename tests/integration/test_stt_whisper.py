@@ -131,13 +131,18 @@ def test_websocket_gives_the_final_of_the_utterance(start, model):
     d = start("stt", "--model", model)
     pcm = clip(2.0, seed=5)
     ref = d.post_file("/transcribe", wav_bytes(pcm)).json()
+    streams = d.get("/info").json()["streaming_partials"]
     c = WsClient(d)
-    assert c.ready["partials"] is False     # no partials from whisper yet
+    assert c.ready["partials"] is streams
     n = len(c.events)
     c.stream(pcm.astype("<i2").tobytes(), 640)
     c.send({"event": "end"})
     f = c.wait("final", start=n)
-    assert f["text"] == ref["text"] and f["duration_ms"] == 2000
+    assert f["duration_ms"] == 2000
+    if not streams:
+        # buffered: the utterance is transcribed as /transcribe does it
+        # (the streaming engine's finals are test_stt_whisper_stream's)
+        assert f["text"] == ref["text"]
     c.close()
 
 
