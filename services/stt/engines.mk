@@ -10,7 +10,8 @@
 #   $(BUILD)/tools/stt_direct         (pocketsphinx called directly, for the bench)
 
 STT_ENGINE_SRCS := services/stt/stt_engine.c services/stt/engine_pocketsphinx.c \
-	services/stt/engine_remote.c services/stt/engine_whisper.c
+	services/stt/engine_remote.c services/stt/engine_whisper.c \
+	services/stt/engine_whisper_stream.c
 STT_ENGINE_OBJS := $(STT_ENGINE_SRCS:%.c=$(BUILD)/obj/%.o)
 # The registry's lookup (vx_engine.c, libc only), for links without libvoxline.
 STT_ENGINE_OBJS += $(BUILD)/obj/common/vx_engine.o
