@@ -585,6 +585,39 @@ VX_TEST(sampling_is_seeded_and_temperature_zero_is_greedy)
 	wdec_result_release(&g);
 }
 
+VX_TEST(best_of_keeps_the_likeliest_of_the_samples)
+{
+	/* a coin flip between HELLO (then a sure end) and WORLD (then an
+	 * unsure one): a single sample may take WORLD, the best of 8 takes
+	 * HELLO, whose sequence scores higher */
+	static const rule rules[] = {
+		{ { 0 }, 0, HELLO, 20 }, { { 0 }, 0, WORLD, 20 },
+		{ { HELLO }, 1, 50256, 30 }, { { WORLD }, 1, 50256, 12 },
+	};
+	wdec_params p = wdec_defaults();
+	wdec_result r;
+	p.timestamps = false;
+	p.temperature_inc = 0;
+	p.temperature = 1.0f;
+	p.max_tokens = 2;
+	hfake f = { .t = &tok, .rules = rules, .n_rules = 4 };
+	uint64_t seed = 0;
+	bool found = false;
+	for (; seed < 64 && !found; seed++) {
+		p.seed = seed;
+		VX_CHECK_INT(hdecode(&f, true, &p, &r), 0);
+		found = r.n_tokens >= 1 && r.tokens[0] == WORLD;
+		wdec_result_release(&r);
+	}
+	VX_CHECK(found);
+	p.seed = seed - 1;
+	p.best_of = 8;
+	VX_CHECK_INT(hdecode(&f, true, &p, &r), 0);
+	VX_CHECK_STR(r.text, " w1000");
+	VX_CHECK(r.avg_logprob > -0.4f);
+	wdec_result_release(&r);
+}
+
 /* ------------------------------------------------------- multilingual */
 
 VX_TEST(language_detection_picks_the_likeliest_language)
@@ -677,6 +710,7 @@ int main(void)
 			     beam_search_finds_the_likelier_sequence_greedy_misses,
 			     beam_search_keeps_the_timestamp_rules_per_beam,
 			     sampling_is_seeded_and_temperature_zero_is_greedy,
+			     best_of_keeps_the_likeliest_of_the_samples,
 			     language_detection_picks_the_likeliest_language,
 			     the_task_token_follows_the_language_in_the_prefix };
 	int rc = vx_test_run("timestamp_pairs_become_segments, "
@@ -694,6 +728,7 @@ int main(void)
 			     "beam_search_finds_the_likelier_sequence_greedy_misses, "
 			     "beam_search_keeps_the_timestamp_rules_per_beam, "
 			     "sampling_is_seeded_and_temperature_zero_is_greedy, "
+			     "best_of_keeps_the_likeliest_of_the_samples, "
 			     "language_detection_picks_the_likeliest_language, "
 			     "the_task_token_follows_the_language_in_the_prefix",
 			     fns, (int)(sizeof fns / sizeof fns[0]));
