@@ -590,7 +590,9 @@ quant_dot_fn quant_dot_get(int type, quant_impl impl)
 		return quant_have_avx2() ? quant_dot_avx2(type) : NULL;
 	case QUANT_IMPL_BEST:
 	default: {
-		quant_dot_fn f = quant_have_avx2() ? quant_dot_avx2(type) : NULL;
+		quant_dot_fn f = quant_dot_avx512(type);
+		if (!f && quant_have_avx2())
+			f = quant_dot_avx2(type);
 		return f ? f : quant_dot_portable(type);
 	}
 	}

@@ -176,6 +176,9 @@ quant_dot_fn quant_lowbit_dot(int type);
 /* Q3_K's 12 scale bytes -> 16 signed scales (-32..31), in group order. */
 void quant_q3_K_scales(const uint8_t packed[12], int8_t out[16]);
 quant_dot_fn quant_dot_avx2(int type);
+/* AVX-512 BW/VL/VNNI dots of some types (quant_dot_avx512.c), preferred by
+ * quant_dot_get(QUANT_IMPL_BEST); NULL for other types or CPUs. */
+quant_dot_fn quant_dot_avx512(int type);
 quant_tile_fn quant_tile_avx2(int type);
 /* Tiles of the quant_lowbit.c types (quant_avx2.c), NULL for others. */
 quant_tile_fn quant_tile_lowbit_avx2(int type);

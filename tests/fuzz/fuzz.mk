@@ -46,7 +46,7 @@ FUZZ_OBJS_audio := $(call FUZZ_O,tests/fuzz/fuzz_audio) \
 FUZZ_OBJS_base64 := $(call FUZZ_O,tests/fuzz/fuzz_base64) $(call FUZZ_COMMON,vx_base64)
 FUZZ_OBJS_gguf := $(call FUZZ_O,tests/fuzz/fuzz_gguf services/llm/gguf/gguf \
 	common/kern/quant common/kern/quant_lowbit common/kern/quant_avx2 \
-	common/kern/quant_gemm_avx2 common/kern/quant_gemm_lowbit_avx2)
+	common/kern/quant_gemm_avx2 common/kern/quant_gemm_lowbit_avx2 common/kern/quant_dot_avx512)
 FUZZ_OBJS_chat := $(call FUZZ_O,tests/fuzz/fuzz_chat services/llm/gguf/chat_template \
 	services/llm/gguf/tokenizer services/llm/gguf/tokenizer_pre tests/gguf/tok_fixture) \
 	$(call FUZZ_COMMON,)

@@ -251,6 +251,33 @@ VX_TEST(avx2_kernels_match_dequantise_then_multiply)
 		}
 }
 
+/* QUANT_IMPL_BEST takes the AVX-512 kernels where there are some; odd
+ * block counts (96: 3 blocks) reach their one-block tails. */
+VX_TEST(avx512_kernels_match_dequantise_then_multiply)
+{
+	int seen = 0;
+	const int sizes[] = { 96, 256, 4864, 4896 };
+	for (int t = 0; t < N_TYPES; t++) {
+		if (!quant_dot_avx512(weight_types[t]))
+			continue;
+		seen++;
+		VX_CHECK(quant_dot_get(weight_types[t], QUANT_IMPL_BEST) ==
+			 quant_dot_avx512(weight_types[t]));
+		for (int s = 0; s < 4; s++) {
+			int n = sizes[s];
+			if (quant_row_bytes(weight_types[t], n) == 0)
+				continue;
+			double e = kernel_error(weight_types[t], QUANT_IMPL_BEST, n);
+			if (!(e >= 0 && e < 1e-5))
+				fprintf(stderr, "  %s n=%d: rel error %g\n",
+					quant_type_name(weight_types[t]), n, e);
+			VX_CHECK(e >= 0 && e < 1e-5);
+		}
+	}
+	if (!seen)
+		printf("  (no AVX-512 BW/VL/VNNI on this CPU: skipped)\n");
+}
+
 VX_TEST(avx2_and_portable_agree_on_many_rows)
 {
 	if (!quant_have_avx2())
@@ -434,7 +461,8 @@ VX_TEST(q4_0_dequantises_nibbles_in_ggml_order)
 VX_TEST_MAIN(type_table_sizes_match_ggml, f16_round_trips_every_finite_half,
 	     q8_0_activation_quantiser_within_half_a_step, q8_K_quantiser_bsums_and_error,
 	     portable_kernels_match_dequantise_then_multiply,
-	     avx2_kernels_match_dequantise_then_multiply, avx2_and_portable_agree_on_many_rows,
+	     avx2_kernels_match_dequantise_then_multiply,
+	     avx512_kernels_match_dequantise_then_multiply, avx2_and_portable_agree_on_many_rows,
 	     tile_kernels_match_the_dot_kernel, avx2_activation_quantisers_match_portable,
 	     gemm8_matches_dequantise_then_multiply,
 	     q5_0_dequantises_fifth_bits_in_ggml_order, q4_0_dequantises_nibbles_in_ggml_order)
