@@ -40,11 +40,8 @@ static void pack_portable(int type, const void *w, size_t w_stride, int n_rows, 
 static bool have_avx2(void)
 {
 	static int known = -1;   /* racy but idempotent */
-	if (known < 0) {
-		__builtin_cpu_init();
-		known = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-			__builtin_cpu_supports("f16c");
-	}
+	if (known < 0)
+		known = quant_have_avx2();   /* AVX2, FMA and F16C (clang 14 cannot name f16c) */
 	return known;
 }
 
