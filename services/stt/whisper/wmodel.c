@@ -31,6 +31,8 @@ typedef struct wmat {
 	uint32_t type;
 	int n_in, n_out;
 	size_t row_bytes;
+	quant_dot_fn dot;        /* the best kernels for type (tile may be NULL) */
+	quant_tile_fn tile;
 } wmat;
 
 typedef struct attn_w {
@@ -77,7 +79,9 @@ struct wstate {
 	float *x, *h, *q, *k, *v, *a;   /* (cap_rows, n_state) */
 	float *mlp;              /* (cap_rows, 4 * n_state) */
 	float *enc_out;          /* (cap_ctx, n_state) */
-	float *cross_k, *cross_v;   /* per decoder layer (cap_ctx, n_state) */
+	float *cross_k;          /* per decoder layer K transposed per head (kt_task):
+				    (n_state, pad16(n_ctx)) in n_state * pad16(cap_ctx) */
+	float *cross_v;          /* per decoder layer (cap_ctx, n_state) */
 	float *kt;               /* encoder K per head transposed: (n_state, pad16(cap_ctx)) */
 	float *self_k, *self_v;     /* per decoder layer (n_text_ctx, n_state) */
 	uint8_t *act;            /* quantised activations: rows x act row bytes */
@@ -153,7 +157,9 @@ static wmat mat(loader *l, const char *name)
 	w.row_bytes = t->n_bytes / (size_t)w.n_out;
 	if (quant_vec_type((int)w.type) != QT_F32)
 		l->m->any_quant = true;
-	if (!quant_supported((int)w.type) || !quant_dot_get((int)w.type, QUANT_IMPL_BEST)) {
+	w.dot = quant_supported((int)w.type) ? quant_dot_get((int)w.type, QUANT_IMPL_BEST) : NULL;
+	w.tile = w.dot ? quant_tile_get((int)w.type, QUANT_IMPL_BEST) : NULL;
+	if (!w.dot) {
 		snprintf(l->err, l->err_len, "tensor '%s': no kernel for type %s yet", name,
 			 wfile_type_name(w.type));
 		l->rc = -EINVAL;
@@ -302,7 +308,7 @@ static int reserve(wstate *s, int n_ctx, int n_rows)
 		c = c < h->n_audio_ctx ? c : h->n_audio_ctx;
 		c = imax(c, n_ctx);
 		s->cap_ctx = 0;
-		if (grow(&s->enc_out, (size_t)c * n) || grow(&s->cross_k, dl * (size_t)c * n) ||
+		if (grow(&s->enc_out, (size_t)c * n) || grow(&s->cross_k, dl * n * (size_t)pad16(c)) ||
 		    grow(&s->cross_v, dl * (size_t)c * n) || grow(&s->kt, n * (size_t)pad16(c)))
 			return -ENOMEM;
 		s->cap_ctx = c;
@@ -460,8 +466,7 @@ static void matmul(wstate *s, const wmat *w, const float *x, int n_tok, float *y
 		act = s->act;
 	}
 	mm_job j = { .w = w, .act = act, .act_bytes = ab, .n_tok = n_tok, .y = y, .bias = bias,
-		     .dot = quant_dot_get((int)w->type, QUANT_IMPL_BEST),
-		     .tile = quant_tile_get((int)w->type, QUANT_IMPL_BEST) };
+		     .dot = w->dot, .tile = w->tile };
 	run(s, mm_task, &j, (w->n_out + ROWS_PER_TASK - 1) / ROWS_PER_TASK);
 }
 
@@ -508,6 +513,7 @@ static float dotf(const float *a, const float *b, int n)
 typedef struct attn_job {
 	wstate *s;
 	const float *q, *k, *v;  /* rows of n_state; k, v: n_kv rows */
+	float *kt;               /* K transposed (kt_task), written or read */
 	float *out;
 	int n_q, n_kv, n_head, d;
 	int causal_past;         /* query i sees keys <= causal_past + i; -1: all */
@@ -549,7 +555,7 @@ static void kt_task(void *arg, int task, int thread)
 {
 	const attn_job *j = arg;
 	int n = j->n_head * j->d, ldk = pad16(j->n_kv);
-	float *kt = j->s->kt + (size_t)task * j->d * ldk;
+	float *kt = j->kt + (size_t)task * j->d * ldk;
 	(void)thread;
 	for (int e = 0; e < j->d; e++) {
 		float *row = kt + (size_t)e * ldk;
@@ -572,7 +578,7 @@ static void attn_block_task(void *arg, int task, int thread)
 	float scale = 1.0f / sqrtf((float)j->d);
 
 	fgemm(nq, j->n_kv, j->d, j->q + (size_t)i0 * n + (size_t)hd * j->d, (size_t)n,
-	      j->s->kt + (size_t)hd * j->d * ldk, (size_t)ldk, sc, (size_t)ldk, false);
+	      j->kt + (size_t)hd * j->d * ldk, (size_t)ldk, sc, (size_t)ldk, false);
 	for (int i = 0; i < nq; i++) {
 		float *r = sc + (size_t)i * ldk, mx = -INFINITY, sum = 0;
 		for (int t = 0; t < j->n_kv; t++) {
@@ -591,15 +597,24 @@ static void attn_block_task(void *arg, int task, int thread)
 	      j->out + (size_t)i0 * n + (size_t)hd * j->d, (size_t)n, false);
 }
 
-static void attention(wstate *s, const float *q, const float *k, const float *v, int n_q,
-		      int n_kv, int n_head, int causal_past, float *out)
+/* out = softmax(Q K^T / sqrt(d)) V per head. kt: K already transposed
+ * (kt_task's layout; the decoder's cross K), or NULL to use k's rows. */
+static void attention(wstate *s, const float *q, const float *k, float *kt, const float *v,
+		      int n_q, int n_kv, int n_head, int causal_past, float *out)
 {
-	attn_job j = { .s = s, .q = q, .k = k, .v = v, .out = out, .n_q = n_q, .n_kv = n_kv,
-		       .n_head = n_head, .d = s->m->n_state / n_head, .causal_past = causal_past };
+	attn_job j = { .s = s, .q = q, .k = k, .kt = kt, .v = v, .out = out, .n_q = n_q,
+		       .n_kv = n_kv, .n_head = n_head, .d = s->m->n_state / n_head,
+		       .causal_past = causal_past };
+	int blocks = n_head * ((n_q + ATTN_QB - 1) / ATTN_QB);
+	if (kt) {
+		run(s, attn_block_task, &j, blocks);
+		return;
+	}
 	if (causal_past < 0 && n_q >= GEMM_MIN_TOK && n_kv <= s->cap_ctx &&
 	    (size_t)ATTN_QB * (size_t)pad16(n_kv) <= s->score_len) {
+		j.kt = s->kt;
 		run(s, kt_task, &j, n_head);
-		run(s, attn_block_task, &j, n_head * ((n_q + ATTN_QB - 1) / ATTN_QB));
+		run(s, attn_block_task, &j, blocks);
 		return;
 	}
 	run(s, attn_task, &j, n_q * n_head);
@@ -662,17 +677,20 @@ int wstate_encode(wstate *s, const float *mel, int n_ctx)
 		matmul(s, &w->attn.q, s->h, n_ctx, s->q, w->attn.qb);
 		matmul(s, &w->attn.k, s->h, n_ctx, s->k, NULL);
 		matmul(s, &w->attn.v, s->h, n_ctx, s->v, w->attn.vb);
-		attention(s, s->q, s->k, s->v, n_ctx, n_ctx, m->hp.n_audio_head, -1, s->a);
+		attention(s, s->q, s->k, NULL, s->v, n_ctx, n_ctx, m->hp.n_audio_head, -1, s->a);
 		matmul(s, &w->attn.o, s->a, n_ctx, s->h, w->attn.ob);
 		add(s->x, s->h, (size_t)n_ctx * n);
 		mlp_block(s, w, n_ctx);
 	}
 	layer_norm(s->x, n_ctx, n, m->enc_ln_w, m->enc_ln_b, s->enc_out);
 
-	size_t per = (size_t)s->cap_ctx * n;
+	size_t per = (size_t)s->cap_ctx * n, per_t = (size_t)pad16(s->cap_ctx) * n;
 	for (int l = 0; l < m->hp.n_text_layer; l++) {
 		const attn_w *c = &m->dec[l].cross;
-		matmul(s, &c->k, s->enc_out, n_ctx, s->cross_k + l * per, NULL);
+		matmul(s, &c->k, s->enc_out, n_ctx, s->k, NULL);
+		attn_job j = { .s = s, .k = s->k, .kt = s->cross_k + l * per_t, .n_kv = n_ctx,
+			       .n_head = m->hp.n_text_head, .d = n / m->hp.n_text_head };
+		run(s, kt_task, &j, j.n_head);
 		matmul(s, &c->v, s->enc_out, n_ctx, s->cross_v + l * per, c->vb);
 	}
 	s->n_ctx = n_ctx;
@@ -706,6 +724,7 @@ int wstate_decode(wstate *s, const int32_t *tokens, int n_tok, float *logits)
 		add(xr, m->dec_pos + (size_t)(p0 + i) * n, (size_t)n);
 	}
 	size_t per_self = (size_t)m->hp.n_text_ctx * n, per_cross = (size_t)s->cap_ctx * n;
+	size_t per_cross_t = (size_t)pad16(s->cap_ctx) * n;
 	for (int l = 0; l < m->hp.n_text_layer; l++) {
 		const layer_w *w = &m->dec[l];
 		float *kc = s->self_k + l * per_self, *vc = s->self_v + l * per_self;
@@ -713,14 +732,14 @@ int wstate_decode(wstate *s, const int32_t *tokens, int n_tok, float *logits)
 		matmul(s, &w->attn.q, s->h, n_tok, s->q, w->attn.qb);
 		matmul(s, &w->attn.k, s->h, n_tok, kc + (size_t)p0 * n, NULL);
 		matmul(s, &w->attn.v, s->h, n_tok, vc + (size_t)p0 * n, w->attn.vb);
-		attention(s, s->q, kc, vc, n_tok, p0 + n_tok, m->hp.n_text_head, p0, s->a);
+		attention(s, s->q, kc, NULL, vc, n_tok, p0 + n_tok, m->hp.n_text_head, p0, s->a);
 		matmul(s, &w->attn.o, s->a, n_tok, s->h, w->attn.ob);
 		add(s->x, s->h, (size_t)n_tok * n);
 
 		layer_norm(s->x, n_tok, n, w->cross.ln_w, w->cross.ln_b, s->h);
 		matmul(s, &w->cross.q, s->h, n_tok, s->q, w->cross.qb);
-		attention(s, s->q, s->cross_k + l * per_cross, s->cross_v + l * per_cross, n_tok,
-			  s->n_ctx, m->hp.n_text_head, -1, s->a);
+		attention(s, s->q, NULL, s->cross_k + l * per_cross_t, s->cross_v + l * per_cross,
+			  n_tok, s->n_ctx, m->hp.n_text_head, -1, s->a);
 		matmul(s, &w->cross.o, s->a, n_tok, s->h, w->cross.ob);
 		add(s->x, s->h, (size_t)n_tok * n);
 		mlp_block(s, w, n_tok);
