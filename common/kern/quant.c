@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -566,7 +567,7 @@ quant_dot_fn quant_dot_portable(int type)
  * XSAVE/YMM too); clang-14 has no "f16c", so that bit is read from CPUID
  * leaf 1 (ECX bit 29) directly.
  */
-bool quant_have_avx2(void)
+static bool detect_avx2(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
 	unsigned int eax, ebx, ecx, edx;
@@ -579,6 +580,19 @@ bool quant_have_avx2(void)
 #else
 	return false;
 #endif
+}
+
+/* Cached: CPUID traps to the hypervisor in a VM (microseconds), and
+ * quant_dot_get is called per attention task. */
+bool quant_have_avx2(void)
+{
+	static atomic_int known;   /* 0 not yet, 1 no, 2 yes */
+	int v = atomic_load_explicit(&known, memory_order_relaxed);
+	if (!v) {
+		v = detect_avx2() ? 2 : 1;
+		atomic_store_explicit(&known, v, memory_order_relaxed);
+	}
+	return v == 2;
 }
 
 quant_dot_fn quant_dot_get(int type, quant_impl impl)

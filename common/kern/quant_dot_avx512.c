@@ -10,6 +10,7 @@
  */
 #include "quant.h"
 
+#include <stdatomic.h>
 #include <string.h>
 
 #if defined(__x86_64__)
@@ -179,7 +180,13 @@ static bool have_avx512vnni(void)
 
 quant_dot_fn quant_dot_avx512(int type)
 {
-	if (!have_avx512vnni())
+	static atomic_int known;   /* 0 not yet, 1 no, 2 yes: CPUID is slow in a VM */
+	int v = atomic_load_explicit(&known, memory_order_relaxed);
+	if (!v) {
+		v = have_avx512vnni() ? 2 : 1;
+		atomic_store_explicit(&known, v, memory_order_relaxed);
+	}
+	if (v != 2)
 		return NULL;
 	switch (type) {
 	case QT_Q8_0: return dot_q8_0;
