@@ -7,3 +7,9 @@
 KERN_SRCS := $(wildcard common/kern/*.c)
 KERN_OBJS := $(KERN_SRCS:%.c=$(BUILD)/obj/%.o)
 CFLAGS_common_kern_ += $(if $(filter 1,$(SANITIZE)),-O2,-O3) -fno-math-errno
+
+# the float gemm (fgemm.c) against a double-precision product
+$(BUILD)/tests/test_fgemm: $(BUILD)/obj/tests/unit/test_fgemm.o $(KERN_OBJS)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ -lm
+UNIT_TESTS += $(BUILD)/tests/test_fgemm
