@@ -361,9 +361,11 @@ def test_openai_formats(shared, engine, speech):
 
 class WsClient:
     """A /ws/transcribe client that collects events on a thread."""
+    open = []       # not closed yet: close_websockets closes them after a test
 
     def __init__(self, d, **config):
         self.ws = websocket.create_connection(d.ws_url + "/ws/transcribe", timeout=30)
+        WsClient.open.append(self)
         self.events = []
         self.cond = threading.Condition()
         self.t = threading.Thread(target=self._rx, daemon=True)
@@ -406,6 +408,22 @@ class WsClient:
     def close(self):
         self.ws.close()
         self.t.join(5)
+        if self in WsClient.open:
+            WsClient.open.remove(self)
+
+
+@pytest.fixture(autouse=True)
+def close_websockets():
+    """A test that failed half way leaves no socket open on the shared
+    daemon (the next test would find it busy)."""
+    yield
+    while WsClient.open:
+        c = WsClient.open.pop()
+        try:
+            c.ws.close()
+        except Exception:       # a socket the test cut itself
+            pass
+        c.t.join(5)
 
 
 def test_ws_streams_partials_then_final_and_takes_another_utterance(shared, engine, speech):
