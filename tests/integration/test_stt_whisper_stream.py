@@ -42,6 +42,22 @@ def model(tmp_path_factory):
     return str(path)
 
 
+@pytest.fixture(scope="module")
+def deaf_model(tmp_path_factory):
+    """The same shape with the decoder's cross-attention output zeroed: it
+    hears nothing, so its hypotheses hardly change as the audio grows and
+    its words get committed, segments and all (what cuts a long window)."""
+    path = tmp_path_factory.mktemp("whisper_stream") / "deaf.bin"
+    code = ("import sys; sys.path.insert(0, %r); import numpy as np; import mkwhisper as m; "
+            "hp = dict(m.SHAPES['tiny']); hp['n_text_ctx'] = 96; orig = m.random_tensor; "
+            "m.random_tensor = lambda r, n, s, k: (np.zeros(s, np.float32) "
+            "if '.cross_attn.out.' in n else orig(r, n, s, k)); "
+            "m.write(%r, hp, m.TYPE_NAMES['f16'], 3)"
+            % (os.path.dirname(MKWHISPER), str(path)))
+    subprocess.run(["/usr/bin/python3", "-c", code], check=True, timeout=60)
+    return str(path)
+
+
 def clip(seconds, seed=3):
     """Tones that change every half second, with noise: audio whose
     hypotheses change as it grows."""
@@ -148,6 +164,25 @@ def test_a_long_utterance_is_cut_into_windows(start, model):
     assert segs and all(0 <= s["start_ms"] <= s["end_ms"] <= 27000 for s in segs), segs
     assert all(a["start_ms"] <= b["start_ms"] for a, b in zip(segs, segs[1:])), segs
     assert segs[-1]["end_ms"] > 25000, segs    # the second window's segments
+    c.close()
+
+
+def test_a_long_utterance_is_cut_where_a_committed_segment_ends(start, deaf_model):
+    """Past 15 s the window is cut at the end of a segment whose words are
+    committed; what follows is decoded with them as its prompt. The final
+    still begins with every committed word, its segments in order."""
+    d = start("stt", "--model", deaf_model, "--workers", "1")
+    c = WsClient(d)
+    n = len(c.events)
+    send_paced(c, clip(22.0, 9), speed=6.0)
+    c.send({"event": "end"})
+    f = c.wait("final", start=n, timeout=120)
+    shown = partials(c, n)
+    assert len(assert_committed_stay(shown, f["text"])) >= 2, shown
+    assert f["duration_ms"] == 22000
+    segs = f["segments"]
+    assert segs and all(0 <= s["start_ms"] <= s["end_ms"] <= 22000 for s in segs), segs
+    assert all(a["end_ms"] <= b["start_ms"] for a, b in zip(segs, segs[1:])), segs
     c.close()
 
 
