@@ -76,8 +76,20 @@ AVX512 static float name(int n, const void *w, const void *a)                   
 {                                                                                       \
 	const blk_t *x = w;                                                             \
 	const block_q8_0 *y = a;                                                        \
-	__m512 acc = _mm512_setzero_ps();                                               \
+	__m512 acc = _mm512_setzero_ps(), acc2 = _mm512_setzero_ps();                   \
 	int nb = n / QK8_0, i = 0;                                                      \
+	for (; i + 4 <= nb; i += 4) {                                                   \
+		__m256i p0 = dot_s8(unpack(&x[i]), _mm256_loadu_si256((const __m256i *)y[i].qs)); \
+		__m256i p1 = dot_s8(unpack(&x[i + 1]),                                  \
+				    _mm256_loadu_si256((const __m256i *)y[i + 1].qs));  \
+		__m256i p2 = dot_s8(unpack(&x[i + 2]),                                  \
+				    _mm256_loadu_si256((const __m256i *)y[i + 2].qs));  \
+		__m256i p3 = dot_s8(unpack(&x[i + 3]),                                  \
+				    _mm256_loadu_si256((const __m256i *)y[i + 3].qs));  \
+		acc = pair_fma(acc, p0, p1, x[i].d, x[i + 1].d, y[i].d, y[i + 1].d);    \
+		acc2 = pair_fma(acc2, p2, p3, x[i + 2].d, x[i + 3].d, y[i + 2].d, y[i + 3].d); \
+	}                                                                               \
+	acc = _mm512_add_ps(acc, acc2);                                                 \
 	for (; i + 2 <= nb; i += 2) {                                                   \
 		__m256i p0 = dot_s8(unpack(&x[i]), _mm256_loadu_si256((const __m256i *)y[i].qs)); \
 		__m256i p1 = dot_s8(unpack(&x[i + 1]),                                  \

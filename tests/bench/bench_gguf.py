@@ -8,7 +8,10 @@ the 896-wide rows; each file's make-up is printed), 2 threads.
    llama-bench on the same file, single stream: prompt tokens/s for a
    512-token prompt and decode tokens/s (64 steps), interleaved (voxline,
    llama.cpp, next type, ...; BENCH_GGUF_ROUNDS rounds, medians) with the
-   ratio voxline / llama.cpp. llama-bench is taken from PATH, from
+   ratio voxline / llama.cpp. Decode is measured as llama-bench's tg64
+   is, from an (almost) empty context: gguf_bench --prompt 1 --gen 64; the
+   decode after the 512-token prompt (attention over ~540 positions) is
+   printed in its own column, voxline only. llama-bench is taken from PATH, from
    $LLAMA_CPP_BIN, or from /tmp/ref/llama.cpp/build/bin (a build from the
    fetched source, never committed); without it the comparison is skipped
    with a message and voxline's figures are printed alone.
@@ -119,12 +122,14 @@ def print_side_by_side(paths, vox, ll, lb):
           f"{ROUNDS} interleaved rounds:")
     print(f"{'preset':8} {'MB':>5} | {'prompt t/s vox':>14} {'llama':>7} {'ratio':>6} | "
           f"{'decode t/s vox':>14} {'llama':>7} {'ratio':>6} | {'vox CPU ms/tok: prompt':>22} "
-          f"{'decode':>7} | file holds")
+          f"{'decode':>7} | {'vox decode@512 t/s':>18} {'CPU ms/tok':>10} | file holds")
     for ty in TYPES:
         v = vox[ty]
         vp, vd = med([x["prompt_tok_s"] for x in v]), med([x["decode_tok_s"] for x in v])
         cp = med([x["prompt_cpu_s"] / x["prompt_tokens"] * 1e3 for x in v])
         cd = med([x["decode_cpu_s"] / x["gen_tokens"] * 1e3 for x in v])
+        dd = med([x["depth_decode_tok_s"] for x in v])
+        cdd = med([x["depth_decode_cpu_s"] / x["gen_tokens"] * 1e3 for x in v])
         if lb:
             lp = med([x["prompt_tok_s"] for x in ll[ty]])
             ld = med([x["decode_tok_s"] for x in ll[ty]])
@@ -132,8 +137,11 @@ def print_side_by_side(paths, vox, ll, lb):
         else:
             lcol = f"{'-':>7} {'-':>6} | {vd:14.2f} {'-':>7} {'-':>6}"
         mb = os.path.getsize(paths[ty]) / 1e6
-        print(f"{ty:8} {mb:5.0f} | {vp:14.1f} {lcol} | {cp:22.2f} {cd:7.2f} | {make_up(paths[ty])}")
-    print("(ratio = voxline / llama.cpp, >1 is voxline faster; target 1.2 on every type. CPU ms/tok:\n"
+        print(f"{ty:8} {mb:5.0f} | {vp:14.1f} {lcol} | {cp:22.2f} {cd:7.2f} | {dd:18.2f} "
+              f"{cdd:10.2f} | {make_up(paths[ty])}")
+    print("(ratio = voxline / llama.cpp, >1 is voxline faster; target 1.2 on every type. decode:\n"
+          " from a 1-token prompt as llama-bench's tg64; decode@512: after the 512-token prompt.\n"
+          " CPU ms/tok:\n"
           " voxline's CPU time per token over both threads, what an idle machine's wall time\n"
           " would be x2; wall-clock figures swing +-40% on this shared machine, the interleaving\n"
           " spreads that over both engines)")
@@ -142,17 +150,26 @@ def print_side_by_side(paths, vox, ll, lb):
               "/tmp/ref/llama.cpp/build/bin): comparison skipped.")
 
 
+def gguf_bench(tools_dir, path, n_prompt, n_gen):
+    out = subprocess.run([os.path.join(tools_dir, "gguf_bench"), path, "--threads",
+                          str(THREADS), "--prompt", str(n_prompt), "--gen", str(n_gen)],
+                         capture_output=True, text=True, timeout=600)
+    if out.returncode != 0:
+        raise RuntimeError("gguf_bench failed: " + out.stderr)
+    return json.loads(out.stdout)
+
+
 def engine_alone(tools_dir, path, runs=2):
     """gguf_bench, best of runs (the machine is shared: the best run is the
-    one least disturbed)."""
+    one least disturbed): prompt 512 then 64 decode steps at that depth, and
+    64 decode steps from a 1-token prompt (what llama-bench's tg64 does)."""
     best = None
     for _ in range(runs):
-        out = subprocess.run([os.path.join(tools_dir, "gguf_bench"), path, "--threads",
-                              str(THREADS), "--prompt", "512", "--gen", "64"],
-                             capture_output=True, text=True, timeout=600)
-        if out.returncode != 0:
-            raise RuntimeError("gguf_bench failed: " + out.stderr)
-        j = json.loads(out.stdout)
+        j = gguf_bench(tools_dir, path, 512, 64)
+        j["depth_decode_tok_s"] = j["decode_tok_s"]
+        j["depth_decode_cpu_s"] = j["decode_cpu_s"]
+        e = gguf_bench(tools_dir, path, 1, 64)
+        j["decode_tok_s"], j["decode_cpu_s"] = e["decode_tok_s"], e["decode_cpu_s"]
         # what the CPU time says an idle machine would give (workers spin,
         # so wall * threads == cpu when nothing else runs)
         j["decode_idle_tok_s"] = j["gen_tokens"] / (j["decode_cpu_s"] / THREADS)
