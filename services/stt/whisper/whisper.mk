@@ -40,6 +40,15 @@ $(BUILD)/tests/test_whisper_decode: $(BUILD)/obj/tests/unit/test_whisper_decode.
 
 UNIT_TESTS += $(BUILD)/tests/test_whisper_decode
 
+# beam search's per-beam decoder snapshots on a real (random tiny) model
+$(BUILD)/obj/tests/unit/test_whisper_beam.o: CFLAGS_ALL += -DWHISPER_TEST_DIR='"$(abspath tests/whisper)"'
+$(BUILD)/tests/test_whisper_beam: $(BUILD)/obj/tests/unit/test_whisper_beam.o \
+		$(WHISPER_OBJS) $(KERN_OBJS)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(WHISPER_LIBS)
+
+ENGINE_TESTS += $(BUILD)/tests/test_whisper_beam
+
 # The engine (services/stt/engine_whisper.c, "whisper" in stt_engines[]):
 # every link of the STT engines (voxline-stt, test_stt_engines) takes the
 # Whisper core with it. test_whisper_engine tests it through its ops.
