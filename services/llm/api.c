@@ -381,6 +381,7 @@ void llm_service_info(void *user, vx_buf *out)
 const vx_route llm_routes[] = {
 	{ "POST", "/generate", handle_generate, 0, false, false },
 	{ "POST", "/v1/chat/completions", llm_api_chat_completions, 0, false, false },
+	{ "POST", "/apply-template", llm_api_apply_template, 0, false, false },
 	{ "GET", "/v1/models", llm_api_models, 0, true, false },
 };
 const size_t llm_n_routes = sizeof(llm_routes) / sizeof(llm_routes[0]);

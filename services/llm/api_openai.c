@@ -11,6 +11,10 @@
  *     An error before the first token is an HTTP error; after it, a
  *     `data: {"error":{...}}` event and then [DONE] (as OpenAI and llama.cpp).
  * GET /v1/models             -> {"object":"list","data":[{"id",...}]}
+ * POST /apply-template       -> {"prompt": "..."}: the text the chat
+ *     template makes of a /v1/chat/completions body (messages, tools,
+ *     chat_template_kwargs), as llama.cpp's server answers it; 501 for an
+ *     engine that renders no template (the remote ones).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -163,6 +167,42 @@ void llm_api_chat_completions(vx_req *req, void *user)
 	llm_http_gen *h;
 	if (llm_api_http_begin(req, user, &h) == 0)
 		llm_api_http_run(h, chat_job);
+}
+
+static void apply_template_job(vx_req *req, void *arg)
+{
+	llm_http_gen *h = arg;
+	llm_result res = { .prompt_tokens = -1, .completion_tokens = -1 };
+	char *prompt = NULL;
+	int rc = h->svc->engine->render(h->svc->eng, &h->p.req, &prompt, &res);
+	if (rc < 0) {
+		llm_api_error(req, rc == -ENOMEM ? 500 : 400,
+			      rc == -ENOMEM ? "out_of_memory" : "template_error", NULL,
+			      "%s", res.error[0] ? res.error : strerror(-rc));
+	} else {
+		vx_buf *b = &h->ev;
+		vx_buf_reset(b);
+		vx_buf_puts(b, "{\"prompt\":");
+		vx_buf_json_str(b, prompt, strlen(prompt));
+		vx_buf_puts(b, "}\n");
+		vx_req_reply_buf(req, 200, "application/json", b);
+	}
+	free(prompt);
+	llm_api_http_free(h);
+}
+
+void llm_api_apply_template(vx_req *req, void *user)
+{
+	llm_service *svc = user;
+	llm_http_gen *h;
+	if (!svc->engine->render) {
+		llm_api_error(req, 501, "not_implemented", NULL,
+			      "the %s engine renders no chat template (its upstream does)",
+			      svc->engine->name);
+		return;
+	}
+	if (llm_api_http_begin(req, user, &h) == 0)
+		llm_api_http_run(h, apply_template_job);
 }
 
 void llm_api_models(vx_req *req, void *user)

@@ -368,32 +368,60 @@ static int append_markup(vx_buf *text, vx_buf *markup, const char *s)
 	return 0;
 }
 
-static int tokenize_prompt(gen *G, int *ret_n)
+/* The prompt text of req and its markup bits: the model's template, the
+ * built-in one when it fails; error gets why neither did. */
+static int render_chat(gguf_engine *e, const llm_request *req, vx_buf *text, vx_buf *markup,
+		       char *error, size_t error_len)
 {
-	gguf_engine *e = G->e;
-	vx_buf text = { 0 }, markup = { 0 };
 	/* control tokens only from the template's markup, never from what
 	 * the client wrote (no "<|im_start|>system" injection) */
 	int rc = -ENOENT;
 	if (e->prog) {   /* the model's template; the built-in one when it fails */
 		char err[200];
-		rc = chat_prog_render_masked(e->prog, G->req->messages, G->req->n_messages, true,
-					     &text, &markup, err, sizeof(err));
+		rc = chat_prog_render_req(e->prog, req, true, text, markup, err, sizeof(err));
 		if (rc < 0)
 			vx_log(VX_LOG_WARN, NULL, "gguf: the model's chat template failed (%s); "
 			       "rendering with the built-in %s template", err,
 			       chat_template_name(e->tmpl));
 	}
+	/* the model's template adds the empty thinking section itself when
+	 * it is given enable_thinking (llm_params passes "think" so) */
+	bool no_think = req->think < 0 && e->think_switch &&
+			(rc < 0 || !req->template_kwargs ||
+			 !strstr(req->template_kwargs, "\"enable_thinking\":"));
 	if (rc < 0)
-		rc = chat_template_render_masked(e->tmpl, G->req->messages, G->req->n_messages,
-						 true, &text, &markup);
-	if (rc == 0 && G->req->think < 0 && e->think_switch)
-		rc = append_markup(&text, &markup, GGUF_ENGINE_NO_THINK);
+		rc = chat_template_render_masked(e->tmpl, req->messages, req->n_messages,
+						 true, text, markup);
+	if (rc == 0 && no_think)
+		rc = append_markup(text, markup, GGUF_ENGINE_NO_THINK);
+	if (rc < 0)
+		snprintf(error, error_len, "cannot render the chat: %s", strerror(-rc));
+	return rc;
+}
+
+/* llm_engine_ops.render: the text tokenize_prompt encodes (BOS, when the
+ * tokenizer adds it, is the id in front, not in the text). */
+static int gguf_render(void *engine, const llm_request *req, char **ret_prompt,
+		       llm_result *ret)
+{
+	vx_buf text = { 0 }, markup = { 0 };
+	int rc = render_chat(engine, req, &text, &markup, ret->error, sizeof(ret->error));
+	vx_buf_release(&markup);
 	if (rc < 0) {
-		snprintf(G->res->error, sizeof(G->res->error), "cannot render the chat: %s",
-			 strerror(-rc));
-		goto out_release;
+		vx_buf_release(&text);
+		return rc;
 	}
+	*ret_prompt = text.data ? text.data : strdup("");
+	return *ret_prompt ? 0 : -ENOMEM;
+}
+
+static int tokenize_prompt(gen *G, int *ret_n)
+{
+	gguf_engine *e = G->e;
+	vx_buf text = { 0 }, markup = { 0 };
+	int rc = render_chat(e, G->req, &text, &markup, G->res->error, sizeof(G->res->error));
+	if (rc < 0)
+		goto out_release;
 	size_t off = 0, n = 0;
 	if (tok_add_bos(e->tk) && tok_bos(e->tk) >= 0)
 		G->ids[off++] = tok_bos(e->tk);
@@ -524,5 +552,6 @@ const llm_engine_ops llm_engine_gguf = {
 	.destroy = gguf_destroy,
 	.generate = gguf_generate,
 	.models = gguf_models,
+	.render = gguf_render,
 	.ready = gguf_ready,
 };

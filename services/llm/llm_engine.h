@@ -54,9 +54,18 @@ typedef struct llm_config {
 } llm_config;
 
 typedef struct llm_message {
-	const char *role;           /* "system" | "user" | "assistant" */
+	const char *role;           /* "system" | "user" | "assistant" | "tool" */
 	const char *content;        /* UTF-8 */
 } llm_message;
+
+/* What a message carries besides role and content for function calling
+ * (OpenAI's shapes, as the client sent them); NULL = absent. */
+typedef struct llm_message_tools {
+	const char *tool_calls;     /* assistant: JSON array text of
+				       {"id","type","function":{"name","arguments"}} */
+	const char *tool_call_id;   /* role "tool": the call it answers */
+	const char *name;           /* the tool's (or speaker's) name */
+} llm_message_tools;
 
 typedef struct llm_request {
 	const llm_message *messages;
@@ -78,6 +87,13 @@ typedef struct llm_request {
 	size_t n_stop;
 	int timeout_ms;             /* whole generation deadline; 0 = none */
 	const char *request_id;     /* sent upstream as X-Request-Id; may be NULL */
+	/* Chat-template inputs (engines that render a template use them, the
+	 * others may ignore them); NULL = none. */
+	const llm_message_tools *message_tools;  /* (n_messages) or NULL */
+	const char *tools;          /* JSON array text: the request's "tools" */
+	const char *template_kwargs;/* JSON object text: extra template
+				       variables (chat_template_kwargs, e.g.
+				       {"enable_thinking":false}) */
 } llm_request;
 
 typedef enum llm_piece_kind { LLM_CONTENT = 0, LLM_REASONING = 1 } llm_piece_kind;
@@ -113,6 +129,11 @@ typedef struct llm_engine_ops {
 	int (*models)(void *engine, llm_model_info *ret, size_t max);
 	/* Optional: 0 when ready, -EAGAIN while loading, <0 when broken. */
 	int (*ready)(void *engine, char *detail, size_t detail_len);
+	/* Optional: the prompt text generate() would run for req (the chat
+	 * template's rendering), malloc'd into *ret_prompt (caller frees);
+	 * <0 with ret->error set on failure. */
+	int (*render)(void *engine, const llm_request *req, char **ret_prompt,
+		      llm_result *ret);
 } llm_engine_ops;
 
 extern const llm_engine_ops *const llm_engines[];   /* NULL-terminated */

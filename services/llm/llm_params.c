@@ -96,7 +96,7 @@ static const char *llm_params_content(cJSON *msg)
 
 static int llm_params_role(const char *role, const char **ret)
 {
-	static const char *const roles[] = { "system", "user", "assistant" };
+	static const char *const roles[] = { "system", "user", "assistant", "tool" };
 	if (!strcmp(role, "developer")) {   /* OpenAI's newer name for system */
 		*ret = "system";
 		return 0;
@@ -108,6 +108,69 @@ static int llm_params_role(const char *role, const char **ret)
 		}
 	}
 	return -EINVAL;
+}
+
+/* v printed compactly, kept in p->texts (freed with p); NULL on ENOMEM. */
+static const char *llm_params_keep_json(llm_params *p, const cJSON *v)
+{
+	char *t = cJSON_PrintUnformatted(v);
+	if (!t)
+		return NULL;
+	p->texts[p->n_texts++] = t;
+	p->prompt_bytes += strlen(t);
+	return t;
+}
+
+/* A function definition or call: {"function":{"name":"..",...}} when its
+ * type is "function" (or, for calls, always). */
+static bool llm_params_has_function(const cJSON *o, bool need)
+{
+	const cJSON *type = cJSON_GetObjectItemCaseSensitive(o, "type");
+	const cJSON *fn = cJSON_GetObjectItemCaseSensitive(o, "function");
+	if (type && !cJSON_IsString(type))
+		return false;
+	if (!need && type && strcmp(type->valuestring, "function"))
+		return true;   /* another kind of tool: passed as it is */
+	return cJSON_IsObject(fn) &&
+	       cJSON_IsString(cJSON_GetObjectItemCaseSensitive(fn, "name"));
+}
+
+/* A message's tool_calls, tool_call_id and name into *ret. */
+static int llm_params_message_tools(llm_params *p, const cJSON *m, int i,
+				    llm_message_tools *ret, llm_params_error *e)
+{
+	char param[48];
+	const cJSON *calls = vx_json_get(m, "tool_calls"), *c;
+	if (calls) {
+		snprintf(param, sizeof(param), "messages[%d].tool_calls", i);
+		if (!cJSON_IsArray(calls) || cJSON_GetArraySize(calls) > LLM_PARAMS_MAX_TOOLS)
+			return llm_params_fail(e, 400, "invalid_tool_calls", param,
+					       "messages[%d].tool_calls must be an array of at "
+					       "most %d tool calls", i, LLM_PARAMS_MAX_TOOLS);
+		cJSON_ArrayForEach(c, calls) {
+			const cJSON *fn = cJSON_GetObjectItemCaseSensitive(c, "function");
+			const cJSON *a = cJSON_GetObjectItemCaseSensitive(fn, "arguments");
+			if (!cJSON_IsObject(c) || !llm_params_has_function(c, true) ||
+			    (a && !cJSON_IsString(a) && !cJSON_IsObject(a)))
+				return llm_params_fail(e, 400, "invalid_tool_calls", param,
+						       "each of messages[%d].tool_calls must be "
+						       "{\"id\",\"type\":\"function\",\"function\":"
+						       "{\"name\":string,\"arguments\":string}}", i);
+		}
+		if (cJSON_GetArraySize(calls) && !(ret->tool_calls = llm_params_keep_json(p, calls)))
+			return llm_params_fail(e, 500, "out_of_memory", NULL, "out of memory");
+	}
+	static const char *const names[] = { "tool_call_id", "name" };
+	for (size_t k = 0; k < 2; k++) {
+		const char *v = NULL;
+		snprintf(param, sizeof(param), "messages[%d].%s", i, names[k]);
+		if (vx_json_string(m, names[k], NULL, LLM_PARAMS_MAX_NAME, &v) < 0)
+			return llm_params_fail(e, 400, "invalid_value", param,
+					       "%s must be a string of at most %d bytes",
+					       param, LLM_PARAMS_MAX_NAME);
+		*(k ? &ret->name : &ret->tool_call_id) = v;
+	}
+	return 0;
 }
 
 static int llm_params_messages(llm_params *p, const llm_params_limits *lim,
@@ -127,7 +190,9 @@ static int llm_params_messages(llm_params *p, const llm_params_limits *lim,
 				       "at most %d messages per request",
 				       LLM_PARAMS_MAX_MESSAGES);
 	p->messages = calloc((size_t)n + 1, sizeof(*p->messages));
-	if (!p->messages)
+	p->mtools = calloc((size_t)n + 1, sizeof(*p->mtools));
+	p->texts = calloc((size_t)n + 2, sizeof(*p->texts));
+	if (!p->messages || !p->mtools || !p->texts)
 		return llm_params_fail(e, 500, "out_of_memory", NULL, "out of memory");
 	size_t k = 0;
 	bool has_system = false;
@@ -148,10 +213,16 @@ static int llm_params_messages(llm_params *p, const llm_params_limits *lim,
 		if (llm_params_role(role->valuestring, &out->role) < 0)
 			return llm_params_fail(e, 400, "invalid_role", param,
 					       "Invalid value for 'messages[%d].role': "
-					       "'%.40s' (system, user or assistant)",
+					       "'%.40s' (system, user, assistant or tool)",
 					       i, role->valuestring);
+		int r = llm_params_message_tools(p, m, i, &p->mtools[k], e);
+		if (r)
+			return r;
 		snprintf(param, sizeof(param), "messages[%d].content", i);
 		out->content = llm_params_content(m);
+		if (!out->content && p->mtools[k].tool_calls &&
+		    !vx_json_get(m, "content"))
+			out->content = "";   /* an assistant turn that only calls tools */
 		if (!out->content)
 			return llm_params_fail(e, 400, "invalid_content", param,
 					       "messages[%d].content must be a string", i);
@@ -169,10 +240,12 @@ static int llm_params_messages(llm_params *p, const llm_params_limits *lim,
 				       "the messages hold %zu bytes; the limit is %zu",
 				       p->prompt_bytes, lim->max_prompt_bytes);
 	p->req.messages = p->messages;
+	p->req.message_tools = p->mtools;
 	p->req.n_messages = k;
 	if (lim->system_prompt && lim->system_prompt[0]) {
 		if (has_system) {
 			p->req.messages = p->messages + 1;
+			p->req.message_tools = p->mtools + 1;
 			p->req.n_messages = k - 1;
 		} else {
 			p->messages[0].role = "system";
@@ -289,6 +362,55 @@ static int llm_params_switches(llm_params *p, llm_params_error *e)
 	return 0;
 }
 
+/* "tools" (function definitions) and "chat_template_kwargs" (extra
+ * template variables); "think" and kwargs' enable_thinking say the same. */
+static int llm_params_tools(llm_params *p, const llm_params_limits *lim,
+			    llm_params_error *e)
+{
+	const cJSON *tools = vx_json_get(p->json, "tools"), *t;
+	int i = 0;
+	if (tools) {
+		if (!cJSON_IsArray(tools) || cJSON_GetArraySize(tools) > LLM_PARAMS_MAX_TOOLS)
+			return llm_params_fail(e, 400, "invalid_tools", "tools",
+					       "'tools' must be an array of at most %d tools",
+					       LLM_PARAMS_MAX_TOOLS);
+		cJSON_ArrayForEach(t, tools) {
+			char param[48];
+			snprintf(param, sizeof(param), "tools[%d]", i);
+			if (!cJSON_IsObject(t) || !llm_params_has_function(t, false))
+				return llm_params_fail(e, 400, "invalid_tools", param,
+						       "tools[%d] must be an object {\"type\":\"function\","
+						       "\"function\":{\"name\":string,...}}", i);
+			i++;
+		}
+		if (i && !(p->req.tools = llm_params_keep_json(p, tools)))
+			return llm_params_fail(e, 500, "out_of_memory", NULL, "out of memory");
+	}
+	cJSON *kw = cJSON_GetObjectItemCaseSensitive(p->json, "chat_template_kwargs");
+	if (kw && !cJSON_IsNull(kw) && !cJSON_IsObject(kw))
+		return llm_params_fail(e, 400, "invalid_value", "chat_template_kwargs",
+				       "'chat_template_kwargs' must be an object");
+	if (!cJSON_IsObject(kw))
+		kw = NULL;
+	const cJSON *et = kw ? cJSON_GetObjectItemCaseSensitive(kw, "enable_thinking") : NULL;
+	if (cJSON_IsBool(et) && p->req.think == 0)
+		p->req.think = cJSON_IsTrue(et) ? 1 : -1;
+	if (!et && p->req.think) {   /* "think" reaches the template too */
+		if (!kw && (!(kw = cJSON_CreateObject()) ||
+			    !cJSON_AddItemToObject(p->json, "chat_template_kwargs", kw)))
+			return llm_params_fail(e, 500, "out_of_memory", NULL, "out of memory");
+		if (!cJSON_AddBoolToObject(kw, "enable_thinking", p->req.think > 0))
+			return llm_params_fail(e, 500, "out_of_memory", NULL, "out of memory");
+	}
+	if (kw && kw->child && !(p->req.template_kwargs = llm_params_keep_json(p, kw)))
+		return llm_params_fail(e, 500, "out_of_memory", NULL, "out of memory");
+	if (p->prompt_bytes > lim->max_prompt_bytes)
+		return llm_params_fail(e, 413, "prompt_too_large", "tools",
+				       "the messages and tools hold %zu bytes; the limit is %zu",
+				       p->prompt_bytes, lim->max_prompt_bytes);
+	return 0;
+}
+
 int llm_params_parse(const char *body, size_t len,
 		     const llm_params_limits *limits, llm_params *ret,
 		     llm_params_error *ret_err)
@@ -311,13 +433,18 @@ int llm_params_parse(const char *body, size_t len,
 	if ((r = llm_params_messages(ret, limits, ret_err)) ||
 	    (r = llm_params_stop(ret, ret_err)) ||
 	    (r = llm_params_sampling(ret, limits, ret_err)) ||
-	    (r = llm_params_switches(ret, ret_err)))
+	    (r = llm_params_switches(ret, ret_err)) ||
+	    (r = llm_params_tools(ret, limits, ret_err)))
 		return r;
 	return 0;
 }
 
 void llm_params_release(llm_params *p)
 {
+	for (size_t i = 0; i < p->n_texts; i++)
+		cJSON_free(p->texts[i]);
+	free(p->texts);
+	free(p->mtools);
 	free(p->messages);
 	cJSON_Delete(p->json);
 	memset(p, 0, sizeof(*p));

@@ -6,15 +6,27 @@
  * /ws/generate: they take the same body ({"messages":[...], "temperature",
  * "top_p", "top_k", "min_p", "repeat_penalty", "max_tokens" or
  * "max_completion_tokens", "stop", "seed", "stream", "stream_options",
- * "model", "reasoning" / "include_reasoning", "think"}). Unknown fields are
- * ignored, as OpenAI clients send many; null means absent.
+ * "model", "reasoning" / "include_reasoning", "think", "tools",
+ * "chat_template_kwargs"}). Unknown fields are ignored, as OpenAI clients
+ * send many; null means absent.
  *
  * Checks: the body is UTF-8 and a JSON object; messages is a non-empty
  * array (at most LLM_PARAMS_MAX_MESSAGES) of {"role","content"} with role
- * system|developer|user|assistant and content a string (or an array of
- * {"type":"text","text":...} parts, joined); numbers within their ranges;
- * the prompt's content bytes within limits->max_prompt_bytes (413). A
- * default system prompt is prepended when no message is a system one.
+ * system|developer|user|assistant|tool and content a string (or an array
+ * of {"type":"text","text":...} parts, joined; null or absent for an
+ * assistant message with tool_calls); numbers within their ranges; the
+ * prompt's content bytes plus the JSON of tools, tool calls and kwargs
+ * within limits->max_prompt_bytes (413). A default system prompt is
+ * prepended when no message is a system one.
+ *
+ * Function calling (OpenAI's shapes, passed to the engine as compact JSON
+ * text, see llm_request): "tools" an array of at most LLM_PARAMS_MAX_TOOLS
+ * objects, those of type "function" with function.name a string ([] =
+ * none); a message's "tool_calls" an array of {"function":{"name",
+ * "arguments": string or object}}; "tool_call_id" and "name" strings.
+ * "chat_template_kwargs" an object of template variables; its
+ * enable_thinking and "think" are one switch (either sets the other when
+ * only one is given).
  *
  * Ownership: llm_params owns the parsed JSON its strings point into and the
  * message array; pair llm_params_parse with llm_params_release (also after
@@ -39,6 +51,8 @@
 #define LLM_PARAMS_MAX_MODEL 128       /* bytes of a model name */
 #define LLM_PARAMS_MAX_TOP_K 100000
 #define LLM_PARAMS_MAX_REPEAT_PENALTY 10.0
+#define LLM_PARAMS_MAX_TOOLS 128       /* tools, and tool calls per message */
+#define LLM_PARAMS_MAX_NAME 256        /* bytes of tool_call_id, name */
 
 typedef struct llm_params_limits {
 	int max_tokens_default;     /* when the request gives none */
@@ -52,6 +66,9 @@ typedef struct llm_params_limits {
 typedef struct llm_params {
 	llm_request req;            /* points into the fields below */
 	llm_message *messages;      /* (n_messages) heap */
+	llm_message_tools *mtools;  /* (n_messages) heap: tool_calls, ... */
+	char **texts;               /* JSON texts req points to (cJSON_free) */
+	size_t n_texts;
 	const char *stop[STOPSTR_MAX_STOPS];
 	bool stream;                /* "stream": true */
 	bool include_usage;         /* "stream_options":{"include_usage":true} */

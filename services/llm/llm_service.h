@@ -150,6 +150,7 @@ void llm_ws_cancel_all(llm_service *svc);
 
 /* api_openai.c */
 void llm_api_chat_completions(vx_req *req, void *user);
+void llm_api_apply_template(vx_req *req, void *user);
 void llm_api_models(vx_req *req, void *user);
 
 #endif

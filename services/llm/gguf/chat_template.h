@@ -114,4 +114,29 @@ int chat_prog_render_masked(const chat_prog *p, const llm_message *msgs, size_t 
 			    bool add_generation_prompt, vx_buf *out, vx_buf *ret_markup,
 			    char *err, size_t err_len);
 
+/*
+ * chat_prog_render_masked with a whole request's template inputs, as
+ * llama.cpp's server and Hugging Face pass them:
+ *   - each entry of req->template_kwargs (chat_template_kwargs, e.g.
+ *     enable_thinking) is a global; messages, tools, bos_token, eos_token
+ *     and add_generation_prompt are set after them and win;
+ *   - tools: req->tools as a list (absent when NULL or []);
+ *   - messages[i] gains tool_calls, tool_call_id and name from
+ *     req->message_tools[i] when given. A call's function.arguments stays
+ *     the JSON string the client sent, unless the template only shows
+ *     arguments given as an object (Llama 3.1: arguments | tojson; probed
+ *     once in chat_prog_new, chat_prog_object_arguments): then a string
+ *     that parses as a JSON object is passed as that object.
+ * Every string and key from those JSON texts is data (markup 0), so a
+ * tool description cannot hold a control token either. JSON nested
+ * deeper than 64 is -E2BIG; JSON that does not parse or a kwargs text
+ * that is not an object, -EINVAL (err says which input).
+ */
+int chat_prog_render_req(const chat_prog *p, const llm_request *req,
+			 bool add_generation_prompt, vx_buf *out, vx_buf *ret_markup,
+			 char *err, size_t err_len);
+
+/* Whether tool calls' string arguments are passed as objects (above). */
+bool chat_prog_object_arguments(const chat_prog *p);
+
 #endif

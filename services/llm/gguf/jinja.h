@@ -75,11 +75,15 @@ void jinja_run_free(jinja_run *r);       /* accepts NULL */
 jv *jinja_str(jinja_run *r, const char *s, size_t n, bool markup);
 jv *jinja_bool(jinja_run *r, bool b);
 jv *jinja_int(jinja_run *r, int64_t i);
+jv *jinja_float(jinja_run *r, double f);
 jv *jinja_none(jinja_run *r);
 jv *jinja_list(jinja_run *r);
 jv *jinja_dict(jinja_run *r);
 int jinja_list_push(jinja_run *r, jv *list, jv *v);
 int jinja_dict_set(jinja_run *r, jv *dict, const char *key, jv *v);
+/* jinja_dict_set with a string value as the key (its markup bits kept:
+ * a key the client wrote is data). */
+int jinja_dict_put(jinja_run *r, jv *dict, jv *key, jv *v);
 int jinja_set_global(jinja_run *r, const char *name, jv *v);
 /* The clock strftime_now() reads (default: time(NULL) at the call). */
 void jinja_set_time(jinja_run *r, time_t now);

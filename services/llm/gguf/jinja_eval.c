@@ -108,6 +108,11 @@ jv *jinja_int(jinja_run *r, int64_t i)
 	return v;
 }
 
+jv *jinja_float(jinja_run *r, double f)
+{
+	return jv_float(r, f);
+}
+
 jv *jinja_none(jinja_run *r)
 {
 	return jv_new(r, JV_NONE);
@@ -187,6 +192,13 @@ int jinja_dict_set(jinja_run *r, jv *dict, const char *key, jv *v)
 		return -EINVAL;
 	jv *k = jv_str_masked(r, key, NULL, strlen(key));
 	return k ? dict_set_key(r, dict, k, v) : -ENOMEM;
+}
+
+int jinja_dict_put(jinja_run *r, jv *dict, jv *key, jv *v)
+{
+	if (!dict || !v || !key || dict->t != JV_DICT || key->t != JV_STR)
+		return -EINVAL;
+	return dict_set_key(r, dict, key, v);
 }
 
 int jinja_set_global(jinja_run *r, const char *name, jv *v)
