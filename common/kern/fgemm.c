@@ -45,19 +45,48 @@ static bool have_avx2(void)
 	return known;
 }
 
-/* F16 rows widened eight values at a time (F16C), stored transposed. */
+/* F16 rows widened eight values at a time (F16C), stored transposed: eight
+ * rows x eight values at once through an 8x8 register transpose; leftover
+ * rows and values one by one. */
 AVX2 static void pack_f16_avx2(const void *w, size_t w_stride, int n_rows, int k, float *dst)
 {
-	for (int r = 0; r < n_rows; r++) {
-		const unsigned char *row = (const unsigned char *)w + (size_t)r * w_stride;
+	const unsigned char *base = w;
+	int r = 0;
+	for (; r + 8 <= n_rows; r += 8) {
 		int p = 0;
 		for (; p + 8 <= k; p += 8) {
-			float t[8];
-			_mm256_storeu_ps(t, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + 2 * (size_t)p))));
-			for (int e = 0; e < 8; e++)
-				dst[(size_t)(p + e) * FGEMM_NB + r] = t[e];
+			__m256 v[8], t[8], u[8];
+			for (int i = 0; i < 8; i++)
+				v[i] = _mm256_cvtph_ps(_mm_loadu_si128(
+					(const __m128i *)(base + (size_t)(r + i) * w_stride + 2 * (size_t)p)));
+			for (int i = 0; i < 8; i += 2) {
+				t[i] = _mm256_unpacklo_ps(v[i], v[i + 1]);
+				t[i + 1] = _mm256_unpackhi_ps(v[i], v[i + 1]);
+			}
+			for (int i = 0; i < 8; i += 4) {
+				u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+				u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
+				u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+				u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
+			}
+			/* u[0..3]: values p+{0,1,2,3} (low lane) / p+{4..7} (high) of rows 0-3 */
+			for (int e = 0; e < 4; e++) {
+				__m256 lo = _mm256_permute2f128_ps(u[e], u[e + 4], 0x20);
+				__m256 hi = _mm256_permute2f128_ps(u[e], u[e + 4], 0x31);
+				_mm256_storeu_ps(dst + (size_t)(p + e) * FGEMM_NB + r, lo);
+				_mm256_storeu_ps(dst + (size_t)(p + e + 4) * FGEMM_NB + r, hi);
+			}
 		}
-		for (; p < k; p++) {
+		for (; p < k; p++)
+			for (int i = 0; i < 8; i++) {
+				uint16_t h;
+				memcpy(&h, base + (size_t)(r + i) * w_stride + 2 * (size_t)p, 2);
+				dst[(size_t)p * FGEMM_NB + r + i] = quant_f16_to_f32(h);
+			}
+	}
+	for (; r < n_rows; r++) {
+		const unsigned char *row = base + (size_t)r * w_stride;
+		for (int p = 0; p < k; p++) {
 			uint16_t h;
 			memcpy(&h, row + (size_t)p * 2, 2);
 			dst[(size_t)p * FGEMM_NB + r] = quant_f16_to_f32(h);

@@ -13,3 +13,9 @@ $(BUILD)/tests/test_fgemm: $(BUILD)/obj/tests/unit/test_fgemm.o $(KERN_OBJS)
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ -lm
 UNIT_TESTS += $(BUILD)/tests/test_fgemm
+
+# the vectorised GELU and softmax exponentials (vmath.c) against libm
+$(BUILD)/tests/test_vmath: $(BUILD)/obj/tests/unit/test_vmath.o $(KERN_OBJS)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ -lm
+UNIT_TESTS += $(BUILD)/tests/test_vmath

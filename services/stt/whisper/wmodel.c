@@ -12,6 +12,7 @@
 
 #include "kern/fgemm.h"
 #include "kern/quant.h"
+#include "kern/vmath.h"
 
 #define LN_EPS 1e-5f
 #define ROWS_PER_TASK 16
@@ -491,8 +492,7 @@ static void layer_norm(const float *x, int n_tok, int n, const float *w, const f
 
 static void gelu(float *x, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
-		x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * (float)M_SQRT1_2));
+	vmath_gelu(x, n);
 }
 
 static float dotf(const float *a, const float *b, int n)
@@ -580,16 +580,10 @@ static void attn_block_task(void *arg, int task, int thread)
 	fgemm(nq, j->n_kv, j->d, j->q + (size_t)i0 * n + (size_t)hd * j->d, (size_t)n,
 	      j->kt + (size_t)hd * j->d * ldk, (size_t)ldk, sc, (size_t)ldk, false);
 	for (int i = 0; i < nq; i++) {
-		float *r = sc + (size_t)i * ldk, mx = -INFINITY, sum = 0;
-		for (int t = 0; t < j->n_kv; t++) {
-			r[t] *= scale;
+		float *r = sc + (size_t)i * ldk, mx = -INFINITY;
+		for (int t = 0; t < j->n_kv; t++)
 			mx = r[t] > mx ? r[t] : mx;
-		}
-		for (int t = 0; t < j->n_kv; t++) {
-			r[t] = expf(r[t] - mx);
-			sum += r[t];
-		}
-		float inv = 1.0f / sum;
+		float inv = 1.0f / vmath_softmax_exp(r, j->n_kv, scale, mx * scale);
 		for (int t = 0; t < j->n_kv; t++)
 			r[t] *= inv;
 	}

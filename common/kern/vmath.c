@@ -1,0 +1,112 @@
+/*
+ * vmath.c - vectorised GELU and softmax exponentials (see vmath.h).
+ * exp: 2^n * p(r) with n = round(x log2 e), r = x - n ln 2 in two parts,
+ * p Cephes' degree-6 polynomial for expf. erf: A&S 7.1.26,
+ * 1 - (a1 t + ... + a5 t^5) exp(-x^2), t = 1 / (1 + 0.3275911 |x|).
+ */
+#include "vmath.h"
+
+#include <math.h>
+
+#include "quant.h"
+
+void vmath_gelu_portable(float *x, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * (float)M_SQRT1_2));
+}
+
+float vmath_softmax_exp_portable(float *x, int n, float scale, float mx)
+{
+	float sum = 0;
+	for (int i = 0; i < n; i++) {
+		x[i] = expf(x[i] * scale - mx);
+		sum += x[i];
+	}
+	return sum;
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#define AVX2 __attribute__((target("avx2,fma")))
+
+AVX2 static inline __m256 exp8(__m256 x)
+{
+	x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
+	__m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+				   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+	__m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+	r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+	__m256 p = _mm256_set1_ps(1.9875691500e-4f);
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+	p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+	__m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+	return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+AVX2 static void gelu_avx2(float *x, size_t n)
+{
+	const __m256 sign = _mm256_set1_ps(-0.0f);
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		__m256 v = _mm256_loadu_ps(x + i);
+		__m256 z = _mm256_mul_ps(v, _mm256_set1_ps((float)M_SQRT1_2));
+		__m256 a = _mm256_andnot_ps(sign, z);
+		__m256 t = _mm256_div_ps(_mm256_set1_ps(1.0f),
+					 _mm256_fmadd_ps(a, _mm256_set1_ps(0.3275911f), _mm256_set1_ps(1.0f)));
+		__m256 q = _mm256_set1_ps(1.061405429f);
+		q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(-1.453152027f));
+		q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(1.421413741f));
+		q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(-0.284496736f));
+		q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(0.254829592f));
+		q = _mm256_mul_ps(q, t);
+		__m256 e = exp8(_mm256_mul_ps(_mm256_xor_ps(a, sign), a));   /* exp(-a^2) */
+		__m256 erf_a = _mm256_fnmadd_ps(q, e, _mm256_set1_ps(1.0f));
+		__m256 erf_z = _mm256_or_ps(erf_a, _mm256_and_ps(sign, z));   /* odd */
+		_mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), v),
+						      _mm256_add_ps(_mm256_set1_ps(1.0f), erf_z)));
+	}
+	vmath_gelu_portable(x + i, n - i);
+}
+
+AVX2 static float softmax_exp_avx2(float *x, int n, float scale, float mx)
+{
+	__m256 s = _mm256_setzero_ps(), vs = _mm256_set1_ps(scale), vm = _mm256_set1_ps(mx);
+	int i = 0;
+	for (; i + 8 <= n; i += 8) {
+		__m256 e = exp8(_mm256_fmsub_ps(_mm256_loadu_ps(x + i), vs, vm));
+		_mm256_storeu_ps(x + i, e);
+		s = _mm256_add_ps(s, e);
+	}
+	float t[8], sum = 0;
+	_mm256_storeu_ps(t, s);
+	for (int k = 0; k < 8; k++)
+		sum += t[k];
+	return sum + vmath_softmax_exp_portable(x + i, n - i, scale, mx);
+}
+#endif
+
+void vmath_gelu(float *x, size_t n)
+{
+#if defined(__x86_64__)
+	if (quant_have_avx2()) {
+		gelu_avx2(x, n);
+		return;
+	}
+#endif
+	vmath_gelu_portable(x, n);
+}
+
+float vmath_softmax_exp(float *x, int n, float scale, float mx)
+{
+#if defined(__x86_64__)
+	if (quant_have_avx2())
+		return softmax_exp_avx2(x, n, scale, mx);
+#endif
+	return vmath_softmax_exp_portable(x, n, scale, mx);
+}

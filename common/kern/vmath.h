@@ -1,0 +1,29 @@
+/*
+ * vmath.h - elementwise float functions over arrays, vectorised: the exact
+ * (erf) GELU and the exponentials of a softmax row. AVX2/FMA when the CPU
+ * has it (checked at run time), else libm.
+ *
+ * Accuracy (test_vmath, against double libm): softmax exponentials within
+ * 1e-6 relative (measured 5.5e-7, the fused x * scale - mx included); erf by
+ * Abramowitz and Stegun 7.1.26 (2e-7 absolute) with the vector exp, GELU
+ * within 1e-6 of the exact one (measured 2.6e-7, relative above 1).
+ * Pure and thread-safe; nothing allocates.
+ *
+ *     vmath_gelu(h, n);                          // h = h * Phi(h)
+ *     float sum = vmath_softmax_exp(row, n, scale, mx);
+ */
+#ifndef VMATH_H
+#define VMATH_H
+
+#include <stddef.h>
+
+/* x[i] = 0.5 x[i] (1 + erf(x[i] / sqrt 2)). */
+void vmath_gelu(float *x, size_t n);
+/* x[i] = exp(x[i] * scale - mx); returns the sum of the new x[i]. */
+float vmath_softmax_exp(float *x, int n, float scale, float mx);
+
+/* The libm versions (tests compare them). */
+void vmath_gelu_portable(float *x, size_t n);
+float vmath_softmax_exp_portable(float *x, int n, float scale, float mx);
+
+#endif
