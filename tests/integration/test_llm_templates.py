@@ -1,0 +1,271 @@
+"""Request-time chat-template variables through voxline-llm's GGUF engine:
+tools, assistant tool_calls, role "tool" answers and chat_template_kwargs
+(enable_thinking) in a POST /v1/chat/completions body reach the model's own
+Jinja template as llama.cpp's server passes them. POST /apply-template
+answers the rendered prompt, which is compared byte for byte with
+python3-jinja2 set up as Hugging Face renders chat templates
+(tests/gguf/test_jinja.py's hf_render) over the context the server is meant
+to build: OpenAI's string arguments kept as strings for templates that
+print them (Qwen3) and turned into objects for templates that only show
+objects (Qwen2.5, Llama 3.1, Mistral: arguments | tojson), content "" for a
+call without text.
+
+Tiny random-weight models from tests/gguf/mkgguf.py (qwen2 arch, ChatML
+BPE vocabulary: bos_token renders "<|endoftext|>", eos_token "<|im_end|>")
+with the real templates of tests/gguf/templates embedded.
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import BIN, Daemon, PYTHON, ROOT
+
+sys.path.insert(0, os.path.join(ROOT, "tests", "gguf"))
+import tokref  # noqa: E402
+from test_jinja import Raised, hf_render  # noqa: E402
+
+TEMPLATES = os.path.join(ROOT, "tests", "gguf", "templates")
+FAMILIES = {   # name: (template file, tool-call arguments passed as objects)
+    "qwen25": ("Qwen-Qwen2.5-7B-Instruct.jinja", True),
+    "qwen3": ("Qwen-Qwen3-0.6B.jinja", False),
+    "llama31": ("meta-llama-Llama-3.1-8B-Instruct.jinja", True),
+    "mistral": ("mistralai-Mistral-7B-Instruct-v0.3.jinja", True),
+}
+BOS, EOS = "<|endoftext|>", "<|im_end|>"
+
+TOOLS = [{"type": "function", "function": {
+    "name": "get_weather", "description": "Weather now; \u00e9t\u00e9 \"quoted\"",
+    "parameters": {"type": "object", "required": ["city"], "properties": {
+        "city": {"type": "string"}, "days": {"type": "integer", "default": 1},
+        "threshold": {"type": "number", "default": 0.5}}}}}]
+ARGS = '{"city": "Paris", "days": 2}'
+CALL_TURNS = [
+    {"role": "system", "content": "You are a weather bot."},
+    {"role": "user", "content": "Weather in Paris?"},
+    {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "call12345", "type": "function",
+         "function": {"name": "get_weather", "arguments": ARGS}}]},
+    {"role": "tool", "tool_call_id": "call12345", "name": "get_weather",
+     "content": "{\"temp_c\": 21}"},
+    {"role": "assistant", "content": "It is 21 C in Paris."},
+    {"role": "user", "content": "And tomorrow?"},
+]
+
+
+def as_the_server_passes(messages, object_args):
+    """The Jinja context's messages: content "" for a call without text,
+    arguments an object where the template wants one."""
+    out = []
+    for m in messages:
+        m = json.loads(json.dumps(m))
+        if m.get("content") is None:
+            m["content"] = ""
+        for c in m.get("tool_calls", []):
+            if object_args and isinstance(c["function"]["arguments"], str):
+                c["function"]["arguments"] = json.loads(c["function"]["arguments"])
+        out.append(m)
+    return out
+
+
+def expected(family, messages, **variables):
+    name, object_args = FAMILIES[family]
+    src = open(os.path.join(TEMPLATES, name), encoding="utf-8").read()
+    ctx = dict(variables)
+    ctx.update(messages=as_the_server_passes(messages, object_args), bos_token=BOS,
+               eos_token=EOS, add_generation_prompt=True)
+    return hf_render(src, ctx)
+
+
+@pytest.fixture(scope="module")
+def daemons(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("tmpl_vars")
+    started = {}
+
+    def get(family):
+        if family not in started:
+            path = tmp / (family + ".gguf")
+            subprocess.run([PYTHON, os.path.join(ROOT, "tests", "gguf", "mkgguf.py"), str(path),
+                            "--type", "Q8_0", "--chat-template",
+                            os.path.join(TEMPLATES, FAMILIES[family][0])], check=True)
+            argv = [os.path.join(BIN, "voxline-llm"), "--port", "0", "--engine", "gguf",
+                    "--model", str(path), "--threads", "1", "--ctx", "1024"]
+            d = Daemon(argv, str(tmp / (family + ".log")), dict(os.environ))
+            started[family] = d
+            d.wait_ready()
+        return started[family]
+    yield get
+    for family, d in started.items():
+        alive = d.alive()
+        rc = d.stop()
+        assert alive and rc == 0, (family, d.log()[-3000:])
+
+
+def apply(d, body):
+    r = d.post_json("/apply-template", body)
+    assert r.status == 200, r.body
+    return r.json()["prompt"]
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_tools_and_tool_calls_render_as_jinja2_does(daemons, family):
+    d = daemons(family)
+    got = apply(d, {"messages": CALL_TURNS, "tools": TOOLS})
+    assert got == expected(family, CALL_TURNS, tools=TOOLS)
+    assert "get_weather" in got and "Paris" in got
+    # the call's arguments are shown as JSON, never as a quoted string
+    assert '"city": "Paris"' in got and '\\"city\\"' not in got
+    # the tool's answer is there
+    assert "temp_c" in got
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_without_tools_the_prompt_has_no_tool_section(daemons, family):
+    d = daemons(family)
+    msgs = [{"role": "user", "content": "Hello"}]
+    got = apply(d, {"messages": msgs, "tools": []})
+    assert got == expected(family, msgs)
+    assert "get_weather" not in got and apply(d, {"messages": msgs}) == got
+
+
+def test_arguments_sent_as_an_object_are_taken_too(daemons):
+    d = daemons("qwen3")
+    turns = json.loads(json.dumps(CALL_TURNS))
+    turns[2]["tool_calls"][0]["function"]["arguments"] = json.loads(ARGS)
+    got = apply(d, {"messages": turns, "tools": TOOLS})
+    assert got == expected("qwen3", turns, tools=TOOLS)
+    assert '{"name": "get_weather", "arguments": {"city": "Paris", "days": 2}}' in got
+
+
+def test_enable_thinking_reaches_the_qwen3_template(daemons):
+    d = daemons("qwen3")
+    msgs = [{"role": "user", "content": "2+2?"}]
+    off = apply(d, {"messages": msgs, "chat_template_kwargs": {"enable_thinking": False}})
+    on = apply(d, {"messages": msgs, "chat_template_kwargs": {"enable_thinking": True}})
+    plain = apply(d, {"messages": msgs})
+    assert off == expected("qwen3", msgs, enable_thinking=False)
+    assert on == expected("qwen3", msgs, enable_thinking=True) == plain
+    assert off.endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n") and off != on
+    # "think": false says the same, once (not a second empty section)
+    assert apply(d, {"messages": msgs, "think": False}) == off
+    # other kwargs are template variables too; the standard ones win
+    assert apply(d, {"messages": msgs, "chat_template_kwargs": {
+        "enable_thinking": False, "add_generation_prompt": False, "messages": []}}) == off
+
+
+def test_the_generation_runs_the_prompt_apply_template_shows(daemons):
+    """usage.prompt_tokens of a completion with tools and kwargs is the
+    token count of the /apply-template prompt (no BOS: add_bos is off)."""
+    d = daemons("qwen25")
+    body = {"messages": CALL_TURNS, "tools": TOOLS,
+            "chat_template_kwargs": {"enable_thinking": False}}
+    prompt = apply(d, body)
+    r = d.post_json("/v1/chat/completions", dict(body, max_tokens=2, temperature=0))
+    assert r.status == 200, r.body
+    tok = tokref.RefTokenizer(tokref.make_bpe_vocab(pre="qwen2"))
+    assert r.json()["usage"]["prompt_tokens"] == len(tok.encode(prompt.encode(),
+                                                                parse_special=True))
+    # streamed too
+    r = d.post_json("/v1/chat/completions", dict(body, max_tokens=2, stream=True))
+    assert r.status == 200 and b"data: [DONE]" in r.body, r.body
+
+
+BAD = [
+    ({"tools": {"type": "function"}}, "invalid_tools", "tools"),
+    ({"tools": [1]}, "invalid_tools", "tools[0]"),
+    ({"tools": [{"type": "function"}]}, "invalid_tools", "tools[0]"),
+    ({"tools": [{"type": "function", "function": {"name": 5}}]}, "invalid_tools", "tools[0]"),
+    ({"tools": [TOOLS[0]] * 129}, "invalid_tools", "tools"),
+    ({"chat_template_kwargs": "enable_thinking"}, "invalid_value", "chat_template_kwargs"),
+    ({"chat_template_kwargs": [True]}, "invalid_value", "chat_template_kwargs"),
+    ({"messages": [{"role": "assistant", "tool_calls": {"id": "x"}}]},
+     "invalid_tool_calls", "messages[0].tool_calls"),
+    ({"messages": [{"role": "assistant", "tool_calls": [{"function": {"arguments": "{}"}}]}]},
+     "invalid_tool_calls", "messages[0].tool_calls"),
+    ({"messages": [{"role": "assistant", "tool_calls": [
+        {"function": {"name": "f", "arguments": 5}}]}]},
+     "invalid_tool_calls", "messages[0].tool_calls"),
+    ({"messages": [{"role": "tool", "tool_call_id": 7, "content": "x"}]},
+     "invalid_value", "messages[0].tool_call_id"),
+    ({"messages": [{"role": "tool", "content": None}]}, "invalid_content", "messages[0].content"),
+    ({"messages": [{"role": "function", "content": "x"}]}, "invalid_role", "messages[0].role"),
+]
+
+
+@pytest.mark.parametrize("route", ["/v1/chat/completions", "/apply-template"])
+def test_bad_tools_and_kwargs_are_400_with_the_field_named(daemons, route):
+    d = daemons("qwen3")
+    for extra, code, param in BAD:
+        body = dict({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}, **extra)
+        r = d.post_json(route, body)
+        assert r.status == 400, (extra, r.status, r.body)
+        err = r.json()["error"]
+        assert (err["code"], err["param"]) == (code, param), (extra, err)
+        assert err["message"], extra
+
+
+def test_tools_count_against_the_prompt_limit(tmp_path, daemons):
+    """--max-prompt-kb covers the tools' JSON too (413)."""
+    path = os.path.join(TEMPLATES, FAMILIES["qwen3"][0])
+    model = tmp_path / "m.gguf"
+    subprocess.run([PYTHON, os.path.join(ROOT, "tests", "gguf", "mkgguf.py"), str(model),
+                    "--type", "Q8_0", "--chat-template", path], check=True)
+    argv = [os.path.join(BIN, "voxline-llm"), "--port", "0", "--engine", "gguf",
+            "--model", str(model), "--threads", "1", "--ctx", "256",
+            "--max-prompt-kb", "2"]
+    d = Daemon(argv, str(tmp_path / "llm.log"), dict(os.environ))
+    try:
+        d.wait_ready()
+        big = [{"type": "function", "function": {"name": "f%d" % i, "description": "x" * 100}}
+               for i in range(20)]
+        r = d.post_json("/apply-template", {"messages": [{"role": "user", "content": "hi"}],
+                                            "tools": big})
+        assert r.status == 413, r.body
+        assert r.json()["error"]["code"] == "prompt_too_large"
+        r = d.post_json("/apply-template", {"messages": [{"role": "user", "content": "hi"}],
+                                            "tools": big[:2]})
+        assert r.status == 200, r.body
+    finally:
+        alive = d.alive()
+        rc = d.stop()
+    assert alive and rc == 0, d.log()[-3000:]
+
+
+def test_a_template_that_refuses_tools_falls_back_and_says_so(daemons):
+    """Mistral's template refuses a tool call id that is not 9 characters;
+    the built-in renderer then serves (the marker fallback), as for any
+    conversation the template refuses."""
+    d = daemons("mistral")
+    turns = json.loads(json.dumps(CALL_TURNS))
+    turns[2]["tool_calls"][0]["id"] = "call_1"
+    turns[3]["tool_call_id"] = "call_1"
+    with pytest.raises(Raised):
+        expected("mistral", turns, tools=TOOLS)
+    got = apply(d, {"messages": turns, "tools": TOOLS})
+    assert got.startswith("<s>") is False and "And tomorrow?" in got
+    assert "the model's chat template failed" in d.log()
+
+
+def test_apply_template_is_501_for_an_engine_without_a_template(tmp_path):
+    argv = [os.path.join(BIN, "voxline-llm"), "--port", "0", "--engine", "openai",
+            "--url", "http://127.0.0.1:9"]
+    d = Daemon(argv, str(tmp_path / "llm.log"), dict(os.environ))
+    try:
+        deadline = time.time() + 30   # answering (its upstream is not there)
+        while True:
+            try:
+                d.get("/healthz", timeout=5)
+                break
+            except OSError:
+                assert time.time() < deadline, d.log()[-2000:]
+                time.sleep(0.1)
+        r = d.post_json("/apply-template", {"messages": [{"role": "user", "content": "hi"}]})
+        assert r.status == 501, r.body
+        assert r.json()["error"]["code"] == "not_implemented"
+    finally:
+        alive = d.alive()
+        rc = d.stop()
+    assert alive and rc == 0, d.log()[-3000:]
