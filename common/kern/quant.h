@@ -185,8 +185,9 @@ quant_tile_fn quant_tile_lowbit_avx2(int type);
 /* VNNI gemms of the quant_lowbit.c types (quant_avx2.c), NULL for others
  * or without AVX-VNNI. */
 quant_gemm8_fn quant_gemm8_lowbit_avx2(int type);
-/* The VNNI gemms of Q2_K, Q3_K and IQ4_XS (quant_gemm_lowbit_avx2.c), NULL
- * for other types; quant_gemm8_lowbit_avx2 returns them. */
+/* The VNNI gemms of Q2_K, Q3_K, IQ4_XS, Q4_K, Q5_K and Q6_K
+ * (quant_gemm_lowbit_avx2.c), NULL for other types; quant_gemm8_lowbit_avx2
+ * returns them. */
 quant_gemm8_fn quant_gemm8_kquant_avx2(int type);
 quant_gemm8_fn quant_gemm8_avx2(int type);
 /* 0, or -1 when there is no AVX2 quantiser for type. */

@@ -1,16 +1,18 @@
 /*
  * quant_gemm_lowbit_avx2.c - the prefill gemm (8 weight rows x up to 16
- * tokens of Q8_0U activations, AVX-VNNI) for the 256-value types of
- * quant_lowbit.c: Q2_K, Q3_K and IQ4_XS. Reached through
- * quant_gemm8_lowbit_avx2() (quant_avx2.c) and quant_gemm8_get().
+ * tokens of Q8_0U activations, AVX-VNNI) for the 256-value types: Q2_K,
+ * Q3_K, IQ4_XS (quant_lowbit.c's) and Q4_K, Q5_K, Q6_K (which otherwise take
+ * the 2x4 tiles). Reached through quant_gemm8_lowbit_avx2() (quant_avx2.c)
+ * and quant_gemm8_get().
  *
  * As the other gemm8 kernels: per 32-value sub-block the 8 rows' signed
  * quants are transposed so that vector k holds bytes 4k..4k+3 of every row,
  * and one vpdpbusd per 4 activation bytes of a token serves all 8 rows
  * (lane r = row r). The +128 of the unsigned activations is taken off
  * through each row's quant sum. Per-row scales then apply per lane:
- *  - IQ4_XS: one scale per 32 values, d * ls, as a float vector;
- *  - Q3_K (-4..3 quants) and Q2_K (0..3): one scale per 16 values, so the
+ *  - IQ4_XS: one scale per 32 values, d * ls, as a float vector; Q4_K and
+ *    Q5_K the same plus their mins through the token's 32-value sum;
+ *  - Q3_K (-4..3), Q2_K (0..3), Q6_K (-32..31): one scale per 16 values, so the
  *    two halves of a sub-block are summed apart and multiplied by their
  *    integer scales (vpmulld) before one conversion; Q2_K's mins come off
  *    through the token's two 16-value activation sums.
@@ -25,10 +27,14 @@
 /* The per-row constants of one super-block of 8 rows, row r in lane r. */
 typedef struct sb8 {
 	float d[8];           /* super-block scale */
-	int32_t sc[16][8];    /* Q2_K/Q3_K: scale of 16-value group g */
+	int32_t sc[16][8];    /* Q2_K/Q3_K/Q6_K: scale of 16-value group g */
 	float mn[16][8];      /* Q2_K: dmin * min of group g */
-	float ds[8][8];       /* IQ4_XS: d * scale of 32-value sub-block b */
+	float ds[8][8];       /* IQ4_XS/Q4_K/Q5_K: d * scale of 32-value sub-block b */
+	float dm[8][8];       /* Q4_K/Q5_K: dmin * min of sub-block b */
 } sb8;
+
+/* Types with one scale per 16 values (the rest: one per 32). */
+#define PER16(type) ((type) == QT_Q2_K || (type) == QT_Q3_K || (type) == QT_Q6_K)
 
 VNNI static inline void transpose8(__m256i v[8])
 {
@@ -69,6 +75,21 @@ __attribute__((always_inline)) static inline void load_sb8(int type, const uint8
 			s->d[r] = quant_f16_to_f32(x->d);
 			for (int g = 0; g < 16; g++)
 				s->sc[g][r] = sc[g];
+		} else if (type == QT_Q6_K) {
+			const block_q6_K *x = (const block_q6_K *)blk[r];
+			s->d[r] = quant_f16_to_f32(x->d);
+			for (int g = 0; g < 16; g++)
+				s->sc[g][r] = x->scales[g];
+		} else if (type == QT_Q4_K || type == QT_Q5_K) {
+			/* same header layout: d, dmin, scales[12] */
+			const block_q4_K *x = (const block_q4_K *)blk[r];
+			float d = quant_f16_to_f32(x->d), dmin = quant_f16_to_f32(x->dmin);
+			uint8_t sc[8], mn[8];
+			scales_mins(x->scales, sc, mn);
+			for (int b = 0; b < 8; b++) {
+				s->ds[b][r] = d * (float)sc[b];
+				s->dm[b][r] = dmin * (float)mn[b];
+			}
 		} else {
 			const block_iq4_xs *x = (const block_iq4_xs *)blk[r];
 			float d = quant_f16_to_f32(x->d);
@@ -94,8 +115,36 @@ __attribute__((always_inline)) VNNI static inline __m256i unpack_sub(int type, c
 		__m128i tab = _mm_loadu_si128((const __m128i *)iq4nl_values);
 		return _mm256_shuffle_epi8(_mm256_set_m128i(tab, tab), q);
 	}
+	if (type == QT_Q4_K || type == QT_Q5_K) {
+		/* element 32b + l: nibble b % 2 of qs[32 (b / 2) + l]; Q5_K's
+		 * fifth bit is bit b of qh[l] */
+		const uint8_t *qs = type == QT_Q4_K ? ((const block_q4_K *)blk)->qs
+						    : ((const block_q5_K *)blk)->qs;
+		__m256i bits = _mm256_loadu_si256((const __m256i *)(qs + 32 * (b >> 1)));
+		__m256i q = _mm256_and_si256(_mm256_srl_epi16(bits, _mm_cvtsi32_si128(4 * (b & 1))),
+					     _mm256_set1_epi8(0xF));
+		if (type == QT_Q4_K)
+			return q;
+		__m256i hm = _mm256_loadu_si256((const __m256i *)((const block_q5_K *)blk)->qh);
+		__m256i hb = _mm256_set1_epi8((char)(1 << b));
+		return _mm256_or_si256(q, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hm, hb), hb),
+							   _mm256_set1_epi8(16)));
+	}
 	/* element 32b + l: bits 2j..2j+1 of qs[32n + l], n = b / 4, j = b % 4 */
 	int n = b >> 2, j = b & 3;
+	if (type == QT_Q6_K) {
+		/* low 4 bits: nibble j / 2 of ql[64n + 32 (j % 2) + l]; high 2:
+		 * bits 2j..2j+1 of qh[32n + l]; value - 32 */
+		const block_q6_K *x = (const block_q6_K *)blk;
+		__m256i lb = _mm256_loadu_si256((const __m256i *)(x->ql + 64 * n + 32 * (j & 1)));
+		__m256i hb = _mm256_loadu_si256((const __m256i *)(x->qh + 32 * n));
+		__m256i lo = _mm256_and_si256(_mm256_srl_epi16(lb, _mm_cvtsi32_si128(4 * (j >> 1))),
+					      _mm256_set1_epi8(0xF));
+		__m256i hi = _mm256_and_si256(_mm256_srl_epi16(hb, _mm_cvtsi32_si128(2 * j)),
+					      _mm256_set1_epi8(3));
+		return _mm256_sub_epi8(_mm256_or_si256(lo, _mm256_slli_epi16(hi, 4)),
+				       _mm256_set1_epi8(32));
+	}
 	const uint8_t *qs = type == QT_Q2_K ? ((const block_q2_K *)blk)->qs
 					    : ((const block_q3_K *)blk)->qs;
 	__m256i bits = _mm256_loadu_si256((const __m256i *)(qs + 32 * n));
@@ -142,8 +191,9 @@ gemm8_k(int type, size_t bb, int n, const void *w, size_t ws, const void *a, siz
 			clo = _mm256_slli_epi32(clo, 7);
 			chi = _mm256_slli_epi32(chi, 7);
 			const size_t yb = (size_t)(8 * i + b) * sizeof(block_q8_0u);
-			if (type == QT_IQ4_XS) {
+			if (!PER16(type)) {
 				const __m256 ds = _mm256_loadu_ps(s.ds[b]);
+				const __m256 dm = _mm256_loadu_ps(s.dm[b]);
 				const __m256i c = _mm256_add_epi32(clo, chi);
 				for (int t = 0; t < nt; t++) {
 					const block_q8_0u *y = (const block_q8_0u *)(ab + t * as + yb);
@@ -154,8 +204,20 @@ gemm8_k(int type, size_t bb, int n, const void *w, size_t ws, const void *a, siz
 						x = _mm256_dpbusd_avx_epi32(x, _mm256_set1_epi32(v), g[k]);
 					}
 					x = _mm256_sub_epi32(x, c);
-					acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(ds, _mm256_set1_ps(y->d)),
-								 _mm256_cvtepi32_ps(x), acc[t]);
+					__m256 dy = _mm256_set1_ps(y->d);
+					acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(ds, dy), _mm256_cvtepi32_ps(x), acc[t]);
+					if (type != QT_IQ4_XS) {
+						/* mins: the token's 32-value sum less 32 * 128,
+						 * in every lane */
+						__m256i u = _mm256_sad_epu8(
+							_mm256_loadu_si256((const __m256i *)y->qs),
+							_mm256_setzero_si256());
+						u = _mm256_add_epi64(u, _mm256_shuffle_epi32(u, 0x4E));
+						u = _mm256_add_epi64(u, _mm256_permute2x128_si256(u, u, 1));
+						__m256 uf = _mm256_moveldup_ps(_mm256_cvtepi32_ps(
+							_mm256_sub_epi32(u, _mm256_set1_epi32(4096))));
+						acc[t] = _mm256_fnmadd_ps(dm, _mm256_mul_ps(uf, dy), acc[t]);
+					}
 				}
 				continue;
 			}
@@ -207,6 +269,24 @@ VNNI static void gemm8_q3_K(int n, const void *w, size_t ws, const void *a, size
 	gemm8_k(QT_Q3_K, sizeof(block_q3_K), n, w, ws, a, as, nt, out, os);
 }
 
+VNNI static void gemm8_q4_K(int n, const void *w, size_t ws, const void *a, size_t as, int nt,
+			    float *out, size_t os)
+{
+	gemm8_k(QT_Q4_K, sizeof(block_q4_K), n, w, ws, a, as, nt, out, os);
+}
+
+VNNI static void gemm8_q5_K(int n, const void *w, size_t ws, const void *a, size_t as, int nt,
+			    float *out, size_t os)
+{
+	gemm8_k(QT_Q5_K, sizeof(block_q5_K), n, w, ws, a, as, nt, out, os);
+}
+
+VNNI static void gemm8_q6_K(int n, const void *w, size_t ws, const void *a, size_t as, int nt,
+			    float *out, size_t os)
+{
+	gemm8_k(QT_Q6_K, sizeof(block_q6_K), n, w, ws, a, as, nt, out, os);
+}
+
 VNNI static void gemm8_iq4_xs(int n, const void *w, size_t ws, const void *a, size_t as, int nt,
 			      float *out, size_t os)
 {
@@ -219,6 +299,9 @@ quant_gemm8_fn quant_gemm8_kquant_avx2(int type)
 	case QT_Q2_K: return gemm8_q2_K;
 	case QT_Q3_K: return gemm8_q3_K;
 	case QT_IQ4_XS: return gemm8_iq4_xs;
+	case QT_Q4_K: return gemm8_q4_K;
+	case QT_Q5_K: return gemm8_q5_K;
+	case QT_Q6_K: return gemm8_q6_K;
 	default: return NULL;
 	}
 }

@@ -425,8 +425,8 @@ static void gemm8_case(int type)
 VX_TEST(gemm8_matches_dequantise_then_multiply)
 {
 	const int types[] = { QT_Q8_0, QT_Q4_0, QT_Q5_0, QT_IQ4_NL, QT_Q4_1, QT_Q5_1,
-			      QT_Q2_K, QT_Q3_K, QT_IQ4_XS };
-	for (int k = 0; k < 9; k++)
+			      QT_Q2_K, QT_Q3_K, QT_IQ4_XS, QT_Q4_K, QT_Q5_K, QT_Q6_K };
+	for (int k = 0; k < 12; k++)
 		gemm8_case(types[k]);
 }
 
