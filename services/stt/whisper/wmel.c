@@ -1,6 +1,7 @@
 /*
- * wmel.c - Whisper's log-mel spectrogram (direct DFT over a table; frames
- * of pure silence skip it). See wmel.h.
+ * wmel.c - Whisper's log-mel spectrogram (direct DFT over a table, as a
+ * float gemm per block of frames; frames of pure silence give the floor).
+ * See wmel.h.
  */
 #include "wmel.h"
 
@@ -9,6 +10,8 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "kern/fgemm.h"
 
 int wmel_init(wmel *m, const float *filters, int n_mel)
 {
@@ -65,44 +68,48 @@ static float sample(const float *pcm, int n, long i)
 	return i < n ? pcm[i] : 0.0f;
 }
 
+/* FRAMES_PER_TASK frames: windowed samples as rows of X, the DFT as two
+ * products X . cos_t and X . sin_t (fgemm), then power, mel filters, log. */
 static void frames_task(void *arg, int task, int thread)
 {
 	const job *j = arg;
 	const wmel *m = j->m;
-	float re[WMEL_BINS_PAD], im[WMEL_BINS_PAD], x[WMEL_N_FFT];
+	float re[FRAMES_PER_TASK][WMEL_BINS_PAD], im[FRAMES_PER_TASK][WMEL_BINS_PAD];
+	float x[FRAMES_PER_TASK][WMEL_N_FFT];
+	bool silent[FRAMES_PER_TASK];
 	(void)thread;
 
 	int f0 = task * FRAMES_PER_TASK;
-	int f1 = f0 + FRAMES_PER_TASK < j->n_frames ? f0 + FRAMES_PER_TASK : j->n_frames;
-	for (int f = f0; f < f1; f++) {
-		long start = (long)f * WMEL_HOP - WMEL_N_FFT / 2;
-		bool silent = true;
+	int nf = f0 + FRAMES_PER_TASK < j->n_frames ? FRAMES_PER_TASK : j->n_frames - f0;
+	if (nf < 1)
+		return;
+	for (int r = 0; r < nf; r++) {
+		long start = (long)(f0 + r) * WMEL_HOP - WMEL_N_FFT / 2;
+		silent[r] = true;
 		for (int i = 0; i < WMEL_N_FFT; i++) {
-			x[i] = sample(j->pcm, j->n, start + i) * m->window[i];
-			silent &= x[i] == 0.0f;
+			x[r][i] = sample(j->pcm, j->n, start + i) * m->window[i];
+			silent[r] &= x[r][i] == 0.0f;
 		}
-		if (silent) {
+	}
+	fgemm(nf, WMEL_BINS_PAD, WMEL_N_FFT, x[0], WMEL_N_FFT, m->cos_t, WMEL_BINS_PAD, re[0],
+	      WMEL_BINS_PAD, false);
+	fgemm(nf, WMEL_BINS_PAD, WMEL_N_FFT, x[0], WMEL_N_FFT, m->sin_t, WMEL_BINS_PAD, im[0],
+	      WMEL_BINS_PAD, false);
+	for (int r = 0; r < nf; r++) {
+		int f = f0 + r;
+		if (silent[r]) {
 			for (int b = 0; b < m->n_mel; b++)
 				j->out[(size_t)b * j->n_frames + f] = -10.0f;   /* log10(1e-10) */
 			continue;
 		}
-		memset(re, 0, sizeof re);
-		memset(im, 0, sizeof im);
-		for (int i = 0; i < WMEL_N_FFT; i++) {
-			const float *c = m->cos_t + i * WMEL_BINS_PAD, *s = m->sin_t + i * WMEL_BINS_PAD;
-			float xi = x[i];
-			for (int k = 0; k < WMEL_BINS_PAD; k++) {
-				re[k] += xi * c[k];
-				im[k] += xi * s[k];
-			}
-		}
+		float *pw = re[r];
 		for (int k = 0; k < WMEL_N_FB; k++)
-			re[k] = re[k] * re[k] + im[k] * im[k];
+			pw[k] = pw[k] * pw[k] + im[r][k] * im[r][k];
 		for (int b = 0; b < m->n_mel; b++) {
 			const float *w = m->filters + (size_t)b * WMEL_N_FB;
 			double sum = 0;
 			for (int k = 0; k < WMEL_N_FB; k++)
-				sum += (double)w[k] * re[k];
+				sum += (double)w[k] * pw[k];
 			j->out[(size_t)b * j->n_frames + f] = (float)log10(sum > 1e-10 ? sum : 1e-10);
 		}
 	}
