@@ -25,7 +25,9 @@ build/bench-models/ (named for the preset and a hash of the generator, so
 a changed generator makes new ones). Prints figures; never fails on a
 number. BENCH_GGUF_TYPES (comma list) narrows the presets;
 BENCH_GGUF_ROUNDS (3) rounds of part 1; BENCH_GGUF_RUNS (3) requests per
-row of part 2.
+row of part 2. BENCH_GGUF_BASE=DIR (a tools directory of an older build)
+adds that build's gguf_bench to each round and prints its table too (a
+before/after under the same load); BENCH_GGUF_SERVICE=0 skips part 2.
 """
 import hashlib
 import json
@@ -48,6 +50,7 @@ ALL_TYPES = ["Q8_0", "Q4_K_M", "Q5_K_M", "Q3_K_M", "Q2_K", "IQ4_XS", "IQ4_NL", "
 TYPES = [t for t in os.environ.get("BENCH_GGUF_TYPES", ",".join(ALL_TYPES)).split(",") if t]
 SERVICE_TYPES = [t for t in ("Q8_0", "Q4_K_M") if t in TYPES]
 PY = "/usr/bin/python3"
+BASE = os.environ.get("BENCH_GGUF_BASE", "")
 LLAMA_DIRS = [os.environ.get("LLAMA_CPP_BIN", ""), "/tmp/ref/llama.cpp/build/bin"]
 
 
@@ -107,18 +110,21 @@ def side_by_side(tools_dir, paths, lb):
     """ROUNDS rounds of (voxline, llama.cpp) per type, interleaved."""
     vox = {ty: [] for ty in TYPES}
     ll = {ty: [] for ty in TYPES}
+    base = {ty: [] for ty in TYPES}
     for r in range(ROUNDS):
         for ty in TYPES:
             vox[ty].append(engine_alone(tools_dir, paths[ty], runs=1))
             if lb:
                 ll[ty].append(llama_bench(lb, paths[ty]))
+            if BASE:
+                base[ty].append(engine_alone(BASE, paths[ty], runs=1))
         print(f"  round {r + 1}/{ROUNDS} done (load {os.getloadavg()[0]:.2f})", flush=True)
-    return vox, ll
+    return vox, ll, base
 
 
-def print_side_by_side(paths, vox, ll, lb):
+def print_side_by_side(paths, vox, ll, lb, label="voxline"):
     med = lambda xs: pct(xs, 50)  # noqa: E731
-    print(f"\nsingle stream, {THREADS} threads, prompt 512, 64 decode steps; medians of "
+    print(f"\n{label}: single stream, {THREADS} threads, prompt 512, 64 decode steps; medians of "
           f"{ROUNDS} interleaved rounds:")
     print(f"{'preset':8} {'MB':>5} | {'prompt t/s vox':>14} {'llama':>7} {'ratio':>6} | "
           f"{'decode t/s vox':>14} {'llama':>7} {'ratio':>6} | {'vox CPU ms/tok: prompt':>22} "
@@ -270,8 +276,12 @@ def main(bin_dir, tools_dir):
     paths = {ty: model_file(ty) for ty in TYPES}
     lb = llama_bench_path()
     print("llama.cpp: " + (lb or "not found, comparison skipped"))
-    vox, ll = side_by_side(tools_dir, paths, lb)
+    vox, ll, base = side_by_side(tools_dir, paths, lb)
     print_side_by_side(paths, vox, ll, lb)
+    if BASE:
+        print_side_by_side(paths, base, ll, lb, label=f"baseline {BASE}")
+    if os.environ.get("BENCH_GGUF_SERVICE", "1") == "0":
+        return
 
     svc = {ty: through_service(bin_dir, paths[ty]) for ty in SERVICE_TYPES}
     eng = {ty: max(vox[ty], key=lambda x: x["decode_tok_s"]) for ty in SERVICE_TYPES}
