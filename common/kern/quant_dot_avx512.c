@@ -1,7 +1,7 @@
 /*
  * quant_dot_avx512.c - single-token dot kernels for CPUs with AVX-512 BW/VL
- * and VNNI (still 256-bit vectors: only the mask registers and vpdpbusd are
- * used). The 32-value types with a fifth bit (Q5_0, Q5_1) spend most of
+ * and VNNI (the integer work in 256-bit vectors; two blocks' int sums are
+ * converted and scaled as one 512-bit vector). The 32-value types with a fifth bit (Q5_0, Q5_1) spend most of
  * their AVX2 time turning the 32 qh bits into bytes (broadcast, shuffle,
  * or, compare); here qh is loaded into a mask register and added under it
  * (2 instructions instead of 7), and vpdpbusd replaces maddubs + madd.
