@@ -6,6 +6,8 @@
 #include "fgemm.h"
 
 #include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "quant.h"
@@ -136,29 +138,105 @@ AVX2 static void ukr_any(int mr, int k, const float *a, size_t lda, const float 
 	}
 }
 
+/* Columns j..n of one block of mr rows: 16 at a time, then a partial
+ * block through a scratch tile. */
+AVX2 static void cols_avx2(int mr, int j, int n, int k, const float *ai, size_t lda,
+			   const float *b, size_t ldb, float *ci, size_t ldc, bool acc)
+{
+	for (; j + FGEMM_NR <= n; j += FGEMM_NR)
+		ukr_any(mr, k, ai, lda, b + j, ldb, ci + j, ldc, acc);
+	if (j < n) {
+		float t[MR * FGEMM_NR];
+		int nr = n - j;
+		for (int r = 0; r < mr && acc; r++)
+			memcpy(t + r * FGEMM_NR, ci + (size_t)r * ldc + j, sizeof(float) * (size_t)nr);
+		ukr_any(mr, k, ai, lda, b + j, ldb, t, FGEMM_NR, acc);
+		for (int r = 0; r < mr; r++)
+			memcpy(ci + (size_t)r * ldc + j, t + r * FGEMM_NR, sizeof(float) * (size_t)nr);
+	}
+}
+
 AVX2 static void fgemm_avx2(int m, int n, int k, const float *a, size_t lda, const float *b,
 			    size_t ldb, float *c, size_t ldc, bool acc)
 {
 	for (int i = 0; i < m; i += MR) {
 		int mr = m - i < MR ? m - i : MR;
-		const float *ai = a + (size_t)i * lda;
-		float *ci = c + (size_t)i * ldc;
-		int j = 0;
-		for (; j + FGEMM_NR <= n; j += FGEMM_NR)
-			ukr_any(mr, k, ai, lda, b + j, ldb, ci + j, ldc, acc);
-		if (j < n) {   /* a partial column block through a scratch tile */
-			float t[MR * FGEMM_NR];
-			int nr = n - j;
-			for (int r = 0; r < mr && acc; r++)
-				memcpy(t + r * FGEMM_NR, ci + (size_t)r * ldc + j, sizeof(float) * (size_t)nr);
-			ukr_any(mr, k, ai, lda, b + j, ldb, t, FGEMM_NR, acc);
-			for (int r = 0; r < mr; r++)
-				memcpy(ci + (size_t)r * ldc + j, t + r * FGEMM_NR, sizeof(float) * (size_t)nr);
+		cols_avx2(mr, 0, n, k, a + (size_t)i * lda, lda, b, ldb, c + (size_t)i * ldc, ldc, acc);
+	}
+}
+
+/* AVX-512: C[0..mr)[0..32) in twelve zmm registers, as ukr. */
+#define AVX512 __attribute__((target("avx512f,avx2,fma,f16c")))
+
+AVX512 static inline __attribute__((always_inline)) void
+ukr512(const int mr, int k, const float *a, size_t lda, const float *b, size_t ldb, float *c,
+       size_t ldc, bool acc)
+{
+	__m512 c0[MR], c1[MR];
+	for (int i = 0; i < mr; i++)
+		c0[i] = c1[i] = _mm512_setzero_ps();
+	for (int p = 0; p < k; p++) {
+		__m512 b0 = _mm512_loadu_ps(b + (size_t)p * ldb);
+		__m512 b1 = _mm512_loadu_ps(b + (size_t)p * ldb + 16);
+		for (int i = 0; i < mr; i++) {
+			__m512 ai = _mm512_set1_ps(a[(size_t)i * lda + p]);
+			c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
+			c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
 		}
 	}
+	for (int i = 0; i < mr; i++) {
+		float *ci = c + (size_t)i * ldc;
+		if (acc) {
+			c0[i] = _mm512_add_ps(c0[i], _mm512_loadu_ps(ci));
+			c1[i] = _mm512_add_ps(c1[i], _mm512_loadu_ps(ci + 16));
+		}
+		_mm512_storeu_ps(ci, c0[i]);
+		_mm512_storeu_ps(ci + 16, c1[i]);
+	}
+}
+
+AVX512 static void ukr512_any(int mr, int k, const float *a, size_t lda, const float *b,
+			      size_t ldb, float *c, size_t ldc, bool acc)
+{
+	switch (mr) {
+	case 6: ukr512(6, k, a, lda, b, ldb, c, ldc, acc); break;
+	case 5: ukr512(5, k, a, lda, b, ldb, c, ldc, acc); break;
+	case 4: ukr512(4, k, a, lda, b, ldb, c, ldc, acc); break;
+	case 3: ukr512(3, k, a, lda, b, ldb, c, ldc, acc); break;
+	case 2: ukr512(2, k, a, lda, b, ldb, c, ldc, acc); break;
+	default: ukr512(1, k, a, lda, b, ldb, c, ldc, acc); break;
+	}
+}
+
+AVX512 static void fgemm_avx512(int m, int n, int k, const float *a, size_t lda, const float *b,
+				size_t ldb, float *c, size_t ldc, bool acc)
+{
+	for (int i = 0; i < m; i += MR) {
+		int mr = m - i < MR ? m - i : MR, j = 0;
+		const float *ai = a + (size_t)i * lda;
+		float *ci = c + (size_t)i * ldc;
+		for (; j + 2 * FGEMM_NR <= n; j += 2 * FGEMM_NR)
+			ukr512_any(mr, k, ai, lda, b + j, ldb, ci + j, ldc, acc);
+		cols_avx2(mr, j, n, k, ai, lda, b, ldb, ci, ldc, acc);
+	}
+}
+
+static bool have_avx512(void)
+{
+	static atomic_int known;   /* 0 not yet, 1 no, 2 yes */
+	int v = atomic_load_explicit(&known, memory_order_relaxed);
+	if (!v) {
+		const char *only2 = getenv("VOXLINE_FGEMM_AVX2");
+		__builtin_cpu_init();
+		v = quant_have_avx2() && __builtin_cpu_supports("avx512f") &&
+		    !(only2 && *only2) ? 2 : 1;
+		atomic_store_explicit(&known, v, memory_order_relaxed);
+	}
+	return v == 2;
 }
 #else
 static bool have_avx2(void) { return false; }
+static bool have_avx512(void) { return false; }
 #endif
 
 int fgemm_pack(int type, const void *w, size_t w_stride, int n_rows, int k, float *dst)
@@ -198,6 +276,10 @@ void fgemm(int m, int n, int k, const float *a, size_t lda, const float *b, size
 	   size_t ldc, bool accumulate)
 {
 #if defined(__x86_64__)
+	if (have_avx512()) {
+		fgemm_avx512(m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+		return;
+	}
 	if (have_avx2()) {
 		fgemm_avx2(m, n, k, a, lda, b, ldb, c, ldc, accumulate);
 		return;

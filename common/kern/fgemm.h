@@ -9,8 +9,10 @@
  * Numerics: products and sums in float (F16 weights are widened exactly),
  * the same as quant.h's F32/F16 dot kernels up to summation order.
  *
- * Kernels: an AVX2/FMA/F16C register-blocked kernel (6 rows x 16 columns)
- * when the CPU has it (checked once, at run time), else portable C. All
+ * Kernels: register-blocked, 6 rows x 32 columns with AVX-512F, 6 x 16 with
+ * AVX2/FMA/F16C (and for column tails), whichever the CPU has (checked once,
+ * at run time; VOXLINE_FGEMM_AVX2=1 in the environment keeps to AVX2, for
+ * comparisons), else portable C. All
  * functions are pure and thread-safe; nothing allocates.
  *
  *     float bp[k * FGEMM_NB];                       // caller's scratch
