@@ -5,7 +5,8 @@
  *
  * Checked: success gives a non-empty message list of known roles with
  * content, within the prompt limit, sampling values within the documented
- * ranges; failure gives status 400 or 413, a code and NUL-terminated texts.
+ * ranges, tools / tool calls / template kwargs as JSON text of the right
+ * kind; failure gives status 400 or 413, a code and NUL-terminated texts.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -26,7 +27,8 @@ static const llm_params_limits limits[2] = {
 static bool role_ok(const char *r)
 {
 	return r && (!strcmp(r, "system") || !strcmp(r, "user") ||
-		     !strcmp(r, "assistant") || !strcmp(r, "developer"));
+		     !strcmp(r, "assistant") || !strcmp(r, "developer") ||
+		     !strcmp(r, "tool"));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -58,6 +60,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				abort();
 		if (q->model && strlen(q->model) >= LLM_PARAMS_MAX_MODEL)
 			abort();
+		if ((q->tools && q->tools[0] != '[') ||
+		    (q->template_kwargs && q->template_kwargs[0] != '{') || !q->message_tools)
+			abort();
+		for (size_t i = 0; i < q->n_messages; i++)
+			if (q->message_tools[i].tool_calls && q->message_tools[i].tool_calls[0] != '[')
+				abort();
 	} else {
 		if ((e.status != 400 && e.status != 413 && e.status != 500) ||
 		    !e.code[0] ||
