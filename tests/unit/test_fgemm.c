@@ -2,13 +2,16 @@
  * test_fgemm.c - common/kern/fgemm: the dispatched kernel (AVX2 on this
  * CPU) and the portable one against a double-precision product, over
  * shapes with row and column tails (m not a multiple of 6, n not of 16),
- * with and without accumulation; the packer widens F16 exactly and zero-
+ * with and without accumulation (the AVX2 kernel also on AVX-512 CPUs, in a
+ * child with VOXLINE_FGEMM_AVX2=1); the packer widens F16 exactly and zero-
  * pads short blocks.
  */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "../../common/kern/fgemm.h"
 #include "../../common/kern/quant.h"
@@ -75,6 +78,23 @@ static int all_shapes_close(bool portable)
 VX_TEST(dispatched_kernel_matches_double_product) { VX_CHECK_INT(all_shapes_close(false), 0); }
 VX_TEST(portable_kernel_matches_double_product) { VX_CHECK_INT(all_shapes_close(true), 0); }
 
+/* On an AVX-512 CPU the dispatched kernel is the AVX-512 one; the AVX2 one
+ * (what CPUs without AVX-512 run) is checked in a child process started
+ * with VOXLINE_FGEMM_AVX2=1 (the choice is made once per process). */
+VX_TEST(avx2_kernel_matches_double_product)
+{
+	pid_t pid = fork();
+	VX_CHECK(pid >= 0);
+	if (pid == 0) {
+		setenv("VOXLINE_FGEMM_AVX2", "1", 1);
+		execl("/proc/self/exe", "test_fgemm", "--dispatched-only", (char *)NULL);
+		_exit(127);
+	}
+	int status = 0;
+	VX_CHECK(waitpid(pid, &status, 0) == pid);
+	VX_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 VX_TEST(pack_widens_f16_and_zero_pads)
 {
 	enum { K = 37, ROWS = 19 };
@@ -105,5 +125,14 @@ VX_TEST(pack_widens_f16_and_zero_pads)
 	free(dst);
 }
 
-VX_TEST_MAIN(dispatched_kernel_matches_double_product, portable_kernel_matches_double_product,
-	     pack_widens_f16_and_zero_pads)
+int main(int argc, char **argv)
+{
+	if (argc > 1 && !strcmp(argv[1], "--dispatched-only"))
+		return all_shapes_close(false) ? 1 : 0;
+	vx_test_fn fns[] = { dispatched_kernel_matches_double_product,
+			     portable_kernel_matches_double_product, avx2_kernel_matches_double_product,
+			     pack_widens_f16_and_zero_pads };
+	return vx_test_run("dispatched_kernel_matches_double_product, "
+			   "portable_kernel_matches_double_product, avx2_kernel_matches_double_product, "
+			   "pack_widens_f16_and_zero_pads", fns, (int)(sizeof fns / sizeof *fns));
+}
