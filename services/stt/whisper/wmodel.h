@@ -19,13 +19,20 @@
  * type (the kernels load 2- and 4-byte fields) is copied once into an
  * aligned buffer owned by the wmodel (wmodel_copied_bytes() says how
  * much). Every type wfile reads has kernels (F32, F16, Q4_0, Q4_1, Q5_0,
- * Q5_1, Q8_0); a type without one would be refused by name.
+ * Q5_1, Q8_0); a type without one would be refused by name. Products of
+ * F32/F16 weights with 8 or more activation rows (the encoder, a prompt)
+ * run as register-blocked float gemms (kern/fgemm.h), encoder attention
+ * per head as two gemms around a softmax; the decoder's cross-attention K
+ * is kept transposed per head for the same.
  *
  * Ownership and threads: a wmodel is immutable after wmodel_new and shared
  * by any number of wstates (one per worker); it borrows the wfile, which
  * must outlive it. A wstate (activations, caches) serves one utterance at a
  * time and runs its math on the team it is given (a team serves one call
- * at a time).
+ * at a time). Its buffers are sized to the largest context it has encoded
+ * (grown in steps of 128 positions, never shrunk) and to the rows of its
+ * calls, so a decoder that only sees short utterances holds no full 30 s
+ * buffers.
  *
  *     wmodel *m; wmodel_new(file, &m, err, sizeof err);
  *     wstate *s; wstate_new(m, team, &s);
@@ -54,13 +61,15 @@ void wstate_free(wstate *s);   /* accepts NULL */
 
 /* mel: (n_mels, 2 * n_ctx) as wmel_compute makes it; 1 <= n_ctx <=
  * n_audio_ctx. Runs the encoder and the decoder's cross K/V, and resets
- * the decoder. 0 or -EINVAL. */
+ * the decoder. 0, -EINVAL, or -ENOMEM when its buffers could not grow
+ * (then there is no encoder output until the next successful encode). */
 int wstate_encode(wstate *s, const float *mel, int n_ctx);
 /* The encoder output of the last wstate_encode: (n_ctx, n_state). */
 const float *wstate_encoder_out(const wstate *s, int *ret_n_ctx);
 /* Feeds n tokens at the next positions (after those fed since the last
- * encode) and writes the last one's n_vocab logits. 0, or -EINVAL when the
- * text context (n_text_ctx) would overflow or an id is out of range. */
+ * encode) and writes the last one's n_vocab logits. 0, -EINVAL when the
+ * text context (n_text_ctx) would overflow or an id is out of range, or
+ * -ENOMEM when its buffers could not grow to n rows. */
 int wstate_decode(wstate *s, const int32_t *tokens, int n, float *logits);
 /* Forgets the decoded tokens (keeps the encoder output). */
 void wstate_decode_reset(wstate *s);
