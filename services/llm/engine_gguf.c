@@ -25,7 +25,10 @@
  * fake system turn. A prompt that does not fit the context is -E2BIG.
  * A request with think = -1 on a model whose template has Qwen3's
  * enable_thinking switch gets the empty thinking section that template
- * adds (the model then answers without reasoning).
+ * adds (the model then answers without reasoning). The request's tools,
+ * tool calls and template kwargs go to the model's template
+ * (chat_prog_render_req); render() answers the prompt text alone
+ * (POST /apply-template).
  *
  * Config: cfg->model = path of the .gguf, cfg->threads, cfg->ctx (0 = the
  * model's context length; per slot), cfg->slots (0 = GGUF_ENGINE_DEFAULT_SLOTS).
