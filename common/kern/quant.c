@@ -620,6 +620,11 @@ quant_tile_fn quant_tile_get(int type, quant_impl impl)
 	return f ? f : quant_tile_lowbit_avx2(type);
 }
 
+quant_mdot_fn quant_mdot_get(int type)
+{
+	return quant_have_avx2() ? quant_mdot_avx2(type) : NULL;
+}
+
 quant_gemm8_fn quant_gemm8_get(int type)
 {
 	if (!quant_have_avx2())

@@ -135,6 +135,15 @@ typedef void (*quant_tile_fn)(int n, const void *w, size_t w_stride, const void 
 typedef void (*quant_gemm8_fn)(int n, const void *w, size_t w_stride, const void *act,
 			       size_t act_stride, int n_tok, float *out, size_t out_stride);
 
+/* Decode product of one weight row with n_tok <= QUANT_MDOT_T activation
+ * rows (vec type, act_stride bytes apart): out[t] for t < n_tok. Each weight
+ * block is loaded once for all the tokens. Invariant: a token's result is
+ * bit-identical whatever n_tok is and whatever the other tokens are, so a
+ * sequence decoded alone and in a batch gets the same numbers. */
+#define QUANT_MDOT_T 4
+typedef void (*quant_mdot_fn)(int n, const void *w, const void *act, size_t act_stride,
+			      int n_tok, float *out);
+
 /* True for the weight types listed above (not the activation-only types). */
 bool quant_supported(int type);
 /* "Q4_K", "F16", ...; "type N" style names are not made: NULL if unknown. */
@@ -157,6 +166,9 @@ quant_dot_fn quant_dot_get(int type, quant_impl impl);
 quant_tile_fn quant_tile_get(int type, quant_impl impl);
 /* The 8-row gemm for type (Q8_0 on CPUs with AVX-VNNI), or NULL. */
 quant_gemm8_fn quant_gemm8_get(int type);
+/* The decode kernel for type (Q8_0, Q4_0, Q5_0, IQ4_NL, Q4_1, Q5_1, Q4_K,
+ * Q5_K, Q6_K, F16 with AVX2), or NULL: then use the dot per token. */
+quant_mdot_fn quant_mdot_get(int type);
 /* Whether the AVX2/FMA kernels can run on this CPU. */
 bool quant_have_avx2(void);
 
@@ -190,6 +202,8 @@ quant_gemm8_fn quant_gemm8_lowbit_avx2(int type);
  * returns them. */
 quant_gemm8_fn quant_gemm8_kquant_avx2(int type);
 quant_gemm8_fn quant_gemm8_avx2(int type);
+/* quant_mdot_avx2.c's decode kernels (AVX2, AVX-VNNI or AVX-512 by CPU). */
+quant_mdot_fn quant_mdot_avx2(int type);
 /* 0, or -1 when there is no AVX2 quantiser for type. */
 int quant_quantize_avx2(int type, const float *src, void *dst, int64_t n);
 /* The portable quantiser (tests compare the two). */

@@ -7,12 +7,15 @@
  * turn runs only its new tokens while other sequences decode.
  */
 #include "../../services/llm/llm_engine.h"
+#include "kern/quant.h"
 #include "vx_test.h"
 #include "vx_time.h"
 
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 extern const llm_engine_ops llm_engine_gguf;
@@ -239,6 +242,104 @@ VX_TEST(next_turn_prefills_only_its_new_tokens_while_others_run)
 	llm_engine_gguf.destroy(eng);
 }
 
+/* Random bytes for a row of weight type `type` with n values, its f16
+ * scale fields set to small finite values (F16 rows: finite values). */
+static void random_row(int type, int n, uint8_t *row, unsigned *seed)
+{
+	size_t bytes = quant_row_bytes(type, n), bb = quant_block_bytes(type);
+	for (size_t i = 0; i < bytes; i++)
+		row[i] = (uint8_t)rand_r(seed);
+	for (size_t b = 0; b < bytes / bb; b++) {
+		uint8_t *blk = row + b * bb;
+		uint16_t h[2] = { quant_f32_to_f16(0.01f + (float)(rand_r(seed) % 100) * 1e-4f),
+				  quant_f32_to_f16((float)(rand_r(seed) % 100) * 1e-4f) };
+		switch (type) {
+		case QT_F16: {
+			uint16_t v = quant_f32_to_f16((float)(rand_r(seed) % 2001 - 1000) * 1e-3f);
+			memcpy(blk, &v, 2);
+			break;
+		}
+		case QT_Q6_K:
+			memcpy(blk + offsetof(block_q6_K, d), h, 2);
+			break;
+		case QT_Q4_1: case QT_Q5_1: case QT_Q4_K: case QT_Q5_K:
+			memcpy(blk, h, 4);   /* d, then m / dmin */
+			break;
+		default:
+			memcpy(blk, h, 2);
+			break;
+		}
+	}
+}
+
+/* The decode kernel (one weight row, up to QUANT_MDOT_T tokens) gives each
+ * token the same bits whatever company it has (alone, first, last, with
+ * 1-3 others), and the product of the dequantised rows within rounding. */
+VX_TEST(decode_kernel_gives_each_token_the_same_bits_in_any_company)
+{
+	static const int types[] = { QT_Q8_0, QT_Q4_0, QT_Q5_0, QT_IQ4_NL, QT_Q4_1, QT_Q5_1,
+				     QT_Q4_K, QT_Q5_K, QT_Q6_K, QT_F16 };
+	enum { N = 3 * 256 + 32 * 0, NF16 = 3 * 256 + 13, T = QUANT_MDOT_T };
+	unsigned seed = 7;
+	int covered = 0;
+	for (size_t k = 0; k < sizeof(types) / sizeof(types[0]); k++) {
+		int ty = types[k], vt = quant_vec_type(ty);
+		quant_mdot_fn md = quant_mdot_get(ty);
+		if (!md)
+			continue;      /* no AVX2: the engine takes the dot per token */
+		covered++;
+		/* 32-value types: an odd block count too (tails of the 2-block loop) */
+		int ns[2] = { N, ty == QT_F16 ? NF16 : quant_block_elems(ty) == 32 ? N - 32 : N };
+		for (int ni = 0; ni < 2; ni++) {
+			int n = ns[ni];
+			size_t ab = quant_row_bytes(vt, n);
+			uint8_t *w = malloc(quant_row_bytes(ty, n)), *act = malloc(ab * T);
+			float *x = malloc(sizeof(float) * (size_t)n * (T + 1));
+			VX_CHECK(w && act && x);
+			if (!w || !act || !x)
+				return;
+			random_row(ty, n, w, &seed);
+			for (int i = 0; i < n * T; i++)
+				x[i] = (float)(rand_r(&seed) % 2001 - 1000) * 1e-3f;
+			for (int t = 0; t < T; t++)
+				VX_CHECK_INT(quant_quantize_row(vt, x + (size_t)t * n, act + t * ab, n), 0);
+			float all[T], one[T], part[T];
+			md(n, w, act, ab, T, all);
+			for (int t = 0; t < T; t++) {
+				md(n, w, act + t * ab, ab, 1, one + t);
+				VX_CHECK(memcmp(&one[t], &all[t], sizeof(float)) == 0);
+			}
+			for (int nt = 2; nt < T; nt++)
+				for (int t0 = 0; t0 + nt <= T; t0++) {
+					md(n, w, act + t0 * ab, ab, nt, part);
+					VX_CHECK(memcmp(part, all + t0, sizeof(float) * (size_t)nt) == 0);
+				}
+			/* against dequantise-then-multiply (activations dequantised too) */
+			float *wf = x + (size_t)n * T, *af = malloc(sizeof(float) * (size_t)n);
+			VX_CHECK(af != NULL);
+			quant_dequantize_row(ty, w, wf, n);
+			for (int t = 0; t < T && af; t++) {
+				quant_dequantize_row(vt, act + t * ab, af, n);
+				double ref = 0, mag = 0;
+				for (int i = 0; i < n; i++) {
+					ref += (double)wf[i] * af[i];
+					mag += fabs((double)wf[i] * af[i]);
+				}
+				if (fabs(all[t] - ref) > 1e-4 * mag + 1e-6)
+					printf("  %s n=%d token %d: %g vs %g\n", quant_type_name(ty), n, t,
+					       all[t], ref);
+				VX_CHECK(fabs(all[t] - ref) <= 1e-4 * mag + 1e-6);
+			}
+			free(af);
+			free(x);
+			free(act);
+			free(w);
+		}
+	}
+	if (quant_have_avx2())
+		VX_CHECK_INT(covered, (int)(sizeof(types) / sizeof(types[0])));
+}
+
 VX_TEST(cleanup_removes_the_model)
 {
 	char cmd[300];
@@ -249,4 +350,5 @@ VX_TEST(cleanup_removes_the_model)
 VX_TEST_MAIN(setup_makes_the_model, batched_and_single_runs_give_the_same_greedy_tokens,
 	     interleaved_conversations_with_their_own_seeds_reproduce_single_runs,
 	     cancel_mid_batch_ends_only_that_sequence_and_frees_its_slot,
-	     next_turn_prefills_only_its_new_tokens_while_others_run, cleanup_removes_the_model)
+	     next_turn_prefills_only_its_new_tokens_while_others_run,
+	     decode_kernel_gives_each_token_the_same_bits_in_any_company, cleanup_removes_the_model)

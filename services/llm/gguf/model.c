@@ -29,6 +29,7 @@ typedef struct weight {     /* a 2-D weight: n_out rows of n_in values */
 	quant_dot_fn dot;
 	quant_tile_fn tile;         /* NULL: no tile kernel for the type */
 	quant_gemm8_fn gemm8;       /* NULL: no 8-row gemm for the type */
+	quant_mdot_fn mdot;         /* NULL: decode tokens by dot, one at a time */
 } weight;
 
 typedef struct layer {
@@ -57,9 +58,10 @@ struct model {
 	int tok_slot[MODEL_BATCH], tok_pos[MODEL_BATCH];
 	int out_rows[MODEL_BATCH];  /* tokens whose logits are wanted */
 	/* model_step: the first n_gemm tokens (prompt tokens) take the 8-row
-	 * gemm and the rest (generated tokens) the dot, whatever else is in
-	 * the batch, so a sequence's results do not depend on its company;
-	 * -1: model_eval's choice by batch size */
+	 * gemm and the rest (generated tokens) the decode kernel (mdot, one
+	 * weight pass for all of them), whatever else is in the batch, so a
+	 * sequence's results do not depend on its company; -1: model_eval's
+	 * choice by batch size */
 	int n_gemm;
 	/* scratch for a batch of up to MODEL_BATCH tokens */
 	float *x, *xb, *q, *k, *v, *att, *hg, *hu;
@@ -211,6 +213,7 @@ static int bind_weight(loader *L, const char *name, int il, int n_in, int n_out,
 	w->dot = quant_dot_get(w->type, QUANT_IMPL_BEST);
 	w->tile = quant_tile_get(w->type, QUANT_IMPL_BEST);
 	w->gemm8 = quant_gemm8_get(w->type);
+	w->mdot = quant_mdot_get(w->type);
 	if (!w->dot)
 		return fail(L->err, L->err_len, "tensor %s: no kernel for type %s", t->name,
 			    quant_type_name(w->type));
@@ -448,8 +451,9 @@ typedef struct mm_job {
 	const void *act_u[MM_MAX_W];/* the same in Q8_0U when gemm8 is used */
 	quant_gemm8_fn gemm8[MM_MAX_W];
 	size_t act_stride[MM_MAX_W];
+	bool tiles;                 /* prefill tokens may take tile kernels (model_eval) */
 	int B;
-	int n_gemm;                 /* with gemm8: tokens [0, n_gemm) by gemm8, the rest by dot */
+	int n_gemm;                 /* with gemm8: tokens [0, n_gemm) by gemm8, the rest by mm_decode_row */
 	int rows_per_task;
 	int total_rows;             /* sum of n_out */
 } mm_job;
@@ -463,17 +467,40 @@ static inline void mm_store(const mm_job *j, int wi, int t, int r, float s)
 	*dst = j->accumulate ? *dst + s : s;
 }
 
-/* Rows [lo, hi) of weight wi for every token: tiles of QUANT_TILE_R rows
- * x QUANT_TILE_T tokens where a tile kernel exists, dots for the rest. */
+/* Tokens [t0, t1) of row r by the decode kernel: mdot for up to
+ * QUANT_MDOT_T tokens a call (the row read once for them), else the dot per
+ * token. Either way a token's result does not depend on the others. */
+static void mm_decode_row(const mm_job *j, int wi, int r, int t0, int t1)
+{
+	const weight *w = j->w[wi];
+	const uint8_t *row = w->data + (size_t)r * w->row_bytes;
+	const uint8_t *act = j->act[wi];
+	size_t as = j->act_stride[wi];
+	if (!w->mdot) {
+		for (int t = t0; t < t1; t++)
+			mm_store(j, wi, t, r, w->dot(w->n_in, row, act + (size_t)t * as));
+		return;
+	}
+	float out[QUANT_MDOT_T];
+	for (int t = t0; t < t1; t += QUANT_MDOT_T) {
+		int nt = t1 - t < QUANT_MDOT_T ? t1 - t : QUANT_MDOT_T;
+		w->mdot(w->n_in, row, act + (size_t)t * as, as, nt, out);
+		for (int k = 0; k < nt; k++)
+			mm_store(j, wi, t + k, r, out[k]);
+	}
+}
+
 /* Rows [lo, hi) of gemm8 weight wi: tokens [0, n_gemm) by the 8-row gemm
- * (rows past the last group of 8 by dot), the rest by dot: each token's
- * result is the same whatever the other tokens are. */
+ * (rows past the last group of 8 by the decode kernel), the rest by the
+ * decode kernel: each token's result is the same whatever the other tokens
+ * are. */
 static void mm_rows_gemm8(const mm_job *j, int wi, int lo, int hi)
 {
 	const weight *w = j->w[wi];
-	const uint8_t *act = j->act[wi], *au = j->act_u[wi];
+	const uint8_t *au = j->act_u[wi];
 	size_t as = j->act_stride[wi];
 	float tile[QUANT_GEMM8_TOKENS * 8];
+	_Static_assert(MM_TILE <= QUANT_GEMM8_TOKENS, "gemm8 token tile");
 	for (int t0 = 0; t0 < j->n_gemm; t0 += MM_TILE) {
 		int t1 = t0 + MM_TILE < j->n_gemm ? t0 + MM_TILE : j->n_gemm;
 		int r = lo;
@@ -485,17 +512,16 @@ static void mm_rows_gemm8(const mm_job *j, int wi, int lo, int hi)
 					mm_store(j, wi, tt, r + rr, tile[(tt - t0) * 8 + rr]);
 		}
 		for (; r < hi; r++)
-			for (int t = t0; t < t1; t++)
-				mm_store(j, wi, t, r, w->dot(w->n_in, w->data + (size_t)r * w->row_bytes,
-							      act + (size_t)t * as));
+			mm_decode_row(j, wi, r, t0, t1);
 	}
-	for (int r = lo; r < hi && j->n_gemm < j->B; r++) {
-		const uint8_t *row = w->data + (size_t)r * w->row_bytes;
-		for (int t = j->n_gemm; t < j->B; t++)
-			mm_store(j, wi, t, r, w->dot(w->n_in, row, act + (size_t)t * as));
-	}
+	for (int r = lo; r < hi && j->n_gemm < j->B; r++)
+		mm_decode_row(j, wi, r, j->n_gemm, j->B);
 }
 
+/* Rows [lo, hi) of weight wi for every token. model_eval: tiles of
+ * QUANT_TILE_R rows x QUANT_TILE_T tokens where a tile kernel exists, the
+ * decode kernel for the rest; model_step: the decode kernel for every token
+ * (a token's kernel must not depend on its company). */
 static void mm_rows(const mm_job *j, int wi, int lo, int hi)
 {
 	if (j->gemm8[wi]) {
@@ -503,38 +529,33 @@ static void mm_rows(const mm_job *j, int wi, int lo, int hi)
 		return;
 	}
 	const weight *w = j->w[wi];
+	if (!j->tiles || !w->tile) {
+		for (int r = lo; r < hi; r++)
+			mm_decode_row(j, wi, r, 0, j->B);
+		return;
+	}
 	const uint8_t *act = j->act[wi];
 	size_t as = j->act_stride[wi];
-	float tile[QUANT_GEMM8_TOKENS * 8];
-	_Static_assert(QUANT_TILE_T * QUANT_TILE_R <= QUANT_GEMM8_TOKENS * 8, "tile buffer");
-	_Static_assert(MM_TILE <= QUANT_GEMM8_TOKENS, "gemm8 token tile");
+	float tile[QUANT_TILE_T * QUANT_TILE_R];
 	for (int t0 = 0; t0 < j->B; t0 += MM_TILE) {
 		int t1 = t0 + MM_TILE < j->B ? t0 + MM_TILE : j->B;
+		int tt1 = t0 + (t1 - t0) / QUANT_TILE_T * QUANT_TILE_T;
 		int r = lo;
-		while (r < hi) {
+		for (; r + QUANT_TILE_R <= hi; r += QUANT_TILE_R) {
 			const uint8_t *row = w->data + (size_t)r * w->row_bytes;
-			int t = t0;
-			if (w->tile && r + QUANT_TILE_R <= hi) {
-				for (; t + QUANT_TILE_T <= t1; t += QUANT_TILE_T) {
-					w->tile(w->n_in, row, w->row_bytes, act + (size_t)t * as, as,
-						tile, QUANT_TILE_R);
-					for (int tt = 0; tt < QUANT_TILE_T; tt++)
-						for (int rr = 0; rr < QUANT_TILE_R; rr++)
-							mm_store(j, wi, t + tt, r + rr,
-								 tile[tt * QUANT_TILE_R + rr]);
-				}
-				for (int rr = 0; rr < QUANT_TILE_R; rr++)
-					for (int tt = t; tt < t1; tt++)
-						mm_store(j, wi, tt, r + rr,
-							 w->dot(w->n_in, row + rr * w->row_bytes,
-								act + (size_t)tt * as));
-				r += QUANT_TILE_R;
-				continue;
+			for (int t = t0; t < tt1; t += QUANT_TILE_T) {
+				w->tile(w->n_in, row, w->row_bytes, act + (size_t)t * as, as,
+					tile, QUANT_TILE_R);
+				for (int tt = 0; tt < QUANT_TILE_T; tt++)
+					for (int rr = 0; rr < QUANT_TILE_R; rr++)
+						mm_store(j, wi, t + tt, r + rr,
+							 tile[tt * QUANT_TILE_R + rr]);
 			}
-			for (; t < t1; t++)
-				mm_store(j, wi, t, r, w->dot(w->n_in, row, act + (size_t)t * as));
-			r++;
+			for (int rr = 0; rr < QUANT_TILE_R && tt1 < t1; rr++)
+				mm_decode_row(j, wi, r + rr, tt1, t1);
 		}
+		for (; r < hi; r++)
+			mm_decode_row(j, wi, r, t0, t1);
 	}
 }
 
@@ -594,6 +615,7 @@ static void matmul(model *m, int n_w, const weight *const *w, float *const *y,
 	mm_job j = { .n_w = n_w, .B = B, .accumulate = accumulate };
 	j.n_gemm = m->n_gemm >= 0 ? m->n_gemm : B >= MM_GEMM8_MIN_B ? B : 0;
 	bool step = m->n_gemm >= 0;
+	j.tiles = !step;
 	int n_in = w[0]->n_in;
 	/* activation slots: 0 Q8_0, 1 Q8_K, 2 Q8_0U (gemm8) */
 	static const int slot_type[MODEL_ACT_SLOTS] = { QT_Q8_0, QT_Q8_K, QT_Q8_0U };
@@ -854,7 +876,7 @@ int model_step(model *m, const model_seq *seqs, int n_seqs, float *ret_logits)
 				return -EINVAL;
 		B += s->n;
 	}
-	/* prompt tokens first (gemm), then generated ones (dot) */
+	/* prompt tokens first (gemm), then generated ones (decode kernel) */
 	B = 0;
 	for (int pass = 0; pass < 2; pass++) {
 		for (int i = 0; i < n_seqs; i++) {
