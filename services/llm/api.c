@@ -121,6 +121,7 @@ void llm_api_http_free(llm_http_gen *h)
 	vx_buf_release(&h->content);
 	vx_buf_release(&h->reasoning);
 	vx_buf_release(&h->ev);
+	vx_buf_release(&h->held);
 	free(h);
 }
 

@@ -10,12 +10,19 @@
  *     (choices []) when stream_options.include_usage, then "data: [DONE]".
  *     An error before the first token is an HTTP error; after it, a
  *     `data: {"error":{...}}` event and then [DONE] (as OpenAI and llama.cpp).
+ *     When the request has tools, tool calls the model writes as Hermes and
+ *     Qwen do (<tool_call>{"name","arguments"}</tool_call>) become
+ *     message.tool_calls (content: the text around them, or null) with
+ *     finish_reason "tool_calls"; streamed, content from "<tool_call>" on is
+ *     held back and sent at the end as tool_calls deltas (one chunk per
+ *     call, with its index). A block that is not such JSON stays content.
  * GET /v1/models             -> {"object":"list","data":[{"id",...}]}
  * POST /apply-template       -> {"prompt": "..."}: the text the chat
  *     template makes of a /v1/chat/completions body (messages, tools,
  *     chat_template_kwargs), as llama.cpp's server answers it; 501 for an
  *     engine that renders no template (the remote ones).
  */
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +31,10 @@
 #include "llm_gen.h"
 #include "llm_service.h"
 #include "vx_req.h"
+
+/* How Hermes-style models (Qwen2.5, Qwen3) write a tool call. */
+#define TOOL_CALL_OPEN "<tool_call>"
+#define TOOL_CALL_CLOSE "</tool_call>"
 
 /* OpenAI's finish reasons are stop, length, content_filter, tool_calls. */
 static const char *openai_finish(const char *f)
@@ -76,13 +87,10 @@ static int openai_start(llm_http_gen *h)
 	return 0;
 }
 
-static int openai_piece(void *user, llm_piece_kind kind, const char *text,
+/* Sends one content or reasoning delta now. Non-zero: the client is gone. */
+static int openai_delta(llm_http_gen *h, llm_piece_kind kind, const char *text,
 			size_t len)
 {
-	llm_http_gen *h = user;
-	if (!h->p.stream)
-		return vx_buf_append(kind == LLM_REASONING ? &h->reasoning :
-				     &h->content, text, len) < 0;
 	if (openai_start(h))
 		return 1;
 	vx_buf d = {0};
@@ -99,6 +107,161 @@ static int openai_piece(void *user, llm_piece_kind kind, const char *text,
 	return r;
 }
 
+/* Streamed content of a request with tools: a tail that may open
+ * "<tool_call>" is held back, and from one on everything is held until
+ * the end (openai_stream_end turns it into tool_calls). */
+static int openai_held(llm_http_gen *h, const char *text, size_t len)
+{
+	size_t open_len = strlen(TOOL_CALL_OPEN);
+	if (vx_buf_append(&h->held, text, len) < 0)
+		return 1;
+	if (h->in_call || !h->held.len)
+		return 0;
+	char *d = h->held.data;
+	size_t n = h->held.len, send = n;
+	const char *open = memmem(d, n, TOOL_CALL_OPEN, open_len);
+	if (open) {
+		send = (size_t)(open - d);
+	} else {
+		for (size_t k = n < open_len - 1 ? n : open_len - 1; k > 0; k--) {
+			if (!memcmp(d + n - k, TOOL_CALL_OPEN, k)) {
+				send = n - k;
+				break;
+			}
+		}
+	}
+	int r = send ? openai_delta(h, LLM_CONTENT, d, send) : 0;
+	memmove(d, d + send, n - send);
+	h->held.len = n - send;
+	d[h->held.len] = 0;
+	h->in_call = open != NULL;
+	return r;
+}
+
+static int openai_piece(void *user, llm_piece_kind kind, const char *text,
+			size_t len)
+{
+	llm_http_gen *h = user;
+	if (!h->p.stream)
+		return vx_buf_append(kind == LLM_REASONING ? &h->reasoning :
+				     &h->content, text, len) < 0;
+	if (kind == LLM_CONTENT && h->p.req.tools)
+		return openai_held(h, text, len);
+	return openai_delta(h, kind, text, len);
+}
+
+/*
+ * Tool calls the model wrote as Hermes and Qwen do,
+ * <tool_call>{"name": ..., "arguments": {...}}</tool_call> (the last may
+ * lack its closing tag), as OpenAI's tool_calls: a cJSON array (caller
+ * deletes) of {"id","type":"function","function":{"name","arguments":
+ * JSON text}}, with the text around the blocks, trimmed, in ret_rest.
+ * NULL when there is no block or a block is not such an object: the text
+ * then stays content as the model wrote it.
+ */
+static cJSON *tool_calls_parse(const char *text, size_t len, const char *id,
+			       vx_buf *ret_rest)
+{
+	size_t open_len = strlen(TOOL_CALL_OPEN), close_len = strlen(TOOL_CALL_CLOSE);
+	const char *p = text, *end = text + len;
+	cJSON *calls = cJSON_CreateArray();
+	vx_buf rest = {0};
+	int n = 0;
+	while (calls && p < end) {
+		const char *open = memmem(p, (size_t)(end - p), TOOL_CALL_OPEN, open_len);
+		vx_buf_append(&rest, p, open ? (size_t)(open - p) : (size_t)(end - p));
+		if (!open)
+			break;
+		const char *body = open + open_len;
+		const char *close = memmem(body, (size_t)(end - body), TOOL_CALL_CLOSE, close_len);
+		cJSON *j = cJSON_ParseWithLength(body, (size_t)((close ? close : end) - body));
+		const cJSON *name = cJSON_GetObjectItemCaseSensitive(j, "name");
+		const cJSON *args = cJSON_GetObjectItemCaseSensitive(j, "arguments");
+		char *a = cJSON_IsObject(args) ? cJSON_PrintUnformatted(args) : NULL, cid[96];
+		snprintf(cid, sizeof(cid), "call_%s_%d", id, n);
+		cJSON *c = cJSON_CreateObject(), *fn = cJSON_CreateObject();
+		bool ok = cJSON_IsString(name) && c && fn &&
+			  (!args || cJSON_IsObject(args) || cJSON_IsString(args)) &&
+			  cJSON_AddStringToObject(c, "id", cid) &&
+			  cJSON_AddStringToObject(c, "type", "function") &&
+			  cJSON_AddStringToObject(fn, "name", name->valuestring) &&
+			  cJSON_AddStringToObject(fn, "arguments", cJSON_IsString(args) ?
+						  args->valuestring : a ? a : "{}");
+		cJSON_free(a);
+		cJSON_Delete(j);
+		if (!ok || !cJSON_AddItemToObject(c, "function", fn)) {
+			cJSON_Delete(fn);
+			cJSON_Delete(c);
+			goto out_none;
+		}
+		cJSON_AddItemToArray(calls, c);
+		n++;
+		p = close ? close + close_len : end;
+	}
+	if (n == 0)
+		goto out_none;
+	const char *r = rest.data ? rest.data : "";
+	size_t rl = rest.len;
+	while (rl && strchr(" \t\r\n", *r)) {
+		r++;
+		rl--;
+	}
+	while (rl && strchr(" \t\r\n", r[rl - 1]))
+		rl--;
+	vx_buf_append(ret_rest, r, rl);
+	vx_buf_release(&rest);
+	return calls;
+out_none:
+	cJSON_Delete(calls);
+	vx_buf_release(&rest);
+	return NULL;
+}
+
+/* Appends {"content": text} as a chunk to h->ev. */
+static void openai_content_chunk(llm_http_gen *h, const char *text, size_t len)
+{
+	vx_buf d = {0};
+	vx_buf_puts(&d, "{\"content\":");
+	vx_buf_json_str(&d, text, len);
+	vx_buf_puts(&d, "}");
+	if (d.data)
+		openai_chunk_add(h, d.data, NULL);
+	vx_buf_release(&d);
+}
+
+/* What content was held back goes out at the end of a stream: tool_calls
+ * deltas (one chunk per call, with its index) when it holds calls, else
+ * the text. Returns the finish reason. */
+static const char *openai_held_end(llm_http_gen *h, const char *finish)
+{
+	vx_buf rest = {0};
+	cJSON *calls = h->in_call ? tool_calls_parse(h->held.data, h->held.len,
+						     vx_req_id(h->req), &rest) : NULL;
+	if (!calls) {
+		openai_content_chunk(h, h->held.data, h->held.len);
+		return finish;
+	}
+	if (rest.len)
+		openai_content_chunk(h, rest.data, rest.len);
+	int i = 0;
+	cJSON *c;
+	cJSON_ArrayForEach(c, calls) {
+		char *js;
+		if (!cJSON_AddNumberToObject(c, "index", i++) ||
+		    !(js = cJSON_PrintUnformatted(c)))
+			continue;
+		vx_buf d = {0};
+		vx_buf_printf(&d, "{\"tool_calls\":[%s]}", js);
+		if (d.data)
+			openai_chunk_add(h, d.data, NULL);
+		vx_buf_release(&d);
+		cJSON_free(js);
+	}
+	cJSON_Delete(calls);
+	vx_buf_release(&rest);
+	return "tool_calls";
+}
+
 /* The end of a stream: finish chunk, usage chunk, [DONE]; or the error. */
 static void openai_stream_end(llm_http_gen *h, const llm_gen_result *res)
 {
@@ -112,7 +275,10 @@ static void openai_stream_end(llm_http_gen *h, const llm_gen_result *res)
 		llm_api_stream_ev(h);
 		return;
 	}
-	openai_chunk_add(h, "{}", openai_finish(res->finish_reason));
+	const char *finish = openai_finish(res->finish_reason);
+	if (h->held.len)
+		finish = openai_held_end(h, finish);
+	openai_chunk_add(h, "{}", finish);
 	if (h->p.include_usage) {
 		vx_buf_puts(b, "data: ");
 		openai_head(h, "chat.completion.chunk", res->model, b);
@@ -128,17 +294,31 @@ static void openai_reply(llm_http_gen *h, const llm_gen_result *res)
 {
 	vx_buf *b = &h->ev;
 	vx_buf_reset(b);
+	vx_buf rest = {0};
+	cJSON *calls = h->p.req.tools && h->content.len ?
+		tool_calls_parse(h->content.data, h->content.len, vx_req_id(h->req), &rest) : NULL;
+	char *calls_json = calls ? cJSON_PrintUnformatted(calls) : NULL;
 	openai_head(h, "chat.completion", res->model, b);
 	vx_buf_puts(b, ",\"choices\":[{\"index\":0,\"message\":{"
 		    "\"role\":\"assistant\",\"content\":");
-	vx_buf_json_str(b, h->content.data ? h->content.data : "", h->content.len);
+	if (!calls_json)
+		vx_buf_json_str(b, h->content.data ? h->content.data : "", h->content.len);
+	else if (rest.len)
+		vx_buf_json_str(b, rest.data, rest.len);
+	else
+		vx_buf_puts(b, "null");
+	if (calls_json)
+		vx_buf_printf(b, ",\"tool_calls\":%s", calls_json);
 	if (h->reasoning.len) {
 		vx_buf_puts(b, ",\"reasoning_content\":");
 		vx_buf_json_str(b, h->reasoning.data, h->reasoning.len);
 	}
 	vx_buf_printf(b, ",\"refusal\":null},\"logprobs\":null,"
 		      "\"finish_reason\":\"%s\"}],",
-		      openai_finish(res->finish_reason));
+		      calls_json ? "tool_calls" : openai_finish(res->finish_reason));
+	cJSON_free(calls_json);
+	cJSON_Delete(calls);
+	vx_buf_release(&rest);
 	llm_gen_usage_json(res, true, b);
 	vx_buf_puts(b, "}\n");
 	vx_req_reply_buf(h->req, 200, "application/json", b);

@@ -95,6 +95,10 @@ typedef struct llm_http_gen {
 	bool started;                /* the streamed answer has begun */
 	vx_buf content, reasoning;   /* the answer when not streamed */
 	vx_buf ev;                   /* scratch: one event being written */
+	vx_buf held;                 /* streamed content not sent yet: a tail
+					that may open "<tool_call>", or all from
+					one on (requests with tools, api_openai.c) */
+	bool in_call;                /* held starts with "<tool_call>" */
 	char id[64];                 /* "chatcmpl-<request id>" */
 	long long created;           /* unix seconds */
 } llm_http_gen;

@@ -269,3 +269,100 @@ def test_apply_template_is_501_for_an_engine_without_a_template(tmp_path):
         alive = d.alive()
         rc = d.stop()
     assert alive and rc == 0, d.log()[-3000:]
+
+
+# ---- tool calls in the answer: <tool_call>{...}</tool_call> -> tool_calls ----
+# The scripted upstream (tests/llm_upstream.py, voxline-llm --engine openai)
+# echoes "You said: <last user message>." in word tokens, so a user message
+# holding <tool_call> blocks makes an answer that holds them, cut across
+# stream pieces.
+
+CALL = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris", "days": 2}}\n</tool_call>'
+CALL2 = '<tool_call>\n{"name": "get_time", "arguments": {}}\n</tool_call>'
+
+
+@pytest.fixture(scope="module")
+def echo_llm(tmp_path_factory):
+    from fake_llm import LlmUpstream
+    tmp = tmp_path_factory.mktemp("toolcalls")
+    u = LlmUpstream()
+    argv = [os.path.join(BIN, "voxline-llm"), "--port", "0", "--engine", "openai",
+            "--url", u.url]
+    d = Daemon(argv, str(tmp / "llm.log"), dict(os.environ))
+    try:
+        d.wait_ready()
+        yield d
+    finally:
+        alive = d.alive()
+        rc = d.stop()
+        u.stop()
+        assert alive and rc == 0, d.log()[-3000:]
+
+
+def chat(d, text, tools=True, stream=False):
+    body = {"messages": [{"role": "user", "content": text}], "stream": stream}
+    if tools:
+        body["tools"] = TOOLS
+    r = d.post_json("/v1/chat/completions", body)
+    assert r.status == 200, r.body
+    if not stream:
+        return r.json()["choices"][0]
+    content, calls, finish = "", {}, None
+    for line in r.body.decode().split("\n"):
+        if not line.startswith("data: ") or line == "data: [DONE]":
+            continue
+        ch = json.loads(line[6:])["choices"][0]
+        content += ch["delta"].get("content") or ""
+        for c in ch["delta"].get("tool_calls", []):
+            calls[c["index"]] = c
+        finish = ch["finish_reason"] or finish
+        assert "<tool_call" not in (ch["delta"].get("content") or ""), line
+    return {"message": {"content": content or None,
+                        "tool_calls": [calls[i] for i in sorted(calls)] or None},
+            "finish_reason": finish}
+
+
+def call_shape(c):
+    assert c["type"] == "function" and c["id"].startswith("call_")
+    return c["function"]["name"], json.loads(c["function"]["arguments"])
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+def test_a_tool_call_in_the_answer_becomes_tool_calls(echo_llm, stream):
+    got = chat(echo_llm, CALL, stream=stream)
+    assert got["finish_reason"] == "tool_calls"
+    assert [call_shape(c) for c in got["message"]["tool_calls"]] == [
+        ("get_weather", {"city": "Paris", "days": 2})]
+    # the text around the block stays content (trimmed when not streamed)
+    assert got["message"]["content"] == "You said: ."
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+def test_two_calls_keep_their_order_and_ids(echo_llm, stream):
+    got = chat(echo_llm, CALL + " " + CALL2, stream=stream)
+    calls = got["message"]["tool_calls"]
+    assert [call_shape(c) for c in calls] == [("get_weather", {"city": "Paris", "days": 2}),
+                                              ("get_time", {})]
+    assert len({c["id"] for c in calls}) == 2 and got["finish_reason"] == "tool_calls"
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+def test_without_tools_or_with_a_broken_block_the_text_stays_content(echo_llm, stream):
+    r = echo_llm.post_json("/v1/chat/completions", {   # no tools: nothing is parsed
+        "messages": [{"role": "user", "content": CALL}], "stream": stream})
+    assert r.status == 200, r.body
+    assert '"tool_calls"' not in r.body.decode() and '"finish_reason":"stop"' in r.body.decode()
+    if stream:
+        text = "".join(json.loads(line[6:])["choices"][0]["delta"].get("content") or ""
+                       for line in r.body.decode().split("\n")
+                       if line.startswith("data: {"))
+    else:
+        text = r.json()["choices"][0]["message"]["content"]
+    assert text == "You said: " + CALL + "."
+    broken = '<tool_call>\n{"name": "get_weather", "arguments": [1]}\n</tool_call>'
+    r = echo_llm.post_json("/v1/chat/completions", {
+        "messages": [{"role": "user", "content": broken}], "tools": TOOLS, "stream": stream})
+    assert r.status == 200, r.body
+    text = r.body.decode()
+    assert '"tool_calls"' not in text and '"finish_reason":"stop"' in text
+    assert "get_weather" in text
