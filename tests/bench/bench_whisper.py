@@ -10,7 +10,10 @@ looked for in $WHISPER_CPP_BIN, /tmp/ref/whisper.cpp/build/bin and PATH,
 and when absent the comparison is skipped with a message.
 
 Figures: encoder ms, decoder ms per token (voxline: 16 greedy tokens, no
-early stop; whisper.cpp: its decode time per decode run, one token a run),
+early stop, the first run feeding 2; whisper.cpp: its decode time per
+decode run, one token a run: on the random 3 s clip it stops after 3 runs,
+so that figure is mostly its cold first runs; on the 10 s clip it decodes
+~80 runs, the steady-state comparison),
 total and RTF (mel + encoder + decoder over the clip's length; whisper.cpp's
 total excludes its load time), and the ratio voxline / whisper.cpp of the
 encoder and decoder figures. Then voxline-stt's resident memory with
