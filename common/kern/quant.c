@@ -625,6 +625,18 @@ quant_mdot_fn quant_mdot_get(int type)
 	return quant_have_avx2() ? quant_mdot_avx2(type) : NULL;
 }
 
+quant_gemm8_fn quant_gemm8_packed_get(int type, quant_pack8_fn *ret_pack)
+{
+	return quant_have_avx2() ? quant_gemm8_packed_avx2(type, ret_pack) : NULL;
+}
+
+size_t quant_pack8_bytes(int type, int64_t n)
+{
+	if (type != QT_Q8_0 || n <= 0 || n % QK8_0)
+		return 0;
+	return (size_t)(n / QK8_0) * QUANT_PACK8_Q8_0;
+}
+
 quant_gemm8_fn quant_gemm8_get(int type)
 {
 	if (!quant_have_avx2())

@@ -144,6 +144,16 @@ typedef void (*quant_gemm8_fn)(int n, const void *w, size_t w_stride, const void
 typedef void (*quant_mdot_fn)(int n, const void *w, const void *act, size_t act_stride,
 			      int n_tok, float *out);
 
+/* Packed weights for the 8-row gemm: pack8 writes 8 rows (w_stride bytes
+ * apart, n values each) as quant_pack8_bytes(type, n) bytes in the layout
+ * the packed gemm reads (a group's rows transposed once, at load, instead of
+ * at every product). The packed gemm takes a group as w (w_stride unused)
+ * and gives per token exactly the bits of quant_gemm8_get(type)'s, and a
+ * token's result does not depend on n_tok or the other tokens. Q8_0 with
+ * AVX-VNNI only. */
+#define QUANT_PACK8_Q8_0 (16 + 32 + 8 * QK8_0)   /* bytes per block of 8 rows */
+typedef void (*quant_pack8_fn)(int n, const void *w, size_t w_stride, void *dst);
+
 /* True for the weight types listed above (not the activation-only types). */
 bool quant_supported(int type);
 /* "Q4_K", "F16", ...; "type N" style names are not made: NULL if unknown. */
@@ -169,6 +179,10 @@ quant_gemm8_fn quant_gemm8_get(int type);
 /* The decode kernel for type (Q8_0, Q4_0, Q5_0, IQ4_NL, Q4_1, Q5_1, Q4_K,
  * Q5_K, Q6_K, F16 with AVX2), or NULL: then use the dot per token. */
 quant_mdot_fn quant_mdot_get(int type);
+/* The packed gemm for type and its packer (*ret_pack), or NULL. */
+quant_gemm8_fn quant_gemm8_packed_get(int type, quant_pack8_fn *ret_pack);
+/* Bytes of one packed group of 8 rows of n values (0: no packed form). */
+size_t quant_pack8_bytes(int type, int64_t n);
 /* Whether the AVX2/FMA kernels can run on this CPU. */
 bool quant_have_avx2(void);
 
@@ -202,6 +216,7 @@ quant_gemm8_fn quant_gemm8_lowbit_avx2(int type);
  * returns them. */
 quant_gemm8_fn quant_gemm8_kquant_avx2(int type);
 quant_gemm8_fn quant_gemm8_avx2(int type);
+quant_gemm8_fn quant_gemm8_packed_avx2(int type, quant_pack8_fn *ret_pack);
 /* quant_mdot_avx2.c's decode kernels (AVX2, AVX-VNNI or AVX-512 by CPU). */
 quant_mdot_fn quant_mdot_avx2(int type);
 /* 0, or -1 when there is no AVX2 quantiser for type. */

@@ -423,6 +423,73 @@ VNNI static void gemm8_iq4_nl(int n, const void *w, size_t ws, const void *a, si
 	GEMM8_BODY(load8_iq4_nl)
 }
 
+/* ---- the packed Q8_0 gemm: GEMM8_BODY on rows transposed at load ----
+ * Per group of 8 rows and block i (QUANT_PACK8_Q8_0 bytes): the 8 f16
+ * scales, the 8 rows' 128 * sum(q) as int32, then the 8 vectors g[k] that
+ * load8 + transpose8_epi32 give. Per token it runs GEMM8_BODY's
+ * instructions in the same order, so results are bit-identical to
+ * gemm8_q8_0; without the transpose a lone token costs less than the dot. */
+
+static void pack8_q8_0(int n, const void *w, size_t ws, void *dst)
+{
+	uint8_t *o = dst;
+	for (int i = 0; i < n / QK8_0; i++, o += QUANT_PACK8_Q8_0) {
+		for (int r = 0; r < 8; r++) {
+			const block_q8_0 *x = (const block_q8_0 *)((const uint8_t *)w + r * ws) + i;
+			int32_t sum = 0;
+			for (int k = 0; k < QK8_0; k++)
+				sum += x->qs[k];
+			sum *= 128;
+			memcpy(o + 2 * r, &x->d, 2);
+			memcpy(o + 16 + 4 * r, &sum, 4);
+			for (int k = 0; k < 8; k++)
+				memcpy(o + 48 + 32 * k + 4 * r, x->qs + 4 * k, 4);
+		}
+	}
+}
+
+VNNI static inline __attribute__((always_inline)) void
+gemm8p_body(int n, const uint8_t *pb, const uint8_t *ab, size_t as, const int nt, float *out,
+	    size_t os)
+{
+	__m256 acc[QUANT_GEMM8_TOKENS];
+	for (int t = 0; t < nt; t++)
+		acc[t] = _mm256_setzero_ps();
+	for (int i = 0; i < n / 32; i++, pb += QUANT_PACK8_Q8_0) {
+		__m256 dx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)pb));
+		__m256i sumw = _mm256_loadu_si256((const __m256i *)(pb + 16));
+		const __m256i *g = (const __m256i *)(pb + 48);
+		for (int t = 0; t < nt; t++) {
+			const block_q8_0u *y = (const block_q8_0u *)(ab + t * as) + i;
+			__m256i s = _mm256_setzero_si256();
+			for (int k = 0; k < 8; k++) {
+				int v;
+				memcpy(&v, y->qs + 4 * k, 4);
+				s = _mm256_dpbusd_avx_epi32(s, _mm256_set1_epi32(v),
+							    _mm256_loadu_si256(g + k));
+			}
+			s = _mm256_sub_epi32(s, sumw);
+			acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(dx, _mm256_set1_ps(y->d)),
+						 _mm256_cvtepi32_ps(s), acc[t]);
+		}
+	}
+	for (int t = 0; t < nt; t++)
+		_mm256_storeu_ps(out + t * os, acc[t]);
+}
+
+VNNI static void gemm8p_q8_0(int n, const void *w, size_t ws, const void *a, size_t as,
+			     int nt, float *out, size_t os)
+{
+	(void)ws;
+	switch (nt) {
+	case 1: gemm8p_body(n, w, a, as, 1, out, os); break;
+	case 2: gemm8p_body(n, w, a, as, 2, out, os); break;
+	case 3: gemm8p_body(n, w, a, as, 3, out, os); break;
+	case 4: gemm8p_body(n, w, a, as, 4, out, os); break;
+	default: gemm8p_body(n, w, a, as, nt, out, os); break;
+	}
+}
+
 /*
  * AVX-VNNI (CPUID leaf 7 subleaf 1, EAX bit 4). Read from CPUID directly:
  * clang-14's __builtin_cpu_supports does not know "avxvnni". Callers have
@@ -449,6 +516,14 @@ quant_gemm8_fn quant_gemm8_avx2(int type)
 	}
 }
 
+quant_gemm8_fn quant_gemm8_packed_avx2(int type, quant_pack8_fn *ret_pack)
+{
+	if (type != QT_Q8_0 || !have_avxvnni())
+		return NULL;
+	*ret_pack = pack8_q8_0;
+	return gemm8p_q8_0;
+}
+
 quant_tile_fn quant_tile_avx2(int type)
 {
 	switch (type) {
@@ -473,6 +548,13 @@ quant_tile_fn quant_tile_avx2(int type)
 quant_gemm8_fn quant_gemm8_avx2(int type)
 {
 	(void)type;
+	return NULL;
+}
+
+quant_gemm8_fn quant_gemm8_packed_avx2(int type, quant_pack8_fn *ret_pack)
+{
+	(void)type;
+	(void)ret_pack;
 	return NULL;
 }
 

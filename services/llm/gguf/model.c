@@ -30,6 +30,11 @@ typedef struct weight {     /* a 2-D weight: n_out rows of n_in values */
 	quant_tile_fn tile;         /* NULL: no tile kernel for the type */
 	quant_gemm8_fn gemm8;       /* NULL: no 8-row gemm for the type */
 	quant_mdot_fn mdot;         /* NULL: decode tokens by dot, one at a time */
+	/* packed rows (quant_pack8_fn) and their gemm, which then takes every
+	 * token (prompt and decode alike); NULL: not packed */
+	uint8_t *packed;            /* (n_out / 8) groups of pack_bytes, owned */
+	size_t pack_bytes;
+	quant_gemm8_fn gemmp;
 } weight;
 
 typedef struct layer {
@@ -361,6 +366,60 @@ static int alloc_state(model *m)
 	return 0;
 }
 
+/* Weight i of the n_layer * 7 + 1 that products use (the output last). */
+static weight *nth_weight(model *m, int i)
+{
+	if (i == m->hp.n_layer * 7)
+		return &m->output;
+	layer *ly = &m->layers[i / 7];
+	weight *ws[7] = { &ly->wq, &ly->wk, &ly->wv, &ly->wo, &ly->gate, &ly->up, &ly->down };
+	return ws[i % 7];
+}
+
+typedef struct pack_job {
+	weight *w;
+	quant_pack8_fn pack;
+} pack_job;
+
+static void pack_task(void *arg, int g, int thread)
+{
+	(void)thread;
+	const pack_job *pj = arg;
+	const weight *w = pj->w;
+	pj->pack(w->n_in, w->data + (size_t)g * 8 * w->row_bytes, w->row_bytes,
+		 w->packed + (size_t)g * w->pack_bytes);
+}
+
+/* Copies the weights that have a packed gemm into its layout (rows in
+ * groups of 8); their file pages are then given back (the embeddings'
+ * stay: tokens are looked up there). */
+static int pack_weights(model *m)
+{
+	for (int i = 0; i <= m->hp.n_layer * 7; i++) {
+		weight *w = nth_weight(m, i);
+		quant_pack8_fn pack = NULL;
+		quant_gemm8_fn gp = quant_gemm8_packed_get(w->type, &pack);
+		size_t gb = quant_pack8_bytes(w->type, w->n_in);
+		if (!gp || !pack || !gb || w->n_out % 8)
+			continue;
+		size_t total = gb * (size_t)(w->n_out / 8);
+		if (!(w->packed = aligned_alloc(64, (total + 63) & ~(size_t)63)))
+			return -ENOMEM;
+		w->pack_bytes = gb;
+		w->gemmp = gp;
+		pack_job pj = { w, pack };
+		team_run(m->team, pack_task, &pj, w->n_out / 8);
+		if (w->data != m->tok_embd.data) {
+			uintptr_t lo = ((uintptr_t)w->data + 4095) & ~(uintptr_t)4095;
+			uintptr_t hi = ((uintptr_t)w->data + w->row_bytes * (size_t)w->n_out) &
+				       ~(uintptr_t)4095;
+			if (hi > lo)
+				madvise((void *)lo, hi - lo, MADV_DONTNEED);
+		}
+	}
+	return 0;
+}
+
 int model_load(const char *path, const model_params *p, model **ret, char *err,
 	       size_t err_len)
 {
@@ -392,6 +451,10 @@ int model_load(const char *path, const model_params *p, model **ret, char *err,
 		fail(err, err_len, "cannot start %d threads", m->n_threads);
 		goto out_free_model;
 	}
+	if ((rc = pack_weights(m)) < 0) {
+		fail(err, err_len, "out of memory for packed weights");
+		goto out_free_model;
+	}
 	*ret = m;
 	return 0;
 out_free_model:
@@ -411,6 +474,9 @@ void model_free(model *m)
 			free(ly->bq); free(ly->bk); free(ly->bv);
 			free(ly->q_norm); free(ly->k_norm);
 		}
+	if (m->layers)
+		for (int i = 0; i <= m->hp.n_layer * 7; i++)
+			free(nth_weight(m, i)->packed);
 	free(m->layers);
 	free(m->output_norm); free(m->rope_freqs); free(m->inv_freq);
 	if (m->k_cache)
@@ -427,12 +493,24 @@ const model_hparams *model_get_hparams(const model *m) { return &m->hp; }
 int model_n_slots(const model *m) { return m->n_slots; }
 const gguf *model_get_gguf(const model *m) { return m->g; }
 
+static bool is_packed_data(model *m, const uint8_t *d)
+{
+	if (d == m->tok_embd.data)
+		return false;   /* embeddings are looked up in the file's rows */
+	for (int i = 0; i <= m->hp.n_layer * 7; i++)
+		if (nth_weight(m, i)->packed && nth_weight(m, i)->data == d)
+			return true;
+	return false;
+}
+
 void model_warm(model *m)
 {
 	volatile uint8_t sink = 0;
 	for (size_t i = 0; i < m->g->n_tensors; i++) {
 		const gguf_tensor *t = &m->g->tensors[i];
 		const uint8_t *d = t->data;
+		if (is_packed_data(m, d))
+			continue;   /* read from its packed copy */
 		for (size_t o = 0; o < t->n_bytes; o += 4096)
 			sink += d[o];
 	}
@@ -518,12 +596,38 @@ static void mm_rows_gemm8(const mm_job *j, int wi, int lo, int hi)
 		mm_decode_row(j, wi, r, j->n_gemm, j->B);
 }
 
+/* Rows [lo, hi) of packed weight wi, every token by the packed gemm (the
+ * groups of 8 are fixed by row number, so a row's result does not depend
+ * on how rows are split between tasks). */
+static void mm_rows_packed(const mm_job *j, int wi, int lo, int hi)
+{
+	const weight *w = j->w[wi];
+	const uint8_t *au = j->act_u[wi];
+	size_t as = j->act_stride[wi];
+	float tile[QUANT_GEMM8_TOKENS * 8];
+	for (int t0 = 0; t0 < j->B; t0 += MM_TILE) {
+		int t1 = t0 + MM_TILE < j->B ? t0 + MM_TILE : j->B;
+		for (int g = lo / 8; g * 8 < hi; g++) {
+			w->gemmp(w->n_in, w->packed + (size_t)g * w->pack_bytes, 0,
+				 au + (size_t)t0 * as, as, t1 - t0, tile, 8);
+			int r0 = g * 8 > lo ? g * 8 : lo, r1 = g * 8 + 8 < hi ? g * 8 + 8 : hi;
+			for (int tt = t0; tt < t1; tt++)
+				for (int r = r0; r < r1; r++)
+					mm_store(j, wi, tt, r, tile[(tt - t0) * 8 + r - g * 8]);
+		}
+	}
+}
+
 /* Rows [lo, hi) of weight wi for every token. model_eval: tiles of
  * QUANT_TILE_R rows x QUANT_TILE_T tokens where a tile kernel exists, the
  * decode kernel for the rest; model_step: the decode kernel for every token
  * (a token's kernel must not depend on its company). */
 static void mm_rows(const mm_job *j, int wi, int lo, int hi)
 {
+	if (j->w[wi]->gemmp) {
+		mm_rows_packed(j, wi, lo, hi);
+		return;
+	}
 	if (j->gemm8[wi]) {
 		mm_rows_gemm8(j, wi, lo, hi);
 		return;
@@ -625,6 +729,13 @@ static void matmul(model *m, int n_w, const weight *const *w, float *const *y,
 		j.y[i] = y[i];
 		j.bias[i] = bias ? bias[i] : NULL;
 		j.total_rows += w[i]->n_out;
+		if (w[i]->gemmp) {      /* every token in Q8_0U */
+			if (!slot[2])
+				slot[2] = prepare_act(m, 2, slot_type[2], x, n_in, B);
+			j.act_u[i] = slot[2];
+			j.act_stride[i] = m->act_row;
+			continue;
+		}
 		j.gemm8[i] = step || j.n_gemm > 0 ? w[i]->gemm8 : NULL;
 		int vt = quant_vec_type(w[i]->type);
 		if (vt == QT_F32) {
