@@ -14,11 +14,13 @@
  * first word on) are committed: never withdrawn, by later partials or by
  * the final.
  *
- * Cost: a re-decode waits until as much time as the last one took has
- * passed since it ended, so a stream spends at most about half its
- * decoder's time on partials and one whose audio comes faster than it
- * decodes (a backlog, or a client sending faster than real time) skips
- * partials instead of falling behind.
+ * Partials are decoded on the stream's own thread (the worker), so
+ * stream_feed only queues audio and hands out the partial the worker last
+ * made: a client's "end" never waits behind a partial. Cost: a re-decode is
+ * skipped while the previous one runs, and waits until as much time as the
+ * previous one took has passed since it ended, so a stream spends at most
+ * about half its decoder's time on partials and one whose audio comes
+ * faster than it decodes skips partials instead of falling behind.
  *
  * Long utterances: when the window passes WSTREAM_CUT_MS, it is cut at the
  * end of the last segment of the latest hypothesis whose words are all
@@ -29,8 +31,10 @@
  * as a final and all of it settled. The window never holds more than the
  * model's 30 s.
  *
- * stream_finish decodes the window once more as transcribe does a window
- * (the encoder trimmed under WHISPER_TRIM_BELOW_MS, the full token budget;
+ * stream_finish stops a partial decode of less than all the audio (at its
+ * next token; an encoder run finishes first), lets one of all of it finish,
+ * and decodes the window once more as transcribe does a window (the
+ * encoder trimmed under WHISPER_TRIM_BELOW_MS, the full token budget;
  * greedy, no temperature fallback: a streamed final must come fast), or
  * takes the last partial decode when it covered all the audio and ended on
  * its own. The final is that hypothesis with the committed words in their
@@ -38,9 +42,14 @@
  * disagrees (the usual case), it is the greedy transcript of the window.
  *
  * Threads: a stream holds one decoder from the engine's pool from open to
- * close and is used by one thread at a time (stt_engine.h).
+ * close and is used by one thread at a time (stt_engine.h); its worker
+ * uses the decoder only while busy, and the stream's thread only after
+ * worker_idle(). The agreement, the window and the callback are the
+ * stream's thread's alone.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -82,7 +91,29 @@ typedef struct wstream {
 	int n_prompt;
 
 	char *shown;             /* the last partial given out, or NULL */
-	double last_ms;          /* how long the last decode took */
+	size_t sched_n;          /* window samples of the last partial asked for */
+	unsigned gen;            /* the window's generation: + 1 at every cut */
+
+	/* the partial decoder thread: lock guards the flags and the result;
+	 * job_* are written by the stream's thread only while the worker is
+	 * idle and read by the worker while busy */
+	pthread_t th;
+	bool th_started;
+	pthread_mutex_t lock;
+	pthread_cond_t cv;
+	bool quit, pending, busy, ready;
+	atomic_bool abort;       /* stop the running decode at its next token */
+	int16_t *job_pcm;        /* the window to decode */
+	size_t job_n, job_cap;
+	int32_t *job_prompt;
+	int job_n_prompt, job_prompt_cap;
+	unsigned job_gen;
+	wdec_result res;         /* ready: the worker's last hypothesis */
+	bool res_complete;
+	size_t res_n;
+	unsigned res_gen;
+	int werr;                /* a decode failed (not cancelled): -errno */
+	double last_ms;          /* how long the last partial decode took */
 	double last_end;         /* when it ended (monotonic ms) */
 } wstream;
 
@@ -93,8 +124,21 @@ static double now_ms(void)
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-static void ad_reset(void *ctx) { wstate_decode_reset(ctx); }
-static int ad_decode(void *ctx, const int32_t *t, int n, float *l) { return wstate_decode(ctx, t, n, l); }
+/* The decoder as wdecode sees it: stops (-ECANCELED) once *abort is set. */
+typedef struct actx {
+	wstate *s;
+	const atomic_bool *abort;
+} actx;
+
+static void ad_reset(void *ctx) { wstate_decode_reset(((actx *)ctx)->s); }
+
+static int ad_decode(void *ctx, const int32_t *t, int n, float *l)
+{
+	actx *a = ctx;
+	if (a->abort && atomic_load(a->abort))
+		return -ECANCELED;
+	return wstate_decode(a->s, t, n, l);
+}
 
 static const char *skip_spaces(const char *s)
 {
@@ -121,6 +165,8 @@ static void stream_reset(wstream *st)
 	st->n_prompt = 0;
 	free(st->shown);
 	st->shown = NULL;
+	st->sched_n = 0;
+	st->gen++;               /* a result still to come is of no use */
 	st->last_ms = st->last_end = 0;
 }
 
@@ -199,43 +245,45 @@ static int settle_segment(wstream *st, const wdec_result *h, int64_t start_ms, i
 	return 0;
 }
 
-/* Decodes the window: a partial (encoder trimmed, tokens capped) or as a
- * final (transcribe's trim rule and token budget). *ret_complete: the
- * decoder stopped on its own, not at a limit. */
-static int window_decode(wstream *st, bool final, wdec_result *ret, bool *ret_complete)
+/* Decodes n samples of window audio with a prompt: a partial (encoder
+ * trimmed, tokens capped, stops when *abort is set) or as a final
+ * (transcribe's trim rule and token budget). *ret_complete: the decoder
+ * stopped on its own, not at a limit. Uses the stream's decoder: one call
+ * at a time, from the worker or (worker idle) the stream's thread. */
+static int decode_audio(wstream *st, const int16_t *pcm, size_t n, const int32_t *prompt,
+			int n_prompt, bool final, const atomic_bool *abort, wdec_result *ret,
+			bool *ret_complete)
 {
 	wengine *e = st->e;
 	wdecoder *d = st->d;
-	double t0 = now_ms();
-	int audio_ms = (int)(st->n * 1000 / STT_RATE);
+	int audio_ms = (int)(n * 1000 / STT_RATE);
 	int n_ctx = e->f->hp.n_audio_ctx, n_text_ctx = e->f->hp.n_text_ctx;
 	if (!final || audio_ms < WHISPER_TRIM_BELOW_MS) {
-		int want = (wmel_frames_for((int)st->n) + 1) / 2;
+		int want = (wmel_frames_for((int)n) + 1) / 2;
 		n_ctx = want < 1 ? 1 : (want < n_ctx ? want : n_ctx);
 	}
-	for (size_t i = 0; i < st->n; i++)
-		d->pcm[i] = st->pcm[i] / 32768.0f;
-	int rc = wmel_compute(&e->mel, d->pcm, (int)st->n, 2 * n_ctx, d->t, d->mel);
+	for (size_t i = 0; i < n; i++)
+		d->pcm[i] = pcm[i] / 32768.0f;
+	int rc = wmel_compute(&e->mel, d->pcm, (int)n, 2 * n_ctx, d->t, d->mel);
 	if (rc < 0 || (rc = wstate_encode(d->s, d->mel, n_ctx)) < 0)
 		return rc;
-	wdec_model dm = { .ctx = d->s, .reset = ad_reset, .decode = ad_decode,
+	actx a = { .s = d->s, .abort = abort };
+	wdec_model dm = { .ctx = &a, .reset = ad_reset, .decode = ad_decode,
 			  .n_text_ctx = n_text_ctx };
 	wdec_params p = wdec_defaults();
 	p.audio_ms = audio_ms;
 	p.language = st->lang;
-	p.prompt = st->prompt;
-	p.n_prompt = st->n_prompt;
+	p.prompt = prompt;
+	p.n_prompt = n_prompt;
 	if (!final) {
 		int cap = WSTREAM_TOKENS_MIN + WSTREAM_TOKENS_PER_S * audio_ms / 1000;
 		p.max_tokens = cap < p.max_tokens ? cap : p.max_tokens;
 	}
 	if ((rc = wdec_greedy(&dm, &e->tok, &p, ret)) < 0)
 		return rc;
-	int used = st->n_prompt > 0 ? (st->n_prompt < n_text_ctx / 2 - 1 ? st->n_prompt
-					: n_text_ctx / 2 - 1) + 1 : 0;
+	int used = n_prompt > 0 ? (n_prompt < n_text_ctx / 2 - 1 ? n_prompt : n_text_ctx / 2 - 1) + 1
+				: 0;
 	*ret_complete = ret->n_tokens < p.max_tokens && used + 4 + ret->n_tokens < n_text_ctx;
-	st->last_end = now_ms();
-	st->last_ms = st->last_end - t0;
 	return 0;
 }
 
@@ -293,7 +341,8 @@ static int window_end(wstream *st)
 	    audio_ms < WHISPER_TRIM_BELOW_MS) {
 		h = st->hyp;             /* the same decode again: take it */
 		st->have_hyp = false;
-	} else if ((rc = window_decode(st, true, &h, &complete)) < 0) {
+	} else if ((rc = decode_audio(st, st->pcm, st->n, st->prompt, st->n_prompt, true, NULL,
+				      &h, &complete)) < 0) {
 		return rc;
 	}
 	rc = settle_spliced(st, &h);
@@ -302,7 +351,8 @@ static int window_end(wstream *st)
 		return rc;
 	forget_hyp(st);
 	st->off += st->n;
-	st->n = st->decoded_n = 0;
+	st->n = st->decoded_n = st->sched_n = 0;
+	st->gen++;
 	wagree_reset(&st->agree);
 	return make_prompt(st);
 }
@@ -354,6 +404,8 @@ static int maybe_cut(wstream *st)
 	st->n -= cut;
 	st->off += cut;
 	st->decoded_n -= cut;
+	st->sched_n = st->sched_n > cut ? st->sched_n - cut : 0;
+	st->gen++;
 	forget_hyp(st);
 	return make_prompt(st);
 }
@@ -381,22 +433,132 @@ static int report(wstream *st, stt_partial_cb cb, void *user)
 	return 0;
 }
 
-/* A partial decode of the window so far. */
-static int partial(wstream *st)
+/* The worker's hypothesis, if one is ready: the window's new partial
+ * (dropped when the window was cut since it was asked for). */
+static int take_result(wstream *st)
 {
 	wdec_result h;
-	bool complete;
-	int rc = window_decode(st, false, &h, &complete);
-	if (rc < 0)
+	bool have = false;
+	int rc;
+	pthread_mutex_lock(&st->lock);
+	rc = st->werr;
+	st->werr = 0;
+	if (st->ready && st->res_gen == st->gen) {
+		h = st->res;
+		have = true;
+		forget_hyp(st);
+		st->hyp_complete = st->res_complete;
+		st->decoded_n = st->res_n;
+	} else if (st->ready) {
+		wdec_result_release(&st->res);
+	}
+	st->ready = false;
+	pthread_mutex_unlock(&st->lock);
+	if (rc < 0 || !have)
 		return rc;
-	forget_hyp(st);
 	st->hyp = h;
 	st->have_hyp = true;
-	st->hyp_complete = complete;
-	st->decoded_n = st->n;
 	if ((rc = wagree_push(&st->agree, h.text)) < 0)
 		return rc;
 	return maybe_cut(st);
+}
+
+/* Asks the worker for a partial of the window so far, when WSTREAM_STEP_MS
+ * of audio came since the last one asked for, the worker is idle, and as
+ * long as the last decode took has passed since it ended. */
+static int ask_partial(wstream *st)
+{
+	int rc = 0;
+	if (st->n < st->sched_n + MS_SAMPLES(WSTREAM_STEP_MS))
+		return 0;
+	pthread_mutex_lock(&st->lock);
+	if (st->busy || st->pending || st->ready || now_ms() - st->last_end < st->last_ms)
+		goto out_unlock;
+	if (st->job_cap < st->n) {
+		int16_t *p = realloc(st->job_pcm, sizeof *p * st->n);
+		if (!p) {
+			rc = -ENOMEM;
+			goto out_unlock;
+		}
+		st->job_pcm = p;
+		st->job_cap = st->n;
+	}
+	if (st->job_prompt_cap < st->n_prompt) {
+		int32_t *p = realloc(st->job_prompt, sizeof *p * (size_t)st->n_prompt);
+		if (!p) {
+			rc = -ENOMEM;
+			goto out_unlock;
+		}
+		st->job_prompt = p;
+		st->job_prompt_cap = st->n_prompt;
+	}
+	memcpy(st->job_pcm, st->pcm, sizeof *st->pcm * st->n);
+	if (st->n_prompt)
+		memcpy(st->job_prompt, st->prompt, sizeof *st->prompt * (size_t)st->n_prompt);
+	st->job_n = st->n;
+	st->job_n_prompt = st->n_prompt;
+	st->job_gen = st->gen;
+	st->sched_n = st->n;
+	st->pending = true;
+	pthread_cond_broadcast(&st->cv);
+out_unlock:
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
+/* Makes the worker idle: a decode of the whole window as it is now is
+ * waited for (the final may take it); any other is stopped. */
+static void worker_idle(wstream *st)
+{
+	pthread_mutex_lock(&st->lock);
+	bool whole = st->job_gen == st->gen && st->job_n == st->n;
+	if (st->pending && !st->busy)
+		st->pending = false;     /* not started: never mind */
+	if (!whole)
+		atomic_store(&st->abort, true);
+	while (st->busy || st->pending)
+		pthread_cond_wait(&st->cv, &st->lock);
+	atomic_store(&st->abort, false);
+	pthread_mutex_unlock(&st->lock);
+}
+
+/* The worker: decodes the windows it is given, one at a time. */
+static void *worker(void *arg)
+{
+	wstream *st = arg;
+	pthread_mutex_lock(&st->lock);
+	for (;;) {
+		while (!st->quit && !st->pending)
+			pthread_cond_wait(&st->cv, &st->lock);
+		if (st->quit)
+			break;
+		st->pending = false;
+		st->busy = true;
+		pthread_mutex_unlock(&st->lock);
+		wdec_result h;
+		bool complete = false;
+		double t0 = now_ms();
+		int rc = decode_audio(st, st->job_pcm, st->job_n, st->job_prompt, st->job_n_prompt,
+				      false, &st->abort, &h, &complete);
+		pthread_mutex_lock(&st->lock);
+		st->busy = false;
+		st->last_end = now_ms();
+		st->last_ms = st->last_end - t0;
+		if (rc == 0) {
+			if (st->ready)
+				wdec_result_release(&st->res);
+			st->res = h;
+			st->res_complete = complete;
+			st->res_n = st->job_n;
+			st->res_gen = st->job_gen;
+			st->ready = true;
+		} else if (rc != -ECANCELED) {
+			st->werr = rc;
+		}
+		pthread_cond_broadcast(&st->cv);
+	}
+	pthread_mutex_unlock(&st->lock);
+	return NULL;
 }
 
 static int window_append(wstream *st, const int16_t *pcm, size_t n)
@@ -440,6 +602,14 @@ int whisper_stream_open(void *engine, const stt_options *opt, void **ret_stream)
 		free(st);
 		return -EBUSY;
 	}
+	pthread_mutex_init(&st->lock, NULL);
+	pthread_cond_init(&st->cv, NULL);
+	atomic_init(&st->abort, false);
+	if (pthread_create(&st->th, NULL, worker, st) != 0) {
+		whisper_stream_close(st);
+		return -ENOMEM;
+	}
+	st->th_started = true;
 	*ret_stream = st;
 	return 0;
 }
@@ -452,6 +622,8 @@ int whisper_stream_feed(void *stream, const int16_t *pcm, size_t n, stt_partial_
 		return -EINVAL;
 	if (n > WSTREAM_MAX_SAMPLES - st->total)
 		return -E2BIG;
+	if ((rc = take_result(st)) < 0)
+		return rc;
 	while (n > 0) {
 		size_t room = MS_SAMPLES(WSTREAM_WINDOW_MAX_MS) - st->n;
 		size_t take = n < room ? n : room;
@@ -460,24 +632,24 @@ int whisper_stream_feed(void *stream, const int16_t *pcm, size_t n, stt_partial_
 		pcm += take;
 		n -= take;
 		st->total += take;
-		if (st->n >= MS_SAMPLES(WSTREAM_WINDOW_MAX_MS) &&
-		    ((rc = window_end(st)) < 0 || (rc = report(st, cb, user)) < 0))
-			return rc;
+		if (st->n >= MS_SAMPLES(WSTREAM_WINDOW_MAX_MS)) {
+			worker_idle(st);
+			if ((rc = take_result(st)) < 0 || (rc = window_end(st)) < 0)
+				return rc;
+		}
 	}
-	if (st->n < st->decoded_n + MS_SAMPLES(WSTREAM_STEP_MS) ||
-	    now_ms() - st->last_end < st->last_ms)
-		return 0;
-	if ((rc = partial(st)) < 0)
+	if ((rc = report(st, cb, user)) < 0)
 		return rc;
-	return report(st, cb, user);
+	return ask_partial(st);
 }
 
 int whisper_stream_finish(void *stream, stt_result *ret)
 {
 	wstream *st = stream;
 	stt_result r = { 0 };
-	int rc = window_end(st);
-	if (rc < 0)
+	int rc = take_result(st);
+	worker_idle(st);
+	if (rc < 0 || (rc = take_result(st)) < 0 || (rc = window_end(st)) < 0)
 		goto out_reset;
 	r.phrases = true;
 	r.decoded = true;
@@ -503,8 +675,22 @@ void whisper_stream_close(void *stream)
 	wstream *st = stream;
 	if (!st)
 		return;
+	if (st->th_started) {
+		pthread_mutex_lock(&st->lock);
+		st->quit = true;
+		atomic_store(&st->abort, true);
+		pthread_cond_broadcast(&st->cv);
+		pthread_mutex_unlock(&st->lock);
+		pthread_join(st->th, NULL);
+	}
+	if (st->ready)
+		wdec_result_release(&st->res);
 	stream_reset(st);
 	whisper_release(st->e, st->d);
+	pthread_cond_destroy(&st->cv);
+	pthread_mutex_destroy(&st->lock);
 	free(st->pcm);
+	free(st->job_pcm);
+	free(st->job_prompt);
 	free(st);
 }

@@ -153,11 +153,11 @@ def test_a_long_utterance_is_cut_into_windows(start, model):
     d = start("stt", "--model", model, "--workers", "1")
     c = WsClient(d)
     n = len(c.events)
-    send_paced(c, clip(27.0, 9), speed=6.0)
+    send_paced(c, clip(27.0, 9), speed=5.0)
     c.send({"event": "end"})
     f = c.wait("final", start=n, timeout=120)
     shown = partials(c, n)
-    assert len(shown) >= 5, shown
+    assert len(shown) >= 2, shown
     assert_committed_stay(shown, f["text"])
     assert f["duration_ms"] == 27000
     segs = f["segments"]
