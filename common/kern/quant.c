@@ -637,6 +637,20 @@ size_t quant_pack8_bytes(int type, int64_t n)
 	return (size_t)(n / QK8_0) * QUANT_PACK8_Q8_0;
 }
 
+int quant_unpack8_row(int type, int64_t n, const void *group, int lane, void *dst)
+{
+	if (type != QT_Q8_0 || lane < 0 || lane >= 8 || !quant_pack8_bytes(type, n))
+		return -EINVAL;
+	const uint8_t *o = group;
+	block_q8_0 *b = dst;
+	for (int64_t i = 0; i < n / QK8_0; i++, o += QUANT_PACK8_Q8_0) {
+		memcpy(&b[i].d, o + 2 * lane, 2);
+		for (int k = 0; k < 8; k++)
+			memcpy(b[i].qs + 4 * k, o + 48 + 32 * k + 4 * lane, 4);
+	}
+	return 0;
+}
+
 quant_gemm8_fn quant_gemm8_get(int type)
 {
 	if (!quant_have_avx2())

@@ -183,6 +183,9 @@ quant_mdot_fn quant_mdot_get(int type);
 quant_gemm8_fn quant_gemm8_packed_get(int type, quant_pack8_fn *ret_pack);
 /* Bytes of one packed group of 8 rows of n values (0: no packed form). */
 size_t quant_pack8_bytes(int type, int64_t n);
+/* Row `lane` (0..7) of a packed group back in its type's row layout (dst:
+ * quant_row_bytes(type, n) bytes); 0 or -EINVAL. */
+int quant_unpack8_row(int type, int64_t n, const void *group, int lane, void *dst);
 /* Whether the AVX2/FMA kernels can run on this CPU. */
 bool quant_have_avx2(void);
 

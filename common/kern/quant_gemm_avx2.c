@@ -430,21 +430,23 @@ VNNI static void gemm8_iq4_nl(int n, const void *w, size_t ws, const void *a, si
  * instructions in the same order, so results are bit-identical to
  * gemm8_q8_0; without the transpose a lone token costs less than the dot. */
 
-static void pack8_q8_0(int n, const void *w, size_t ws, void *dst)
+VNNI static void pack8_q8_0(int n, const void *w, size_t ws, void *dst)
 {
 	uint8_t *o = dst;
+	const __m256i ones = _mm256_set1_epi8(1);
 	for (int i = 0; i < n / QK8_0; i++, o += QUANT_PACK8_Q8_0) {
-		for (int r = 0; r < 8; r++) {
-			const block_q8_0 *x = (const block_q8_0 *)((const uint8_t *)w + r * ws) + i;
-			int32_t sum = 0;
-			for (int k = 0; k < QK8_0; k++)
-				sum += x->qs[k];
-			sum *= 128;
-			memcpy(o + 2 * r, &x->d, 2);
-			memcpy(o + 16 + 4 * r, &sum, 4);
-			for (int k = 0; k < 8; k++)
-				memcpy(o + 48 + 32 * k + 4 * r, x->qs + 4 * k, 4);
-		}
+		__m256i g[8];
+		uint16_t dh[8];
+		load8_q8_0(w, ws, i, g, dh);
+		transpose8_epi32(g);
+		__m256i sumw = _mm256_setzero_si256();
+		for (int k = 0; k < 8; k++)
+			sumw = _mm256_dpbusd_avx_epi32(sumw, ones, g[k]);
+		sumw = _mm256_slli_epi32(sumw, 7);
+		memcpy(o, dh, 16);
+		_mm256_storeu_si256((__m256i *)(o + 16), sumw);
+		for (int k = 0; k < 8; k++)
+			_mm256_storeu_si256((__m256i *)(o + 48) + k, g[k]);
 	}
 }
 

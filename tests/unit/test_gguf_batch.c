@@ -340,6 +340,57 @@ VX_TEST(decode_kernel_gives_each_token_the_same_bits_in_any_company)
 		VX_CHECK_INT(covered, (int)(sizeof(types) / sizeof(types[0])));
 }
 
+/* The packed Q8_0 gemm (rows packed at load) gives each token the bits of
+ * the 8-row gemm on the file's rows, alone or with up to 15 others, and a
+ * packed row unpacks to the file's bytes. */
+VX_TEST(packed_gemm_gives_each_token_the_bits_of_the_gemm8_in_any_company)
+{
+	quant_pack8_fn pack = NULL;
+	quant_gemm8_fn gp = quant_gemm8_packed_get(QT_Q8_0, &pack);
+	quant_gemm8_fn g8 = quant_gemm8_get(QT_Q8_0);
+	if (!gp) {
+		printf("  no AVX-VNNI: Q8_0 is not packed, nothing to compare\n");
+		VX_CHECK(quant_pack8_bytes(QT_Q8_0, 64) > 0);
+		return;
+	}
+	VX_CHECK(g8 != NULL && pack != NULL);
+	enum { N = 29 * 32, T = QUANT_GEMM8_TOKENS };
+	size_t rb = quant_row_bytes(QT_Q8_0, N), ab = quant_row_bytes(QT_Q8_0U, N);
+	size_t pb = quant_pack8_bytes(QT_Q8_0, N);
+	uint8_t *w = malloc(8 * rb), *p = malloc(pb), *act = malloc(T * ab), *row = malloc(rb);
+	float *x = malloc(sizeof(float) * N);
+	static float want[T * 8], got[T * 8];
+	VX_CHECK(w && p && act && row && x);
+	if (!w || !p || !act || !row || !x)
+		return;
+	unsigned seed = 3;
+	for (int r = 0; r < 8; r++)
+		random_row(QT_Q8_0, N, w + r * rb, &seed);
+	for (int t = 0; t < T; t++) {
+		for (int i = 0; i < N; i++)
+			x[i] = (float)(rand_r(&seed) % 2001 - 1000) * 1e-3f;
+		VX_CHECK_INT(quant_quantize_row(QT_Q8_0U, x, act + t * ab, N), 0);
+	}
+	pack(N, w, rb, p);
+	for (int r = 0; r < 8; r++) {
+		VX_CHECK_INT(quant_unpack8_row(QT_Q8_0, N, p, r, row), 0);
+		VX_CHECK(memcmp(row, w + r * rb, rb) == 0);
+	}
+	g8(N, w, rb, act, ab, T, want, 8);
+	gp(N, p, 0, act, ab, T, got, 8);
+	VX_CHECK(memcmp(got, want, sizeof(want)) == 0);
+	for (int nt = 1; nt < T; nt++)
+		for (int t0 = 0; t0 + nt <= T; t0 += nt) {
+			gp(N, p, 0, act + t0 * ab, ab, nt, got, 8);
+			VX_CHECK(memcmp(got, want + t0 * 8, sizeof(float) * 8 * (size_t)nt) == 0);
+		}
+	free(x);
+	free(row);
+	free(act);
+	free(p);
+	free(w);
+}
+
 VX_TEST(cleanup_removes_the_model)
 {
 	char cmd[300];
@@ -351,4 +402,6 @@ VX_TEST_MAIN(setup_makes_the_model, batched_and_single_runs_give_the_same_greedy
 	     interleaved_conversations_with_their_own_seeds_reproduce_single_runs,
 	     cancel_mid_batch_ends_only_that_sequence_and_frees_its_slot,
 	     next_turn_prefills_only_its_new_tokens_while_others_run,
-	     decode_kernel_gives_each_token_the_same_bits_in_any_company, cleanup_removes_the_model)
+	     decode_kernel_gives_each_token_the_same_bits_in_any_company,
+	     packed_gemm_gives_each_token_the_bits_of_the_gemm8_in_any_company,
+	     cleanup_removes_the_model)

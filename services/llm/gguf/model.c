@@ -32,8 +32,8 @@ typedef struct weight {     /* a 2-D weight: n_out rows of n_in values */
 	quant_mdot_fn mdot;         /* NULL: decode tokens by dot, one at a time */
 	/* packed rows (quant_pack8_fn) and their gemm, which then takes every
 	 * token (prompt and decode alike); NULL: not packed */
-	uint8_t *packed;            /* (n_out / 8) groups of pack_bytes, owned */
-	size_t pack_bytes;
+	uint8_t *packed;            /* (n_out / 8) groups of pack_bytes, owned (mmap) */
+	size_t pack_bytes, packed_len;
 	quant_gemm8_fn gemmp;
 } weight;
 
@@ -74,6 +74,7 @@ struct model {
 	size_t act_row;             /* bytes per token row in act */
 	float *scores;              /* (n_threads, n_ctx) */
 	float *cs;                  /* (MODEL_BATCH, head_dim) cos/sin pairs */
+	uint8_t *emb_row;           /* one tok_embd row rebuilt from the packed output */
 	int n_threads;
 };
 
@@ -391,8 +392,8 @@ static void pack_task(void *arg, int g, int thread)
 }
 
 /* Copies the weights that have a packed gemm into its layout (rows in
- * groups of 8); their file pages are then given back (the embeddings'
- * stay: tokens are looked up there). */
+ * groups of 8) and gives their file pages back (a tied output's too: the
+ * embeddings are then read from the packed copy). */
 static int pack_weights(model *m)
 {
 	for (int i = 0; i <= m->hp.n_layer * 7; i++) {
@@ -402,20 +403,30 @@ static int pack_weights(model *m)
 		size_t gb = quant_pack8_bytes(w->type, w->n_in);
 		if (!gp || !pack || !gb || w->n_out % 8)
 			continue;
+		/* one populated mapping: page faults one by one trap to the
+		 * hypervisor here (4 s of a 0.5B model's load) */
 		size_t total = gb * (size_t)(w->n_out / 8);
-		if (!(w->packed = aligned_alloc(64, (total + 63) & ~(size_t)63)))
+		void *p = mmap(NULL, total, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+		if (p == MAP_FAILED)
 			return -ENOMEM;
+		w->packed = p;
+		w->packed_len = total;
+		madvise((void *)((uintptr_t)w->data & ~(uintptr_t)4095),
+			w->row_bytes * (size_t)w->n_out + 4096, MADV_WILLNEED);
 		w->pack_bytes = gb;
 		w->gemmp = gp;
 		pack_job pj = { w, pack };
 		team_run(m->team, pack_task, &pj, w->n_out / 8);
-		if (w->data != m->tok_embd.data) {
-			uintptr_t lo = ((uintptr_t)w->data + 4095) & ~(uintptr_t)4095;
-			uintptr_t hi = ((uintptr_t)w->data + w->row_bytes * (size_t)w->n_out) &
-				       ~(uintptr_t)4095;
-			if (hi > lo)
-				madvise((void *)lo, hi - lo, MADV_DONTNEED);
-		}
+		/* tied output: embeddings are then rebuilt from the packed rows */
+		if (w->data == m->tok_embd.data &&
+		    !(m->emb_row = malloc(m->tok_embd.row_bytes)))
+			return -ENOMEM;
+		uintptr_t lo = ((uintptr_t)w->data + 4095) & ~(uintptr_t)4095;
+		uintptr_t hi = ((uintptr_t)w->data + w->row_bytes * (size_t)w->n_out) &
+			       ~(uintptr_t)4095;
+		if (hi > lo)
+			madvise((void *)lo, hi - lo, MADV_DONTNEED);
 	}
 	return 0;
 }
@@ -476,7 +487,8 @@ void model_free(model *m)
 		}
 	if (m->layers)
 		for (int i = 0; i <= m->hp.n_layer * 7; i++)
-			free(nth_weight(m, i)->packed);
+			if (nth_weight(m, i)->packed)
+				munmap(nth_weight(m, i)->packed, nth_weight(m, i)->packed_len);
 	free(m->layers);
 	free(m->output_norm); free(m->rope_freqs); free(m->inv_freq);
 	if (m->k_cache)
@@ -485,6 +497,7 @@ void model_free(model *m)
 		munmap(m->v_cache, m->kv_bytes);
 	free(m->x); free(m->xb); free(m->q); free(m->k); free(m->v); free(m->att);
 	free(m->hg); free(m->hu); free(m->act); free(m->scores); free(m->cs);
+	free(m->emb_row);
 	gguf_close(m->g);
 	free(m);
 }
@@ -495,8 +508,6 @@ const gguf *model_get_gguf(const model *m) { return m->g; }
 
 static bool is_packed_data(model *m, const uint8_t *d)
 {
-	if (d == m->tok_embd.data)
-		return false;   /* embeddings are looked up in the file's rows */
 	for (int i = 0; i <= m->hp.n_layer * 7; i++)
 		if (nth_weight(m, i)->packed && nth_weight(m, i)->data == d)
 			return true;
@@ -911,9 +922,14 @@ static int eval_batch(model *m, const int32_t *tokens, int B, float *logits, int
 	for (int t = 0; t < B; t++) {
 		if (tokens[t] < 0 || tokens[t] >= hp->n_vocab)
 			return -EINVAL;
-		quant_dequantize_row(m->tok_embd.type,
-				     m->tok_embd.data + (size_t)tokens[t] * m->tok_embd.row_bytes,
-				     m->x + (size_t)t * E, E);
+		const uint8_t *row = m->tok_embd.data + (size_t)tokens[t] * m->tok_embd.row_bytes;
+		if (m->emb_row) {   /* the file's rows were given back: from the packed copy */
+			const weight *o = &m->output;
+			quant_unpack8_row(o->type, E, o->packed + (size_t)(tokens[t] / 8) * o->pack_bytes,
+					  tokens[t] % 8, m->emb_row);
+			row = m->emb_row;
+		}
+		quant_dequantize_row(m->tok_embd.type, row, m->x + (size_t)t * E, E);
 		for (int i = 0; i < hd / 2; i++) {
 			float a = (float)m->tok_pos[t] * m->inv_freq[i];
 			m->cs[(size_t)t * hd + 2 * i] = cosf(a) * hp->rope_mscale;
