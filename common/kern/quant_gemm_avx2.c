@@ -4,6 +4,7 @@
  */
 #include "quant.h"
 
+#include <stdatomic.h>
 #include <string.h>
 
 #if defined(__x86_64__)
@@ -450,46 +451,109 @@ VNNI static void pack8_q8_0(int n, const void *w, size_t ws, void *dst)
 	}
 }
 
+/* The per-token work; `dp` is vpdpbusd (VEX for AVX-VNNI, EVEX for
+ * AVX-512 VNNI, which has 32 vector registers: 8 tokens' accumulators and
+ * the 8 weight vectors stay in registers). */
+#define GEMM8P_BODY(dp)                                                                \
+	__m256 acc[QUANT_GEMM8_TOKENS];                                                \
+	for (int t = 0; t < nt; t++)                                                   \
+		acc[t] = _mm256_setzero_ps();                                          \
+	for (int i = 0; i < n / 32; i++, pb += QUANT_PACK8_Q8_0) {                     \
+		__m256 dx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)pb));     \
+		__m256i sumw = _mm256_loadu_si256((const __m256i *)(pb + 16));         \
+		__m256i g[8];                                                          \
+		for (int k = 0; k < 8; k++)                                            \
+			g[k] = _mm256_loadu_si256((const __m256i *)(pb + 48) + k);     \
+		for (int t = 0; t < nt; t++) {                                         \
+			const block_q8_0u *y = (const block_q8_0u *)(ab + t * as) + i; \
+			__m256i s = _mm256_setzero_si256();                            \
+			for (int k = 0; k < 8; k++) {                                  \
+				int v;                                                 \
+				memcpy(&v, y->qs + 4 * k, 4);                          \
+				s = dp(s, _mm256_set1_epi32(v), g[k]);                 \
+			}                                                              \
+			s = _mm256_sub_epi32(s, sumw);                                 \
+			acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(dx, _mm256_set1_ps(y->d)), \
+						 _mm256_cvtepi32_ps(s), acc[t]);       \
+		}                                                                      \
+	}                                                                              \
+	for (int t = 0; t < nt; t++)                                                   \
+		_mm256_storeu_ps(out + t * os, acc[t]);
+
+#define AVX512VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
+
 VNNI static inline __attribute__((always_inline)) void
 gemm8p_body(int n, const uint8_t *pb, const uint8_t *ab, size_t as, const int nt, float *out,
 	    size_t os)
 {
-	__m256 acc[QUANT_GEMM8_TOKENS];
-	for (int t = 0; t < nt; t++)
-		acc[t] = _mm256_setzero_ps();
-	for (int i = 0; i < n / 32; i++, pb += QUANT_PACK8_Q8_0) {
-		__m256 dx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)pb));
-		__m256i sumw = _mm256_loadu_si256((const __m256i *)(pb + 16));
-		const __m256i *g = (const __m256i *)(pb + 48);
-		for (int t = 0; t < nt; t++) {
-			const block_q8_0u *y = (const block_q8_0u *)(ab + t * as) + i;
-			__m256i s = _mm256_setzero_si256();
-			for (int k = 0; k < 8; k++) {
-				int v;
-				memcpy(&v, y->qs + 4 * k, 4);
-				s = _mm256_dpbusd_avx_epi32(s, _mm256_set1_epi32(v),
-							    _mm256_loadu_si256(g + k));
-			}
-			s = _mm256_sub_epi32(s, sumw);
-			acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(dx, _mm256_set1_ps(y->d)),
-						 _mm256_cvtepi32_ps(s), acc[t]);
-		}
-	}
-	for (int t = 0; t < nt; t++)
-		_mm256_storeu_ps(out + t * os, acc[t]);
+	GEMM8P_BODY(_mm256_dpbusd_avx_epi32)
 }
 
+AVX512VNNI static inline __attribute__((always_inline)) void
+gemm8p_body512(int n, const uint8_t *pb, const uint8_t *ab, size_t as, const int nt, float *out,
+	       size_t os)
+{
+	GEMM8P_BODY(_mm256_dpbusd_epi32)
+}
+
+/* Tokens in runs of 4 (16 registers), each run's instantiation fixed. */
 VNNI static void gemm8p_q8_0(int n, const void *w, size_t ws, const void *a, size_t as,
 			     int nt, float *out, size_t os)
 {
 	(void)ws;
-	switch (nt) {
-	case 1: gemm8p_body(n, w, a, as, 1, out, os); break;
-	case 2: gemm8p_body(n, w, a, as, 2, out, os); break;
-	case 3: gemm8p_body(n, w, a, as, 3, out, os); break;
-	case 4: gemm8p_body(n, w, a, as, 4, out, os); break;
-	default: gemm8p_body(n, w, a, as, nt, out, os); break;
+	const uint8_t *ab = a;
+	for (int t0 = 0; t0 < nt; t0 += 4) {
+		const uint8_t *at = ab + t0 * as;
+		float *ot = out + t0 * os;
+		switch (nt - t0 < 4 ? nt - t0 : 4) {
+		case 1: gemm8p_body(n, w, at, as, 1, ot, os); break;
+		case 2: gemm8p_body(n, w, at, as, 2, ot, os); break;
+		case 3: gemm8p_body(n, w, at, as, 3, ot, os); break;
+		default: gemm8p_body(n, w, at, as, 4, ot, os); break;
+		}
 	}
+}
+
+/* Tokens in runs of 8 (32 registers). */
+AVX512VNNI static void gemm8p_q8_0_512(int n, const void *w, size_t ws, const void *a,
+				       size_t as, int nt, float *out, size_t os)
+{
+	(void)ws;
+	const uint8_t *ab = a;
+	for (int t0 = 0; t0 < nt; t0 += 8) {
+		const uint8_t *at = ab + t0 * as;
+		float *ot = out + t0 * os;
+		switch (nt - t0 < 8 ? nt - t0 : 8) {
+		case 1: gemm8p_body512(n, w, at, as, 1, ot, os); break;
+		case 2: gemm8p_body512(n, w, at, as, 2, ot, os); break;
+		case 3: gemm8p_body512(n, w, at, as, 3, ot, os); break;
+		case 4: gemm8p_body512(n, w, at, as, 4, ot, os); break;
+		case 5: gemm8p_body512(n, w, at, as, 5, ot, os); break;
+		case 6: gemm8p_body512(n, w, at, as, 6, ot, os); break;
+		case 7: gemm8p_body512(n, w, at, as, 7, ot, os); break;
+		default: gemm8p_body512(n, w, at, as, 8, ot, os); break;
+		}
+	}
+}
+
+/* AVX-512 F/BW/VL/VNNI with the OS saving opmask and zmm state (cached:
+ * CPUID traps to the hypervisor). */
+static bool have_avx512vnni(void)
+{
+	static atomic_int known;   /* 0 not yet, 1 no, 2 yes */
+	int v = atomic_load_explicit(&known, memory_order_relaxed);
+	if (!v) {
+		unsigned int eax, ebx, ecx, edx, lo = 0, hi;
+		v = 1;
+		if (__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) && (ebx & (1u << 16)) &&
+		    (ebx & (1u << 30)) && (ebx & (1u << 31)) && (ecx & (1u << 11))) {
+			__asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+			if ((lo & 0xE6) == 0xE6)
+				v = 2;
+		}
+		atomic_store_explicit(&known, v, memory_order_relaxed);
+	}
+	return v == 2;
 }
 
 /*
@@ -523,7 +587,7 @@ quant_gemm8_fn quant_gemm8_packed_avx2(int type, quant_pack8_fn *ret_pack)
 	if (type != QT_Q8_0 || !have_avxvnni())
 		return NULL;
 	*ret_pack = pack8_q8_0;
-	return gemm8p_q8_0;
+	return have_avx512vnni() ? gemm8p_q8_0_512 : gemm8p_q8_0;
 }
 
 quant_tile_fn quant_tile_avx2(int type)
