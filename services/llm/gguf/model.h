@@ -114,11 +114,15 @@ typedef struct model_seq {
 } model_seq;
 
 /* Runs the sequences in one forward pass (sum of n <= MODEL_BATCH).
- * Batch-invariant where the weights have the 8-row gemm (Q8_0/Q4_0/Q5_0
- * with AVX-VNNI): prompt tokens always take the gemm and generated tokens
- * and logits rows the dot, so a sequence's logits are bit-identical alone
- * or next to others, however its prompt was chunked. Other types choose
- * their kernel per batch shape, so rounding may differ in the last bits.
+ * Batch-invariant: a token's kernel depends only on whether it is a prompt
+ * or a generated token, never on its company, and every kernel computes a
+ * token's result independently of the other tokens it serves. Q8_0 weights
+ * with AVX-VNNI are packed at load and every token takes the packed 8-row
+ * gemm (each weight block read once for all tokens of a step); other types:
+ * prompt tokens the 8-row gemm where the type has one, generated tokens and
+ * logits rows the decode kernel (quant_mdot_fn: one row, up to 4 tokens a
+ * pass) or the dot. So a sequence's logits are bit-identical alone or next
+ * to others, however its prompt was chunked.
  * ret_logits (may be NULL) gets n_vocab floats per sequence that wants
  * logits, in order. -EINVAL for a bad slot, token, or a slot twice;
  * -E2BIG when a sequence passes n_ctx. */
