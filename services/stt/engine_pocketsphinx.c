@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <sphinxbase/cmn.h>
@@ -101,7 +102,7 @@ static int sphinx_lang_check(const stt_options *opt)
 
 	if (!l || !*l || strcmp(l, "auto") == 0)
 		return 0;
-	if (strncmp(l, "en", 2) == 0 && (l[2] == '\0' || l[2] == '-' || l[2] == '_'))
+	if (strncasecmp(l, "en", 2) == 0 && (l[2] == '\0' || l[2] == '-' || l[2] == '_'))
 		return 0;
 	return -ENOTSUP;
 }

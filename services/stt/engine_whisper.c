@@ -31,6 +31,7 @@
  * engine_whisper_stream.c: the growing utterance re-decoded, with local
  * agreement keeping shown words from being withdrawn.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -222,22 +223,26 @@ static void kv_release(wkv *k)
 		free(k->snap[i]);
 }
 
-/* The request's language: a token (-1 for English-only models), or
- * *ret_detect when "auto" on a multilingual model. -ENOTSUP when unknown. */
-static int whisper_language(const wengine *e, const stt_options *opt, int32_t *ret_lang,
-			    bool *ret_detect)
+/* opt->language as Whisper's language token (engine_whisper.h). */
+int whisper_language(const wengine *e, const stt_options *opt, int32_t *ret_lang, bool *ret_detect)
 {
-	const char *l = opt ? opt->language : NULL;
-	bool any = !l || !l[0];
+	const char *l = opt && opt->language && opt->language[0] ? opt->language : "en";
+	size_t n = strcspn(l, "-_");
+	char code[16];
 	*ret_detect = false;
 	*ret_lang = -1;
-	if (!e->tok.multilingual)
-		return any || !strcmp(l, "auto") || !strcmp(l, "en") ? 0 : -ENOTSUP;
-	if (!any && !strcmp(l, "auto")) {
-		*ret_detect = true;
+	if (!strcmp(l, "auto")) {
+		*ret_detect = e->tok.multilingual;
 		return 0;
 	}
-	*ret_lang = wtok_language(&e->tok, any ? "en" : l);
+	if (n == 0 || n >= sizeof(code))
+		return -ENOTSUP;
+	for (size_t i = 0; i < n; i++)
+		code[i] = (char)tolower((unsigned char)l[i]);
+	code[n] = 0;
+	if (!e->tok.multilingual)
+		return strcmp(code, "en") ? -ENOTSUP : 0;
+	*ret_lang = wtok_language(&e->tok, code);
 	return *ret_lang < 0 ? -ENOTSUP : 0;
 }
 

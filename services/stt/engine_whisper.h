@@ -50,6 +50,11 @@ typedef struct wengine {
 /* A free decoder (now busy), or NULL when all are busy. */
 wdecoder *whisper_acquire(wengine *e);
 void whisper_release(wengine *e, wdecoder *d);
+/* The request's language as a token (-1 for English-only models): none
+ * or "" is English, a region is ignored ("en-US", "pt_BR" -> en, pt), case
+ * too; "auto" on a multilingual model sets *ret_detect instead. -ENOTSUP
+ * for a language the model does not have. */
+int whisper_language(const wengine *e, const stt_options *opt, int32_t *ret_lang, bool *ret_detect);
 
 /* engine_whisper_stream.c: the stream_* ops (stt_engine.h). */
 int whisper_stream_open(void *engine, const stt_options *opt, void **ret_stream);

@@ -582,16 +582,12 @@ static int window_append(wstream *st, const int16_t *pcm, size_t n)
 int whisper_stream_open(void *engine, const stt_options *opt, void **ret_stream)
 {
 	wengine *e = engine;
-	const char *l = opt && opt->language && opt->language[0] ? opt->language : NULL;
 	int32_t lang = -1;
-	if (l && !strcmp(l, "auto"))
-		l = NULL;   /* streams do not detect: English unless told */
-	if (e->tok.multilingual) {
-		if ((lang = wtok_language(&e->tok, l ? l : "en")) < 0)
-			return -ENOTSUP;
-	} else if (l && strcmp(l, "en")) {
+	bool detect;
+	if (whisper_language(e, opt, &lang, &detect) < 0)
 		return -ENOTSUP;
-	}
+	if (detect)
+		lang = wtok_language(&e->tok, "en");   /* streams do not detect: English */
 	wstream *st = calloc(1, sizeof *st);
 	if (!st)
 		return -ENOMEM;

@@ -314,6 +314,10 @@ def test_bad_input_gets_json_errors(shared, engine, speech):
     r = d.post_file("/transcribe", good, fields={"language": "fr"})
     err(r, 400, "unsupported_language")
     assert metric(d, sample) == before + 1
+    # a region or case does not matter (BCP 47 tags as docs/websocket.md shows)
+    for tag in ["en-US", "en_us", "EN"]:
+        r = d.post_file("/transcribe", good, fields={"language": tag})
+        assert r.status == 200, (tag, r)
 
 
 def test_body_over_limit_is_413_and_audio_over_limit_too(stt, speech):
