@@ -39,13 +39,8 @@ static void pack_portable(int type, const void *w, size_t w_stride, int n_rows, 
 
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
 
-static bool have_avx2(void)
-{
-	static int known = -1;   /* racy but idempotent */
-	if (known < 0)
-		known = quant_have_avx2();   /* AVX2, FMA and F16C (clang 14 cannot name f16c) */
-	return known;
-}
+/* AVX2, FMA and F16C (quant_have_avx2 caches its answer atomically) */
+static bool have_avx2(void) { return quant_have_avx2(); }
 
 /* F16 rows widened eight values at a time (F16C), stored transposed: eight
  * rows x eight values at once through an 8x8 register transpose; leftover
