@@ -13,8 +13,8 @@
  * decoders (a wstate each, with a thread team of cores / pool_size).
  * cfg->model is the model file's path. Audio is cut into 30 s windows;
  * each window's encoder runs over the audio's length only when the window
- * is shorter than WHISPER_TRIM_BELOW_MS (positions = frames / 2), over the
- * full context otherwise. Decoding per window (wdecode.h): greedy, or beam
+ * is shorter than cfg->trim_below_ms (--trim-below-s, default 10 s;
+ * positions = frames / 2), over the full context otherwise. Decoding per window (wdecode.h): greedy, or beam
  * search with opt->beam_size > 1 (a KV snapshot per beam, wstate_kv_*),
  * temperature fallback from opt->temperature (0.2 steps up to 1.0, seeded
  * sampling, so the same request gives the same answer), opt->prompt as the
@@ -82,6 +82,8 @@ static int whisper_create(const stt_config *cfg, void **ret)
 	if (!e)
 		return -ENOMEM;
 	pthread_mutex_init(&e->lock, NULL);
+	e->trim_below_ms = cfg->trim_below_ms < 0 ? 0 :
+			   cfg->trim_below_ms ? cfg->trim_below_ms : WHISPER_TRIM_BELOW_MS;
 	err[0] = '\0';
 	if ((rc = wfile_open(cfg->model, &e->f, err, sizeof err)) < 0 ||
 	    (rc = wmodel_new(e->f, &e->m, err, sizeof err)) < 0)
@@ -246,6 +248,16 @@ int whisper_language(const wengine *e, const stt_options *opt, int32_t *ret_lang
 	return *ret_lang < 0 ? -ENOTSUP : 0;
 }
 
+int whisper_encoder_ctx(const wengine *e, size_t n, bool trim)
+{
+	int n_ctx = e->f->hp.n_audio_ctx;
+	if (trim || (int64_t)n * 1000 / STT_RATE < e->trim_below_ms) {
+		int want = (wmel_frames_for((int)n) + 1) / 2;
+		n_ctx = want < 1 ? 1 : (want < n_ctx ? want : n_ctx);
+	}
+	return n_ctx;
+}
+
 /* opt->prompt as tokens (" " + the trimmed text, as openai-whisper does);
  * *ret NULL when there is none. Caller frees *ret. */
 static int whisper_prompt(const wengine *e, const char *text, int32_t **ret, int *ret_n)
@@ -324,11 +336,7 @@ static int whisper_transcribe(void *engine, const int16_t *pcm, size_t n, const 
 		for (size_t i = 0; i < w; i++)
 			d->pcm[i] = pcm[off + i] / 32768.0f;
 		int audio_ms = (int)(w * 1000 / STT_RATE);
-		int n_ctx = e->f->hp.n_audio_ctx;
-		if (audio_ms < WHISPER_TRIM_BELOW_MS) {
-			int want = (wmel_frames_for((int)w) + 1) / 2;
-			n_ctx = want < 1 ? 1 : (want < n_ctx ? want : n_ctx);
-		}
+		int n_ctx = whisper_encoder_ctx(e, w, false);
 		wmel_compute(&e->mel, d->pcm, (int)w, 2 * n_ctx, d->t, d->mel);
 		if ((rc = wstate_encode(d->s, d->mel, n_ctx)) < 0)
 			break;

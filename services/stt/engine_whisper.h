@@ -27,7 +27,7 @@
 #include "whisper/wtok.h"
 
 #define WHISPER_WINDOW_SAMPLES (30 * STT_RATE)   /* the model's context: 30 s */
-#define WHISPER_TRIM_BELOW_MS 10000              /* shorter windows: encoder trimmed */
+#define WHISPER_TRIM_BELOW_MS 10000              /* default: shorter windows' encoder trimmed */
 
 typedef struct wdecoder {
 	wstate *s;
@@ -45,7 +45,13 @@ typedef struct wengine {
 	pthread_mutex_t lock;
 	int n_dec;
 	wdecoder *dec;
+	int trim_below_ms;       /* cfg->trim_below_ms resolved; 0 = never trim */
 } wengine;
+
+/* Encoder positions for a window of n samples: its own length (frames / 2)
+ * when trim or the window is shorter than e->trim_below_ms, else the
+ * model's whole audio context. */
+int whisper_encoder_ctx(const wengine *e, size_t n, bool trim);
 
 /* A free decoder (now busy), or NULL when all are busy. */
 wdecoder *whisper_acquire(wengine *e);

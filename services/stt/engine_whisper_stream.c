@@ -34,7 +34,7 @@
  * stream_finish stops a partial decode of less than all the audio (at its
  * next token; an encoder run finishes first), lets one of all of it finish,
  * and decodes the window once more as transcribe does a window (the
- * encoder trimmed under WHISPER_TRIM_BELOW_MS, the full token budget;
+ * encoder trimmed under --trim-below-s, the full token budget;
  * greedy, no temperature fallback: a streamed final must come fast), or
  * takes the last partial decode when it covered all the audio and ended on
  * its own. The final is that hypothesis with the committed words in their
@@ -257,11 +257,7 @@ static int decode_audio(wstream *st, const int16_t *pcm, size_t n, const int32_t
 	wengine *e = st->e;
 	wdecoder *d = st->d;
 	int audio_ms = (int)(n * 1000 / STT_RATE);
-	int n_ctx = e->f->hp.n_audio_ctx, n_text_ctx = e->f->hp.n_text_ctx;
-	if (!final || audio_ms < WHISPER_TRIM_BELOW_MS) {
-		int want = (wmel_frames_for((int)n) + 1) / 2;
-		n_ctx = want < 1 ? 1 : (want < n_ctx ? want : n_ctx);
-	}
+	int n_ctx = whisper_encoder_ctx(e, n, !final), n_text_ctx = e->f->hp.n_text_ctx;
 	for (size_t i = 0; i < n; i++)
 		d->pcm[i] = pcm[i] / 32768.0f;
 	int rc = wmel_compute(&e->mel, d->pcm, (int)n, 2 * n_ctx, d->t, d->mel);
@@ -338,7 +334,7 @@ static int window_end(wstream *st)
 		return 0;
 	int audio_ms = (int)(st->n * 1000 / STT_RATE);
 	if (st->have_hyp && st->decoded_n == st->n && st->hyp_complete &&
-	    audio_ms < WHISPER_TRIM_BELOW_MS) {
+	    audio_ms < st->e->trim_below_ms) {
 		h = st->hyp;             /* the same decode again: take it */
 		st->have_hyp = false;
 	} else if ((rc = decode_audio(st, st->pcm, st->n, st->prompt, st->n_prompt, true, NULL,

@@ -67,6 +67,7 @@ static int stt_engine_load(stt_service *svc, char *why, size_t why_size)
 		.url = svc->url, .api_key = svc->upstream_key,
 		.model = svc->model,
 		.timeout_ms = svc->timeout_s * 1000,
+		.trim_below_ms = svc->trim_below_s ? svc->trim_below_s * 1000 : -1,
 		.why = why, .why_size = why_size,
 	};
 	/* pocketsphinx's model is its files (--hmm), whisper's and a remote
@@ -136,6 +137,9 @@ int main(int argc, char **argv)
 		  "pocketsphinx language model" },
 		{ "decoder-args", VX_FLAG_STR, &svc.decoder_args, "", 0, 0,
 		  "pocketsphinx: extra \"-name value\" options" },
+		{ "trim-below-s", VX_FLAG_INT, &svc.trim_below_s, "10", 0, 30,
+		  "whisper: audio windows shorter than this run the encoder over "
+		  "their own length, not 30 s (faster; 0 = never trim, as whisper.cpp)" },
 		{ "timeout-s", VX_FLAG_INT, &svc.timeout_s, "60", 1, 3600,
 		  "remote engines: limit per upstream request, seconds" },
 		VX_WYOMING_FLAG(&wy_port),

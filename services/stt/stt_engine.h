@@ -69,6 +69,9 @@ typedef struct stt_config {
 	const char *model;        /* remote: model name to send; NULL = engine default;
 				   * whisper: the model file's path */
 	int timeout_ms;           /* remote: whole-request timeout; <= 0 = 60 s */
+	int trim_below_ms;        /* whisper: a window shorter than this runs the
+				   * encoder over its own length, not 30 s;
+				   * 0 = default (10 s), < 0 = never */
 	char *why;                /* optional: create writes why it failed here */
 	size_t why_size;          /* bytes at why (0: no message wanted) */
 } stt_config;

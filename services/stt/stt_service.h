@@ -42,6 +42,7 @@ typedef struct stt_service {
 	const char *decoder_args;    /* pocketsphinx: extra "-name value" pairs */
 	int max_audio_s;             /* per request / per WebSocket utterance */
 	int timeout_s;               /* remote engines: per upstream request */
+	int trim_below_s;            /* whisper: --trim-below-s (0: never trim) */
 
 	const stt_engine_ops *engine;
 	void *eng;                   /* the engine's state */

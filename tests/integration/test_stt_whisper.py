@@ -150,6 +150,25 @@ def test_websocket_gives_the_final_of_the_utterance(start, model):
     c.close()
 
 
+def test_trim_below_s_decides_which_windows_run_the_encoder_over_their_length(start, model):
+    # a 3 s clip: trimmed under the default (10 s) and under 4 s, the full
+    # 30 s context under 2 s and 0 (never, as whisper.cpp); answers with
+    # the same encoder context are the same
+    pcm = wav_bytes(clip())
+    got = {}
+    for s in ["4", "2", "0"]:
+        d = start("stt", "--model", model, "--trim-below-s", s)
+        r = d.post_file("/transcribe?temperature_inc=0", pcm)
+        assert r.status == 200, r
+        got[s] = r.json()
+        d.stop()
+    d = start("stt", "--model", model)
+    default = d.post_file("/transcribe?temperature_inc=0", pcm).json()
+    assert got["4"]["text"] == default["text"] and got["4"]["segments"] == default["segments"]
+    assert got["2"]["text"] == got["0"]["text"] and got["2"]["segments"] == got["0"]["segments"]
+    assert "trim-below-s" in run_refused(["--model", model, "--trim-below-s", "31"])
+
+
 def run_refused(args, env=None):
     e = dict(os.environ)
     e.update(env or {})
