@@ -88,6 +88,16 @@ class Daemon:
         with open(self.log_path, "rb") as f:
             return f.read().decode("utf-8", "replace")
 
+    def wait_log(self, text, timeout=5):
+        """True once text is in the log: a line the daemon wrote before it
+        answered reaches the file through the pump thread a little later."""
+        deadline = time.time() + timeout
+        while text not in self.log():
+            if time.time() >= deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
     def request(self, method, path, body=None, headers=None, timeout=60):
         req = urllib.request.Request(self.url + path, data=body,
                                      method=method, headers=headers or {})

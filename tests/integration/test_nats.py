@@ -345,7 +345,7 @@ def test_workers_reconnect_after_nats_server_restart(nats, client, start):
     try:
         r = one_result(nc, "tts", timeout=30, request={"text": "After the restart."})
         assert r["status"] == "ok", r
-        assert "reconnected" in tts.log()
+        assert tts.wait_log("reconnected"), tts.log()
     finally:
         nc.close()
 
