@@ -19,3 +19,9 @@ $(BUILD)/tests/test_vmath: $(BUILD)/obj/tests/unit/test_vmath.o $(KERN_OBJS)
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ -lm
 UNIT_TESTS += $(BUILD)/tests/test_vmath
+
+# the worker team (team.c): each task of each run exactly once, none late
+$(BUILD)/tests/test_team: $(BUILD)/obj/tests/unit/test_team.o $(KERN_OBJS)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ -lpthread -lm
+UNIT_TESTS += $(BUILD)/tests/test_team

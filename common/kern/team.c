@@ -41,7 +41,7 @@ static void work(team *t, unsigned gen, int thread)
 	for (;;) {
 		uint64_t v = atomic_load_explicit(&t->next, memory_order_acquire);
 		if ((unsigned)(v >> 32) != gen ||
-		    (int)(uint32_t)v >= atomic_load_explicit(&t->n_tasks, memory_order_relaxed))
+		    (int)(uint32_t)v >= atomic_load_explicit(&t->n_tasks, memory_order_acquire))
 			return;
 		if (!atomic_compare_exchange_weak_explicit(&t->next, &v, v + 1,
 							   memory_order_acq_rel,
@@ -145,11 +145,19 @@ void team_run(team *t, team_fn fn, void *arg, int n_tasks)
 		return;
 	}
 	unsigned gen = atomic_load(&t->gen) + 1;
+	/* `next` first: a worker still in work() for the last run may have
+	 * read its `next` (index = its task count) and be about to compare it
+	 * with n_tasks. Were the new, larger count stored first, its CAS on the
+	 * old `next` would win a task of this run with the last run's index
+	 * and count it done, and this run could return while a task of it
+	 * still runs (seen under ASan as a call through a stale fn). With
+	 * `next` changed first, that CAS fails; n_tasks is stored with release
+	 * so a worker that sees the new count also sees the new `next`. */
+	atomic_store_explicit(&t->next, (uint64_t)gen << 32, memory_order_seq_cst);
 	t->fn = fn;
 	t->arg = arg;
-	atomic_store_explicit(&t->n_tasks, n_tasks, memory_order_relaxed);
 	atomic_store(&t->done, 0);
-	atomic_store_explicit(&t->next, (uint64_t)gen << 32, memory_order_release);
+	atomic_store_explicit(&t->n_tasks, n_tasks, memory_order_release);
 	pthread_mutex_lock(&t->mu);
 	atomic_store_explicit(&t->gen, gen, memory_order_release);
 	pthread_cond_broadcast(&t->cv);

@@ -20,6 +20,19 @@ import pytest
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.environ.get("VOXLINE_BIN", os.path.join(ROOT, "build", "bin"))
 TOOLS = os.environ.get("VOXLINE_TOOLS", os.path.join(ROOT, "build", "tools"))
+
+
+def _sanitized():
+    try:
+        with open(os.path.join(BIN, "voxline-stt"), "rb") as f:
+            return b"__asan_init" in f.read()
+    except OSError:
+        return False
+
+
+# An ASan/UBSan build (gcc or clang) computes several times slower: tests
+# that pace audio against the decoder slow down with it.
+SANITIZED = _sanitized()
 PYTHON = "/usr/bin/python3"
 
 

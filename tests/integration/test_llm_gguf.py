@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from conftest import BIN, Daemon, PYTHON, ROOT
+from conftest import BIN, Daemon, PYTHON, ROOT, SANITIZED
 
 sys.path.insert(0, os.path.join(ROOT, "tests", "gguf"))
 import tokref  # noqa: E402
@@ -29,7 +29,6 @@ CTX = 256          # KV positions of the shared daemon: small and cheap
 THREADS = 2
 # An ASan/UBSan build runs the kernels ~20x slower: keep the width and the
 # vocabulary but only 4 of the 24 layers there.
-SANITIZED = "build-asan" in BIN
 
 
 @pytest.fixture(scope="session")
