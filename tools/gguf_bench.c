@@ -2,7 +2,7 @@
  * gguf_bench - speed of the built-in GGUF engine on a model file.
  *
  *   gguf_bench MODEL [--threads N (2)] [--prompt N (512)] [--gen N (64)]
- *              [--ctx N (prompt + gen)]
+ *              [--ctx N (prompt + gen)] [--no-repack]
  *
  * Prints one JSON object: load_ms (map + check + touching every weight
  * page), prompt tokens/s (one prefill of N random tokens), decode tokens/s
@@ -71,11 +71,13 @@ int main(int argc, char **argv)
 			n_gen = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--ctx") && i + 1 < argc)
 			mp.n_ctx = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--no-repack"))
+			mp.no_repack = true;
 		else if (argv[i][0] != '-' && !path)
 			path = argv[i];
 		else {
 			fprintf(stderr, "usage: gguf_bench MODEL [--threads N] [--prompt N] "
-				"[--gen N] [--ctx N]\n");
+				"[--gen N] [--ctx N] [--no-repack]\n");
 			return 2;
 		}
 	}

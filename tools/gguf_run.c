@@ -3,12 +3,13 @@
  * JSON, for tests against tests/gguf/ref.py.
  *
  *   gguf_run MODEL --tokens 1,2,3 [--greedy N] [--threads N] [--ctx N]
- *            [--one-by-one] [--all-logits]
+ *            [--one-by-one] [--all-logits] [--no-repack]
  *
  * Prints {"n_vocab":V,"logits":[...],"greedy":[...]}: logits of the last
  * prompt token (or of every prompt token with --all-logits, row after row),
  * then N greedily chosen continuation tokens. --one-by-one feeds the prompt
  * a token at a time (decode path) instead of in batches (prefill path).
+ * --no-repack keeps Q4_0/Q5_0/IQ4_NL weights as stored (model_params).
  */
 #include "../services/llm/gguf/model.h"
 
@@ -60,11 +61,14 @@ int main(int argc, char **argv)
 			one = 1;
 		else if (!strcmp(argv[i], "--all-logits"))
 			all = 1;
+		else if (!strcmp(argv[i], "--no-repack"))
+			mp.no_repack = true;
 		else if (argv[i][0] != '-' && !path)
 			path = argv[i];
 		else {
 			fprintf(stderr, "usage: gguf_run MODEL --tokens 1,2,3 [--greedy N] "
-				"[--threads N] [--ctx N] [--one-by-one] [--all-logits]\n");
+				"[--threads N] [--ctx N] [--one-by-one] [--all-logits] "
+				"[--no-repack]\n");
 			return 2;
 		}
 	}

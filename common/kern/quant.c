@@ -632,14 +632,15 @@ quant_gemm8_fn quant_gemm8_packed_get(int type, quant_pack8_fn *ret_pack)
 
 size_t quant_pack8_bytes(int type, int64_t n)
 {
-	if (type != QT_Q8_0 || n <= 0 || n % QK8_0)
+	bool packs = type == QT_Q8_0 || type == QT_Q4_0 || type == QT_Q5_0 || type == QT_IQ4_NL;
+	if (!packs || n <= 0 || n % QK8_0)
 		return 0;
 	return (size_t)(n / QK8_0) * QUANT_PACK8_Q8_0;
 }
 
 int quant_unpack8_row(int type, int64_t n, const void *group, int lane, void *dst)
 {
-	if (type != QT_Q8_0 || lane < 0 || lane >= 8 || !quant_pack8_bytes(type, n))
+	if (lane < 0 || lane >= 8 || !quant_pack8_bytes(type, n))
 		return -EINVAL;
 	const uint8_t *o = group;
 	block_q8_0 *b = dst;

@@ -149,8 +149,9 @@ typedef void (*quant_mdot_fn)(int n, const void *w, const void *act, size_t act_
  * the packed gemm reads (a group's rows transposed once, at load, instead of
  * at every product). The packed gemm takes a group as w (w_stride unused)
  * and gives per token exactly the bits of quant_gemm8_get(type)'s, and a
- * token's result does not depend on n_tok or the other tokens. Q8_0 with
- * AVX-VNNI only. */
+ * token's result does not depend on n_tok or the other tokens. Q8_0, and
+ * Q4_0 / Q5_0 / IQ4_NL widened to Q8_0's int8 values (exact; 34 bytes per
+ * 32 values instead of 18 or 22), with AVX-VNNI only. */
 #define QUANT_PACK8_Q8_0 (16 + 32 + 8 * QK8_0)   /* bytes per block of 8 rows */
 typedef void (*quant_pack8_fn)(int n, const void *w, size_t w_stride, void *dst);
 
@@ -183,8 +184,9 @@ quant_mdot_fn quant_mdot_get(int type);
 quant_gemm8_fn quant_gemm8_packed_get(int type, quant_pack8_fn *ret_pack);
 /* Bytes of one packed group of 8 rows of n values (0: no packed form). */
 size_t quant_pack8_bytes(int type, int64_t n);
-/* Row `lane` (0..7) of a packed group back in its type's row layout (dst:
- * quant_row_bytes(type, n) bytes); 0 or -EINVAL. */
+/* Row `lane` (0..7) of a packed group as a Q8_0 row holding exactly its
+ * values (dst: quant_row_bytes(QT_Q8_0, n) bytes; for Q8_0 the file's
+ * bytes); 0 or -EINVAL. */
 int quant_unpack8_row(int type, int64_t n, const void *group, int lane, void *dst);
 /* Whether the AVX2/FMA kernels can run on this CPU. */
 bool quant_have_avx2(void);

@@ -431,24 +431,46 @@ VNNI static void gemm8_iq4_nl(int n, const void *w, size_t ws, const void *a, si
  * instructions in the same order, so results are bit-identical to
  * gemm8_q8_0; without the transpose a lone token costs less than the dot. */
 
+/* Packs rows whose load8 gives signed int8 values and one f16 scale per
+ * block: Q8_0 as stored, Q4_0 / Q5_0 / IQ4_NL widened (their values are
+ * d * q with q in -16..15 or IQ4_NL's table, which int8 holds exactly), so
+ * one packed gemm serves all four with the bits of their own gemm8. */
+#define PACK8_BODY(load8)                                                              \
+	uint8_t *o = dst;                                                              \
+	const __m256i ones = _mm256_set1_epi8(1);                                      \
+	for (int i = 0; i < n / QK8_0; i++, o += QUANT_PACK8_Q8_0) {                   \
+		__m256i g[8];                                                          \
+		uint16_t dh[8];                                                        \
+		load8(w, ws, i, g, dh);                                                \
+		transpose8_epi32(g);                                                   \
+		__m256i sumw = _mm256_setzero_si256();                                 \
+		for (int k = 0; k < 8; k++)                                            \
+			sumw = _mm256_dpbusd_avx_epi32(sumw, ones, g[k]);              \
+		sumw = _mm256_slli_epi32(sumw, 7);                                     \
+		memcpy(o, dh, 16);                                                     \
+		_mm256_storeu_si256((__m256i *)(o + 16), sumw);                        \
+		for (int k = 0; k < 8; k++)                                            \
+			_mm256_storeu_si256((__m256i *)(o + 48) + k, g[k]);            \
+	}
+
 VNNI static void pack8_q8_0(int n, const void *w, size_t ws, void *dst)
 {
-	uint8_t *o = dst;
-	const __m256i ones = _mm256_set1_epi8(1);
-	for (int i = 0; i < n / QK8_0; i++, o += QUANT_PACK8_Q8_0) {
-		__m256i g[8];
-		uint16_t dh[8];
-		load8_q8_0(w, ws, i, g, dh);
-		transpose8_epi32(g);
-		__m256i sumw = _mm256_setzero_si256();
-		for (int k = 0; k < 8; k++)
-			sumw = _mm256_dpbusd_avx_epi32(sumw, ones, g[k]);
-		sumw = _mm256_slli_epi32(sumw, 7);
-		memcpy(o, dh, 16);
-		_mm256_storeu_si256((__m256i *)(o + 16), sumw);
-		for (int k = 0; k < 8; k++)
-			_mm256_storeu_si256((__m256i *)(o + 48) + k, g[k]);
-	}
+	PACK8_BODY(load8_q8_0)
+}
+
+VNNI static void pack8_q4_0(int n, const void *w, size_t ws, void *dst)
+{
+	PACK8_BODY(load8_q4_0)
+}
+
+VNNI static void pack8_q5_0(int n, const void *w, size_t ws, void *dst)
+{
+	PACK8_BODY(load8_q5_0)
+}
+
+VNNI static void pack8_iq4_nl(int n, const void *w, size_t ws, void *dst)
+{
+	PACK8_BODY(load8_iq4_nl)
 }
 
 /* The per-token work; `dp` is vpdpbusd (VEX for AVX-VNNI, EVEX for
@@ -584,9 +606,15 @@ quant_gemm8_fn quant_gemm8_avx2(int type)
 
 quant_gemm8_fn quant_gemm8_packed_avx2(int type, quant_pack8_fn *ret_pack)
 {
-	if (type != QT_Q8_0 || !have_avxvnni())
+	if (!have_avxvnni())
 		return NULL;
-	*ret_pack = pack8_q8_0;
+	switch (type) {
+	case QT_Q8_0: *ret_pack = pack8_q8_0; break;
+	case QT_Q4_0: *ret_pack = pack8_q4_0; break;
+	case QT_Q5_0: *ret_pack = pack8_q5_0; break;
+	case QT_IQ4_NL: *ret_pack = pack8_iq4_nl; break;
+	default: return NULL;
+	}
 	return have_avx512vnni() ? gemm8p_q8_0_512 : gemm8p_q8_0;
 }
 

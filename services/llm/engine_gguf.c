@@ -234,6 +234,7 @@ static int gguf_create(const llm_config *cfg, void **ret_engine)
 		.n_threads = cfg->threads > 0 ? cfg->threads : GGUF_ENGINE_DEFAULT_THREADS,
 		.n_ctx = cfg->ctx > 0 ? cfg->ctx : 0,
 		.n_slots = cfg->slots > 0 ? cfg->slots : GGUF_ENGINE_DEFAULT_SLOTS,
+		.no_repack = cfg->no_repack,
 	};
 	int rc = model_load(cfg->model, &mp, &e->m, e->detail, sizeof(e->detail));
 	if (rc < 0)

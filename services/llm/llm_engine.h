@@ -49,6 +49,7 @@ typedef struct llm_config {
 	int threads;                /* gguf: worker threads */
 	int ctx;                    /* gguf: context length, 0 = model's */
 	int slots;                  /* gguf: sequences batched at once, 0 = engine default */
+	bool no_repack;             /* gguf: no widened packed copy of Q4_0/Q5_0/IQ4_NL */
 	char *error;                /* optional: create() writes why it failed */
 	size_t error_len;
 } llm_config;

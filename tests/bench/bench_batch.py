@@ -1,6 +1,7 @@
 """Many streams at once on the built-in GGUF engine (continuous batching),
-side by side with llama-server, on the Qwen2.5-0.5B-shaped Q8_0 file of
-bench_gguf (random weights, real dimensions), 2 threads each.
+side by side with llama-server, on the Qwen2.5-0.5B-shaped Q8_0 and
+Q4_K_M files of bench_gguf (random weights, real dimensions; BENCH_BATCH_TYPES
+names others), 2 threads each.
 
 1. For 1, 4, 8 and 16 concurrent streams, each server with as many slots
    (voxline --slots N; llama-server -np N, continuous batching on): the
@@ -37,6 +38,7 @@ STREAMS = [int(x) for x in os.environ.get("BENCH_BATCH_STREAMS", "1,4,8,16").spl
 MAX_TOKENS = 64
 CTX_PER_SLOT = 512
 ROUNDS = int(os.environ.get("BENCH_BATCH_ROUNDS", "2"))
+TYPES = [t for t in os.environ.get("BENCH_BATCH_TYPES", "Q8_0,Q4_K_M").split(",") if t]
 LLAMA_SERVER = os.environ.get("LLAMA_SERVER", "/tmp/ref/llama.cpp/build/bin/llama-server")
 LLAMA_BUILT = "/tmp/ref/llama.cpp/BUILT"
 
@@ -198,12 +200,10 @@ def turns(port, label):
               f"answer in {r[4]:.0f} ms")
 
 
-def main(bin_dir, tools_dir):
-    path = model_file("Q8_0")
-    have_llama = os.path.exists(LLAMA_BUILT) and os.access(LLAMA_SERVER, os.X_OK)
-    if not have_llama:
-        print(f"llama-server: not found ({LLAMA_SERVER}, {LLAMA_BUILT}); "
-              "the comparison is skipped")
+def streams_table(bin_dir, ty, have_llama):
+    """Part 1 on the file of preset ty."""
+    path = model_file(ty)
+    print(f"  {ty}:")
     res = {}
     for n in STREAMS:
         d = start(bin_dir, "llm", "--engine", "gguf", "--model", path, "--threads", THREADS,
@@ -234,6 +234,16 @@ def main(bin_dir, tools_dir):
                   f"{eight / ll8:.2f}x")
     print(f"  (load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs: "
           "a busy machine makes these figures meaningless)")
+
+
+def main(bin_dir, tools_dir):
+    have_llama = os.path.exists(LLAMA_BUILT) and os.access(LLAMA_SERVER, os.X_OK)
+    if not have_llama:
+        print(f"llama-server: not found ({LLAMA_SERVER}, {LLAMA_BUILT}); "
+              "the comparison is skipped")
+    for ty in TYPES:
+        streams_table(bin_dir, ty, have_llama)
+    path = model_file("Q8_0")
     d = start(bin_dir, "llm", "--engine", "gguf", "--model", path, "--threads", THREADS,
               "--ctx", 2048, "--slots", 4)
     try:

@@ -125,11 +125,30 @@ def test_thread_count_does_not_change_results(tmp):
     assert a == b
 
 
-def test_tied_output_weights(tmp):
-    path, r = model(tmp, "qwen3", "Q8_0", tied=True)
+@pytest.mark.parametrize("ty", ["Q8_0", "Q5_0", "IQ4_NL"])
+def test_tied_output_weights(tmp, ty):
+    """A tied output is packed for the gemm and its file rows given back:
+    embeddings are read from the packed copy (widened for Q5_0/IQ4_NL)."""
+    path, r = model(tmp, "qwen3", ty, tied=True)
     want = r.logits(PROMPT)[-1]
     got = np.array(run(path, PROMPT)["logits"])
-    assert np.abs(got - want).max() <= QUANT_TOL * want.std()
+    assert np.abs(got - want).max() <= tol_for(ty) * want.std()
+
+
+@pytest.mark.parametrize("ty", ["Q4_0", "Q5_0", "IQ4_NL", "Q4_K_M"])
+def test_repacked_and_stored_weights_both_match_reference(tmp, ty):
+    """Q4_0/Q5_0/IQ4_NL are widened into the packed gemm's int8 layout at
+    load; --no-repack keeps them as stored (their own kernels). Both match
+    the reference, prompt and decode, and give the same greedy tokens."""
+    path, r = model(tmp, "qwen2", ty)
+    want = r.logits(PROMPT)[-1]
+    abs_tol = tol_for(ty) * want.std()
+    a = run(path, PROMPT, "--greedy", str(N_GREEDY))
+    b = run(path, PROMPT, "--greedy", str(N_GREEDY), "--no-repack")
+    for got in (a, b):
+        assert np.abs(np.array(got["logits"]) - want).max() <= abs_tol
+        check_greedy(r, PROMPT, got["greedy"], 2 * abs_tol)
+    assert np.abs(np.array(a["logits"]) - np.array(b["logits"])).max() <= abs_tol
 
 
 @pytest.mark.parametrize("kw", [dict(version=2), dict(alignment=64), dict(vocab="spm")],

@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from conftest import BIN, Daemon, PYTHON, ROOT, SANITIZED
+from conftest import BIN, Daemon, PYTHON, ROOT, SANITIZED, proc_status
 
 sys.path.insert(0, os.path.join(ROOT, "tests", "gguf"))
 import tokref  # noqa: E402
@@ -260,3 +260,29 @@ def test_client_disconnect_mid_stream_frees_the_engine(llm):
     else:
         pytest.fail("no cancelled generation in /metrics:\n" +
                     "\n".join(l for l in m.splitlines() if "generations_total" in l))
+
+
+def test_no_repack_keeps_widened_weights_out_of_memory(tmp_path):
+    """Q5_0 weights are widened at load into the packed int8 layout (on
+    CPUs with AVX-VNNI); --no-repack keeps them as stored: less memory,
+    the same answers within the kernels' rounding (both serve)."""
+    path = tmp_path / "q5.gguf"
+    subprocess.run([PYTHON, os.path.join(ROOT, "tests", "gguf", "mkgguf.py"), str(path),
+                    "--shape", "qwen2.5-0.5b", "--type", "Q5_0", "--pure", "--layers", "2"],
+                   check=True)
+    rss = {}
+    for args in ((), ("--no-repack",)):
+        d = start_llm(tmp_path, str(path), "--ctx", CTX, *args)
+        try:
+            d.wait_ready()
+            r = chat(d, max_tokens=4)
+            assert r.status == 200, r
+            assert r.json()["usage"]["completion_tokens"] >= 1
+            rss[args] = proc_status(d.proc.pid, "VmRSS")
+        finally:
+            stop_clean(d)
+    with open("/proc/cpuinfo") as f:
+        packs = "avx_vnni" in f.read().split()
+    print("RSS KiB:", rss, "VNNI:", packs)
+    if packs:   # the 151936 x 896 output alone: 93 MB as Q5_0, 144 MB widened
+        assert rss[()] > rss[("--no-repack",)] + 30 * 1024, rss

@@ -340,32 +340,33 @@ VX_TEST(decode_kernel_gives_each_token_the_same_bits_in_any_company)
 		VX_CHECK_INT(covered, (int)(sizeof(types) / sizeof(types[0])));
 }
 
-/* The packed Q8_0 gemm (rows packed at load) gives each token the bits of
- * the 8-row gemm on the file's rows, alone or with up to 15 others, and a
- * packed row unpacks to the file's bytes. */
-VX_TEST(packed_gemm_gives_each_token_the_bits_of_the_gemm8_in_any_company)
+/* The packed gemm (rows packed at load: Q8_0 as stored, Q4_0 / Q5_0 /
+ * IQ4_NL widened to int8) gives each token the bits of the 8-row gemm on
+ * the file's rows, alone or with up to 15 others, and a packed row unpacks
+ * to a Q8_0 row of the same values (for Q8_0 the file's bytes). */
+static void check_packed_type(int type)
 {
 	quant_pack8_fn pack = NULL;
-	quant_gemm8_fn gp = quant_gemm8_packed_get(QT_Q8_0, &pack);
-	quant_gemm8_fn g8 = quant_gemm8_get(QT_Q8_0);
+	quant_gemm8_fn gp = quant_gemm8_packed_get(type, &pack);
+	quant_gemm8_fn g8 = quant_gemm8_get(type);
+	VX_CHECK(quant_pack8_bytes(type, 64) > 0);
 	if (!gp) {
-		printf("  no AVX-VNNI: Q8_0 is not packed, nothing to compare\n");
-		VX_CHECK(quant_pack8_bytes(QT_Q8_0, 64) > 0);
+		printf("  no AVX-VNNI: %s is not packed, nothing to compare\n", quant_type_name(type));
 		return;
 	}
 	VX_CHECK(g8 != NULL && pack != NULL);
 	enum { N = 29 * 32, T = QUANT_GEMM8_TOKENS };
-	size_t rb = quant_row_bytes(QT_Q8_0, N), ab = quant_row_bytes(QT_Q8_0U, N);
-	size_t pb = quant_pack8_bytes(QT_Q8_0, N);
-	uint8_t *w = malloc(8 * rb), *p = malloc(pb), *act = malloc(T * ab), *row = malloc(rb);
-	float *x = malloc(sizeof(float) * N);
+	size_t rb = quant_row_bytes(type, N), ab = quant_row_bytes(QT_Q8_0U, N);
+	size_t pb = quant_pack8_bytes(type, N), qb = quant_row_bytes(QT_Q8_0, N);
+	uint8_t *w = malloc(8 * rb), *p = malloc(pb), *act = malloc(T * ab), *row = malloc(qb);
+	float *x = malloc(sizeof(float) * N), *y = malloc(sizeof(float) * N);
 	static float want[T * 8], got[T * 8];
-	VX_CHECK(w && p && act && row && x);
-	if (!w || !p || !act || !row || !x)
+	VX_CHECK(w && p && act && row && x && y);
+	if (!w || !p || !act || !row || !x || !y)
 		return;
 	unsigned seed = 3;
 	for (int r = 0; r < 8; r++)
-		random_row(QT_Q8_0, N, w + r * rb, &seed);
+		random_row(type, N, w + r * rb, &seed);
 	for (int t = 0; t < T; t++) {
 		for (int i = 0; i < N; i++)
 			x[i] = (float)(rand_r(&seed) % 2001 - 1000) * 1e-3f;
@@ -373,8 +374,12 @@ VX_TEST(packed_gemm_gives_each_token_the_bits_of_the_gemm8_in_any_company)
 	}
 	pack(N, w, rb, p);
 	for (int r = 0; r < 8; r++) {
-		VX_CHECK_INT(quant_unpack8_row(QT_Q8_0, N, p, r, row), 0);
-		VX_CHECK(memcmp(row, w + r * rb, rb) == 0);
+		VX_CHECK_INT(quant_unpack8_row(type, N, p, r, row), 0);
+		if (type == QT_Q8_0)
+			VX_CHECK(memcmp(row, w + r * rb, rb) == 0);
+		quant_dequantize_row(type, w + r * rb, x, N);
+		quant_dequantize_row(QT_Q8_0, row, y, N);
+		VX_CHECK(memcmp(x, y, sizeof(float) * N) == 0);
 	}
 	g8(N, w, rb, act, ab, T, want, 8);
 	gp(N, p, 0, act, ab, T, got, 8);
@@ -384,11 +389,20 @@ VX_TEST(packed_gemm_gives_each_token_the_bits_of_the_gemm8_in_any_company)
 			gp(N, p, 0, act + t0 * ab, ab, nt, got, 8);
 			VX_CHECK(memcmp(got, want + t0 * 8, sizeof(float) * 8 * (size_t)nt) == 0);
 		}
+	free(y);
 	free(x);
 	free(row);
 	free(act);
 	free(p);
 	free(w);
+}
+
+VX_TEST(packed_gemm_gives_each_token_the_bits_of_the_gemm8_in_any_company)
+{
+	int types[] = { QT_Q8_0, QT_Q4_0, QT_Q5_0, QT_IQ4_NL };
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+		check_packed_type(types[i]);
+	VX_CHECK(quant_pack8_bytes(QT_Q4_1, 64) == 0 && quant_pack8_bytes(QT_Q4_K, 256) == 0);
 }
 
 VX_TEST(cleanup_removes_the_model)
