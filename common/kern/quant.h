@@ -151,7 +151,7 @@ typedef void (*quant_mdot_fn)(int n, const void *w, const void *act, size_t act_
  * and gives per token exactly the bits of quant_gemm8_get(type)'s, and a
  * token's result does not depend on n_tok or the other tokens. Q8_0, and
  * Q4_0 / Q5_0 / IQ4_NL widened to Q8_0's int8 values (exact; 34 bytes per
- * 32 values instead of 18 or 22), with AVX-VNNI only. */
+ * 32 values instead of 18 or 22), on CPUs with AVX-VNNI or AVX-512 VNNI. */
 #define QUANT_PACK8_Q8_0 (16 + 32 + 8 * QK8_0)   /* bytes per block of 8 rows */
 typedef void (*quant_pack8_fn)(int n, const void *w, size_t w_stride, void *dst);
 
@@ -175,7 +175,8 @@ int quant_quantize_row(int type, const float *src, void *dst, int64_t n);
 quant_dot_fn quant_dot_get(int type, quant_impl impl);
 /* The tile kernel for type, or NULL when there is none (use the dot). */
 quant_tile_fn quant_tile_get(int type, quant_impl impl);
-/* The 8-row gemm for type (Q8_0 on CPUs with AVX-VNNI), or NULL. */
+/* The 8-row gemm for type (Q8_0, Q4_0, Q5_0, IQ4_NL with AVX-VNNI or
+ * AVX-512 VNNI; Q2_K..Q6_K, IQ4_XS with AVX-VNNI), or NULL. */
 quant_gemm8_fn quant_gemm8_get(int type);
 /* The decode kernel for type (Q8_0, Q4_0, Q5_0, IQ4_NL, Q4_1, Q5_1, Q4_K,
  * Q5_K, Q6_K, F16 with AVX2), or NULL: then use the dot per token. */

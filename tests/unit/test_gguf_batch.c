@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 extern const llm_engine_ops llm_engine_gguf;
@@ -397,12 +398,36 @@ static void check_packed_type(int type)
 	free(w);
 }
 
-VX_TEST(packed_gemm_gives_each_token_the_bits_of_the_gemm8_in_any_company)
+static void check_packed_types(void)
 {
 	int types[] = { QT_Q8_0, QT_Q4_0, QT_Q5_0, QT_IQ4_NL };
 	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
 		check_packed_type(types[i]);
 	VX_CHECK(quant_pack8_bytes(QT_Q4_1, 64) == 0 && quant_pack8_bytes(QT_Q4_K, 256) == 0);
+}
+
+VX_TEST(packed_gemm_gives_each_token_the_bits_of_the_gemm8_in_any_company)
+{
+	check_packed_types();
+}
+
+/* CPUs with AVX-512 VNNI but not AVX-VNNI (Ice Lake, Cascade Lake, Zen 4)
+ * run the EVEX forms of the gemm8 and the packed gemm: checked in a child
+ * started with VOXLINE_KERN_NO_AVXVNNI=1 (the choice is made once per
+ * process). On a CPU without AVX-512 VNNI the child finds no gemm and
+ * says so, as above. */
+VX_TEST(packed_gemm_on_avx512_vnni_only_cpus)
+{
+	pid_t pid = fork();
+	VX_CHECK(pid >= 0);
+	if (pid == 0) {
+		setenv("VOXLINE_KERN_NO_AVXVNNI", "1", 1);
+		execl("/proc/self/exe", "test_gguf_batch", "--packed-only", (char *)NULL);
+		_exit(127);
+	}
+	int status = 0;
+	VX_CHECK(waitpid(pid, &status, 0) == pid);
+	VX_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
 VX_TEST(cleanup_removes_the_model)
@@ -412,10 +437,22 @@ VX_TEST(cleanup_removes_the_model)
 	VX_CHECK_INT(system(cmd), 0);
 }
 
-VX_TEST_MAIN(setup_makes_the_model, batched_and_single_runs_give_the_same_greedy_tokens,
-	     interleaved_conversations_with_their_own_seeds_reproduce_single_runs,
-	     cancel_mid_batch_ends_only_that_sequence_and_frees_its_slot,
-	     next_turn_prefills_only_its_new_tokens_while_others_run,
-	     decode_kernel_gives_each_token_the_same_bits_in_any_company,
-	     packed_gemm_gives_each_token_the_bits_of_the_gemm8_in_any_company,
-	     cleanup_removes_the_model)
+#define CASES setup_makes_the_model, batched_and_single_runs_give_the_same_greedy_tokens, \
+	interleaved_conversations_with_their_own_seeds_reproduce_single_runs, \
+	cancel_mid_batch_ends_only_that_sequence_and_frees_its_slot, \
+	next_turn_prefills_only_its_new_tokens_while_others_run, \
+	decode_kernel_gives_each_token_the_same_bits_in_any_company, \
+	packed_gemm_gives_each_token_the_bits_of_the_gemm8_in_any_company, \
+	packed_gemm_on_avx512_vnni_only_cpus, cleanup_removes_the_model
+#define NAMES_(...) #__VA_ARGS__
+#define NAMES(...) NAMES_(__VA_ARGS__)
+
+int main(int argc, char **argv)
+{
+	if (argc > 1 && !strcmp(argv[1], "--packed-only")) {
+		check_packed_types();
+		return vx_test_case_failed;
+	}
+	vx_test_fn fns[] = { CASES };
+	return vx_test_run(NAMES(CASES), fns, (int)(sizeof fns / sizeof *fns));
+}
