@@ -630,6 +630,11 @@ quant_gemm8_fn quant_gemm8_packed_get(int type, quant_pack8_fn *ret_pack)
 	return quant_have_avx2() ? quant_gemm8_packed_avx2(type, ret_pack) : NULL;
 }
 
+quant_gemm8_fn quant_gemm16_packed_get(int type)
+{
+	return quant_have_avx2() ? quant_gemm16_packed_avx2(type) : NULL;
+}
+
 size_t quant_pack8_bytes(int type, int64_t n)
 {
 	bool packs = type == QT_Q8_0 || type == QT_Q4_0 || type == QT_Q5_0 || type == QT_IQ4_NL;

@@ -183,6 +183,11 @@ quant_gemm8_fn quant_gemm8_get(int type);
 quant_mdot_fn quant_mdot_get(int type);
 /* The packed gemm for type and its packer (*ret_pack), or NULL. */
 quant_gemm8_fn quant_gemm8_packed_get(int type, quant_pack8_fn *ret_pack);
+/* Two packed groups at once where the CPU has 512-bit VNNI (else NULL):
+ * w is a group, w_stride the bytes to the next one, and a token's 16
+ * results (the first group's rows, then the second's) are out[t*os ..
+ * t*os+15], bit-identical to two calls of the packed gemm. */
+quant_gemm8_fn quant_gemm16_packed_get(int type);
 /* Bytes of one packed group of 8 rows of n values (0: no packed form). */
 size_t quant_pack8_bytes(int type, int64_t n);
 /* Row `lane` (0..7) of a packed group as a Q8_0 row holding exactly its
@@ -223,6 +228,7 @@ quant_gemm8_fn quant_gemm8_lowbit_avx2(int type);
 quant_gemm8_fn quant_gemm8_kquant_avx2(int type);
 quant_gemm8_fn quant_gemm8_avx2(int type);
 quant_gemm8_fn quant_gemm8_packed_avx2(int type, quant_pack8_fn *ret_pack);
+quant_gemm8_fn quant_gemm16_packed_avx2(int type);
 /* quant_mdot_avx2.c's decode kernels (AVX2, AVX-VNNI or AVX-512 by CPU). */
 quant_mdot_fn quant_mdot_avx2(int type);
 /* 0, or -1 when there is no AVX2 quantiser for type. */

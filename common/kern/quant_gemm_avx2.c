@@ -558,6 +558,68 @@ AVX512VNNI static void gemm8p_q8_0_512(int n, const void *w, size_t ws, const vo
 	}
 }
 
+/* Two packed groups (the second `gap` bytes after the first) in 512-bit vectors: group A's values in the low half of each
+ * register, group B's in the high half, so one vpdpbusd serves 16 rows.
+ * Per lane the same instructions as gemm8p_body512 (the same bits). */
+AVX512VNNI static inline __attribute__((always_inline)) void
+gemm16p_body(int n, const uint8_t *pa, size_t gap, const uint8_t *ab, size_t as, const int nt,
+	     float *out, size_t os)
+{
+	__m512 acc[8];
+	for (int t = 0; t < nt; t++)
+		acc[t] = _mm512_setzero_ps();
+	const uint8_t *pb = pa + gap;
+	for (int i = 0; i < n / 32; i++, pa += QUANT_PACK8_Q8_0, pb += QUANT_PACK8_Q8_0) {
+		__m256i dh = _mm256_inserti128_si256(
+			_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)pa)),
+			_mm_loadu_si128((const __m128i *)pb), 1);
+		__m512 dx = _mm512_cvtph_ps(dh);
+		__m512i sumw = _mm512_inserti64x4(
+			_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(pa + 16))),
+			_mm256_loadu_si256((const __m256i *)(pb + 16)), 1);
+		__m512i g[8];
+		for (int k = 0; k < 8; k++)
+			g[k] = _mm512_inserti64x4(
+				_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(pa + 48) + k)),
+				_mm256_loadu_si256((const __m256i *)(pb + 48) + k), 1);
+		for (int t = 0; t < nt; t++) {
+			const block_q8_0u *y = (const block_q8_0u *)(ab + t * as) + i;
+			__m512i s = _mm512_setzero_si512();
+			for (int k = 0; k < 8; k++) {
+				int v;
+				memcpy(&v, y->qs + 4 * k, 4);
+				s = _mm512_dpbusd_epi32(s, _mm512_set1_epi32(v), g[k]);
+			}
+			s = _mm512_sub_epi32(s, sumw);
+			acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dx, _mm512_set1_ps(y->d)),
+						 _mm512_cvtepi32_ps(s), acc[t]);
+		}
+	}
+	for (int t = 0; t < nt; t++)
+		_mm512_storeu_ps(out + t * os, acc[t]);
+}
+
+/* quant_gemm16_packed_get's kernel: tokens in runs of 8. */
+AVX512VNNI static void gemm16p_q8_0(int n, const void *w, size_t gap, const void *a,
+				    size_t as, int nt, float *out, size_t os)
+{
+	const uint8_t *ab = a;
+	for (int t0 = 0; t0 < nt; t0 += 8) {
+		const uint8_t *at = ab + t0 * as;
+		float *ot = out + t0 * os;
+		switch (nt - t0 < 8 ? nt - t0 : 8) {
+		case 1: gemm16p_body(n, w, gap, at, as, 1, ot, os); break;
+		case 2: gemm16p_body(n, w, gap, at, as, 2, ot, os); break;
+		case 3: gemm16p_body(n, w, gap, at, as, 3, ot, os); break;
+		case 4: gemm16p_body(n, w, gap, at, as, 4, ot, os); break;
+		case 5: gemm16p_body(n, w, gap, at, as, 5, ot, os); break;
+		case 6: gemm16p_body(n, w, gap, at, as, 6, ot, os); break;
+		case 7: gemm16p_body(n, w, gap, at, as, 7, ot, os); break;
+		default: gemm16p_body(n, w, gap, at, as, 8, ot, os); break;
+		}
+	}
+}
+
 /* AVX-512 F/BW/VL/VNNI with the OS saving opmask and zmm state (cached:
  * CPUID traps to the hypervisor). */
 static bool have_avx512vnni(void)
@@ -627,6 +689,11 @@ quant_gemm8_fn quant_gemm8_packed_avx2(int type, quant_pack8_fn *ret_pack)
 	return have_avx512vnni() ? gemm8p_q8_0_512 : gemm8p_q8_0;
 }
 
+quant_gemm8_fn quant_gemm16_packed_avx2(int type)
+{
+	return quant_pack8_bytes(type, QK8_0) && have_avx512vnni() ? gemm16p_q8_0 : NULL;
+}
+
 quant_tile_fn quant_tile_avx2(int type)
 {
 	switch (type) {
@@ -658,6 +725,12 @@ quant_gemm8_fn quant_gemm8_packed_avx2(int type, quant_pack8_fn *ret_pack)
 {
 	(void)type;
 	(void)ret_pack;
+	return NULL;
+}
+
+quant_gemm8_fn quant_gemm16_packed_avx2(int type)
+{
+	(void)type;
 	return NULL;
 }
 

@@ -390,6 +390,26 @@ static void check_packed_type(int type)
 			gp(N, p, 0, act + t0 * ab, ab, nt, got, 8);
 			VX_CHECK(memcmp(got, want + t0 * 8, sizeof(float) * 8 * (size_t)nt) == 0);
 		}
+	/* two groups at once (512-bit VNNI): this group, then one of 8 other
+	 * rows; each token's 16 results are the two gemm8 results */
+	quant_gemm8_fn g16 = quant_gemm16_packed_get(type);
+	uint8_t *p2 = malloc(2 * pb), *w2 = malloc(8 * rb);
+	static float want2[T * 8], got16[T * 16];
+	if (g16 && p2 && w2) {
+		for (int r = 0; r < 8; r++)
+			random_row(type, N, w2 + r * rb, &seed);
+		memcpy(p2, p, pb);
+		pack(N, w2, rb, p2 + pb);
+		g8(N, w2, rb, act, ab, T, want2, 8);
+		for (int nt = 1; nt <= T; nt++) {
+			g16(N, p2, pb, act, ab, nt, got16, 16);
+			for (int t = 0; t < nt; t++)
+				VX_CHECK(memcmp(got16 + t * 16, want + t * 8, 32) == 0 &&
+					 memcmp(got16 + t * 16 + 8, want2 + t * 8, 32) == 0);
+		}
+	}
+	free(w2);
+	free(p2);
 	free(y);
 	free(x);
 	free(row);

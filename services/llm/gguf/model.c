@@ -18,6 +18,7 @@
 
 #define MM_MAX_W 3          /* weights sharing one input in a fused product */
 #define MM_TILE 16          /* tokens per tile in the batched product */
+#define GEMM16_MIN_TOKENS 16 /* fewest tokens for the two-group packed gemm */
 #define MM_GEMM8_MIN_B 4    /* tokens from which the 8-row gemm pays */
 #define MODEL_ACT_SLOTS 3
 
@@ -35,6 +36,7 @@ typedef struct weight {     /* a 2-D weight: n_out rows of n_in values */
 	uint8_t *packed;            /* (n_out / 8) groups of pack_bytes, owned (mmap) */
 	size_t pack_bytes, packed_len;
 	quant_gemm8_fn gemmp;
+	quant_gemm8_fn gemmp16;     /* two groups at once (512-bit VNNI), or NULL */
 } weight;
 
 typedef struct layer {
@@ -421,6 +423,7 @@ static int pack_weights(model *m, bool no_repack)
 			w->row_bytes * (size_t)w->n_out + 4096, MADV_WILLNEED);
 		w->pack_bytes = gb;
 		w->gemmp = gp;
+		w->gemmp16 = quant_gemm16_packed_get(w->type);
 		pack_job pj = { w, pack };
 		team_run(m->team, pack_task, &pj, w->n_out / 8);
 		/* tied output: embeddings are then rebuilt from the packed rows */
@@ -620,16 +623,26 @@ static void mm_rows_packed(const mm_job *j, int wi, int lo, int hi)
 	const weight *w = j->w[wi];
 	const uint8_t *au = j->act_u[wi];
 	size_t as = j->act_stride[wi];
-	float tile[QUANT_GEMM8_TOKENS * 8];
+	float tile[QUANT_GEMM8_TOKENS * 16];
 	for (int t0 = 0; t0 < j->B; t0 += MM_TILE) {
 		int t1 = t0 + MM_TILE < j->B ? t0 + MM_TILE : j->B;
-		for (int g = lo / 8; g * 8 < hi; g++) {
-			w->gemmp(w->n_in, w->packed + (size_t)g * w->pack_bytes, 0,
-				 au + (size_t)t0 * as, as, t1 - t0, tile, 8);
-			int r0 = g * 8 > lo ? g * 8 : lo, r1 = g * 8 + 8 < hi ? g * 8 + 8 : hi;
+		for (int g = lo / 8, n; g * 8 < hi; g += n / 8) {
+			/* two groups in one pass where the CPU has 512-bit VNNI
+			 * (the same bits as one at a time), for full runs of
+			 * tokens only: measured on the 0.5B Q8_0 file, a 512-token
+			 * prompt 15-24% faster, but decode slower (1 stream 55 ->
+			 * 45 tok/s, 8 streams 199-232 -> 172-179) */
+			const uint8_t *pg = w->packed + (size_t)g * w->pack_bytes;
+			n = w->gemmp16 && t1 - t0 >= GEMM16_MIN_TOKENS && (g + 1) * 8 < hi ? 16 : 8;
+			if (n == 16)
+				w->gemmp16(w->n_in, pg, w->pack_bytes, au + (size_t)t0 * as, as,
+					   t1 - t0, tile, 16);
+			else
+				w->gemmp(w->n_in, pg, 0, au + (size_t)t0 * as, as, t1 - t0, tile, 8);
+			int r0 = g * 8 > lo ? g * 8 : lo, r1 = g * 8 + n < hi ? g * 8 + n : hi;
 			for (int tt = t0; tt < t1; tt++)
 				for (int r = r0; r < r1; r++)
-					mm_store(j, wi, tt, r, tile[(tt - t0) * 8 + r - g * 8]);
+					mm_store(j, wi, tt, r, tile[(tt - t0) * n + r - g * 8]);
 		}
 	}
 }
