@@ -10,7 +10,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../../common/kern/fgemm.h"
@@ -83,16 +82,7 @@ VX_TEST(portable_kernel_matches_double_product) { VX_CHECK_INT(all_shapes_close(
  * with VOXLINE_FGEMM_AVX2=1 (the choice is made once per process). */
 VX_TEST(avx2_kernel_matches_double_product)
 {
-	pid_t pid = fork();
-	VX_CHECK(pid >= 0);
-	if (pid == 0) {
-		setenv("VOXLINE_FGEMM_AVX2", "1", 1);
-		execl("/proc/self/exe", "test_fgemm", "--dispatched-only", (char *)NULL);
-		_exit(127);
-	}
-	int status = 0;
-	VX_CHECK(waitpid(pid, &status, 0) == pid);
-	VX_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	VX_CHECK(vx_test_rerun("VOXLINE_FGEMM_AVX2", "--dispatched-only"));
 }
 
 VX_TEST(pack_widens_f16_and_zero_pads)

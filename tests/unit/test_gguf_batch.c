@@ -16,7 +16,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 extern const llm_engine_ops llm_engine_gguf;
@@ -438,16 +437,7 @@ VX_TEST(packed_gemm_gives_each_token_the_bits_of_the_gemm8_in_any_company)
  * says so, as above. */
 VX_TEST(packed_gemm_on_avx512_vnni_only_cpus)
 {
-	pid_t pid = fork();
-	VX_CHECK(pid >= 0);
-	if (pid == 0) {
-		setenv("VOXLINE_KERN_NO_AVXVNNI", "1", 1);
-		execl("/proc/self/exe", "test_gguf_batch", "--packed-only", (char *)NULL);
-		_exit(127);
-	}
-	int status = 0;
-	VX_CHECK(waitpid(pid, &status, 0) == pid);
-	VX_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	VX_CHECK(vx_test_rerun("VOXLINE_KERN_NO_AVXVNNI", "--packed-only"));
 }
 
 VX_TEST(cleanup_removes_the_model)

@@ -13,8 +13,12 @@
 #ifndef VX_TEST_H
 #define VX_TEST_H
 
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static int vx_test_case_failed;
 
@@ -71,6 +75,22 @@ static inline int vx_test_run(const char *names, vx_test_fn *fns, int n)
 	}
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
+}
+
+/* Runs this test program again in a child with env=1 set and arg as its
+ * only argument (for code that reads a setting once per process, such as
+ * which CPU kernels to use); true when the child exits 0. */
+static inline bool vx_test_rerun(const char *env, const char *arg)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		setenv(env, "1", 1);
+		execl("/proc/self/exe", "vx_test_rerun", arg, (char *)NULL);
+		_exit(127);
+	}
+	int status = 0;
+	return pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+	       WEXITSTATUS(status) == 0;
 }
 
 #define VX_TEST_MAIN(...)                                                    \
