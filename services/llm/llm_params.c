@@ -362,6 +362,21 @@ static int llm_params_switches(llm_params *p, llm_params_error *e)
 	return 0;
 }
 
+/* A new empty "chat_template_kwargs" object in body (in place of a null
+ * one), or NULL when out of memory. */
+static cJSON *kwargs_object(cJSON *body)
+{
+	cJSON *kw = cJSON_CreateObject();
+	bool ok = kw && (cJSON_GetObjectItemCaseSensitive(body, "chat_template_kwargs")
+			 ? cJSON_ReplaceItemInObjectCaseSensitive(body, "chat_template_kwargs", kw)
+			 : cJSON_AddItemToObject(body, "chat_template_kwargs", kw));
+	if (!ok) {
+		cJSON_Delete(kw);
+		return NULL;
+	}
+	return kw;
+}
+
 /* "tools" (function definitions) and "chat_template_kwargs" (extra
  * template variables); "think" and kwargs' enable_thinking say the same. */
 static int llm_params_tools(llm_params *p, const llm_params_limits *lim,
@@ -392,12 +407,25 @@ static int llm_params_tools(llm_params *p, const llm_params_limits *lim,
 				       "'chat_template_kwargs' must be an object");
 	if (!cJSON_IsObject(kw))
 		kw = NULL;
+	/* the daemon's defaults, under the request's own keys ("think" is
+	 * the request's enable_thinking) */
+	const cJSON *dk;
+	cJSON_ArrayForEach(dk, lim->template_kwargs) {
+		if ((kw && cJSON_GetObjectItemCaseSensitive(kw, dk->string)) ||
+		    (p->req.think && !strcmp(dk->string, "enable_thinking")))
+			continue;
+		cJSON *copy = cJSON_Duplicate(dk, true);
+		if (!copy || (!kw && !(kw = kwargs_object(p->json))) ||
+		    !cJSON_AddItemToObject(kw, dk->string, copy)) {
+			cJSON_Delete(copy);
+			return llm_params_fail(e, 500, "out_of_memory", NULL, "out of memory");
+		}
+	}
 	const cJSON *et = kw ? cJSON_GetObjectItemCaseSensitive(kw, "enable_thinking") : NULL;
 	if (cJSON_IsBool(et) && p->req.think == 0)
 		p->req.think = cJSON_IsTrue(et) ? 1 : -1;
 	if (!et && p->req.think) {   /* "think" reaches the template too */
-		if (!kw && (!(kw = cJSON_CreateObject()) ||
-			    !cJSON_AddItemToObject(p->json, "chat_template_kwargs", kw)))
+		if (!kw && !(kw = kwargs_object(p->json)))
 			return llm_params_fail(e, 500, "out_of_memory", NULL, "out of memory");
 		if (!cJSON_AddBoolToObject(kw, "enable_thinking", p->req.think > 0))
 			return llm_params_fail(e, 500, "out_of_memory", NULL, "out of memory");

@@ -61,6 +61,9 @@ typedef struct llm_params_limits {
 	double temperature_default;
 	const char *system_prompt;  /* prepended when no system message; NULL = none */
 	int timeout_ms;             /* copied to req.timeout_ms */
+	const cJSON *template_kwargs; /* object: chat_template_kwargs a request
+				       does not set (--chat-template-kwargs);
+				       NULL = none */
 } llm_params_limits;
 
 typedef struct llm_params {

@@ -44,6 +44,8 @@ typedef struct llm_service {
 	int timeout_s;               /* whole generation deadline */
 	double temperature;          /* default */
 	const char *system_prompt;   /* default system message, NULL = none */
+	const char *template_kwargs_text; /* --chat-template-kwargs, NULL = none */
+	cJSON *template_kwargs;      /* ... parsed (an object), or NULL */
 	int probe_interval_ms;       /* upstream readiness probe; 0 = off */
 
 	/* running */

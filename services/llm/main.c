@@ -131,6 +131,10 @@ int main(int argc, char **argv)
 		  "default sampling temperature" },
 		{ "system-prompt", VX_FLAG_STR, &svc.system_prompt, "", 0, 0,
 		  "system message prepended when a request has none" },
+		{ "chat-template-kwargs", VX_FLAG_STR, &svc.template_kwargs_text, "", 0, 0,
+		  "JSON object of chat template variables every request gets "
+		  "unless its chat_template_kwargs sets them, as llama-server's "
+		  "flag of that name (e.g. '{\"enable_thinking\":false}')" },
 		{ "probe-interval-ms", VX_FLAG_INT, &svc.probe_interval_ms, "2000", 0,
 		  600000, "how often /healthz re-checks a remote upstream "
 		  "(0 = never: always ready)" },
@@ -141,6 +145,12 @@ int main(int argc, char **argv)
 		return r > 0 ? 0 : 2;
 	if (vx_daemon_init(&svc.d, "llm") < 0)
 		return 2;
+	if (svc.template_kwargs_text &&
+	    !cJSON_IsObject(svc.template_kwargs = cJSON_Parse(svc.template_kwargs_text))) {
+		vx_log_error(NULL, "--chat-template-kwargs: not a JSON object: %s",
+			     svc.template_kwargs_text);
+		return 2;
+	}
 	if (svc.max_tokens > svc.max_tokens_limit)
 		vx_fatal("--max-tokens %d is over --max-tokens-limit %d",
 			 svc.max_tokens, svc.max_tokens_limit);
@@ -160,6 +170,7 @@ int main(int argc, char **argv)
 		.max_prompt_bytes = (size_t)svc.max_prompt_kb * 1024,
 		.temperature_default = svc.temperature,
 		.system_prompt = svc.system_prompt,
+		.template_kwargs = svc.template_kwargs,
 		.timeout_ms = svc.timeout_s * 1000,
 	};
 	svc.started = (double)time(NULL);
@@ -224,5 +235,6 @@ int main(int argc, char **argv)
 	llm_service_probe_stop(&svc);
 	svc.engine->destroy(svc.eng);
 	pthread_mutex_destroy(&svc.ws_lock);
+	cJSON_Delete(svc.template_kwargs);
 	return r < 0 ? 1 : 0;
 }

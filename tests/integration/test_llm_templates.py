@@ -80,6 +80,20 @@ def expected(family, messages, **variables):
     return hf_render(src, ctx)
 
 
+def start_family(tmp, family, *args):
+    """voxline-llm on a Q8_0 file carrying the family's template."""
+    path = tmp / (family + ".gguf")
+    if not path.exists():
+        subprocess.run([PYTHON, os.path.join(ROOT, "tests", "gguf", "mkgguf.py"), str(path),
+                        "--type", "Q8_0", "--chat-template",
+                        os.path.join(TEMPLATES, FAMILIES[family][0])], check=True)
+    argv = [os.path.join(BIN, "voxline-llm"), "--port", "0", "--engine", "gguf",
+            "--model", str(path), "--threads", "1", "--ctx", "1024", *args]
+    d = Daemon(argv, str(tmp / (family + ".log")), dict(os.environ))
+    d.wait_ready()
+    return d
+
+
 @pytest.fixture(scope="module")
 def daemons(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("tmpl_vars")
@@ -87,15 +101,7 @@ def daemons(tmp_path_factory):
 
     def get(family):
         if family not in started:
-            path = tmp / (family + ".gguf")
-            subprocess.run([PYTHON, os.path.join(ROOT, "tests", "gguf", "mkgguf.py"), str(path),
-                            "--type", "Q8_0", "--chat-template",
-                            os.path.join(TEMPLATES, FAMILIES[family][0])], check=True)
-            argv = [os.path.join(BIN, "voxline-llm"), "--port", "0", "--engine", "gguf",
-                    "--model", str(path), "--threads", "1", "--ctx", "1024"]
-            d = Daemon(argv, str(tmp / (family + ".log")), dict(os.environ))
-            started[family] = d
-            d.wait_ready()
+            started[family] = start_family(tmp, family)
         return started[family]
     yield get
     for family, d in started.items():
@@ -154,6 +160,39 @@ def test_enable_thinking_reaches_the_qwen3_template(daemons):
     # other kwargs are template variables too; the standard ones win
     assert apply(d, {"messages": msgs, "chat_template_kwargs": {
         "enable_thinking": False, "add_generation_prompt": False, "messages": []}}) == off
+
+
+def test_chat_template_kwargs_flag_sets_defaults_a_request_overrides(daemons, tmp_path):
+    """--chat-template-kwargs (llama-server's flag): every request gets
+    its variables unless its own chat_template_kwargs sets them."""
+    ref = daemons("qwen3")
+    msgs = [{"role": "user", "content": "2+2?"}]
+    d = start_family(tmp_path, "qwen3", "--chat-template-kwargs",
+                     '{"enable_thinking": false, "x_unused": [1, {"a": null}]}')
+    try:
+        off = apply(d, {"messages": msgs})
+        assert off == expected("qwen3", msgs, enable_thinking=False)
+        assert off == apply(ref, {"messages": msgs, "chat_template_kwargs":
+                                  {"enable_thinking": False}})
+        on = apply(d, {"messages": msgs, "chat_template_kwargs": {"enable_thinking": True}})
+        assert on == expected("qwen3", msgs, enable_thinking=True) != off
+        assert apply(d, {"messages": msgs, "think": True}) == on
+        assert apply(d, {"messages": msgs, "chat_template_kwargs": None}) == off
+        r = d.post_json("/v1/chat/completions", {"messages": msgs, "max_tokens": 2})
+        assert r.status == 200, r.body
+    finally:
+        alive = d.alive()
+        rc = d.stop()
+    assert alive and rc == 0, d.log()[-3000:]
+
+
+@pytest.mark.parametrize("bad", ["[1]", "{", "true", "\"x\""])
+def test_chat_template_kwargs_flag_must_be_an_object(tmp_path, bad):
+    argv = [os.path.join(BIN, "voxline-llm"), "--port", "0", "--engine", "openai",
+            "--url", "http://127.0.0.1:9", "--chat-template-kwargs", bad]
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    assert p.returncode == 2, p
+    assert "--chat-template-kwargs: not a JSON object" in p.stderr
 
 
 def test_the_generation_runs_the_prompt_apply_template_shows(daemons):
