@@ -9,7 +9,7 @@
  * prompt token (or of every prompt token with --all-logits, row after row),
  * then N greedily chosen continuation tokens. --one-by-one feeds the prompt
  * a token at a time (decode path) instead of in batches (prefill path).
- * --no-repack keeps Q4_0/Q5_0/IQ4_NL weights as stored (model_params).
+ * --no-repack keeps 4/5-bit weights as stored (model_params).
  */
 #include "../services/llm/gguf/model.h"
 

@@ -627,7 +627,15 @@ quant_mdot_fn quant_mdot_get(int type)
 
 quant_gemm8_fn quant_gemm8_packed_get(int type, quant_pack8_fn *ret_pack)
 {
-	return quant_have_avx2() ? quant_gemm8_packed_avx2(type, ret_pack) : NULL;
+	if (!quant_have_avx2())
+		return NULL;
+	quant_gemm8_fn f = quant_gemm8_packed_avx2(type, ret_pack);
+	return f ? f : quant_gemm8_packed_min_avx2(type, ret_pack);
+}
+
+bool quant_pack8_as_q8_0(int type)
+{
+	return type == QT_Q8_0 || type == QT_Q4_0 || type == QT_Q5_0 || type == QT_IQ4_NL;
 }
 
 quant_gemm8_fn quant_gemm16_packed_get(int type)
@@ -637,15 +645,18 @@ quant_gemm8_fn quant_gemm16_packed_get(int type)
 
 size_t quant_pack8_bytes(int type, int64_t n)
 {
-	bool packs = type == QT_Q8_0 || type == QT_Q4_0 || type == QT_Q5_0 || type == QT_IQ4_NL;
-	if (!packs || n <= 0 || n % QK8_0)
+	if (n <= 0 || n % QK8_0)
 		return 0;
-	return (size_t)(n / QK8_0) * QUANT_PACK8_Q8_0;
+	if (quant_pack8_as_q8_0(type))
+		return (size_t)(n / QK8_0) * QUANT_PACK8_Q8_0;
+	if (type == QT_Q4_1 || type == QT_Q5_1)
+		return (size_t)(n / QK8_0) * QUANT_PACK8_MIN;
+	return 0;
 }
 
 int quant_unpack8_row(int type, int64_t n, const void *group, int lane, void *dst)
 {
-	if (lane < 0 || lane >= 8 || !quant_pack8_bytes(type, n))
+	if (lane < 0 || lane >= 8 || !quant_pack8_as_q8_0(type) || !quant_pack8_bytes(type, n))
 		return -EINVAL;
 	const uint8_t *o = group;
 	block_q8_0 *b = dst;

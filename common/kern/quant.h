@@ -151,8 +151,11 @@ typedef void (*quant_mdot_fn)(int n, const void *w, const void *act, size_t act_
  * and gives per token exactly the bits of quant_gemm8_get(type)'s, and a
  * token's result does not depend on n_tok or the other tokens. Q8_0, and
  * Q4_0 / Q5_0 / IQ4_NL widened to Q8_0's int8 values (exact; 34 bytes per
- * 32 values instead of 18 or 22), on CPUs with AVX-VNNI or AVX-512 VNNI. */
+ * 32 values instead of 18 or 22), on CPUs with AVX-VNNI or AVX-512 VNNI;
+ * Q4_1 / Q5_1 as bytes with float scales and mins (44 bytes per 32 values
+ * instead of 20 or 24) with AVX-VNNI. */
 #define QUANT_PACK8_Q8_0 (16 + 32 + 8 * QK8_0)   /* bytes per block of 8 rows */
+#define QUANT_PACK8_MIN (32 + 32 + 32 + 8 * QK8_0) /* Q4_1 / Q5_1: per block of 8 rows */
 typedef void (*quant_pack8_fn)(int n, const void *w, size_t w_stride, void *dst);
 
 /* True for the weight types listed above (not the activation-only types). */
@@ -190,9 +193,13 @@ quant_gemm8_fn quant_gemm8_packed_get(int type, quant_pack8_fn *ret_pack);
 quant_gemm8_fn quant_gemm16_packed_get(int type);
 /* Bytes of one packed group of 8 rows of n values (0: no packed form). */
 size_t quant_pack8_bytes(int type, int64_t n);
+/* Whether type's packed rows hold Q8_0's int8 values (Q8_0, Q4_0, Q5_0,
+ * IQ4_NL): what quant_unpack8_row can give back. */
+bool quant_pack8_as_q8_0(int type);
 /* Row `lane` (0..7) of a packed group as a Q8_0 row holding exactly its
  * values (dst: quant_row_bytes(QT_Q8_0, n) bytes; for Q8_0 the file's
- * bytes); 0 or -EINVAL. */
+ * bytes); 0, or -EINVAL (also for Q4_1 / Q5_1, whose values Q8_0 cannot
+ * hold: keep their rows). */
 int quant_unpack8_row(int type, int64_t n, const void *group, int lane, void *dst);
 /* Whether the AVX2/FMA kernels can run on this CPU. */
 bool quant_have_avx2(void);
@@ -229,6 +236,8 @@ quant_gemm8_fn quant_gemm8_kquant_avx2(int type);
 quant_gemm8_fn quant_gemm8_avx2(int type);
 quant_gemm8_fn quant_gemm8_packed_avx2(int type, quant_pack8_fn *ret_pack);
 quant_gemm8_fn quant_gemm16_packed_avx2(int type);
+/* quant_avx2.c's packed gemm for Q4_1 and Q5_1 (AVX-VNNI), or NULL. */
+quant_gemm8_fn quant_gemm8_packed_min_avx2(int type, quant_pack8_fn *ret_pack);
 /* quant_mdot_avx2.c's decode kernels (AVX2, AVX-VNNI or AVX-512 by CPU). */
 quant_mdot_fn quant_mdot_avx2(int type);
 /* 0, or -1 when there is no AVX2 quantiser for type. */

@@ -593,6 +593,161 @@ VNNI static void gemm8_q5_1(int n, const void *w, size_t ws, const void *a, size
 	gemm8_min32(QT_Q5_1, sizeof(block_q5_1), n, w, ws, a, as, nt, out, os);
 }
 
+/* ---- Q4_1 / Q5_1 packed for the batched gemm ----
+ * Per group of 8 rows and block (QUANT_PACK8_MIN bytes): the 8 rows'
+ * scales and mins as floats, 128 * sum(q) as int32, then the 8 vectors
+ * g[k] gemm8_min32 builds (values as bytes 0..31: exact). Per token the
+ * packed gemm runs gemm8_min32's instructions in the same order, so each
+ * token gets its bits, alone or in any company. */
+#define MIN_PACK_D 0
+#define MIN_PACK_M 32
+#define MIN_PACK_SUMW 64
+#define MIN_PACK_G 96
+
+AVX2 static void pack8_min32(int type, size_t bb, int n, const void *w, size_t ws, void *dst)
+{
+	const uint8_t *wb = w;
+	uint8_t *o = dst;
+	const __m256i ones = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+	for (int i = 0; i < n / QK4_0; i++, o += QUANT_PACK8_MIN) {
+		__m256i g[8];
+		float dv[8], mv[8];
+		for (int r = 0; r < 8; r++) {
+			unpacked32 u = unpack32(type, wb + r * ws + (size_t)i * bb);
+			g[r] = u.q;
+			dv[r] = u.d;
+			mv[r] = u.m;
+		}
+		transpose8x8_i32(g);
+		__m256i sumw = _mm256_setzero_si256();
+		for (int k = 0; k < 8; k++)   /* vpdpbusd(sumw, 1, g[k]) in AVX2 */
+			sumw = _mm256_add_epi32(sumw, _mm256_madd_epi16(
+				_mm256_maddubs_epi16(ones, g[k]), ones16));
+		sumw = _mm256_slli_epi32(sumw, 7);
+		memcpy(o + MIN_PACK_D, dv, 32);
+		memcpy(o + MIN_PACK_M, mv, 32);
+		_mm256_storeu_si256((__m256i *)(o + MIN_PACK_SUMW), sumw);
+		for (int k = 0; k < 8; k++)
+			_mm256_storeu_si256((__m256i *)(o + MIN_PACK_G) + k, g[k]);
+	}
+}
+
+AVX2 static void pack8_q4_1(int n, const void *w, size_t ws, void *dst)
+{
+	pack8_min32(QT_Q4_1, sizeof(block_q4_1), n, w, ws, dst);
+}
+
+AVX2 static void pack8_q5_1(int n, const void *w, size_t ws, void *dst)
+{
+	pack8_min32(QT_Q5_1, sizeof(block_q5_1), n, w, ws, dst);
+}
+
+#define GEMM8P_MIN_BODY(dp)                                                            \
+	__m256 acc[8];                                                                 \
+	for (int t = 0; t < nt; t++)                                                   \
+		acc[t] = _mm256_setzero_ps();                                          \
+	for (int i = 0; i < n / QK4_0; i++, pb += QUANT_PACK8_MIN) {                   \
+		__m256 dx = _mm256_loadu_ps((const float *)(pb + MIN_PACK_D));         \
+		__m256 mx = _mm256_loadu_ps((const float *)(pb + MIN_PACK_M));         \
+		__m256i sumw = _mm256_loadu_si256((const __m256i *)(pb + MIN_PACK_SUMW)); \
+		__m256i g[8];                                                          \
+		for (int k = 0; k < 8; k++)                                            \
+			g[k] = _mm256_loadu_si256((const __m256i *)(pb + MIN_PACK_G) + k); \
+		for (int t = 0; t < nt; t++) {                                         \
+			const block_q8_0u *y = (const block_q8_0u *)(ab + t * as) + i; \
+			__m256i s = _mm256_setzero_si256();                            \
+			for (int k = 0; k < 8; k++) {                                  \
+				int v;                                                 \
+				memcpy(&v, y->qs + 4 * k, 4);                          \
+				s = dp(s, _mm256_set1_epi32(v), g[k]);                 \
+			}                                                              \
+			s = _mm256_sub_epi32(s, sumw);                                 \
+			__m256i sad = _mm256_sad_epu8(_mm256_loadu_si256((const __m256i *)y->qs), \
+						      _mm256_setzero_si256());         \
+			__m128i s2 = _mm_add_epi64(_mm256_castsi256_si128(sad),        \
+						   _mm256_extracti128_si256(sad, 1));  \
+			int sa = (int)(_mm_cvtsi128_si64(s2) + _mm_extract_epi64(s2, 1)) - 32 * 128; \
+			acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(dx, _mm256_set1_ps(y->d)), \
+						 _mm256_cvtepi32_ps(s), acc[t]);       \
+			acc[t] = _mm256_fmadd_ps(mx, _mm256_set1_ps(y->d * (float)sa), acc[t]); \
+		}                                                                      \
+	}                                                                              \
+	for (int t = 0; t < nt; t++)                                                   \
+		_mm256_storeu_ps(out + t * os, acc[t]);
+
+#define AVX512VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
+
+VNNI static inline __attribute__((always_inline)) void
+gemm8p_min_body(int n, const uint8_t *pb, const uint8_t *ab, size_t as, const int nt,
+		float *out, size_t os)
+{
+	GEMM8P_MIN_BODY(_mm256_dpbusd_avx_epi32)
+}
+
+AVX512VNNI static inline __attribute__((always_inline)) void
+gemm8p_min_body512(int n, const uint8_t *pb, const uint8_t *ab, size_t as, const int nt,
+		   float *out, size_t os)
+{
+	GEMM8P_MIN_BODY(_mm256_dpbusd_epi32)
+}
+
+/* Tokens in runs of 4 (16 registers), each run's instantiation fixed. */
+VNNI static void gemm8p_min(int n, const void *w, size_t ws, const void *a, size_t as,
+			    int nt, float *out, size_t os)
+{
+	(void)ws;
+	const uint8_t *ab = a;
+	for (int t0 = 0; t0 < nt; t0 += 4) {
+		const uint8_t *at = ab + t0 * as;
+		float *ot = out + t0 * os;
+		switch (nt - t0 < 4 ? nt - t0 : 4) {
+		case 1: gemm8p_min_body(n, w, at, as, 1, ot, os); break;
+		case 2: gemm8p_min_body(n, w, at, as, 2, ot, os); break;
+		case 3: gemm8p_min_body(n, w, at, as, 3, ot, os); break;
+		default: gemm8p_min_body(n, w, at, as, 4, ot, os); break;
+		}
+	}
+}
+
+/* Tokens in runs of 8 (32 registers). */
+AVX512VNNI static void gemm8p_min_512(int n, const void *w, size_t ws, const void *a,
+				      size_t as, int nt, float *out, size_t os)
+{
+	(void)ws;
+	const uint8_t *ab = a;
+	for (int t0 = 0; t0 < nt; t0 += 8) {
+		const uint8_t *at = ab + t0 * as;
+		float *ot = out + t0 * os;
+		switch (nt - t0 < 8 ? nt - t0 : 8) {
+		case 1: gemm8p_min_body512(n, w, at, as, 1, ot, os); break;
+		case 2: gemm8p_min_body512(n, w, at, as, 2, ot, os); break;
+		case 3: gemm8p_min_body512(n, w, at, as, 3, ot, os); break;
+		case 4: gemm8p_min_body512(n, w, at, as, 4, ot, os); break;
+		case 5: gemm8p_min_body512(n, w, at, as, 5, ot, os); break;
+		case 6: gemm8p_min_body512(n, w, at, as, 6, ot, os); break;
+		case 7: gemm8p_min_body512(n, w, at, as, 7, ot, os); break;
+		default: gemm8p_min_body512(n, w, at, as, 8, ot, os); break;
+		}
+	}
+}
+
+quant_gemm8_fn quant_gemm8_packed_min_avx2(int type, quant_pack8_fn *ret_pack)
+{
+	if (!quant_gemm8_lowbit_avx2(type))     /* needs AVX-VNNI, as gemm8_min32 */
+		return NULL;
+	switch (type) {
+	case QT_Q4_1: *ret_pack = pack8_q4_1; break;
+	case QT_Q5_1: *ret_pack = pack8_q5_1; break;
+	default: return NULL;
+	}
+	unsigned int eax, ebx, ecx, edx, lo = 0, hi;
+	bool z = __get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) && (ebx & (1u << 16)) &&
+		 (ebx & (1u << 30)) && (ebx & (1u << 31)) && (ecx & (1u << 11));
+	if (z)
+		__asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+	return z && (lo & 0xE6) == 0xE6 ? gemm8p_min_512 : gemm8p_min;
+}
+
 quant_gemm8_fn quant_gemm8_lowbit_avx2(int type)
 {
 	unsigned int eax, ebx, ecx, edx;   /* AVX-VNNI: CPUID 7.1 EAX bit 4 */
@@ -738,6 +893,13 @@ quant_dot_fn quant_dot_avx2(int type)
 quant_tile_fn quant_tile_lowbit_avx2(int type)
 {
 	(void)type;
+	return NULL;
+}
+
+quant_gemm8_fn quant_gemm8_packed_min_avx2(int type, quant_pack8_fn *ret_pack)
+{
+	(void)type;
+	(void)ret_pack;
 	return NULL;
 }
 

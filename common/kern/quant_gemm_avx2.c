@@ -691,7 +691,7 @@ quant_gemm8_fn quant_gemm8_packed_avx2(int type, quant_pack8_fn *ret_pack)
 
 quant_gemm8_fn quant_gemm16_packed_avx2(int type)
 {
-	return quant_pack8_bytes(type, QK8_0) && have_avx512vnni() ? gemm16p_q8_0 : NULL;
+	return quant_pack8_as_q8_0(type) && have_avx512vnni() ? gemm16p_q8_0 : NULL;
 }
 
 quant_tile_fn quant_tile_avx2(int type)

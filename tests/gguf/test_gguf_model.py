@@ -125,20 +125,22 @@ def test_thread_count_does_not_change_results(tmp):
     assert a == b
 
 
-@pytest.mark.parametrize("ty", ["Q8_0", "Q5_0", "IQ4_NL"])
+@pytest.mark.parametrize("ty", ["Q8_0", "Q5_0", "IQ4_NL", "Q5_1"])
 def test_tied_output_weights(tmp, ty):
     """A tied output is packed for the gemm and its file rows given back:
-    embeddings are read from the packed copy (widened for Q5_0/IQ4_NL)."""
+    embeddings are read from the packed copy (widened for Q5_0/IQ4_NL);
+    Q5_1's packed rows are not Q8_0 values, so its file rows stay."""
     path, r = model(tmp, "qwen3", ty, tied=True)
     want = r.logits(PROMPT)[-1]
     got = np.array(run(path, PROMPT)["logits"])
     assert np.abs(got - want).max() <= tol_for(ty) * want.std()
 
 
-@pytest.mark.parametrize("ty", ["Q4_0", "Q5_0", "IQ4_NL", "Q4_K_M"])
+@pytest.mark.parametrize("ty", ["Q4_0", "Q5_0", "IQ4_NL", "Q4_K_M", "Q4_1", "Q5_1"])
 def test_repacked_and_stored_weights_both_match_reference(tmp, ty):
     """Q4_0/Q5_0/IQ4_NL are widened into the packed gemm's int8 layout at
-    load; --no-repack keeps them as stored (their own kernels). Both match
+    load, Q4_1/Q5_1 into bytes with float scales and mins; --no-repack
+    keeps them as stored (their own kernels). Both match
     the reference, prompt and decode, and give the same greedy tokens."""
     path, r = model(tmp, "qwen2", ty)
     want = r.logits(PROMPT)[-1]

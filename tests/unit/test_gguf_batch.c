@@ -341,9 +341,10 @@ VX_TEST(decode_kernel_gives_each_token_the_same_bits_in_any_company)
 }
 
 /* The packed gemm (rows packed at load: Q8_0 as stored, Q4_0 / Q5_0 /
- * IQ4_NL widened to int8) gives each token the bits of the 8-row gemm on
- * the file's rows, alone or with up to 15 others, and a packed row unpacks
- * to a Q8_0 row of the same values (for Q8_0 the file's bytes). */
+ * IQ4_NL widened to int8, Q4_1 / Q5_1 to bytes with float scales and
+ * mins) gives each token the bits of the 8-row gemm on the file's rows,
+ * alone or with up to 15 others, and an int8-packed row unpacks to a Q8_0
+ * row of the same values (for Q8_0 the file's bytes). */
 static void check_packed_type(int type)
 {
 	quant_pack8_fn pack = NULL;
@@ -373,7 +374,7 @@ static void check_packed_type(int type)
 		VX_CHECK_INT(quant_quantize_row(QT_Q8_0U, x, act + t * ab, N), 0);
 	}
 	pack(N, w, rb, p);
-	for (int r = 0; r < 8; r++) {
+	for (int r = 0; r < 8 && quant_pack8_as_q8_0(type); r++) {
 		VX_CHECK_INT(quant_unpack8_row(type, N, p, r, row), 0);
 		if (type == QT_Q8_0)
 			VX_CHECK(memcmp(row, w + r * rb, rb) == 0);
@@ -419,10 +420,11 @@ static void check_packed_type(int type)
 
 static void check_packed_types(void)
 {
-	int types[] = { QT_Q8_0, QT_Q4_0, QT_Q5_0, QT_IQ4_NL };
+	int types[] = { QT_Q8_0, QT_Q4_0, QT_Q5_0, QT_IQ4_NL, QT_Q4_1, QT_Q5_1 };
 	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
 		check_packed_type(types[i]);
-	VX_CHECK(quant_pack8_bytes(QT_Q4_1, 64) == 0 && quant_pack8_bytes(QT_Q4_K, 256) == 0);
+	VX_CHECK(quant_pack8_bytes(QT_Q4_K, 256) == 0 && quant_pack8_bytes(QT_Q2_K, 256) == 0);
+	VX_CHECK(!quant_pack8_as_q8_0(QT_Q4_1) && !quant_pack8_as_q8_0(QT_Q5_1));
 }
 
 VX_TEST(packed_gemm_gives_each_token_the_bits_of_the_gemm8_in_any_company)

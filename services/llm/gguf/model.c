@@ -395,10 +395,11 @@ static void pack_task(void *arg, int g, int thread)
 
 /* Copies the weights that have a packed gemm into its layout (rows in
  * groups of 8) and gives their file pages back (a tied output's too: the
- * embeddings are then read from the packed copy). Q4_0, Q5_0 and IQ4_NL
- * are widened to int8 doing so (unless no_repack): 1.5-1.9x their bytes,
- * for one kernel that takes every token of a batch with the weights in
- * registers (Q4_K_M files are mostly Q5_0). */
+ * embeddings are then read from the packed copy, where it holds Q8_0
+ * values). Q4_0, Q5_0 and IQ4_NL are widened to int8 doing so, Q4_1 and
+ * Q5_1 to bytes with float scales and mins (unless no_repack): 1.5-2.2x
+ * their bytes, for kernels that take every token of a batch with the
+ * weights in registers (Q4_K_M files are mostly Q5_0, Q5_K_M ones Q5_1). */
 static int pack_weights(model *m, bool no_repack)
 {
 	for (int i = 0; i <= m->hp.n_layer * 7; i++) {
@@ -426,10 +427,14 @@ static int pack_weights(model *m, bool no_repack)
 		w->gemmp16 = quant_gemm16_packed_get(w->type);
 		pack_job pj = { w, pack };
 		team_run(m->team, pack_task, &pj, w->n_out / 8);
-		/* tied output: embeddings are then rebuilt from the packed rows */
-		if (w->data == m->tok_embd.data &&
-		    !(m->emb_row = malloc(quant_row_bytes(QT_Q8_0, w->n_in))))
-			return -ENOMEM;
+		/* tied output: embeddings are then rebuilt from the packed rows
+		 * (as Q8_0); Q4_1 / Q5_1 rows cannot be, so they stay mapped */
+		if (w->data == m->tok_embd.data) {
+			if (!quant_pack8_as_q8_0(w->type))
+				continue;
+			if (!(m->emb_row = malloc(quant_row_bytes(QT_Q8_0, w->n_in))))
+				return -ENOMEM;
+		}
 		uintptr_t lo = ((uintptr_t)w->data + 4095) & ~(uintptr_t)4095;
 		uintptr_t hi = ((uintptr_t)w->data + w->row_bytes * (size_t)w->n_out) &
 			       ~(uintptr_t)4095;

@@ -60,7 +60,7 @@ typedef struct model_params {
 	int n_threads;      /* worker threads incl. the caller; <= 0 means 1 */
 	int n_ctx;          /* context length (per slot); 0 = the model's */
 	int n_slots;        /* KV cache slots (sequences at once); <= 0 means 1 */
-	bool no_repack;     /* pack Q8_0 only: Q4_0/Q5_0/IQ4_NL stay as stored */
+	bool no_repack;     /* pack Q8_0 only: Q4_0/Q5_0/IQ4_NL/Q4_1/Q5_1 stay as stored */
 } model_params;
 
 typedef struct model_hparams {
