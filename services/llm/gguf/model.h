@@ -117,9 +117,11 @@ typedef struct model_seq {
 /* Runs the sequences in one forward pass (sum of n <= MODEL_BATCH).
  * Batch-invariant: a token's kernel depends only on whether it is a prompt
  * or a generated token, never on its company, and every kernel computes a
- * token's result independently of the other tokens it serves. Q8_0 weights
- * with AVX-VNNI are packed at load and every token takes the packed 8-row
- * gemm (each weight block read once for all tokens of a step); other types:
+ * token's result independently of the other tokens it serves. Q8_0, Q4_0,
+ * Q5_0, IQ4_NL, Q4_1 and Q5_1 weights are packed at load on CPUs with VNNI
+ * and every token takes the packed 8-row gemm (each weight block read once
+ * for all tokens of a step; two groups at once for full 16-token runs, the
+ * same bits); other types:
  * prompt tokens the 8-row gemm where the type has one, generated tokens and
  * logits rows the decode kernel (quant_mdot_fn: one row, up to 4 tokens a
  * pass) or the dot. So a sequence's logits are bit-identical alone or next
