@@ -675,8 +675,6 @@ AVX2 static void pack8_q5_1(int n, const void *w, size_t ws, void *dst)
 	for (int t = 0; t < nt; t++)                                                   \
 		_mm256_storeu_ps(out + t * os, acc[t]);
 
-#define AVX512VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
-
 VNNI static inline __attribute__((always_inline)) void
 gemm8p_min_body(int n, const uint8_t *pb, const uint8_t *ab, size_t as, const int nt,
 		float *out, size_t os)
@@ -696,17 +694,9 @@ VNNI static void gemm8p_min(int n, const void *w, size_t ws, const void *a, size
 			    int nt, float *out, size_t os)
 {
 	(void)ws;
-	const uint8_t *ab = a;
-	for (int t0 = 0; t0 < nt; t0 += 4) {
-		const uint8_t *at = ab + t0 * as;
-		float *ot = out + t0 * os;
-		switch (nt - t0 < 4 ? nt - t0 : 4) {
-		case 1: gemm8p_min_body(n, w, at, as, 1, ot, os); break;
-		case 2: gemm8p_min_body(n, w, at, as, 2, ot, os); break;
-		case 3: gemm8p_min_body(n, w, at, as, 3, ot, os); break;
-		default: gemm8p_min_body(n, w, at, as, 4, ot, os); break;
-		}
-	}
+#define RUN(at, k, ot) gemm8p_min_body(n, w, at, as, k, ot, os)
+	QUANT_RUNS4(RUN, a, as, nt, out, os)
+#undef RUN
 }
 
 /* Tokens in runs of 8 (32 registers). */
@@ -714,21 +704,9 @@ AVX512VNNI static void gemm8p_min_512(int n, const void *w, size_t ws, const voi
 				      size_t as, int nt, float *out, size_t os)
 {
 	(void)ws;
-	const uint8_t *ab = a;
-	for (int t0 = 0; t0 < nt; t0 += 8) {
-		const uint8_t *at = ab + t0 * as;
-		float *ot = out + t0 * os;
-		switch (nt - t0 < 8 ? nt - t0 : 8) {
-		case 1: gemm8p_min_body512(n, w, at, as, 1, ot, os); break;
-		case 2: gemm8p_min_body512(n, w, at, as, 2, ot, os); break;
-		case 3: gemm8p_min_body512(n, w, at, as, 3, ot, os); break;
-		case 4: gemm8p_min_body512(n, w, at, as, 4, ot, os); break;
-		case 5: gemm8p_min_body512(n, w, at, as, 5, ot, os); break;
-		case 6: gemm8p_min_body512(n, w, at, as, 6, ot, os); break;
-		case 7: gemm8p_min_body512(n, w, at, as, 7, ot, os); break;
-		default: gemm8p_min_body512(n, w, at, as, 8, ot, os); break;
-		}
-	}
+#define RUN(at, k, ot) gemm8p_min_body512(n, w, at, as, k, ot, os)
+	QUANT_RUNS8(RUN, a, as, nt, out, os)
+#undef RUN
 }
 
 quant_gemm8_fn quant_gemm8_packed_min_avx2(int type, quant_pack8_fn *ret_pack)

@@ -402,8 +402,6 @@ AVX2 static inline void load8_iq4_nl(const uint8_t *wb, size_t ws, int i, __m256
 	for (int t = 0; t < nt; t++)                                                   \
 		_mm256_storeu_ps(out + t * os, acc[t]);
 
-#define AVX512VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
-
 /* gemm8_<name> for AVX-VNNI and gemm8_<name>_512 for CPUs with AVX-512
  * VNNI only (Ice Lake and Cascade Lake servers, Zen 4), which lack the VEX
  * form: the same instructions per token, so the same bits. */
@@ -523,17 +521,9 @@ VNNI static void gemm8p_q8_0(int n, const void *w, size_t ws, const void *a, siz
 			     int nt, float *out, size_t os)
 {
 	(void)ws;
-	const uint8_t *ab = a;
-	for (int t0 = 0; t0 < nt; t0 += 4) {
-		const uint8_t *at = ab + t0 * as;
-		float *ot = out + t0 * os;
-		switch (nt - t0 < 4 ? nt - t0 : 4) {
-		case 1: gemm8p_body(n, w, at, as, 1, ot, os); break;
-		case 2: gemm8p_body(n, w, at, as, 2, ot, os); break;
-		case 3: gemm8p_body(n, w, at, as, 3, ot, os); break;
-		default: gemm8p_body(n, w, at, as, 4, ot, os); break;
-		}
-	}
+#define RUN(at, k, ot) gemm8p_body(n, w, at, as, k, ot, os)
+	QUANT_RUNS4(RUN, a, as, nt, out, os)
+#undef RUN
 }
 
 /* Tokens in runs of 8 (32 registers). */
@@ -541,21 +531,9 @@ AVX512VNNI static void gemm8p_q8_0_512(int n, const void *w, size_t ws, const vo
 				       size_t as, int nt, float *out, size_t os)
 {
 	(void)ws;
-	const uint8_t *ab = a;
-	for (int t0 = 0; t0 < nt; t0 += 8) {
-		const uint8_t *at = ab + t0 * as;
-		float *ot = out + t0 * os;
-		switch (nt - t0 < 8 ? nt - t0 : 8) {
-		case 1: gemm8p_body512(n, w, at, as, 1, ot, os); break;
-		case 2: gemm8p_body512(n, w, at, as, 2, ot, os); break;
-		case 3: gemm8p_body512(n, w, at, as, 3, ot, os); break;
-		case 4: gemm8p_body512(n, w, at, as, 4, ot, os); break;
-		case 5: gemm8p_body512(n, w, at, as, 5, ot, os); break;
-		case 6: gemm8p_body512(n, w, at, as, 6, ot, os); break;
-		case 7: gemm8p_body512(n, w, at, as, 7, ot, os); break;
-		default: gemm8p_body512(n, w, at, as, 8, ot, os); break;
-		}
-	}
+#define RUN(at, k, ot) gemm8p_body512(n, w, at, as, k, ot, os)
+	QUANT_RUNS8(RUN, a, as, nt, out, os)
+#undef RUN
 }
 
 /* Two packed groups (the second `gap` bytes after the first) in 512-bit vectors: group A's values in the low half of each
@@ -603,21 +581,9 @@ gemm16p_body(int n, const uint8_t *pa, size_t gap, const uint8_t *ab, size_t as,
 AVX512VNNI static void gemm16p_q8_0(int n, const void *w, size_t gap, const void *a,
 				    size_t as, int nt, float *out, size_t os)
 {
-	const uint8_t *ab = a;
-	for (int t0 = 0; t0 < nt; t0 += 8) {
-		const uint8_t *at = ab + t0 * as;
-		float *ot = out + t0 * os;
-		switch (nt - t0 < 8 ? nt - t0 : 8) {
-		case 1: gemm16p_body(n, w, gap, at, as, 1, ot, os); break;
-		case 2: gemm16p_body(n, w, gap, at, as, 2, ot, os); break;
-		case 3: gemm16p_body(n, w, gap, at, as, 3, ot, os); break;
-		case 4: gemm16p_body(n, w, gap, at, as, 4, ot, os); break;
-		case 5: gemm16p_body(n, w, gap, at, as, 5, ot, os); break;
-		case 6: gemm16p_body(n, w, gap, at, as, 6, ot, os); break;
-		case 7: gemm16p_body(n, w, gap, at, as, 7, ot, os); break;
-		default: gemm16p_body(n, w, gap, at, as, 8, ot, os); break;
-		}
-	}
+#define RUN(at, k, ot) gemm16p_body(n, w, gap, at, as, k, ot, os)
+	QUANT_RUNS8(RUN, a, as, nt, out, os)
+#undef RUN
 }
 
 /* AVX-512 F/BW/VL/VNNI with the OS saving opmask and zmm state (cached:

@@ -17,6 +17,39 @@
 
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
 #define VNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
+#define AVX512VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
+
+/* Runs RUN(at, k, ot) over nt tokens (activations a, as bytes apart;
+ * outputs out, os floats apart) in runs of up to 4 or 8 tokens, k a
+ * constant in each call: a packed gemm's body instantiated per run length
+ * keeps its accumulators in registers, and a token's instructions do not
+ * depend on how many others share its run. */
+#define QUANT_RUNS4(RUN, a, as, nt, out, os)                                   \
+	for (int t0_ = 0; t0_ < (nt); t0_ += 4) {                              \
+		const uint8_t *at_ = (const uint8_t *)(a) + (size_t)t0_ * (as); \
+		float *ot_ = (out) + (size_t)t0_ * (os);                        \
+		switch ((nt) - t0_ < 4 ? (nt) - t0_ : 4) {                     \
+		case 1: RUN(at_, 1, ot_); break;                               \
+		case 2: RUN(at_, 2, ot_); break;                               \
+		case 3: RUN(at_, 3, ot_); break;                               \
+		default: RUN(at_, 4, ot_); break;                              \
+		}                                                              \
+	}
+#define QUANT_RUNS8(RUN, a, as, nt, out, os)                                   \
+	for (int t0_ = 0; t0_ < (nt); t0_ += 8) {                              \
+		const uint8_t *at_ = (const uint8_t *)(a) + (size_t)t0_ * (as); \
+		float *ot_ = (out) + (size_t)t0_ * (os);                        \
+		switch ((nt) - t0_ < 8 ? (nt) - t0_ : 8) {                     \
+		case 1: RUN(at_, 1, ot_); break;                               \
+		case 2: RUN(at_, 2, ot_); break;                               \
+		case 3: RUN(at_, 3, ot_); break;                               \
+		case 4: RUN(at_, 4, ot_); break;                               \
+		case 5: RUN(at_, 5, ot_); break;                               \
+		case 6: RUN(at_, 6, ot_); break;                               \
+		case 7: RUN(at_, 7, ot_); break;                               \
+		default: RUN(at_, 8, ot_); break;                              \
+		}                                                              \
+	}
 
 AVX2 static inline float hsum8(__m256 v)
 {
