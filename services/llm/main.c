@@ -150,6 +150,7 @@ int main(int argc, char **argv)
 	    !cJSON_IsObject(svc.template_kwargs = cJSON_Parse(svc.template_kwargs_text))) {
 		vx_log_error(NULL, "--chat-template-kwargs: not a JSON object: %s",
 			     svc.template_kwargs_text);
+		cJSON_Delete(svc.template_kwargs);
 		return 2;
 	}
 	if (svc.max_tokens > svc.max_tokens_limit)
