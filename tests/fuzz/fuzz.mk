@@ -44,9 +44,7 @@ FUZZ_COMMON = $(call FUZZ_O,$(addprefix common/,$(1)) common/vx_buf)
 FUZZ_OBJS_audio := $(call FUZZ_O,tests/fuzz/fuzz_audio) \
 	$(call FUZZ_COMMON,vx_audio vx_g711 vx_resampler)
 FUZZ_OBJS_base64 := $(call FUZZ_O,tests/fuzz/fuzz_base64) $(call FUZZ_COMMON,vx_base64)
-FUZZ_OBJS_gguf := $(call FUZZ_O,tests/fuzz/fuzz_gguf services/llm/gguf/gguf \
-	common/kern/quant common/kern/quant_lowbit common/kern/quant_avx2 \
-	common/kern/quant_gemm_avx2 common/kern/quant_gemm_lowbit_avx2 common/kern/quant_dot_avx512)
+FUZZ_OBJS_gguf := $(call FUZZ_O,tests/fuzz/fuzz_gguf services/llm/gguf/gguf) $(KERN_OBJS)
 FUZZ_OBJS_chat := $(call FUZZ_O,tests/fuzz/fuzz_chat services/llm/gguf/chat_template \
 	services/llm/gguf/tokenizer services/llm/gguf/tokenizer_pre tests/gguf/tok_fixture) \
 	$(call FUZZ_COMMON,)
