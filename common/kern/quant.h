@@ -201,6 +201,8 @@ bool quant_pack8_as_q8_0(int type);
  * bytes); 0, or -EINVAL (also for Q4_1 / Q5_1, whose values Q8_0 cannot
  * hold: keep their rows). */
 int quant_unpack8_row(int type, int64_t n, const void *group, int lane, void *dst);
+/* AVX-512 F/BW/VL/VNNI with the OS saving their state (cached). */
+bool quant_have_avx512vnni(void);
 /* Whether the AVX2/FMA kernels can run on this CPU. */
 bool quant_have_avx2(void);
 

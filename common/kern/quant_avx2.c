@@ -718,12 +718,7 @@ quant_gemm8_fn quant_gemm8_packed_min_avx2(int type, quant_pack8_fn *ret_pack)
 	case QT_Q5_1: *ret_pack = pack8_q5_1; break;
 	default: return NULL;
 	}
-	unsigned int eax, ebx, ecx, edx, lo = 0, hi;
-	bool z = __get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) && (ebx & (1u << 16)) &&
-		 (ebx & (1u << 30)) && (ebx & (1u << 31)) && (ecx & (1u << 11));
-	if (z)
-		__asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-	return z && (lo & 0xE6) == 0xE6 ? gemm8p_min_512 : gemm8p_min;
+	return quant_have_avx512vnni() ? gemm8p_min_512 : gemm8p_min;
 }
 
 quant_gemm8_fn quant_gemm8_lowbit_avx2(int type)

@@ -588,7 +588,7 @@ AVX512VNNI static void gemm16p_q8_0(int n, const void *w, size_t gap, const void
 
 /* AVX-512 F/BW/VL/VNNI with the OS saving opmask and zmm state (cached:
  * CPUID traps to the hypervisor). */
-static bool have_avx512vnni(void)
+bool quant_have_avx512vnni(void)
 {
 	static atomic_int known;   /* 0 not yet, 1 no, 2 yes */
 	int v = atomic_load_explicit(&known, memory_order_relaxed);
@@ -630,7 +630,7 @@ static bool have_avxvnni(void)
 quant_gemm8_fn quant_gemm8_avx2(int type)
 {
 	bool vex = have_avxvnni();
-	if (!vex && !have_avx512vnni())
+	if (!vex && !quant_have_avx512vnni())
 		return NULL;
 	switch (type) {
 	case QT_Q8_0: return vex ? gemm8_q8_0 : gemm8_q8_0_512;
@@ -643,7 +643,7 @@ quant_gemm8_fn quant_gemm8_avx2(int type)
 
 quant_gemm8_fn quant_gemm8_packed_avx2(int type, quant_pack8_fn *ret_pack)
 {
-	if (!have_avxvnni() && !have_avx512vnni())
+	if (!have_avxvnni() && !quant_have_avx512vnni())
 		return NULL;
 	switch (type) {
 	case QT_Q8_0: *ret_pack = pack8_q8_0; break;
@@ -652,12 +652,12 @@ quant_gemm8_fn quant_gemm8_packed_avx2(int type, quant_pack8_fn *ret_pack)
 	case QT_IQ4_NL: *ret_pack = pack8_iq4_nl; break;
 	default: return NULL;
 	}
-	return have_avx512vnni() ? gemm8p_q8_0_512 : gemm8p_q8_0;
+	return quant_have_avx512vnni() ? gemm8p_q8_0_512 : gemm8p_q8_0;
 }
 
 quant_gemm8_fn quant_gemm16_packed_avx2(int type)
 {
-	return quant_pack8_as_q8_0(type) && have_avx512vnni() ? gemm16p_q8_0 : NULL;
+	return quant_pack8_as_q8_0(type) && quant_have_avx512vnni() ? gemm16p_q8_0 : NULL;
 }
 
 quant_tile_fn quant_tile_avx2(int type)
@@ -692,6 +692,11 @@ quant_gemm8_fn quant_gemm8_packed_avx2(int type, quant_pack8_fn *ret_pack)
 	(void)type;
 	(void)ret_pack;
 	return NULL;
+}
+
+bool quant_have_avx512vnni(void)
+{
+	return false;
 }
 
 quant_gemm8_fn quant_gemm16_packed_avx2(int type)
