@@ -94,7 +94,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "gguf_bench: %s\n", err);
 		return 1;
 	}
-	model_warm(m);
+	if (model_warm(m) < 0) {
+		fprintf(stderr, "gguf_bench: out of memory for packed weights\n");
+		model_free(m);
+		return 1;
+	}
 	double t_load = now_ms() - t0;
 	const model_hparams *hp = model_get_hparams(m);
 	int V = hp->n_vocab;

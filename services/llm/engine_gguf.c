@@ -189,9 +189,10 @@ out_free:
 static void warm_main(void *arg)
 {
 	gguf_engine *e = arg;
-	model_warm(e->m);
 	int32_t t = tok_bos(e->tk) >= 0 ? tok_bos(e->tk) : 0;
-	int rc = model_eval(e->m, &t, 1, 0, e->logits, false);
+	int rc = model_warm(e->m);
+	if (rc == 0)
+		rc = model_eval(e->m, &t, 1, 0, e->logits, false);
 	if (rc < 0) {
 		snprintf(e->detail, sizeof(e->detail), "warm-up failed: %s", strerror(-rc));
 		atomic_store(&e->state, rc);

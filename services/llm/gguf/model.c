@@ -77,6 +77,8 @@ struct model {
 	float *scores;              /* (n_threads, n_ctx) */
 	float *cs;                  /* (MODEL_BATCH, head_dim) cos/sin pairs */
 	uint8_t *emb_row;           /* one tok_embd row rebuilt from the packed output */
+	bool no_repack;             /* model_params.no_repack, for pack_weights */
+	int packed_rc;              /* 0 not yet packed, 1 packed, < 0 -errno */
 	int n_threads;
 };
 
@@ -475,10 +477,7 @@ int model_load(const char *path, const model_params *p, model **ret, char *err,
 		fail(err, err_len, "cannot start %d threads", m->n_threads);
 		goto out_free_model;
 	}
-	if ((rc = pack_weights(m, p && p->no_repack)) < 0) {
-		fail(err, err_len, "out of memory for packed weights");
-		goto out_free_model;
-	}
+	m->no_repack = p && p->no_repack;
 	*ret = m;
 	return 0;
 out_free_model:
@@ -527,8 +526,22 @@ static bool is_packed_data(model *m, const uint8_t *d)
 	return false;
 }
 
-void model_warm(model *m)
+/* Packs once, before the first forward pass (so a daemon can answer
+ * "loading" while it runs); every pass after a failure gets its error. */
+static int ensure_packed(model *m)
 {
+	if (m->packed_rc == 0) {
+		int rc = pack_weights(m, m->no_repack);
+		m->packed_rc = rc < 0 ? rc : 1;
+	}
+	return m->packed_rc < 0 ? m->packed_rc : 0;
+}
+
+int model_warm(model *m)
+{
+	int rc = ensure_packed(m);
+	if (rc < 0)
+		return rc;
 	volatile uint8_t sink = 0;
 	for (size_t i = 0; i < m->g->n_tensors; i++) {
 		const gguf_tensor *t = &m->g->tensors[i];
@@ -539,6 +552,7 @@ void model_warm(model *m)
 			sink += d[o];
 	}
 	(void)sink;
+	return 0;
 }
 
 /* ---- matrix products ---- */
@@ -984,6 +998,9 @@ int model_eval(model *m, const int32_t *tokens, int n, int pos, float *ret_logit
 	for (int i = 0; i < n; i++)
 		if (tokens[i] < 0 || tokens[i] >= m->hp.n_vocab)
 			return -EINVAL;
+	int rc = ensure_packed(m);
+	if (rc < 0)
+		return rc;
 	for (int done = 0; done < n; done += MODEL_BATCH) {
 		int B = n - done < MODEL_BATCH ? n - done : MODEL_BATCH;
 		bool last = done + B == n;
@@ -999,7 +1016,7 @@ int model_eval(model *m, const int32_t *tokens, int n, int pos, float *ret_logit
 			m->tok_pos[t] = pos + done + t;
 			m->out_rows[t] = first + t;
 		}
-		int rc = eval_batch(m, tokens + done, B, lg, B - first);
+		rc = eval_batch(m, tokens + done, B, lg, B - first);
 		if (rc < 0)
 			return rc;
 	}
@@ -1028,6 +1045,9 @@ int model_step(model *m, const model_seq *seqs, int n_seqs, float *ret_logits)
 				return -EINVAL;
 		B += s->n;
 	}
+	int rc = ensure_packed(m);
+	if (rc < 0)
+		return rc;
 	/* prompt tokens first (gemm), then generated ones (decode kernel) */
 	B = 0;
 	for (int pass = 0; pass < 2; pass++) {
@@ -1048,7 +1068,7 @@ int model_step(model *m, const model_seq *seqs, int n_seqs, float *ret_logits)
 	for (int i = 0; i < n_seqs; i++)
 		if (seqs[i].want_logits)
 			m->out_rows[n_out++] = last[i];
-	int rc = eval_batch(m, toks, B, ret_logits, ret_logits ? n_out : 0);
+	rc = eval_batch(m, toks, B, ret_logits, ret_logits ? n_out : 0);
 	m->n_gemm = -1;
 	return rc;
 }

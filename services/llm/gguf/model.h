@@ -118,7 +118,7 @@ typedef struct model_seq {
  * Batch-invariant: a token's kernel depends only on whether it is a prompt
  * or a generated token, never on its company, and every kernel computes a
  * token's result independently of the other tokens it serves. Q8_0, Q4_0,
- * Q5_0, IQ4_NL, Q4_1 and Q5_1 weights are packed at load on CPUs with VNNI
+ * Q5_0, IQ4_NL, Q4_1 and Q5_1 weights are packed (model_warm) on CPUs with VNNI
  * and every token takes the packed 8-row gemm (each weight block read once
  * for all tokens of a step; two groups at once for full 16-token runs, the
  * same bits); other types:
@@ -132,7 +132,11 @@ typedef struct model_seq {
 int model_step(model *m, const model_seq *seqs, int n_seqs, float *ret_logits);
 int model_n_slots(const model *m);
 
-/* Touches every weight page (so first-request latency is not page faults). */
-void model_warm(model *m);
+/* Packs the weights that have a packed gemm (see model_step; otherwise the
+ * first model_eval / model_step does it) and touches every other weight
+ * page, so the first request waits on neither. Seconds for a large model:
+ * a daemon runs it after it has started answering /healthz. -ENOMEM when
+ * the packed copies do not fit (every pass after that fails the same). */
+int model_warm(model *m);
 
 #endif
