@@ -2,13 +2,18 @@
  * gguf_bench - speed of the built-in GGUF engine on a model file.
  *
  *   gguf_bench MODEL [--threads N (2)] [--prompt N (512)] [--gen N (64)]
- *              [--ctx N (prompt + gen)] [--no-repack]
+ *              [--ctx N (prompt + gen)] [--no-repack] [--streams N (1)]
  *
  * Prints one JSON object: load_ms (map + check + touching every weight
  * page), prompt tokens/s (one prefill of N random tokens), decode tokens/s
  * (N greedy steps after it), the CPU seconds each phase used (on a busy
  * machine: wall speed x threads / cpu shows what a free machine gives),
- * peak RSS in MiB. Never fails on a number.
+ * peak RSS in MiB. With --streams N (2..MODEL_BATCH) it also runs N
+ * sequences in their own KV slots, each after a 64-token prompt, N tokens a
+ * forward pass (model_step, as the daemon's scheduler does), and prints
+ * their aggregate decode tokens/s and its ratio to the one-stream figure:
+ * the batching gain without HTTP or scheduling in it. Never fails on a
+ * number.
  */
 #include "../services/llm/gguf/model.h"
 
@@ -57,10 +62,48 @@ static int argmax(const float *x, int n)
 	return b;
 }
 
+#define STREAM_PROMPT 64   /* each stream's prompt under --streams */
+
+/* n sequences in slots 0..n-1, one model_step a token for all of them;
+ * their aggregate decode tokens/s, or -1. */
+static double streams_decode(model *m, int n, int n_gen)
+{
+	int V = model_get_hparams(m)->n_vocab;
+	float *logits = malloc((size_t)n * V * sizeof(float));
+	int32_t prompt[STREAM_PROMPT], next[MODEL_BATCH];
+	model_seq seqs[MODEL_BATCH];
+	double r = -1, t0 = 0;
+	if (!logits)
+		return -1;
+	for (int s = 0; s < n; s++) {
+		for (int i = 0; i < STREAM_PROMPT; i++)
+			prompt[i] = rand() % V;
+		model_seq p = { .slot = s, .tokens = prompt, .n = STREAM_PROMPT, .want_logits = true };
+		if (model_step(m, &p, 1, logits + (size_t)s * V) < 0)
+			goto out;
+	}
+	for (int i = 0; i <= n_gen; i++) {
+		if (i == 1)
+			t0 = now_ms();   /* from the second step: the first warms the slots */
+		for (int s = 0; s < n; s++) {
+			next[s] = argmax(logits + (size_t)s * V, V);
+			seqs[s] = (model_seq){ .slot = s, .tokens = &next[s], .n = 1,
+					       .pos = STREAM_PROMPT + i, .want_logits = true,
+					       .decode = true };
+		}
+		if (model_step(m, seqs, n, logits) < 0)
+			goto out;
+	}
+	r = (double)n * n_gen / (now_ms() - t0) * 1e3;
+out:
+	free(logits);
+	return r;
+}
+
 int main(int argc, char **argv)
 {
 	const char *path = NULL;
-	int n_prompt = 512, n_gen = 64;
+	int n_prompt = 512, n_gen = 64, n_streams = 1;
 	model_params mp = { .n_threads = 2 };
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--threads") && i + 1 < argc)
@@ -71,22 +114,26 @@ int main(int argc, char **argv)
 			n_gen = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--ctx") && i + 1 < argc)
 			mp.n_ctx = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--streams") && i + 1 < argc)
+			n_streams = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--no-repack"))
 			mp.no_repack = true;
 		else if (argv[i][0] != '-' && !path)
 			path = argv[i];
 		else {
 			fprintf(stderr, "usage: gguf_bench MODEL [--threads N] [--prompt N] "
-				"[--gen N] [--ctx N] [--no-repack]\n");
+				"[--gen N] [--ctx N] [--no-repack] [--streams N]\n");
 			return 2;
 		}
 	}
-	if (!path || n_prompt < 1 || n_gen < 1) {
-		fprintf(stderr, "gguf_bench: MODEL required; --prompt/--gen >= 1\n");
+	if (!path || n_prompt < 1 || n_gen < 1 || n_streams < 1 || n_streams > MODEL_BATCH) {
+		fprintf(stderr, "gguf_bench: MODEL required; --prompt/--gen >= 1; "
+			"--streams 1..%d\n", MODEL_BATCH);
 		return 2;
 	}
 	if (!mp.n_ctx)
-		mp.n_ctx = n_prompt + n_gen;
+		mp.n_ctx = n_prompt > STREAM_PROMPT ? n_prompt + n_gen : STREAM_PROMPT + n_gen + 1;
+	mp.n_slots = n_streams;
 	char err[512];
 	model *m;
 	double t0 = now_ms();
@@ -126,14 +173,23 @@ int main(int argc, char **argv)
 		}
 	}
 	double t_gen = now_ms() - t0, c_gen = cpu_s() - c0;
+	double streams_tok_s = n_streams > 1 ? streams_decode(m, n_streams, n_gen) : 0;
+	if (streams_tok_s < 0) {
+		fprintf(stderr, "gguf_bench: batched decode failed\n");
+		return 1;
+	}
 	printf("{\"model\":\"%s\",\"arch\":\"%s\",\"weight_type\":%d,\"threads\":%d,"
 	       "\"n_embd\":%d,\"n_layer\":%d,\"n_vocab\":%d,\"load_ms\":%.0f,"
 	       "\"prompt_tokens\":%d,\"prompt_tok_s\":%.1f,\"gen_tokens\":%d,"
 	       "\"decode_tok_s\":%.2f,\"prompt_cpu_s\":%.2f,\"decode_cpu_s\":%.2f,"
-	       "\"rss_mib\":%.0f,\"rss_peak_mib\":%.0f}\n",
+	       "\"rss_mib\":%.0f,\"rss_peak_mib\":%.0f",
 	       path, hp->arch_name, hp->weight_type, mp.n_threads, hp->n_embd, hp->n_layer,
 	       V, t_load, n_prompt, n_prompt / t_prompt * 1e3, n_gen, n_gen / t_gen * 1e3, c_prompt, c_gen,
 	       status_kib("VmRSS:") / 1024.0, status_kib("VmHWM:") / 1024.0);
+	if (n_streams > 1)
+		printf(",\"streams\":%d,\"streams_decode_tok_s\":%.2f,\"vs_one_stream\":%.2f",
+		       n_streams, streams_tok_s, streams_tok_s / (n_gen / t_gen * 1e3));
+	printf("}\n");
 	free(toks);
 	free(logits);
 	model_free(m);

@@ -595,13 +595,15 @@ VNNI static void gemm8_q5_1(int n, const void *w, size_t ws, const void *a, size
 
 /* ---- Q4_1 / Q5_1 packed for the batched gemm ----
  * Per group of 8 rows and block (QUANT_PACK8_MIN bytes): the 8 rows'
- * scales and mins as floats, 128 * sum(q) as int32, then the 8 vectors
+ * scales and mins as floats, -128 * sum(q) as int32, then the 8 vectors
  * g[k] gemm8_min32 builds (values as bytes 0..31: exact). Per token the
- * packed gemm runs gemm8_min32's instructions in the same order, so each
- * token gets its bits, alone or in any company. */
+ * packed gemm computes gemm8_min32's exact integer sums (starting from
+ * -128 * sum(q), in GEMM8P_BODY's turned order) and then runs its float
+ * instructions in the same order, so each token gets its bits, alone or
+ * in any company. */
 #define MIN_PACK_D 0
 #define MIN_PACK_M 32
-#define MIN_PACK_SUMW 64
+#define MIN_PACK_NEGW 64
 #define MIN_PACK_G 96
 
 AVX2 static void pack8_min32(int type, size_t bb, int n, const void *w, size_t ws, void *dst)
@@ -623,10 +625,10 @@ AVX2 static void pack8_min32(int type, size_t bb, int n, const void *w, size_t w
 		for (int k = 0; k < 8; k++)   /* vpdpbusd(sumw, 1, g[k]) in AVX2 */
 			sumw = _mm256_add_epi32(sumw, _mm256_madd_epi16(
 				_mm256_maddubs_epi16(ones, g[k]), ones16));
-		sumw = _mm256_slli_epi32(sumw, 7);
+		sumw = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(sumw, 7));
 		memcpy(o + MIN_PACK_D, dv, 32);
 		memcpy(o + MIN_PACK_M, mv, 32);
-		_mm256_storeu_si256((__m256i *)(o + MIN_PACK_SUMW), sumw);
+		_mm256_storeu_si256((__m256i *)(o + MIN_PACK_NEGW), sumw);
 		for (int k = 0; k < 8; k++)
 			_mm256_storeu_si256((__m256i *)(o + MIN_PACK_G) + k, g[k]);
 	}
@@ -649,26 +651,28 @@ AVX2 static void pack8_q5_1(int n, const void *w, size_t ws, void *dst)
 	for (int i = 0; i < n / QK4_0; i++, pb += QUANT_PACK8_MIN) {                   \
 		__m256 dx = _mm256_loadu_ps((const float *)(pb + MIN_PACK_D));         \
 		__m256 mx = _mm256_loadu_ps((const float *)(pb + MIN_PACK_M));         \
-		__m256i sumw = _mm256_loadu_si256((const __m256i *)(pb + MIN_PACK_SUMW)); \
-		__m256i g[8];                                                          \
-		for (int k = 0; k < 8; k++)                                            \
-			g[k] = _mm256_loadu_si256((const __m256i *)(pb + MIN_PACK_G) + k); \
+		__m256i negw = _mm256_loadu_si256((const __m256i *)(pb + MIN_PACK_NEGW)); \
+		__m256i s[8];                                                          \
+		for (int t = 0; t < nt; t++)                                           \
+			s[t] = negw;                                                   \
+		for (int k = 0; k < 8; k++) {   /* turned, as GEMM8P_BODY */           \
+			__m256i g = _mm256_loadu_si256((const __m256i *)(pb + MIN_PACK_G) + k); \
+			for (int t = 0; t < nt; t++) {                                 \
+				int v;                                                 \
+				memcpy(&v, (ab + t * as) + i * sizeof(block_q8_0u) +   \
+					       offsetof(block_q8_0u, qs) + 4 * k, 4);  \
+				s[t] = dp(s[t], _mm256_set1_epi32(v), g);              \
+			}                                                              \
+		}                                                                      \
 		for (int t = 0; t < nt; t++) {                                         \
 			const block_q8_0u *y = (const block_q8_0u *)(ab + t * as) + i; \
-			__m256i s = _mm256_setzero_si256();                            \
-			for (int k = 0; k < 8; k++) {                                  \
-				int v;                                                 \
-				memcpy(&v, y->qs + 4 * k, 4);                          \
-				s = dp(s, _mm256_set1_epi32(v), g[k]);                 \
-			}                                                              \
-			s = _mm256_sub_epi32(s, sumw);                                 \
 			__m256i sad = _mm256_sad_epu8(_mm256_loadu_si256((const __m256i *)y->qs), \
 						      _mm256_setzero_si256());         \
 			__m128i s2 = _mm_add_epi64(_mm256_castsi256_si128(sad),        \
 						   _mm256_extracti128_si256(sad, 1));  \
 			int sa = (int)(_mm_cvtsi128_si64(s2) + _mm_extract_epi64(s2, 1)) - 32 * 128; \
 			acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(dx, _mm256_set1_ps(y->d)), \
-						 _mm256_cvtepi32_ps(s), acc[t]);       \
+						 _mm256_cvtepi32_ps(s[t]), acc[t]);    \
 			acc[t] = _mm256_fmadd_ps(mx, _mm256_set1_ps(y->d * (float)sa), acc[t]); \
 		}                                                                      \
 	}                                                                              \

@@ -5,8 +5,10 @@
  */
 #include "model.h"
 
+#include "kern/fgemm.h"
 #include "kern/quant.h"
 #include "kern/team.h"
+#include "kern/vmath.h"
 
 #include <errno.h>
 #include <math.h>
@@ -880,23 +882,22 @@ static void att_task(void *arg, int task, int thread)
 	quant_dot_fn dot = quant_dot_get(QT_F32, QUANT_IMPL_BEST);
 	float scale = 1.0f / sqrtf((float)hd), mx = -INFINITY;
 	for (int s = 0; s < n; s++) {
-		sc[s] = dot(hd, kc + (size_t)s * kvd, q) * scale;
+		sc[s] = dot(hd, kc + (size_t)s * kvd, q);
 		if (sc[s] > mx)
 			mx = sc[s];
 	}
-	float sum = 0;
-	for (int s = 0; s < n; s++) {
-		sc[s] = expf(sc[s] - mx);
-		sum += sc[s];
+	float inv = 1.0f / vmath_softmax_exp(sc, n, scale, mx * scale);
+	float *out = m->att + ((size_t)t * hp->n_head + h) * hd;
+	if (hd % FGEMM_NR == 0) {   /* out = P V, V's rows as cached (kvd apart) */
+		fgemm(1, hd, n, sc, (size_t)n, vc, (size_t)kvd, out, (size_t)hd, false);
+	} else {
+		memset(out, 0, (size_t)hd * sizeof(float));
+		for (int s = 0; s < n; s++)
+			for (int d = 0; d < hd; d++)
+				out[d] += sc[s] * vc[(size_t)s * kvd + d];
 	}
-	float *out = m->att + ((size_t)t * hp->n_head + h) * hd, inv = 1.0f / sum;
-	memset(out, 0, (size_t)hd * sizeof(float));
-	for (int s = 0; s < n; s++) {
-		const float *vr = vc + (size_t)s * kvd;
-		float p = sc[s] * inv;
-		for (int d = 0; d < hd; d++)
-			out[d] += p * vr[d];
-	}
+	for (int d = 0; d < hd; d++)
+		out[d] *= inv;
 }
 
 /* ---- the forward pass ---- */
