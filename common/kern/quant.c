@@ -651,6 +651,12 @@ size_t quant_pack8_bytes(int type, int64_t n)
 		return (size_t)(n / QK8_0) * QUANT_PACK8_Q8_0;
 	if (type == QT_Q4_1 || type == QT_Q5_1)
 		return (size_t)(n / QK8_0) * QUANT_PACK8_MIN;
+	if (n % QK_K)
+		return 0;
+	if (type == QT_Q4_K || type == QT_Q5_K)
+		return (size_t)(n / QK8_0) * QUANT_PACK8_MIN;
+	if (type == QT_Q6_K || type == QT_Q3_K)
+		return (size_t)(n / QK8_0) * QUANT_PACK8_S16;
 	return 0;
 }
 

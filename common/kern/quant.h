@@ -152,10 +152,14 @@ typedef void (*quant_mdot_fn)(int n, const void *w, const void *act, size_t act_
  * token's result does not depend on n_tok or the other tokens. Q8_0, and
  * Q4_0 / Q5_0 / IQ4_NL widened to Q8_0's int8 values (exact; 34 bytes per
  * 32 values instead of 18 or 22), on CPUs with AVX-VNNI or AVX-512 VNNI;
- * Q4_1 / Q5_1 as bytes with float scales and mins (44 bytes per 32 values
- * instead of 20 or 24) with AVX-VNNI. */
+ * Q4_1 / Q5_1, and Q4_K / Q5_K sub-blocks, as bytes with float scales and
+ * mins (44 bytes per 32 values instead of 20, 24, 18 or 22); Q6_K / Q3_K
+ * sub-blocks as signed bytes with their two 16-value integer scales and
+ * the super-block's float scale (52 bytes per 32 values instead of 26 or
+ * 14); these with AVX-VNNI. */
 #define QUANT_PACK8_Q8_0 (16 + 32 + 8 * QK8_0)   /* bytes per block of 8 rows */
-#define QUANT_PACK8_MIN (32 + 32 + 32 + 8 * QK8_0) /* Q4_1 / Q5_1: per block of 8 rows */
+#define QUANT_PACK8_MIN (32 + 32 + 32 + 8 * QK8_0) /* Q4_1 / Q5_1 / Q4_K / Q5_K */
+#define QUANT_PACK8_S16 (5 * 32 + 8 * QK8_0)     /* Q6_K / Q3_K */
 typedef void (*quant_pack8_fn)(int n, const void *w, size_t w_stride, void *dst);
 
 /* True for the weight types listed above (not the activation-only types). */
@@ -203,6 +207,9 @@ bool quant_pack8_as_q8_0(int type);
 int quant_unpack8_row(int type, int64_t n, const void *group, int lane, void *dst);
 /* AVX-512 F/BW/VL/VNNI with the OS saving their state (cached). */
 bool quant_have_avx512vnni(void);
+/* AVX-VNNI (cached; VOXLINE_KERN_NO_AVXVNNI=1 says no, to run the
+ * AVX-512-VNNI-only kernels on a CPU that has both). */
+bool quant_have_avxvnni(void);
 /* Whether the AVX2/FMA kernels can run on this CPU. */
 bool quant_have_avx2(void);
 
@@ -238,8 +245,15 @@ quant_gemm8_fn quant_gemm8_kquant_avx2(int type);
 quant_gemm8_fn quant_gemm8_avx2(int type);
 quant_gemm8_fn quant_gemm8_packed_avx2(int type, quant_pack8_fn *ret_pack);
 quant_gemm8_fn quant_gemm16_packed_avx2(int type);
-/* quant_avx2.c's packed gemm for Q4_1 and Q5_1 (AVX-VNNI), or NULL. */
+/* quant_avx2.c's packed gemm for Q4_1, Q5_1, Q4_K and Q5_K (AVX-VNNI or
+ * AVX-512 VNNI), or NULL; it hands Q6_K and Q3_K to
+ * quant_gemm8_packed_s16_avx2. */
 quant_gemm8_fn quant_gemm8_packed_min_avx2(int type, quant_pack8_fn *ret_pack);
+/* quant_gemm_lowbit_avx2.c's packers of Q4_K / Q5_K into the
+ * QUANT_PACK8_MIN layout (NULL for other types), and its packed gemm and
+ * packer for Q6_K / Q3_K (QUANT_PACK8_S16), or NULL. */
+quant_pack8_fn quant_pack8_kmin_avx2(int type);
+quant_gemm8_fn quant_gemm8_packed_s16_avx2(int type, quant_pack8_fn *ret_pack);
 /* quant_mdot_avx2.c's decode kernels (AVX2, AVX-VNNI or AVX-512 by CPU). */
 quant_mdot_fn quant_mdot_avx2(int type);
 /* 0, or -1 when there is no AVX2 quantiser for type. */

@@ -9,7 +9,6 @@
 #include <string.h>
 
 #if defined(__x86_64__)
-#include <cpuid.h>
 
 #include "quant_simd.h"
 
@@ -600,11 +599,8 @@ VNNI static void gemm8_q5_1(int n, const void *w, size_t ws, const void *a, size
  * packed gemm computes gemm8_min32's exact integer sums (starting from
  * -128 * sum(q), in GEMM8P_BODY's turned order) and then runs its float
  * instructions in the same order, so each token gets its bits, alone or
- * in any company. */
-#define MIN_PACK_D 0
-#define MIN_PACK_M 32
-#define MIN_PACK_NEGW 64
-#define MIN_PACK_G 96
+ * in any company. Q4_K and Q5_K sub-blocks take this layout too
+ * (quant_gemm_lowbit_avx2.c packs them). */
 
 AVX2 static void pack8_min32(int type, size_t bb, int n, const void *w, size_t ws, void *dst)
 {
@@ -715,20 +711,21 @@ AVX512VNNI static void gemm8p_min_512(int n, const void *w, size_t ws, const voi
 
 quant_gemm8_fn quant_gemm8_packed_min_avx2(int type, quant_pack8_fn *ret_pack)
 {
-	if (!quant_gemm8_lowbit_avx2(type))     /* needs AVX-VNNI, as gemm8_min32 */
+	if (!quant_have_avxvnni() && !quant_have_avx512vnni())
 		return NULL;
 	switch (type) {
 	case QT_Q4_1: *ret_pack = pack8_q4_1; break;
 	case QT_Q5_1: *ret_pack = pack8_q5_1; break;
-	default: return NULL;
+	case QT_Q4_K:
+	case QT_Q5_K: *ret_pack = quant_pack8_kmin_avx2(type); break;
+	default: return quant_gemm8_packed_s16_avx2(type, ret_pack);
 	}
 	return quant_have_avx512vnni() ? gemm8p_min_512 : gemm8p_min;
 }
 
 quant_gemm8_fn quant_gemm8_lowbit_avx2(int type)
 {
-	unsigned int eax, ebx, ecx, edx;   /* AVX-VNNI: CPUID 7.1 EAX bit 4 */
-	if (!__get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx) || !(eax & (1u << 4)))
+	if (!quant_have_avxvnni())
 		return NULL;
 	switch (type) {
 	case QT_Q4_1: return gemm8_q4_1;

@@ -622,7 +622,7 @@ bool quant_have_avx512vnni(void)
  * clang-14's __builtin_cpu_supports does not know "avxvnni". Callers have
  * already checked quant_have_avx2(), so the OS saves YMM state.
  */
-static bool have_avxvnni(void)
+bool quant_have_avxvnni(void)
 {
 	static atomic_int known;   /* 0 not yet, 1 no, 2 yes */
 	int v = atomic_load_explicit(&known, memory_order_relaxed);
@@ -640,7 +640,7 @@ static bool have_avxvnni(void)
 
 quant_gemm8_fn quant_gemm8_avx2(int type)
 {
-	bool vex = have_avxvnni();
+	bool vex = quant_have_avxvnni();
 	if (!vex && !quant_have_avx512vnni())
 		return NULL;
 	switch (type) {
@@ -654,7 +654,7 @@ quant_gemm8_fn quant_gemm8_avx2(int type)
 
 quant_gemm8_fn quant_gemm8_packed_avx2(int type, quant_pack8_fn *ret_pack)
 {
-	if (!have_avxvnni() && !quant_have_avx512vnni())
+	if (!quant_have_avxvnni() && !quant_have_avx512vnni())
 		return NULL;
 	switch (type) {
 	case QT_Q8_0: *ret_pack = pack8_q8_0; break;
@@ -675,7 +675,7 @@ quant_tile_fn quant_tile_avx2(int type)
 {
 	switch (type) {
 	case QT_Q8_0:
-		return have_avxvnni() ? tile_q8_0_vnni : tile_q8_0;
+		return quant_have_avxvnni() ? tile_q8_0_vnni : tile_q8_0;
 	case QT_Q4_0: return tile_q4_0;
 	case QT_Q4_K: return tile_q4_K;
 	case QT_Q5_K: return tile_q5_K;

@@ -36,7 +36,7 @@ typedef struct sb8 {
 /* Types with one scale per 16 values (the rest: one per 32). */
 #define PER16(type) ((type) == QT_Q2_K || (type) == QT_Q3_K || (type) == QT_Q6_K)
 
-VNNI static inline void transpose8(__m256i v[8])
+AVX2 static inline void transpose8(__m256i v[8])
 {
 	__m256i a[8], b[8];
 	for (int k = 0; k < 8; k += 2) {
@@ -104,7 +104,7 @@ __attribute__((always_inline)) static inline void load_sb8(int type, const uint8
 
 /* Sub-block b (values 32b..32b+31) of a super-block as 32 signed bytes in
  * element order: Q2_K 0..3, Q3_K -4..3, IQ4_XS the table values. */
-__attribute__((always_inline)) VNNI static inline __m256i unpack_sub(int type, const uint8_t *blk,
+__attribute__((always_inline)) AVX2 static inline __m256i unpack_sub(int type, const uint8_t *blk,
 								    int b)
 {
 	if (type == QT_IQ4_XS) {
@@ -293,6 +293,185 @@ VNNI static void gemm8_iq4_xs(int n, const void *w, size_t ws, const void *a, si
 	gemm8_k(QT_IQ4_XS, sizeof(block_iq4_xs), n, w, ws, a, as, nt, out, os);
 }
 
+/* ---- packed for the batched gemm (quant.h's QUANT_PACK8_*) ----
+ * Each sub-block of 8 rows is unpacked, transposed and its quant sums
+ * taken once at load, as gemm8_k does per call. Q4_K / Q5_K sub-blocks go
+ * into Q4_1's layout (scale d * sc, min -dmin * m: the same lane values
+ * and float instructions as gemm8_k, so the same bits), served by
+ * quant_avx2.c's gemm8p_min. Q6_K / Q3_K sub-blocks go into S16 below. */
+
+#define S16_D 0        /* the rows' super-block scale d, float */
+#define S16_SL 32      /* their scales of values 0..15 and 16..31, int32 */
+#define S16_SH 64
+#define S16_NEGLO 96   /* -128 * the quant sums of the two halves, int32 */
+#define S16_NEGHI 128
+#define S16_G 160      /* the 8 transposed vectors, signed bytes */
+
+/* Sub-block b of super-block i of the 8 rows (ws bytes apart): g
+ * transposed, and -128 * the rows' quant sums of its two halves. */
+__attribute__((always_inline)) AVX2 static inline void
+pack_sub(int type, const uint8_t *const blk[8], int b, __m256i g[8], __m256i *nlo, __m256i *nhi)
+{
+	const __m256i ones = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+	for (int r = 0; r < 8; r++)
+		g[r] = unpack_sub(type, blk[r], b);
+	transpose8(g);
+	__m256i clo = _mm256_setzero_si256(), chi = _mm256_setzero_si256();
+	for (int k = 0; k < 4; k++) {   /* vpdpbusd(c, 1, g[k]) in AVX2 */
+		clo = _mm256_add_epi32(clo, _mm256_madd_epi16(_mm256_maddubs_epi16(ones, g[k]), ones16));
+		chi = _mm256_add_epi32(chi, _mm256_madd_epi16(_mm256_maddubs_epi16(ones, g[k + 4]),
+							      ones16));
+	}
+	*nlo = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(clo, 7));
+	*nhi = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(chi, 7));
+}
+
+__attribute__((always_inline)) AVX2 static inline void
+pack8_k(int type, size_t bb, int n, const void *w, size_t ws, void *dst)
+{
+	uint8_t *o = dst;
+	const uint8_t *blk[8];
+	sb8 s;
+	for (int i = 0; i < n / QK_K; i++) {
+		for (int r = 0; r < 8; r++)
+			blk[r] = (const uint8_t *)w + r * ws + (size_t)i * bb;
+		load_sb8(type, blk, &s);
+		for (int b = 0; b < 8; b++) {
+			__m256i g[8], nlo, nhi;
+			pack_sub(type, blk, b, g, &nlo, &nhi);
+			if (PER16(type)) {
+				memcpy(o + S16_D, s.d, 32);
+				memcpy(o + S16_SL, s.sc[2 * b], 32);
+				memcpy(o + S16_SH, s.sc[2 * b + 1], 32);
+				_mm256_storeu_si256((__m256i *)(o + S16_NEGLO), nlo);
+				_mm256_storeu_si256((__m256i *)(o + S16_NEGHI), nhi);
+				for (int k = 0; k < 8; k++)
+					_mm256_storeu_si256((__m256i *)(o + S16_G) + k, g[k]);
+				o += QUANT_PACK8_S16;
+				continue;
+			}
+			float mv[8];
+			for (int r = 0; r < 8; r++)
+				mv[r] = -s.dm[b][r];
+			memcpy(o + MIN_PACK_D, s.ds[b], 32);
+			memcpy(o + MIN_PACK_M, mv, 32);
+			_mm256_storeu_si256((__m256i *)(o + MIN_PACK_NEGW), _mm256_add_epi32(nlo, nhi));
+			for (int k = 0; k < 8; k++)
+				_mm256_storeu_si256((__m256i *)(o + MIN_PACK_G) + k, g[k]);
+			o += QUANT_PACK8_MIN;
+		}
+	}
+}
+
+AVX2 static void pack8_q4_K(int n, const void *w, size_t ws, void *dst)
+{
+	pack8_k(QT_Q4_K, sizeof(block_q4_K), n, w, ws, dst);
+}
+
+AVX2 static void pack8_q5_K(int n, const void *w, size_t ws, void *dst)
+{
+	pack8_k(QT_Q5_K, sizeof(block_q5_K), n, w, ws, dst);
+}
+
+AVX2 static void pack8_q6_K(int n, const void *w, size_t ws, void *dst)
+{
+	pack8_k(QT_Q6_K, sizeof(block_q6_K), n, w, ws, dst);
+}
+
+AVX2 static void pack8_q3_K(int n, const void *w, size_t ws, void *dst)
+{
+	pack8_k(QT_Q3_K, sizeof(block_q3_K), n, w, ws, dst);
+}
+
+/* gemm8_k's per-16 path on S16 groups: the halves' sums start from their
+ * -128 * quant sums, in GEMM8P_BODY's turned order; then gemm8_k's
+ * integer scaling and float instructions (the same bits). */
+#define GEMM8P_S16_BODY(dp)                                                            \
+	__m256 acc[QUANT_GEMM8_TOKENS];                                                \
+	for (int t = 0; t < nt; t++)                                                   \
+		acc[t] = _mm256_setzero_ps();                                          \
+	for (int i = 0; i < n / 32; i++, pb += QUANT_PACK8_S16) {                      \
+		__m256i lo[QUANT_GEMM8_TOKENS], hi[QUANT_GEMM8_TOKENS];                \
+		for (int t = 0; t < nt; t++) {                                         \
+			lo[t] = _mm256_loadu_si256((const __m256i *)(pb + S16_NEGLO)); \
+			hi[t] = _mm256_loadu_si256((const __m256i *)(pb + S16_NEGHI)); \
+		}                                                                      \
+		for (int k = 0; k < 4; k++) {                                          \
+			__m256i gl = _mm256_loadu_si256((const __m256i *)(pb + S16_G) + k); \
+			__m256i gh = _mm256_loadu_si256((const __m256i *)(pb + S16_G) + k + 4); \
+			for (int t = 0; t < nt; t++) {                                 \
+				const uint8_t *q = ab + t * as + i * sizeof(block_q8_0u) + \
+						   offsetof(block_q8_0u, qs);          \
+				int v0, v1;                                            \
+				memcpy(&v0, q + 4 * k, 4);                             \
+				memcpy(&v1, q + 16 + 4 * k, 4);                        \
+				lo[t] = dp(lo[t], _mm256_set1_epi32(v0), gl);          \
+				hi[t] = dp(hi[t], _mm256_set1_epi32(v1), gh);          \
+			}                                                              \
+		}                                                                      \
+		const __m256 dv = _mm256_loadu_ps((const float *)(pb + S16_D));       \
+		const __m256i sl = _mm256_loadu_si256((const __m256i *)(pb + S16_SL)); \
+		const __m256i sh = _mm256_loadu_si256((const __m256i *)(pb + S16_SH)); \
+		for (int t = 0; t < nt; t++) {                                         \
+			const block_q8_0u *y = (const block_q8_0u *)(ab + t * as) + i; \
+			__m256i x = _mm256_add_epi32(_mm256_mullo_epi32(lo[t], sl),    \
+						     _mm256_mullo_epi32(hi[t], sh));   \
+			acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(dv, _mm256_set1_ps(y->d)), \
+						 _mm256_cvtepi32_ps(x), acc[t]);       \
+		}                                                                      \
+	}                                                                              \
+	for (int t = 0; t < nt; t++)                                                   \
+		_mm256_storeu_ps(out + t * os, acc[t]);
+
+VNNI static inline __attribute__((always_inline)) void
+gemm8p_s16_body(int n, const uint8_t *pb, const uint8_t *ab, size_t as, const int nt,
+		float *out, size_t os)
+{
+	GEMM8P_S16_BODY(_mm256_dpbusd_avx_epi32)
+}
+
+AVX512VNNI static inline __attribute__((always_inline)) void
+gemm8p_s16_body512(int n, const uint8_t *pb, const uint8_t *ab, size_t as, const int nt,
+		   float *out, size_t os)
+{
+	GEMM8P_S16_BODY(_mm256_dpbusd_epi32)
+}
+
+VNNI static void gemm8p_s16(int n, const void *w, size_t ws, const void *a, size_t as, int nt,
+			    float *out, size_t os)
+{
+	(void)ws;
+#define RUN(at, k, ot) gemm8p_s16_body(n, w, at, as, k, ot, os)
+	QUANT_RUNS4(RUN, a, as, nt, out, os)
+#undef RUN
+}
+
+AVX512VNNI static void gemm8p_s16_512(int n, const void *w, size_t ws, const void *a, size_t as,
+				      int nt, float *out, size_t os)
+{
+	(void)ws;
+#define RUN(at, k, ot) gemm8p_s16_body512(n, w, at, as, k, ot, os)
+	QUANT_RUNS8(RUN, a, as, nt, out, os)
+#undef RUN
+}
+
+quant_pack8_fn quant_pack8_kmin_avx2(int type)
+{
+	return type == QT_Q4_K ? pack8_q4_K : type == QT_Q5_K ? pack8_q5_K : NULL;
+}
+
+quant_gemm8_fn quant_gemm8_packed_s16_avx2(int type, quant_pack8_fn *ret_pack)
+{
+	if (!quant_have_avxvnni() && !quant_have_avx512vnni())
+		return NULL;
+	switch (type) {
+	case QT_Q6_K: *ret_pack = pack8_q6_K; break;
+	case QT_Q3_K: *ret_pack = pack8_q3_K; break;
+	default: return NULL;
+	}
+	return quant_have_avx512vnni() ? gemm8p_s16_512 : gemm8p_s16;
+}
+
 quant_gemm8_fn quant_gemm8_kquant_avx2(int type)
 {
 	switch (type) {
@@ -311,6 +490,19 @@ quant_gemm8_fn quant_gemm8_kquant_avx2(int type)
 quant_gemm8_fn quant_gemm8_kquant_avx2(int type)
 {
 	(void)type;
+	return NULL;
+}
+
+quant_pack8_fn quant_pack8_kmin_avx2(int type)
+{
+	(void)type;
+	return NULL;
+}
+
+quant_gemm8_fn quant_gemm8_packed_s16_avx2(int type, quant_pack8_fn *ret_pack)
+{
+	(void)type;
+	(void)ret_pack;
 	return NULL;
 }
 

@@ -51,6 +51,14 @@
 		}                                                              \
 	}
 
+/* Offsets in a QUANT_PACK8_MIN group (Q4_1, Q5_1, Q4_K, Q5_K): the 8
+ * rows' float scales and mins, their -128 * sum(q) as int32, then the 8
+ * transposed vectors of byte values (0..31). */
+#define MIN_PACK_D 0
+#define MIN_PACK_M 32
+#define MIN_PACK_NEGW 64
+#define MIN_PACK_G 96
+
 AVX2 static inline float hsum8(__m256 v)
 {
 	__m128 r = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
