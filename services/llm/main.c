@@ -113,10 +113,10 @@ int main(int argc, char **argv)
 		  "batching, like llama-server's --parallel); generations past "
 		  "it queue up to --max-concurrent" },
 		{ "no-repack", VX_FLAG_BOOL, &svc.no_repack, "false", 0, 0,
-		  "gguf: keep Q4_0/Q5_0/IQ4_NL/Q4_1/Q5_1 weights as stored (by "
-		  "default they are widened at load into the byte layout of the "
-		  "batched gemm: faster, most with many streams, for 1.5-2.2x "
-		  "those tensors' memory)" },
+		  "gguf: keep Q4_0/Q5_0/IQ4_NL/Q4_1/Q5_1/Q3_K..Q6_K weights as "
+		  "stored (by default they are widened during warm-up into the "
+		  "byte layouts of the batched gemms: faster, most with many "
+		  "streams, for 1.5-2.4x those tensors' memory)" },
 		{ "max-concurrent", VX_FLAG_INT, &svc.max_concurrent, "64", 1, 10000,
 		  "generations at once (HTTP + WebSocket); past it 503 + Retry-After" },
 		{ "max-tokens", VX_FLAG_INT, &svc.max_tokens, "150", 1, 1000000,

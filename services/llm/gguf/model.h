@@ -60,7 +60,7 @@ typedef struct model_params {
 	int n_threads;      /* worker threads incl. the caller; <= 0 means 1 */
 	int n_ctx;          /* context length (per slot); 0 = the model's */
 	int n_slots;        /* KV cache slots (sequences at once); <= 0 means 1 */
-	bool no_repack;     /* pack Q8_0 only: Q4_0/Q5_0/IQ4_NL/Q4_1/Q5_1 stay as stored */
+	bool no_repack;     /* pack Q8_0 only: the other types stay as stored */
 } model_params;
 
 typedef struct model_hparams {
@@ -118,8 +118,8 @@ typedef struct model_seq {
  * Batch-invariant: a token's kernel depends only on whether it is a prompt
  * or a generated token, never on its company, and every kernel computes a
  * token's result independently of the other tokens it serves. Q8_0, Q4_0,
- * Q5_0, IQ4_NL, Q4_1 and Q5_1 weights are packed (model_warm) on CPUs with VNNI
- * and every token takes the packed 8-row gemm (each weight block read once
+ * Q5_0, IQ4_NL, Q4_1, Q5_1, Q3_K, Q4_K, Q5_K and Q6_K weights are packed
+ * (model_warm) on CPUs with VNNI and every token takes the packed 8-row gemm (each weight block read once
  * for all tokens of a step; two groups at once for full 16-token runs, the
  * same bits); other types:
  * prompt tokens the 8-row gemm where the type has one, generated tokens and
