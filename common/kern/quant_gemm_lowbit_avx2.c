@@ -3,7 +3,9 @@
  * tokens of Q8_0U activations, AVX-VNNI) for the 256-value types: Q2_K,
  * Q3_K, IQ4_XS (quant_lowbit.c's) and Q4_K, Q5_K, Q6_K (which otherwise take
  * the 2x4 tiles). Reached through quant_gemm8_lowbit_avx2() (quant_avx2.c)
- * and quant_gemm8_get().
+ * and quant_gemm8_get(). Also the packers of Q3_K..Q6_K for the batched
+ * gemm (quant_gemm8_packed_get) and the packed gemm of Q6_K / Q3_K, with
+ * AVX-VNNI or AVX-512 VNNI.
  *
  * As the other gemm8 kernels: per 32-value sub-block the 8 rows' signed
  * quants are transposed so that vector k holds bytes 4k..4k+3 of every row,
@@ -161,6 +163,26 @@ __attribute__((always_inline)) AVX2 static inline __m256i unpack_sub(int type, c
 	return _mm256_sub_epi8(_mm256_or_si256(q, _mm256_and_si256(h, four)), four);
 }
 
+/* Sub-block b of the 8 rows' super-blocks blk: g transposed, and -128 *
+ * the rows' quant sums of its two halves (what the +128 of unsigned
+ * activations adds to a token's sums). */
+__attribute__((always_inline)) AVX2 static inline void
+pack_sub(int type, const uint8_t *const blk[8], int b, __m256i g[8], __m256i *nlo, __m256i *nhi)
+{
+	const __m256i ones = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+	for (int r = 0; r < 8; r++)
+		g[r] = unpack_sub(type, blk[r], b);
+	transpose8(g);
+	__m256i clo = _mm256_setzero_si256(), chi = _mm256_setzero_si256();
+	for (int k = 0; k < 4; k++) {   /* vpdpbusd(c, 1, g[k]) in AVX2 */
+		clo = _mm256_add_epi32(clo, _mm256_madd_epi16(_mm256_maddubs_epi16(ones, g[k]), ones16));
+		chi = _mm256_add_epi32(chi, _mm256_madd_epi16(_mm256_maddubs_epi16(ones, g[k + 4]),
+							      ones16));
+	}
+	*nlo = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(clo, 7));
+	*nhi = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(chi, 7));
+}
+
 __attribute__((always_inline)) VNNI static inline void
 gemm8_k(int type, size_t bb, int n, const void *w, size_t ws, const void *a, size_t as, int nt,
 	float *out, size_t os)
@@ -168,7 +190,6 @@ gemm8_k(int type, size_t bb, int n, const void *w, size_t ws, const void *a, siz
 	__m256 acc[QUANT_GEMM8_TOKENS];
 	for (int t = 0; t < nt; t++)
 		acc[t] = _mm256_setzero_ps();
-	const __m256i ones = _mm256_set1_epi8(1);
 	const uint8_t *ab = a;
 	const uint8_t *blk[8];
 	sb8 s;
@@ -178,23 +199,13 @@ gemm8_k(int type, size_t bb, int n, const void *w, size_t ws, const void *a, siz
 		load_sb8(type, blk, &s);
 		const __m256 dv = _mm256_loadu_ps(s.d);
 		for (int b = 0; b < 8; b++) {
-			__m256i g[8];
-			for (int r = 0; r < 8; r++)
-				g[r] = unpack_sub(type, blk[r], b);
-			transpose8(g);
-			/* 128 * the rows' quant sums, per 16-value half */
-			__m256i clo = _mm256_setzero_si256(), chi = _mm256_setzero_si256();
-			for (int k = 0; k < 4; k++) {
-				clo = _mm256_dpbusd_avx_epi32(clo, ones, g[k]);
-				chi = _mm256_dpbusd_avx_epi32(chi, ones, g[k + 4]);
-			}
-			clo = _mm256_slli_epi32(clo, 7);
-			chi = _mm256_slli_epi32(chi, 7);
+			__m256i g[8], nlo, nhi;
+			pack_sub(type, blk, b, g, &nlo, &nhi);
 			const size_t yb = (size_t)(8 * i + b) * sizeof(block_q8_0u);
 			if (!PER16(type)) {
 				const __m256 ds = _mm256_loadu_ps(s.ds[b]);
 				const __m256 dm = _mm256_loadu_ps(s.dm[b]);
-				const __m256i c = _mm256_add_epi32(clo, chi);
+				const __m256i c = _mm256_add_epi32(nlo, nhi);
 				for (int t = 0; t < nt; t++) {
 					const block_q8_0u *y = (const block_q8_0u *)(ab + t * as + yb);
 					__m256i x = _mm256_setzero_si256();
@@ -203,7 +214,7 @@ gemm8_k(int type, size_t bb, int n, const void *w, size_t ws, const void *a, siz
 						memcpy(&v, y->qs + 4 * k, 4);
 						x = _mm256_dpbusd_avx_epi32(x, _mm256_set1_epi32(v), g[k]);
 					}
-					x = _mm256_sub_epi32(x, c);
+					x = _mm256_add_epi32(x, c);
 					__m256 dy = _mm256_set1_ps(y->d);
 					acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(ds, dy), _mm256_cvtepi32_ps(x), acc[t]);
 					if (type != QT_IQ4_XS) {
@@ -233,8 +244,8 @@ gemm8_k(int type, size_t bb, int n, const void *w, size_t ws, const void *a, siz
 					lo = _mm256_dpbusd_avx_epi32(lo, _mm256_set1_epi32(v0), g[k]);
 					hi = _mm256_dpbusd_avx_epi32(hi, _mm256_set1_epi32(v1), g[k + 4]);
 				}
-				__m256i x = _mm256_add_epi32(_mm256_mullo_epi32(_mm256_sub_epi32(lo, clo), sl),
-							     _mm256_mullo_epi32(_mm256_sub_epi32(hi, chi), sh));
+				__m256i x = _mm256_add_epi32(_mm256_mullo_epi32(_mm256_add_epi32(lo, nlo), sl),
+							     _mm256_mullo_epi32(_mm256_add_epi32(hi, nhi), sh));
 				__m256 dy = _mm256_set1_ps(y->d);
 				acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(dv, dy), _mm256_cvtepi32_ps(x), acc[t]);
 				if (type == QT_Q2_K) {
@@ -306,25 +317,6 @@ VNNI static void gemm8_iq4_xs(int n, const void *w, size_t ws, const void *a, si
 #define S16_NEGLO 96   /* -128 * the quant sums of the two halves, int32 */
 #define S16_NEGHI 128
 #define S16_G 160      /* the 8 transposed vectors, signed bytes */
-
-/* Sub-block b of super-block i of the 8 rows (ws bytes apart): g
- * transposed, and -128 * the rows' quant sums of its two halves. */
-__attribute__((always_inline)) AVX2 static inline void
-pack_sub(int type, const uint8_t *const blk[8], int b, __m256i g[8], __m256i *nlo, __m256i *nhi)
-{
-	const __m256i ones = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
-	for (int r = 0; r < 8; r++)
-		g[r] = unpack_sub(type, blk[r], b);
-	transpose8(g);
-	__m256i clo = _mm256_setzero_si256(), chi = _mm256_setzero_si256();
-	for (int k = 0; k < 4; k++) {   /* vpdpbusd(c, 1, g[k]) in AVX2 */
-		clo = _mm256_add_epi32(clo, _mm256_madd_epi16(_mm256_maddubs_epi16(ones, g[k]), ones16));
-		chi = _mm256_add_epi32(chi, _mm256_madd_epi16(_mm256_maddubs_epi16(ones, g[k + 4]),
-							      ones16));
-	}
-	*nlo = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(clo, 7));
-	*nhi = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(chi, 7));
-}
 
 __attribute__((always_inline)) AVX2 static inline void
 pack8_k(int type, size_t bb, int n, const void *w, size_t ws, void *dst)
