@@ -14,6 +14,7 @@
 #endif
 
 _Static_assert(sizeof(block_q8_0) == 34, "q8_0 layout");
+_Static_assert(sizeof(block_q8_0u) == 40, "q8_0u layout");
 _Static_assert(sizeof(block_q4_0) == 18, "q4_0 layout");
 _Static_assert(sizeof(block_q5_0) == 22, "q5_0 layout");
 _Static_assert(sizeof(block_q4_K) == 144, "q4_K layout");
@@ -328,8 +329,11 @@ static void quantize_q8_0u(const float *x, block_q8_0u *y, int64_t nb)
 		block_q8_0 b;
 		quantize_q8_0(x + i * QK8_0, &b, 1);
 		y[i].d = F16(b.d);
-		for (int j = 0; j < QK8_0; j++)
+		y[i].sum = 0;
+		for (int j = 0; j < QK8_0; j++) {
 			y[i].qs[j] = (uint8_t)(b.qs[j] + 128);
+			y[i].sum += b.qs[j];
+		}
 	}
 }
 

@@ -51,8 +51,8 @@ enum quant_type {
 	QT_IQ4_XS = 23,
 	QT_BF16 = 30,
 	QT_COUNT = 40,    /* bound for ggml type numbers known by name */
-	QT_Q8_0U = 100,   /* ours, activations only: Q8_0 with a float scale and
-			     unsigned bytes q + 128 (for the VNNI gemm) */
+	QT_Q8_0U = 100,   /* ours, activations only: Q8_0 with a float scale,
+			     unsigned bytes q + 128 and their sum (for the VNNI gemm) */
 };
 
 #define QK8_0 32
@@ -109,7 +109,11 @@ typedef struct {
 	int16_t bsums[QK_K / 16];  /* sum of qs per 16 values */
 } block_q8_K;                                                              /* 292 B */
 
-typedef struct { float d; uint8_t qs[QK8_0]; } block_q8_0u;             /* 36 B */
+typedef struct {
+	float d;
+	uint8_t qs[QK8_0];         /* q + 128 */
+	int32_t sum;               /* sum of the 32 q (for the mins of Q4_1 .. Q5_K) */
+} block_q8_0u;                                                             /* 40 B */
 
 typedef enum quant_impl {
 	QUANT_IMPL_BEST = 0,       /* AVX2 when the CPU has it, else portable */

@@ -566,14 +566,9 @@ gemm8_min32(int type, size_t bb, int n, const void *w, size_t ws, const void *a,
 				s = _mm256_dpbusd_avx_epi32(s, _mm256_set1_epi32(v), g[k]);
 			}
 			s = _mm256_sub_epi32(s, sumw);
-			/* sum of the token's signed activations: bytes - 128 */
-			__m256i sad = _mm256_sad_epu8(_mm256_loadu_si256((const __m256i *)y->qs),
-						      _mm256_setzero_si256());
-			__m128i s2 = _mm_add_epi64(_mm256_castsi256_si128(sad), _mm256_extracti128_si256(sad, 1));
-			int sa = (int)(_mm_cvtsi128_si64(s2) + _mm_extract_epi64(s2, 1)) - 32 * 128;
 			acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(dx, _mm256_set1_ps(y->d)),
 						 _mm256_cvtepi32_ps(s), acc[t]);
-			acc[t] = _mm256_fmadd_ps(mx, _mm256_set1_ps(y->d * (float)sa), acc[t]);
+			acc[t] = _mm256_fmadd_ps(mx, _mm256_set1_ps(y->d * (float)y->sum), acc[t]);
 		}
 	}
 	for (int t = 0; t < nt; t++)
@@ -662,14 +657,9 @@ AVX2 static void pack8_q5_1(int n, const void *w, size_t ws, void *dst)
 		}                                                                      \
 		for (int t = 0; t < nt; t++) {                                         \
 			const block_q8_0u *y = (const block_q8_0u *)(ab + t * as) + i; \
-			__m256i sad = _mm256_sad_epu8(_mm256_loadu_si256((const __m256i *)y->qs), \
-						      _mm256_setzero_si256());         \
-			__m128i s2 = _mm_add_epi64(_mm256_castsi256_si128(sad),        \
-						   _mm256_extracti128_si256(sad, 1));  \
-			int sa = (int)(_mm_cvtsi128_si64(s2) + _mm_extract_epi64(s2, 1)) - 32 * 128; \
 			acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(dx, _mm256_set1_ps(y->d)), \
 						 _mm256_cvtepi32_ps(s[t]), acc[t]);    \
-			acc[t] = _mm256_fmadd_ps(mx, _mm256_set1_ps(y->d * (float)sa), acc[t]); \
+			acc[t] = _mm256_fmadd_ps(mx, _mm256_set1_ps(y->d * (float)y->sum), acc[t]); \
 		}                                                                      \
 	}                                                                              \
 	for (int t = 0; t < nt; t++)                                                   \
@@ -819,8 +809,11 @@ AVX2 static void quantize_q8_0u(const float *x, block_q8_0u *y, int64_t nb)
 		block_q8_0 b;
 		quantize_q8_0(x + i * QK8_0, &b, 1);
 		y[i].d = f16(b.d);
-		__m256i q = _mm256_loadu_si256((const __m256i *)b.qs);
-		_mm256_storeu_si256((__m256i *)y[i].qs, _mm256_xor_si256(q, off));
+		__m256i q = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)b.qs), off);
+		_mm256_storeu_si256((__m256i *)y[i].qs, q);
+		__m256i sad = _mm256_sad_epu8(q, _mm256_setzero_si256());
+		__m128i s2 = _mm_add_epi64(_mm256_castsi256_si128(sad), _mm256_extracti128_si256(sad, 1));
+		y[i].sum = (int32_t)(_mm_cvtsi128_si64(s2) + _mm_extract_epi64(s2, 1)) - 32 * 128;
 	}
 }
 

@@ -218,15 +218,8 @@ gemm8_k(int type, size_t bb, int n, const void *w, size_t ws, const void *a, siz
 					__m256 dy = _mm256_set1_ps(y->d);
 					acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(ds, dy), _mm256_cvtepi32_ps(x), acc[t]);
 					if (type != QT_IQ4_XS) {
-						/* mins: the token's 32-value sum less 32 * 128,
-						 * in every lane */
-						__m256i u = _mm256_sad_epu8(
-							_mm256_loadu_si256((const __m256i *)y->qs),
-							_mm256_setzero_si256());
-						u = _mm256_add_epi64(u, _mm256_shuffle_epi32(u, 0x4E));
-						u = _mm256_add_epi64(u, _mm256_permute2x128_si256(u, u, 1));
-						__m256 uf = _mm256_moveldup_ps(_mm256_cvtepi32_ps(
-							_mm256_sub_epi32(u, _mm256_set1_epi32(4096))));
+						/* mins: through the token's 32-value sum */
+						__m256 uf = _mm256_set1_ps((float)y->sum);
 						acc[t] = _mm256_fnmadd_ps(dm, _mm256_mul_ps(uf, dy), acc[t]);
 					}
 				}

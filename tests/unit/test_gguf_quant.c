@@ -352,7 +352,7 @@ VX_TEST(avx2_activation_quantisers_match_portable)
 	for (int k = 0; k < 3; k++) {
 		int n = 1024, type = types[k];
 		float x[1024], ya[1024], yp[1024];
-		uint8_t qa[1200], qp[1200];
+		uint8_t qa[1400], qp[1400];   /* Q8_0U: 32 blocks of 40 bytes */
 		for (int i = 0; i < n; i++)
 			x[i] = frand() * (k + 1);
 		x[0] = -9.0f;   /* the block's largest magnitude is negative */
@@ -365,6 +365,17 @@ VX_TEST(avx2_activation_quantisers_match_portable)
 			if (fabsf(ya[i] - yp[i]) > 1e-6f + 1e-6f * fabsf(yp[i]))
 				differ++;
 		VX_CHECK(differ <= 2);   /* only exact .5 ties may round apart */
+		for (int i = 0; type == QT_Q8_0U && i < n / QK8_0; i++) {
+			const block_q8_0u *b = (const block_q8_0u *)qa + i, *bp = (const block_q8_0u *)qp + i;
+			int s = 0;
+			for (int l = 0; l < QK8_0; l++)
+				s += b->qs[l] - 128;
+			VX_CHECK_INT(b->sum, s);
+			s = 0;
+			for (int l = 0; l < QK8_0; l++)
+				s += bp->qs[l] - 128;
+			VX_CHECK_INT(bp->sum, s);
+		}
 		if (type == QT_Q8_K) {
 			const block_q8_K *b = (const block_q8_K *)qa;
 			for (int g = 0; g < 16; g++) {

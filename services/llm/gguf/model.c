@@ -331,8 +331,10 @@ static int alloc_state(model *m)
 		widest = qd;
 	if ((size_t)hp->n_ff > widest)
 		widest = (size_t)hp->n_ff;
-	/* enough for Q8_0 or Q8_K rows (Q8_K is the larger per value) */
-	m->act_row = (widest + QK_K - 1) / QK_K * sizeof(block_q8_K);
+	/* enough for a row of any activation type (Q8_0, Q8_K, Q8_0U) */
+	size_t wk = (widest + QK_K - 1) / QK_K * QK_K;
+	size_t rk = quant_row_bytes(QT_Q8_K, (int64_t)wk), ru = quant_row_bytes(QT_Q8_0U, (int64_t)wk);
+	m->act_row = rk > ru ? rk : ru;
 	m->x = malloc(B * hp->n_embd * sizeof(float));
 	m->xb = malloc(B * widest * sizeof(float));
 	m->q = malloc(B * qd * sizeof(float));
