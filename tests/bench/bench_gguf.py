@@ -11,7 +11,9 @@ the 896-wide rows; each file's make-up is printed), 2 threads.
    ratio voxline / llama.cpp. Decode is measured as llama-bench's tg64
    is, from an (almost) empty context: gguf_bench --prompt 1 --gen 64; the
    decode after the 512-token prompt (attention over ~540 positions) is
-   printed in its own column, voxline only. llama-bench is taken from PATH, from
+   printed in its own column, voxline only, and so is the aggregate decode
+   of 8 sequences at once (gguf_bench --streams 8: continuous batching's
+   gain without HTTP). llama-bench is taken from PATH, from
    $LLAMA_CPP_BIN, or from /tmp/ref/llama.cpp/build/bin (a build from the
    fetched source, never committed); without it the comparison is skipped
    with a message and voxline's figures are printed alone.
@@ -46,6 +48,7 @@ CACHE = os.path.join(ROOT, "build", "bench-models")
 THREADS = 2
 RUNS = int(os.environ.get("BENCH_GGUF_RUNS", "3"))
 ROUNDS = int(os.environ.get("BENCH_GGUF_ROUNDS", "3"))
+STREAMS = 8
 ALL_TYPES = ["Q8_0", "Q4_K_M", "Q5_K_M", "Q3_K_M", "Q2_K", "IQ4_XS", "IQ4_NL", "Q4_1", "Q5_1"]
 TYPES = [t for t in os.environ.get("BENCH_GGUF_TYPES", ",".join(ALL_TYPES)).split(",") if t]
 SERVICE_TYPES = [t for t in ("Q8_0", "Q4_K_M") if t in TYPES]
@@ -116,8 +119,8 @@ def side_by_side(tools_dir, paths, lb):
             vox[ty].append(engine_alone(tools_dir, paths[ty], runs=1))
             if lb:
                 ll[ty].append(llama_bench(lb, paths[ty]))
-            if BASE:
-                base[ty].append(engine_alone(BASE, paths[ty], runs=1))
+            if BASE:   # an older gguf_bench may not know --streams
+                base[ty].append(engine_alone(BASE, paths[ty], runs=1, streams=1))
         print(f"  round {r + 1}/{ROUNDS} done (load {os.getloadavg()[0]:.2f})", flush=True)
     return vox, ll, base
 
@@ -128,7 +131,8 @@ def print_side_by_side(paths, vox, ll, lb, label="voxline"):
           f"{ROUNDS} interleaved rounds:")
     print(f"{'preset':8} {'MB':>5} | {'prompt t/s vox':>14} {'llama':>7} {'ratio':>6} | "
           f"{'decode t/s vox':>14} {'llama':>7} {'ratio':>6} | {'vox CPU ms/tok: prompt':>22} "
-          f"{'decode':>7} | {'vox decode@512 t/s':>18} {'CPU ms/tok':>10} | file holds")
+          f"{'decode':>7} | {'vox decode@512 t/s':>18} {'CPU ms/tok':>10} | "
+          f"{f'{STREAMS} streams t/s':>14} {'x one':>6} | file holds")
     for ty in TYPES:
         v = vox[ty]
         vp, vd = med([x["prompt_tok_s"] for x in v]), med([x["decode_tok_s"] for x in v])
@@ -143,10 +147,14 @@ def print_side_by_side(paths, vox, ll, lb, label="voxline"):
         else:
             lcol = f"{'-':>7} {'-':>6} | {vd:14.2f} {'-':>7} {'-':>6}"
         mb = os.path.getsize(paths[ty]) / 1e6
+        st, sx = med([x["streams_tok_s"] for x in v]), med([x["streams_x"] for x in v])
         print(f"{ty:8} {mb:5.0f} | {vp:14.1f} {lcol} | {cp:22.2f} {cd:7.2f} | {dd:18.2f} "
-              f"{cdd:10.2f} | {make_up(paths[ty])}")
+              f"{cdd:10.2f} | {st:14.1f} {sx:6.2f} | {make_up(paths[ty])}")
     print("(ratio = voxline / llama.cpp, >1 is voxline faster; target 1.2 on every type. decode:\n"
           " from a 1-token prompt as llama-bench's tg64; decode@512: after the 512-token prompt.\n"
+          f" {STREAMS} streams: that many sequences after 64-token prompts, one forward pass a\n"
+          " step (the engine alone; bench_batch measures it through HTTP), and its ratio to\n"
+          " the single-stream decode of the same run.\n"
           " CPU ms/tok:\n"
           " voxline's CPU time per token over both threads, what an idle machine's wall time\n"
           " would be x2; wall-clock figures swing +-40% on this shared machine, the interleaving\n"
@@ -156,26 +164,30 @@ def print_side_by_side(paths, vox, ll, lb, label="voxline"):
               "/tmp/ref/llama.cpp/build/bin): comparison skipped.")
 
 
-def gguf_bench(tools_dir, path, n_prompt, n_gen):
+def gguf_bench(tools_dir, path, n_prompt, n_gen, streams=1):
+    extra = ["--streams", str(streams)] if streams > 1 else []
     out = subprocess.run([os.path.join(tools_dir, "gguf_bench"), path, "--threads",
-                          str(THREADS), "--prompt", str(n_prompt), "--gen", str(n_gen)],
+                          str(THREADS), "--prompt", str(n_prompt), "--gen", str(n_gen)] + extra,
                          capture_output=True, text=True, timeout=600)
     if out.returncode != 0:
         raise RuntimeError("gguf_bench failed: " + out.stderr)
     return json.loads(out.stdout)
 
 
-def engine_alone(tools_dir, path, runs=2):
+def engine_alone(tools_dir, path, runs=2, streams=STREAMS):
     """gguf_bench, best of runs (the machine is shared: the best run is the
     one least disturbed): prompt 512 then 64 decode steps at that depth, and
-    64 decode steps from a 1-token prompt (what llama-bench's tg64 does)."""
+    64 decode steps from a 1-token prompt (what llama-bench's tg64 does),
+    then `streams` sequences decoding together (model_step, no HTTP)."""
     best = None
     for _ in range(runs):
         j = gguf_bench(tools_dir, path, 512, 64)
         j["depth_decode_tok_s"] = j["decode_tok_s"]
         j["depth_decode_cpu_s"] = j["decode_cpu_s"]
-        e = gguf_bench(tools_dir, path, 1, 64)
+        e = gguf_bench(tools_dir, path, 1, 64, streams)
         j["decode_tok_s"], j["decode_cpu_s"] = e["decode_tok_s"], e["decode_cpu_s"]
+        j["streams_tok_s"] = e.get("streams_decode_tok_s", float("nan"))
+        j["streams_x"] = e.get("vs_one_stream", float("nan"))
         # what the CPU time says an idle machine would give (workers spin,
         # so wall * threads == cpu when nothing else runs)
         j["decode_idle_tok_s"] = j["gen_tokens"] / (j["decode_cpu_s"] / THREADS)
