@@ -217,11 +217,20 @@ function scheduleReconnect(code) {
   pollHealth();
 }
 
-function reconnectNow() {
-  // A new start (other conversation or settings) needs a new socket.
+// Leaves the current socket (and a pending retry): nothing more reaches
+// the conversation it was started for.
+function disconnect() {
+  clearTimeout(S.retryTimer);
+  S.retryTimer = null;
   if (S.ws) { S.closing = true; S.ws.close(1000); S.ws = null; }
+  S.ready = false;
   audio.stopPlayback();
   S.turnOpen = false;
+}
+
+function reconnectNow() {
+  // A new start (other conversation or settings) needs a new socket.
+  disconnect();
   connect();
 }
 
@@ -679,11 +688,14 @@ async function loadHistory(id) {
 
 async function openConversation(id) {
   if (id === S.convId && S.ready) return;
-  audio.stopPlayback();
+  // Off the old conversation first: what is said while this one's history
+  // loads must not land in the old one (the page would show it here).
+  disconnect();
+  setConn("Connecting…");
   S.convId = id;
   store.set("conversation", id);
   await loadHistory(id);
-  reconnectNow();
+  connect();
   refreshConversations();
 }
 
