@@ -132,7 +132,9 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (!mp.n_ctx)
-		mp.n_ctx = n_prompt > STREAM_PROMPT ? n_prompt + n_gen : STREAM_PROMPT + n_gen + 1;
+		/* the streams' last step is at STREAM_PROMPT + n_gen */
+		mp.n_ctx = (n_streams > 1 && n_prompt <= STREAM_PROMPT ? STREAM_PROMPT + 1 : n_prompt) +
+			   n_gen;
 	mp.n_slots = n_streams;
 	char err[512];
 	model *m;
