@@ -31,6 +31,7 @@ struct vx_svcws_conn {
 	bool running;                /* a drain job is submitted or draining */
 	bool busy;                   /* the job is running an item */
 	bool end_owed;               /* an "end" waits for the queue to drain */
+	bool retry;                  /* the item running asked to run later */
 	bool closed;
 
 	bool configured;             /* lws thread only */
@@ -195,6 +196,29 @@ static void answer_end_if_idle(vx_svcws_conn *cn)
 		vx_svcws_send_text(cn, ended, sizeof(ended) - 1);
 }
 
+/* After ops->run: when it asked to run later, it goes back to the head of
+ * the queue (still running: the job comes again), unless a cancel or the
+ * close came while it ran, which drop it as they drop what waits. */
+static bool put_back_for_retry(vx_svcws_conn *cn, vx_svcws_item *it)
+{
+	if (cn->retry && atomic_load(&cn->cancel))
+		cn->retry = false;
+	if (!cn->retry)
+		return false;
+	pthread_mutex_lock(&cn->lock);
+	cn->busy = false;
+	it->next = cn->head;
+	cn->head = it;
+	if (!cn->tail)
+		cn->tail = it;
+	cn->n_items++;
+	cn->bytes += it->bytes;
+	pthread_mutex_unlock(&cn->lock);
+	return true;
+}
+
+static int start_job(vx_svcws_conn *cn);
+
 /* Runs the items in order until none waits or the socket closed. */
 static void drain_job(void *arg)
 {
@@ -225,7 +249,16 @@ static void drain_job(void *arg)
 			break;
 		it->next = NULL;
 		ops->run(cn, cn->state, it);
+		if (put_back_for_retry(cn, it))
+			break;
 		vx_svcws_item_free(cn, it);
+	}
+	if (cn->retry) {
+		/* A new job, queued behind what the pool holds, takes over
+		 * (running stays set); this one's references go below. */
+		cn->retry = false;
+		nanosleep(&(struct timespec){ 0, VX_SVCWS_RETRY_MS * 1000000L }, NULL);
+		start_job(cn);
 	}
 	answer_end_if_idle(cn);
 	conn_unref(cn);
@@ -311,6 +344,11 @@ int vx_svcws_push_exclusive(vx_svcws_conn *cn, vx_svcws_item *it,
 	pthread_mutex_unlock(&cn->lock);
 	*ret_replaced = old;
 	return start ? start_job(cn) : 0;
+}
+
+void vx_svcws_retry_later(vx_svcws_conn *cn)
+{
+	cn->retry = true;
 }
 
 bool vx_svcws_cancel(vx_svcws_conn *cn, bool (*keep)(const vx_svcws_item *))

@@ -204,5 +204,15 @@ void vx_svcws_end_when_idle(vx_svcws_conn *cn);
  * are unsent; false when the work should stop instead (cancel, closed).
  */
 bool vx_svcws_wait_writable(vx_svcws_conn *cn, size_t high_water);
+/*
+ * From ops->run: the item cannot run yet (a resource other sockets hold,
+ * such as a decoder). It goes back to the head of the queue, and the drain
+ * job gives its pool thread back and comes again VX_SVCWS_RETRY_MS later,
+ * behind the jobs queued meanwhile, so the holders' jobs can run and free
+ * what it waits for. Cancel and close drop it as any waiting item (also
+ * when they come while it runs).
+ */
+#define VX_SVCWS_RETRY_MS 20
+void vx_svcws_retry_later(vx_svcws_conn *cn);
 
 #endif

@@ -9,7 +9,7 @@
  *                                    "processing_ms":N,"segments":[...]}
  *   -> {"event":"cancel"}        <- {"event":"cancelled"}
  * The socket takes any number of utterances. Errors are {"event":"error",
- * "code","message"}; an utterance that failed (decoders busy, over
+ * "code","message"}; an utterance that failed (no decoder in time, over
  * max_audio_s, more than STT_WS_QUEUE_MAX_BYTES waiting, engine error) is
  * dropped: its audio is ignored and its "end" is answered with an error
  * (code "utterance_dropped") instead of a final. A config is checked whole
@@ -25,7 +25,11 @@
  * and events keep their order. A streaming engine's decoder is taken at
  * an utterance's first audio and given back at its final, cancel or the
  * socket's close (on a pool job: that may take a while); remote engines
- * buffer the utterance and transcribe it at "end".
+ * buffer the utterance and transcribe it at "end". An utterance that finds
+ * every decoder held by other sockets' utterances buffers its audio too and
+ * tries again at each chunk; its "end" waits for a decoder (the job gives
+ * its pool thread back meanwhile: vx_svcws_retry_later) for at most
+ * STT_WS_DECODER_WAIT_MS before the utterance is dropped as "overloaded".
  */
 #include <cjson/cJSON.h>
 #include <ctype.h>
@@ -72,7 +76,11 @@ typedef struct ws_stt {
 	/* decoder side: the running job only */
 	char language[WS_LANG_MAX];
 	void *stream;                 /* streaming engine: open decoder or NULL */
-	vx_buf utt;                   /* remote engine: the utterance, PCM16 */
+	vx_buf utt;                   /* remote engine: the utterance, PCM16;
+				       * streaming engine: its audio until a
+				       * decoder is free */
+	double wait_since;            /* streaming: when the utterance found
+				       * every decoder busy (ms), 0 = never */
 	int64_t utt_samples;
 	double decode_ms;             /* engine time this utterance */
 	char failed[WS_CODE_MAX];     /* the job dropped this utterance: why */
@@ -87,6 +95,7 @@ static void ws_discard(ws_stt *w)
 	w->stream = NULL;
 	vx_buf_release(&w->utt);
 	w->utt_samples = 0;
+	w->wait_since = 0;
 	w->decode_ms = 0;
 	w->failed[0] = '\0';
 }
@@ -119,31 +128,50 @@ static void ws_partial(void *user, const char *text)
 	vx_svcws_send_buf(w->cn, b);
 }
 
+/*
+ * Streaming engine: takes a decoder for the utterance and feeds it what
+ * waited for one. 0, or -EBUSY while every decoder is held by other
+ * sockets' utterances (the caller keeps buffering), or the engine's error.
+ */
+static int ws_stream_take(ws_stt *w)
+{
+	const stt_engine_ops *e = w->svc->engine;
+	if (w->stream)
+		return 0;
+	stt_options opt = { .language = w->language,
+			    .request_id = vx_svcws_request_id(w->cn) };
+	int r = e->stream_open(w->svc->eng, &opt, &w->stream);
+	if (r < 0) {
+		w->stream = NULL;
+		if (r == -EBUSY && !w->wait_since)
+			w->wait_since = vx_now_ms();
+		return r;
+	}
+	if (w->utt.len)
+		r = e->stream_feed(w->stream,
+				   (const int16_t *)(void *)w->utt.data,
+				   w->utt.len / sizeof(int16_t), ws_partial, w);
+	vx_buf_release(&w->utt);
+	return r;
+}
+
 static void ws_audio(ws_stt *w, const ws_item *it)
 {
 	const stt_engine_ops *e = w->svc->engine;
 	if (w->failed[0])
 		return;
-	if (!(e->flags & VX_ENGINE_STREAMING)) {
+	double t0 = vx_now_ms();
+	int r = (e->flags & VX_ENGINE_STREAMING) ? ws_stream_take(w) : -EBUSY;
+	if (r == -EBUSY) {
+		/* remote engine, or no decoder free yet: keep the audio */
 		if (vx_buf_append(&w->utt, it->pcm, it->n * sizeof(int16_t)) < 0)
 			ws_fail(w, -ENOMEM, "buffering");
 		else
 			w->utt_samples += (int64_t)it->n;
 		return;
 	}
-	double t0 = vx_now_ms();
-	int r = 0;
-	if (!w->stream) {
-		stt_options opt = { .language = w->language,
-				    .request_id = vx_svcws_request_id(w->cn) };
-		r = e->stream_open(w->svc->eng, &opt, &w->stream);
-		if (r < 0) {
-			w->stream = NULL;
-			ws_fail(w, r, "stream open");
-			return;
-		}
-	}
-	r = e->stream_feed(w->stream, it->pcm, it->n, ws_partial, w);
+	if (r == 0)
+		r = e->stream_feed(w->stream, it->pcm, it->n, ws_partial, w);
 	w->decode_ms += vx_now_ms() - t0;
 	if (r < 0)
 		ws_fail(w, r, "stream feed");
@@ -187,9 +215,17 @@ static void ws_end_utterance(ws_stt *w, const ws_item *it)
 		return;
 	}
 	double t0 = vx_now_ms();
-	if ((e->flags & VX_ENGINE_STREAMING) && w->stream) {
-		r = e->stream_finish(w->stream, &res);
-	} else if (!(e->flags & VX_ENGINE_STREAMING) && w->utt_samples > 0) {
+	if (e->flags & VX_ENGINE_STREAMING) {
+		if (w->utt_samples > 0 && (r = ws_stream_take(w)) == -EBUSY &&
+		    vx_now_ms() - w->wait_since < STT_WS_DECODER_WAIT_MS) {
+			/* others' utterances hold every decoder: this end
+			 * runs again once their jobs had a turn */
+			vx_svcws_retry_later(w->cn);
+			return;
+		}
+		if (r == 0 && w->stream)
+			r = e->stream_finish(w->stream, &res);
+	} else if (w->utt_samples > 0) {
 		stt_options opt = { .language = w->language,
 				    .request_id = vx_svcws_request_id(w->cn) };
 		r = e->transcribe(w->svc->eng, (const int16_t *)(void *)w->utt.data,

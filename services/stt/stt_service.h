@@ -30,6 +30,8 @@
 /* Bytes of audio a WebSocket may have waiting for the decoder (16 kHz
  * PCM16: 4 MiB is about 131 s). Past it the utterance is dropped. */
 #define STT_WS_QUEUE_MAX_BYTES (4u << 20)
+#define STT_WS_DECODER_WAIT_MS 30000   /* an utterance's end waits this long for a
+					* decoder other sockets hold */
 
 typedef struct stt_service {
 	vx_daemon_opts d;

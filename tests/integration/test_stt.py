@@ -596,6 +596,58 @@ def test_ws_disconnect_mid_stream_returns_the_decoder(stt, engine, speech):
     assert d.alive()
 
 
+def test_ws_utterances_past_the_decoders_wait_for_one(stt, engine, speech):
+    """Wyoming satellites and sockets that talk at once are more than
+    --workers: the utterance that finds every decoder taken keeps its audio
+    and is answered once one is free, not dropped."""
+    d = stt("--workers", "1")
+    s0, s1 = SENTENCES[0], SENTENCES[1]
+    holder, waiter = WsClient(d), WsClient(d)
+    pcm0 = speech[s0].astype("<i2").tobytes()
+    holder.stream(pcm0[:RATE], 640)             # half a second at once
+    if streams(d):
+        for i in range(RATE, len(pcm0), 640):   # until it holds the decoder
+            if [e for e in holder.events if e["event"] == "partial"]:
+                break
+            holder.stream(pcm0[i:i + 640], 640, 0.02)
+        holder.wait("partial")
+    waiter.stream(speech[s1].astype("<i2").tobytes(), 3200)
+    waiter.send({"event": "end"})
+    if streams(d):
+        time.sleep(0.5)                         # the decoder is still held
+        assert not [e for e in waiter.events if e["event"] in ("final", "error")], \
+            waiter.events
+    holder.stream(pcm0[RATE:], 3200)
+    holder.send({"event": "end"})
+    says_sentence(engine, s0, holder.wait("final")["text"])
+    f = waiter.wait("final", timeout=30)
+    assert not [e for e in waiter.events if e["event"] == "error"], waiter.events
+    assert abs(f["duration_ms"] - len(speech[s1]) * 1000 / RATE) < 60, f
+    says_sentence(engine, s1, f["text"])
+    # a cancel reaches an utterance waiting for a decoder at once
+    n, m = len(holder.events), len(waiter.events)
+    holder.stream(pcm0[:RATE], 640)
+    if streams(d):
+        for i in range(RATE, len(pcm0), 640):
+            if [e for e in holder.events[n:] if e["event"] == "partial"]:
+                break
+            holder.stream(pcm0[i:i + 640], 640, 0.02)
+        holder.wait("partial", start=n)
+    waiter.stream(speech[s1].astype("<i2").tobytes(), 3200)
+    waiter.send({"event": "end"})
+    t0 = time.monotonic()
+    waiter.send({"event": "cancel"})
+    waiter.wait("cancelled", start=m, timeout=5)
+    assert time.monotonic() - t0 < 2
+    assert not [e for e in waiter.events[m:] if e["event"] in ("final", "error")], \
+        waiter.events[m:]
+    holder.send({"event": "end"})
+    holder.wait("final", start=n)
+    holder.close()
+    waiter.close()
+    assert d.alive()
+
+
 def test_more_requests_than_the_pool_holds_get_503_then_succeed(stt, engine, speech):
     d = stt("--workers", "1", "--queue", "0")
     long_pcm = np.concatenate([speech[s] for s in SENTENCES] * 2)   # ~40 s

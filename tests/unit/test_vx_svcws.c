@@ -114,6 +114,8 @@ typedef struct svc {
 	int refuse;                  /* job_start's answer */
 	int config_answer;           /* ops->config's answer */
 	atomic_bool saw_cancel;      /* the cancel flag, seen by run */
+	atomic_bool token;           /* item -1 runs only once item -2 set it */
+	atomic_int retries;          /* times item -1 asked to run later */
 } svc;
 
 typedef struct item {
@@ -171,6 +173,14 @@ static void svc_run(vx_svcws_conn *cn, void *state, vx_svcws_item *it)
 		sem_wait(&s->gate);
 	if (atomic_load(vx_svcws_cancel_flag(cn)))
 		atomic_store(&s->saw_cancel, true);
+	if (((item *)it)->n == -2)
+		atomic_store(&s->token, true);
+	if (((item *)it)->n == -1 && !atomic_load(&s->token)) {
+		atomic_fetch_add(&s->retries, 1);
+		vx_svcws_retry_later(cn);
+		atomic_fetch_sub(&s->running, 1);
+		return;
+	}
 	char msg[32];
 	int n = snprintf(msg, sizeof(msg), "{\"n\":%d}", ((item *)it)->n);
 	vx_svcws_send_text(cn, msg, (size_t)n);
@@ -482,6 +492,49 @@ VX_TEST(close_cancels_the_running_item_and_releases_after_the_job)
 	fake_release(&f);
 }
 
+/* An item that waits for what another socket's item gives (a decoder) runs
+ * again later without holding the only pool thread, in its place in its
+ * queue; a cancel drops it while it waits. */
+VX_TEST(an_item_run_later_gives_the_pool_thread_back)
+{
+	fake f, g; svc s; fake_init(&f); fake_init(&g); svc_init(&s, false);
+	vx_pool_free(s.pool);
+	vx_pool_new(1, 4, &s.pool);
+	vx_svcws_conn *a = open_conn(&f, &ops_requests, &s);
+	vx_svcws_conn *b = open_conn(&g, &ops_requests, &s);
+	VX_CHECK_INT(push(a, -1, 0), 0);
+	VX_CHECK_INT(push(a, 1, 0), 0);            /* behind the waiting one */
+	for (int t = 0; t < 2000 && atomic_load(&s.retries) < 2; t++)
+		nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+	VX_CHECK(atomic_load(&s.retries) >= 2);
+	VX_CHECK_INT(n_sent(&f), 0);
+	VX_CHECK(!vx_svcws_idle(a));               /* still owed a run */
+	VX_CHECK_INT(push(b, -2, 0), 0);           /* gets the one thread */
+	VX_CHECK_STR(sent(&g, 0), "{\"n\":-2}");
+	VX_CHECK_STR(sent(&f, 0), "{\"n\":-1}");
+	VX_CHECK_STR(sent(&f, 1), "{\"n\":1}");
+	wait_idle(a);
+	wait_idle(b);
+	VX_CHECK_INT(s.max_running, 1);
+	VX_CHECK_INT(atomic_load(&s.job_ends), atomic_load(&s.retries) + 2);
+	/* waiting again, then cancelled: dropped, nothing more runs */
+	atomic_store(&s.token, false);
+	push(a, -1, 0);
+	for (int t = 0; t < 2000 && vx_svcws_idle(a); t++)
+		nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+	vx_svcws_cancel(a, NULL);
+	wait_idle(a);
+	VX_CHECK(vx_svcws_idle(a));
+	VX_CHECK_INT(n_sent(&f), 2);
+	vx_svcws_on_close(NULL, a);
+	vx_svcws_on_close(NULL, b);
+	svc_release_all(&s);
+	VX_CHECK_INT(f.refs, 0);
+	VX_CHECK_INT(g.refs, 0);
+	VX_CHECK_INT(s.releases, 2);
+	fake_release(&f); fake_release(&g);
+}
+
 VX_TEST_MAIN(bad_messages_answer_in_the_one_error_shape,
 	     nothing_but_config_before_a_config_took,
 	     unknown_events_and_messages_are_routed,
@@ -491,4 +544,5 @@ VX_TEST_MAIN(bad_messages_answer_in_the_one_error_shape,
 	     cancel_drops_what_waits_and_flags_the_running_item,
 	     exclusive_push_is_busy_until_cancel_then_replaces_the_waiting,
 	     a_refused_job_hands_back_the_queue,
-	     close_cancels_the_running_item_and_releases_after_the_job)
+	     close_cancels_the_running_item_and_releases_after_the_job,
+	     an_item_run_later_gives_the_pool_thread_back)
