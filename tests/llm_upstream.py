@@ -39,6 +39,12 @@ message. Unknown words are ignored, so any model name means "echo".
   needkey         HTTP 401 unless "Authorization: Bearer sk-test"
   stall           200 and headers, then nothing until the client closes
   slow            a token every 50 ms, 100 tokens ("w1 w2 ... w100")
+  toolcall        when the request has "tools": no content, a call of each
+                  tool (at most two) with arguments {"said": <last user
+                  message>} as the APIs stream them: OpenAI delta.tool_calls
+                  with the arguments' JSON text cut in three fragments and
+                  finish_reason "tool_calls"; Ollama one message.tool_calls
+                  line with the arguments as an object
 Also: max_tokens / num_predict cut the reply (finish "length"); stop strings
 cut it (finish "stop"); empty messages -> OpenAI 400 invalid_request_error.
 
@@ -187,6 +193,15 @@ class Plan:
         parts = self.reasoning if kind == "reasoning" else self.content
         return b"".join(p if isinstance(p, bytes) else p.encode()
                         for p in parts).decode("utf-8", "replace")
+
+
+def _tool_calls(beh, body):
+    """[(name, arguments dict)] the toolcall behaviour answers."""
+    tools = body.get("tools")
+    if "toolcall" not in beh or not isinstance(tools, list):
+        return []
+    said = _last_user(body.get("messages"))
+    return [(t["function"]["name"], {"said": said}) for t in tools[:2]]
 
 
 class ClientGone(Exception):
@@ -436,6 +451,22 @@ class Handler(BaseHTTPRequestHandler):
         self._start_stream("text/event-stream; charset=utf-8")
         if "stall" in beh:
             return self._stall()
+        calls = _tool_calls(beh, body)
+        if calls:
+            event(chunk({"role": "assistant", "content": None, "refusal": None}))
+            for i, (name, args) in enumerate(calls):
+                event(chunk({"tool_calls": [{"index": i, "id": "call_up%d" % i,
+                                             "type": "function",
+                                             "function": {"name": name, "arguments": ""}}]}))
+                text = json.dumps(args)
+                cuts = [0, len(text) // 3, 2 * len(text) // 3, len(text)]
+                for a, b in zip(cuts, cuts[1:]):
+                    event(chunk({"tool_calls": [{"index": i,
+                                                 "function": {"arguments": text[a:b]}}]}))
+            event(chunk({}, "tool_calls"))
+            event(b"[DONE]")
+            self._end_stream()
+            return
         event(chunk({"role": "assistant", "content": "", "refusal": None}))
         sent = 0
         for kind, tok in plan.tokens():
@@ -507,6 +538,14 @@ class Handler(BaseHTTPRequestHandler):
         if "stall" in beh:
             return self._stall()
         split = "splitutf8" in beh
+        calls = _tool_calls(beh, body)
+        if calls:
+            plan.reasoning, plan.content = [], []
+            line = {"model": model, "created_at": created % 1,
+                    "message": {"role": "assistant", "content": "", "tool_calls": [
+                        {"function": {"name": n, "arguments": a}} for n, a in calls]},
+                    "done": False}
+            self._write_chunk(_go_json(line).encode() + b"\n", split)
         sent = 0
         for kind, tok in plan.tokens():
             self._pause(beh)

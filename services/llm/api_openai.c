@@ -32,10 +32,6 @@
 #include "llm_service.h"
 #include "vx_req.h"
 
-/* How Hermes-style models (Qwen2.5, Qwen3) write a tool call. */
-#define TOOL_CALL_OPEN "<tool_call>"
-#define TOOL_CALL_CLOSE "</tool_call>"
-
 /* OpenAI's finish reasons are stop, length, content_filter, tool_calls. */
 static const char *openai_finish(const char *f)
 {

@@ -6,7 +6,10 @@
  * per token and a final {"done":true,"done_reason":"stop",
  * "prompt_eval_count":N,"eval_count":N,...}. Sampling goes in "options"
  * (temperature, top_p, top_k, min_p, repeat_penalty, seed, num_predict,
- * stop); llm_request.think != 0 sends "think": true/false. An {"error":".."}
+ * stop); llm_request.think != 0 sends "think": true/false. The request's
+ * tools go in "tools", with the messages' tool calls (arguments as objects,
+ * as Ollama reads them); message.tool_calls in the answer become Hermes
+ * <tool_call> blocks in the content (llm_remote_tool_call). An {"error":".."}
  * line mid-stream is an upstream failure. models() lists GET /api/tags.
  */
 #include <cJSON.h>
@@ -39,7 +42,7 @@ static void ollama_destroy(void *engine)
 
 static char *ollama_body(const llm_remote *eng, const llm_request *req)
 {
-	cJSON *o = llm_remote_body(eng, req);
+	cJSON *o = llm_remote_body(eng, req, true);
 	if (req->think)
 		cJSON_AddBoolToObject(o, "think", req->think > 0);
 	cJSON *op = cJSON_AddObjectToObject(o, "options");
@@ -68,6 +71,17 @@ static int ollama_object(ollama_stream *s, const cJSON *j)
 	int r = llm_remote_piece(&s->rs, LLM_REASONING, th);
 	if (!r)
 		r = llm_remote_piece(&s->rs, LLM_CONTENT, c);
+	const cJSON *call;
+	cJSON_ArrayForEach(call, cJSON_GetObjectItemCaseSensitive(m, "tool_calls")) {
+		const cJSON *fn = cJSON_GetObjectItemCaseSensitive(call, "function");
+		const cJSON *name = cJSON_GetObjectItemCaseSensitive(fn, "name");
+		char *args = cJSON_PrintUnformatted(
+			cJSON_GetObjectItemCaseSensitive(fn, "arguments"));
+		if (!r && cJSON_IsString(name))
+			r = llm_remote_tool_call(&s->rs, name->valuestring, args,
+						 args ? strlen(args) : 0);
+		cJSON_free(args);
+	}
 	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "done"))) {
 		const cJSON *dr = cJSON_GetObjectItemCaseSensitive(j, "done_reason");
 		s->done = s->rs.got_first = true;

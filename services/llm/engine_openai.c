@@ -7,7 +7,11 @@
  * choices[0].delta.content is content, delta.reasoning_content (or
  * delta.reasoning) is reasoning, finish_reason and usage come from the last
  * chunks, "data: [DONE]" ends the stream; a stream that ends cleanly without
- * [DONE] but after a finish_reason is complete too. Non-standard sampling
+ * [DONE] but after a finish_reason is complete too. The request's tools go
+ * in "tools", with the messages' tool calls (arguments as JSON text);
+ * delta.tool_calls fragments are gathered per index and, at the finish,
+ * become Hermes <tool_call> blocks in the content (llm_remote_tool_call),
+ * which the service turns back into tool_calls. Non-standard sampling
  * fields (top_k, min_p, repeat_penalty) are sent only when set, since
  * OpenAI itself rejects unknown fields. models() lists GET {url}/v1/models.
  */
@@ -23,12 +27,57 @@
 #include "llm_remote.h"
 #include "sse.h"
 
+#define OPENAI_MAX_CALLS 16   /* tool calls in one answer */
+
 typedef struct openai_stream {
 	llm_remote_stream rs;   /* emitter, result, got_first */
 	sse_parser sse;
 	bool done;            /* [DONE] seen */
 	bool finished;        /* a finish_reason was seen */
+	/* tool calls being streamed: delta.tool_calls[].index's name and
+	 * argument fragments, emitted whole at the finish */
+	vx_buf call_name[OPENAI_MAX_CALLS], call_args[OPENAI_MAX_CALLS];
+	int n_calls;
 } openai_stream;
+
+/* Adds one delta.tool_calls entry's fragments. */
+static int openai_call_delta(openai_stream *s, const cJSON *tc)
+{
+	const cJSON *ix = cJSON_GetObjectItemCaseSensitive(tc, "index");
+	int i = cJSON_IsNumber(ix) ? ix->valueint : s->n_calls ? s->n_calls - 1 : 0;
+	if (i < 0 || i >= OPENAI_MAX_CALLS) {
+		snprintf(s->rs.res->error, sizeof(s->rs.res->error),
+			 "upstream tool call index %d is not 0..%d", i,
+			 OPENAI_MAX_CALLS - 1);
+		return -EPROTO;
+	}
+	if (i >= s->n_calls)
+		s->n_calls = i + 1;
+	const cJSON *fn = cJSON_GetObjectItemCaseSensitive(tc, "function");
+	const cJSON *name = cJSON_GetObjectItemCaseSensitive(fn, "name");
+	const cJSON *args = cJSON_GetObjectItemCaseSensitive(fn, "arguments");
+	if (cJSON_IsString(name))
+		vx_buf_puts(&s->call_name[i], name->valuestring);
+	if (cJSON_IsString(args))
+		vx_buf_puts(&s->call_args[i], args->valuestring);
+	return 0;
+}
+
+/* Emits the tool calls gathered so far, in index order, and forgets them. */
+static int openai_calls_flush(openai_stream *s)
+{
+	int r = 0;
+	for (int i = 0; i < s->n_calls; i++) {
+		if (!r && s->call_name[i].len)
+			r = llm_remote_tool_call(&s->rs, s->call_name[i].data,
+						 s->call_args[i].data,
+						 s->call_args[i].len);
+		vx_buf_release(&s->call_name[i]);
+		vx_buf_release(&s->call_args[i]);
+	}
+	s->n_calls = 0;
+	return r;
+}
 
 static int openai_create(const llm_config *cfg, void **ret_engine)
 {
@@ -43,7 +92,7 @@ static void openai_destroy(void *engine)
 /* The request body; caller frees. */
 static char *openai_body(const llm_remote *eng, const llm_request *req)
 {
-	cJSON *o = llm_remote_body(eng, req);
+	cJSON *o = llm_remote_body(eng, req, false);
 	cJSON *so = cJSON_AddObjectToObject(o, "stream_options");
 	cJSON_AddBoolToObject(so, "include_usage", 1);
 	if (req->max_tokens > 0)
@@ -83,7 +132,13 @@ static int openai_chunk(openai_stream *s, const cJSON *j)
 		r = llm_remote_piece(&s->rs, LLM_REASONING, rn);
 	if (!r)
 		r = llm_remote_piece(&s->rs, LLM_CONTENT, c);
+	const cJSON *tc;
+	cJSON_ArrayForEach(tc, cJSON_GetObjectItemCaseSensitive(d, "tool_calls"))
+		if (!r)
+			r = openai_call_delta(s, tc);
 	const cJSON *fr = cJSON_GetObjectItemCaseSensitive(ch, "finish_reason");
+	if (!r && cJSON_IsString(fr))
+		r = openai_calls_flush(s);
 	if (cJSON_IsString(fr)) {
 		s->finished = s->rs.got_first = true;
 		snprintf(res->finish_reason, sizeof(res->finish_reason), "%s",
@@ -140,6 +195,9 @@ static int openai_generate(void *engine, const llm_request *req,
 	char *body = openai_body(eng, req);
 	int r = llm_remote_post(eng, req, "/v1/chat/completions", body, cancel,
 				"text/event-stream", openai_data, &s, &s.rs);
+	int rf = openai_calls_flush(&s);   /* releases them in any case */
+	if (!r)
+		r = rf;
 	if (!r)
 		r = llm_emit_flush(&s.rs.emit);
 	if (!r && !s.done && !s.finished) {

@@ -97,6 +97,13 @@ typedef struct llm_request {
 				       {"enable_thinking":false}) */
 } llm_request;
 
+/* How Hermes-style models (Qwen2.5, Qwen3) write a tool call in their
+ * content: <tool_call>{"name": ..., "arguments": {...}}</tool_call>. The
+ * remote engines write their upstream's structured tool calls the same way,
+ * so the service reads one form from every engine. */
+#define TOOL_CALL_OPEN "<tool_call>"
+#define TOOL_CALL_CLOSE "</tool_call>"
+
 typedef enum llm_piece_kind { LLM_CONTENT = 0, LLM_REASONING = 1 } llm_piece_kind;
 
 /* Return non-zero to stop generation. */

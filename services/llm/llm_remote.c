@@ -51,7 +51,30 @@ void llm_remote_free(void *engine)
 	free(e);
 }
 
-cJSON *llm_remote_messages(const llm_request *req)
+/* A message's tool calls (OpenAI's shape, as the client sent them) with
+ * each function.arguments as the upstream reads it: a JSON object (Ollama)
+ * or the JSON text of one (OpenAI). */
+static cJSON *remote_tool_calls(const char *json, bool args_object)
+{
+	cJSON *calls = cJSON_Parse(json), *c;
+	cJSON_ArrayForEach(c, calls) {
+		cJSON *fn = cJSON_GetObjectItemCaseSensitive(c, "function");
+		cJSON *args = cJSON_GetObjectItemCaseSensitive(fn, "arguments");
+		cJSON *as = NULL;
+		if (args_object && cJSON_IsString(args)) {
+			as = cJSON_Parse(args->valuestring);
+		} else if (!args_object && args && !cJSON_IsString(args)) {
+			char *t = cJSON_PrintUnformatted(args);
+			as = t ? cJSON_CreateString(t) : NULL;
+			cJSON_free(t);
+		}
+		if (as && !cJSON_ReplaceItemInObjectCaseSensitive(fn, "arguments", as))
+			cJSON_Delete(as);
+	}
+	return calls;
+}
+
+cJSON *llm_remote_messages(const llm_request *req, bool args_object)
 {
 	cJSON *a = cJSON_CreateArray();
 	for (size_t i = 0; a && i < req->n_messages; i++) {
@@ -60,6 +83,15 @@ cJSON *llm_remote_messages(const llm_request *req)
 					req->messages[i].role : "user");
 		cJSON_AddStringToObject(m, "content", req->messages[i].content ?
 					req->messages[i].content : "");
+		const llm_message_tools *t = req->message_tools ?
+					     &req->message_tools[i] : NULL;
+		if (t && t->tool_calls)
+			cJSON_AddItemToObject(m, "tool_calls",
+					      remote_tool_calls(t->tool_calls, args_object));
+		if (t && t->tool_call_id)
+			cJSON_AddStringToObject(m, "tool_call_id", t->tool_call_id);
+		if (t && t->name)
+			cJSON_AddStringToObject(m, "name", t->name);
 		cJSON_AddItemToArray(a, m);
 	}
 	return a;
@@ -73,11 +105,14 @@ cJSON *llm_remote_strings(const char *const *s, size_t n)
 	return a;
 }
 
-cJSON *llm_remote_body(const llm_remote *eng, const llm_request *req)
+cJSON *llm_remote_body(const llm_remote *eng, const llm_request *req,
+			bool args_object)
 {
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddStringToObject(o, "model", req->model ? req->model : eng->model);
-	cJSON_AddItemToObject(o, "messages", llm_remote_messages(req));
+	cJSON_AddItemToObject(o, "messages", llm_remote_messages(req, args_object));
+	if (req->tools)
+		cJSON_AddItemToObject(o, "tools", cJSON_Parse(req->tools));
 	cJSON_AddBoolToObject(o, "stream", 1);
 	return o;
 }
@@ -122,6 +157,28 @@ int llm_remote_piece(llm_remote_stream *s, llm_piece_kind kind,
 	s->got_first = true;
 	return llm_emit_piece(&s->emit, kind, v->valuestring,
 			      strlen(v->valuestring));
+}
+
+int llm_remote_tool_call(llm_remote_stream *s, const char *name,
+			 const char *args, size_t args_len)
+{
+	vx_buf b = {0};
+	cJSON *a = args_len ? cJSON_ParseWithLength(args, args_len) : NULL;
+	vx_buf_puts(&b, TOOL_CALL_OPEN "{\"name\":");
+	vx_buf_json_str(&b, name, strlen(name));
+	vx_buf_puts(&b, ",\"arguments\":");
+	if (cJSON_IsObject(a))
+		vx_buf_append(&b, args, args_len);   /* as the upstream wrote it */
+	else if (args_len)
+		vx_buf_json_str(&b, args, args_len); /* not an object: its text */
+	else
+		vx_buf_puts(&b, "{}");
+	vx_buf_puts(&b, "}" TOOL_CALL_CLOSE);
+	cJSON_Delete(a);
+	int r = b.data ? llm_emit_piece(&s->emit, LLM_CONTENT, b.data, b.len) : -ENOMEM;
+	s->got_first = true;
+	vx_buf_release(&b);
+	return r;
 }
 
 void llm_remote_model(llm_remote_stream *s, const cJSON *chunk)

@@ -41,13 +41,18 @@ int llm_remote_new(const llm_config *cfg, const char *default_url,
 		   void **ret_engine);
 void llm_remote_free(void *engine);
 
-/* JSON pieces (NULL on allocation failure, which cJSON_AddItem* ignores). */
-cJSON *llm_remote_messages(const llm_request *req);
+/* JSON pieces (NULL on allocation failure, which cJSON_AddItem* ignores).
+ * Messages carry their tool_calls, tool_call_id and name when the request
+ * has them; args_object: tool calls' arguments as JSON objects (Ollama),
+ * else as the JSON text OpenAI's API takes. */
+cJSON *llm_remote_messages(const llm_request *req, bool args_object);
 cJSON *llm_remote_strings(const char *const *s, size_t n);
 
-/* A request body with "model", "messages" and "stream":true; the caller
- * adds its fields, prints and deletes it. NULL when out of memory. */
-cJSON *llm_remote_body(const llm_remote *eng, const llm_request *req);
+/* A request body with "model", "messages", the request's "tools" and
+ * "stream":true; the caller adds its fields, prints and deletes it. NULL
+ * when out of memory. */
+cJSON *llm_remote_body(const llm_remote *eng, const llm_request *req,
+		       bool args_object);
 /* Adds temperature, and top_p, top_k, min_p, repeat_penalty, seed and stop
  * when the request sets them, to obj (the body or Ollama's "options"). */
 void llm_remote_sampling(cJSON *obj, const llm_request *req);
@@ -73,6 +78,11 @@ void llm_remote_stream_init(llm_remote_stream *s, const llm_remote *eng,
  * 0 or the callback's error. */
 int llm_remote_piece(llm_remote_stream *s, llm_piece_kind kind,
 		     const cJSON *v);
+/* An upstream's structured tool call (function name, arguments as JSON
+ * text) emitted as content in the Hermes form (TOOL_CALL_OPEN, llm_engine.h)
+ * the service turns into tool_calls; 0 or the callback's error. */
+int llm_remote_tool_call(llm_remote_stream *s, const char *name,
+			 const char *args, size_t args_len);
 /* Takes the upstream's "model" name from a chunk when it has one. */
 void llm_remote_model(llm_remote_stream *s, const cJSON *chunk);
 /* Parses one chunk; NULL (with res->error set) when it is not JSON. */

@@ -405,3 +405,82 @@ def test_without_tools_or_with_a_broken_block_the_text_stays_content(echo_llm, s
     text = r.body.decode()
     assert '"tool_calls"' not in text and '"finish_reason":"stop"' in text
     assert "get_weather" in text
+
+
+# ---- tools through the remote engines ----
+# voxline-llm in front of an OpenAI-compatible server or Ollama passes the
+# request's tools and the conversation's tool calls and answers on, and
+# turns the upstream's structured tool calls back into tool_calls.
+
+TIME_TOOL = {"type": "function", "function": {
+    "name": "get_time", "parameters": {"type": "object", "properties": {}}}}
+
+
+@pytest.fixture(scope="module", params=["openai", "ollama"])
+def remote_llm(request, tmp_path_factory):
+    from fake_llm import LlmUpstream
+    tmp = tmp_path_factory.mktemp("remote_tools")
+    u = LlmUpstream()
+    argv = [os.path.join(BIN, "voxline-llm"), "--port", "0", "--engine",
+            request.param, "--url", u.url]
+    d = Daemon(argv, str(tmp / "llm.log"), dict(os.environ))
+    try:
+        d.wait_ready()
+        yield request.param, d, u
+    finally:
+        alive = d.alive()
+        rc = d.stop()
+        u.stop()
+        assert alive and rc == 0, d.log()[-3000:]
+
+
+def test_tools_and_tool_turns_reach_the_upstream(remote_llm):
+    engine, d, u = remote_llm
+    u.reset()
+    r = d.post_json("/v1/chat/completions", {"messages": CALL_TURNS, "tools": TOOLS})
+    assert r.status == 200, r.body
+    body = u.requests()[-1]["body"]
+    assert body["tools"] == TOOLS
+    msgs = body["messages"]
+    assert [m["role"] for m in msgs] == [m["role"] for m in CALL_TURNS]
+    call = msgs[2]["tool_calls"][0]
+    assert call["id"] == "call12345" and call["function"]["name"] == "get_weather"
+    # OpenAI's API takes the arguments as JSON text, Ollama's as an object
+    args = call["function"]["arguments"]
+    assert args == (json.loads(ARGS) if engine == "ollama" else ARGS), args
+    assert msgs[3]["tool_call_id"] == "call12345" and msgs[3]["name"] == "get_weather"
+    assert msgs[3]["content"] == "{\"temp_c\": 21}"
+    # without tools, none are sent
+    r = d.post_json("/v1/chat/completions", {"messages": CALL_TURNS[:2]})
+    assert r.status == 200, r.body
+    body = u.requests()[-1]["body"]
+    assert "tools" not in body and "tool_calls" not in body["messages"][1]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+def test_the_upstreams_tool_calls_come_back_as_tool_calls(remote_llm, stream):
+    _, d, _ = remote_llm
+    body = {"messages": [{"role": "user", "content": "Weather in Paris? #toolcall"}],
+            "tools": TOOLS + [TIME_TOOL], "stream": stream}
+    r = d.post_json("/v1/chat/completions", body)
+    assert r.status == 200, r.body
+    if stream:
+        content, calls, finish = "", {}, None
+        for line in r.body.decode().split("\n"):
+            if not line.startswith("data: {"):
+                continue
+            ch = (json.loads(line[6:])["choices"] or [{}])[0]
+            if not ch:
+                continue
+            content += ch["delta"].get("content") or ""
+            for c in ch["delta"].get("tool_calls", []):
+                calls[c["index"]] = c
+            finish = ch["finish_reason"] or finish
+        got = {"content": content or None, "tool_calls": [calls[i] for i in sorted(calls)]}
+    else:
+        ch = r.json()["choices"][0]
+        got, finish = ch["message"], ch["finish_reason"]
+    said = {"said": "Weather in Paris? #toolcall"}
+    assert [call_shape(c) for c in got["tool_calls"]] == [("get_weather", said),
+                                                          ("get_time", said)], got
+    assert finish == "tool_calls" and not got["content"], got
