@@ -8,8 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sqlite3.h>
+
+#include "vx_time.h"
 
 static const char schema_sql[] =
 	"CREATE TABLE IF NOT EXISTS conversations("
@@ -158,6 +161,27 @@ static void set_why(sqlite3 *db, int rc, char *why, size_t why_cap)
 		snprintf(why, why_cap, "%s", db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
 }
 
+/* WAL, and the schema in one immediate transaction; an SQLite code. */
+static int sq_setup(sqlite3 *db, char *why, size_t why_cap)
+{
+	/* journal_mode=WAL answers the mode in force ("memory" for :memory:) */
+	int rc = sqlite3_exec(db, "PRAGMA journal_mode=WAL;"
+			      "PRAGMA synchronous=NORMAL;"
+			      "PRAGMA foreign_keys=ON;", NULL, NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(db, "BEGIN IMMEDIATE;", NULL, NULL, NULL);
+	if (rc == SQLITE_OK) {
+		rc = sqlite3_exec(db, schema_sql, NULL, NULL, NULL);
+		if (rc != SQLITE_OK)
+			set_why(db, rc, why, why_cap);
+		int rc2 = sqlite3_exec(db, rc == SQLITE_OK ? "COMMIT;" : "ROLLBACK;",
+				       NULL, NULL, NULL);
+		if (rc == SQLITE_OK)
+			rc = rc2;
+	}
+	return rc;
+}
+
 static int sq_open(const char *path, char *why, size_t why_cap, void **ret)
 {
 	struct sq_store *h = calloc(1, sizeof(*h));
@@ -171,21 +195,14 @@ static int sq_open(const char *path, char *why, size_t why_cap, void **ret)
 	}
 	sqlite3_extended_result_codes(h->db, 1);
 	sqlite3_busy_timeout(h->db, HISTORY_BUSY_TIMEOUT_MS);
-	/* journal_mode=WAL answers the mode in force ("memory" for :memory:) */
-	rc = sqlite3_exec(h->db, "PRAGMA journal_mode=WAL;"
-			  "PRAGMA synchronous=NORMAL;"
-			  "PRAGMA foreign_keys=ON;", NULL, NULL, NULL);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_exec(h->db, "BEGIN IMMEDIATE;", NULL, NULL, NULL);
-	if (rc == SQLITE_OK) {
-		rc = sqlite3_exec(h->db, schema_sql, NULL, NULL, NULL);
-		if (rc != SQLITE_OK)
-			set_why(h->db, rc, why, why_cap);
-		int rc2 = sqlite3_exec(h->db, rc == SQLITE_OK ? "COMMIT;" : "ROLLBACK;",
-				       NULL, NULL, NULL);
-		if (rc == SQLITE_OK)
-			rc = rc2;
-	}
+	/* Stores opened together on a new file can deadlock on the journal
+	 * mode or the schema (each holds a read lock and wants to write):
+	 * SQLite then answers SQLITE_BUSY at once, without the busy handler,
+	 * so the whole setup is tried again until the busy timeout. */
+	double deadline = vx_now_ms() + HISTORY_BUSY_TIMEOUT_MS;
+	while ((rc = sq_setup(h->db, why, why_cap)) != SQLITE_OK &&
+	       (rc & 0xff) == SQLITE_BUSY && vx_now_ms() < deadline)
+		nanosleep(&(struct timespec){ 0, 5 * 1000000L }, NULL);
 	if (rc != SQLITE_OK) {
 		r = sql_err(rc);
 		goto out_close_db;

@@ -5,7 +5,7 @@
 #   ORCH_LEAF_SRCS / ORCH_LEAF_OBJS / ORCH_LEAF_LIBS   for orchestrator.mk
 #     sentences.c (streaming sentence splitter), history.c (the store's front)
 #     with its backends history_sqlite.c (SQLite) and history_pg.c (libpq);
-#     all use vx_buf from libvoxline.a
+#     all use vx_buf (and the SQLite one vx_time) from libvoxline.a
 #   $(BUILD)/bin/voxline-client       streams a WAV to /ws/chat
 #   $(BUILD)/tests/test_orch_sentences, $(BUILD)/tests/test_orch_history,
 #   $(BUILD)/tests/test_voxline_client (a script: tests/fake_chat_server.py --check)
@@ -29,7 +29,7 @@ $(BUILD)/tests/test_orch_sentences: $(BUILD)/obj/tests/unit/test_orch_sentences.
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^
 
 $(BUILD)/tests/test_orch_history: $(BUILD)/obj/tests/unit/test_orch_history.o \
-		$(ORCH_HISTORY_OBJS) $(BUILD)/obj/common/vx_buf.o
+		$(ORCH_HISTORY_OBJS) $(BUILD)/obj/common/vx_buf.o $(BUILD)/obj/common/vx_time.o
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(ORCH_LEAF_LIBS) $(shell $(PKG_CONFIG) --libs libcjson)
 
