@@ -647,12 +647,19 @@ quant_gemm8_fn quant_gemm16_packed_get(int type)
 	return quant_have_avx2() ? quant_gemm16_packed_avx2(type) : NULL;
 }
 
+/* Bytes per 32 values of a group of 8 rows of the types packed as Q8_0's values. */
+static size_t pack8_block_bytes(int type)
+{
+	return type == QT_Q8_0 ? QUANT_PACK8_Q8_0 : type == QT_Q5_0 ? QUANT_PACK8_N5 :
+	       QUANT_PACK8_N4;
+}
+
 size_t quant_pack8_bytes(int type, int64_t n)
 {
 	if (n <= 0 || n % QK8_0)
 		return 0;
 	if (quant_pack8_as_q8_0(type))
-		return (size_t)(n / QK8_0) * QUANT_PACK8_Q8_0;
+		return (size_t)(n / QK8_0) * pack8_block_bytes(type);
 	if (type == QT_Q4_1 || type == QT_Q5_1)
 		return (size_t)(n / QK8_0) * QUANT_PACK8_MIN;
 	if (n % QK_K)
@@ -670,10 +677,24 @@ int quant_unpack8_row(int type, int64_t n, const void *group, int lane, void *ds
 		return -EINVAL;
 	const uint8_t *o = group;
 	block_q8_0 *b = dst;
-	for (int64_t i = 0; i < n / QK8_0; i++, o += QUANT_PACK8_Q8_0) {
+	for (int64_t i = 0; i < n / QK8_0; i++, o += pack8_block_bytes(type)) {
 		memcpy(&b[i].d, o + 2 * lane, 2);
-		for (int k = 0; k < 8; k++)
-			memcpy(b[i].qs + 4 * k, o + 48 + 32 * k + 4 * lane, 4);
+		for (int k = 0; k < 8; k++) {
+			if (type == QT_Q8_0) {
+				memcpy(b[i].qs + 4 * k, o + 48 + 32 * k + 4 * lane, 4);
+				continue;
+			}
+			uint32_t m = 0;   /* Q5_0: the values' sign bits */
+			if (type == QT_Q5_0)
+				memcpy(&m, o + QUANT_PACK8_N5_MASKS + 4 * k, 4);
+			for (int j = 4 * lane; j < 4 * lane + 4; j++) {
+				uint8_t byte = o[48 + 32 * (k & 3) + j];
+				int code = k < 4 ? byte & 15 : byte >> 4;
+				b[i].qs[4 * k + j - 4 * lane] = (int8_t)(
+					type == QT_IQ4_NL ? iq4nl_values[code] :
+					type == QT_Q4_0 ? code - 8 : code - ((m >> j & 1) ? 16 : 0));
+			}
+		}
 	}
 	return 0;
 }

@@ -433,47 +433,61 @@ GEMM8_FNS(iq4_nl, load8_iq4_nl)
  * to gemm8_q8_0; without the transpose a lone token costs less than the
  * dot. */
 
+/* The head of a packed block: the 8 f16 scales and the rows' -128 * sum(q)
+ * of the transposed vectors g; the values follow at o + 48. */
+AVX2 static inline void pack8_head(const __m256i g[8], const uint16_t dh[8], uint8_t *o)
+{
+	const __m256i ones = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+	__m256i sumw = _mm256_setzero_si256();
+	for (int k = 0; k < 8; k++)   /* vpdpbusd(sumw, 1, g[k]) in AVX2 */
+		sumw = _mm256_add_epi32(sumw, _mm256_madd_epi16(
+			_mm256_maddubs_epi16(ones, g[k]), ones16));
+	sumw = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(sumw, 7));
+	memcpy(o, dh, 16);
+	_mm256_storeu_si256((__m256i *)(o + 16), sumw);
+}
+
 /* Packs rows whose load8 gives signed int8 values and one f16 scale per
- * block: Q8_0 as stored, Q4_0 / Q5_0 / IQ4_NL widened (their values are
- * d * q with q in -16..15 or IQ4_NL's table, which int8 holds exactly), so
- * one packed gemm serves all four with the bits of their own gemm8. */
-#define PACK8_BODY(load8)                                                              \
-	uint8_t *o = dst;                                                              \
-	const __m256i ones = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);      \
-	for (int i = 0; i < n / QK8_0; i++, o += QUANT_PACK8_Q8_0) {                   \
-		__m256i g[8];                                                          \
-		uint16_t dh[8];                                                        \
-		load8(w, ws, i, g, dh);                                                \
-		transpose8_epi32(g);                                                   \
-		__m256i sumw = _mm256_setzero_si256();                                 \
-		for (int k = 0; k < 8; k++) /* vpdpbusd(sumw, 1, g[k]) in AVX2 */      \
-			sumw = _mm256_add_epi32(sumw, _mm256_madd_epi16(               \
-				_mm256_maddubs_epi16(ones, g[k]), ones16));             \
-		sumw = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(sumw, 7)); \
-		memcpy(o, dh, 16);                                                     \
-		_mm256_storeu_si256((__m256i *)(o + 16), sumw);                        \
-		for (int k = 0; k < 8; k++)                                            \
-			_mm256_storeu_si256((__m256i *)(o + 48) + k, g[k]);            \
-	}
+ * block, the values as bytes (Q8_0: QUANT_PACK8_Q8_0) or as 4-bit codes
+ * (Q4_0, IQ4_NL, Q5_0: QUANT_PACK8_N4 / _N5, see quant.h): code(g) gives
+ * each value's code in its low 4 bits, and for Q5_0 the sign masks of the
+ * values follow, so the gemm rebuilds the same int8 vectors. */
+#define PACK8_BODY(load8, blk, code, masks)                                            	uint8_t *o = dst;                                                              	const __m256i m4 = _mm256_set1_epi8(0xF);                                      	(void)m4;                                                                      	for (int i = 0; i < n / QK8_0; i++, o += (blk)) {                              		__m256i g[8];                                                          		uint16_t dh[8];                                                        		load8(w, ws, i, g, dh);                                                		transpose8_epi32(g);                                                   		pack8_head(g, dh, o);                                                  		if ((blk) == QUANT_PACK8_Q8_0) {                                       			for (int k = 0; k < 8; k++)                                    				_mm256_storeu_si256((__m256i *)(o + 48) + k, g[k]);    			continue;                                                      		}                                                                      		for (int c = 0; c < 4; c++) /* k = c low, k = c + 4 high nibbles */   			_mm256_storeu_si256((__m256i *)(o + 48) + c, _mm256_or_si256(  				_mm256_and_si256(code(g[c]), m4),                      				_mm256_slli_epi16(_mm256_and_si256(code(g[c + 4]), m4), 4))); 		for (int k = 0; (masks) && k < 8; k++) {                               			uint32_t m = (uint32_t)_mm256_movemask_epi8(g[k]);             			memcpy(o + QUANT_PACK8_N5_MASKS + 4 * k, &m, 4);                      		}                                                                      	}
+
+#define CODE_NONE(v) (v)
+#define CODE_Q4_0(v) _mm256_add_epi8((v), _mm256_set1_epi8(8))
+#define CODE_Q5_0(v) _mm256_add_epi8((v), _mm256_set1_epi8(16))   /* low 4 bits */
+#define CODE_IQ4_NL(v) iq4_nl_code(v)
+
+/* IQ4_NL: a value's index in the table (its values are distinct). */
+AVX2 static inline __m256i iq4_nl_code(__m256i v)
+{
+	__m256i c = _mm256_setzero_si256();
+	for (int i = 1; i < 16; i++)
+		c = _mm256_or_si256(c, _mm256_and_si256(
+			_mm256_cmpeq_epi8(v, _mm256_set1_epi8(iq4nl_values[i])),
+			_mm256_set1_epi8((char)i)));
+	return c;
+}
 
 AVX2 static void pack8_q8_0(int n, const void *w, size_t ws, void *dst)
 {
-	PACK8_BODY(load8_q8_0)
+	PACK8_BODY(load8_q8_0, QUANT_PACK8_Q8_0, CODE_NONE, false)
 }
 
 AVX2 static void pack8_q4_0(int n, const void *w, size_t ws, void *dst)
 {
-	PACK8_BODY(load8_q4_0)
+	PACK8_BODY(load8_q4_0, QUANT_PACK8_N4, CODE_Q4_0, false)
 }
 
 AVX2 static void pack8_q5_0(int n, const void *w, size_t ws, void *dst)
 {
-	PACK8_BODY(load8_q5_0)
+	PACK8_BODY(load8_q5_0, QUANT_PACK8_N5, CODE_Q5_0, true)
 }
 
 AVX2 static void pack8_iq4_nl(int n, const void *w, size_t ws, void *dst)
 {
-	PACK8_BODY(load8_iq4_nl)
+	PACK8_BODY(load8_iq4_nl, QUANT_PACK8_N4, CODE_IQ4_NL, false)
 }
 
 /* The per-token work; `dp` is vpdpbusd (VEX for AVX-VNNI, EVEX for
@@ -483,24 +497,27 @@ AVX2 static void pack8_iq4_nl(int n, const void *w, size_t ws, void *dst)
  * integer sums): the tokens' chains of eight dependent vpdpbusd
  * interleave, so the core does not wait out one chain's latency with the
  * others queued behind it (+10% with 8 tokens). */
-#define GEMM8P_BODY(dp)                                                                \
+#define GEMM8P_BODY(dp, blk, G2)                                                       \
 	__m256 acc[QUANT_GEMM8_TOKENS];                                                \
 	for (int t = 0; t < nt; t++)                                                   \
 		acc[t] = _mm256_setzero_ps();                                          \
-	for (int i = 0; i < n / 32; i++, pb += QUANT_PACK8_Q8_0) {                     \
+	for (int i = 0; i < n / 32; i++, pb += (blk)) {                                \
 		__m256 dx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)pb));     \
 		__m256i negw = _mm256_loadu_si256((const __m256i *)(pb + 16));         \
 		__m256i s[QUANT_GEMM8_TOKENS];                                         \
 		for (int t = 0; t < nt; t++)                                           \
 			s[t] = negw;                                                   \
-		for (int k = 0; k < 8; k++) {                                          \
-			__m256i g = _mm256_loadu_si256((const __m256i *)(pb + 48) + k); \
-			for (int t = 0; t < nt; t++) {                                 \
-				int v;                                                 \
-				memcpy(&v, (ab + t * as) + i * sizeof(block_q8_0u) +   \
-					       offsetof(block_q8_0u, qs) + 4 * k, 4);  \
-				s[t] = dp(s[t], _mm256_set1_epi32(v), g);              \
-			}                                                              \
+		for (int c = 0; c < 4; c++) {                                          \
+			__m256i g[2];   /* vectors G2##_K(c, 0) and G2##_K(c, 1) */    \
+			G2(pb, c, g);                                                  \
+			for (int h = 0; h < 2; h++)                                    \
+				for (int t = 0; t < nt; t++) {                         \
+					int v;                                         \
+					memcpy(&v, (ab + t * as) + i * sizeof(block_q8_0u) + \
+						       offsetof(block_q8_0u, qs) +     \
+						       4 * G2##_K(c, h), 4);            \
+					s[t] = dp(s[t], _mm256_set1_epi32(v), g[h]);   \
+				}                                                      \
 		}                                                                      \
 		for (int t = 0; t < nt; t++) {                                         \
 			const block_q8_0u *y = (const block_q8_0u *)(ab + t * as) + i; \
@@ -511,91 +528,208 @@ AVX2 static void pack8_iq4_nl(int n, const void *w, size_t ws, void *dst)
 	for (int t = 0; t < nt; t++)                                                   \
 		_mm256_storeu_ps(out + t * os, acc[t]);
 
-VNNI static inline __attribute__((always_inline)) void
-gemm8p_body(int n, const uint8_t *pb, const uint8_t *ab, size_t as, const int nt, float *out,
-	    size_t os)
+/* The vectors k = c and c + 4 of a block: as stored (Q8_0), or rebuilt
+ * from their 4-bit codes through a table (Q4_0, IQ4_NL), or from codes and
+ * sign masks (Q5_0: a value is its code, minus 16 where its sign bit is
+ * set; EVEX does it with one masked subtraction, VEX spreads the mask to
+ * bytes first). */
+#define G2_Q8(pb, c, g)                                                                \
+	(g[0] = _mm256_loadu_si256((const __m256i *)((pb) + 48) + 2 * (c)),           \
+	 g[1] = _mm256_loadu_si256((const __m256i *)((pb) + 48) + 2 * (c) + 1))
+#define G2_Q8_K(c, h) (2 * (c) + (h))     /* in the order they are stored */
+#define G2_N4_K(c, h) ((c) + 4 * (h))     /* low nibbles, then high */
+#define G2_N5_VEX_K G2_N4_K
+#define G2_N5_EVEX_K G2_N4_K
+#define G2_N4(pb, c, g)                                                                \
+	do {                                                                           \
+		__m256i v_ = _mm256_loadu_si256((const __m256i *)((pb) + 48) + (c));  \
+		g[0] = _mm256_shuffle_epi8(tab, _mm256_and_si256(v_, m4));             \
+		g[1] = _mm256_shuffle_epi8(tab, _mm256_and_si256(_mm256_srli_epi16(v_, 4), m4)); \
+	} while (0)
+#define G2_N5_EVEX(pb, c, g)                                                           \
+	do {                                                                           \
+		__m256i v_ = _mm256_loadu_si256((const __m256i *)((pb) + 48) + (c));  \
+		uint32_t m_[2];                                                        \
+		memcpy(&m_[0], (pb) + QUANT_PACK8_N5_MASKS + 4 * (c), 4);                     \
+		memcpy(&m_[1], (pb) + QUANT_PACK8_N5_MASKS + 4 * ((c) + 4), 4);               \
+		__m256i l_ = _mm256_and_si256(v_, m4);                                 \
+		__m256i h_ = _mm256_and_si256(_mm256_srli_epi16(v_, 4), m4);           \
+		g[0] = _mm256_mask_sub_epi8(l_, (__mmask32)m_[0], l_, s16);            \
+		g[1] = _mm256_mask_sub_epi8(h_, (__mmask32)m_[1], h_, s16);            \
+	} while (0)
+#define G2_N5_VEX(pb, c, g)                                                            \
+	do {                                                                           \
+		__m256i v_ = _mm256_loadu_si256((const __m256i *)((pb) + 48) + (c));  \
+		uint32_t m_[2];                                                        \
+		memcpy(&m_[0], (pb) + QUANT_PACK8_N5_MASKS + 4 * (c), 4);                     \
+		memcpy(&m_[1], (pb) + QUANT_PACK8_N5_MASKS + 4 * ((c) + 4), 4);               \
+		g[0] = _mm256_sub_epi8(_mm256_and_si256(v_, m4),                       \
+				       _mm256_and_si256(mask_bytes(m_[0]), s16));      \
+		g[1] = _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(v_, 4), m4), \
+				       _mm256_and_si256(mask_bytes(m_[1]), s16));      \
+	} while (0)
+
+/* Byte j of the result is 0xFF where bit j of m is set. */
+AVX2 static inline __m256i mask_bytes(uint32_t m)
 {
-	GEMM8P_BODY(_mm256_dpbusd_avx_epi32)
+	const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+						2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+	const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+	__m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)m), spread);
+	return _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
 }
 
-AVX512VNNI static inline __attribute__((always_inline)) void
-gemm8p_body512(int n, const uint8_t *pb, const uint8_t *ab, size_t as, const int nt, float *out,
-	       size_t os)
-{
-	GEMM8P_BODY(_mm256_dpbusd_epi32)
-}
-
-/* Tokens in runs of 4 (16 registers), each run's instantiation fixed. */
-VNNI static void gemm8p_q8_0(int n, const void *w, size_t ws, const void *a, size_t as,
-			     int nt, float *out, size_t os)
-{
-	(void)ws;
-#define RUN(at, k, ot) gemm8p_body(n, w, at, as, k, ot, os)
-	QUANT_RUNS4(RUN, a, as, nt, out, os)
-#undef RUN
-}
-
-/* Tokens in runs of 8 (32 registers). */
-AVX512VNNI static void gemm8p_q8_0_512(int n, const void *w, size_t ws, const void *a,
-				       size_t as, int nt, float *out, size_t os)
-{
-	(void)ws;
-#define RUN(at, k, ot) gemm8p_body512(n, w, at, as, k, ot, os)
-	QUANT_RUNS8(RUN, a, as, nt, out, os)
-#undef RUN
-}
-
-/* Two packed groups (the second `gap` bytes after the first) in 512-bit vectors: group A's values in the low half of each
- * register, group B's in the high half, so one vpdpbusd serves 16 rows.
- * Per lane the same instructions as gemm8p_body512 (the same bits). */
-AVX512VNNI static inline __attribute__((always_inline)) void
-gemm16p_body(int n, const uint8_t *pa, size_t gap, const uint8_t *ab, size_t as, const int nt,
-	     float *out, size_t os)
-{
-	__m512 acc[8];
-	for (int t = 0; t < nt; t++)
-		acc[t] = _mm512_setzero_ps();
-	const uint8_t *pb = pa + gap;
-	for (int i = 0; i < n / 32; i++, pa += QUANT_PACK8_Q8_0, pb += QUANT_PACK8_Q8_0) {
-		__m256i dh = _mm256_inserti128_si256(
-			_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)pa)),
-			_mm_loadu_si128((const __m128i *)pb), 1);
-		__m512 dx = _mm512_cvtph_ps(dh);
-		__m512i negw = _mm512_inserti64x4(
-			_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(pa + 16))),
-			_mm256_loadu_si256((const __m256i *)(pb + 16)), 1);
-		__m512i s[8];
-		for (int t = 0; t < nt; t++)
-			s[t] = negw;
-		for (int k = 0; k < 8; k++) {   /* turned, as GEMM8P_BODY */
-			__m512i g = _mm512_inserti64x4(
-				_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(pa + 48) + k)),
-				_mm256_loadu_si256((const __m256i *)(pb + 48) + k), 1);
-			for (int t = 0; t < nt; t++) {
-				int v;
-				memcpy(&v, (ab + t * as) + i * sizeof(block_q8_0u) +
-					       offsetof(block_q8_0u, qs) + 4 * k, 4);
-				s[t] = _mm512_dpbusd_epi32(s[t], _mm512_set1_epi32(v), g);
-			}
-		}
-		for (int t = 0; t < nt; t++) {
-			const block_q8_0u *y = (const block_q8_0u *)(ab + t * as) + i;
-			acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dx, _mm512_set1_ps(y->d)),
-						 _mm512_cvtepi32_ps(s[t]), acc[t]);
-		}
+/* One instantiation per layout, VEX (AVX-VNNI, tokens in runs of 4: 16
+ * registers) and EVEX (AVX-512 VNNI, runs of 8: 32 registers). */
+#define GEMM8P_FNS(name, blk, G2v, G2e, table)                                         \
+	VNNI static inline __attribute__((always_inline)) void                         \
+	gemm8p_body_##name(int n, const uint8_t *pb, const uint8_t *ab, size_t as,    \
+			   const int nt, float *out, size_t os)                        \
+	{                                                                              \
+		const __m256i m4 = _mm256_set1_epi8(0xF), s16 = _mm256_set1_epi8(16);  \
+		const __m256i tab = _mm256_broadcastsi128_si256(                       \
+			_mm_loadu_si128((const __m128i *)(table)));                    \
+		(void)m4, (void)s16, (void)tab;                                        \
+		GEMM8P_BODY(_mm256_dpbusd_avx_epi32, blk, G2v)                         \
+	}                                                                              \
+	AVX512VNNI static inline __attribute__((always_inline)) void                   \
+	gemm8p_body512_##name(int n, const uint8_t *pb, const uint8_t *ab, size_t as, \
+			      const int nt, float *out, size_t os)                     \
+	{                                                                              \
+		const __m256i m4 = _mm256_set1_epi8(0xF), s16 = _mm256_set1_epi8(16);  \
+		const __m256i tab = _mm256_broadcastsi128_si256(                       \
+			_mm_loadu_si128((const __m128i *)(table)));                    \
+		(void)m4, (void)s16, (void)tab;                                        \
+		GEMM8P_BODY(_mm256_dpbusd_epi32, blk, G2e)                             \
+	}                                                                              \
+	VNNI static void gemm8p_##name(int n, const void *w, size_t ws, const void *a, \
+				       size_t as, int nt, float *out, size_t os)        \
+	{                                                                              \
+		(void)ws;                                                              \
+		QUANT_RUNS4(GEMM8P_RUN_##name, a, as, nt, out, os)                     \
+	}                                                                              \
+	AVX512VNNI static void gemm8p_##name##_512(int n, const void *w, size_t ws,     \
+						   const void *a, size_t as, int nt,   \
+						   float *out, size_t os)              \
+	{                                                                              \
+		(void)ws;                                                              \
+		QUANT_RUNS8(GEMM8P_RUN512_##name, a, as, nt, out, os)                  \
 	}
-	for (int t = 0; t < nt; t++)
-		_mm512_storeu_ps(out + t * os, acc[t]);
-}
 
-/* quant_gemm16_packed_get's kernel: tokens in runs of 8. */
-AVX512VNNI static void gemm16p_q8_0(int n, const void *w, size_t gap, const void *a,
-				    size_t as, int nt, float *out, size_t os)
-{
-#define RUN(at, k, ot) gemm16p_body(n, w, gap, at, as, k, ot, os)
-	QUANT_RUNS8(RUN, a, as, nt, out, os)
-#undef RUN
-}
+static const int8_t q4_0_values[16] = { -8, -7, -6, -5, -4, -3, -2, -1,
+					 0, 1, 2, 3, 4, 5, 6, 7 };
+
+#define GEMM8P_RUN_q8(at, k, ot) gemm8p_body_q8(n, w, at, as, k, ot, os)
+#define GEMM8P_RUN512_q8(at, k, ot) gemm8p_body512_q8(n, w, at, as, k, ot, os)
+#define GEMM8P_RUN_q4_0(at, k, ot) gemm8p_body_q4_0(n, w, at, as, k, ot, os)
+#define GEMM8P_RUN512_q4_0(at, k, ot) gemm8p_body512_q4_0(n, w, at, as, k, ot, os)
+#define GEMM8P_RUN_iq4_nl(at, k, ot) gemm8p_body_iq4_nl(n, w, at, as, k, ot, os)
+#define GEMM8P_RUN512_iq4_nl(at, k, ot) gemm8p_body512_iq4_nl(n, w, at, as, k, ot, os)
+#define GEMM8P_RUN_q5_0(at, k, ot) gemm8p_body_q5_0(n, w, at, as, k, ot, os)
+#define GEMM8P_RUN512_q5_0(at, k, ot) gemm8p_body512_q5_0(n, w, at, as, k, ot, os)
+
+GEMM8P_FNS(q8, QUANT_PACK8_Q8_0, G2_Q8, G2_Q8, q4_0_values)
+GEMM8P_FNS(q4_0, QUANT_PACK8_N4, G2_N4, G2_N4, q4_0_values)
+GEMM8P_FNS(iq4_nl, QUANT_PACK8_N4, G2_N4, G2_N4, iq4nl_values)
+GEMM8P_FNS(q5_0, QUANT_PACK8_N5, G2_N5_VEX, G2_N5_EVEX, q4_0_values)
+
+/* Two packed groups (the second `gap` bytes after the first) in 512-bit
+ * vectors: group A's values in the low half of each register, group B's in
+ * the high half, so one vpdpbusd serves 16 rows. Per lane the same
+ * instructions as gemm8p_body512 (the same bits). */
+#define GEMM16P_BODY(blk, G2)                                                          \
+	__m512 acc[8];                                                                 \
+	for (int t = 0; t < nt; t++)                                                   \
+		acc[t] = _mm512_setzero_ps();                                          \
+	const uint8_t *pb = pa + gap;                                                  \
+	for (int i = 0; i < n / 32; i++, pa += (blk), pb += (blk)) {                   \
+		__m256i dh = _mm256_inserti128_si256(                                  \
+			_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)pa)),  \
+			_mm_loadu_si128((const __m128i *)pb), 1);                      \
+		__m512 dx = _mm512_cvtph_ps(dh);                                       \
+		__m512i negw = CAT512(_mm256_loadu_si256((const __m256i *)(pa + 16)),  \
+				      _mm256_loadu_si256((const __m256i *)(pb + 16))); \
+		__m512i s[8];                                                          \
+		for (int t = 0; t < nt; t++)                                           \
+			s[t] = negw;                                                   \
+		for (int c = 0; c < 4; c++) {   /* as GEMM8P_BODY */                   \
+			__m512i g[2];                                                  \
+			G2(pa, pb, c, g);                                              \
+			for (int h = 0; h < 2; h++)                                    \
+				for (int t = 0; t < nt; t++) {                         \
+					int v;                                         \
+					memcpy(&v, (ab + t * as) + i * sizeof(block_q8_0u) + \
+						       offsetof(block_q8_0u, qs) +     \
+						       4 * G2##_K(c, h), 4);            \
+					s[t] = _mm512_dpbusd_epi32(s[t], _mm512_set1_epi32(v), g[h]); \
+				}                                                      \
+		}                                                                      \
+		for (int t = 0; t < nt; t++) {                                         \
+			const block_q8_0u *y = (const block_q8_0u *)(ab + t * as) + i; \
+			acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dx, _mm512_set1_ps(y->d)), \
+						 _mm512_cvtepi32_ps(s[t]), acc[t]);    \
+		}                                                                      \
+	}                                                                              \
+	for (int t = 0; t < nt; t++)                                                   \
+		_mm512_storeu_ps(out + t * os, acc[t]);
+
+#define CAT512(lo, hi) _mm512_inserti64x4(_mm512_castsi256_si512(lo), (hi), 1)
+#define LOAD512(pa, pb, c)                                                             \
+	CAT512(_mm256_loadu_si256((const __m256i *)((pa) + 48) + (c)),                \
+	       _mm256_loadu_si256((const __m256i *)((pb) + 48) + (c)))
+#define G2_512_Q8(pa, pb, c, g)                                                        \
+	(g[0] = LOAD512(pa, pb, 2 * (c)), g[1] = LOAD512(pa, pb, 2 * (c) + 1))
+#define G2_512_Q8_K G2_Q8_K
+#define G2_512_N4_K G2_N4_K
+#define G2_512_N5_K G2_N4_K
+#define G2_512_N4(pa, pb, c, g)                                                        \
+	do {                                                                           \
+		__m512i v_ = LOAD512(pa, pb, c);                                       \
+		g[0] = _mm512_shuffle_epi8(tab, _mm512_and_si512(v_, m4));             \
+		g[1] = _mm512_shuffle_epi8(tab, _mm512_and_si512(_mm512_srli_epi16(v_, 4), m4)); \
+	} while (0)
+#define G2_512_N5(pa, pb, c, g)                                                        \
+	do {                                                                           \
+		__m512i v_ = LOAD512(pa, pb, c);                                       \
+		uint32_t ma_[2], mb_[2];                                               \
+		memcpy(&ma_[0], (pa) + QUANT_PACK8_N5_MASKS + 4 * (c), 4);                    \
+		memcpy(&ma_[1], (pa) + QUANT_PACK8_N5_MASKS + 4 * ((c) + 4), 4);              \
+		memcpy(&mb_[0], (pb) + QUANT_PACK8_N5_MASKS + 4 * (c), 4);                    \
+		memcpy(&mb_[1], (pb) + QUANT_PACK8_N5_MASKS + 4 * ((c) + 4), 4);              \
+		__m512i l_ = _mm512_and_si512(v_, m4);                                 \
+		__m512i h_ = _mm512_and_si512(_mm512_srli_epi16(v_, 4), m4);           \
+		g[0] = _mm512_mask_sub_epi8(l_, ma_[0] | (uint64_t)mb_[0] << 32, l_, s16); \
+		g[1] = _mm512_mask_sub_epi8(h_, ma_[1] | (uint64_t)mb_[1] << 32, h_, s16); \
+	} while (0)
+
+/* quant_gemm16_packed_get's kernels: tokens in runs of 8. */
+#define GEMM16P_FNS(name, blk, G2, table)                                              \
+	AVX512VNNI static inline __attribute__((always_inline)) void                   \
+	gemm16p_body_##name(int n, const uint8_t *pa, size_t gap, const uint8_t *ab,  \
+			    size_t as, const int nt, float *out, size_t os)            \
+	{                                                                              \
+		const __m512i m4 = _mm512_set1_epi8(0xF), s16 = _mm512_set1_epi8(16);  \
+		const __m512i tab = _mm512_broadcast_i32x4(                            \
+			_mm_loadu_si128((const __m128i *)(table)));                    \
+		(void)m4, (void)s16, (void)tab;                                        \
+		GEMM16P_BODY(blk, G2)                                                  \
+	}                                                                              \
+	AVX512VNNI static void gemm16p_##name(int n, const void *w, size_t gap,        \
+					      const void *a, size_t as, int nt,        \
+					      float *out, size_t os)                   \
+	{                                                                              \
+		QUANT_RUNS8(GEMM16P_RUN_##name, a, as, nt, out, os)                    \
+	}
+
+#define GEMM16P_RUN_q8(at, k, ot) gemm16p_body_q8(n, w, gap, at, as, k, ot, os)
+#define GEMM16P_RUN_q4_0(at, k, ot) gemm16p_body_q4_0(n, w, gap, at, as, k, ot, os)
+#define GEMM16P_RUN_iq4_nl(at, k, ot) gemm16p_body_iq4_nl(n, w, gap, at, as, k, ot, os)
+#define GEMM16P_RUN_q5_0(at, k, ot) gemm16p_body_q5_0(n, w, gap, at, as, k, ot, os)
+
+GEMM16P_FNS(q8, QUANT_PACK8_Q8_0, G2_512_Q8, q4_0_values)
+GEMM16P_FNS(q4_0, QUANT_PACK8_N4, G2_512_N4, q4_0_values)
+GEMM16P_FNS(iq4_nl, QUANT_PACK8_N4, G2_512_N4, iq4nl_values)
+GEMM16P_FNS(q5_0, QUANT_PACK8_N5, G2_512_N5, q4_0_values)
 
 /* AVX-512 F/BW/VL/VNNI with the OS saving opmask and zmm state (cached:
  * CPUID traps to the hypervisor). */
@@ -656,19 +790,36 @@ quant_gemm8_fn quant_gemm8_packed_avx2(int type, quant_pack8_fn *ret_pack)
 {
 	if (!quant_have_avxvnni() && !quant_have_avx512vnni())
 		return NULL;
+	bool evex = quant_have_avx512vnni();
 	switch (type) {
-	case QT_Q8_0: *ret_pack = pack8_q8_0; break;
-	case QT_Q4_0: *ret_pack = pack8_q4_0; break;
-	case QT_Q5_0: *ret_pack = pack8_q5_0; break;
-	case QT_IQ4_NL: *ret_pack = pack8_iq4_nl; break;
-	default: return NULL;
+	case QT_Q8_0:
+		*ret_pack = pack8_q8_0;
+		return evex ? gemm8p_q8_512 : gemm8p_q8;
+	case QT_Q4_0:
+		*ret_pack = pack8_q4_0;
+		return evex ? gemm8p_q4_0_512 : gemm8p_q4_0;
+	case QT_Q5_0:
+		*ret_pack = pack8_q5_0;
+		return evex ? gemm8p_q5_0_512 : gemm8p_q5_0;
+	case QT_IQ4_NL:
+		*ret_pack = pack8_iq4_nl;
+		return evex ? gemm8p_iq4_nl_512 : gemm8p_iq4_nl;
+	default:
+		return NULL;
 	}
-	return quant_have_avx512vnni() ? gemm8p_q8_0_512 : gemm8p_q8_0;
 }
 
 quant_gemm8_fn quant_gemm16_packed_avx2(int type)
 {
-	return quant_pack8_as_q8_0(type) && quant_have_avx512vnni() ? gemm16p_q8_0 : NULL;
+	if (!quant_have_avx512vnni())
+		return NULL;
+	switch (type) {
+	case QT_Q8_0: return gemm16p_q8;
+	case QT_Q4_0: return gemm16p_q4_0;
+	case QT_Q5_0: return gemm16p_q5_0;
+	case QT_IQ4_NL: return gemm16p_iq4_nl;
+	default: return NULL;
+	}
 }
 
 quant_tile_fn quant_tile_avx2(int type)
