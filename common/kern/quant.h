@@ -159,8 +159,10 @@ typedef void (*quant_mdot_fn)(int n, const void *w, const void *act, size_t act_
  * values, stored as 4-bit codes (22 bytes per 32 values; Q5_0 26 with a
  * sign bit per value) the gemm turns back into them in registers, on CPUs
  * with AVX-VNNI or AVX-512 VNNI;
- * Q4_1 / Q5_1, and Q4_K / Q5_K sub-blocks, as bytes with float scales and
- * mins (44 bytes per 32 values instead of 20, 24, 18 or 22); Q6_K / Q3_K
+ * Q4_1 / Q5_1, and Q4_K / Q5_K sub-blocks, as 4-bit codes with float
+ * scales and mins (28 bytes per 32 values instead of 20 or 18; the 5-bit
+ * types 32, with a mask of the values' fifth bits, instead of 24 or 22);
+ * Q6_K / Q3_K
  * sub-blocks as signed bytes with their two 16-value integer scales and
  * the super-block's float scale (52 bytes per 32 values instead of 26 or
  * 14); these with AVX-VNNI. */
@@ -171,7 +173,8 @@ typedef void (*quant_mdot_fn)(int n, const void *w, const void *act, size_t act_
  * low nibbles and vector c + 4's in the high ones (c = 0..3); N5's 8 sign
  * masks (uint32, bit j = byte j of vector k is negative) follow them. */
 #define QUANT_PACK8_N5_MASKS (48 + 4 * QK8_0)
-#define QUANT_PACK8_MIN (32 + 32 + 32 + 8 * QK8_0) /* Q4_1 / Q5_1 / Q4_K / Q5_K */
+#define QUANT_PACK8_M4 (32 + 32 + 32 + 4 * QK8_0) /* Q4_1 / Q4_K: 4-bit codes */
+#define QUANT_PACK8_M5 (QUANT_PACK8_M4 + 32)        /* Q5_1 / Q5_K: and a bit mask */
 #define QUANT_PACK8_S16 (5 * 32 + 8 * QK8_0)     /* Q6_K / Q3_K */
 typedef void (*quant_pack8_fn)(int n, const void *w, size_t w_stride, void *dst);
 
@@ -263,7 +266,7 @@ quant_gemm8_fn quant_gemm16_packed_avx2(int type);
  * quant_gemm8_packed_s16_avx2. */
 quant_gemm8_fn quant_gemm8_packed_min_avx2(int type, quant_pack8_fn *ret_pack);
 /* quant_gemm_lowbit_avx2.c's packers of Q4_K / Q5_K into the
- * QUANT_PACK8_MIN layout (NULL for other types), and its packed gemm and
+ * QUANT_PACK8_M4 / _M5 layouts (NULL for other types), and its packed gemm and
  * packer for Q6_K / Q3_K (QUANT_PACK8_S16), or NULL. */
 quant_pack8_fn quant_pack8_kmin_avx2(int type);
 quant_gemm8_fn quant_gemm8_packed_s16_avx2(int type, quant_pack8_fn *ret_pack);

@@ -588,21 +588,23 @@ VNNI static void gemm8_q5_1(int n, const void *w, size_t ws, const void *a, size
 }
 
 /* ---- Q4_1 / Q5_1 packed for the batched gemm ----
- * Per group of 8 rows and block (QUANT_PACK8_MIN bytes): the 8 rows'
+ * Per group of 8 rows and block (QUANT_PACK8_M4 / _M5 bytes): the 8 rows'
  * scales and mins as floats, -128 * sum(q) as int32, then the 8 vectors
- * g[k] gemm8_min32 builds (values as bytes 0..31: exact). Per token the
- * packed gemm computes gemm8_min32's exact integer sums (starting from
- * -128 * sum(q), in GEMM8P_BODY's turned order) and then runs its float
- * instructions in the same order, so each token gets its bits, alone or
- * in any company. Q4_K and Q5_K sub-blocks take this layout too
- * (quant_gemm_lowbit_avx2.c packs them). */
+ * g[k] gemm8_min32 builds (values 0..31) as 4-bit codes, and for Q5_1 the
+ * masks of their fifth bits (min_pack_values). Per token the packed gemm
+ * rebuilds those vectors in registers, computes gemm8_min32's exact
+ * integer sums (starting from -128 * sum(q), in GEMM8P_BODY's turned
+ * order) and then runs its float instructions in the same order, so each
+ * token gets its bits, alone or in any company. Q4_K and Q5_K sub-blocks
+ * take this layout too (quant_gemm_lowbit_avx2.c packs them). */
 
 AVX2 static void pack8_min32(int type, size_t bb, int n, const void *w, size_t ws, void *dst)
 {
 	const uint8_t *wb = w;
 	uint8_t *o = dst;
 	const __m256i ones = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
-	for (int i = 0; i < n / QK4_0; i++, o += QUANT_PACK8_MIN) {
+	size_t blk = type == QT_Q4_1 ? QUANT_PACK8_M4 : QUANT_PACK8_M5;
+	for (int i = 0; i < n / QK4_0; i++, o += blk) {
 		__m256i g[8];
 		float dv[8], mv[8];
 		for (int r = 0; r < 8; r++) {
@@ -620,8 +622,7 @@ AVX2 static void pack8_min32(int type, size_t bb, int n, const void *w, size_t w
 		memcpy(o + MIN_PACK_D, dv, 32);
 		memcpy(o + MIN_PACK_M, mv, 32);
 		_mm256_storeu_si256((__m256i *)(o + MIN_PACK_NEGW), sumw);
-		for (int k = 0; k < 8; k++)
-			_mm256_storeu_si256((__m256i *)(o + MIN_PACK_G) + k, g[k]);
+		min_pack_values(o, g, type == QT_Q5_1);
 	}
 }
 
@@ -635,25 +636,45 @@ AVX2 static void pack8_q5_1(int n, const void *w, size_t ws, void *dst)
 	pack8_min32(QT_Q5_1, sizeof(block_q5_1), n, w, ws, dst);
 }
 
-#define GEMM8P_MIN_BODY(dp)                                                            \
+/* The vectors k = c and c + 4 of a block: the codes, plus 16 where the
+ * mask says the fifth bit is set (5-bit types; EVEX in one masked add). */
+#define G2_M4(pb, c, g)                                                                \
+	(g[0] = CODES_LO((pb) + MIN_PACK_G, c, m4), g[1] = CODES_HI((pb) + MIN_PACK_G, c, m4))
+#define G2_M5_VEX(pb, c, g)                                                            \
+	(g[0] = _mm256_add_epi8(CODES_LO((pb) + MIN_PACK_G, c, m4), _mm256_and_si256(  \
+		mask_bytes(mask_at((pb) + MIN_PACK_MASKS, c)), s16)),                  \
+	 g[1] = _mm256_add_epi8(CODES_HI((pb) + MIN_PACK_G, c, m4), _mm256_and_si256(  \
+		mask_bytes(mask_at((pb) + MIN_PACK_MASKS, (c) + 4)), s16)))
+#define G2_M5_EVEX(pb, c, g)                                                           \
+	(g[0] = CODES_LO((pb) + MIN_PACK_G, c, m4),                                    \
+	 g[0] = _mm256_mask_add_epi8(g[0], mask_at((pb) + MIN_PACK_MASKS, c), g[0], s16), \
+	 g[1] = CODES_HI((pb) + MIN_PACK_G, c, m4),                                    \
+	 g[1] = _mm256_mask_add_epi8(g[1], mask_at((pb) + MIN_PACK_MASKS, (c) + 4), g[1], s16))
+
+#define GEMM8P_MIN_BODY(dp, blk, G2)                                                   \
+	const __m256i m4 = _mm256_set1_epi8(0xF), s16 = _mm256_set1_epi8(16);          \
+	(void)s16;                                                                     \
 	__m256 acc[8];                                                                 \
 	for (int t = 0; t < nt; t++)                                                   \
 		acc[t] = _mm256_setzero_ps();                                          \
-	for (int i = 0; i < n / QK4_0; i++, pb += QUANT_PACK8_MIN) {                   \
+	for (int i = 0; i < n / QK4_0; i++, pb += (blk)) {                             \
 		__m256 dx = _mm256_loadu_ps((const float *)(pb + MIN_PACK_D));         \
 		__m256 mx = _mm256_loadu_ps((const float *)(pb + MIN_PACK_M));         \
 		__m256i negw = _mm256_loadu_si256((const __m256i *)(pb + MIN_PACK_NEGW)); \
 		__m256i s[8];                                                          \
 		for (int t = 0; t < nt; t++)                                           \
 			s[t] = negw;                                                   \
-		for (int k = 0; k < 8; k++) {   /* turned, as GEMM8P_BODY */           \
-			__m256i g = _mm256_loadu_si256((const __m256i *)(pb + MIN_PACK_G) + k); \
-			for (int t = 0; t < nt; t++) {                                 \
-				int v;                                                 \
-				memcpy(&v, (ab + t * as) + i * sizeof(block_q8_0u) +   \
-					       offsetof(block_q8_0u, qs) + 4 * k, 4);  \
-				s[t] = dp(s[t], _mm256_set1_epi32(v), g);              \
-			}                                                              \
+		for (int c = 0; c < 4; c++) {   /* turned, as GEMM8P_BODY */           \
+			__m256i g[2];   /* vectors c and c + 4 */                      \
+			G2(pb, c, g);                                                  \
+			for (int h = 0; h < 2; h++)                                    \
+				for (int t = 0; t < nt; t++) {                         \
+					int v;                                         \
+					memcpy(&v, (ab + t * as) + i * sizeof(block_q8_0u) + \
+						       offsetof(block_q8_0u, qs) +     \
+						       4 * (c + 4 * h), 4);             \
+					s[t] = dp(s[t], _mm256_set1_epi32(v), g[h]);   \
+				}                                                      \
 		}                                                                      \
 		for (int t = 0; t < nt; t++) {                                         \
 			const block_q8_0u *y = (const block_q8_0u *)(ab + t * as) + i; \
@@ -665,39 +686,42 @@ AVX2 static void pack8_q5_1(int n, const void *w, size_t ws, void *dst)
 	for (int t = 0; t < nt; t++)                                                   \
 		_mm256_storeu_ps(out + t * os, acc[t]);
 
-VNNI static inline __attribute__((always_inline)) void
-gemm8p_min_body(int n, const uint8_t *pb, const uint8_t *ab, size_t as, const int nt,
-		float *out, size_t os)
-{
-	GEMM8P_MIN_BODY(_mm256_dpbusd_avx_epi32)
-}
+/* Per layout: VEX (AVX-VNNI) with tokens in runs of 4 (16 registers), EVEX
+ * (AVX-512 VNNI) in runs of 8 (32 registers), each run's instantiation fixed. */
+#define GEMM8P_MIN_FNS(name, blk, G2v, G2e)                                            \
+	VNNI static inline __attribute__((always_inline)) void                         \
+	gemm8p_##name##_body(int n, const uint8_t *pb, const uint8_t *ab, size_t as,  \
+			     const int nt, float *out, size_t os)                      \
+	{                                                                              \
+		GEMM8P_MIN_BODY(_mm256_dpbusd_avx_epi32, blk, G2v)                     \
+	}                                                                              \
+	AVX512VNNI static inline __attribute__((always_inline)) void                   \
+	gemm8p_##name##_body512(int n, const uint8_t *pb, const uint8_t *ab, size_t as, \
+				const int nt, float *out, size_t os)                   \
+	{                                                                              \
+		GEMM8P_MIN_BODY(_mm256_dpbusd_epi32, blk, G2e)                         \
+	}                                                                              \
+	VNNI static void gemm8p_##name(int n, const void *w, size_t ws, const void *a, \
+				       size_t as, int nt, float *out, size_t os)        \
+	{                                                                              \
+		(void)ws;                                                              \
+		QUANT_RUNS4(GEMM8P_RUN_##name, a, as, nt, out, os)                     \
+	}                                                                              \
+	AVX512VNNI static void gemm8p_##name##_512(int n, const void *w, size_t ws,     \
+						   const void *a, size_t as, int nt,   \
+						   float *out, size_t os)              \
+	{                                                                              \
+		(void)ws;                                                              \
+		QUANT_RUNS8(GEMM8P_RUN512_##name, a, as, nt, out, os)                  \
+	}
 
-AVX512VNNI static inline __attribute__((always_inline)) void
-gemm8p_min_body512(int n, const uint8_t *pb, const uint8_t *ab, size_t as, const int nt,
-		   float *out, size_t os)
-{
-	GEMM8P_MIN_BODY(_mm256_dpbusd_epi32)
-}
+#define GEMM8P_RUN_m4(at, k, ot) gemm8p_m4_body(n, w, at, as, k, ot, os)
+#define GEMM8P_RUN512_m4(at, k, ot) gemm8p_m4_body512(n, w, at, as, k, ot, os)
+#define GEMM8P_RUN_m5(at, k, ot) gemm8p_m5_body(n, w, at, as, k, ot, os)
+#define GEMM8P_RUN512_m5(at, k, ot) gemm8p_m5_body512(n, w, at, as, k, ot, os)
 
-/* Tokens in runs of 4 (16 registers), each run's instantiation fixed. */
-VNNI static void gemm8p_min(int n, const void *w, size_t ws, const void *a, size_t as,
-			    int nt, float *out, size_t os)
-{
-	(void)ws;
-#define RUN(at, k, ot) gemm8p_min_body(n, w, at, as, k, ot, os)
-	QUANT_RUNS4(RUN, a, as, nt, out, os)
-#undef RUN
-}
-
-/* Tokens in runs of 8 (32 registers). */
-AVX512VNNI static void gemm8p_min_512(int n, const void *w, size_t ws, const void *a,
-				      size_t as, int nt, float *out, size_t os)
-{
-	(void)ws;
-#define RUN(at, k, ot) gemm8p_min_body512(n, w, at, as, k, ot, os)
-	QUANT_RUNS8(RUN, a, as, nt, out, os)
-#undef RUN
-}
+GEMM8P_MIN_FNS(m4, QUANT_PACK8_M4, G2_M4, G2_M4)
+GEMM8P_MIN_FNS(m5, QUANT_PACK8_M5, G2_M5_VEX, G2_M5_EVEX)
 
 quant_gemm8_fn quant_gemm8_packed_min_avx2(int type, quant_pack8_fn *ret_pack)
 {
@@ -710,7 +734,10 @@ quant_gemm8_fn quant_gemm8_packed_min_avx2(int type, quant_pack8_fn *ret_pack)
 	case QT_Q5_K: *ret_pack = quant_pack8_kmin_avx2(type); break;
 	default: return quant_gemm8_packed_s16_avx2(type, ret_pack);
 	}
-	return quant_have_avx512vnni() ? gemm8p_min_512 : gemm8p_min;
+	bool evex = quant_have_avx512vnni();
+	if (type == QT_Q4_1 || type == QT_Q4_K)
+		return evex ? gemm8p_m4_512 : gemm8p_m4;
+	return evex ? gemm8p_m5_512 : gemm8p_m5;
 }
 
 quant_gemm8_fn quant_gemm8_lowbit_avx2(int type)

@@ -452,7 +452,27 @@ AVX2 static inline void pack8_head(const __m256i g[8], const uint16_t dh[8], uin
  * (Q4_0, IQ4_NL, Q5_0: QUANT_PACK8_N4 / _N5, see quant.h): code(g) gives
  * each value's code in its low 4 bits, and for Q5_0 the sign masks of the
  * values follow, so the gemm rebuilds the same int8 vectors. */
-#define PACK8_BODY(load8, blk, code, masks)                                            	uint8_t *o = dst;                                                              	const __m256i m4 = _mm256_set1_epi8(0xF);                                      	(void)m4;                                                                      	for (int i = 0; i < n / QK8_0; i++, o += (blk)) {                              		__m256i g[8];                                                          		uint16_t dh[8];                                                        		load8(w, ws, i, g, dh);                                                		transpose8_epi32(g);                                                   		pack8_head(g, dh, o);                                                  		if ((blk) == QUANT_PACK8_Q8_0) {                                       			for (int k = 0; k < 8; k++)                                    				_mm256_storeu_si256((__m256i *)(o + 48) + k, g[k]);    			continue;                                                      		}                                                                      		for (int c = 0; c < 4; c++) /* k = c low, k = c + 4 high nibbles */   			_mm256_storeu_si256((__m256i *)(o + 48) + c, _mm256_or_si256(  				_mm256_and_si256(code(g[c]), m4),                      				_mm256_slli_epi16(_mm256_and_si256(code(g[c + 4]), m4), 4))); 		for (int k = 0; (masks) && k < 8; k++) {                               			uint32_t m = (uint32_t)_mm256_movemask_epi8(g[k]);             			memcpy(o + QUANT_PACK8_N5_MASKS + 4 * k, &m, 4);                      		}                                                                      	}
+#define PACK8_BODY(load8, blk, code, masks)                                            \
+	uint8_t *o = dst;                                                              \
+	for (int i = 0; i < n / QK8_0; i++, o += (blk)) {                              \
+		__m256i g[8];                                                          \
+		uint16_t dh[8];                                                        \
+		load8(w, ws, i, g, dh);                                                \
+		transpose8_epi32(g);                                                   \
+		pack8_head(g, dh, o);                                                  \
+		if ((blk) == QUANT_PACK8_Q8_0) {                                       \
+			for (int k = 0; k < 8; k++)                                    \
+				_mm256_storeu_si256((__m256i *)(o + 48) + k, g[k]);    \
+			continue;                                                      \
+		}                                                                      \
+		for (int k = 0; (masks) && k < 8; k++) {                               \
+			uint32_t m = (uint32_t)_mm256_movemask_epi8(g[k]);             \
+			memcpy(o + QUANT_PACK8_N5_MASKS + 4 * k, &m, 4);               \
+		}                                                                      \
+		for (int k = 0; k < 8; k++)                                            \
+			g[k] = code(g[k]);                                             \
+		pack_codes(o + 48, g);                                                 \
+	}
 
 #define CODE_NONE(v) (v)
 #define CODE_Q4_0(v) _mm256_add_epi8((v), _mm256_set1_epi8(8))
@@ -541,43 +561,20 @@ AVX2 static void pack8_iq4_nl(int n, const void *w, size_t ws, void *dst)
 #define G2_N5_VEX_K G2_N4_K
 #define G2_N5_EVEX_K G2_N4_K
 #define G2_N4(pb, c, g)                                                                \
-	do {                                                                           \
-		__m256i v_ = _mm256_loadu_si256((const __m256i *)((pb) + 48) + (c));  \
-		g[0] = _mm256_shuffle_epi8(tab, _mm256_and_si256(v_, m4));             \
-		g[1] = _mm256_shuffle_epi8(tab, _mm256_and_si256(_mm256_srli_epi16(v_, 4), m4)); \
-	} while (0)
+	(g[0] = _mm256_shuffle_epi8(tab, CODES_LO((pb) + 48, c, m4)),                  \
+	 g[1] = _mm256_shuffle_epi8(tab, CODES_HI((pb) + 48, c, m4)))
 #define G2_N5_EVEX(pb, c, g)                                                           \
-	do {                                                                           \
-		__m256i v_ = _mm256_loadu_si256((const __m256i *)((pb) + 48) + (c));  \
-		uint32_t m_[2];                                                        \
-		memcpy(&m_[0], (pb) + QUANT_PACK8_N5_MASKS + 4 * (c), 4);                     \
-		memcpy(&m_[1], (pb) + QUANT_PACK8_N5_MASKS + 4 * ((c) + 4), 4);               \
-		__m256i l_ = _mm256_and_si256(v_, m4);                                 \
-		__m256i h_ = _mm256_and_si256(_mm256_srli_epi16(v_, 4), m4);           \
-		g[0] = _mm256_mask_sub_epi8(l_, (__mmask32)m_[0], l_, s16);            \
-		g[1] = _mm256_mask_sub_epi8(h_, (__mmask32)m_[1], h_, s16);            \
-	} while (0)
+	(g[0] = CODES_LO((pb) + 48, c, m4),                                            \
+	 g[0] = _mm256_mask_sub_epi8(g[0], mask_at((pb) + QUANT_PACK8_N5_MASKS, c),     \
+				     g[0], s16),                                      \
+	 g[1] = CODES_HI((pb) + 48, c, m4),                                            \
+	 g[1] = _mm256_mask_sub_epi8(g[1], mask_at((pb) + QUANT_PACK8_N5_MASKS, (c) + 4), \
+				     g[1], s16))
 #define G2_N5_VEX(pb, c, g)                                                            \
-	do {                                                                           \
-		__m256i v_ = _mm256_loadu_si256((const __m256i *)((pb) + 48) + (c));  \
-		uint32_t m_[2];                                                        \
-		memcpy(&m_[0], (pb) + QUANT_PACK8_N5_MASKS + 4 * (c), 4);                     \
-		memcpy(&m_[1], (pb) + QUANT_PACK8_N5_MASKS + 4 * ((c) + 4), 4);               \
-		g[0] = _mm256_sub_epi8(_mm256_and_si256(v_, m4),                       \
-				       _mm256_and_si256(mask_bytes(m_[0]), s16));      \
-		g[1] = _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(v_, 4), m4), \
-				       _mm256_and_si256(mask_bytes(m_[1]), s16));      \
-	} while (0)
-
-/* Byte j of the result is 0xFF where bit j of m is set. */
-AVX2 static inline __m256i mask_bytes(uint32_t m)
-{
-	const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
-						2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
-	const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
-	__m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)m), spread);
-	return _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
-}
+	(g[0] = _mm256_sub_epi8(CODES_LO((pb) + 48, c, m4), _mm256_and_si256(          \
+		mask_bytes(mask_at((pb) + QUANT_PACK8_N5_MASKS, c)), s16)),           \
+	 g[1] = _mm256_sub_epi8(CODES_HI((pb) + 48, c, m4), _mm256_and_si256(          \
+		mask_bytes(mask_at((pb) + QUANT_PACK8_N5_MASKS, (c) + 4)), s16)))
 
 /* One instantiation per layout, VEX (AVX-VNNI, tokens in runs of 4: 16
  * registers) and EVEX (AVX-512 VNNI, runs of 8: 32 registers). */
@@ -691,16 +688,14 @@ GEMM8P_FNS(q5_0, QUANT_PACK8_N5, G2_N5_VEX, G2_N5_EVEX, q4_0_values)
 #define G2_512_N5(pa, pb, c, g)                                                        \
 	do {                                                                           \
 		__m512i v_ = LOAD512(pa, pb, c);                                       \
-		uint32_t ma_[2], mb_[2];                                               \
-		memcpy(&ma_[0], (pa) + QUANT_PACK8_N5_MASKS + 4 * (c), 4);                    \
-		memcpy(&ma_[1], (pa) + QUANT_PACK8_N5_MASKS + 4 * ((c) + 4), 4);              \
-		memcpy(&mb_[0], (pb) + QUANT_PACK8_N5_MASKS + 4 * (c), 4);                    \
-		memcpy(&mb_[1], (pb) + QUANT_PACK8_N5_MASKS + 4 * ((c) + 4), 4);              \
 		__m512i l_ = _mm512_and_si512(v_, m4);                                 \
 		__m512i h_ = _mm512_and_si512(_mm512_srli_epi16(v_, 4), m4);           \
-		g[0] = _mm512_mask_sub_epi8(l_, ma_[0] | (uint64_t)mb_[0] << 32, l_, s16); \
-		g[1] = _mm512_mask_sub_epi8(h_, ma_[1] | (uint64_t)mb_[1] << 32, h_, s16); \
+		g[0] = _mm512_mask_sub_epi8(l_, MASK64(pa, pb, c), l_, s16);           \
+		g[1] = _mm512_mask_sub_epi8(h_, MASK64(pa, pb, (c) + 4), h_, s16);     \
 	} while (0)
+#define MASK64(pa, pb, k)                                                              \
+	(mask_at((pa) + QUANT_PACK8_N5_MASKS, k) |                                     \
+	 (uint64_t)mask_at((pb) + QUANT_PACK8_N5_MASKS, k) << 32)
 
 /* quant_gemm16_packed_get's kernels: tokens in runs of 8. */
 #define GEMM16P_FNS(name, blk, G2, table)                                              \

@@ -302,7 +302,8 @@ VNNI static void gemm8_iq4_xs(int n, const void *w, size_t ws, const void *a, si
  * taken once at load, as gemm8_k does per call. Q4_K / Q5_K sub-blocks go
  * into Q4_1's layout (scale d * sc, min -dmin * m: the same lane values
  * and float instructions as gemm8_k, so the same bits), served by
- * quant_avx2.c's gemm8p_min. Q6_K / Q3_K sub-blocks go into S16 below. */
+ * quant_avx2.c's gemm8p_m4 / gemm8p_m5. Q6_K / Q3_K sub-blocks go into
+ * S16 below. */
 
 #define S16_D 0        /* the rows' super-block scale d, float */
 #define S16_SL 32      /* their scales of values 0..15 and 16..31, int32 */
@@ -341,9 +342,8 @@ pack8_k(int type, size_t bb, int n, const void *w, size_t ws, void *dst)
 			memcpy(o + MIN_PACK_D, s.ds[b], 32);
 			memcpy(o + MIN_PACK_M, mv, 32);
 			_mm256_storeu_si256((__m256i *)(o + MIN_PACK_NEGW), _mm256_add_epi32(nlo, nhi));
-			for (int k = 0; k < 8; k++)
-				_mm256_storeu_si256((__m256i *)(o + MIN_PACK_G) + k, g[k]);
-			o += QUANT_PACK8_MIN;
+			min_pack_values(o, g, type == QT_Q5_K);
+			o += type == QT_Q5_K ? QUANT_PACK8_M5 : QUANT_PACK8_M4;
 		}
 	}
 }

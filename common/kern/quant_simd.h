@@ -10,6 +10,7 @@
 
 #if defined(__x86_64__)
 #include <immintrin.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -51,13 +52,62 @@
 		}                                                              \
 	}
 
-/* Offsets in a QUANT_PACK8_MIN group (Q4_1, Q5_1, Q4_K, Q5_K): the 8
+/* Offsets in a QUANT_PACK8_M4 / _M5 group (Q4_1, Q5_1, Q4_K, Q5_K): the 8
  * rows' float scales and mins, their -128 * sum(q) as int32, then the 8
- * transposed vectors of byte values (0..31). */
+ * transposed vectors of values (0..31) as 4-bit codes (pack_codes), and
+ * for the 5-bit types the masks of their fifth bits (uint32 per vector). */
 #define MIN_PACK_D 0
 #define MIN_PACK_M 32
 #define MIN_PACK_NEGW 64
 #define MIN_PACK_G 96
+#define MIN_PACK_MASKS (MIN_PACK_G + 4 * 32)
+
+/* Stores 8 vectors' low 4 bits in 128 bytes: vector c (0..3) in the low
+ * nibbles of bytes 32c..32c+31, vector c + 4 in their high nibbles. */
+AVX2 static inline void pack_codes(uint8_t *dst, const __m256i v[8])
+{
+	const __m256i m4 = _mm256_set1_epi8(0xF);
+	for (int c = 0; c < 4; c++)
+		_mm256_storeu_si256((__m256i *)dst + c, _mm256_or_si256(
+			_mm256_and_si256(v[c], m4),
+			_mm256_slli_epi16(_mm256_and_si256(v[c + 4], m4), 4)));
+}
+
+/* The codes of vectors c and c + 4 that pack_codes stored at p. */
+#define CODES_LO(p, c, m4)                                                     \
+	_mm256_and_si256(_mm256_loadu_si256((const __m256i *)(p) + (c)), (m4))
+#define CODES_HI(p, c, m4)                                                     \
+	_mm256_and_si256(_mm256_srli_epi16(                                    \
+		_mm256_loadu_si256((const __m256i *)(p) + (c)), 4), (m4))
+
+/* Byte j of the result is 0xFF where bit j of m is set. */
+AVX2 static inline __m256i mask_bytes(uint32_t m)
+{
+	const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+						2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+	const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+	__m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)m), spread);
+	return _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
+}
+
+/* A MIN group's values g (0..31, transposed): their codes, and for the
+ * 5-bit types (five) the masks of their fifth bits. */
+AVX2 static inline void min_pack_values(uint8_t *o, const __m256i g[8], bool five)
+{
+	for (int k = 0; five && k < 8; k++) {
+		uint32_t m = (uint32_t)_mm256_movemask_epi8(_mm256_slli_epi16(g[k], 3));
+		memcpy(o + MIN_PACK_MASKS + 4 * k, &m, 4);
+	}
+	pack_codes(o + MIN_PACK_G, g);
+}
+
+/* The uint32 mask k at p (unaligned). */
+static inline uint32_t mask_at(const uint8_t *p, int k)
+{
+	uint32_t m;
+	memcpy(&m, p + 4 * k, 4);
+	return m;
+}
 
 AVX2 static inline float hsum8(__m256 v)
 {
