@@ -681,14 +681,14 @@ int quant_unpack8_row(int type, int64_t n, const void *group, int lane, void *ds
 		memcpy(&b[i].d, o + 2 * lane, 2);
 		for (int k = 0; k < 8; k++) {
 			if (type == QT_Q8_0) {
-				memcpy(b[i].qs + 4 * k, o + 48 + 32 * k + 4 * lane, 4);
+				memcpy(b[i].qs + 4 * k, o + QUANT_PACK8_V + 32 * k + 4 * lane, 4);
 				continue;
 			}
 			uint32_t m = 0;   /* Q5_0: the values' sign bits */
 			if (type == QT_Q5_0)
 				memcpy(&m, o + QUANT_PACK8_N5_MASKS + 4 * k, 4);
 			for (int j = 4 * lane; j < 4 * lane + 4; j++) {
-				uint8_t byte = o[48 + 32 * (k & 3) + j];
+				uint8_t byte = o[QUANT_PACK8_V + 32 * (k & 3) + j];
 				int code = k < 4 ? byte & 15 : byte >> 4;
 				b[i].qs[4 * k + j - 4 * lane] = (int8_t)(
 					type == QT_IQ4_NL ? iq4nl_values[code] :

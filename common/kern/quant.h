@@ -153,10 +153,10 @@ typedef void (*quant_mdot_fn)(int n, const void *w, const void *act, size_t act_
  * the packed gemm reads (a group's rows transposed once, at load, instead of
  * at every product). The packed gemm takes a group as w (w_stride unused)
  * and gives per token exactly the bits of quant_gemm8_get(type)'s, and a
- * token's result does not depend on n_tok or the other tokens. Q8_0 (38
- * bytes per 32 values: the 8 rows' f16 scales, -128 * sum(q) as int32, the
+ * token's result does not depend on n_tok or the other tokens. Q8_0 (36
+ * bytes per 32 values: the 8 rows' f16 scales, -sum(q) as int16, the
  * values transposed), and Q4_0 / Q5_0 / IQ4_NL in the same vectors of int8
- * values, stored as 4-bit codes (22 bytes per 32 values; Q5_0 26 with a
+ * values, stored as 4-bit codes (20 bytes per 32 values; Q5_0 24 with a
  * sign bit per value) the gemm turns back into them in registers, on CPUs
  * with AVX-VNNI or AVX-512 VNNI;
  * Q4_1 / Q5_1, and Q4_K / Q5_K sub-blocks, as 4-bit codes with float
@@ -166,13 +166,15 @@ typedef void (*quant_mdot_fn)(int n, const void *w, const void *act, size_t act_
  * sub-blocks as signed bytes with their two 16-value integer scales and
  * the super-block's float scale (52 bytes per 32 values instead of 26 or
  * 14); these with AVX-VNNI. */
-#define QUANT_PACK8_Q8_0 (16 + 32 + 8 * QK8_0)   /* bytes per block of 8 rows */
-#define QUANT_PACK8_N4 (16 + 32 + 4 * QK8_0)     /* Q4_0 / IQ4_NL: 4-bit codes */
-#define QUANT_PACK8_N5 (QUANT_PACK8_N4 + 32)     /* Q5_0: codes and sign masks */
-/* In N4 / N5 blocks, the codes are at 48: per 32 bytes, vector c's in the
- * low nibbles and vector c + 4's in the high ones (c = 0..3); N5's 8 sign
- * masks (uint32, bit j = byte j of vector k is negative) follow them. */
-#define QUANT_PACK8_N5_MASKS (48 + 4 * QK8_0)
+#define QUANT_PACK8_V 32                         /* the values' offset */
+#define QUANT_PACK8_Q8_0 (QUANT_PACK8_V + 8 * QK8_0) /* bytes per block of 8 rows */
+#define QUANT_PACK8_N4 (QUANT_PACK8_V + 4 * QK8_0)   /* Q4_0 / IQ4_NL: 4-bit codes */
+#define QUANT_PACK8_N5 (QUANT_PACK8_N4 + 32)         /* Q5_0: codes and sign masks */
+/* In N4 / N5 blocks, the codes are at QUANT_PACK8_V: per 32 bytes, vector
+ * c's in the low nibbles and vector c + 4's in the high ones (c = 0..3);
+ * N5's 8 sign masks (uint32, bit j = byte j of vector k is negative)
+ * follow them. */
+#define QUANT_PACK8_N5_MASKS (QUANT_PACK8_V + 4 * QK8_0)
 #define QUANT_PACK8_M4 (32 + 32 + 32 + 4 * QK8_0) /* Q4_1 / Q4_K: 4-bit codes */
 #define QUANT_PACK8_M5 (QUANT_PACK8_M4 + 32)        /* Q5_1 / Q5_K: and a bit mask */
 #define QUANT_PACK8_S16 (5 * 32 + 8 * QK8_0)     /* Q6_K / Q3_K */

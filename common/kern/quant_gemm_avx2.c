@@ -433,8 +433,9 @@ GEMM8_FNS(iq4_nl, load8_iq4_nl)
  * to gemm8_q8_0; without the transpose a lone token costs less than the
  * dot. */
 
-/* The head of a packed block: the 8 f16 scales and the rows' -128 * sum(q)
- * of the transposed vectors g; the values follow at o + 48. */
+/* The head of a packed block: the 8 rows' f16 scales, then their -sum(q)
+ * as int16 (the gemm starts from 128 times it) of the transposed vectors
+ * g; the values follow at o + QUANT_PACK8_V. */
 AVX2 static inline void pack8_head(const __m256i g[8], const uint16_t dh[8], uint8_t *o)
 {
 	const __m256i ones = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
@@ -442,9 +443,13 @@ AVX2 static inline void pack8_head(const __m256i g[8], const uint16_t dh[8], uin
 	for (int k = 0; k < 8; k++)   /* vpdpbusd(sumw, 1, g[k]) in AVX2 */
 		sumw = _mm256_add_epi32(sumw, _mm256_madd_epi16(
 			_mm256_maddubs_epi16(ones, g[k]), ones16));
-	sumw = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(sumw, 7));
+	int32_t sum[8];
+	int16_t neg[8];
+	_mm256_storeu_si256((__m256i *)sum, sumw);
+	for (int r = 0; r < 8; r++)
+		neg[r] = (int16_t)-sum[r];   /* |sum| <= 32 * 128 */
 	memcpy(o, dh, 16);
-	_mm256_storeu_si256((__m256i *)(o + 16), sumw);
+	memcpy(o + 16, neg, 16);
 }
 
 /* Packs rows whose load8 gives signed int8 values and one f16 scale per
@@ -462,7 +467,7 @@ AVX2 static inline void pack8_head(const __m256i g[8], const uint16_t dh[8], uin
 		pack8_head(g, dh, o);                                                  \
 		if ((blk) == QUANT_PACK8_Q8_0) {                                       \
 			for (int k = 0; k < 8; k++)                                    \
-				_mm256_storeu_si256((__m256i *)(o + 48) + k, g[k]);    \
+				_mm256_storeu_si256((__m256i *)(o + QUANT_PACK8_V) + k, g[k]);    \
 			continue;                                                      \
 		}                                                                      \
 		for (int k = 0; (masks) && k < 8; k++) {                               \
@@ -471,7 +476,7 @@ AVX2 static inline void pack8_head(const __m256i g[8], const uint16_t dh[8], uin
 		}                                                                      \
 		for (int k = 0; k < 8; k++)                                            \
 			g[k] = code(g[k]);                                             \
-		pack_codes(o + 48, g);                                                 \
+		pack_codes(o + QUANT_PACK8_V, g);                                                 \
 	}
 
 #define CODE_NONE(v) (v)
@@ -523,7 +528,8 @@ AVX2 static void pack8_iq4_nl(int n, const void *w, size_t ws, void *dst)
 		acc[t] = _mm256_setzero_ps();                                          \
 	for (int i = 0; i < n / 32; i++, pb += (blk)) {                                \
 		__m256 dx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)pb));     \
-		__m256i negw = _mm256_loadu_si256((const __m256i *)(pb + 16));         \
+		__m256i negw = _mm256_slli_epi32(_mm256_cvtepi16_epi32(                \
+			_mm_loadu_si128((const __m128i *)(pb + 16))), 7);              \
 		__m256i s[QUANT_GEMM8_TOKENS];                                         \
 		for (int t = 0; t < nt; t++)                                           \
 			s[t] = negw;                                                   \
@@ -554,26 +560,26 @@ AVX2 static void pack8_iq4_nl(int n, const void *w, size_t ws, void *dst)
  * set; EVEX does it with one masked subtraction, VEX spreads the mask to
  * bytes first). */
 #define G2_Q8(pb, c, g)                                                                \
-	(g[0] = _mm256_loadu_si256((const __m256i *)((pb) + 48) + 2 * (c)),           \
-	 g[1] = _mm256_loadu_si256((const __m256i *)((pb) + 48) + 2 * (c) + 1))
+	(g[0] = _mm256_loadu_si256((const __m256i *)((pb) + QUANT_PACK8_V) + 2 * (c)),           \
+	 g[1] = _mm256_loadu_si256((const __m256i *)((pb) + QUANT_PACK8_V) + 2 * (c) + 1))
 #define G2_Q8_K(c, h) (2 * (c) + (h))     /* in the order they are stored */
 #define G2_N4_K(c, h) ((c) + 4 * (h))     /* low nibbles, then high */
 #define G2_N5_VEX_K G2_N4_K
 #define G2_N5_EVEX_K G2_N4_K
 #define G2_N4(pb, c, g)                                                                \
-	(g[0] = _mm256_shuffle_epi8(tab, CODES_LO((pb) + 48, c, m4)),                  \
-	 g[1] = _mm256_shuffle_epi8(tab, CODES_HI((pb) + 48, c, m4)))
+	(g[0] = _mm256_shuffle_epi8(tab, CODES_LO((pb) + QUANT_PACK8_V, c, m4)),                  \
+	 g[1] = _mm256_shuffle_epi8(tab, CODES_HI((pb) + QUANT_PACK8_V, c, m4)))
 #define G2_N5_EVEX(pb, c, g)                                                           \
-	(g[0] = CODES_LO((pb) + 48, c, m4),                                            \
+	(g[0] = CODES_LO((pb) + QUANT_PACK8_V, c, m4),                                            \
 	 g[0] = _mm256_mask_sub_epi8(g[0], mask_at((pb) + QUANT_PACK8_N5_MASKS, c),     \
 				     g[0], s16),                                      \
-	 g[1] = CODES_HI((pb) + 48, c, m4),                                            \
+	 g[1] = CODES_HI((pb) + QUANT_PACK8_V, c, m4),                                            \
 	 g[1] = _mm256_mask_sub_epi8(g[1], mask_at((pb) + QUANT_PACK8_N5_MASKS, (c) + 4), \
 				     g[1], s16))
 #define G2_N5_VEX(pb, c, g)                                                            \
-	(g[0] = _mm256_sub_epi8(CODES_LO((pb) + 48, c, m4), _mm256_and_si256(          \
+	(g[0] = _mm256_sub_epi8(CODES_LO((pb) + QUANT_PACK8_V, c, m4), _mm256_and_si256(          \
 		mask_bytes(mask_at((pb) + QUANT_PACK8_N5_MASKS, c)), s16)),           \
-	 g[1] = _mm256_sub_epi8(CODES_HI((pb) + 48, c, m4), _mm256_and_si256(          \
+	 g[1] = _mm256_sub_epi8(CODES_HI((pb) + QUANT_PACK8_V, c, m4), _mm256_and_si256(          \
 		mask_bytes(mask_at((pb) + QUANT_PACK8_N5_MASKS, (c) + 4)), s16)))
 
 /* One instantiation per layout, VEX (AVX-VNNI, tokens in runs of 4: 16
@@ -644,8 +650,10 @@ GEMM8P_FNS(q5_0, QUANT_PACK8_N5, G2_N5_VEX, G2_N5_EVEX, q4_0_values)
 			_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)pa)),  \
 			_mm_loadu_si128((const __m128i *)pb), 1);                      \
 		__m512 dx = _mm512_cvtph_ps(dh);                                       \
-		__m512i negw = CAT512(_mm256_loadu_si256((const __m256i *)(pa + 16)),  \
-				      _mm256_loadu_si256((const __m256i *)(pb + 16))); \
+		__m512i negw = _mm512_slli_epi32(_mm512_cvtepi16_epi32(                \
+			_mm256_inserti128_si256(_mm256_castsi128_si256(                \
+				_mm_loadu_si128((const __m128i *)(pa + 16))),          \
+				_mm_loadu_si128((const __m128i *)(pb + 16)), 1)), 7);  \
 		__m512i s[8];                                                          \
 		for (int t = 0; t < nt; t++)                                           \
 			s[t] = negw;                                                   \
@@ -672,8 +680,8 @@ GEMM8P_FNS(q5_0, QUANT_PACK8_N5, G2_N5_VEX, G2_N5_EVEX, q4_0_values)
 
 #define CAT512(lo, hi) _mm512_inserti64x4(_mm512_castsi256_si512(lo), (hi), 1)
 #define LOAD512(pa, pb, c)                                                             \
-	CAT512(_mm256_loadu_si256((const __m256i *)((pa) + 48) + (c)),                \
-	       _mm256_loadu_si256((const __m256i *)((pb) + 48) + (c)))
+	CAT512(_mm256_loadu_si256((const __m256i *)((pa) + QUANT_PACK8_V) + (c)),                \
+	       _mm256_loadu_si256((const __m256i *)((pb) + QUANT_PACK8_V) + (c)))
 #define G2_512_Q8(pa, pb, c, g)                                                        \
 	(g[0] = LOAD512(pa, pb, 2 * (c)), g[1] = LOAD512(pa, pb, 2 * (c) + 1))
 #define G2_512_Q8_K G2_Q8_K
