@@ -425,10 +425,11 @@ GEMM8_FNS(iq4_nl, load8_iq4_nl)
 
 /* ---- the packed Q8_0 gemm: GEMM8_BODY on rows transposed at load ----
  * Per group of 8 rows and block i (QUANT_PACK8_Q8_0 bytes): the 8 f16
- * scales, the 8 rows' -128 * sum(q) as int32, then the 8 vectors g[k] that
- * load8 + transpose8_epi32 give. Per token it computes GEMM8_BODY's
- * exact integer sums (starting from -128 * sum(q) instead of subtracting
- * it at the end: one instruction less per token and block) and then runs
+ * scales, the 8 rows' -sum(q) as int16, then the 8 vectors g[k] that
+ * load8 + transpose8_epi32 give (Q4_0, Q5_0, IQ4_NL: as 4-bit codes). Per
+ * token it computes GEMM8_BODY's exact integer sums (starting from
+ * -128 * sum(q) instead of subtracting it at the end: one instruction less
+ * per token and block) and then runs
  * its float instructions in the same order, so results are bit-identical
  * to gemm8_q8_0; without the transpose a lone token costs less than the
  * dot. */
