@@ -162,10 +162,10 @@ typedef void (*quant_mdot_fn)(int n, const void *w, const void *act, size_t act_
  * Q4_1 / Q5_1, and Q4_K / Q5_K sub-blocks, as 4-bit codes with float
  * scales and mins (28 bytes per 32 values instead of 20 or 18; the 5-bit
  * types 32, with a mask of the values' fifth bits, instead of 24 or 22);
- * Q6_K / Q3_K
- * sub-blocks as signed bytes with their two 16-value integer scales and
- * the super-block's float scale (52 bytes per 32 values instead of 26 or
- * 14); these with AVX-VNNI. */
+ * Q6_K / Q3_K sub-blocks as signed bytes (Q3_K: 4-bit codes) with their
+ * two 16-value integer scales and the super-block's float scale (42 bytes
+ * per 32 values instead of 26; Q3_K 26 instead of 14); these with AVX-VNNI
+ * or AVX-512 VNNI. */
 #define QUANT_PACK8_V 32                         /* the values' offset */
 #define QUANT_PACK8_Q8_0 (QUANT_PACK8_V + 8 * QK8_0) /* bytes per block of 8 rows */
 #define QUANT_PACK8_N4 (QUANT_PACK8_V + 4 * QK8_0)   /* Q4_0 / IQ4_NL: 4-bit codes */
@@ -177,7 +177,8 @@ typedef void (*quant_mdot_fn)(int n, const void *w, const void *act, size_t act_
 #define QUANT_PACK8_N5_MASKS (QUANT_PACK8_V + 4 * QK8_0)
 #define QUANT_PACK8_M4 (32 + 32 + 32 + 4 * QK8_0) /* Q4_1 / Q4_K: 4-bit codes */
 #define QUANT_PACK8_M5 (QUANT_PACK8_M4 + 32)        /* Q5_1 / Q5_K: and a bit mask */
-#define QUANT_PACK8_S16 (5 * 32 + 8 * QK8_0)     /* Q6_K / Q3_K */
+#define QUANT_PACK8_S16 (80 + 8 * QK8_0)         /* Q6_K */
+#define QUANT_PACK8_S3 (80 + 4 * QK8_0)          /* Q3_K: 4-bit codes */
 typedef void (*quant_pack8_fn)(int n, const void *w, size_t w_stride, void *dst);
 
 /* True for the weight types listed above (not the activation-only types). */
@@ -269,7 +270,7 @@ quant_gemm8_fn quant_gemm16_packed_avx2(int type);
 quant_gemm8_fn quant_gemm8_packed_min_avx2(int type, quant_pack8_fn *ret_pack);
 /* quant_gemm_lowbit_avx2.c's packers of Q4_K / Q5_K into the
  * QUANT_PACK8_M4 / _M5 layouts (NULL for other types), and its packed gemm and
- * packer for Q6_K / Q3_K (QUANT_PACK8_S16), or NULL. */
+ * packer for Q6_K / Q3_K (QUANT_PACK8_S16 / _S3), or NULL. */
 quant_pack8_fn quant_pack8_kmin_avx2(int type);
 quant_gemm8_fn quant_gemm8_packed_s16_avx2(int type, quant_pack8_fn *ret_pack);
 /* quant_mdot_avx2.c's decode kernels (AVX2, AVX-VNNI or AVX-512 by CPU). */

@@ -306,11 +306,30 @@ VNNI static void gemm8_iq4_xs(int n, const void *w, size_t ws, const void *a, si
  * S16 below. */
 
 #define S16_D 0        /* the rows' super-block scale d, float */
-#define S16_SL 32      /* their scales of values 0..15 and 16..31, int32 */
-#define S16_SH 64
-#define S16_NEGLO 96   /* -128 * the quant sums of the two halves, int32 */
-#define S16_NEGHI 128
-#define S16_G 160      /* the 8 transposed vectors, signed bytes */
+#define S16_SL 32      /* their scales of values 0..15 and 16..31, int8 */
+#define S16_SH 40
+#define S16_NEGLO 48   /* -1 * the quant sums of the two halves, int16 */
+#define S16_NEGHI 64
+#define S16_G 80       /* the 8 transposed vectors: Q6_K signed bytes,
+			* Q3_K 4-bit codes (value + 4, pack_codes) */
+
+/* Eight int32 lanes as int8 / int16 at dst (each fits: checked by the
+ * packed gemm tests against the 8-row gemm). */
+AVX2 static inline void store_i8(uint8_t *dst, const int32_t v[8])
+{
+	for (int r = 0; r < 8; r++)
+		dst[r] = (uint8_t)(int8_t)v[r];
+}
+
+AVX2 static inline void store_i16_div128(uint8_t *dst, __m256i v)
+{
+	int32_t x[8];
+	int16_t y[8];
+	_mm256_storeu_si256((__m256i *)x, v);
+	for (int r = 0; r < 8; r++)
+		y[r] = (int16_t)(x[r] / 128);   /* exact: x is -128 * a sum */
+	memcpy(dst, y, 16);
+}
 
 __attribute__((always_inline)) AVX2 static inline void
 pack8_k(int type, size_t bb, int n, const void *w, size_t ws, void *dst)
@@ -327,10 +346,17 @@ pack8_k(int type, size_t bb, int n, const void *w, size_t ws, void *dst)
 			pack_sub(type, blk, b, g, &nlo, &nhi);
 			if (PER16(type)) {
 				memcpy(o + S16_D, s.d, 32);
-				memcpy(o + S16_SL, s.sc[2 * b], 32);
-				memcpy(o + S16_SH, s.sc[2 * b + 1], 32);
-				_mm256_storeu_si256((__m256i *)(o + S16_NEGLO), nlo);
-				_mm256_storeu_si256((__m256i *)(o + S16_NEGHI), nhi);
+				store_i8(o + S16_SL, s.sc[2 * b]);
+				store_i8(o + S16_SH, s.sc[2 * b + 1]);
+				store_i16_div128(o + S16_NEGLO, nlo);
+				store_i16_div128(o + S16_NEGHI, nhi);
+				if (type == QT_Q3_K) {
+					for (int k = 0; k < 8; k++)
+						g[k] = _mm256_add_epi8(g[k], _mm256_set1_epi8(4));
+					pack_codes(o + S16_G, g);
+					o += QUANT_PACK8_S3;
+					continue;
+				}
 				for (int k = 0; k < 8; k++)
 					_mm256_storeu_si256((__m256i *)(o + S16_G) + k, g[k]);
 				o += QUANT_PACK8_S16;
@@ -370,20 +396,27 @@ AVX2 static void pack8_q3_K(int n, const void *w, size_t ws, void *dst)
 
 /* gemm8_k's per-16 path on S16 groups: the halves' sums start from their
  * -128 * quant sums, in GEMM8P_BODY's turned order; then gemm8_k's
- * integer scaling and float instructions (the same bits). */
-#define GEMM8P_S16_BODY(dp)                                                            \
+ * integer scaling and float instructions (the same bits). G2 gives the
+ * vectors k and k + 4: as stored (Q6_K) or from their codes (Q3_K). */
+#define GEMM8P_S16_BODY(dp, blk, G2)                                                   \
+	const __m256i m4 = _mm256_set1_epi8(0xF), four = _mm256_set1_epi8(4);          \
+	(void)m4, (void)four;                                                          \
 	__m256 acc[QUANT_GEMM8_TOKENS];                                                \
 	for (int t = 0; t < nt; t++)                                                   \
 		acc[t] = _mm256_setzero_ps();                                          \
-	for (int i = 0; i < n / 32; i++, pb += QUANT_PACK8_S16) {                      \
+	for (int i = 0; i < n / 32; i++, pb += (blk)) {                                \
 		__m256i lo[QUANT_GEMM8_TOKENS], hi[QUANT_GEMM8_TOKENS];                \
+		const __m256i nlo = _mm256_slli_epi32(_mm256_cvtepi16_epi32(           \
+			_mm_loadu_si128((const __m128i *)(pb + S16_NEGLO))), 7);       \
+		const __m256i nhi = _mm256_slli_epi32(_mm256_cvtepi16_epi32(           \
+			_mm_loadu_si128((const __m128i *)(pb + S16_NEGHI))), 7);       \
 		for (int t = 0; t < nt; t++) {                                         \
-			lo[t] = _mm256_loadu_si256((const __m256i *)(pb + S16_NEGLO)); \
-			hi[t] = _mm256_loadu_si256((const __m256i *)(pb + S16_NEGHI)); \
+			lo[t] = nlo;                                                   \
+			hi[t] = nhi;                                                   \
 		}                                                                      \
 		for (int k = 0; k < 4; k++) {                                          \
-			__m256i gl = _mm256_loadu_si256((const __m256i *)(pb + S16_G) + k); \
-			__m256i gh = _mm256_loadu_si256((const __m256i *)(pb + S16_G) + k + 4); \
+			__m256i gl, gh;                                                \
+			G2(pb + S16_G, k, gl, gh);                                     \
 			for (int t = 0; t < nt; t++) {                                 \
 				const uint8_t *q = ab + t * as + i * sizeof(block_q8_0u) + \
 						   offsetof(block_q8_0u, qs);          \
@@ -395,8 +428,10 @@ AVX2 static void pack8_q3_K(int n, const void *w, size_t ws, void *dst)
 			}                                                              \
 		}                                                                      \
 		const __m256 dv = _mm256_loadu_ps((const float *)(pb + S16_D));       \
-		const __m256i sl = _mm256_loadu_si256((const __m256i *)(pb + S16_SL)); \
-		const __m256i sh = _mm256_loadu_si256((const __m256i *)(pb + S16_SH)); \
+		const __m256i sl = _mm256_cvtepi8_epi32(                               \
+			_mm_loadl_epi64((const __m128i *)(pb + S16_SL)));              \
+		const __m256i sh = _mm256_cvtepi8_epi32(                               \
+			_mm_loadl_epi64((const __m128i *)(pb + S16_SH)));              \
 		for (int t = 0; t < nt; t++) {                                         \
 			const block_q8_0u *y = (const block_q8_0u *)(ab + t * as) + i; \
 			__m256i x = _mm256_add_epi32(_mm256_mullo_epi32(lo[t], sl),    \
@@ -408,37 +443,48 @@ AVX2 static void pack8_q3_K(int n, const void *w, size_t ws, void *dst)
 	for (int t = 0; t < nt; t++)                                                   \
 		_mm256_storeu_ps(out + t * os, acc[t]);
 
-VNNI static inline __attribute__((always_inline)) void
-gemm8p_s16_body(int n, const uint8_t *pb, const uint8_t *ab, size_t as, const int nt,
-		float *out, size_t os)
-{
-	GEMM8P_S16_BODY(_mm256_dpbusd_avx_epi32)
-}
+#define G2_S16(p, k, gl, gh)                                                           \
+	(gl = _mm256_loadu_si256((const __m256i *)(p) + (k)),                          \
+	 gh = _mm256_loadu_si256((const __m256i *)(p) + (k) + 4))
+#define G2_S3(p, k, gl, gh)                                                            \
+	(gl = _mm256_sub_epi8(CODES_LO(p, k, m4), four),                               \
+	 gh = _mm256_sub_epi8(CODES_HI(p, k, m4), four))
 
-AVX512VNNI static inline __attribute__((always_inline)) void
-gemm8p_s16_body512(int n, const uint8_t *pb, const uint8_t *ab, size_t as, const int nt,
-		   float *out, size_t os)
-{
-	GEMM8P_S16_BODY(_mm256_dpbusd_epi32)
-}
+/* VEX (AVX-VNNI) with tokens in runs of 4, EVEX (AVX-512 VNNI) in runs of 8. */
+#define GEMM8P_S16_FNS(name, blk, G2)                                                  \
+	VNNI static inline __attribute__((always_inline)) void                         \
+	gemm8p_##name##_body(int n, const uint8_t *pb, const uint8_t *ab, size_t as,  \
+			     const int nt, float *out, size_t os)                      \
+	{                                                                              \
+		GEMM8P_S16_BODY(_mm256_dpbusd_avx_epi32, blk, G2)                      \
+	}                                                                              \
+	AVX512VNNI static inline __attribute__((always_inline)) void                   \
+	gemm8p_##name##_body512(int n, const uint8_t *pb, const uint8_t *ab, size_t as, \
+				const int nt, float *out, size_t os)                   \
+	{                                                                              \
+		GEMM8P_S16_BODY(_mm256_dpbusd_epi32, blk, G2)                          \
+	}                                                                              \
+	VNNI static void gemm8p_##name(int n, const void *w, size_t ws, const void *a, \
+				       size_t as, int nt, float *out, size_t os)        \
+	{                                                                              \
+		(void)ws;                                                              \
+		QUANT_RUNS4(GEMM8P_RUN_##name, a, as, nt, out, os)                     \
+	}                                                                              \
+	AVX512VNNI static void gemm8p_##name##_512(int n, const void *w, size_t ws,     \
+						   const void *a, size_t as, int nt,   \
+						   float *out, size_t os)              \
+	{                                                                              \
+		(void)ws;                                                              \
+		QUANT_RUNS8(GEMM8P_RUN512_##name, a, as, nt, out, os)                  \
+	}
 
-VNNI static void gemm8p_s16(int n, const void *w, size_t ws, const void *a, size_t as, int nt,
-			    float *out, size_t os)
-{
-	(void)ws;
-#define RUN(at, k, ot) gemm8p_s16_body(n, w, at, as, k, ot, os)
-	QUANT_RUNS4(RUN, a, as, nt, out, os)
-#undef RUN
-}
+#define GEMM8P_RUN_s16(at, k, ot) gemm8p_s16_body(n, w, at, as, k, ot, os)
+#define GEMM8P_RUN512_s16(at, k, ot) gemm8p_s16_body512(n, w, at, as, k, ot, os)
+#define GEMM8P_RUN_s3(at, k, ot) gemm8p_s3_body(n, w, at, as, k, ot, os)
+#define GEMM8P_RUN512_s3(at, k, ot) gemm8p_s3_body512(n, w, at, as, k, ot, os)
 
-AVX512VNNI static void gemm8p_s16_512(int n, const void *w, size_t ws, const void *a, size_t as,
-				      int nt, float *out, size_t os)
-{
-	(void)ws;
-#define RUN(at, k, ot) gemm8p_s16_body512(n, w, at, as, k, ot, os)
-	QUANT_RUNS8(RUN, a, as, nt, out, os)
-#undef RUN
-}
+GEMM8P_S16_FNS(s16, QUANT_PACK8_S16, G2_S16)
+GEMM8P_S16_FNS(s3, QUANT_PACK8_S3, G2_S3)
 
 quant_pack8_fn quant_pack8_kmin_avx2(int type)
 {
@@ -449,12 +495,17 @@ quant_gemm8_fn quant_gemm8_packed_s16_avx2(int type, quant_pack8_fn *ret_pack)
 {
 	if (!quant_have_avxvnni() && !quant_have_avx512vnni())
 		return NULL;
+	bool evex = quant_have_avx512vnni();
 	switch (type) {
-	case QT_Q6_K: *ret_pack = pack8_q6_K; break;
-	case QT_Q3_K: *ret_pack = pack8_q3_K; break;
-	default: return NULL;
+	case QT_Q6_K:
+		*ret_pack = pack8_q6_K;
+		return evex ? gemm8p_s16_512 : gemm8p_s16;
+	case QT_Q3_K:
+		*ret_pack = pack8_q3_K;
+		return evex ? gemm8p_s3_512 : gemm8p_s3;
+	default:
+		return NULL;
 	}
-	return quant_have_avx512vnni() ? gemm8p_s16_512 : gemm8p_s16;
 }
 
 quant_gemm8_fn quant_gemm8_kquant_avx2(int type)
