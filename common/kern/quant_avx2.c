@@ -651,7 +651,7 @@ AVX2 static void pack8_q5_1(int n, const void *w, size_t ws, void *dst)
 	 g[1] = CODES_HI((pb) + MIN_PACK_G, c, m4),                                    \
 	 g[1] = _mm256_mask_add_epi8(g[1], mask_at((pb) + MIN_PACK_MASKS, (c) + 4), g[1], s16))
 
-#define GEMM8P_MIN_BODY(dp, blk, G2)                                                   \
+#define GEMM8P_MIN_BODY(dp, blk, G2, table)                                                 \
 	const __m256i m4 = _mm256_set1_epi8(0xF), s16 = _mm256_set1_epi8(16);          \
 	(void)s16;                                                                     \
 	__m256 acc[8];                                                                 \
@@ -686,42 +686,13 @@ AVX2 static void pack8_q5_1(int n, const void *w, size_t ws, void *dst)
 	for (int t = 0; t < nt; t++)                                                   \
 		_mm256_storeu_ps(out + t * os, acc[t]);
 
-/* Per layout: VEX (AVX-VNNI) with tokens in runs of 4 (16 registers), EVEX
- * (AVX-512 VNNI) in runs of 8 (32 registers), each run's instantiation fixed. */
-#define GEMM8P_MIN_FNS(name, blk, G2v, G2e)                                            \
-	VNNI static inline __attribute__((always_inline)) void                         \
-	gemm8p_##name##_body(int n, const uint8_t *pb, const uint8_t *ab, size_t as,  \
-			     const int nt, float *out, size_t os)                      \
-	{                                                                              \
-		GEMM8P_MIN_BODY(_mm256_dpbusd_avx_epi32, blk, G2v)                     \
-	}                                                                              \
-	AVX512VNNI static inline __attribute__((always_inline)) void                   \
-	gemm8p_##name##_body512(int n, const uint8_t *pb, const uint8_t *ab, size_t as, \
-				const int nt, float *out, size_t os)                   \
-	{                                                                              \
-		GEMM8P_MIN_BODY(_mm256_dpbusd_epi32, blk, G2e)                         \
-	}                                                                              \
-	VNNI static void gemm8p_##name(int n, const void *w, size_t ws, const void *a, \
-				       size_t as, int nt, float *out, size_t os)        \
-	{                                                                              \
-		(void)ws;                                                              \
-		QUANT_RUNS4(GEMM8P_RUN_##name, a, as, nt, out, os)                     \
-	}                                                                              \
-	AVX512VNNI static void gemm8p_##name##_512(int n, const void *w, size_t ws,     \
-						   const void *a, size_t as, int nt,   \
-						   float *out, size_t os)              \
-	{                                                                              \
-		(void)ws;                                                              \
-		QUANT_RUNS8(GEMM8P_RUN512_##name, a, as, nt, out, os)                  \
-	}
-
 #define GEMM8P_RUN_m4(at, k, ot) gemm8p_m4_body(n, w, at, as, k, ot, os)
 #define GEMM8P_RUN512_m4(at, k, ot) gemm8p_m4_body512(n, w, at, as, k, ot, os)
 #define GEMM8P_RUN_m5(at, k, ot) gemm8p_m5_body(n, w, at, as, k, ot, os)
 #define GEMM8P_RUN512_m5(at, k, ot) gemm8p_m5_body512(n, w, at, as, k, ot, os)
 
-GEMM8P_MIN_FNS(m4, QUANT_PACK8_M4, G2_M4, G2_M4)
-GEMM8P_MIN_FNS(m5, QUANT_PACK8_M5, G2_M5_VEX, G2_M5_EVEX)
+PACKED_GEMM_FNS(m4, GEMM8P_MIN_BODY, QUANT_PACK8_M4, G2_M4, G2_M4, NULL)
+PACKED_GEMM_FNS(m5, GEMM8P_MIN_BODY, QUANT_PACK8_M5, G2_M5_VEX, G2_M5_EVEX, NULL)
 
 quant_gemm8_fn quant_gemm8_packed_min_avx2(int type, quant_pack8_fn *ret_pack)
 {

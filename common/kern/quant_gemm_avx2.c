@@ -523,7 +523,11 @@ AVX2 static void pack8_iq4_nl(int n, const void *w, size_t ws, void *dst)
  * integer sums): the tokens' chains of eight dependent vpdpbusd
  * interleave, so the core does not wait out one chain's latency with the
  * others queued behind it (+10% with 8 tokens). */
-#define GEMM8P_BODY(dp, blk, G2)                                                       \
+#define GEMM8P_BODY(dp, blk, G2, table)                                                     \
+	const __m256i m4 = _mm256_set1_epi8(0xF), s16 = _mm256_set1_epi8(16);          \
+	const __m256i tab = _mm256_broadcastsi128_si256(                               \
+		_mm_loadu_si128((const __m128i *)(table)));                            \
+	(void)m4, (void)s16, (void)tab;                                                \
 	__m256 acc[QUANT_GEMM8_TOKENS];                                                \
 	for (int t = 0; t < nt; t++)                                                   \
 		acc[t] = _mm256_setzero_ps();                                          \
@@ -583,59 +587,22 @@ AVX2 static void pack8_iq4_nl(int n, const void *w, size_t ws, void *dst)
 	 g[1] = _mm256_sub_epi8(CODES_HI((pb) + QUANT_PACK8_V, c, m4), _mm256_and_si256(          \
 		mask_bytes(mask_at((pb) + QUANT_PACK8_N5_MASKS, (c) + 4)), s16)))
 
-/* One instantiation per layout, VEX (AVX-VNNI, tokens in runs of 4: 16
- * registers) and EVEX (AVX-512 VNNI, runs of 8: 32 registers). */
-#define GEMM8P_FNS(name, blk, G2v, G2e, table)                                         \
-	VNNI static inline __attribute__((always_inline)) void                         \
-	gemm8p_body_##name(int n, const uint8_t *pb, const uint8_t *ab, size_t as,    \
-			   const int nt, float *out, size_t os)                        \
-	{                                                                              \
-		const __m256i m4 = _mm256_set1_epi8(0xF), s16 = _mm256_set1_epi8(16);  \
-		const __m256i tab = _mm256_broadcastsi128_si256(                       \
-			_mm_loadu_si128((const __m128i *)(table)));                    \
-		(void)m4, (void)s16, (void)tab;                                        \
-		GEMM8P_BODY(_mm256_dpbusd_avx_epi32, blk, G2v)                         \
-	}                                                                              \
-	AVX512VNNI static inline __attribute__((always_inline)) void                   \
-	gemm8p_body512_##name(int n, const uint8_t *pb, const uint8_t *ab, size_t as, \
-			      const int nt, float *out, size_t os)                     \
-	{                                                                              \
-		const __m256i m4 = _mm256_set1_epi8(0xF), s16 = _mm256_set1_epi8(16);  \
-		const __m256i tab = _mm256_broadcastsi128_si256(                       \
-			_mm_loadu_si128((const __m128i *)(table)));                    \
-		(void)m4, (void)s16, (void)tab;                                        \
-		GEMM8P_BODY(_mm256_dpbusd_epi32, blk, G2e)                             \
-	}                                                                              \
-	VNNI static void gemm8p_##name(int n, const void *w, size_t ws, const void *a, \
-				       size_t as, int nt, float *out, size_t os)        \
-	{                                                                              \
-		(void)ws;                                                              \
-		QUANT_RUNS4(GEMM8P_RUN_##name, a, as, nt, out, os)                     \
-	}                                                                              \
-	AVX512VNNI static void gemm8p_##name##_512(int n, const void *w, size_t ws,     \
-						   const void *a, size_t as, int nt,   \
-						   float *out, size_t os)              \
-	{                                                                              \
-		(void)ws;                                                              \
-		QUANT_RUNS8(GEMM8P_RUN512_##name, a, as, nt, out, os)                  \
-	}
-
 static const int8_t q4_0_values[16] = { -8, -7, -6, -5, -4, -3, -2, -1,
 					 0, 1, 2, 3, 4, 5, 6, 7 };
 
-#define GEMM8P_RUN_q8(at, k, ot) gemm8p_body_q8(n, w, at, as, k, ot, os)
-#define GEMM8P_RUN512_q8(at, k, ot) gemm8p_body512_q8(n, w, at, as, k, ot, os)
-#define GEMM8P_RUN_q4_0(at, k, ot) gemm8p_body_q4_0(n, w, at, as, k, ot, os)
-#define GEMM8P_RUN512_q4_0(at, k, ot) gemm8p_body512_q4_0(n, w, at, as, k, ot, os)
-#define GEMM8P_RUN_iq4_nl(at, k, ot) gemm8p_body_iq4_nl(n, w, at, as, k, ot, os)
-#define GEMM8P_RUN512_iq4_nl(at, k, ot) gemm8p_body512_iq4_nl(n, w, at, as, k, ot, os)
-#define GEMM8P_RUN_q5_0(at, k, ot) gemm8p_body_q5_0(n, w, at, as, k, ot, os)
-#define GEMM8P_RUN512_q5_0(at, k, ot) gemm8p_body512_q5_0(n, w, at, as, k, ot, os)
+#define GEMM8P_RUN_q8(at, k, ot) gemm8p_q8_body(n, w, at, as, k, ot, os)
+#define GEMM8P_RUN512_q8(at, k, ot) gemm8p_q8_body512(n, w, at, as, k, ot, os)
+#define GEMM8P_RUN_q4_0(at, k, ot) gemm8p_q4_0_body(n, w, at, as, k, ot, os)
+#define GEMM8P_RUN512_q4_0(at, k, ot) gemm8p_q4_0_body512(n, w, at, as, k, ot, os)
+#define GEMM8P_RUN_iq4_nl(at, k, ot) gemm8p_iq4_nl_body(n, w, at, as, k, ot, os)
+#define GEMM8P_RUN512_iq4_nl(at, k, ot) gemm8p_iq4_nl_body512(n, w, at, as, k, ot, os)
+#define GEMM8P_RUN_q5_0(at, k, ot) gemm8p_q5_0_body(n, w, at, as, k, ot, os)
+#define GEMM8P_RUN512_q5_0(at, k, ot) gemm8p_q5_0_body512(n, w, at, as, k, ot, os)
 
-GEMM8P_FNS(q8, QUANT_PACK8_Q8_0, G2_Q8, G2_Q8, q4_0_values)
-GEMM8P_FNS(q4_0, QUANT_PACK8_N4, G2_N4, G2_N4, q4_0_values)
-GEMM8P_FNS(iq4_nl, QUANT_PACK8_N4, G2_N4, G2_N4, iq4nl_values)
-GEMM8P_FNS(q5_0, QUANT_PACK8_N5, G2_N5_VEX, G2_N5_EVEX, q4_0_values)
+PACKED_GEMM_FNS(q8, GEMM8P_BODY, QUANT_PACK8_Q8_0, G2_Q8, G2_Q8, q4_0_values)
+PACKED_GEMM_FNS(q4_0, GEMM8P_BODY, QUANT_PACK8_N4, G2_N4, G2_N4, q4_0_values)
+PACKED_GEMM_FNS(iq4_nl, GEMM8P_BODY, QUANT_PACK8_N4, G2_N4, G2_N4, iq4nl_values)
+PACKED_GEMM_FNS(q5_0, GEMM8P_BODY, QUANT_PACK8_N5, G2_N5_VEX, G2_N5_EVEX, q4_0_values)
 
 /* Two packed groups (the second `gap` bytes after the first) in 512-bit
  * vectors: group A's values in the low half of each register, group B's in

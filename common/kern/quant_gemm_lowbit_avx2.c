@@ -398,7 +398,7 @@ AVX2 static void pack8_q3_K(int n, const void *w, size_t ws, void *dst)
  * -128 * quant sums, in GEMM8P_BODY's turned order; then gemm8_k's
  * integer scaling and float instructions (the same bits). G2 gives the
  * vectors k and k + 4: as stored (Q6_K) or from their codes (Q3_K). */
-#define GEMM8P_S16_BODY(dp, blk, G2)                                                   \
+#define GEMM8P_S16_BODY(dp, blk, G2, table)                                                 \
 	const __m256i m4 = _mm256_set1_epi8(0xF), four = _mm256_set1_epi8(4);          \
 	(void)m4, (void)four;                                                          \
 	__m256 acc[QUANT_GEMM8_TOKENS];                                                \
@@ -450,41 +450,13 @@ AVX2 static void pack8_q3_K(int n, const void *w, size_t ws, void *dst)
 	(gl = _mm256_sub_epi8(CODES_LO(p, k, m4), four),                               \
 	 gh = _mm256_sub_epi8(CODES_HI(p, k, m4), four))
 
-/* VEX (AVX-VNNI) with tokens in runs of 4, EVEX (AVX-512 VNNI) in runs of 8. */
-#define GEMM8P_S16_FNS(name, blk, G2)                                                  \
-	VNNI static inline __attribute__((always_inline)) void                         \
-	gemm8p_##name##_body(int n, const uint8_t *pb, const uint8_t *ab, size_t as,  \
-			     const int nt, float *out, size_t os)                      \
-	{                                                                              \
-		GEMM8P_S16_BODY(_mm256_dpbusd_avx_epi32, blk, G2)                      \
-	}                                                                              \
-	AVX512VNNI static inline __attribute__((always_inline)) void                   \
-	gemm8p_##name##_body512(int n, const uint8_t *pb, const uint8_t *ab, size_t as, \
-				const int nt, float *out, size_t os)                   \
-	{                                                                              \
-		GEMM8P_S16_BODY(_mm256_dpbusd_epi32, blk, G2)                          \
-	}                                                                              \
-	VNNI static void gemm8p_##name(int n, const void *w, size_t ws, const void *a, \
-				       size_t as, int nt, float *out, size_t os)        \
-	{                                                                              \
-		(void)ws;                                                              \
-		QUANT_RUNS4(GEMM8P_RUN_##name, a, as, nt, out, os)                     \
-	}                                                                              \
-	AVX512VNNI static void gemm8p_##name##_512(int n, const void *w, size_t ws,     \
-						   const void *a, size_t as, int nt,   \
-						   float *out, size_t os)              \
-	{                                                                              \
-		(void)ws;                                                              \
-		QUANT_RUNS8(GEMM8P_RUN512_##name, a, as, nt, out, os)                  \
-	}
-
 #define GEMM8P_RUN_s16(at, k, ot) gemm8p_s16_body(n, w, at, as, k, ot, os)
 #define GEMM8P_RUN512_s16(at, k, ot) gemm8p_s16_body512(n, w, at, as, k, ot, os)
 #define GEMM8P_RUN_s3(at, k, ot) gemm8p_s3_body(n, w, at, as, k, ot, os)
 #define GEMM8P_RUN512_s3(at, k, ot) gemm8p_s3_body512(n, w, at, as, k, ot, os)
 
-GEMM8P_S16_FNS(s16, QUANT_PACK8_S16, G2_S16)
-GEMM8P_S16_FNS(s3, QUANT_PACK8_S3, G2_S3)
+PACKED_GEMM_FNS(s16, GEMM8P_S16_BODY, QUANT_PACK8_S16, G2_S16, G2_S16, NULL)
+PACKED_GEMM_FNS(s3, GEMM8P_S16_BODY, QUANT_PACK8_S3, G2_S3, G2_S3, NULL)
 
 quant_pack8_fn quant_pack8_kmin_avx2(int type)
 {

@@ -52,6 +52,41 @@
 		}                                                              \
 	}
 
+/* The four functions of a packed gemm, from its body macro
+ * BODY(dp, blk, G2, table) (blk: bytes per block of 8 rows; G2: how a
+ * block's vectors are loaded, per instruction set; table: for the ones
+ * that need it): gemm8p_<name>_body with VEX vpdpbusd (AVX-VNNI) and
+ * gemm8p_<name>_body512 with EVEX (AVX-512 VNNI), each inlined into its
+ * wrapper, gemm8p_<name> (tokens in runs of 4: 16 registers) and
+ * gemm8p_<name>_512 (runs of 8: 32 registers). The file defines
+ * GEMM8P_RUN_<name> and GEMM8P_RUN512_<name>(at, k, ot) calling the bodies. */
+#define PACKED_GEMM_FNS(name, BODY, blk, G2v, G2e, table)                              \
+	VNNI static inline __attribute__((always_inline)) void                         \
+	gemm8p_##name##_body(int n, const uint8_t *pb, const uint8_t *ab, size_t as,  \
+			     const int nt, float *out, size_t os)                      \
+	{                                                                              \
+		BODY(_mm256_dpbusd_avx_epi32, blk, G2v, table)                         \
+	}                                                                              \
+	AVX512VNNI static inline __attribute__((always_inline)) void                   \
+	gemm8p_##name##_body512(int n, const uint8_t *pb, const uint8_t *ab, size_t as, \
+				const int nt, float *out, size_t os)                   \
+	{                                                                              \
+		BODY(_mm256_dpbusd_epi32, blk, G2e, table)                             \
+	}                                                                              \
+	VNNI static void gemm8p_##name(int n, const void *w, size_t ws, const void *a, \
+				       size_t as, int nt, float *out, size_t os)        \
+	{                                                                              \
+		(void)ws;                                                              \
+		QUANT_RUNS4(GEMM8P_RUN_##name, a, as, nt, out, os)                     \
+	}                                                                              \
+	AVX512VNNI static void gemm8p_##name##_512(int n, const void *w, size_t ws,     \
+						   const void *a, size_t as, int nt,   \
+						   float *out, size_t os)              \
+	{                                                                              \
+		(void)ws;                                                              \
+		QUANT_RUNS8(GEMM8P_RUN512_##name, a, as, nt, out, os)                  \
+	}
+
 /* Offsets in a QUANT_PACK8_M4 / _M5 group (Q4_1, Q5_1, Q4_K, Q5_K): the 8
  * rows' float scales and mins, their -128 * sum(q) as int32, then the 8
  * transposed vectors of values (0..31) as 4-bit codes (pack_codes), and
