@@ -661,7 +661,7 @@ size_t quant_pack8_bytes(int type, int64_t n)
 	if (quant_pack8_as_q8_0(type))
 		return (size_t)(n / QK8_0) * pack8_block_bytes(type);
 	if (type == QT_Q4_1 || type == QT_Q5_1)
-		return (size_t)(n / QK8_0) * (type == QT_Q4_1 ? QUANT_PACK8_M4 : QUANT_PACK8_M5);
+		return (size_t)(n / QK8_0) * (type == QT_Q4_1 ? QUANT_PACK8_M4H : QUANT_PACK8_M5H);
 	if (n % QK_K)
 		return 0;
 	if (type == QT_Q4_K || type == QT_Q5_K)

@@ -159,9 +159,10 @@ typedef void (*quant_mdot_fn)(int n, const void *w, const void *act, size_t act_
  * values, stored as 4-bit codes (20 bytes per 32 values; Q5_0 24 with a
  * sign bit per value) the gemm turns back into them in registers, on CPUs
  * with AVX-VNNI or AVX-512 VNNI;
- * Q4_1 / Q5_1, and Q4_K / Q5_K sub-blocks, as 4-bit codes with float
- * scales and mins (28 bytes per 32 values instead of 20 or 18; the 5-bit
- * types 32, with a mask of the values' fifth bits, instead of 24 or 22);
+ * Q4_1 / Q5_1, and Q4_K / Q5_K sub-blocks, as 4-bit codes with their
+ * scales and mins (Q4_1 22 bytes per 32 values instead of 20, Q4_K 26
+ * instead of 18; the 5-bit types 4 more, for a mask of the values' fifth
+ * bits);
  * Q6_K / Q3_K sub-blocks as signed bytes (Q3_K: 4-bit codes) with their
  * two 16-value integer scales and the super-block's float scale (42 bytes
  * per 32 values instead of 26; Q3_K 26 instead of 14); these with AVX-VNNI
@@ -175,8 +176,10 @@ typedef void (*quant_mdot_fn)(int n, const void *w, const void *act, size_t act_
  * N5's 8 sign masks (uint32, bit j = byte j of vector k is negative)
  * follow them. */
 #define QUANT_PACK8_N5_MASKS (QUANT_PACK8_V + 4 * QK8_0)
-#define QUANT_PACK8_M4 (32 + 32 + 32 + 4 * QK8_0) /* Q4_1 / Q4_K: 4-bit codes */
-#define QUANT_PACK8_M5 (QUANT_PACK8_M4 + 32)        /* Q5_1 / Q5_K: and a bit mask */
+#define QUANT_PACK8_M4 (80 + 4 * QK8_0)          /* Q4_K: 4-bit codes */
+#define QUANT_PACK8_M5 (QUANT_PACK8_M4 + 32)     /* Q5_K: and a bit mask */
+#define QUANT_PACK8_M4H (48 + 4 * QK8_0)         /* Q4_1: f16 scales, codes */
+#define QUANT_PACK8_M5H (QUANT_PACK8_M4H + 32)   /* Q5_1: and a bit mask */
 #define QUANT_PACK8_S16 (80 + 8 * QK8_0)         /* Q6_K */
 #define QUANT_PACK8_S3 (80 + 4 * QK8_0)          /* Q3_K: 4-bit codes */
 typedef void (*quant_pack8_fn)(int n, const void *w, size_t w_stride, void *dst);

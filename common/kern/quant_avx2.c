@@ -603,7 +603,7 @@ AVX2 static void pack8_min32(int type, size_t bb, int n, const void *w, size_t w
 	const uint8_t *wb = w;
 	uint8_t *o = dst;
 	const __m256i ones = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
-	size_t blk = type == QT_Q4_1 ? QUANT_PACK8_M4 : QUANT_PACK8_M5;
+	size_t blk = type == QT_Q4_1 ? QUANT_PACK8_M4H : QUANT_PACK8_M5H;
 	for (int i = 0; i < n / QK4_0; i++, o += blk) {
 		__m256i g[8];
 		float dv[8], mv[8];
@@ -619,10 +619,7 @@ AVX2 static void pack8_min32(int type, size_t bb, int n, const void *w, size_t w
 			sumw = _mm256_add_epi32(sumw, _mm256_madd_epi16(
 				_mm256_maddubs_epi16(ones, g[k]), ones16));
 		sumw = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(sumw, 7));
-		memcpy(o + MIN_PACK_D, dv, 32);
-		memcpy(o + MIN_PACK_M, mv, 32);
-		_mm256_storeu_si256((__m256i *)(o + MIN_PACK_NEGW), sumw);
-		min_pack_values(o, g, type == QT_Q5_1);
+		min_pack(o, dv, mv, sumw, g, type == QT_Q5_1, true);
 	}
 }
 
@@ -639,28 +636,33 @@ AVX2 static void pack8_q5_1(int n, const void *w, size_t ws, void *dst)
 /* The vectors k = c and c + 4 of a block: the codes, plus 16 where the
  * mask says the fifth bit is set (5-bit types; EVEX in one masked add). */
 #define G2_M4(pb, c, g)                                                                \
-	(g[0] = CODES_LO((pb) + MIN_PACK_G, c, m4), g[1] = CODES_HI((pb) + MIN_PACK_G, c, m4))
+	(g[0] = CODES_LO((pb) + MIN_PACK_G(h_), c, m4), g[1] = CODES_HI((pb) + MIN_PACK_G(h_), c, m4))
 #define G2_M5_VEX(pb, c, g)                                                            \
-	(g[0] = _mm256_add_epi8(CODES_LO((pb) + MIN_PACK_G, c, m4), _mm256_and_si256(  \
-		mask_bytes(mask_at((pb) + MIN_PACK_MASKS, c)), s16)),                  \
-	 g[1] = _mm256_add_epi8(CODES_HI((pb) + MIN_PACK_G, c, m4), _mm256_and_si256(  \
-		mask_bytes(mask_at((pb) + MIN_PACK_MASKS, (c) + 4)), s16)))
+	(g[0] = _mm256_add_epi8(CODES_LO((pb) + MIN_PACK_G(h_), c, m4), _mm256_and_si256(  \
+		mask_bytes(mask_at((pb) + MIN_PACK_MASKS(h_), c)), s16)),                  \
+	 g[1] = _mm256_add_epi8(CODES_HI((pb) + MIN_PACK_G(h_), c, m4), _mm256_and_si256(  \
+		mask_bytes(mask_at((pb) + MIN_PACK_MASKS(h_), (c) + 4)), s16)))
 #define G2_M5_EVEX(pb, c, g)                                                           \
-	(g[0] = CODES_LO((pb) + MIN_PACK_G, c, m4),                                    \
-	 g[0] = _mm256_mask_add_epi8(g[0], mask_at((pb) + MIN_PACK_MASKS, c), g[0], s16), \
-	 g[1] = CODES_HI((pb) + MIN_PACK_G, c, m4),                                    \
-	 g[1] = _mm256_mask_add_epi8(g[1], mask_at((pb) + MIN_PACK_MASKS, (c) + 4), g[1], s16))
+	(g[0] = CODES_LO((pb) + MIN_PACK_G(h_), c, m4),                                    \
+	 g[0] = _mm256_mask_add_epi8(g[0], mask_at((pb) + MIN_PACK_MASKS(h_), c), g[0], s16), \
+	 g[1] = CODES_HI((pb) + MIN_PACK_G(h_), c, m4),                                    \
+	 g[1] = _mm256_mask_add_epi8(g[1], mask_at((pb) + MIN_PACK_MASKS(h_), (c) + 4), g[1], s16))
 
-#define GEMM8P_MIN_BODY(dp, blk, G2, table)                                                 \
+#define GEMM8P_MIN_BODY(dp, blk, G2, half)                                            \
 	const __m256i m4 = _mm256_set1_epi8(0xF), s16 = _mm256_set1_epi8(16);          \
+	const bool h_ = (half);   /* f16 scales and mins */                            \
 	(void)s16;                                                                     \
 	__m256 acc[8];                                                                 \
 	for (int t = 0; t < nt; t++)                                                   \
 		acc[t] = _mm256_setzero_ps();                                          \
 	for (int i = 0; i < n / QK4_0; i++, pb += (blk)) {                             \
-		__m256 dx = _mm256_loadu_ps((const float *)(pb + MIN_PACK_D));         \
-		__m256 mx = _mm256_loadu_ps((const float *)(pb + MIN_PACK_M));         \
-		__m256i negw = _mm256_loadu_si256((const __m256i *)(pb + MIN_PACK_NEGW)); \
+		__m256 dx = h_ ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(pb + MIN_PACK_D))) \
+			       : _mm256_loadu_ps((const float *)(pb + MIN_PACK_D));    \
+		__m256 mx = h_ ? _mm256_cvtph_ps(_mm_loadu_si128(                      \
+					 (const __m128i *)(pb + MIN_PACK_M(h_))))      \
+			       : _mm256_loadu_ps((const float *)(pb + MIN_PACK_M(h_))); \
+		__m256i negw = _mm256_slli_epi32(_mm256_cvtepi16_epi32(                \
+			_mm_loadu_si128((const __m128i *)(pb + MIN_PACK_NEGW(h_)))), 7); \
 		__m256i s[8];                                                          \
 		for (int t = 0; t < nt; t++)                                           \
 			s[t] = negw;                                                   \
@@ -686,13 +688,19 @@ AVX2 static void pack8_q5_1(int n, const void *w, size_t ws, void *dst)
 	for (int t = 0; t < nt; t++)                                                   \
 		_mm256_storeu_ps(out + t * os, acc[t]);
 
+#define GEMM8P_RUN_m4h(at, k, ot) gemm8p_m4h_body(n, w, at, as, k, ot, os)
+#define GEMM8P_RUN512_m4h(at, k, ot) gemm8p_m4h_body512(n, w, at, as, k, ot, os)
+#define GEMM8P_RUN_m5h(at, k, ot) gemm8p_m5h_body(n, w, at, as, k, ot, os)
+#define GEMM8P_RUN512_m5h(at, k, ot) gemm8p_m5h_body512(n, w, at, as, k, ot, os)
 #define GEMM8P_RUN_m4(at, k, ot) gemm8p_m4_body(n, w, at, as, k, ot, os)
 #define GEMM8P_RUN512_m4(at, k, ot) gemm8p_m4_body512(n, w, at, as, k, ot, os)
 #define GEMM8P_RUN_m5(at, k, ot) gemm8p_m5_body(n, w, at, as, k, ot, os)
 #define GEMM8P_RUN512_m5(at, k, ot) gemm8p_m5_body512(n, w, at, as, k, ot, os)
 
-PACKED_GEMM_FNS(m4, GEMM8P_MIN_BODY, QUANT_PACK8_M4, G2_M4, G2_M4, NULL)
-PACKED_GEMM_FNS(m5, GEMM8P_MIN_BODY, QUANT_PACK8_M5, G2_M5_VEX, G2_M5_EVEX, NULL)
+PACKED_GEMM_FNS(m4, GEMM8P_MIN_BODY, QUANT_PACK8_M4, G2_M4, G2_M4, false)
+PACKED_GEMM_FNS(m5, GEMM8P_MIN_BODY, QUANT_PACK8_M5, G2_M5_VEX, G2_M5_EVEX, false)
+PACKED_GEMM_FNS(m4h, GEMM8P_MIN_BODY, QUANT_PACK8_M4H, G2_M4, G2_M4, true)
+PACKED_GEMM_FNS(m5h, GEMM8P_MIN_BODY, QUANT_PACK8_M5H, G2_M5_VEX, G2_M5_EVEX, true)
 
 quant_gemm8_fn quant_gemm8_packed_min_avx2(int type, quant_pack8_fn *ret_pack)
 {
@@ -706,9 +714,12 @@ quant_gemm8_fn quant_gemm8_packed_min_avx2(int type, quant_pack8_fn *ret_pack)
 	default: return quant_gemm8_packed_s16_avx2(type, ret_pack);
 	}
 	bool evex = quant_have_avx512vnni();
-	if (type == QT_Q4_1 || type == QT_Q4_K)
-		return evex ? gemm8p_m4_512 : gemm8p_m4;
-	return evex ? gemm8p_m5_512 : gemm8p_m5;
+	switch (type) {
+	case QT_Q4_1: return evex ? gemm8p_m4h_512 : gemm8p_m4h;
+	case QT_Q5_1: return evex ? gemm8p_m5h_512 : gemm8p_m5h;
+	case QT_Q4_K: return evex ? gemm8p_m4_512 : gemm8p_m4;
+	default: return evex ? gemm8p_m5_512 : gemm8p_m5;
+	}
 }
 
 quant_gemm8_fn quant_gemm8_lowbit_avx2(int type)

@@ -365,10 +365,7 @@ pack8_k(int type, size_t bb, int n, const void *w, size_t ws, void *dst)
 			float mv[8];
 			for (int r = 0; r < 8; r++)
 				mv[r] = -s.dm[b][r];
-			memcpy(o + MIN_PACK_D, s.ds[b], 32);
-			memcpy(o + MIN_PACK_M, mv, 32);
-			_mm256_storeu_si256((__m256i *)(o + MIN_PACK_NEGW), _mm256_add_epi32(nlo, nhi));
-			min_pack_values(o, g, type == QT_Q5_K);
+			min_pack(o, s.ds[b], mv, _mm256_add_epi32(nlo, nhi), g, type == QT_Q5_K, false);
 			o += type == QT_Q5_K ? QUANT_PACK8_M5 : QUANT_PACK8_M4;
 		}
 	}

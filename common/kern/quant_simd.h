@@ -87,15 +87,17 @@
 		QUANT_RUNS8(GEMM8P_RUN512_##name, a, as, nt, out, os)                  \
 	}
 
-/* Offsets in a QUANT_PACK8_M4 / _M5 group (Q4_1, Q5_1, Q4_K, Q5_K): the 8
- * rows' float scales and mins, their -128 * sum(q) as int32, then the 8
- * transposed vectors of values (0..31) as 4-bit codes (pack_codes), and
- * for the 5-bit types the masks of their fifth bits (uint32 per vector). */
+/* Offsets in a QUANT_PACK8_M4 / _M5 group (Q4_K, Q5_K; h = false) and a
+ * QUANT_PACK8_M4H / _M5H group (Q4_1, Q5_1; h = true): the 8 rows' scales
+ * and mins (float, or for h their file's f16, the same values), their
+ * -sum(q) as int16, then the 8 transposed vectors of values (0..31) as
+ * 4-bit codes (pack_codes), and for the 5-bit types the masks of their
+ * fifth bits (uint32 per vector). */
 #define MIN_PACK_D 0
-#define MIN_PACK_M 32
-#define MIN_PACK_NEGW 64
-#define MIN_PACK_G 96
-#define MIN_PACK_MASKS (MIN_PACK_G + 4 * 32)
+#define MIN_PACK_M(h) ((h) ? 16 : 32)
+#define MIN_PACK_NEGW(h) ((h) ? 32 : 64)
+#define MIN_PACK_G(h) ((h) ? 48 : 80)
+#define MIN_PACK_MASKS(h) (MIN_PACK_G(h) + 4 * 32)
 
 /* Stores 8 vectors' low 4 bits in 128 bytes: vector c (0..3) in the low
  * nibbles of bytes 32c..32c+31, vector c + 4 in their high nibbles. */
@@ -125,15 +127,32 @@ AVX2 static inline __m256i mask_bytes(uint32_t m)
 	return _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
 }
 
-/* A MIN group's values g (0..31, transposed): their codes, and for the
- * 5-bit types (five) the masks of their fifth bits. */
-AVX2 static inline void min_pack_values(uint8_t *o, const __m256i g[8], bool five)
+/* A MIN group: the rows' scales d and mins m, -128 * their sums negw, and
+ * values g (0..31, transposed) as codes, with for the 5-bit types (five)
+ * the masks of their fifth bits; h: the f16 layout. */
+AVX2 static inline void min_pack(uint8_t *o, const float d[8], const float m[8], __m256i negw,
+				 const __m256i g[8], bool five, bool h)
 {
-	for (int k = 0; five && k < 8; k++) {
-		uint32_t m = (uint32_t)_mm256_movemask_epi8(_mm256_slli_epi16(g[k], 3));
-		memcpy(o + MIN_PACK_MASKS + 4 * k, &m, 4);
+	if (h) {
+		_mm_storeu_si128((__m128i *)(o + MIN_PACK_D),
+				 _mm256_cvtps_ph(_mm256_loadu_ps(d), _MM_FROUND_TO_NEAREST_INT));
+		_mm_storeu_si128((__m128i *)(o + MIN_PACK_M(h)),
+				 _mm256_cvtps_ph(_mm256_loadu_ps(m), _MM_FROUND_TO_NEAREST_INT));
+	} else {
+		memcpy(o + MIN_PACK_D, d, 32);
+		memcpy(o + MIN_PACK_M(h), m, 32);
 	}
-	pack_codes(o + MIN_PACK_G, g);
+	int32_t x[8];
+	int16_t y[8];
+	_mm256_storeu_si256((__m256i *)x, negw);
+	for (int r = 0; r < 8; r++)
+		y[r] = (int16_t)(x[r] / 128);   /* exact: -128 * a sum of at most 32 * 31 */
+	memcpy(o + MIN_PACK_NEGW(h), y, 16);
+	for (int k = 0; five && k < 8; k++) {
+		uint32_t mk = (uint32_t)_mm256_movemask_epi8(_mm256_slli_epi16(g[k], 3));
+		memcpy(o + MIN_PACK_MASKS(h) + 4 * k, &mk, 4);
+	}
+	pack_codes(o + MIN_PACK_G(h), g);
 }
 
 /* The uint32 mask k at p (unaligned). */
