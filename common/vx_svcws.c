@@ -31,9 +31,10 @@ struct vx_svcws_conn {
 	bool running;                /* a drain job is submitted or draining */
 	bool busy;                   /* the job is running an item */
 	bool end_owed;               /* an "end" waits for the queue to drain */
-	bool retry;                  /* the item running asked to run later */
 	bool closed;
 
+	bool retry;                  /* the running job only: its item asked
+				      * to run later */
 	bool configured;             /* lws thread only */
 	alignas(max_align_t) unsigned char state[];
 };

@@ -591,7 +591,7 @@ VNNI static void gemm8_q5_1(int n, const void *w, size_t ws, const void *a, size
  * Per group of 8 rows and block (QUANT_PACK8_M4 / _M5 bytes): the 8 rows'
  * scales and mins as floats, -128 * sum(q) as int32, then the 8 vectors
  * g[k] gemm8_min32 builds (values 0..31) as 4-bit codes, and for Q5_1 the
- * masks of their fifth bits (min_pack_values). Per token the packed gemm
+ * masks of their fifth bits (min_pack). Per token the packed gemm
  * rebuilds those vectors in registers, computes gemm8_min32's exact
  * integer sums (starting from -128 * sum(q), in GEMM8P_BODY's turned
  * order) and then runs its float instructions in the same order, so each

@@ -444,13 +444,9 @@ AVX2 static inline void pack8_head(const __m256i g[8], const uint16_t dh[8], uin
 	for (int k = 0; k < 8; k++)   /* vpdpbusd(sumw, 1, g[k]) in AVX2 */
 		sumw = _mm256_add_epi32(sumw, _mm256_madd_epi16(
 			_mm256_maddubs_epi16(ones, g[k]), ones16));
-	int32_t sum[8];
-	int16_t neg[8];
-	_mm256_storeu_si256((__m256i *)sum, sumw);
-	for (int r = 0; r < 8; r++)
-		neg[r] = (int16_t)-sum[r];   /* |sum| <= 32 * 128 */
 	memcpy(o, dh, 16);
-	memcpy(o + 16, neg, 16);
+	store_i16_div128(o + 16, _mm256_sub_epi32(_mm256_setzero_si256(),
+						  _mm256_slli_epi32(sumw, 7)));
 }
 
 /* Packs rows whose load8 gives signed int8 values and one f16 scale per
@@ -607,7 +603,7 @@ PACKED_GEMM_FNS(q5_0, GEMM8P_BODY, QUANT_PACK8_N5, G2_N5_VEX, G2_N5_EVEX, q4_0_v
 /* Two packed groups (the second `gap` bytes after the first) in 512-bit
  * vectors: group A's values in the low half of each register, group B's in
  * the high half, so one vpdpbusd serves 16 rows. Per lane the same
- * instructions as gemm8p_body512 (the same bits). */
+ * instructions as gemm8p_<name>_body512 (the same bits). */
 #define GEMM16P_BODY(blk, G2)                                                          \
 	__m512 acc[8];                                                                 \
 	for (int t = 0; t < nt; t++)                                                   \

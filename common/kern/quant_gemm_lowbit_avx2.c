@@ -313,23 +313,14 @@ VNNI static void gemm8_iq4_xs(int n, const void *w, size_t ws, const void *a, si
 #define S16_G 80       /* the 8 transposed vectors: Q6_K signed bytes,
 			* Q3_K 4-bit codes (value + 4, pack_codes) */
 
-/* Eight int32 lanes as int8 / int16 at dst (each fits: checked by the
- * packed gemm tests against the 8-row gemm). */
+/* Eight int32 lanes as int8 at dst (the 16-value scales fit: Q6_K's are
+ * int8, Q3_K's 6-bit). */
 AVX2 static inline void store_i8(uint8_t *dst, const int32_t v[8])
 {
 	for (int r = 0; r < 8; r++)
 		dst[r] = (uint8_t)(int8_t)v[r];
 }
 
-AVX2 static inline void store_i16_div128(uint8_t *dst, __m256i v)
-{
-	int32_t x[8];
-	int16_t y[8];
-	_mm256_storeu_si256((__m256i *)x, v);
-	for (int r = 0; r < 8; r++)
-		y[r] = (int16_t)(x[r] / 128);   /* exact: x is -128 * a sum */
-	memcpy(dst, y, 16);
-}
 
 __attribute__((always_inline)) AVX2 static inline void
 pack8_k(int type, size_t bb, int n, const void *w, size_t ws, void *dst)

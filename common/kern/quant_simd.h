@@ -127,6 +127,18 @@ AVX2 static inline __m256i mask_bytes(uint32_t m)
 	return _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
 }
 
+/* The 8 rows' -128 * sum(q) (negw) as the int16 -sum(q) a packed group
+ * keeps (exact: a sum of 32 values fits; the gemm shifts it back). */
+AVX2 static inline void store_i16_div128(uint8_t *dst, __m256i negw)
+{
+	int32_t x[8];
+	int16_t y[8];
+	_mm256_storeu_si256((__m256i *)x, negw);
+	for (int r = 0; r < 8; r++)
+		y[r] = (int16_t)(x[r] / 128);
+	memcpy(dst, y, 16);
+}
+
 /* A MIN group: the rows' scales d and mins m, -128 * their sums negw, and
  * values g (0..31, transposed) as codes, with for the 5-bit types (five)
  * the masks of their fifth bits; h: the f16 layout. */
@@ -142,12 +154,7 @@ AVX2 static inline void min_pack(uint8_t *o, const float d[8], const float m[8],
 		memcpy(o + MIN_PACK_D, d, 32);
 		memcpy(o + MIN_PACK_M(h), m, 32);
 	}
-	int32_t x[8];
-	int16_t y[8];
-	_mm256_storeu_si256((__m256i *)x, negw);
-	for (int r = 0; r < 8; r++)
-		y[r] = (int16_t)(x[r] / 128);   /* exact: -128 * a sum of at most 32 * 31 */
-	memcpy(o + MIN_PACK_NEGW(h), y, 16);
+	store_i16_div128(o + MIN_PACK_NEGW(h), negw);
 	for (int k = 0; five && k < 8; k++) {
 		uint32_t mk = (uint32_t)_mm256_movemask_epi8(_mm256_slli_epi16(g[k], 3));
 		memcpy(o + MIN_PACK_MASKS(h) + 4 * k, &mk, 4);

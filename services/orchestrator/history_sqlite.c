@@ -164,6 +164,8 @@ static void set_why(sqlite3 *db, int rc, char *why, size_t why_cap)
 /* WAL, and the schema in one immediate transaction; an SQLite code. */
 static int sq_setup(sqlite3 *db, char *why, size_t why_cap)
 {
+	if (why && why_cap)
+		why[0] = '\0';   /* not a BUSY try's message */
 	/* journal_mode=WAL answers the mode in force ("memory" for :memory:) */
 	int rc = sqlite3_exec(db, "PRAGMA journal_mode=WAL;"
 			      "PRAGMA synchronous=NORMAL;"
