@@ -668,6 +668,8 @@ size_t quant_pack8_bytes(int type, int64_t n)
 		return (size_t)(n / QK8_0) * (type == QT_Q4_K ? QUANT_PACK8_M4 : QUANT_PACK8_M5);
 	if (type == QT_Q6_K || type == QT_Q3_K)
 		return (size_t)(n / QK8_0) * (type == QT_Q6_K ? QUANT_PACK8_S16 : QUANT_PACK8_S3);
+	if (type == QT_IQ4_XS)
+		return (size_t)(n / QK8_0) * QUANT_PACK8_X4;
 	return 0;
 }
 

@@ -165,8 +165,9 @@ typedef void (*quant_mdot_fn)(int n, const void *w, const void *act, size_t act_
  * bits);
  * Q6_K / Q3_K sub-blocks as signed bytes (Q3_K: 4-bit codes) with their
  * two 16-value integer scales and the super-block's float scale (42 bytes
- * per 32 values instead of 26; Q3_K 26 instead of 14); these with AVX-VNNI
- * or AVX-512 VNNI. */
+ * per 32 values instead of 26; Q3_K 26 instead of 14);
+ * IQ4_XS sub-blocks as IQ4_NL's codes with float scales (22 bytes per 32
+ * values instead of 17); these with AVX-VNNI or AVX-512 VNNI. */
 #define QUANT_PACK8_V 32                         /* the values' offset */
 #define QUANT_PACK8_Q8_0 (QUANT_PACK8_V + 8 * QK8_0) /* bytes per block of 8 rows */
 #define QUANT_PACK8_N4 (QUANT_PACK8_V + 4 * QK8_0)   /* Q4_0 / IQ4_NL: 4-bit codes */
@@ -182,6 +183,11 @@ typedef void (*quant_mdot_fn)(int n, const void *w, const void *act, size_t act_
 #define QUANT_PACK8_M5H (QUANT_PACK8_M4H + 32)   /* Q5_1: and a bit mask */
 #define QUANT_PACK8_S16 (80 + 8 * QK8_0)         /* Q6_K */
 #define QUANT_PACK8_S3 (80 + 4 * QK8_0)          /* Q3_K: 4-bit codes */
+/* IQ4_XS sub-blocks: N4's layout with the 8 rows' scales (d * (ls - 32))
+ * as floats, their -sum(q) as int16 at 32, the codes at
+ * QUANT_PACK8_X4_V (22 bytes per 32 values instead of 17). */
+#define QUANT_PACK8_X4_V 48
+#define QUANT_PACK8_X4 (QUANT_PACK8_X4_V + 4 * QK8_0)
 typedef void (*quant_pack8_fn)(int n, const void *w, size_t w_stride, void *dst);
 
 /* True for the weight types listed above (not the activation-only types). */
@@ -272,9 +278,10 @@ quant_gemm8_fn quant_gemm16_packed_avx2(int type);
  * quant_gemm8_packed_s16_avx2. */
 quant_gemm8_fn quant_gemm8_packed_min_avx2(int type, quant_pack8_fn *ret_pack);
 /* quant_gemm_lowbit_avx2.c's packers of Q4_K / Q5_K into the
- * QUANT_PACK8_M4 / _M5 layouts (NULL for other types), and its packed gemm and
+ * QUANT_PACK8_M4 / _M5 layouts and of IQ4_XS into QUANT_PACK8_X4 (NULL
+ * for other types), and its packed gemm and
  * packer for Q6_K / Q3_K (QUANT_PACK8_S16 / _S3), or NULL. */
-quant_pack8_fn quant_pack8_kmin_avx2(int type);
+quant_pack8_fn quant_pack8_k_avx2(int type);
 quant_gemm8_fn quant_gemm8_packed_s16_avx2(int type, quant_pack8_fn *ret_pack);
 /* quant_mdot_avx2.c's decode kernels (AVX2, AVX-VNNI or AVX-512 by CPU). */
 quant_mdot_fn quant_mdot_avx2(int type);

@@ -710,7 +710,7 @@ quant_gemm8_fn quant_gemm8_packed_min_avx2(int type, quant_pack8_fn *ret_pack)
 	case QT_Q4_1: *ret_pack = pack8_q4_1; break;
 	case QT_Q5_1: *ret_pack = pack8_q5_1; break;
 	case QT_Q4_K:
-	case QT_Q5_K: *ret_pack = quant_pack8_kmin_avx2(type); break;
+	case QT_Q5_K: *ret_pack = quant_pack8_k_avx2(type); break;
 	default: return quant_gemm8_packed_s16_avx2(type, ret_pack);
 	}
 	bool evex = quant_have_avx512vnni();

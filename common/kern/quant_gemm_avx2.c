@@ -432,7 +432,9 @@ GEMM8_FNS(iq4_nl, load8_iq4_nl)
  * per token and block) and then runs
  * its float instructions in the same order, so results are bit-identical
  * to gemm8_q8_0; without the transpose a lone token costs less than the
- * dot. */
+ * dot. IQ4_XS sub-blocks (packed by quant_gemm_lowbit_avx2.c) take N4's
+ * form with float scales (QUANT_PACK8_X4) and gemm8_k's float
+ * instructions, which are the same. */
 
 /* The head of a packed block: the 8 rows' f16 scales, then their -sum(q)
  * as int16 (the gemm starts from 128 times it) of the transposed vectors
@@ -481,17 +483,6 @@ AVX2 static inline void pack8_head(const __m256i g[8], const uint16_t dh[8], uin
 #define CODE_Q5_0(v) _mm256_add_epi8((v), _mm256_set1_epi8(16))   /* low 4 bits */
 #define CODE_IQ4_NL(v) iq4_nl_code(v)
 
-/* IQ4_NL: a value's index in the table (its values are distinct). */
-AVX2 static inline __m256i iq4_nl_code(__m256i v)
-{
-	__m256i c = _mm256_setzero_si256();
-	for (int i = 1; i < 16; i++)
-		c = _mm256_or_si256(c, _mm256_and_si256(
-			_mm256_cmpeq_epi8(v, _mm256_set1_epi8(iq4nl_values[i])),
-			_mm256_set1_epi8((char)i)));
-	return c;
-}
-
 AVX2 static void pack8_q8_0(int n, const void *w, size_t ws, void *dst)
 {
 	PACK8_BODY(load8_q8_0, QUANT_PACK8_Q8_0, CODE_NONE, false)
@@ -523,14 +514,16 @@ AVX2 static void pack8_iq4_nl(int n, const void *w, size_t ws, void *dst)
 	const __m256i m4 = _mm256_set1_epi8(0xF), s16 = _mm256_set1_epi8(16);          \
 	const __m256i tab = _mm256_broadcastsi128_si256(                               \
 		_mm_loadu_si128((const __m128i *)(table)));                            \
+	const bool x4_ = (blk) == QUANT_PACK8_X4;   /* float scales */                 \
 	(void)m4, (void)s16, (void)tab;                                                \
 	__m256 acc[QUANT_GEMM8_TOKENS];                                                \
 	for (int t = 0; t < nt; t++)                                                   \
 		acc[t] = _mm256_setzero_ps();                                          \
 	for (int i = 0; i < n / 32; i++, pb += (blk)) {                                \
-		__m256 dx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)pb));     \
+		__m256 dx = x4_ ? _mm256_loadu_ps((const float *)pb)                   \
+				: _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)pb)); \
 		__m256i negw = _mm256_slli_epi32(_mm256_cvtepi16_epi32(                \
-			_mm_loadu_si128((const __m128i *)(pb + 16))), 7);              \
+			_mm_loadu_si128((const __m128i *)(pb + (x4_ ? 32 : 16)))), 7); \
 		__m256i s[QUANT_GEMM8_TOKENS];                                         \
 		for (int t = 0; t < nt; t++)                                           \
 			s[t] = negw;                                                   \
@@ -570,6 +563,10 @@ AVX2 static void pack8_iq4_nl(int n, const void *w, size_t ws, void *dst)
 #define G2_N4(pb, c, g)                                                                \
 	(g[0] = _mm256_shuffle_epi8(tab, CODES_LO((pb) + QUANT_PACK8_V, c, m4)),                  \
 	 g[1] = _mm256_shuffle_epi8(tab, CODES_HI((pb) + QUANT_PACK8_V, c, m4)))
+#define G2_X4_K G2_N4_K
+#define G2_X4(pb, c, g)                                                                \
+	(g[0] = _mm256_shuffle_epi8(tab, CODES_LO((pb) + QUANT_PACK8_X4_V, c, m4)),               \
+	 g[1] = _mm256_shuffle_epi8(tab, CODES_HI((pb) + QUANT_PACK8_X4_V, c, m4)))
 #define G2_N5_EVEX(pb, c, g)                                                           \
 	(g[0] = CODES_LO((pb) + QUANT_PACK8_V, c, m4),                                            \
 	 g[0] = _mm256_mask_sub_epi8(g[0], mask_at((pb) + QUANT_PACK8_N5_MASKS, c),     \
@@ -592,6 +589,8 @@ static const int8_t q4_0_values[16] = { -8, -7, -6, -5, -4, -3, -2, -1,
 #define GEMM8P_RUN512_q4_0(at, k, ot) gemm8p_q4_0_body512(n, w, at, as, k, ot, os)
 #define GEMM8P_RUN_iq4_nl(at, k, ot) gemm8p_iq4_nl_body(n, w, at, as, k, ot, os)
 #define GEMM8P_RUN512_iq4_nl(at, k, ot) gemm8p_iq4_nl_body512(n, w, at, as, k, ot, os)
+#define GEMM8P_RUN_iq4_xs(at, k, ot) gemm8p_iq4_xs_body(n, w, at, as, k, ot, os)
+#define GEMM8P_RUN512_iq4_xs(at, k, ot) gemm8p_iq4_xs_body512(n, w, at, as, k, ot, os)
 #define GEMM8P_RUN_q5_0(at, k, ot) gemm8p_q5_0_body(n, w, at, as, k, ot, os)
 #define GEMM8P_RUN512_q5_0(at, k, ot) gemm8p_q5_0_body512(n, w, at, as, k, ot, os)
 
@@ -599,6 +598,7 @@ PACKED_GEMM_FNS(q8, GEMM8P_BODY, QUANT_PACK8_Q8_0, G2_Q8, G2_Q8, q4_0_values)
 PACKED_GEMM_FNS(q4_0, GEMM8P_BODY, QUANT_PACK8_N4, G2_N4, G2_N4, q4_0_values)
 PACKED_GEMM_FNS(iq4_nl, GEMM8P_BODY, QUANT_PACK8_N4, G2_N4, G2_N4, iq4nl_values)
 PACKED_GEMM_FNS(q5_0, GEMM8P_BODY, QUANT_PACK8_N5, G2_N5_VEX, G2_N5_EVEX, q4_0_values)
+PACKED_GEMM_FNS(iq4_xs, GEMM8P_BODY, QUANT_PACK8_X4, G2_X4, G2_X4, iq4nl_values)
 
 /* Two packed groups (the second `gap` bytes after the first) in 512-bit
  * vectors: group A's values in the low half of each register, group B's in
@@ -771,6 +771,9 @@ quant_gemm8_fn quant_gemm8_packed_avx2(int type, quant_pack8_fn *ret_pack)
 	case QT_IQ4_NL:
 		*ret_pack = pack8_iq4_nl;
 		return evex ? gemm8p_iq4_nl_512 : gemm8p_iq4_nl;
+	case QT_IQ4_XS:
+		*ret_pack = quant_pack8_k_avx2(type);
+		return evex ? gemm8p_iq4_xs_512 : gemm8p_iq4_xs;
 	default:
 		return NULL;
 	}

@@ -303,7 +303,8 @@ VNNI static void gemm8_iq4_xs(int n, const void *w, size_t ws, const void *a, si
  * into Q4_1's layout (scale d * sc, min -dmin * m: the same lane values
  * and float instructions as gemm8_k, so the same bits), served by
  * quant_avx2.c's gemm8p_m4 / gemm8p_m5. Q6_K / Q3_K sub-blocks go into
- * S16 below. */
+ * S16 below; IQ4_XS sub-blocks into QUANT_PACK8_X4 (their scale d * ls as
+ * gemm8_k has it), served by quant_gemm_avx2.c's gemm8p_iq4_xs. */
 
 #define S16_D 0        /* the rows' super-block scale d, float */
 #define S16_SL 32      /* their scales of values 0..15 and 16..31, int8 */
@@ -353,6 +354,15 @@ pack8_k(int type, size_t bb, int n, const void *w, size_t ws, void *dst)
 				o += QUANT_PACK8_S16;
 				continue;
 			}
+			if (type == QT_IQ4_XS) {
+				memcpy(o, s.ds[b], 32);
+				store_i16_div128(o + 32, _mm256_add_epi32(nlo, nhi));
+				for (int k = 0; k < 8; k++)
+					g[k] = iq4_nl_code(g[k]);
+				pack_codes(o + QUANT_PACK8_X4_V, g);
+				o += QUANT_PACK8_X4;
+				continue;
+			}
 			float mv[8];
 			for (int r = 0; r < 8; r++)
 				mv[r] = -s.dm[b][r];
@@ -370,6 +380,11 @@ AVX2 static void pack8_q4_K(int n, const void *w, size_t ws, void *dst)
 AVX2 static void pack8_q5_K(int n, const void *w, size_t ws, void *dst)
 {
 	pack8_k(QT_Q5_K, sizeof(block_q5_K), n, w, ws, dst);
+}
+
+AVX2 static void pack8_iq4_xs(int n, const void *w, size_t ws, void *dst)
+{
+	pack8_k(QT_IQ4_XS, sizeof(block_iq4_xs), n, w, ws, dst);
 }
 
 AVX2 static void pack8_q6_K(int n, const void *w, size_t ws, void *dst)
@@ -446,9 +461,10 @@ AVX2 static void pack8_q3_K(int n, const void *w, size_t ws, void *dst)
 PACKED_GEMM_FNS(s16, GEMM8P_S16_BODY, QUANT_PACK8_S16, G2_S16, G2_S16, NULL)
 PACKED_GEMM_FNS(s3, GEMM8P_S16_BODY, QUANT_PACK8_S3, G2_S3, G2_S3, NULL)
 
-quant_pack8_fn quant_pack8_kmin_avx2(int type)
+quant_pack8_fn quant_pack8_k_avx2(int type)
 {
-	return type == QT_Q4_K ? pack8_q4_K : type == QT_Q5_K ? pack8_q5_K : NULL;
+	return type == QT_Q4_K ? pack8_q4_K : type == QT_Q5_K ? pack8_q5_K :
+	       type == QT_IQ4_XS ? pack8_iq4_xs : NULL;
 }
 
 quant_gemm8_fn quant_gemm8_packed_s16_avx2(int type, quant_pack8_fn *ret_pack)
@@ -489,7 +505,7 @@ quant_gemm8_fn quant_gemm8_kquant_avx2(int type)
 	return NULL;
 }
 
-quant_pack8_fn quant_pack8_kmin_avx2(int type)
+quant_pack8_fn quant_pack8_k_avx2(int type)
 {
 	(void)type;
 	return NULL;

@@ -110,6 +110,17 @@ AVX2 static inline void pack_codes(uint8_t *dst, const __m256i v[8])
 			_mm256_slli_epi16(_mm256_and_si256(v[c + 4], m4), 4)));
 }
 
+/* IQ4_NL / IQ4_XS: a value's index in the table (its values are distinct). */
+AVX2 static inline __m256i iq4_nl_code(__m256i v)
+{
+	__m256i c = _mm256_setzero_si256();
+	for (int i = 1; i < 16; i++)
+		c = _mm256_or_si256(c, _mm256_and_si256(
+			_mm256_cmpeq_epi8(v, _mm256_set1_epi8(iq4nl_values[i])),
+			_mm256_set1_epi8((char)i)));
+	return c;
+}
+
 /* The codes of vectors c and c + 4 that pack_codes stored at p. */
 #define CODES_LO(p, c, m4)                                                     \
 	_mm256_and_si256(_mm256_loadu_si256((const __m256i *)(p) + (c)), (m4))

@@ -404,7 +404,8 @@ static void pack_task(void *arg, int g, int thread)
  * embeddings are then read from the packed copy, where it holds Q8_0
  * values). Q4_0, Q5_0 and IQ4_NL go into Q8_0's layout as 4-bit codes,
  * Q4_1, Q5_1, Q4_K and Q5_K as codes with float scales and mins, Q6_K and
- * Q3_K with their 16-value scales, Q3_K as codes too (unless no_repack):
+ * Q3_K with their 16-value scales, Q3_K as codes too, IQ4_XS as codes with
+ * float scales (unless no_repack):
  * 1.05-1.9x their bytes, for kernels that take every token of a batch with the weights in
  * registers (Q4_K_M files are mostly Q5_0, Q5_K_M ones Q5_1). */
 static int pack_weights(model *m, bool no_repack)
