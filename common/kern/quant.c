@@ -15,6 +15,7 @@
 
 _Static_assert(sizeof(block_q8_0) == 34, "q8_0 layout");
 _Static_assert(sizeof(block_q8_0u) == 40, "q8_0u layout");
+_Static_assert(sizeof(block_q8_0s) == 40, "q8_0s layout");
 _Static_assert(sizeof(block_q4_0) == 18, "q4_0 layout");
 _Static_assert(sizeof(block_q5_0) == 22, "q5_0 layout");
 _Static_assert(sizeof(block_q4_K) == 144, "q4_K layout");
@@ -49,14 +50,15 @@ const char *quant_type_name(int type)
 
 bool quant_supported(int type)
 {
-	return quant_block_elems(type) > 0 && type != QT_Q8_K && type != QT_Q8_0U;
+	return quant_block_elems(type) > 0 && type != QT_Q8_K && type != QT_Q8_0U &&
+	       type != QT_Q8_0S;
 }
 
 int quant_block_elems(int type)
 {
 	switch (type) {
 	case QT_F32: case QT_F16: case QT_BF16: return 1;
-	case QT_Q8_0: case QT_Q8_0U: return QK8_0;
+	case QT_Q8_0: case QT_Q8_0U: case QT_Q8_0S: return QK8_0;
 	case QT_Q4_0: case QT_Q5_0: case QT_Q4_1: case QT_Q5_1: case QT_IQ4_NL: return QK4_0;
 	case QT_Q4_K: case QT_Q5_K: case QT_Q6_K: case QT_Q8_K: return QK_K;
 	case QT_Q2_K: case QT_Q3_K: case QT_IQ4_XS: return QK_K;
@@ -83,6 +85,7 @@ size_t quant_block_bytes(int type)
 	case QT_Q6_K: return sizeof(block_q6_K);
 	case QT_Q8_K: return sizeof(block_q8_K);
 	case QT_Q8_0U: return sizeof(block_q8_0u);
+	case QT_Q8_0S: return sizeof(block_q8_0s);
 	default: return 0;
 	}
 }
@@ -278,6 +281,13 @@ static void dequant_q8_0u(const block_q8_0u *x, float *y, int64_t nb)
 			*y++ = x[i].d * (x[i].qs[j] - 128);
 }
 
+static void dequant_q8_0s(const block_q8_0s *x, float *y, int64_t nb)
+{
+	for (int64_t i = 0; i < nb; i++)
+		for (int j = 0; j < QK8_0; j++)
+			*y++ = x[i].d * x[i].qs[j];
+}
+
 static void dequant_q8_K(const block_q8_K *x, float *y, int64_t nb)
 {
 	for (int64_t i = 0; i < nb; i++)
@@ -300,6 +310,7 @@ void quant_dequantize_row(int type, const void *src, float *dst, int64_t n)
 	case QT_Q6_K: dequant_q6_K(src, dst, n / QK_K); break;
 	case QT_Q8_K: dequant_q8_K(src, dst, n / QK_K); break;
 	case QT_Q8_0U: dequant_q8_0u(src, dst, n / QK8_0); break;
+	case QT_Q8_0S: dequant_q8_0s(src, dst, n / QK8_0); break;
 	default:
 		if (!quant_lowbit_dequantize(type, src, dst, n))
 			memset(dst, 0, (size_t)n * sizeof(float));
@@ -334,6 +345,21 @@ static void quantize_q8_0u(const float *x, block_q8_0u *y, int64_t nb)
 			y[i].qs[j] = (uint8_t)(b.qs[j] + 128);
 			y[i].sum += b.qs[j];
 		}
+	}
+}
+
+/* Q8_0S: the Q8_0 quantiser's bytes, its f16 scale as float. */
+static void quantize_q8_0s(const float *x, block_q8_0s *y, int64_t nb)
+{
+	for (int64_t i = 0; i < nb; i++) {
+		block_q8_0 b;
+		quantize_q8_0(x + i * QK8_0, &b, 1);
+		y[i].d = F16(b.d);
+		memcpy(y[i].qs, b.qs, QK8_0);
+		int32_t sum = 0;
+		for (int j = 0; j < QK8_0; j++)
+			sum += b.qs[j];
+		y[i].nsum128 = -128 * sum;
 	}
 }
 
@@ -386,6 +412,7 @@ int quant_quantize_row_portable(int type, const float *src, void *dst, int64_t n
 	case QT_Q8_0: quantize_q8_0(src, dst, n / QK8_0); return 0;
 	case QT_Q8_K: quantize_q8_K(src, dst, n / QK_K); return 0;
 	case QT_Q8_0U: quantize_q8_0u(src, dst, n / QK8_0); return 0;
+	case QT_Q8_0S: quantize_q8_0s(src, dst, n / QK8_0); return 0;
 	default: return -EINVAL;
 	}
 }
@@ -637,6 +664,11 @@ quant_gemm8_fn quant_gemm8_packed_get(int type, quant_pack8_fn *ret_pack)
 	return f ? f : quant_gemm8_packed_min_avx2(type, ret_pack);
 }
 
+int quant_pack8_act_type(int type)
+{
+	return type == QT_Q6_K || type == QT_Q3_K ? QT_Q8_0U : QT_Q8_0S;
+}
+
 bool quant_pack8_as_q8_0(int type)
 {
 	return type == QT_Q8_0 || type == QT_Q4_0 || type == QT_Q5_0 || type == QT_IQ4_NL;
@@ -683,7 +715,8 @@ int quant_unpack8_row(int type, int64_t n, const void *group, int lane, void *ds
 		memcpy(&b[i].d, o + 2 * lane, 2);
 		for (int k = 0; k < 8; k++) {
 			if (type == QT_Q8_0) {
-				memcpy(b[i].qs + 4 * k, o + QUANT_PACK8_V + 32 * k + 4 * lane, 4);
+				for (int j = 0; j < 4; j++)   /* stored + 128 */
+					b[i].qs[4 * k + j] = (int8_t)(o[QUANT_PACK8_V + 32 * k + 4 * lane + j] ^ 0x80);
 				continue;
 			}
 			uint32_t m = 0;   /* Q5_0: the values' sign bits */

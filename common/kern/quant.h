@@ -53,6 +53,8 @@ enum quant_type {
 	QT_COUNT = 40,    /* bound for ggml type numbers known by name */
 	QT_Q8_0U = 100,   /* ours, activations only: Q8_0 with a float scale,
 			     unsigned bytes q + 128 and their sum (for the VNNI gemm) */
+	QT_Q8_0S = 101,   /* ours, activations only: Q8_0 with a float scale,
+			     its bytes and -128 * their sum (most packed gemms) */
 };
 
 #define QK8_0 32
@@ -114,6 +116,11 @@ typedef struct {
 	uint8_t qs[QK8_0];         /* q + 128 */
 	int32_t sum;               /* sum of the 32 q (for the mins of Q4_1 .. Q5_K) */
 } block_q8_0u;                                                             /* 40 B */
+typedef struct {
+	float d;
+	int32_t nsum128;           /* -128 * the sum of the 32 q (exact as a float) */
+	int8_t qs[QK8_0];          /* q, the same values as Q8_0U's */
+} block_q8_0s;                                                             /* 40 B */
 
 typedef enum quant_impl {
 	QUANT_IMPL_BEST = 0,       /* AVX2 when the CPU has it, else portable */
@@ -134,7 +141,8 @@ typedef void (*quant_tile_fn)(int n, const void *w, size_t w_stride, const void 
 			      size_t act_stride, float *out, size_t out_stride);
 
 /* Prefill product of 8 weight rows with n_tok <= QUANT_GEMM8_TOKENS
- * activation rows in QT_Q8_0U: out[t * out_stride + r] for r < 8. */
+ * activation rows in QT_Q8_0U (the packed gemms: in
+ * quant_pack8_act_type's): out[t * out_stride + r] for r < 8. */
 #define QUANT_GEMM8_TOKENS 16
 typedef void (*quant_gemm8_fn)(int n, const void *w, size_t w_stride, const void *act,
 			       size_t act_stride, int n_tok, float *out, size_t out_stride);
@@ -153,22 +161,29 @@ typedef void (*quant_mdot_fn)(int n, const void *w, const void *act, size_t act_
  * the packed gemm reads (a group's rows transposed once, at load, instead of
  * at every product). The packed gemm takes a group as w (w_stride unused)
  * and gives per token exactly the bits of quant_gemm8_get(type)'s, and a
- * token's result does not depend on n_tok or the other tokens. Q8_0 (36
- * bytes per 32 values: the 8 rows' f16 scales, -sum(q) as int16, the
- * values transposed), and Q4_0 / Q5_0 / IQ4_NL in the same vectors of int8
- * values, stored as 4-bit codes (20 bytes per 32 values; Q5_0 24 with a
- * sign bit per value) the gemm turns back into them in registers, on CPUs
- * with AVX-VNNI or AVX-512 VNNI;
+ * token's result does not depend on n_tok or the other tokens. Q8_0 (34
+ * bytes per 32 values, as the file: the 8 rows' f16 scales, then the
+ * values + 128 transposed), and Q4_0 / Q5_0 / IQ4_NL in the same vectors,
+ * stored as 4-bit codes (18 bytes per 32 values; Q5_0 22 with a sign bit
+ * per value: the file's sizes) the gemm turns back into them in registers,
+ * on CPUs with AVX-VNNI or AVX-512 VNNI;
  * Q4_1 / Q5_1, and Q4_K / Q5_K sub-blocks, as 4-bit codes with their
- * scales and mins (Q4_1 22 bytes per 32 values instead of 20, Q4_K 26
+ * scales and mins (Q4_1 20 bytes per 32 values as the file, Q4_K 24
  * instead of 18; the 5-bit types 4 more, for a mask of the values' fifth
  * bits);
  * Q6_K / Q3_K sub-blocks as signed bytes (Q3_K: 4-bit codes) with their
  * two 16-value integer scales and the super-block's float scale (42 bytes
  * per 32 values instead of 26; Q3_K 26 instead of 14);
- * IQ4_XS sub-blocks as IQ4_NL's codes with float scales (22 bytes per 32
- * values instead of 17); these with AVX-VNNI or AVX-512 VNNI. */
-#define QUANT_PACK8_V 32                         /* the values' offset */
+ * IQ4_XS sub-blocks as IQ4_NL's codes with float scales (20 bytes per 32
+ * values instead of 17); these with AVX-VNNI or AVX-512 VNNI.
+ * The weights of all but Q6_K / Q3_K are held unsigned (Q8_0's, Q4_0's,
+ * Q5_0's and the IQ types' values + 128; the others' values are >= 0) and
+ * multiplied by the activations' signed bytes (QT_Q8_0S): the sum of
+ * (w + 128) * a is corrected by 128 * sum(a), which the activation block
+ * carries, so the weights need no sums of their own.
+ * Q6_K / Q3_K keep signed weights, unsigned activations and the two
+ * halves' -sum(q) (a 16-value activation sum is not kept). */
+#define QUANT_PACK8_V 16                         /* the values' offset */
 #define QUANT_PACK8_Q8_0 (QUANT_PACK8_V + 8 * QK8_0) /* bytes per block of 8 rows */
 #define QUANT_PACK8_N4 (QUANT_PACK8_V + 4 * QK8_0)   /* Q4_0 / IQ4_NL: 4-bit codes */
 #define QUANT_PACK8_N5 (QUANT_PACK8_N4 + 32)         /* Q5_0: codes and sign masks */
@@ -177,16 +192,15 @@ typedef void (*quant_mdot_fn)(int n, const void *w, const void *act, size_t act_
  * N5's 8 sign masks (uint32, bit j = byte j of vector k is negative)
  * follow them. */
 #define QUANT_PACK8_N5_MASKS (QUANT_PACK8_V + 4 * QK8_0)
-#define QUANT_PACK8_M4 (80 + 4 * QK8_0)          /* Q4_K: 4-bit codes */
+#define QUANT_PACK8_M4 (64 + 4 * QK8_0)          /* Q4_K: 4-bit codes */
 #define QUANT_PACK8_M5 (QUANT_PACK8_M4 + 32)     /* Q5_K: and a bit mask */
-#define QUANT_PACK8_M4H (48 + 4 * QK8_0)         /* Q4_1: f16 scales, codes */
+#define QUANT_PACK8_M4H (32 + 4 * QK8_0)         /* Q4_1: f16 scales, codes */
 #define QUANT_PACK8_M5H (QUANT_PACK8_M4H + 32)   /* Q5_1: and a bit mask */
 #define QUANT_PACK8_S16 (80 + 8 * QK8_0)         /* Q6_K */
 #define QUANT_PACK8_S3 (80 + 4 * QK8_0)          /* Q3_K: 4-bit codes */
 /* IQ4_XS sub-blocks: N4's layout with the 8 rows' scales (d * (ls - 32))
- * as floats, their -sum(q) as int16 at 32, the codes at
- * QUANT_PACK8_X4_V (22 bytes per 32 values instead of 17). */
-#define QUANT_PACK8_X4_V 48
+ * as floats, the codes at QUANT_PACK8_X4_V. */
+#define QUANT_PACK8_X4_V 32
 #define QUANT_PACK8_X4 (QUANT_PACK8_X4_V + 4 * QK8_0)
 typedef void (*quant_pack8_fn)(int n, const void *w, size_t w_stride, void *dst);
 
@@ -204,7 +218,8 @@ size_t quant_row_bytes(int type, int64_t n);
 int quant_vec_type(int type);
 
 void quant_dequantize_row(int type, const void *src, float *dst, int64_t n);
-/* Quantises n floats to type (F32, Q8_0, Q8_K or Q8_0U); 0 or -EINVAL. */
+/* Quantises n floats to type (F32, Q8_0, Q8_K, Q8_0U or Q8_0S); 0 or
+ * -EINVAL. */
 int quant_quantize_row(int type, const float *src, void *dst, int64_t n);
 
 quant_dot_fn quant_dot_get(int type, quant_impl impl);
@@ -223,6 +238,9 @@ quant_gemm8_fn quant_gemm8_packed_get(int type, quant_pack8_fn *ret_pack);
  * results (the first group's rows, then the second's) are out[t*os ..
  * t*os+15], bit-identical to two calls of the packed gemm. */
 quant_gemm8_fn quant_gemm16_packed_get(int type);
+/* The activation type a packed gemm of type takes: QT_Q8_0S, or QT_Q8_0U
+ * for Q6_K and Q3_K. */
+int quant_pack8_act_type(int type);
 /* Bytes of one packed group of 8 rows of n values (0: no packed form). */
 size_t quant_pack8_bytes(int type, int64_t n);
 /* Whether type's packed rows hold Q8_0's int8 values (Q8_0, Q4_0, Q5_0,

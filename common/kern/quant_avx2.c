@@ -588,13 +588,14 @@ VNNI static void gemm8_q5_1(int n, const void *w, size_t ws, const void *a, size
 }
 
 /* ---- Q4_1 / Q5_1 packed for the batched gemm ----
- * Per group of 8 rows and block (QUANT_PACK8_M4 / _M5 bytes): the 8 rows'
- * scales and mins as floats, -128 * sum(q) as int32, then the 8 vectors
- * g[k] gemm8_min32 builds (values 0..31) as 4-bit codes, and for Q5_1 the
- * masks of their fifth bits (min_pack). Per token the packed gemm
- * rebuilds those vectors in registers, computes gemm8_min32's exact
- * integer sums (starting from -128 * sum(q), in GEMM8P_BODY's turned
- * order) and then runs its float instructions in the same order, so each
+ * Per group of 8 rows and block (QUANT_PACK8_M4H / _M5H bytes): the 8
+ * rows' f16 scales and mins, then the 8 vectors g[k] gemm8_min32 builds
+ * (values 0..31) as 4-bit codes, and for Q5_1 the masks of their fifth
+ * bits (min_pack). Per token the packed gemm rebuilds those vectors in
+ * registers and computes gemm8_min32's exact integer sums (the values,
+ * >= 0, as vpdpbusd's unsigned operand, the activations' signed bytes
+ * (QT_Q8_0S) as the other: no -128 * sum(q) to take off; in GEMM8P_BODY's
+ * turned order), then runs its float instructions in the same order, so each
  * token gets its bits, alone or in any company. Q4_K and Q5_K sub-blocks
  * take this layout too (quant_gemm_lowbit_avx2.c packs them). */
 
@@ -602,7 +603,6 @@ AVX2 static void pack8_min32(int type, size_t bb, int n, const void *w, size_t w
 {
 	const uint8_t *wb = w;
 	uint8_t *o = dst;
-	const __m256i ones = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
 	size_t blk = type == QT_Q4_1 ? QUANT_PACK8_M4H : QUANT_PACK8_M5H;
 	for (int i = 0; i < n / QK4_0; i++, o += blk) {
 		__m256i g[8];
@@ -614,12 +614,7 @@ AVX2 static void pack8_min32(int type, size_t bb, int n, const void *w, size_t w
 			mv[r] = u.m;
 		}
 		transpose8x8_i32(g);
-		__m256i sumw = _mm256_setzero_si256();
-		for (int k = 0; k < 8; k++)   /* vpdpbusd(sumw, 1, g[k]) in AVX2 */
-			sumw = _mm256_add_epi32(sumw, _mm256_madd_epi16(
-				_mm256_maddubs_epi16(ones, g[k]), ones16));
-		sumw = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(sumw, 7));
-		min_pack(o, dv, mv, sumw, g, type == QT_Q5_1, true);
+		min_pack(o, dv, mv, g, type == QT_Q5_1, true);
 	}
 }
 
@@ -661,28 +656,28 @@ AVX2 static void pack8_q5_1(int n, const void *w, size_t ws, void *dst)
 		__m256 mx = h_ ? _mm256_cvtph_ps(_mm_loadu_si128(                      \
 					 (const __m128i *)(pb + MIN_PACK_M(h_))))      \
 			       : _mm256_loadu_ps((const float *)(pb + MIN_PACK_M(h_))); \
-		__m256i negw = _mm256_slli_epi32(_mm256_cvtepi16_epi32(                \
-			_mm_loadu_si128((const __m128i *)(pb + MIN_PACK_NEGW(h_)))), 7); \
 		__m256i s[8];                                                          \
 		for (int t = 0; t < nt; t++)                                           \
-			s[t] = negw;                                                   \
+			s[t] = _mm256_setzero_si256();                                 \
 		for (int c = 0; c < 4; c++) {   /* turned, as GEMM8P_BODY */           \
 			__m256i g[2];   /* vectors c and c + 4 */                      \
 			G2(pb, c, g);                                                  \
 			for (int h = 0; h < 2; h++)                                    \
 				for (int t = 0; t < nt; t++) {                         \
 					int v;                                         \
-					memcpy(&v, (ab + t * as) + i * sizeof(block_q8_0u) + \
-						       offsetof(block_q8_0u, qs) +     \
+					memcpy(&v, (ab + t * as) + i * sizeof(block_q8_0s) + \
+						       offsetof(block_q8_0s, qs) +        \
 						       4 * (c + 4 * h), 4);             \
-					s[t] = dp(s[t], _mm256_set1_epi32(v), g[h]);   \
+					s[t] = dp(s[t], g[h], _mm256_set1_epi32(v));   \
 				}                                                      \
 		}                                                                      \
 		for (int t = 0; t < nt; t++) {                                         \
-			const block_q8_0u *y = (const block_q8_0u *)(ab + t * as) + i; \
+			const block_q8_0s *y = (const block_q8_0s *)(ab + t * as) + i; \
 			acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(dx, _mm256_set1_ps(y->d)), \
 						 _mm256_cvtepi32_ps(s[t]), acc[t]);    \
-			acc[t] = _mm256_fmadd_ps(mx, _mm256_set1_ps(y->d * (float)y->sum), acc[t]); \
+			/* (float)sum(q), exactly: |128 * sum| < 2^24 */              \
+			acc[t] = _mm256_fmadd_ps(mx, _mm256_set1_ps(                   \
+				y->d * ((float)y->nsum128 * (-1.0f / 128))), acc[t]);  \
 		}                                                                      \
 	}                                                                              \
 	for (int t = 0; t < nt; t++)                                                   \
@@ -826,12 +821,32 @@ AVX2 static void quantize_q8_0u(const float *x, block_q8_0u *y, int64_t nb)
 	}
 }
 
+/* Q8_0S as the Q8_0 quantiser makes it (the same values as Q8_0U's). */
+AVX2 static void quantize_q8_0s(const float *x, block_q8_0s *y, int64_t nb)
+{
+	const __m256i ones = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+	for (int64_t i = 0; i < nb; i++) {
+		block_q8_0 b;
+		quantize_q8_0(x + i * QK8_0, &b, 1);
+		y[i].d = f16(b.d);
+		__m256i q = _mm256_loadu_si256((const __m256i *)b.qs);
+		_mm256_storeu_si256((__m256i *)y[i].qs, q);
+		/* the signed bytes summed in pairs (1 * q), then pairs of those */
+		__m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(ones, q), ones16);
+		__m128i h = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+		h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4E));
+		h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xB1));
+		y[i].nsum128 = -128 * _mm_cvtsi128_si32(h);
+	}
+}
+
 int quant_quantize_avx2(int type, const float *src, void *dst, int64_t n)
 {
 	switch (type) {
 	case QT_Q8_0: quantize_q8_0(src, dst, n / QK8_0); return 0;
 	case QT_Q8_K: quantize_q8_K(src, dst, n / QK_K); return 0;
 	case QT_Q8_0U: quantize_q8_0u(src, dst, n / QK8_0); return 0;
+	case QT_Q8_0S: quantize_q8_0s(src, dst, n / QK8_0); return 0;
 	default: return -1;
 	}
 }

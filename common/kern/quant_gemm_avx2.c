@@ -425,34 +425,21 @@ GEMM8_FNS(iq4_nl, load8_iq4_nl)
 
 /* ---- the packed Q8_0 gemm: GEMM8_BODY on rows transposed at load ----
  * Per group of 8 rows and block i (QUANT_PACK8_Q8_0 bytes): the 8 f16
- * scales, the 8 rows' -sum(q) as int16, then the 8 vectors g[k] that
- * load8 + transpose8_epi32 give (Q4_0, Q5_0, IQ4_NL: as 4-bit codes). Per
- * token it computes GEMM8_BODY's exact integer sums (starting from
- * -128 * sum(q) instead of subtracting it at the end: one instruction less
- * per token and block) and then runs
- * its float instructions in the same order, so results are bit-identical
- * to gemm8_q8_0; without the transpose a lone token costs less than the
+ * scales, then the 8 vectors g[k] that load8 + transpose8_epi32 give, + 128
+ * (Q4_0, Q5_0, IQ4_NL: as 4-bit codes). Per token it computes GEMM8_BODY's
+ * exact integer sums the other way round: the weights + 128 as vpdpbusd's
+ * unsigned operand and the activations' signed bytes as the other, from
+ * -128 * the token's sum (which its block carries; the rows keep no sums
+ * of their own, so the layout is the file's size), and then runs its float
+ * instructions in the same order, so results are bit-identical to
+ * gemm8_q8_0; without the transpose a lone token costs less than the
  * dot. IQ4_XS sub-blocks (packed by quant_gemm_lowbit_avx2.c) take N4's
  * form with float scales (QUANT_PACK8_X4) and gemm8_k's float
  * instructions, which are the same. */
 
-/* The head of a packed block: the 8 rows' f16 scales, then their -sum(q)
- * as int16 (the gemm starts from 128 times it) of the transposed vectors
- * g; the values follow at o + QUANT_PACK8_V. */
-AVX2 static inline void pack8_head(const __m256i g[8], const uint16_t dh[8], uint8_t *o)
-{
-	const __m256i ones = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
-	__m256i sumw = _mm256_setzero_si256();
-	for (int k = 0; k < 8; k++)   /* vpdpbusd(sumw, 1, g[k]) in AVX2 */
-		sumw = _mm256_add_epi32(sumw, _mm256_madd_epi16(
-			_mm256_maddubs_epi16(ones, g[k]), ones16));
-	memcpy(o, dh, 16);
-	store_i16_div128(o + 16, _mm256_sub_epi32(_mm256_setzero_si256(),
-						  _mm256_slli_epi32(sumw, 7)));
-}
-
 /* Packs rows whose load8 gives signed int8 values and one f16 scale per
- * block, the values as bytes (Q8_0: QUANT_PACK8_Q8_0) or as 4-bit codes
+ * block: the scales, then the values as bytes + 128 (Q8_0:
+ * QUANT_PACK8_Q8_0) or as 4-bit codes
  * (Q4_0, IQ4_NL, Q5_0: QUANT_PACK8_N4 / _N5, see quant.h): code(g) gives
  * each value's code in its low 4 bits, and for Q5_0 the sign masks of the
  * values follow, so the gemm rebuilds the same int8 vectors. */
@@ -463,10 +450,11 @@ AVX2 static inline void pack8_head(const __m256i g[8], const uint16_t dh[8], uin
 		uint16_t dh[8];                                                        \
 		load8(w, ws, i, g, dh);                                                \
 		transpose8_epi32(g);                                                   \
-		pack8_head(g, dh, o);                                                  \
+		memcpy(o, dh, 16);                                                     \
 		if ((blk) == QUANT_PACK8_Q8_0) {                                       \
 			for (int k = 0; k < 8; k++)                                    \
-				_mm256_storeu_si256((__m256i *)(o + QUANT_PACK8_V) + k, g[k]);    \
+				_mm256_storeu_si256((__m256i *)(o + QUANT_PACK8_V) + k,        \
+					_mm256_xor_si256(g[k], _mm256_set1_epi8((char)0x80))); \
 			continue;                                                      \
 		}                                                                      \
 		for (int k = 0; (masks) && k < 8; k++) {                               \
@@ -512,35 +500,35 @@ AVX2 static void pack8_iq4_nl(int n, const void *w, size_t ws, void *dst)
  * others queued behind it (+10% with 8 tokens). */
 #define GEMM8P_BODY(dp, blk, G2, table)                                                     \
 	const __m256i m4 = _mm256_set1_epi8(0xF), s16 = _mm256_set1_epi8(16);          \
-	const __m256i tab = _mm256_broadcastsi128_si256(                               \
-		_mm_loadu_si128((const __m128i *)(table)));                            \
+	const __m256i h80 = _mm256_set1_epi8((char)0x80);                              \
+	const __m256i tab = _mm256_xor_si256(h80, _mm256_broadcastsi128_si256(         \
+		_mm_loadu_si128((const __m128i *)(table))));   /* values + 128 */      \
 	const bool x4_ = (blk) == QUANT_PACK8_X4;   /* float scales */                 \
-	(void)m4, (void)s16, (void)tab;                                                \
+	(void)m4, (void)s16, (void)tab, (void)h80;                                     \
 	__m256 acc[QUANT_GEMM8_TOKENS];                                                \
 	for (int t = 0; t < nt; t++)                                                   \
 		acc[t] = _mm256_setzero_ps();                                          \
 	for (int i = 0; i < n / 32; i++, pb += (blk)) {                                \
 		__m256 dx = x4_ ? _mm256_loadu_ps((const float *)pb)                   \
 				: _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)pb)); \
-		__m256i negw = _mm256_slli_epi32(_mm256_cvtepi16_epi32(                \
-			_mm_loadu_si128((const __m128i *)(pb + (x4_ ? 32 : 16)))), 7); \
 		__m256i s[QUANT_GEMM8_TOKENS];                                         \
 		for (int t = 0; t < nt; t++)                                           \
-			s[t] = negw;                                                   \
+			s[t] = _mm256_set1_epi32(                                      \
+				((const block_q8_0s *)(ab + t * as) + i)->nsum128); \
 		for (int c = 0; c < 4; c++) {                                          \
 			__m256i g[2];   /* vectors G2##_K(c, 0) and G2##_K(c, 1) */    \
 			G2(pb, c, g);                                                  \
 			for (int h = 0; h < 2; h++)                                    \
 				for (int t = 0; t < nt; t++) {                         \
 					int v;                                         \
-					memcpy(&v, (ab + t * as) + i * sizeof(block_q8_0u) + \
-						       offsetof(block_q8_0u, qs) +     \
+					memcpy(&v, (ab + t * as) + i * sizeof(block_q8_0s) + \
+						       offsetof(block_q8_0s, qs) +        \
 						       4 * G2##_K(c, h), 4);            \
-					s[t] = dp(s[t], _mm256_set1_epi32(v), g[h]);   \
+					s[t] = dp(s[t], g[h], _mm256_set1_epi32(v));   \
 				}                                                      \
 		}                                                                      \
 		for (int t = 0; t < nt; t++) {                                         \
-			const block_q8_0u *y = (const block_q8_0u *)(ab + t * as) + i; \
+			const block_q8_0s *y = (const block_q8_0s *)(ab + t * as) + i; \
 			acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(dx, _mm256_set1_ps(y->d)), \
 						 _mm256_cvtepi32_ps(s[t]), acc[t]);    \
 		}                                                                      \
@@ -548,11 +536,11 @@ AVX2 static void pack8_iq4_nl(int n, const void *w, size_t ws, void *dst)
 	for (int t = 0; t < nt; t++)                                                   \
 		_mm256_storeu_ps(out + t * os, acc[t]);
 
-/* The vectors k = c and c + 4 of a block: as stored (Q8_0), or rebuilt
- * from their 4-bit codes through a table (Q4_0, IQ4_NL), or from codes and
- * sign masks (Q5_0: a value is its code, minus 16 where its sign bit is
- * set; EVEX does it with one masked subtraction, VEX spreads the mask to
- * bytes first). */
+/* The vectors k = c and c + 4 of a block, each value + 128: as stored
+ * (Q8_0), or rebuilt from their 4-bit codes through a table (Q4_0,
+ * IQ4_NL, IQ4_XS), or from codes and sign masks (Q5_0: a value is its
+ * code, minus 16 where its sign bit is set; EVEX does it with one masked
+ * subtraction, VEX spreads the mask to bytes first). */
 #define G2_Q8(pb, c, g)                                                                \
 	(g[0] = _mm256_loadu_si256((const __m256i *)((pb) + QUANT_PACK8_V) + 2 * (c)),           \
 	 g[1] = _mm256_loadu_si256((const __m256i *)((pb) + QUANT_PACK8_V) + 2 * (c) + 1))
@@ -568,17 +556,17 @@ AVX2 static void pack8_iq4_nl(int n, const void *w, size_t ws, void *dst)
 	(g[0] = _mm256_shuffle_epi8(tab, CODES_LO((pb) + QUANT_PACK8_X4_V, c, m4)),               \
 	 g[1] = _mm256_shuffle_epi8(tab, CODES_HI((pb) + QUANT_PACK8_X4_V, c, m4)))
 #define G2_N5_EVEX(pb, c, g)                                                           \
-	(g[0] = CODES_LO((pb) + QUANT_PACK8_V, c, m4),                                            \
+	(g[0] = _mm256_or_si256(CODES_LO((pb) + QUANT_PACK8_V, c, m4), h80),                      \
 	 g[0] = _mm256_mask_sub_epi8(g[0], mask_at((pb) + QUANT_PACK8_N5_MASKS, c),     \
 				     g[0], s16),                                      \
-	 g[1] = CODES_HI((pb) + QUANT_PACK8_V, c, m4),                                            \
+	 g[1] = _mm256_or_si256(CODES_HI((pb) + QUANT_PACK8_V, c, m4), h80),                      \
 	 g[1] = _mm256_mask_sub_epi8(g[1], mask_at((pb) + QUANT_PACK8_N5_MASKS, (c) + 4), \
 				     g[1], s16))
 #define G2_N5_VEX(pb, c, g)                                                            \
-	(g[0] = _mm256_sub_epi8(CODES_LO((pb) + QUANT_PACK8_V, c, m4), _mm256_and_si256(          \
-		mask_bytes(mask_at((pb) + QUANT_PACK8_N5_MASKS, c)), s16)),           \
-	 g[1] = _mm256_sub_epi8(CODES_HI((pb) + QUANT_PACK8_V, c, m4), _mm256_and_si256(          \
-		mask_bytes(mask_at((pb) + QUANT_PACK8_N5_MASKS, (c) + 4)), s16)))
+	(g[0] = _mm256_sub_epi8(_mm256_or_si256(CODES_LO((pb) + QUANT_PACK8_V, c, m4), h80),      \
+		_mm256_and_si256(mask_bytes(mask_at((pb) + QUANT_PACK8_N5_MASKS, c)), s16)), \
+	 g[1] = _mm256_sub_epi8(_mm256_or_si256(CODES_HI((pb) + QUANT_PACK8_V, c, m4), h80),      \
+		_mm256_and_si256(mask_bytes(mask_at((pb) + QUANT_PACK8_N5_MASKS, (c) + 4)), s16)))
 
 static const int8_t q4_0_values[16] = { -8, -7, -6, -5, -4, -3, -2, -1,
 					 0, 1, 2, 3, 4, 5, 6, 7 };
@@ -614,27 +602,24 @@ PACKED_GEMM_FNS(iq4_xs, GEMM8P_BODY, QUANT_PACK8_X4, G2_X4, G2_X4, iq4nl_values)
 			_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)pa)),  \
 			_mm_loadu_si128((const __m128i *)pb), 1);                      \
 		__m512 dx = _mm512_cvtph_ps(dh);                                       \
-		__m512i negw = _mm512_slli_epi32(_mm512_cvtepi16_epi32(                \
-			_mm256_inserti128_si256(_mm256_castsi128_si256(                \
-				_mm_loadu_si128((const __m128i *)(pa + 16))),          \
-				_mm_loadu_si128((const __m128i *)(pb + 16)), 1)), 7);  \
 		__m512i s[8];                                                          \
 		for (int t = 0; t < nt; t++)                                           \
-			s[t] = negw;                                                   \
+			s[t] = _mm512_set1_epi32(                                      \
+				((const block_q8_0s *)(ab + t * as) + i)->nsum128); \
 		for (int c = 0; c < 4; c++) {   /* as GEMM8P_BODY */                   \
 			__m512i g[2];                                                  \
 			G2(pa, pb, c, g);                                              \
 			for (int h = 0; h < 2; h++)                                    \
 				for (int t = 0; t < nt; t++) {                         \
 					int v;                                         \
-					memcpy(&v, (ab + t * as) + i * sizeof(block_q8_0u) + \
-						       offsetof(block_q8_0u, qs) +     \
+					memcpy(&v, (ab + t * as) + i * sizeof(block_q8_0s) + \
+						       offsetof(block_q8_0s, qs) +        \
 						       4 * G2##_K(c, h), 4);            \
-					s[t] = _mm512_dpbusd_epi32(s[t], _mm512_set1_epi32(v), g[h]); \
+					s[t] = _mm512_dpbusd_epi32(s[t], g[h], _mm512_set1_epi32(v)); \
 				}                                                      \
 		}                                                                      \
 		for (int t = 0; t < nt; t++) {                                         \
-			const block_q8_0u *y = (const block_q8_0u *)(ab + t * as) + i; \
+			const block_q8_0s *y = (const block_q8_0s *)(ab + t * as) + i; \
 			acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dx, _mm512_set1_ps(y->d)), \
 						 _mm512_cvtepi32_ps(s[t]), acc[t]);    \
 		}                                                                      \
@@ -660,8 +645,8 @@ PACKED_GEMM_FNS(iq4_xs, GEMM8P_BODY, QUANT_PACK8_X4, G2_X4, G2_X4, iq4nl_values)
 #define G2_512_N5(pa, pb, c, g)                                                        \
 	do {                                                                           \
 		__m512i v_ = LOAD512(pa, pb, c);                                       \
-		__m512i l_ = _mm512_and_si512(v_, m4);                                 \
-		__m512i h_ = _mm512_and_si512(_mm512_srli_epi16(v_, 4), m4);           \
+		__m512i l_ = _mm512_or_si512(_mm512_and_si512(v_, m4), h80);           \
+		__m512i h_ = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(v_, 4), m4), h80); \
 		g[0] = _mm512_mask_sub_epi8(l_, MASK64(pa, pb, c), l_, s16);           \
 		g[1] = _mm512_mask_sub_epi8(h_, MASK64(pa, pb, (c) + 4), h_, s16);     \
 	} while (0)
@@ -676,9 +661,10 @@ PACKED_GEMM_FNS(iq4_xs, GEMM8P_BODY, QUANT_PACK8_X4, G2_X4, G2_X4, iq4nl_values)
 			    size_t as, const int nt, float *out, size_t os)            \
 	{                                                                              \
 		const __m512i m4 = _mm512_set1_epi8(0xF), s16 = _mm512_set1_epi8(16);  \
-		const __m512i tab = _mm512_broadcast_i32x4(                            \
-			_mm_loadu_si128((const __m128i *)(table)));                    \
-		(void)m4, (void)s16, (void)tab;                                        \
+		const __m512i h80 = _mm512_set1_epi8((char)0x80);                      \
+		const __m512i tab = _mm512_xor_si512(h80, _mm512_broadcast_i32x4(      \
+			_mm_loadu_si128((const __m128i *)(table))));                   \
+		(void)m4, (void)s16, (void)tab, (void)h80;                             \
 		GEMM16P_BODY(blk, G2)                                                  \
 	}                                                                              \
 	AVX512VNNI static void gemm16p_##name(int n, const void *w, size_t gap,        \

@@ -356,7 +356,6 @@ pack8_k(int type, size_t bb, int n, const void *w, size_t ws, void *dst)
 			}
 			if (type == QT_IQ4_XS) {
 				memcpy(o, s.ds[b], 32);
-				store_i16_div128(o + 32, _mm256_add_epi32(nlo, nhi));
 				for (int k = 0; k < 8; k++)
 					g[k] = iq4_nl_code(g[k]);
 				pack_codes(o + QUANT_PACK8_X4_V, g);
@@ -366,7 +365,7 @@ pack8_k(int type, size_t bb, int n, const void *w, size_t ws, void *dst)
 			float mv[8];
 			for (int r = 0; r < 8; r++)
 				mv[r] = -s.dm[b][r];
-			min_pack(o, s.ds[b], mv, _mm256_add_epi32(nlo, nhi), g, type == QT_Q5_K, false);
+			min_pack(o, s.ds[b], mv, g, type == QT_Q5_K, false);
 			o += type == QT_Q5_K ? QUANT_PACK8_M5 : QUANT_PACK8_M4;
 		}
 	}

@@ -89,14 +89,12 @@
 
 /* Offsets in a QUANT_PACK8_M4 / _M5 group (Q4_K, Q5_K; h = false) and a
  * QUANT_PACK8_M4H / _M5H group (Q4_1, Q5_1; h = true): the 8 rows' scales
- * and mins (float, or for h their file's f16, the same values), their
- * -sum(q) as int16, then the 8 transposed vectors of values (0..31) as
- * 4-bit codes (pack_codes), and for the 5-bit types the masks of their
- * fifth bits (uint32 per vector). */
+ * and mins (float, or for h their file's f16, the same values), then the
+ * 8 transposed vectors of values (0..31) as 4-bit codes (pack_codes), and
+ * for the 5-bit types the masks of their fifth bits (uint32 per vector). */
 #define MIN_PACK_D 0
 #define MIN_PACK_M(h) ((h) ? 16 : 32)
-#define MIN_PACK_NEGW(h) ((h) ? 32 : 64)
-#define MIN_PACK_G(h) ((h) ? 48 : 80)
+#define MIN_PACK_G(h) ((h) ? 32 : 64)
 #define MIN_PACK_MASKS(h) (MIN_PACK_G(h) + 4 * 32)
 
 /* Stores 8 vectors' low 4 bits in 128 bytes: vector c (0..3) in the low
@@ -150,10 +148,10 @@ AVX2 static inline void store_i16_div128(uint8_t *dst, __m256i negw)
 	memcpy(dst, y, 16);
 }
 
-/* A MIN group: the rows' scales d and mins m, -128 * their sums negw, and
- * values g (0..31, transposed) as codes, with for the 5-bit types (five)
- * the masks of their fifth bits; h: the f16 layout. */
-AVX2 static inline void min_pack(uint8_t *o, const float d[8], const float m[8], __m256i negw,
+/* A MIN group: the rows' scales d and mins m, and values g (0..31,
+ * transposed) as codes, with for the 5-bit types (five) the masks of
+ * their fifth bits; h: the f16 layout. */
+AVX2 static inline void min_pack(uint8_t *o, const float d[8], const float m[8],
 				 const __m256i g[8], bool five, bool h)
 {
 	if (h) {
@@ -165,7 +163,6 @@ AVX2 static inline void min_pack(uint8_t *o, const float d[8], const float m[8],
 		memcpy(o + MIN_PACK_D, d, 32);
 		memcpy(o + MIN_PACK_M(h), m, 32);
 	}
-	store_i16_div128(o + MIN_PACK_NEGW(h), negw);
 	for (int k = 0; five && k < 8; k++) {
 		uint32_t mk = (uint32_t)_mm256_movemask_epi8(_mm256_slli_epi16(g[k], 3));
 		memcpy(o + MIN_PACK_MASKS(h) + 4 * k, &mk, 4);

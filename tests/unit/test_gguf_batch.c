@@ -343,11 +343,12 @@ VX_TEST(decode_kernel_gives_each_token_the_same_bits_in_any_company)
 		VX_CHECK_INT(covered, (int)(sizeof(types) / sizeof(types[0])));
 }
 
-/* The packed gemm (rows packed at load: Q8_0 as stored, Q4_0 / Q5_0 /
- * IQ4_NL widened to int8, Q4_1 / Q5_1 / Q4_K / Q5_K to bytes with float
- * scales and mins, Q6_K / Q3_K to signed bytes with their 16-value scales,
- * IQ4_XS to IQ4_NL's codes with float scales)
- * gives each token the bits of the 8-row gemm on the file's rows,
+/* The packed gemm (rows packed at load, see quant.h's QUANT_PACK8_*: Q8_0
+ * as bytes + 128, Q4_0 / Q5_0 / IQ4_NL / IQ4_XS / Q4_1 / Q5_1 / Q4_K /
+ * Q5_K as 4-bit codes with their scales (and mins), Q6_K / Q3_K as signed
+ * bytes or codes with their 16-value scales; activations in Q8_0S, or
+ * Q8_0U for Q6_K / Q3_K) gives each token the bits of the 8-row gemm on
+ * the file's rows (Q8_0U activations of the same values),
  * alone or with up to 15 others, and an int8-packed row unpacks to a Q8_0
  * row of the same values (for Q8_0 the file's bytes). */
 static void check_packed_type(int type)
@@ -363,13 +364,20 @@ static void check_packed_type(int type)
 	VX_CHECK(pack != NULL);
 	enum { T = QUANT_GEMM8_TOKENS };
 	const int N = quant_block_elems(type) == QK_K ? 4 * QK_K : 29 * 32;
+	/* the packed gemm's activations (pt: Q8_0S or Q8_0U) and the gemm8's
+	 * (Q8_0U) hold the same values */
+	int pt = quant_pack8_act_type(type);
+	VX_CHECK(pt == (type == QT_Q6_K || type == QT_Q3_K ? QT_Q8_0U : QT_Q8_0S));
 	size_t rb = quant_row_bytes(type, N), ab = quant_row_bytes(QT_Q8_0U, N);
 	size_t pb = quant_pack8_bytes(type, N), qb = quant_row_bytes(QT_Q8_0, N);
+	VX_CHECK(quant_row_bytes(pt, N) == ab);
 	uint8_t *w = malloc(8 * rb), *p = malloc(pb), *act = malloc(T * ab), *row = malloc(qb);
+	uint8_t *actu = malloc(T * ab);
 	float *x = malloc(sizeof(float) * N), *y = malloc(sizeof(float) * N);
+	float *af = malloc(sizeof(float) * N);
 	static float want[T * 8], got[T * 8];
-	VX_CHECK(w && p && act && row && x && y);
-	if (!w || !p || !act || !row || !x || !y)
+	VX_CHECK(w && p && act && actu && row && x && y && af);
+	if (!w || !p || !act || !actu || !row || !x || !y || !af)
 		return;
 	unsigned seed = 3;
 	for (int r = 0; r < 8; r++)
@@ -377,7 +385,8 @@ static void check_packed_type(int type)
 	for (int t = 0; t < T; t++) {
 		for (int i = 0; i < N; i++)
 			x[i] = (float)(rand_r(&seed) % 2001 - 1000) * 1e-3f;
-		VX_CHECK_INT(quant_quantize_row(QT_Q8_0U, x, act + t * ab, N), 0);
+		VX_CHECK_INT(quant_quantize_row(pt, x, act + t * ab, N), 0);
+		VX_CHECK_INT(quant_quantize_row(QT_Q8_0U, x, actu + t * ab, N), 0);
 	}
 	pack(N, w, rb, p);
 	for (int r = 0; r < 8 && quant_pack8_as_q8_0(type); r++) {
@@ -390,7 +399,7 @@ static void check_packed_type(int type)
 	}
 	gp(N, p, 0, act, ab, T, got, 8);
 	if (g8) {
-		g8(N, w, rb, act, ab, T, want, 8);
+		g8(N, w, rb, actu, ab, T, want, 8);
 		VX_CHECK(memcmp(got, want, sizeof(want)) == 0);
 	} else {   /* the type has no 8-row gemm on this CPU: a token alone is the reference */
 		for (int t = 0; t < T; t++)
@@ -401,10 +410,10 @@ static void check_packed_type(int type)
 	for (int r = 0; r < 8; r++) {
 		quant_dequantize_row(type, w + r * rb, x, N);
 		for (int t = 0; t < T; t++) {
-			const block_q8_0u *a = (const block_q8_0u *)(act + t * ab);
+			quant_dequantize_row(pt, act + t * ab, af, N);
 			double ref = 0, mag = 0;
 			for (int i = 0; i < N; i++) {
-				double v = x[i] * a[i / QK8_0].d * ((int)a[i / QK8_0].qs[i % QK8_0] - 128);
+				double v = (double)x[i] * af[i];
 				ref += v;
 				mag += fabs(v);
 			}
@@ -427,7 +436,7 @@ static void check_packed_type(int type)
 		memcpy(p2, p, pb);
 		pack(N, w2, rb, p2 + pb);
 		if (g8)
-			g8(N, w2, rb, act, ab, T, want2, 8);
+			g8(N, w2, rb, actu, ab, T, want2, 8);
 		else
 			gp(N, p2 + pb, 0, act, ab, T, want2, 8);
 		for (int nt = 1; nt <= T; nt++) {
@@ -439,6 +448,8 @@ static void check_packed_type(int type)
 	}
 	free(w2);
 	free(p2);
+	free(af);
+	free(actu);
 	free(y);
 	free(x);
 	free(row);

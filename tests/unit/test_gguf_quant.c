@@ -348,11 +348,11 @@ VX_TEST(avx2_activation_quantisers_match_portable)
 {
 	if (!quant_have_avx2())
 		return;
-	const int types[] = { QT_Q8_0, QT_Q8_K, QT_Q8_0U };
-	for (int k = 0; k < 3; k++) {
+	const int types[] = { QT_Q8_0, QT_Q8_K, QT_Q8_0U, QT_Q8_0S };
+	for (int k = 0; k < 4; k++) {
 		int n = 1024, type = types[k];
 		float x[1024], ya[1024], yp[1024];
-		uint8_t qa[1400], qp[1400];   /* Q8_0U: 32 blocks of 40 bytes */
+		uint8_t qa[1400], qp[1400];   /* Q8_0U / Q8_0S: 32 blocks of 40 bytes */
 		for (int i = 0; i < n; i++)
 			x[i] = frand() * (k + 1);
 		x[0] = -9.0f;   /* the block's largest magnitude is negative */
@@ -375,6 +375,20 @@ VX_TEST(avx2_activation_quantisers_match_portable)
 			for (int l = 0; l < QK8_0; l++)
 				s += bp->qs[l] - 128;
 			VX_CHECK_INT(bp->sum, s);
+		}
+		for (int i = 0; type == QT_Q8_0S && i < n / QK8_0; i++) {
+			/* the values and scale of Q8_0U, and -128 times their sum */
+			const block_q8_0s *b = (const block_q8_0s *)qa + i, *bp = (const block_q8_0s *)qp + i;
+			block_q8_0u u;
+			VX_CHECK_INT(quant_quantize_avx2(QT_Q8_0U, x + i * QK8_0, &u, QK8_0), 0);
+			VX_CHECK(b->d == u.d);
+			for (int l = 0; l < QK8_0; l++)
+				VX_CHECK(b->qs[l] == u.qs[l] - 128);
+			VX_CHECK_INT(b->nsum128, -128 * u.sum);
+			int s = 0;
+			for (int l = 0; l < QK8_0; l++)
+				s += bp->qs[l];
+			VX_CHECK_INT(bp->nsum128, -128 * s);
 		}
 		if (type == QT_Q8_K) {
 			const block_q8_K *b = (const block_q8_K *)qa;

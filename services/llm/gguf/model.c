@@ -22,7 +22,10 @@
 #define MM_TILE 16          /* tokens per tile in the batched product */
 #define GEMM16_MIN_TOKENS 16 /* fewest tokens for the two-group packed gemm */
 #define MM_GEMM8_MIN_B 4    /* tokens from which the 8-row gemm pays */
-#define MODEL_ACT_SLOTS 3
+#define MODEL_ACT_SLOTS 4
+/* activation slots: 0 Q8_0, 1 Q8_K, 2 Q8_0U (gemm8, packed Q6_K / Q3_K),
+ * 3 Q8_0S (the other packed gemms) */
+static const int act_slot_type[MODEL_ACT_SLOTS] = { QT_Q8_0, QT_Q8_K, QT_Q8_0U, QT_Q8_0S };
 
 typedef struct weight {     /* a 2-D weight: n_out rows of n_in values */
 	const uint8_t *data;
@@ -331,10 +334,13 @@ static int alloc_state(model *m)
 		widest = qd;
 	if ((size_t)hp->n_ff > widest)
 		widest = (size_t)hp->n_ff;
-	/* enough for a row of any activation type (Q8_0, Q8_K, Q8_0U) */
+	/* enough for a row of any activation type (Q8_0, Q8_K, Q8_0U, Q8_0S) */
 	size_t wk = (widest + QK_K - 1) / QK_K * QK_K;
-	size_t rk = quant_row_bytes(QT_Q8_K, (int64_t)wk), ru = quant_row_bytes(QT_Q8_0U, (int64_t)wk);
-	m->act_row = rk > ru ? rk : ru;
+	m->act_row = 0;
+	for (int t = 0; t < MODEL_ACT_SLOTS; t++) {
+		size_t rb = quant_row_bytes(act_slot_type[t], (int64_t)wk);
+		m->act_row = rb > m->act_row ? rb : m->act_row;
+	}
 	m->x = malloc(B * hp->n_embd * sizeof(float));
 	m->xb = malloc(B * widest * sizeof(float));
 	m->q = malloc(B * qd * sizeof(float));
@@ -405,9 +411,10 @@ static void pack_task(void *arg, int g, int thread)
  * values). Q4_0, Q5_0 and IQ4_NL go into Q8_0's layout as 4-bit codes,
  * Q4_1, Q5_1, Q4_K and Q5_K as codes with float scales and mins, Q6_K and
  * Q3_K with their 16-value scales, Q3_K as codes too, IQ4_XS as codes with
- * float scales (unless no_repack):
- * 1.05-1.9x their bytes, for kernels that take every token of a batch with the weights in
- * registers (Q4_K_M files are mostly Q5_0, Q5_K_M ones Q5_1). */
+ * float scales (unless no_repack): the file's bytes (Q8_0, Q4_0, Q5_0,
+ * IQ4_NL, Q4_1, Q5_1) or 1.2-1.9x them (the K types, IQ4_XS), for kernels
+ * that take every token of a batch with the weights in registers (Q4_K_M
+ * files are mostly Q5_0, Q5_K_M ones Q5_1). */
 static int pack_weights(model *m, bool no_repack)
 {
 	for (int i = 0; i <= m->hp.n_layer * 7; i++) {
@@ -570,7 +577,8 @@ typedef struct mm_job {
 	const float *bias[MM_MAX_W];
 	bool accumulate;            /* y += W x instead of y = W x */
 	const void *act[MM_MAX_W];  /* activations in w's vec type, B rows */
-	const void *act_u[MM_MAX_W];/* the same in Q8_0U when gemm8 is used */
+	const void *act_u[MM_MAX_W];/* the same in Q8_0U when gemm8 is used, in
+				     * quant_pack8_act_type's when packed */
 	quant_gemm8_fn gemm8[MM_MAX_W];
 	size_t act_stride[MM_MAX_W];
 	bool tiles;                 /* prefill tokens may take tile kernels (model_eval) */
@@ -775,18 +783,17 @@ static void matmul(model *m, int n_w, const weight *const *w, float *const *y,
 	bool step = m->n_gemm >= 0;
 	j.tiles = !step;
 	int n_in = w[0]->n_in;
-	/* activation slots: 0 Q8_0, 1 Q8_K, 2 Q8_0U (gemm8) */
-	static const int slot_type[MODEL_ACT_SLOTS] = { QT_Q8_0, QT_Q8_K, QT_Q8_0U };
-	const uint8_t *slot[MODEL_ACT_SLOTS] = { NULL, NULL, NULL };
+	const uint8_t *slot[MODEL_ACT_SLOTS] = { NULL, NULL, NULL, NULL };
 	for (int i = 0; i < n_w; i++) {
 		j.w[i] = w[i];
 		j.y[i] = y[i];
 		j.bias[i] = bias ? bias[i] : NULL;
 		j.total_rows += w[i]->n_out;
-		if (w[i]->gemmp) {      /* every token in Q8_0U */
-			if (!slot[2])
-				slot[2] = prepare_act(m, 2, slot_type[2], x, n_in, B);
-			j.act_u[i] = slot[2];
+		if (w[i]->gemmp) {      /* every token in Q8_0S (Q6_K, Q3_K: Q8_0U) */
+			int s = quant_pack8_act_type(w[i]->type) == QT_Q8_0S ? 3 : 2;
+			if (!slot[s])
+				slot[s] = prepare_act(m, s, act_slot_type[s], x, n_in, B);
+			j.act_u[i] = slot[s];
 			j.act_stride[i] = m->act_row;
 			continue;
 		}
@@ -806,7 +813,7 @@ static void matmul(model *m, int n_w, const weight *const *w, float *const *y,
 		}
 		for (k = 0; k < 2 && need[k] >= 0; k++)
 			if (!slot[need[k]])
-				slot[need[k]] = prepare_act(m, need[k], slot_type[need[k]], x, n_in, B);
+				slot[need[k]] = prepare_act(m, need[k], act_slot_type[need[k]], x, n_in, B);
 		j.act[i] = slot[vt == QT_Q8_K];
 		j.act_u[i] = slot[2];
 		j.act_stride[i] = m->act_row;
