@@ -356,10 +356,12 @@ static void quantize_q8_0s(const float *x, block_q8_0s *y, int64_t nb)
 		quantize_q8_0(x + i * QK8_0, &b, 1);
 		y[i].d = F16(b.d);
 		memcpy(y[i].qs, b.qs, QK8_0);
-		int32_t sum = 0;
-		for (int j = 0; j < QK8_0; j++)
-			sum += b.qs[j];
-		y[i].nsum128 = -128 * sum;
+		for (int h = 0; h < 2; h++) {
+			int sum = 0;
+			for (int j = 16 * h; j < 16 * h + 16; j++)
+				sum += b.qs[j];
+			y[i].sums[h] = (int16_t)sum;
+		}
 	}
 }
 
@@ -662,11 +664,6 @@ quant_gemm8_fn quant_gemm8_packed_get(int type, quant_pack8_fn *ret_pack)
 		return NULL;
 	quant_gemm8_fn f = quant_gemm8_packed_avx2(type, ret_pack);
 	return f ? f : quant_gemm8_packed_min_avx2(type, ret_pack);
-}
-
-int quant_pack8_act_type(int type)
-{
-	return type == QT_Q6_K || type == QT_Q3_K ? QT_Q8_0U : QT_Q8_0S;
 }
 
 bool quant_pack8_as_q8_0(int type)

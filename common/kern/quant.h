@@ -54,7 +54,7 @@ enum quant_type {
 	QT_Q8_0U = 100,   /* ours, activations only: Q8_0 with a float scale,
 			     unsigned bytes q + 128 and their sum (for the VNNI gemm) */
 	QT_Q8_0S = 101,   /* ours, activations only: Q8_0 with a float scale,
-			     its bytes and -128 * their sum (most packed gemms) */
+			     its bytes and their two 16-value sums (packed gemms) */
 };
 
 #define QK8_0 32
@@ -118,7 +118,7 @@ typedef struct {
 } block_q8_0u;                                                             /* 40 B */
 typedef struct {
 	float d;
-	int32_t nsum128;           /* -128 * the sum of the 32 q (exact as a float) */
+	int16_t sums[2];           /* the sums of q 0..15 and 16..31 */
 	int8_t qs[QK8_0];          /* q, the same values as Q8_0U's */
 } block_q8_0s;                                                             /* 40 B */
 
@@ -141,8 +141,8 @@ typedef void (*quant_tile_fn)(int n, const void *w, size_t w_stride, const void 
 			      size_t act_stride, float *out, size_t out_stride);
 
 /* Prefill product of 8 weight rows with n_tok <= QUANT_GEMM8_TOKENS
- * activation rows in QT_Q8_0U (the packed gemms: in
- * quant_pack8_act_type's): out[t * out_stride + r] for r < 8. */
+ * activation rows in QT_Q8_0U (the packed gemms: QT_Q8_0S):
+ * out[t * out_stride + r] for r < 8. */
 #define QUANT_GEMM8_TOKENS 16
 typedef void (*quant_gemm8_fn)(int n, const void *w, size_t w_stride, const void *act,
 			       size_t act_stride, int n_tok, float *out, size_t out_stride);
@@ -171,18 +171,16 @@ typedef void (*quant_mdot_fn)(int n, const void *w, const void *act, size_t act_
  * scales and mins (Q4_1 20 bytes per 32 values as the file, Q4_K 24
  * instead of 18; the 5-bit types 4 more, for a mask of the values' fifth
  * bits);
- * Q6_K / Q3_K sub-blocks as signed bytes (Q3_K: 4-bit codes) with their
- * two 16-value integer scales and the super-block's float scale (42 bytes
- * per 32 values instead of 26; Q3_K 26 instead of 14);
+ * Q6_K / Q3_K sub-blocks as 4-bit codes (Q6_K: and the 2 high bits of its
+ * 6) with their two 16-value integer scales and the super-block's float
+ * scale (30 bytes per 32 values instead of 26; Q3_K 22 instead of 14);
  * IQ4_XS sub-blocks as IQ4_NL's codes with float scales (20 bytes per 32
  * values instead of 17); these with AVX-VNNI or AVX-512 VNNI.
- * The weights of all but Q6_K / Q3_K are held unsigned (Q8_0's, Q4_0's,
- * Q5_0's and the IQ types' values + 128; the others' values are >= 0) and
+ * The weights are held unsigned (Q8_0's, Q4_0's, Q5_0's and the IQ types'
+ * values + 128, Q6_K's + 32, Q3_K's + 4; the others' values are >= 0) and
  * multiplied by the activations' signed bytes (QT_Q8_0S): the sum of
- * (w + 128) * a is corrected by 128 * sum(a), which the activation block
- * carries, so the weights need no sums of their own.
- * Q6_K / Q3_K keep signed weights, unsigned activations and the two
- * halves' -sum(q) (a 16-value activation sum is not kept). */
+ * (w + o) * a is corrected by o * sum(a), from the sums the activation
+ * block carries, so the weights need no sums of their own. */
 #define QUANT_PACK8_V 16                         /* the values' offset */
 #define QUANT_PACK8_Q8_0 (QUANT_PACK8_V + 8 * QK8_0) /* bytes per block of 8 rows */
 #define QUANT_PACK8_N4 (QUANT_PACK8_V + 4 * QK8_0)   /* Q4_0 / IQ4_NL: 4-bit codes */
@@ -196,8 +194,8 @@ typedef void (*quant_mdot_fn)(int n, const void *w, const void *act, size_t act_
 #define QUANT_PACK8_M5 (QUANT_PACK8_M4 + 32)     /* Q5_K: and a bit mask */
 #define QUANT_PACK8_M4H (32 + 4 * QK8_0)         /* Q4_1: f16 scales, codes */
 #define QUANT_PACK8_M5H (QUANT_PACK8_M4H + 32)   /* Q5_1: and a bit mask */
-#define QUANT_PACK8_S16 (80 + 8 * QK8_0)         /* Q6_K */
-#define QUANT_PACK8_S3 (80 + 4 * QK8_0)          /* Q3_K: 4-bit codes */
+#define QUANT_PACK8_S3 (48 + 4 * QK8_0)          /* Q3_K: 4-bit codes */
+#define QUANT_PACK8_S16 (QUANT_PACK8_S3 + 2 * QK8_0) /* Q6_K: and high bits */
 /* IQ4_XS sub-blocks: N4's layout with the 8 rows' scales (d * (ls - 32))
  * as floats, the codes at QUANT_PACK8_X4_V. */
 #define QUANT_PACK8_X4_V 32
@@ -238,9 +236,6 @@ quant_gemm8_fn quant_gemm8_packed_get(int type, quant_pack8_fn *ret_pack);
  * results (the first group's rows, then the second's) are out[t*os ..
  * t*os+15], bit-identical to two calls of the packed gemm. */
 quant_gemm8_fn quant_gemm16_packed_get(int type);
-/* The activation type a packed gemm of type takes: QT_Q8_0S, or QT_Q8_0U
- * for Q6_K and Q3_K. */
-int quant_pack8_act_type(int type);
 /* Bytes of one packed group of 8 rows of n values (0: no packed form). */
 size_t quant_pack8_bytes(int type, int64_t n);
 /* Whether type's packed rows hold Q8_0's int8 values (Q8_0, Q4_0, Q5_0,

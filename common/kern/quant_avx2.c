@@ -675,9 +675,8 @@ AVX2 static void pack8_q5_1(int n, const void *w, size_t ws, void *dst)
 			const block_q8_0s *y = (const block_q8_0s *)(ab + t * as) + i; \
 			acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(dx, _mm256_set1_ps(y->d)), \
 						 _mm256_cvtepi32_ps(s[t]), acc[t]);    \
-			/* (float)sum(q), exactly: |128 * sum| < 2^24 */              \
 			acc[t] = _mm256_fmadd_ps(mx, _mm256_set1_ps(                   \
-				y->d * ((float)y->nsum128 * (-1.0f / 128))), acc[t]);  \
+				y->d * (float)(y->sums[0] + y->sums[1])), acc[t]);     \
 		}                                                                      \
 	}                                                                              \
 	for (int t = 0; t < nt; t++)                                                   \
@@ -831,12 +830,13 @@ AVX2 static void quantize_q8_0s(const float *x, block_q8_0s *y, int64_t nb)
 		y[i].d = f16(b.d);
 		__m256i q = _mm256_loadu_si256((const __m256i *)b.qs);
 		_mm256_storeu_si256((__m256i *)y[i].qs, q);
-		/* the signed bytes summed in pairs (1 * q), then pairs of those */
+		/* the signed bytes summed in pairs (1 * q), then pairs of
+		 * those: lanes 0..3 hold values 0..15, lanes 4..7 the rest */
 		__m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(ones, q), ones16);
-		__m128i h = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
-		h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4E));
-		h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xB1));
-		y[i].nsum128 = -128 * _mm_cvtsi128_si32(h);
+		s = _mm256_add_epi32(s, _mm256_shuffle_epi32(s, 0x4E));
+		s = _mm256_add_epi32(s, _mm256_shuffle_epi32(s, 0xB1));
+		y[i].sums[0] = (int16_t)_mm256_extract_epi32(s, 0);
+		y[i].sums[1] = (int16_t)_mm256_extract_epi32(s, 4);
 	}
 }
 

@@ -309,10 +309,11 @@ VNNI static void gemm8_iq4_xs(int n, const void *w, size_t ws, const void *a, si
 #define S16_D 0        /* the rows' super-block scale d, float */
 #define S16_SL 32      /* their scales of values 0..15 and 16..31, int8 */
 #define S16_SH 40
-#define S16_NEGLO 48   /* -1 * the quant sums of the two halves, int16 */
-#define S16_NEGHI 64
-#define S16_G 80       /* the 8 transposed vectors: Q6_K signed bytes,
-			* Q3_K 4-bit codes (value + 4, pack_codes) */
+#define S16_G 48       /* the 8 transposed vectors of values + 32 (Q6_K)
+			* or + 4 (Q3_K): their low 4 bits (pack_codes) */
+#define S16_HB (S16_G + 128) /* Q6_K: their bits 4-5, vector k (0..3) at
+			      * bits 2k of bytes 0..31, vector k + 4 of
+			      * bytes 32..63 */
 
 /* Eight int32 lanes as int8 at dst (the 16-value scales fit: Q6_K's are
  * int8, Q3_K's 6-bit). */
@@ -340,17 +341,22 @@ pack8_k(int type, size_t bb, int n, const void *w, size_t ws, void *dst)
 				memcpy(o + S16_D, s.d, 32);
 				store_i8(o + S16_SL, s.sc[2 * b]);
 				store_i8(o + S16_SH, s.sc[2 * b + 1]);
-				store_i16_div128(o + S16_NEGLO, nlo);
-				store_i16_div128(o + S16_NEGHI, nhi);
+				const __m256i off = _mm256_set1_epi8(type == QT_Q6_K ? 32 : 4);
+				for (int k = 0; k < 8; k++)
+					g[k] = _mm256_add_epi8(g[k], off);
+				pack_codes(o + S16_G, g);
 				if (type == QT_Q3_K) {
-					for (int k = 0; k < 8; k++)
-						g[k] = _mm256_add_epi8(g[k], _mm256_set1_epi8(4));
-					pack_codes(o + S16_G, g);
 					o += QUANT_PACK8_S3;
 					continue;
 				}
-				for (int k = 0; k < 8; k++)
-					_mm256_storeu_si256((__m256i *)(o + S16_G) + k, g[k]);
+				for (int h = 0; h < 2; h++) {
+					__m256i hb = _mm256_setzero_si256();
+					for (int k = 0; k < 4; k++)
+						hb = _mm256_or_si256(hb, _mm256_slli_epi16(_mm256_and_si256(
+							_mm256_srli_epi16(g[4 * h + k], 4),
+							_mm256_set1_epi8(3)), 2 * k));
+					_mm256_storeu_si256((__m256i *)(o + S16_HB) + h, hb);
+				}
 				o += QUANT_PACK8_S16;
 				continue;
 			}
@@ -396,37 +402,38 @@ AVX2 static void pack8_q3_K(int n, const void *w, size_t ws, void *dst)
 	pack8_k(QT_Q3_K, sizeof(block_q3_K), n, w, ws, dst);
 }
 
-/* gemm8_k's per-16 path on S16 groups: the halves' sums start from their
- * -128 * quant sums, in GEMM8P_BODY's turned order; then gemm8_k's
- * integer scaling and float instructions (the same bits). G2 gives the
- * vectors k and k + 4: as stored (Q6_K) or from their codes (Q3_K). */
+/* gemm8_k's per-16 path on S16 groups: the halves' sums of (value + o)
+ * times the token's signed bytes start from -o times the token's two
+ * 16-value sums, in GEMM8P_BODY's turned order, so they are gemm8_k's
+ * exact sums; then its integer scaling and float instructions (the same
+ * bits). G2 gives the vectors k and k + 4 from their codes (and Q6_K's
+ * high bits). */
 #define GEMM8P_S16_BODY(dp, blk, G2, table)                                                 \
-	const __m256i m4 = _mm256_set1_epi8(0xF), four = _mm256_set1_epi8(4);          \
-	(void)m4, (void)four;                                                          \
+	const __m256i m4 = _mm256_set1_epi8(0xF), m3 = _mm256_set1_epi8(3);            \
+	const int o_ = (blk) == QUANT_PACK8_S16 ? 32 : 4;                              \
+	const __m256i plo = QUANT_SUMS_PAIR(-o_, 0), phi = QUANT_SUMS_PAIR(0, -o_);    \
+	(void)m3;                                                                      \
 	__m256 acc[QUANT_GEMM8_TOKENS];                                                \
 	for (int t = 0; t < nt; t++)                                                   \
 		acc[t] = _mm256_setzero_ps();                                          \
 	for (int i = 0; i < n / 32; i++, pb += (blk)) {                                \
 		__m256i lo[QUANT_GEMM8_TOKENS], hi[QUANT_GEMM8_TOKENS];                \
-		const __m256i nlo = _mm256_slli_epi32(_mm256_cvtepi16_epi32(           \
-			_mm_loadu_si128((const __m128i *)(pb + S16_NEGLO))), 7);       \
-		const __m256i nhi = _mm256_slli_epi32(_mm256_cvtepi16_epi32(           \
-			_mm_loadu_si128((const __m128i *)(pb + S16_NEGHI))), 7);       \
 		for (int t = 0; t < nt; t++) {                                         \
-			lo[t] = nlo;                                                   \
-			hi[t] = nhi;                                                   \
+			const __m256i s_ = Q8_0S_SUMS((const block_q8_0s *)(ab + t * as) + i); \
+			lo[t] = _mm256_madd_epi16(s_, plo);                            \
+			hi[t] = _mm256_madd_epi16(s_, phi);                            \
 		}                                                                      \
 		for (int k = 0; k < 4; k++) {                                          \
 			__m256i gl, gh;                                                \
 			G2(pb + S16_G, k, gl, gh);                                     \
 			for (int t = 0; t < nt; t++) {                                 \
-				const uint8_t *q = ab + t * as + i * sizeof(block_q8_0u) + \
-						   offsetof(block_q8_0u, qs);          \
+				const uint8_t *q = ab + t * as + i * sizeof(block_q8_0s) + \
+						   offsetof(block_q8_0s, qs);          \
 				int v0, v1;                                            \
 				memcpy(&v0, q + 4 * k, 4);                             \
 				memcpy(&v1, q + 16 + 4 * k, 4);                        \
-				lo[t] = dp(lo[t], _mm256_set1_epi32(v0), gl);          \
-				hi[t] = dp(hi[t], _mm256_set1_epi32(v1), gh);          \
+				lo[t] = dp(lo[t], gl, _mm256_set1_epi32(v0));          \
+				hi[t] = dp(hi[t], gh, _mm256_set1_epi32(v1));          \
 			}                                                              \
 		}                                                                      \
 		const __m256 dv = _mm256_loadu_ps((const float *)(pb + S16_D));       \
@@ -435,7 +442,7 @@ AVX2 static void pack8_q3_K(int n, const void *w, size_t ws, void *dst)
 		const __m256i sh = _mm256_cvtepi8_epi32(                               \
 			_mm_loadl_epi64((const __m128i *)(pb + S16_SH)));              \
 		for (int t = 0; t < nt; t++) {                                         \
-			const block_q8_0u *y = (const block_q8_0u *)(ab + t * as) + i; \
+			const block_q8_0s *y = (const block_q8_0s *)(ab + t * as) + i; \
 			__m256i x = _mm256_add_epi32(_mm256_mullo_epi32(lo[t], sl),    \
 						     _mm256_mullo_epi32(hi[t], sh));   \
 			acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(dv, _mm256_set1_ps(y->d)), \
@@ -445,12 +452,14 @@ AVX2 static void pack8_q3_K(int n, const void *w, size_t ws, void *dst)
 	for (int t = 0; t < nt; t++)                                                   \
 		_mm256_storeu_ps(out + t * os, acc[t]);
 
+/* Vector k's bits 4-5 (k = 0..3 of a half) from the high-bit bytes hb. */
+#define HI2(hb, k) _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * (k)), m3), 4)
 #define G2_S16(p, k, gl, gh)                                                           \
-	(gl = _mm256_loadu_si256((const __m256i *)(p) + (k)),                          \
-	 gh = _mm256_loadu_si256((const __m256i *)(p) + (k) + 4))
-#define G2_S3(p, k, gl, gh)                                                            \
-	(gl = _mm256_sub_epi8(CODES_LO(p, k, m4), four),                               \
-	 gh = _mm256_sub_epi8(CODES_HI(p, k, m4), four))
+	(gl = _mm256_or_si256(CODES_LO(p, k, m4),                                      \
+			      HI2(_mm256_loadu_si256((const __m256i *)((p) + 128)), k)), \
+	 gh = _mm256_or_si256(CODES_HI(p, k, m4),                                      \
+			      HI2(_mm256_loadu_si256((const __m256i *)((p) + 160)), k)))
+#define G2_S3(p, k, gl, gh) (gl = CODES_LO(p, k, m4), gh = CODES_HI(p, k, m4))
 
 #define GEMM8P_RUN_s16(at, k, ot) gemm8p_s16_body(n, w, at, as, k, ot, os)
 #define GEMM8P_RUN512_s16(at, k, ot) gemm8p_s16_body512(n, w, at, as, k, ot, os)

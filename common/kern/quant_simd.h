@@ -136,18 +136,6 @@ AVX2 static inline __m256i mask_bytes(uint32_t m)
 	return _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
 }
 
-/* The 8 rows' -128 * sum(q) (negw) as the int16 -sum(q) a packed group
- * keeps (exact: a sum of 32 values fits; the gemm shifts it back). */
-AVX2 static inline void store_i16_div128(uint8_t *dst, __m256i negw)
-{
-	int32_t x[8];
-	int16_t y[8];
-	_mm256_storeu_si256((__m256i *)x, negw);
-	for (int r = 0; r < 8; r++)
-		y[r] = (int16_t)(x[r] / 128);
-	memcpy(dst, y, 16);
-}
-
 /* A MIN group: the rows' scales d and mins m, and values g (0..31,
  * transposed) as codes, with for the 5-bit types (five) the masks of
  * their fifth bits; h: the f16 layout. */
@@ -168,6 +156,19 @@ AVX2 static inline void min_pack(uint8_t *o, const float d[8], const float m[8],
 		memcpy(o + MIN_PACK_MASKS(h) + 4 * k, &mk, 4);
 	}
 	pack_codes(o + MIN_PACK_G(h), g);
+}
+
+/* The two 16-value sums of a Q8_0S block's values, as (lo, hi) int16
+ * pairs in every lane; _mm256_madd_epi16 of it and a pair (a, b) gives
+ * a * lo + b * hi (QUANT_SUMS_PAIR). */
+#define Q8_0S_SUMS(y) _mm256_set1_epi32(q8_0s_sums32(y))
+#define QUANT_SUMS_PAIR(a, b) _mm256_set1_epi32((int)((uint32_t)(uint16_t)(a) | \
+							 (uint32_t)(uint16_t)(b) << 16))
+static inline int32_t q8_0s_sums32(const block_q8_0s *y)
+{
+	int32_t v;
+	memcpy(&v, y->sums, 4);
+	return v;
 }
 
 /* The uint32 mask k at p (unaligned). */

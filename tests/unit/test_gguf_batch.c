@@ -345,9 +345,8 @@ VX_TEST(decode_kernel_gives_each_token_the_same_bits_in_any_company)
 
 /* The packed gemm (rows packed at load, see quant.h's QUANT_PACK8_*: Q8_0
  * as bytes + 128, Q4_0 / Q5_0 / IQ4_NL / IQ4_XS / Q4_1 / Q5_1 / Q4_K /
- * Q5_K as 4-bit codes with their scales (and mins), Q6_K / Q3_K as signed
- * bytes or codes with their 16-value scales; activations in Q8_0S, or
- * Q8_0U for Q6_K / Q3_K) gives each token the bits of the 8-row gemm on
+ * Q5_K as 4-bit codes with their scales (and mins), Q6_K / Q3_K as codes
+ * (and high bits) with their 16-value scales; activations in Q8_0S) gives each token the bits of the 8-row gemm on
  * the file's rows (Q8_0U activations of the same values),
  * alone or with up to 15 others, and an int8-packed row unpacks to a Q8_0
  * row of the same values (for Q8_0 the file's bytes). */
@@ -364,10 +363,9 @@ static void check_packed_type(int type)
 	VX_CHECK(pack != NULL);
 	enum { T = QUANT_GEMM8_TOKENS };
 	const int N = quant_block_elems(type) == QK_K ? 4 * QK_K : 29 * 32;
-	/* the packed gemm's activations (pt: Q8_0S or Q8_0U) and the gemm8's
-	 * (Q8_0U) hold the same values */
-	int pt = quant_pack8_act_type(type);
-	VX_CHECK(pt == (type == QT_Q6_K || type == QT_Q3_K ? QT_Q8_0U : QT_Q8_0S));
+	/* the packed gemm's activations (Q8_0S) and the gemm8's (Q8_0U) hold
+	 * the same values */
+	const int pt = QT_Q8_0S;
 	size_t rb = quant_row_bytes(type, N), ab = quant_row_bytes(QT_Q8_0U, N);
 	size_t pb = quant_pack8_bytes(type, N), qb = quant_row_bytes(QT_Q8_0, N);
 	VX_CHECK(quant_row_bytes(pt, N) == ab);

@@ -377,18 +377,23 @@ VX_TEST(avx2_activation_quantisers_match_portable)
 			VX_CHECK_INT(bp->sum, s);
 		}
 		for (int i = 0; type == QT_Q8_0S && i < n / QK8_0; i++) {
-			/* the values and scale of Q8_0U, and -128 times their sum */
+			/* the values and scale of Q8_0U, and the sums of their halves */
 			const block_q8_0s *b = (const block_q8_0s *)qa + i, *bp = (const block_q8_0s *)qp + i;
 			block_q8_0u u;
 			VX_CHECK_INT(quant_quantize_avx2(QT_Q8_0U, x + i * QK8_0, &u, QK8_0), 0);
 			VX_CHECK(b->d == u.d);
 			for (int l = 0; l < QK8_0; l++)
 				VX_CHECK(b->qs[l] == u.qs[l] - 128);
-			VX_CHECK_INT(b->nsum128, -128 * u.sum);
-			int s = 0;
-			for (int l = 0; l < QK8_0; l++)
-				s += bp->qs[l];
-			VX_CHECK_INT(bp->nsum128, -128 * s);
+			VX_CHECK_INT(b->sums[0] + b->sums[1], u.sum);
+			for (int h = 0; h < 2; h++) {
+				int s = 0, sp = 0;
+				for (int l = 16 * h; l < 16 * h + 16; l++) {
+					s += b->qs[l];
+					sp += bp->qs[l];
+				}
+				VX_CHECK_INT(b->sums[h], s);
+				VX_CHECK_INT(bp->sums[h], sp);
+			}
 		}
 		if (type == QT_Q8_K) {
 			const block_q8_K *b = (const block_q8_K *)qa;

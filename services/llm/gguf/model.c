@@ -23,8 +23,7 @@
 #define GEMM16_MIN_TOKENS 16 /* fewest tokens for the two-group packed gemm */
 #define MM_GEMM8_MIN_B 4    /* tokens from which the 8-row gemm pays */
 #define MODEL_ACT_SLOTS 4
-/* activation slots: 0 Q8_0, 1 Q8_K, 2 Q8_0U (gemm8, packed Q6_K / Q3_K),
- * 3 Q8_0S (the other packed gemms) */
+/* activation slots: 0 Q8_0, 1 Q8_K, 2 Q8_0U (gemm8), 3 Q8_0S (packed) */
 static const int act_slot_type[MODEL_ACT_SLOTS] = { QT_Q8_0, QT_Q8_K, QT_Q8_0U, QT_Q8_0S };
 
 typedef struct weight {     /* a 2-D weight: n_out rows of n_in values */
@@ -409,10 +408,10 @@ static void pack_task(void *arg, int g, int thread)
  * groups of 8) and gives their file pages back (a tied output's too: the
  * embeddings are then read from the packed copy, where it holds Q8_0
  * values). Q4_0, Q5_0 and IQ4_NL go into Q8_0's layout as 4-bit codes,
- * Q4_1, Q5_1, Q4_K and Q5_K as codes with float scales and mins, Q6_K and
- * Q3_K with their 16-value scales, Q3_K as codes too, IQ4_XS as codes with
- * float scales (unless no_repack): the file's bytes (Q8_0, Q4_0, Q5_0,
- * IQ4_NL, Q4_1, Q5_1) or 1.2-1.9x them (the K types, IQ4_XS), for kernels
+ * Q4_1, Q5_1, Q4_K and Q5_K as codes with their scales and mins, Q6_K and
+ * Q3_K as codes (Q6_K with its high bits apart) with their 16-value
+ * scales, IQ4_XS as codes with float scales (unless no_repack): the file's bytes (Q8_0, Q4_0, Q5_0,
+ * IQ4_NL, Q4_1, Q5_1) or 1.15-1.6x them (the K types, IQ4_XS), for kernels
  * that take every token of a batch with the weights in registers (Q4_K_M
  * files are mostly Q5_0, Q5_K_M ones Q5_1). */
 static int pack_weights(model *m, bool no_repack)
@@ -578,7 +577,7 @@ typedef struct mm_job {
 	bool accumulate;            /* y += W x instead of y = W x */
 	const void *act[MM_MAX_W];  /* activations in w's vec type, B rows */
 	const void *act_u[MM_MAX_W];/* the same in Q8_0U when gemm8 is used, in
-				     * quant_pack8_act_type's when packed */
+				     * Q8_0S when packed */
 	quant_gemm8_fn gemm8[MM_MAX_W];
 	size_t act_stride[MM_MAX_W];
 	bool tiles;                 /* prefill tokens may take tile kernels (model_eval) */
@@ -789,11 +788,10 @@ static void matmul(model *m, int n_w, const weight *const *w, float *const *y,
 		j.y[i] = y[i];
 		j.bias[i] = bias ? bias[i] : NULL;
 		j.total_rows += w[i]->n_out;
-		if (w[i]->gemmp) {      /* every token in Q8_0S (Q6_K, Q3_K: Q8_0U) */
-			int s = quant_pack8_act_type(w[i]->type) == QT_Q8_0S ? 3 : 2;
-			if (!slot[s])
-				slot[s] = prepare_act(m, s, act_slot_type[s], x, n_in, B);
-			j.act_u[i] = slot[s];
+		if (w[i]->gemmp) {      /* every token in Q8_0S */
+			if (!slot[3])
+				slot[3] = prepare_act(m, 3, act_slot_type[3], x, n_in, B);
+			j.act_u[i] = slot[3];
 			j.act_stride[i] = m->act_row;
 			continue;
 		}
