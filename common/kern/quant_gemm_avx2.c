@@ -606,7 +606,7 @@ PACKED_GEMM_FNS(iq4_xs, GEMM8P_BODY, QUANT_PACK8_X4, G2_X4, G2_X4, iq4nl_values)
 		for (int t = 0; t < nt; t++)                                           \
 			s[t] = _mm512_madd_epi16(_mm512_set1_epi32(q8_0s_sums32(       \
 				(const block_q8_0s *)(ab + t * as) + i)),              \
-				_mm512_set1_epi32((int)0xFF80FF80));   /* -128, -128 */   \
+				_mm512_set1_epi32(QUANT_SUMS_PAIR32(-128, -128)));      \
 		for (int c = 0; c < 4; c++) {   /* as GEMM8P_BODY */                   \
 			__m512i g[2];                                                  \
 			G2(pa, pb, c, g);                                              \

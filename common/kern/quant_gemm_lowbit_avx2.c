@@ -3,9 +3,9 @@
  * tokens of Q8_0U activations, AVX-VNNI) for the 256-value types: Q2_K,
  * Q3_K, IQ4_XS (quant_lowbit.c's) and Q4_K, Q5_K, Q6_K (which otherwise take
  * the 2x4 tiles). Reached through quant_gemm8_lowbit_avx2() (quant_avx2.c)
- * and quant_gemm8_get(). Also the packers of Q3_K..Q6_K for the batched
- * gemm (quant_gemm8_packed_get) and the packed gemm of Q6_K / Q3_K, with
- * AVX-VNNI or AVX-512 VNNI.
+ * and quant_gemm8_get(). Also the packers of Q3_K..Q6_K and IQ4_XS for the
+ * batched gemm (quant_gemm8_packed_get) and the packed gemm of Q6_K /
+ * Q3_K, with AVX-VNNI or AVX-512 VNNI.
  *
  * As the other gemm8 kernels: per 32-value sub-block the 8 rows' signed
  * quants are transposed so that vector k holds bytes 4k..4k+3 of every row,
@@ -298,10 +298,10 @@ VNNI static void gemm8_iq4_xs(int n, const void *w, size_t ws, const void *a, si
 }
 
 /* ---- packed for the batched gemm (quant.h's QUANT_PACK8_*) ----
- * Each sub-block of 8 rows is unpacked, transposed and its quant sums
- * taken once at load, as gemm8_k does per call. Q4_K / Q5_K sub-blocks go
- * into Q4_1's layout (scale d * sc, min -dmin * m: the same lane values
- * and float instructions as gemm8_k, so the same bits), served by
+ * Each sub-block of 8 rows is unpacked and transposed once at load, as
+ * gemm8_k does per call. Q4_K / Q5_K sub-blocks go into QUANT_PACK8_M4 /
+ * _M5 (scale d * sc, min -dmin * m as floats: the same lane values and
+ * float instructions as gemm8_k, so the same bits), served by
  * quant_avx2.c's gemm8p_m4 / gemm8p_m5. Q6_K / Q3_K sub-blocks go into
  * S16 below; IQ4_XS sub-blocks into QUANT_PACK8_X4 (their scale d * ls as
  * gemm8_k has it), served by quant_gemm_avx2.c's gemm8p_iq4_xs. */
@@ -322,7 +322,6 @@ AVX2 static inline void store_i8(uint8_t *dst, const int32_t v[8])
 	for (int r = 0; r < 8; r++)
 		dst[r] = (uint8_t)(int8_t)v[r];
 }
-
 
 __attribute__((always_inline)) AVX2 static inline void
 pack8_k(int type, size_t bb, int n, const void *w, size_t ws, void *dst)

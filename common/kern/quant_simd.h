@@ -162,8 +162,8 @@ AVX2 static inline void min_pack(uint8_t *o, const float d[8], const float m[8],
  * pairs in every lane; _mm256_madd_epi16 of it and a pair (a, b) gives
  * a * lo + b * hi (QUANT_SUMS_PAIR). */
 #define Q8_0S_SUMS(y) _mm256_set1_epi32(q8_0s_sums32(y))
-#define QUANT_SUMS_PAIR(a, b) _mm256_set1_epi32((int)((uint32_t)(uint16_t)(a) | \
-							 (uint32_t)(uint16_t)(b) << 16))
+#define QUANT_SUMS_PAIR32(a, b) ((int)((uint32_t)(uint16_t)(a) | (uint32_t)(uint16_t)(b) << 16))
+#define QUANT_SUMS_PAIR(a, b) _mm256_set1_epi32(QUANT_SUMS_PAIR32(a, b))
 static inline int32_t q8_0s_sums32(const block_q8_0s *y)
 {
 	int32_t v;

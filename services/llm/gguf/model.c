@@ -410,10 +410,11 @@ static void pack_task(void *arg, int g, int thread)
  * values). Q4_0, Q5_0 and IQ4_NL go into Q8_0's layout as 4-bit codes,
  * Q4_1, Q5_1, Q4_K and Q5_K as codes with their scales and mins, Q6_K and
  * Q3_K as codes (Q6_K with its high bits apart) with their 16-value
- * scales, IQ4_XS as codes with float scales (unless no_repack): the file's bytes (Q8_0, Q4_0, Q5_0,
- * IQ4_NL, Q4_1, Q5_1) or 1.15-1.6x them (the K types, IQ4_XS), for kernels
- * that take every token of a batch with the weights in registers (Q4_K_M
- * files are mostly Q5_0, Q5_K_M ones Q5_1). */
+ * scales, IQ4_XS as codes with float scales (unless no_repack): the
+ * file's bytes (Q8_0, Q4_0, Q5_0, IQ4_NL, Q4_1, Q5_1) or 1.15-1.6x them
+ * (the K types, IQ4_XS), for kernels that take every token of a batch with
+ * the weights in registers (Q4_K_M files are mostly Q5_0, Q5_K_M ones
+ * Q5_1). */
 static int pack_weights(model *m, bool no_repack)
 {
 	for (int i = 0; i <= m->hp.n_layer * 7; i++) {
@@ -576,8 +577,8 @@ typedef struct mm_job {
 	const float *bias[MM_MAX_W];
 	bool accumulate;            /* y += W x instead of y = W x */
 	const void *act[MM_MAX_W];  /* activations in w's vec type, B rows */
-	const void *act_u[MM_MAX_W];/* the same in Q8_0U when gemm8 is used, in
-				     * Q8_0S when packed */
+	const void *act_g[MM_MAX_W];/* the same for the gemm: Q8_0U for gemm8,
+				     * Q8_0S for the packed gemm */
 	quant_gemm8_fn gemm8[MM_MAX_W];
 	size_t act_stride[MM_MAX_W];
 	bool tiles;                 /* prefill tokens may take tile kernels (model_eval) */
@@ -626,7 +627,7 @@ static void mm_decode_row(const mm_job *j, int wi, int r, int t0, int t1)
 static void mm_rows_gemm8(const mm_job *j, int wi, int lo, int hi)
 {
 	const weight *w = j->w[wi];
-	const uint8_t *au = j->act_u[wi];
+	const uint8_t *au = j->act_g[wi];
 	size_t as = j->act_stride[wi];
 	float tile[QUANT_GEMM8_TOKENS * 8];
 	_Static_assert(MM_TILE <= QUANT_GEMM8_TOKENS, "gemm8 token tile");
@@ -653,7 +654,7 @@ static void mm_rows_gemm8(const mm_job *j, int wi, int lo, int hi)
 static void mm_rows_packed(const mm_job *j, int wi, int lo, int hi)
 {
 	const weight *w = j->w[wi];
-	const uint8_t *au = j->act_u[wi];
+	const uint8_t *au = j->act_g[wi];
 	size_t as = j->act_stride[wi];
 	float tile[QUANT_GEMM8_TOKENS * 16];
 	for (int t0 = 0; t0 < j->B; t0 += MM_TILE) {
@@ -791,7 +792,7 @@ static void matmul(model *m, int n_w, const weight *const *w, float *const *y,
 		if (w[i]->gemmp) {      /* every token in Q8_0S */
 			if (!slot[3])
 				slot[3] = prepare_act(m, 3, act_slot_type[3], x, n_in, B);
-			j.act_u[i] = slot[3];
+			j.act_g[i] = slot[3];
 			j.act_stride[i] = m->act_row;
 			continue;
 		}
@@ -813,7 +814,7 @@ static void matmul(model *m, int n_w, const weight *const *w, float *const *y,
 			if (!slot[need[k]])
 				slot[need[k]] = prepare_act(m, need[k], act_slot_type[need[k]], x, n_in, B);
 		j.act[i] = slot[vt == QT_Q8_K];
-		j.act_u[i] = slot[2];
+		j.act_g[i] = slot[2];
 		j.act_stride[i] = m->act_row;
 	}
 	/* enough tasks to balance (a descheduled thread holds up one small
