@@ -651,6 +651,7 @@ AVX2 static void pack8_q5_1(int n, const void *w, size_t ws, void *dst)
 	for (int t = 0; t < nt; t++)                                                   \
 		acc[t] = _mm256_setzero_ps();                                          \
 	for (int i = 0; i < n / QK4_0; i++, pb += (blk)) {                             \
+		QUANT_PREFETCH_GROUP(pb, blk, nt);                                     \
 		__m256 dx = h_ ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(pb + MIN_PACK_D))) \
 			       : _mm256_loadu_ps((const float *)(pb + MIN_PACK_D));    \
 		__m256 mx = h_ ? _mm256_cvtph_ps(_mm_loadu_si128(                      \

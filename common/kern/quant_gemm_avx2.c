@@ -509,6 +509,7 @@ AVX2 static void pack8_iq4_nl(int n, const void *w, size_t ws, void *dst)
 	for (int t = 0; t < nt; t++)                                                   \
 		acc[t] = _mm256_setzero_ps();                                          \
 	for (int i = 0; i < n / 32; i++, pb += (blk)) {                                \
+		QUANT_PREFETCH_GROUP(pb, blk, nt);                                     \
 		__m256 dx = x4_ ? _mm256_loadu_ps((const float *)pb)                   \
 				: _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)pb)); \
 		__m256i s[QUANT_GEMM8_TOKENS];                                         \

@@ -416,6 +416,7 @@ AVX2 static void pack8_q3_K(int n, const void *w, size_t ws, void *dst)
 	for (int t = 0; t < nt; t++)                                                   \
 		acc[t] = _mm256_setzero_ps();                                          \
 	for (int i = 0; i < n / 32; i++, pb += (blk)) {                                \
+		QUANT_PREFETCH_GROUP(pb, blk, nt);                                     \
 		__m256i lo[QUANT_GEMM8_TOKENS], hi[QUANT_GEMM8_TOKENS];                \
 		for (int t = 0; t < nt; t++) {                                         \
 			const __m256i s_ = Q8_0S_SUMS((const block_q8_0s *)(ab + t * as) + i); \
