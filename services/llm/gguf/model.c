@@ -23,6 +23,7 @@
 #define GEMM16_MIN_TOKENS 16 /* fewest tokens for the two-group packed gemm */
 #define MM_GEMM8_MIN_B 4    /* tokens from which the 8-row gemm pays */
 #define MODEL_ACT_SLOTS 4
+#define KT_BLOCK 32         /* positions per transposed K block: 2 x FGEMM_NR */
 /* activation slots: 0 Q8_0, 1 Q8_K, 2 Q8_0U (gemm8), 3 Q8_0S (packed) */
 static const int act_slot_type[MODEL_ACT_SLOTS] = { QT_Q8_0, QT_Q8_K, QT_Q8_0U, QT_Q8_0S };
 
@@ -61,9 +62,12 @@ struct model {
 	float *output_norm;         /* (n_embd) */
 	float *rope_freqs;          /* (head_dim/2) llama3 frequency factors or NULL */
 	float *inv_freq;            /* (head_dim/2) */
-	/* KV cache: (n_slots, n_layer, n_ctx, kv_dim), anonymous mapping */
+	/* KV cache, anonymous mappings: V (n_slots, n_layer, n_ctx, kv_dim);
+	 * K (n_slots, n_layer, n_head_kv, n_ctx / KT_BLOCK, head_dim, KT_BLOCK)
+	 * with n_ctx rounded up to KT_BLOCK: each block of positions
+	 * transposed, a head's scores one float product (see att_task) */
 	float *k_cache, *v_cache;
-	size_t kv_bytes;
+	size_t k_bytes, v_bytes;
 	int n_slots;
 	/* the batch being run: KV slot and position of each token */
 	int tok_slot[MODEL_BATCH], tok_pos[MODEL_BATCH];
@@ -78,7 +82,8 @@ struct model {
 	float *x, *xb, *q, *k, *v, *att, *hg, *hu;
 	uint8_t *act;               /* quantised activations */
 	size_t act_row;             /* bytes per token row in act */
-	float *scores;              /* (n_threads, n_ctx) */
+	float *scores;              /* (n_threads, heads per KV head, ctx_pad) */
+	int ctx_pad;             /* n_ctx rounded up to KT_BLOCK */
 	float *cs;                  /* (MODEL_BATCH, head_dim) cos/sin pairs */
 	uint8_t *emb_row;           /* one tok_embd row rebuilt from the packed output */
 	bool no_repack;             /* model_params.no_repack, for pack_weights */
@@ -315,14 +320,16 @@ static int alloc_state(model *m)
 	const model_hparams *hp = &m->hp;
 	size_t B = MODEL_BATCH, qd = (size_t)hp->n_head * hp->head_dim;
 	size_t kvd = (size_t)hp->n_head_kv * hp->head_dim;
-	m->kv_bytes = (size_t)m->n_slots * hp->n_layer * hp->n_ctx * kvd * sizeof(float);
-	m->k_cache = mmap(NULL, m->kv_bytes, PROT_READ | PROT_WRITE,
+	m->ctx_pad = (hp->n_ctx + KT_BLOCK - 1) / KT_BLOCK * KT_BLOCK;
+	m->k_bytes = (size_t)m->n_slots * hp->n_layer * m->ctx_pad * kvd * sizeof(float);
+	m->v_bytes = (size_t)m->n_slots * hp->n_layer * hp->n_ctx * kvd * sizeof(float);
+	m->k_cache = mmap(NULL, m->k_bytes, PROT_READ | PROT_WRITE,
 			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (m->k_cache == MAP_FAILED) {
 		m->k_cache = NULL;
 		return -ENOMEM;
 	}
-	m->v_cache = mmap(NULL, m->kv_bytes, PROT_READ | PROT_WRITE,
+	m->v_cache = mmap(NULL, m->v_bytes, PROT_READ | PROT_WRITE,
 			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (m->v_cache == MAP_FAILED) {
 		m->v_cache = NULL;
@@ -349,7 +356,8 @@ static int alloc_state(model *m)
 	m->hg = malloc(B * hp->n_ff * sizeof(float));
 	m->hu = malloc(B * hp->n_ff * sizeof(float));
 	m->act = malloc(MODEL_ACT_SLOTS * B * m->act_row);
-	m->scores = malloc((size_t)m->n_threads * hp->n_ctx * sizeof(float));
+	m->scores = malloc((size_t)m->n_threads * (hp->n_head / hp->n_head_kv) * m->ctx_pad *
+			   sizeof(float));
 	m->cs = malloc(B * hp->head_dim * sizeof(float));
 	m->inv_freq = malloc(hp->head_dim / 2 * sizeof(float));
 	if (!m->x || !m->xb || !m->q || !m->k || !m->v || !m->att || !m->hg || !m->hu ||
@@ -517,9 +525,9 @@ void model_free(model *m)
 	free(m->layers);
 	free(m->output_norm); free(m->rope_freqs); free(m->inv_freq);
 	if (m->k_cache)
-		munmap(m->k_cache, m->kv_bytes);
+		munmap(m->k_cache, m->k_bytes);
 	if (m->v_cache)
-		munmap(m->v_cache, m->kv_bytes);
+		munmap(m->v_cache, m->v_bytes);
 	free(m->x); free(m->xb); free(m->q); free(m->k); free(m->v); free(m->att);
 	free(m->hg); free(m->hu); free(m->act); free(m->scores); free(m->cs);
 	free(m->emb_row);
@@ -864,50 +872,75 @@ static void rope(float *v, const float *cs, int hd, bool neox)
 
 typedef struct att_job {
 	model *m;
-	int il, B;
+	int il, split;   /* split: tasks per KV head and token */
 } att_job;
 
-/* Offset (in floats) of position pos of layer il in slot's K or V cache. */
-static inline size_t kv_off(const model *m, int slot, int il, int pos)
+/* Offset (in floats) of position pos of layer il in slot's V cache. */
+static inline size_t v_off(const model *m, int slot, int il, int pos)
 {
 	const model_hparams *hp = &m->hp;
 	size_t kvd = (size_t)hp->n_head_kv * hp->head_dim;
 	return (((size_t)slot * hp->n_layer + il) * hp->n_ctx + pos) * kvd;
 }
 
+/* Offset (in floats) of KV head kvh of layer il in slot's K cache: its
+ * positions' blocks of head_dim x KT_BLOCK (value d of position p at
+ * (p / KT_BLOCK) * head_dim * KT_BLOCK + d * KT_BLOCK + p % KT_BLOCK). */
+static inline size_t k_off(const model *m, int slot, int il, int kvh)
+{
+	const model_hparams *hp = &m->hp;
+	return (((size_t)slot * hp->n_layer + il) * hp->n_head_kv + kvh) * m->ctx_pad *
+	       hp->head_dim;
+}
+
+/* One token's attention for some of the query heads that share a KV
+ * head: their scores against the cached positions, a block of KT_BLOCK
+ * at a time, as one float product each (query rows times the block's
+ * transposed keys: every key value is loaded once for all the heads,
+ * and no sums across a vector), then the probabilities times V as one
+ * more. Each result is its own chain of multiply-adds in position order,
+ * however the heads are split between tasks. */
 static void att_task(void *arg, int task, int thread)
 {
 	const att_job *j = arg;
 	model *m = j->m;
 	const model_hparams *hp = &m->hp;
-	int t = task / hp->n_head, h = task % hp->n_head;
-	int hd = hp->head_dim, kvd = hp->n_head_kv * hd;
-	int kvh = h / (hp->n_head / hp->n_head_kv);
+	int G = hp->n_head / hp->n_head_kv, per = (G + j->split - 1) / j->split;
+	int part = task % j->split, kvh = task / j->split % hp->n_head_kv;
+	int t = task / j->split / hp->n_head_kv;
+	int g0 = part * per, ng = G - g0 < per ? G - g0 : per;
+	if (ng <= 0)
+		return;
+	int hd = hp->head_dim, kvd = hp->n_head_kv * hd, h0 = kvh * G + g0;
 	int n = m->tok_pos[t] + 1;   /* causal: its slot's positions 0..pos */
-	const float *q = m->q + ((size_t)t * hp->n_head + h) * hd;
-	size_t lbase = kv_off(m, m->tok_slot[t], j->il, 0);
-	const float *kc = m->k_cache + lbase + (size_t)kvh * hd;
-	const float *vc = m->v_cache + lbase + (size_t)kvh * hd;
-	float *sc = m->scores + (size_t)thread * hp->n_ctx;
-	quant_dot_fn dot = quant_dot_get(QT_F32, QUANT_IMPL_BEST);
-	float scale = 1.0f / sqrtf((float)hd), mx = -INFINITY;
-	for (int s = 0; s < n; s++) {
-		sc[s] = dot(hd, kc + (size_t)s * kvd, q);
-		if (sc[s] > mx)
-			mx = sc[s];
-	}
-	float inv = 1.0f / vmath_softmax_exp(sc, n, scale, mx * scale);
-	float *out = m->att + ((size_t)t * hp->n_head + h) * hd;
-	if (hd % FGEMM_NR == 0) {   /* out = P V, V's rows as cached (kvd apart) */
-		fgemm(1, hd, n, sc, (size_t)n, vc, (size_t)kvd, out, (size_t)hd, false);
-	} else {
-		memset(out, 0, (size_t)hd * sizeof(float));
+	const float *q = m->q + ((size_t)t * hp->n_head + h0) * hd;
+	const float *kc = m->k_cache + k_off(m, m->tok_slot[t], j->il, kvh);
+	const float *vc = m->v_cache + v_off(m, m->tok_slot[t], j->il, 0) + (size_t)kvh * hd;
+	size_t ls = (size_t)m->ctx_pad;   /* a head's row of scores */
+	float *sc = m->scores + (size_t)thread * G * ls;
+	float *out = m->att + ((size_t)t * hp->n_head + h0) * hd;
+	float scale = 1.0f / sqrtf((float)hd), inv[MODEL_MAX_HEADS];
+	for (int p = 0; p < n; p += KT_BLOCK)
+		fgemm(ng, n - p < KT_BLOCK ? n - p : KT_BLOCK, hd, q, (size_t)hd,
+		      kc + (size_t)p * hd, KT_BLOCK, sc + p, ls, false);
+	for (int g = 0; g < ng; g++) {
+		float *row = sc + (size_t)g * ls, mx = -INFINITY;
 		for (int s = 0; s < n; s++)
-			for (int d = 0; d < hd; d++)
-				out[d] += sc[s] * vc[(size_t)s * kvd + d];
+			mx = row[s] > mx ? row[s] : mx;
+		inv[g] = 1.0f / vmath_softmax_exp(row, n, scale, mx * scale);
 	}
-	for (int d = 0; d < hd; d++)
-		out[d] *= inv;
+	if (hd % FGEMM_NR == 0) {   /* out = P V, V's rows as cached (kvd apart) */
+		fgemm(ng, hd, n, sc, ls, vc, (size_t)kvd, out, (size_t)hd, false);
+	} else {
+		memset(out, 0, (size_t)ng * hd * sizeof(float));
+		for (int g = 0; g < ng; g++)
+			for (int s = 0; s < n; s++)
+				for (int d = 0; d < hd; d++)
+					out[g * hd + d] += sc[g * ls + s] * vc[(size_t)s * kvd + d];
+	}
+	for (int g = 0; g < ng; g++)
+		for (int d = 0; d < hd; d++)
+			out[g * hd + d] *= inv[g];
 }
 
 /* ---- the forward pass ---- */
@@ -940,12 +973,23 @@ static void layer_forward(model *m, int il, int B)
 				rmsnorm(kh, kh, ly->k_norm, hd, hp->rms_eps);
 			rope(kh, cs, hd, hp->rope_neox);
 		}
-		size_t off = kv_off(m, m->tok_slot[t], il, m->tok_pos[t]);
-		memcpy(m->k_cache + off, m->k + (size_t)t * kvd, (size_t)kvd * sizeof(float));
-		memcpy(m->v_cache + off, m->v + (size_t)t * kvd, (size_t)kvd * sizeof(float));
+		int slot = m->tok_slot[t], pos = m->tok_pos[t];
+		for (int h = 0; h < hp->n_head_kv; h++) {
+			float *kb = m->k_cache + k_off(m, slot, il, h) +
+				    (size_t)(pos / KT_BLOCK) * hd * KT_BLOCK + pos % KT_BLOCK;
+			for (int d = 0; d < hd; d++)
+				kb[(size_t)d * KT_BLOCK] = m->k[(size_t)t * kvd + (size_t)h * hd + d];
+		}
+		memcpy(m->v_cache + v_off(m, slot, il, pos), m->v + (size_t)t * kvd,
+		       (size_t)kvd * sizeof(float));
 	}
-	att_job aj = { m, il, B };
-	team_run(m->team, att_task, &aj, B * hp->n_head);
+	/* a task per token and KV head, its query heads split while there
+	 * are fewer such tasks than threads */
+	int G = hp->n_head / hp->n_head_kv, split = 1;
+	while (split < G && B * hp->n_head_kv * split < m->n_threads)
+		split++;
+	att_job aj = { m, il, split };
+	team_run(m->team, att_task, &aj, B * hp->n_head_kv * split);
 	matmul1(m, &ly->wo, m->x, m->att, B, true);
 
 	for (int t = 0; t < B; t++)
