@@ -20,19 +20,22 @@
 #define VNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
 #define AVX512VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
 
-/* A packed gemm's prefetch of the group bytes it reads QUANT_PREFETCH_AHEAD
- * bytes on, into L2, at each block of a run of 2 or more tokens. Such a
- * run is compute-bound, and the core's own prefetchers left it waiting on
- * the weights' lines at every block (perf: 45% of the Q6_K gemm's samples
- * and 27% of Q4_K's on the loads of a block's first bytes, with 8 tokens);
- * measured on the 0.5B-shaped Q4_K_M and Q8_0 files, 8 streams 195 -> 216
- * and 194 -> 220 tok/s (medians of 5 interleaved runs; 1024 and 4096 bytes
- * ahead, and into L1, no better). A lone token's decode reads the weights
- * at the memory's full rate without it. */
-#define QUANT_PREFETCH_AHEAD 2048
+/* A packed gemm's prefetch, into L2, of the group bytes it reads
+ * QUANT_PREFETCH_BLOCKS blocks on, at each block of a run of 2 or more
+ * tokens. Such a run is compute-bound, and the core's own prefetchers left
+ * it waiting on the weights' lines (perf, 8 tokens: 45% of the Q6_K gemm's
+ * samples and 27% of Q4_K's on the loads of a block's first bytes; the
+ * Q8_0 gemm on the first vpdpbusd after each weight load). Measured on the
+ * 0.5B-shaped files, 8 streams, medians of 5 interleaved runs: Q4_K_M 195
+ * -> 216 tok/s and Q8_0 194 -> 220 at 2 KiB ahead, then 233 -> 254 and 228
+ * -> 257 at 16 blocks, and 32 a little better again (64 no better; into L1
+ * no better). A lone token's decode reads the weights at the memory's full
+ * rate without it. */
+#define QUANT_PREFETCH_BLOCKS 32
 #define QUANT_PREFETCH_GROUP(pb, blk, nt)                                      \
 	for (int pf_ = 0; (nt) >= 2 && pf_ < (int)(blk); pf_ += 64)            \
-		_mm_prefetch((const char *)(pb) + QUANT_PREFETCH_AHEAD + pf_, _MM_HINT_T1)
+		_mm_prefetch((const char *)(pb) + QUANT_PREFETCH_BLOCKS * (blk) + pf_, \
+			     _MM_HINT_T1)
 
 /* Runs RUN(at, k, ot) over nt tokens (activations a, as bytes apart;
  * outputs out, os floats apart) in runs of up to 4 or 8 tokens, k a
