@@ -15,6 +15,7 @@
  * the batching gain without HTTP or scheduling in it. Never fails on a
  * number.
  */
+#include "../common/kern/vmath.h"
 #include "../services/llm/gguf/model.h"
 
 #include <stdio.h>
@@ -53,15 +54,6 @@ static long status_kib(const char *field)
 	return v;
 }
 
-static int argmax(const float *x, int n)
-{
-	int b = 0;
-	for (int i = 1; i < n; i++)
-		if (x[i] > x[b])
-			b = i;
-	return b;
-}
-
 #define STREAM_PROMPT 64   /* each stream's prompt under --streams */
 
 /* n sequences in slots 0..n-1, one model_step a token for all of them;
@@ -86,7 +78,7 @@ static double streams_decode(model *m, int n, int n_gen)
 		if (i == 1)
 			t0 = now_ms();   /* from the second step: the first warms the slots */
 		for (int s = 0; s < n; s++) {
-			next[s] = argmax(logits + (size_t)s * V, V);
+			next[s] = vmath_argmax(logits + (size_t)s * V, V);
 			seqs[s] = (model_seq){ .slot = s, .tokens = &next[s], .n = 1,
 					       .pos = STREAM_PROMPT + i, .want_logits = true,
 					       .decode = true };
@@ -168,7 +160,7 @@ int main(int argc, char **argv)
 	t0 = now_ms();
 	c0 = cpu_s();
 	for (int i = 0; i < n_gen; i++) {
-		int32_t t = argmax(logits, V);
+		int32_t t = vmath_argmax(logits, V);
 		if (model_eval(m, &t, 1, n_prompt + i, logits, false) < 0) {
 			fprintf(stderr, "gguf_bench: decode failed\n");
 			return 1;

@@ -1,5 +1,5 @@
 /*
- * vmath.c - vectorised GELU and softmax exponentials (see vmath.h).
+ * vmath.c - vectorised GELU, softmax exponentials and argmax (see vmath.h).
  * exp: 2^n * p(r) with n = round(x log2 e), r = x - n ln 2 in two parts,
  * p Cephes' degree-6 polynomial for expf. erf: A&S 7.1.26,
  * 1 - (a1 t + ... + a5 t^5) exp(-x^2), t = 1 / (1 + 0.3275911 |x|).
@@ -24,6 +24,15 @@ float vmath_softmax_exp_portable(float *x, int n, float scale, float mx)
 		sum += x[i];
 	}
 	return sum;
+}
+
+int vmath_argmax_portable(const float *x, int n)
+{
+	int best = 0;
+	for (int i = 1; i < n; i++)
+		if (x[i] > x[best] || isnan(x[best]))
+			best = i;
+	return best;
 }
 
 #if defined(__x86_64__)
@@ -89,6 +98,37 @@ AVX2 static float softmax_exp_avx2(float *x, int n, float scale, float mx)
 		sum += t[k];
 	return sum + vmath_softmax_exp_portable(x + i, n - i, scale, mx);
 }
+
+/* Blocks of 64: a block's maximum in vectors (vmaxps returns its second
+ * operand when the first is NaN, so NaNs are passed over), and only a
+ * block whose maximum beats the best so far is searched for its first
+ * index. The scalar loop took 1 ns a value: 4% of an 8-stream decode
+ * step over a 152k-token vocabulary, while the workers wait. */
+AVX2 static int argmax_avx2(const float *x, int n)
+{
+	float best = -INFINITY;
+	int at = -1, i = 0;
+	for (; i + 64 <= n; i += 64) {
+		__m256 m = _mm256_set1_ps(-INFINITY);
+		for (int k = 0; k < 64; k += 8)
+			m = _mm256_max_ps(_mm256_loadu_ps(x + i + k), m);
+		__m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+		h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+		h = _mm_max_ss(h, _mm_shuffle_ps(h, h, 1));
+		float bm = _mm_cvtss_f32(h);
+		if (bm > best) {
+			for (at = i; x[at] != bm; at++)
+				;
+			best = bm;
+		}
+	}
+	for (; i < n; i++)
+		if (x[i] > best) {
+			best = x[i];
+			at = i;
+		}
+	return at < 0 ? vmath_argmax_portable(x, n) : at;
+}
 #endif
 
 void vmath_gelu(float *x, size_t n)
@@ -109,4 +149,13 @@ float vmath_softmax_exp(float *x, int n, float scale, float mx)
 		return softmax_exp_avx2(x, n, scale, mx);
 #endif
 	return vmath_softmax_exp_portable(x, n, scale, mx);
+}
+
+int vmath_argmax(const float *x, int n)
+{
+#if defined(__x86_64__)
+	if (quant_have_avx2())
+		return argmax_avx2(x, n);
+#endif
+	return vmath_argmax_portable(x, n);
 }

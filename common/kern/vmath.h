@@ -1,6 +1,6 @@
 /*
  * vmath.h - elementwise float functions over arrays, vectorised: the exact
- * (erf) GELU and the exponentials of a softmax row. AVX2/FMA when the CPU
+ * (erf) GELU, the exponentials of a softmax row, and argmax. AVX2/FMA when the CPU
  * has it (checked at run time), else libm.
  *
  * Accuracy (test_vmath, against double libm): softmax exponentials within
@@ -22,8 +22,14 @@ void vmath_gelu(float *x, size_t n);
 /* x[i] = exp(x[i] * scale - mx); returns the sum of the new x[i]. */
 float vmath_softmax_exp(float *x, int n, float scale, float mx);
 
-/* The libm versions (tests compare them). */
+/* The index of the first largest of x[0..n) (n >= 1) that is not NaN: a
+ * greedy sampler's token. Where none is above -INFINITY, the portable
+ * loop's answer (it passes over leading NaNs). */
+int vmath_argmax(const float *x, int n);
+
+/* The scalar versions (tests compare them). */
 void vmath_gelu_portable(float *x, size_t n);
 float vmath_softmax_exp_portable(float *x, int n, float scale, float mx);
+int vmath_argmax_portable(const float *x, int n);
 
 #endif

@@ -50,4 +50,39 @@ VX_TEST(softmax_exp_matches_exp_and_sums)
 	VX_CHECK(far[0] >= 0 && far[0] < 1e-37f && isfinite(far[8]) && fabs(far[6] - M_E) < 1e-6);
 }
 
-VX_TEST_MAIN(gelu_matches_erf_gelu, softmax_exp_matches_exp_and_sums)
+/* The vector argmax gives the scalar loop's index: the first of equal
+ * maxima (ties across and inside blocks of 64), NaNs passed over, a
+ * maximum in the scalar tail, and rows with nothing above -INFINITY. */
+VX_TEST(argmax_matches_the_scalar_loop)
+{
+	static float x[N];
+	unsigned r = 12345;
+	int checked = 0, bad = 0;
+	for (int round = 0; round < 400; round++) {
+		int n = 1 + (int)(r % N);
+		for (int i = 0; i < n; i++) {
+			r = r * 1103515245u + 12345u;
+			unsigned k = r >> 16;
+			/* few distinct values, so maxima repeat */
+			x[i] = k % 97 == 0 ? NAN : k % 89 == 0 ? -INFINITY :
+			       (float)(k % (round % 5 == 0 ? 3 : 1000)) - 500.0f;
+		}
+		if (round % 7 == 1)   /* the maximum only in the tail */
+			x[n - 1] = 1e9f;
+		if (round % 11 == 2)  /* leading NaNs, the rest -INFINITY */
+			for (int i = 0; i < n; i++)
+				x[i] = i < n / 3 ? NAN : -INFINITY;
+		if (round % 13 == 3)  /* all NaN */
+			for (int i = 0; i < n; i++)
+				x[i] = NAN;
+		int want = vmath_argmax_portable(x, n), got = vmath_argmax(x, n);
+		bad += got != want;
+		checked++;
+		if (got != want)
+			printf("  n %d: argmax %d, scalar loop %d\n", n, got, want);
+	}
+	printf("  argmax: %d rows, %d differ\n", checked, bad);
+	VX_CHECK(bad == 0);
+}
+
+VX_TEST_MAIN(gelu_matches_erf_gelu, softmax_exp_matches_exp_and_sums, argmax_matches_the_scalar_loop)

@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kern/vmath.h"
+
 typedef struct cand {
 	float logit;   /* after penalty and temperature */
 	float p;       /* exp(logit - max) */
@@ -142,15 +144,6 @@ static int penalize(sampler *s, float *logits, int n_vocab,
 	return 0;
 }
 
-static int32_t argmax(const float *logits, int n_vocab)
-{
-	int32_t best = 0;
-	for (int i = 1; i < n_vocab; i++)
-		if (logits[i] > logits[best] || isnan(logits[best]))
-			best = i;
-	return best;
-}
-
 static bool cand_less(const cand *a, const cand *b)
 {
 	return a->logit < b->logit || (a->logit == b->logit && a->id > b->id);
@@ -236,7 +229,7 @@ int32_t sampler_sample(sampler *s, float *logits, int n_vocab,
 	if ((rc = penalize(s, logits, n_vocab, recent, n_recent)))
 		return rc;
 	if (s->p.temperature <= 0)
-		return argmax(logits, n_vocab);
+		return vmath_argmax(logits, n_vocab);
 	if (n > s->c_cap) {
 		cand *c = realloc(s->c, n * sizeof(*c));
 		if (!c)
@@ -252,7 +245,7 @@ int32_t sampler_sample(sampler *s, float *logits, int n_vocab,
 			max = l;
 	}
 	if (isinf(max))
-		return argmax(logits, n_vocab);
+		return vmath_argmax(logits, n_vocab);
 	k = n;
 	if (s->p.top_k > 0 && (size_t)s->p.top_k < n) {
 		k = top_k(s->c, n, (size_t)s->p.top_k);

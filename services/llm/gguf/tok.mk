@@ -5,6 +5,7 @@
 #   build/tests/test_gguf_tok_sampler  sampler
 #   build/tools/gguf_tok               stdin -> ids JSON (tests/gguf/test_tokenizer.py)
 TOK_OBJS := $(addprefix $(BUILD)/obj/services/llm/gguf/,tokenizer.o tokenizer_pre.o chat_template.o sampler.o)
+TOK_OBJS += $(KERN_OBJS)   # the sampler's vmath_argmax
 TOK_FIXTURE_OBJS := $(BUILD)/obj/tests/gguf/tok_fixture.o
 
 $(BUILD)/tests/test_gguf_tok: $(BUILD)/obj/tests/unit/test_gguf_tok.o $(TOK_OBJS) $(TOK_FIXTURE_OBJS) $(LIBVOXLINE)
