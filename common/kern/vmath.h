@@ -1,6 +1,6 @@
 /*
  * vmath.h - elementwise float functions over arrays, vectorised: the exact
- * (erf) GELU, the exponentials of a softmax row, and argmax. AVX2/FMA when the CPU
+ * (erf) GELU, SwiGLU, the exponentials of a softmax row, and argmax. AVX2/FMA when the CPU
  * has it (checked at run time), else libm.
  *
  * Accuracy (test_vmath, against double libm): softmax exponentials within
@@ -19,6 +19,8 @@
 
 /* x[i] = 0.5 x[i] (1 + erf(x[i] / sqrt 2)). */
 void vmath_gelu(float *x, size_t n);
+/* g[i] = silu(g[i]) * u[i] = g[i] / (1 + exp(-g[i])) * u[i]: SwiGLU. */
+void vmath_silu_mul(float *g, const float *u, size_t n);
 /* x[i] = exp(x[i] * scale - mx); returns the sum of the new x[i]. */
 float vmath_softmax_exp(float *x, int n, float scale, float mx);
 
@@ -29,6 +31,7 @@ int vmath_argmax(const float *x, int n);
 
 /* The scalar versions (tests compare them). */
 void vmath_gelu_portable(float *x, size_t n);
+void vmath_silu_mul_portable(float *g, const float *u, size_t n);
 float vmath_softmax_exp_portable(float *x, int n, float scale, float mx);
 int vmath_argmax_portable(const float *x, int n);
 

@@ -50,6 +50,26 @@ VX_TEST(softmax_exp_matches_exp_and_sums)
 	VX_CHECK(far[0] >= 0 && far[0] < 1e-37f && isfinite(far[8]) && fabs(far[6] - M_E) < 1e-6);
 }
 
+VX_TEST(silu_mul_matches_libm)
+{
+	static float g[N], u[N];
+	double worst = 0;
+	for (int i = 0; i < N; i++) {
+		g[i] = -100.0f + 200.0f * i / (N - 1);
+		u[i] = 0.5f + (float)(i % 7);
+	}
+	static float x[N];
+	for (int i = 0; i < N; i++)
+		x[i] = g[i];
+	vmath_silu_mul(x, u, N);
+	for (int i = 0; i < N; i++) {
+		double want = g[i] / (1.0 + exp(-(double)g[i])) * u[i];
+		worst = fmax(worst, fabs(x[i] - want) / fmax(1.0, fabs(want)));
+	}
+	printf("  silu max error %.3g\n", worst);
+	VX_CHECK(worst < 1e-6);
+}
+
 /* The vector argmax gives the scalar loop's index: the first of equal
  * maxima (ties across and inside blocks of 64), NaNs passed over, a
  * maximum in the scalar tail, and rows with nothing above -INFINITY. */
@@ -85,4 +105,5 @@ VX_TEST(argmax_matches_the_scalar_loop)
 	VX_CHECK(bad == 0);
 }
 
-VX_TEST_MAIN(gelu_matches_erf_gelu, softmax_exp_matches_exp_and_sums, argmax_matches_the_scalar_loop)
+VX_TEST_MAIN(gelu_matches_erf_gelu, softmax_exp_matches_exp_and_sums, silu_mul_matches_libm,
+	     argmax_matches_the_scalar_loop)

@@ -997,11 +997,7 @@ static void layer_forward(model *m, int il, int B)
 	const weight *wgu[2] = { &ly->gate, &ly->up };
 	float *ygu[2] = { m->hg, m->hu };
 	matmul(m, 2, wgu, ygu, NULL, m->xb, B, false);
-	size_t nf = (size_t)B * hp->n_ff;
-	for (size_t i = 0; i < nf; i++) {
-		float g = m->hg[i];
-		m->hg[i] = g / (1.0f + expf(-g)) * m->hu[i];
-	}
+	vmath_silu_mul(m->hg, m->hu, (size_t)B * hp->n_ff);
 	matmul1(m, &ly->down, m->x, m->hg, B, true);
 }
 
