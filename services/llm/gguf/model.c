@@ -83,7 +83,7 @@ struct model {
 	uint8_t *act;               /* quantised activations */
 	size_t act_row;             /* bytes per token row in act */
 	float *scores;              /* (n_threads, heads per KV head, ctx_pad) */
-	int ctx_pad;             /* n_ctx rounded up to KT_BLOCK */
+	int ctx_pad;                /* n_ctx rounded up to KT_BLOCK */
 	float *cs;                  /* (MODEL_BATCH, head_dim) cos/sin pairs */
 	uint8_t *emb_row;           /* one tok_embd row rebuilt from the packed output */
 	bool no_repack;             /* model_params.no_repack, for pack_weights */
