@@ -63,8 +63,8 @@ struct model {
 	float *rope_freqs;          /* (head_dim/2) llama3 frequency factors or NULL */
 	float *inv_freq;            /* (head_dim/2) */
 	/* KV cache, anonymous mappings: V (n_slots, n_layer, n_ctx, kv_dim);
-	 * K (n_slots, n_layer, n_head_kv, n_ctx / KT_BLOCK, head_dim, KT_BLOCK)
-	 * with n_ctx rounded up to KT_BLOCK: each block of positions
+	 * K (n_slots, n_layer, n_head_kv, ctx_pad / KT_BLOCK, head_dim, KT_BLOCK)
+	 * (ctx_pad: n_ctx rounded up to KT_BLOCK), each block of positions
 	 * transposed, a head's scores one float product (see att_task) */
 	float *k_cache, *v_cache;
 	size_t k_bytes, v_bytes;
