@@ -11,6 +11,7 @@
  * a token at a time (decode path) instead of in batches (prefill path).
  * --no-repack keeps 4/5-bit weights as stored (model_params).
  */
+#include "../common/kern/vmath.h"
 #include "../services/llm/gguf/model.h"
 
 #include <errno.h>
@@ -32,15 +33,6 @@ static int parse_tokens(const char *s, int32_t *out, int max)
 		s = *end == ',' ? end + 1 : end;
 	}
 	return n;
-}
-
-static int argmax(const float *x, int n)
-{
-	int best = 0;
-	for (int i = 1; i < n; i++)
-		if (x[i] > x[best])
-			best = i;
-	return best;
 }
 
 int main(int argc, char **argv)
@@ -109,7 +101,7 @@ int main(int argc, char **argv)
 		printf("%s%.7g", i ? "," : "", logits[i]);
 	printf("],\"greedy\":[");
 	const float *last = logits + (size_t)V * (all ? n - 1 : 0);
-	int32_t tok = argmax(last, V);
+	int32_t tok = vmath_argmax(last, V);
 	for (int i = 0; i < greedy; i++) {
 		printf("%s%d", i ? "," : "", tok);
 		if (i + 1 == greedy)
@@ -119,7 +111,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "gguf_run: eval: %s\n", strerror(-rc));
 			return 1;
 		}
-		tok = argmax(logits, V);
+		tok = vmath_argmax(logits, V);
 	}
 	printf("]}\n");
 	free(logits);

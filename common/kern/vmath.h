@@ -1,12 +1,13 @@
 /*
- * vmath.h - elementwise float functions over arrays, vectorised: the exact
- * (erf) GELU, SwiGLU, the exponentials of a softmax row, and argmax. AVX2/FMA when the CPU
- * has it (checked at run time), else libm.
+ * vmath.h - float functions over arrays, vectorised: the exact (erf) GELU,
+ * SwiGLU, the exponentials of a softmax row, and argmax. AVX2/FMA when the
+ * CPU has it (checked at run time), else libm.
  *
  * Accuracy (test_vmath, against double libm): softmax exponentials within
  * 1e-6 relative (measured 5.5e-7, the fused x * scale - mx included); erf by
  * Abramowitz and Stegun 7.1.26 (2e-7 absolute) with the vector exp, GELU
- * within 1e-6 of the exact one (measured 2.6e-7, relative above 1).
+ * within 1e-6 of the exact one (measured 2.6e-7, relative above 1), SwiGLU
+ * likewise (measured 1.2e-7); argmax the scalar loop's exact answer.
  * Pure and thread-safe; nothing allocates.
  *
  *     vmath_gelu(h, n);                          // h = h * Phi(h)
