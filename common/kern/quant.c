@@ -15,7 +15,7 @@
 
 _Static_assert(sizeof(block_q8_0) == 34, "q8_0 layout");
 _Static_assert(sizeof(block_q8_0u) == 40, "q8_0u layout");
-_Static_assert(sizeof(block_q8_0s) == 40, "q8_0s layout");
+_Static_assert(sizeof(block_q8_0s) == 48, "q8_0s layout");
 _Static_assert(sizeof(block_q4_0) == 18, "q4_0 layout");
 _Static_assert(sizeof(block_q5_0) == 22, "q5_0 layout");
 _Static_assert(sizeof(block_q4_K) == 144, "q4_K layout");
@@ -362,6 +362,7 @@ static void quantize_q8_0s(const float *x, block_q8_0s *y, int64_t nb)
 				sum += b.qs[j];
 			y[i].sums[h] = (int16_t)sum;
 		}
+		q8_0s_terms(&y[i]);
 	}
 }
 

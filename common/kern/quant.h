@@ -54,7 +54,8 @@ enum quant_type {
 	QT_Q8_0U = 100,   /* ours, activations only: Q8_0 with a float scale,
 			     unsigned bytes q + 128 and their sum (for the VNNI gemm) */
 	QT_Q8_0S = 101,   /* ours, activations only: Q8_0 with a float scale,
-			     its bytes and their two 16-value sums (packed gemms) */
+			     its bytes, their two 16-value sums and the terms
+			     the packed gemms take from them per token */
 };
 
 #define QK8_0 32
@@ -119,8 +120,20 @@ typedef struct {
 typedef struct {
 	float d;
 	int16_t sums[2];           /* the sums of q 0..15 and 16..31 */
+	int32_t sum128;            /* -128 * (sums[0] + sums[1]) */
+	float dsum;                /* d * (float)(sums[0] + sums[1]) */
 	int8_t qs[QK8_0];          /* q, the same values as Q8_0U's */
-} block_q8_0s;                                                             /* 40 B */
+} block_q8_0s;                                                             /* 48 B */
+
+/* Fills a Q8_0S block's per-token terms from its d and sums: the packed
+ * gemms load them instead of computing them at every group of 8 rows
+ * (the same values, so the same bits). */
+static inline void q8_0s_terms(block_q8_0s *y)
+{
+	int sum = y->sums[0] + y->sums[1];
+	y->sum128 = -128 * sum;
+	y->dsum = y->d * (float)sum;
+}
 
 typedef enum quant_impl {
 	QUANT_IMPL_BEST = 0,       /* AVX2 when the CPU has it, else portable */

@@ -676,8 +676,7 @@ AVX2 static void pack8_q5_1(int n, const void *w, size_t ws, void *dst)
 			const block_q8_0s *y = (const block_q8_0s *)(ab + t * as) + i; \
 			acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(dx, _mm256_set1_ps(y->d)), \
 						 _mm256_cvtepi32_ps(s[t]), acc[t]);    \
-			acc[t] = _mm256_fmadd_ps(mx, _mm256_set1_ps(                   \
-				y->d * (float)(y->sums[0] + y->sums[1])), acc[t]);     \
+			acc[t] = _mm256_fmadd_ps(mx, _mm256_set1_ps(y->dsum), acc[t]); \
 		}                                                                      \
 	}                                                                              \
 	for (int t = 0; t < nt; t++)                                                   \
@@ -838,6 +837,7 @@ AVX2 static void quantize_q8_0s(const float *x, block_q8_0s *y, int64_t nb)
 		s = _mm256_add_epi32(s, _mm256_shuffle_epi32(s, 0xB1));
 		y[i].sums[0] = (int16_t)_mm256_extract_epi32(s, 0);
 		y[i].sums[1] = (int16_t)_mm256_extract_epi32(s, 4);
+		q8_0s_terms(&y[i]);
 	}
 }
 

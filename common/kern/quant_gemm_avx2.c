@@ -514,8 +514,7 @@ AVX2 static void pack8_iq4_nl(int n, const void *w, size_t ws, void *dst)
 				: _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)pb)); \
 		__m256i s[QUANT_GEMM8_TOKENS];                                         \
 		for (int t = 0; t < nt; t++)   /* -128 * the token's sum */           \
-			s[t] = _mm256_madd_epi16(Q8_0S_SUMS((const block_q8_0s *)(ab + t * as) + i), \
-						 QUANT_SUMS_PAIR(-128, -128));         \
+			s[t] = _mm256_set1_epi32(((const block_q8_0s *)(ab + t * as) + i)->sum128); \
 		for (int c = 0; c < 4; c++) {                                          \
 			__m256i g[2];   /* vectors G2##_K(c, 0) and G2##_K(c, 1) */    \
 			G2(pb, c, g);                                                  \
@@ -605,9 +604,7 @@ PACKED_GEMM_FNS(iq4_xs, GEMM8P_BODY, QUANT_PACK8_X4, G2_X4, G2_X4, iq4nl_values)
 		__m512 dx = _mm512_cvtph_ps(dh);                                       \
 		__m512i s[8];                                                          \
 		for (int t = 0; t < nt; t++)                                           \
-			s[t] = _mm512_madd_epi16(_mm512_set1_epi32(q8_0s_sums32(       \
-				(const block_q8_0s *)(ab + t * as) + i)),              \
-				_mm512_set1_epi32(QUANT_SUMS_PAIR32(-128, -128)));      \
+			s[t] = _mm512_set1_epi32(((const block_q8_0s *)(ab + t * as) + i)->sum128); \
 		for (int c = 0; c < 4; c++) {   /* as GEMM8P_BODY */                   \
 			__m512i g[2];                                                  \
 			G2(pa, pb, c, g);                                              \

@@ -352,7 +352,7 @@ VX_TEST(avx2_activation_quantisers_match_portable)
 	for (int k = 0; k < 4; k++) {
 		int n = 1024, type = types[k];
 		float x[1024], ya[1024], yp[1024];
-		uint8_t qa[1400], qp[1400];   /* Q8_0U / Q8_0S: 32 blocks of 40 bytes */
+		uint8_t qa[1600], qp[1600];   /* Q8_0S: 32 blocks of 48 bytes */
 		for (int i = 0; i < n; i++)
 			x[i] = frand() * (k + 1);
 		x[0] = -9.0f;   /* the block's largest magnitude is negative */
@@ -394,6 +394,11 @@ VX_TEST(avx2_activation_quantisers_match_portable)
 				VX_CHECK_INT(b->sums[h], s);
 				VX_CHECK_INT(bp->sums[h], sp);
 			}
+			/* the terms the packed gemms load */
+			VX_CHECK_INT(b->sum128, -128 * u.sum);
+			VX_CHECK_INT(bp->sum128, -128 * (bp->sums[0] + bp->sums[1]));
+			VX_CHECK(b->dsum == b->d * (float)u.sum);
+			VX_CHECK(bp->dsum == bp->d * (float)(bp->sums[0] + bp->sums[1]));
 		}
 		if (type == QT_Q8_K) {
 			const block_q8_K *b = (const block_q8_K *)qa;

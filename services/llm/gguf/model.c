@@ -605,6 +605,26 @@ static inline void mm_store(const mm_job *j, int wi, int t, int r, float s)
 	*dst = j->accumulate ? *dst + s : s;
 }
 
+/* mm_store of token t's rows [r0, r0 + n) from s[0 .. n): the same sums
+ * in loops the compiler vectorises (the per-value stores had 4.6% of the
+ * samples at 8 streams). */
+static inline void mm_store_rows(const mm_job *j, int wi, int t, int r0, const float *s, int n)
+{
+	float *dst = &j->y[wi][(size_t)t * j->w[wi]->n_out + r0];
+	const float *b = j->bias[wi] ? j->bias[wi] + r0 : NULL;
+	if (b && j->accumulate)
+		for (int k = 0; k < n; k++)
+			dst[k] += s[k] + b[k];
+	else if (b)
+		for (int k = 0; k < n; k++)
+			dst[k] = s[k] + b[k];
+	else if (j->accumulate)
+		for (int k = 0; k < n; k++)
+			dst[k] += s[k];
+	else
+		memcpy(dst, s, sizeof(float) * (size_t)n);
+}
+
 /* Tokens [t0, t1) of row r by the decode kernel: mdot for up to
  * QUANT_MDOT_T tokens a call (the row read once for them), else the dot per
  * token. Either way a token's result does not depend on the others. */
@@ -646,8 +666,7 @@ static void mm_rows_gemm8(const mm_job *j, int wi, int lo, int hi)
 			j->gemm8[wi](w->n_in, w->data + (size_t)r * w->row_bytes, w->row_bytes,
 				     au + (size_t)t0 * as, as, t1 - t0, tile, 8);
 			for (int tt = t0; tt < t1; tt++)
-				for (int rr = 0; rr < 8; rr++)
-					mm_store(j, wi, tt, r + rr, tile[(tt - t0) * 8 + rr]);
+				mm_store_rows(j, wi, tt, r, tile + (tt - t0) * 8, 8);
 		}
 		for (; r < hi; r++)
 			mm_decode_row(j, wi, r, t0, t1);
@@ -682,8 +701,8 @@ static void mm_rows_packed(const mm_job *j, int wi, int lo, int hi)
 				w->gemmp(w->n_in, pg, 0, au + (size_t)t0 * as, as, t1 - t0, tile, 8);
 			int r0 = g * 8 > lo ? g * 8 : lo, r1 = g * 8 + n < hi ? g * 8 + n : hi;
 			for (int tt = t0; tt < t1; tt++)
-				for (int r = r0; r < r1; r++)
-					mm_store(j, wi, tt, r, tile[(tt - t0) * n + r - g * 8]);
+				mm_store_rows(j, wi, tt, r0, tile + (tt - t0) * n + r0 - g * 8,
+					      r1 - r0);
 		}
 	}
 }
@@ -721,9 +740,8 @@ static void mm_rows(const mm_job *j, int wi, int lo, int hi)
 				w->tile(w->n_in, row, w->row_bytes, act + (size_t)t * as, as,
 					tile, QUANT_TILE_R);
 				for (int tt = 0; tt < QUANT_TILE_T; tt++)
-					for (int rr = 0; rr < QUANT_TILE_R; rr++)
-						mm_store(j, wi, t + tt, r + rr,
-							 tile[tt * QUANT_TILE_R + rr]);
+					mm_store_rows(j, wi, t + tt, r,
+						      tile + tt * QUANT_TILE_R, QUANT_TILE_R);
 			}
 			for (int rr = 0; rr < QUANT_TILE_R && tt1 < t1; rr++)
 				mm_decode_row(j, wi, r + rr, tt1, t1);
