@@ -598,6 +598,12 @@ PACKED_GEMM_FNS(iq4_xs, GEMM8P_BODY, QUANT_PACK8_X4, G2_X4, G2_X4, iq4nl_values)
 		acc[t] = _mm512_setzero_ps();                                          \
 	const uint8_t *pb = pa + gap;                                                  \
 	for (int i = 0; i < n / 32; i++, pa += (blk), pb += (blk)) {                   \
+		/* the second group's bytes and the next pair's first group's,  \
+		 * 32 blocks on (measured best of three: 512-token prompt     \
+		 * +4% Q8_0, +6% Q4_K_M; each group's own 32 blocks on      \
+		 * reached into the other group's, already on its way) */    \
+		QUANT_PREFETCH_GROUP(pa + gap, blk, nt);                               \
+		QUANT_PREFETCH_GROUP(pb + gap, blk, nt);                               \
 		__m256i dh = _mm256_inserti128_si256(                                  \
 			_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)pa)),  \
 			_mm_loadu_si128((const __m128i *)pb), 1);                      \
