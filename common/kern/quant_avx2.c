@@ -660,6 +660,7 @@ AVX2 static void pack8_q5_1(int n, const void *w, size_t ws, void *dst)
 		__m256i s[8];                                                          \
 		for (int t = 0; t < nt; t++)                                           \
 			s[t] = _mm256_setzero_si256();                                 \
+		_Pragma("GCC unroll 4")   /* gcc left Q5_0's rolled at 8 tokens */ \
 		for (int c = 0; c < 4; c++) {   /* turned, as GEMM8P_BODY */           \
 			__m256i g[2];   /* vectors c and c + 4 */                      \
 			G2(pb, c, g);                                                  \

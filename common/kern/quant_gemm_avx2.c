@@ -515,6 +515,7 @@ AVX2 static void pack8_iq4_nl(int n, const void *w, size_t ws, void *dst)
 		__m256i s[QUANT_GEMM8_TOKENS];                                         \
 		for (int t = 0; t < nt; t++)   /* -128 * the token's sum */           \
 			s[t] = _mm256_set1_epi32(((const block_q8_0s *)(ab + t * as) + i)->sum128); \
+		_Pragma("GCC unroll 4")   /* gcc left Q5_0's rolled at 8 tokens */ \
 		for (int c = 0; c < 4; c++) {                                          \
 			__m256i g[2];   /* vectors G2##_K(c, 0) and G2##_K(c, 1) */    \
 			G2(pb, c, g);                                                  \

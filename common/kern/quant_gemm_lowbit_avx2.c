@@ -423,6 +423,7 @@ AVX2 static void pack8_q3_K(int n, const void *w, size_t ws, void *dst)
 			lo[t] = _mm256_madd_epi16(s_, plo);                            \
 			hi[t] = _mm256_madd_epi16(s_, phi);                            \
 		}                                                                      \
+		_Pragma("GCC unroll 4")   /* rolled, gcc spilled at 8 tokens */ \
 		for (int k = 0; k < 4; k++) {                                          \
 			__m256i gl, gh;                                                \
 			G2(pb + S16_G, k, gl, gh);                                     \
