@@ -612,6 +612,7 @@ PACKED_GEMM_FNS(iq4_xs, GEMM8P_BODY, QUANT_PACK8_X4, G2_X4, G2_X4, iq4nl_values)
 		__m512i s[8];                                                          \
 		for (int t = 0; t < nt; t++)                                           \
 			s[t] = _mm512_set1_epi32(((const block_q8_0s *)(ab + t * as) + i)->sum128); \
+		_Pragma("GCC unroll 4")                                                \
 		for (int c = 0; c < 4; c++) {   /* as GEMM8P_BODY */                   \
 			__m512i g[2];                                                  \
 			G2(pa, pb, c, g);                                              \

@@ -20,7 +20,7 @@
 
 #define MM_MAX_W 3          /* weights sharing one input in a fused product */
 #define MM_TILE 16          /* tokens per tile in the batched product */
-#define GEMM16_MIN_TOKENS 16 /* fewest tokens for the two-group packed gemm */
+#define GEMM16_MIN_TOKENS 8  /* fewest tokens for the two-group packed gemm */
 #define MM_GEMM8_MIN_B 4    /* tokens from which the 8-row gemm pays */
 #define MODEL_ACT_SLOTS 4
 #define KT_BLOCK 32         /* positions per transposed K block: 2 x FGEMM_NR */
@@ -690,12 +690,12 @@ static void mm_rows_packed(const mm_job *j, int wi, int lo, int hi)
 		int t1 = t0 + MM_TILE < j->B ? t0 + MM_TILE : j->B;
 		for (int g = lo / 8, n; g * 8 < hi; g += n / 8) {
 			/* two groups in one pass where the CPU has 512-bit VNNI
-			 * (the same bits as one at a time), for full runs of
-			 * tokens only: measured on the 0.5B Q8_0 file, a 512-token
-			 * prompt 15-24% faster, but decode slower (1 stream 55 ->
-			 * 45 tok/s, 8 streams 199-232 -> 172-179); with its
-			 * prefetch, for runs of 8: 8 streams Q8_0 341 -> 346,
-			 * IQ4_NL 382 -> 393, but Q4_K_M 314 -> 300 */
+			 * (the same bits as one at a time), for runs of 8 tokens
+			 * or more: a lone token's decode is slower with it (55 ->
+			 * 45 tok/s on the 0.5B Q8_0 file), 8 streams faster once
+			 * it prefetched and its loop was unrolled (Q4_K_M 337 ->
+			 * 365, IQ4_NL 373 -> 410, Q3_K_M 370 -> 389 tok/s; Q8_0
+			 * 343 -> 337), a 512-token prompt 15-24% */
 			const uint8_t *pg = w->packed + (size_t)g * w->pack_bytes;
 			n = w->gemmp16 && t1 - t0 >= GEMM16_MIN_TOKENS && (g + 1) * 8 < hi ? 16 : 8;
 			int r0 = g * 8 > lo ? g * 8 : lo, r1 = g * 8 + n < hi ? g * 8 + n : hi;
