@@ -697,6 +697,103 @@ PACKED_GEMM_FNS(m5, GEMM8P_MIN_BODY, QUANT_PACK8_M5, G2_M5_VEX, G2_M5_EVEX, fals
 PACKED_GEMM_FNS(m4h, GEMM8P_MIN_BODY, QUANT_PACK8_M4H, G2_M4, G2_M4, true)
 PACKED_GEMM_FNS(m5h, GEMM8P_MIN_BODY, QUANT_PACK8_M5H, G2_M5_VEX, G2_M5_EVEX, true)
 
+/* Two packed groups of these types (the second `gap` bytes after the
+ * first) in 512-bit vectors, as quant_gemm_avx2.c's GEMM16P_BODY: group
+ * A's rows in each register's low half, B's in its high half; per lane
+ * GEMM8P_MIN_BODY's instructions, so the same bits. */
+#define CAT256(lo, hi) _mm512_inserti64x4(_mm512_castsi256_si512(lo), (hi), 1)
+#define LOAD16_F32(p, q) _mm512_castsi512_ps(CAT256(_mm256_loadu_si256((const __m256i *)(p)), \
+						    _mm256_loadu_si256((const __m256i *)(q))))
+#define LOAD16_F16(p, q) _mm512_cvtph_ps(_mm256_inserti128_si256(                      \
+	_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(p))),                  \
+	_mm_loadu_si128((const __m128i *)(q)), 1))
+#define MASK16(pa, pb, k)                                                              \
+	(mask_at((pa) + MIN_PACK_MASKS(h_), k) |                                       \
+	 (uint64_t)mask_at((pb) + MIN_PACK_MASKS(h_), k) << 32)
+#define GEMM16P_MIN_BODY(blk, half, five)                                              \
+	const __m512i m4 = _mm512_set1_epi8(0xF), s16 = _mm512_set1_epi8(16);          \
+	const bool h_ = (half);                                                        \
+	(void)s16;                                                                     \
+	__m512 acc[8];                                                                 \
+	for (int t = 0; t < nt; t++)                                                   \
+		acc[t] = _mm512_setzero_ps();                                          \
+	const uint8_t *pb = pa + gap;                                                  \
+	for (int i = 0; i < n / QK4_0; i++, pa += (blk), pb += (blk)) {                \
+		QUANT_PREFETCH_GROUP(pa + gap, blk, nt);   /* as GEMM16P_BODY */   \
+		QUANT_PREFETCH_GROUP(pb + gap, blk, nt);                               \
+		__m512 dx = h_ ? LOAD16_F16(pa + MIN_PACK_D, pb + MIN_PACK_D)          \
+			       : LOAD16_F32(pa + MIN_PACK_D, pb + MIN_PACK_D);         \
+		__m512 mx = h_ ? LOAD16_F16(pa + MIN_PACK_M(h_), pb + MIN_PACK_M(h_))  \
+			       : LOAD16_F32(pa + MIN_PACK_M(h_), pb + MIN_PACK_M(h_)); \
+		__m512i s[8];                                                          \
+		for (int t = 0; t < nt; t++)                                           \
+			s[t] = _mm512_setzero_si512();                                 \
+		_Pragma("GCC unroll 4")                                                \
+		for (int c = 0; c < 4; c++) {                                          \
+			__m512i v_ = CAT256(                                           \
+				_mm256_loadu_si256((const __m256i *)(pa + MIN_PACK_G(h_)) + c), \
+				_mm256_loadu_si256((const __m256i *)(pb + MIN_PACK_G(h_)) + c)); \
+			__m512i g[2] = { _mm512_and_si512(v_, m4),                     \
+					 _mm512_and_si512(_mm512_srli_epi16(v_, 4), m4) }; \
+			if (five) {                                                    \
+				g[0] = _mm512_mask_add_epi8(g[0], MASK16(pa, pb, c), g[0], s16); \
+				g[1] = _mm512_mask_add_epi8(g[1], MASK16(pa, pb, c + 4), g[1], s16); \
+			}                                                              \
+			for (int h = 0; h < 2; h++)                                    \
+				for (int t = 0; t < nt; t++) {                         \
+					int v;                                         \
+					memcpy(&v, (ab + t * as) + i * sizeof(block_q8_0s) + \
+						       offsetof(block_q8_0s, qs) +        \
+						       4 * (c + 4 * h), 4);             \
+					s[t] = _mm512_dpbusd_epi32(s[t], g[h], _mm512_set1_epi32(v)); \
+				}                                                      \
+		}                                                                      \
+		for (int t = 0; t < nt; t++) {                                         \
+			const block_q8_0s *y = (const block_q8_0s *)(ab + t * as) + i; \
+			acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dx, _mm512_set1_ps(y->d)), \
+						 _mm512_cvtepi32_ps(s[t]), acc[t]);    \
+			acc[t] = _mm512_fmadd_ps(mx, _mm512_set1_ps(y->dsum), acc[t]); \
+		}                                                                      \
+	}                                                                              \
+	for (int t = 0; t < nt; t++)                                                   \
+		_mm512_storeu_ps(out + t * os, acc[t]);
+
+#define GEMM16P_MIN_FNS(name, blk, half, five)                                         \
+	AVX512VNNI static inline __attribute__((always_inline)) void                   \
+	gemm16p_body_##name(int n, const uint8_t *pa, size_t gap, const uint8_t *ab,  \
+			    size_t as, const int nt, float *out, size_t os)            \
+	{                                                                              \
+		GEMM16P_MIN_BODY(blk, half, five)                                      \
+	}                                                                              \
+	AVX512VNNI static void gemm16p_##name(int n, const void *w, size_t gap,        \
+					      const void *a, size_t as, int nt,        \
+					      float *out, size_t os)                   \
+	{                                                                              \
+		QUANT_RUNS8(GEMM16P_RUN_##name, a, as, nt, out, os)                    \
+	}
+#define GEMM16P_RUN_m4(at, k, ot) gemm16p_body_m4(n, w, gap, at, as, k, ot, os)
+#define GEMM16P_RUN_m5(at, k, ot) gemm16p_body_m5(n, w, gap, at, as, k, ot, os)
+#define GEMM16P_RUN_m4h(at, k, ot) gemm16p_body_m4h(n, w, gap, at, as, k, ot, os)
+#define GEMM16P_RUN_m5h(at, k, ot) gemm16p_body_m5h(n, w, gap, at, as, k, ot, os)
+
+GEMM16P_MIN_FNS(m4, QUANT_PACK8_M4, false, false)
+GEMM16P_MIN_FNS(m5, QUANT_PACK8_M5, false, true)
+GEMM16P_MIN_FNS(m4h, QUANT_PACK8_M4H, true, false)
+GEMM16P_MIN_FNS(m5h, QUANT_PACK8_M5H, true, true)
+
+quant_gemm8_fn quant_gemm16_packed_min_avx2(int type)
+{
+	if (!quant_have_avx512vnni())
+		return NULL;
+	switch (type) {
+	case QT_Q4_1: return gemm16p_m4h;
+	case QT_Q5_1: return gemm16p_m5h;
+	case QT_Q4_K: return gemm16p_m4;
+	case QT_Q5_K: return gemm16p_m5;
+	default: return NULL;
+	}
+}
+
 quant_gemm8_fn quant_gemm8_packed_min_avx2(int type, quant_pack8_fn *ret_pack)
 {
 	if (!quant_have_avxvnni() && !quant_have_avx512vnni())
@@ -895,6 +992,12 @@ quant_dot_fn quant_dot_avx2(int type)
 }
 
 quant_tile_fn quant_tile_lowbit_avx2(int type)
+{
+	(void)type;
+	return NULL;
+}
+
+quant_gemm8_fn quant_gemm16_packed_min_avx2(int type)
 {
 	(void)type;
 	return NULL;

@@ -781,7 +781,7 @@ quant_gemm8_fn quant_gemm16_packed_avx2(int type)
 	case QT_Q4_0: return gemm16p_q4_0;
 	case QT_Q5_0: return gemm16p_q5_0;
 	case QT_IQ4_NL: return gemm16p_iq4_nl;
-	default: return NULL;
+	default: return quant_gemm16_packed_min_avx2(type);
 	}
 }
 
