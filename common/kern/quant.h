@@ -303,7 +303,8 @@ quant_gemm8_fn quant_gemm16_packed_avx2(int type);
  * AVX-512 VNNI), or NULL; it hands Q6_K and Q3_K to
  * quant_gemm8_packed_s16_avx2. */
 quant_gemm8_fn quant_gemm8_packed_min_avx2(int type, quant_pack8_fn *ret_pack);
-/* Its two-group form (512-bit VNNI) for Q4_1, Q5_1, Q4_K and Q5_K, or NULL. */
+/* Its two-group form for Q4_1, Q5_1, Q4_K and Q5_K, or NULL; only on a
+ * CPU with 512-bit VNNI (quant_gemm16_packed_avx2 checks it). */
 quant_gemm8_fn quant_gemm16_packed_min_avx2(int type);
 /* quant_gemm_lowbit_avx2.c's packers of Q4_K / Q5_K into the
  * QUANT_PACK8_M4 / _M5 layouts and of IQ4_XS into QUANT_PACK8_X4 (NULL

@@ -660,7 +660,7 @@ AVX2 static void pack8_q5_1(int n, const void *w, size_t ws, void *dst)
 		__m256i s[8];                                                          \
 		for (int t = 0; t < nt; t++)                                           \
 			s[t] = _mm256_setzero_si256();                                 \
-		_Pragma("GCC unroll 4")   /* gcc left Q5_0's rolled at 8 tokens */ \
+		_Pragma("GCC unroll 4")   /* as GEMM8P_BODY */                   \
 		for (int c = 0; c < 4; c++) {   /* turned, as GEMM8P_BODY */           \
 			__m256i g[2];   /* vectors c and c + 4 */                      \
 			G2(pb, c, g);                                                  \
@@ -758,34 +758,19 @@ PACKED_GEMM_FNS(m5h, GEMM8P_MIN_BODY, QUANT_PACK8_M5H, G2_M5_VEX, G2_M5_EVEX, tr
 	for (int t = 0; t < nt; t++)                                                   \
 		_mm512_storeu_ps(out + t * os, acc[t]);
 
-#define GEMM16P_MIN_FNS(name, blk, half, five)                                         \
-	AVX512VNNI static inline __attribute__((always_inline)) void                   \
-	gemm16p_body_##name(int n, const uint8_t *pa, size_t gap, const uint8_t *ab,  \
-			    size_t as, const int nt, float *out, size_t os)            \
-	{                                                                              \
-		GEMM16P_MIN_BODY(blk, half, five)                                      \
-	}                                                                              \
-	AVX512VNNI static void gemm16p_##name(int n, const void *w, size_t gap,        \
-					      const void *a, size_t as, int nt,        \
-					      float *out, size_t os)                   \
-	{                                                                              \
-		QUANT_RUNS8(GEMM16P_RUN_##name, a, as, nt, out, os)                    \
-	}
 #define GEMM16P_RUN_m4(at, k, ot) gemm16p_body_m4(n, w, gap, at, as, k, ot, os)
 #define GEMM16P_RUN_m5(at, k, ot) gemm16p_body_m5(n, w, gap, at, as, k, ot, os)
 #define GEMM16P_RUN_m4h(at, k, ot) gemm16p_body_m4h(n, w, gap, at, as, k, ot, os)
 #define GEMM16P_RUN_m5h(at, k, ot) gemm16p_body_m5h(n, w, gap, at, as, k, ot, os)
 
-GEMM16P_MIN_FNS(m4, QUANT_PACK8_M4, false, false)
-GEMM16P_MIN_FNS(m5, QUANT_PACK8_M5, false, true)
-GEMM16P_MIN_FNS(m4h, QUANT_PACK8_M4H, true, false)
-GEMM16P_MIN_FNS(m5h, QUANT_PACK8_M5H, true, true)
+PACKED_GEMM16_FNS(m4, GEMM16P_MIN_BODY(QUANT_PACK8_M4, false, false))
+PACKED_GEMM16_FNS(m5, GEMM16P_MIN_BODY(QUANT_PACK8_M5, false, true))
+PACKED_GEMM16_FNS(m4h, GEMM16P_MIN_BODY(QUANT_PACK8_M4H, true, false))
+PACKED_GEMM16_FNS(m5h, GEMM16P_MIN_BODY(QUANT_PACK8_M5H, true, true))
 
 quant_gemm8_fn quant_gemm16_packed_min_avx2(int type)
 {
-	if (!quant_have_avx512vnni())
-		return NULL;
-	switch (type) {
+	switch (type) {   /* the caller has checked for 512-bit VNNI */
 	case QT_Q4_1: return gemm16p_m4h;
 	case QT_Q5_1: return gemm16p_m5h;
 	case QT_Q4_K: return gemm16p_m4;

@@ -662,24 +662,14 @@ PACKED_GEMM_FNS(iq4_xs, GEMM8P_BODY, QUANT_PACK8_X4, G2_X4, G2_X4, iq4nl_values)
 	 (uint64_t)mask_at((pb) + QUANT_PACK8_N5_MASKS, k) << 32)
 
 /* quant_gemm16_packed_get's kernels: tokens in runs of 8. */
+#define GEMM16P_CONSTS(table)                                                          \
+	const __m512i m4 = _mm512_set1_epi8(0xF), s16 = _mm512_set1_epi8(16);          \
+	const __m512i h80 = _mm512_set1_epi8((char)0x80);                              \
+	const __m512i tab = _mm512_xor_si512(h80, _mm512_broadcast_i32x4(              \
+		_mm_loadu_si128((const __m128i *)(table))));                           \
+	(void)m4, (void)s16, (void)tab, (void)h80;
 #define GEMM16P_FNS(name, blk, G2, table)                                              \
-	AVX512VNNI static inline __attribute__((always_inline)) void                   \
-	gemm16p_body_##name(int n, const uint8_t *pa, size_t gap, const uint8_t *ab,  \
-			    size_t as, const int nt, float *out, size_t os)            \
-	{                                                                              \
-		const __m512i m4 = _mm512_set1_epi8(0xF), s16 = _mm512_set1_epi8(16);  \
-		const __m512i h80 = _mm512_set1_epi8((char)0x80);                      \
-		const __m512i tab = _mm512_xor_si512(h80, _mm512_broadcast_i32x4(      \
-			_mm_loadu_si128((const __m128i *)(table))));                   \
-		(void)m4, (void)s16, (void)tab, (void)h80;                             \
-		GEMM16P_BODY(blk, G2)                                                  \
-	}                                                                              \
-	AVX512VNNI static void gemm16p_##name(int n, const void *w, size_t gap,        \
-					      const void *a, size_t as, int nt,        \
-					      float *out, size_t os)                   \
-	{                                                                              \
-		QUANT_RUNS8(GEMM16P_RUN_##name, a, as, nt, out, os)                    \
-	}
+	PACKED_GEMM16_FNS(name, GEMM16P_CONSTS(table) GEMM16P_BODY(blk, G2))
 
 #define GEMM16P_RUN_q8(at, k, ot) gemm16p_body_q8(n, w, gap, at, as, k, ot, os)
 #define GEMM16P_RUN_q4_0(at, k, ot) gemm16p_body_q4_0(n, w, gap, at, as, k, ot, os)

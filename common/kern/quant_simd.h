@@ -104,6 +104,24 @@
 		QUANT_RUNS8(GEMM8P_RUN512_##name, a, as, nt, out, os)                  \
 	}
 
+/* gemm16p_<name>, a two-group packed gemm (512-bit VNNI) over tokens in
+ * runs of 8, and its body gemm16p_body_<name>, whose statements are BODY
+ * (GEMM16P_RUN_<name> calls the body; quant.h's quant_gemm16_packed_get
+ * says what they compute). */
+#define PACKED_GEMM16_FNS(name, BODY)                                                  \
+	AVX512VNNI static inline __attribute__((always_inline)) void                   \
+	gemm16p_body_##name(int n, const uint8_t *pa, size_t gap, const uint8_t *ab,  \
+			    size_t as, const int nt, float *out, size_t os)            \
+	{                                                                              \
+		BODY                                                                   \
+	}                                                                              \
+	AVX512VNNI static void gemm16p_##name(int n, const void *w, size_t gap,        \
+					      const void *a, size_t as, int nt,        \
+					      float *out, size_t os)                   \
+	{                                                                              \
+		QUANT_RUNS8(GEMM16P_RUN_##name, a, as, nt, out, os)                    \
+	}
+
 /* Offsets in a QUANT_PACK8_M4 / _M5 group (Q4_K, Q5_K; h = false) and a
  * QUANT_PACK8_M4H / _M5H group (Q4_1, Q5_1; h = true): the 8 rows' scales
  * and mins (float, or for h their file's f16, the same values), then the
