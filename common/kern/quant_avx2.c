@@ -665,13 +665,9 @@ AVX2 static void pack8_q5_1(int n, const void *w, size_t ws, void *dst)
 			__m256i g[2];   /* vectors c and c + 4 */                      \
 			G2(pb, c, g);                                                  \
 			for (int h = 0; h < 2; h++)                                    \
-				for (int t = 0; t < nt; t++) {                         \
-					int v;                                         \
-					memcpy(&v, (ab + t * as) + i * sizeof(block_q8_0s) + \
-						       offsetof(block_q8_0s, qs) +        \
-						       4 * (c + 4 * h), 4);             \
-					s[t] = dp(s[t], g[h], _mm256_set1_epi32(v));   \
-				}                                                      \
+				for (int t = 0; t < nt; t++)                           \
+					s[t] = dp(s[t], g[h], _mm256_set1_epi32(       \
+						q8_0s_word(ab, as, t, i, c + 4 * h)));  \
 		}                                                                      \
 		for (int t = 0; t < nt; t++) {                                         \
 			const block_q8_0s *y = (const block_q8_0s *)(ab + t * as) + i; \
@@ -701,15 +697,11 @@ PACKED_GEMM_FNS(m5h, GEMM8P_MIN_BODY, QUANT_PACK8_M5H, G2_M5_VEX, G2_M5_EVEX, tr
  * first) in 512-bit vectors, as quant_gemm_avx2.c's GEMM16P_BODY: group
  * A's rows in each register's low half, B's in its high half; per lane
  * GEMM8P_MIN_BODY's instructions, so the same bits. */
-#define CAT256(lo, hi) _mm512_inserti64x4(_mm512_castsi256_si512(lo), (hi), 1)
-#define LOAD16_F32(p, q) _mm512_castsi512_ps(CAT256(_mm256_loadu_si256((const __m256i *)(p)), \
+#define LOAD16_F32(p, q) _mm512_castsi512_ps(QUANT_CAT512(_mm256_loadu_si256((const __m256i *)(p)), \
 						    _mm256_loadu_si256((const __m256i *)(q))))
 #define LOAD16_F16(p, q) _mm512_cvtph_ps(_mm256_inserti128_si256(                      \
 	_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(p))),                  \
 	_mm_loadu_si128((const __m128i *)(q)), 1))
-#define MASK16(pa, pb, k)                                                              \
-	(mask_at((pa) + MIN_PACK_MASKS(h_), k) |                                       \
-	 (uint64_t)mask_at((pb) + MIN_PACK_MASKS(h_), k) << 32)
 #define GEMM16P_MIN_BODY(blk, half, five)                                              \
 	const __m512i m4 = _mm512_set1_epi8(0xF), s16 = _mm512_set1_epi8(16);          \
 	const bool h_ = (half);                                                        \
@@ -730,23 +722,19 @@ PACKED_GEMM_FNS(m5h, GEMM8P_MIN_BODY, QUANT_PACK8_M5H, G2_M5_VEX, G2_M5_EVEX, tr
 			s[t] = _mm512_setzero_si512();                                 \
 		_Pragma("GCC unroll 4")                                                \
 		for (int c = 0; c < 4; c++) {                                          \
-			__m512i v_ = CAT256(                                           \
+			__m512i v_ = QUANT_CAT512(                                           \
 				_mm256_loadu_si256((const __m256i *)(pa + MIN_PACK_G(h_)) + c), \
 				_mm256_loadu_si256((const __m256i *)(pb + MIN_PACK_G(h_)) + c)); \
 			__m512i g[2] = { _mm512_and_si512(v_, m4),                     \
 					 _mm512_and_si512(_mm512_srli_epi16(v_, 4), m4) }; \
 			if (five) {                                                    \
-				g[0] = _mm512_mask_add_epi8(g[0], MASK16(pa, pb, c), g[0], s16); \
-				g[1] = _mm512_mask_add_epi8(g[1], MASK16(pa, pb, c + 4), g[1], s16); \
+				g[0] = _mm512_mask_add_epi8(g[0], QUANT_MASK64(pa, pb, MIN_PACK_MASKS(h_), c), g[0], s16); \
+				g[1] = _mm512_mask_add_epi8(g[1], QUANT_MASK64(pa, pb, MIN_PACK_MASKS(h_), c + 4), g[1], s16); \
 			}                                                              \
 			for (int h = 0; h < 2; h++)                                    \
-				for (int t = 0; t < nt; t++) {                         \
-					int v;                                         \
-					memcpy(&v, (ab + t * as) + i * sizeof(block_q8_0s) + \
-						       offsetof(block_q8_0s, qs) +        \
-						       4 * (c + 4 * h), 4);             \
-					s[t] = _mm512_dpbusd_epi32(s[t], g[h], _mm512_set1_epi32(v)); \
-				}                                                      \
+				for (int t = 0; t < nt; t++)                           \
+					s[t] = _mm512_dpbusd_epi32(s[t], g[h], _mm512_set1_epi32( \
+						q8_0s_word(ab, as, t, i, c + 4 * h)));  \
 		}                                                                      \
 		for (int t = 0; t < nt; t++) {                                         \
 			const block_q8_0s *y = (const block_q8_0s *)(ab + t * as) + i; \

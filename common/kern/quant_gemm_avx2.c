@@ -520,13 +520,9 @@ AVX2 static void pack8_iq4_nl(int n, const void *w, size_t ws, void *dst)
 			__m256i g[2];   /* vectors G2##_K(c, 0) and G2##_K(c, 1) */    \
 			G2(pb, c, g);                                                  \
 			for (int h = 0; h < 2; h++)                                    \
-				for (int t = 0; t < nt; t++) {                         \
-					int v;                                         \
-					memcpy(&v, (ab + t * as) + i * sizeof(block_q8_0s) + \
-						       offsetof(block_q8_0s, qs) +        \
-						       4 * G2##_K(c, h), 4);            \
-					s[t] = dp(s[t], g[h], _mm256_set1_epi32(v));   \
-				}                                                      \
+				for (int t = 0; t < nt; t++)                           \
+					s[t] = dp(s[t], g[h], _mm256_set1_epi32(       \
+						q8_0s_word(ab, as, t, i, G2##_K(c, h)))); \
 		}                                                                      \
 		for (int t = 0; t < nt; t++) {                                         \
 			const block_q8_0s *y = (const block_q8_0s *)(ab + t * as) + i; \
@@ -617,13 +613,9 @@ PACKED_GEMM_FNS(iq4_xs, GEMM8P_BODY, QUANT_PACK8_X4, G2_X4, G2_X4, iq4nl_values)
 			__m512i g[2];                                                  \
 			G2(pa, pb, c, g);                                              \
 			for (int h = 0; h < 2; h++)                                    \
-				for (int t = 0; t < nt; t++) {                         \
-					int v;                                         \
-					memcpy(&v, (ab + t * as) + i * sizeof(block_q8_0s) + \
-						       offsetof(block_q8_0s, qs) +        \
-						       4 * G2##_K(c, h), 4);            \
-					s[t] = _mm512_dpbusd_epi32(s[t], g[h], _mm512_set1_epi32(v)); \
-				}                                                      \
+				for (int t = 0; t < nt; t++)                           \
+					s[t] = _mm512_dpbusd_epi32(s[t], g[h], _mm512_set1_epi32( \
+						q8_0s_word(ab, as, t, i, G2##_K(c, h)))); \
 		}                                                                      \
 		for (int t = 0; t < nt; t++) {                                         \
 			const block_q8_0s *y = (const block_q8_0s *)(ab + t * as) + i; \
@@ -634,9 +626,8 @@ PACKED_GEMM_FNS(iq4_xs, GEMM8P_BODY, QUANT_PACK8_X4, G2_X4, G2_X4, iq4nl_values)
 	for (int t = 0; t < nt; t++)                                                   \
 		_mm512_storeu_ps(out + t * os, acc[t]);
 
-#define CAT512(lo, hi) _mm512_inserti64x4(_mm512_castsi256_si512(lo), (hi), 1)
 #define LOAD512(pa, pb, c)                                                             \
-	CAT512(_mm256_loadu_si256((const __m256i *)((pa) + QUANT_PACK8_V) + (c)),                \
+	QUANT_CAT512(_mm256_loadu_si256((const __m256i *)((pa) + QUANT_PACK8_V) + (c)),                \
 	       _mm256_loadu_si256((const __m256i *)((pb) + QUANT_PACK8_V) + (c)))
 #define G2_512_Q8(pa, pb, c, g)                                                        \
 	(g[0] = LOAD512(pa, pb, 2 * (c)), g[1] = LOAD512(pa, pb, 2 * (c) + 1))
@@ -654,12 +645,9 @@ PACKED_GEMM_FNS(iq4_xs, GEMM8P_BODY, QUANT_PACK8_X4, G2_X4, G2_X4, iq4nl_values)
 		__m512i v_ = LOAD512(pa, pb, c);                                       \
 		__m512i l_ = _mm512_or_si512(_mm512_and_si512(v_, m4), h80);           \
 		__m512i h_ = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(v_, 4), m4), h80); \
-		g[0] = _mm512_mask_sub_epi8(l_, MASK64(pa, pb, c), l_, s16);           \
-		g[1] = _mm512_mask_sub_epi8(h_, MASK64(pa, pb, (c) + 4), h_, s16);     \
+		g[0] = _mm512_mask_sub_epi8(l_, QUANT_MASK64(pa, pb, QUANT_PACK8_N5_MASKS, c), l_, s16);           \
+		g[1] = _mm512_mask_sub_epi8(h_, QUANT_MASK64(pa, pb, QUANT_PACK8_N5_MASKS, (c) + 4), h_, s16);     \
 	} while (0)
-#define MASK64(pa, pb, k)                                                              \
-	(mask_at((pa) + QUANT_PACK8_N5_MASKS, k) |                                     \
-	 (uint64_t)mask_at((pb) + QUANT_PACK8_N5_MASKS, k) << 32)
 
 /* quant_gemm16_packed_get's kernels: tokens in runs of 8. */
 #define GEMM16P_CONSTS(table)                                                          \

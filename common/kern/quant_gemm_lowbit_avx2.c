@@ -428,13 +428,8 @@ AVX2 static void pack8_q3_K(int n, const void *w, size_t ws, void *dst)
 			__m256i gl, gh;                                                \
 			G2(pb + S16_G, k, gl, gh);                                     \
 			for (int t = 0; t < nt; t++) {                                 \
-				const uint8_t *q = ab + t * as + i * sizeof(block_q8_0s) + \
-						   offsetof(block_q8_0s, qs);          \
-				int v0, v1;                                            \
-				memcpy(&v0, q + 4 * k, 4);                             \
-				memcpy(&v1, q + 16 + 4 * k, 4);                        \
-				lo[t] = dp(lo[t], gl, _mm256_set1_epi32(v0));          \
-				hi[t] = dp(hi[t], gh, _mm256_set1_epi32(v1));          \
+				lo[t] = dp(lo[t], gl, _mm256_set1_epi32(q8_0s_word(ab, as, t, i, k))); \
+				hi[t] = dp(hi[t], gh, _mm256_set1_epi32(q8_0s_word(ab, as, t, i, k + 4))); \
 			}                                                              \
 		}                                                                      \
 		const __m256 dv = _mm256_loadu_ps((const float *)(pb + S16_D));       \

@@ -11,6 +11,7 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -212,6 +213,23 @@ static inline uint32_t mask_at(const uint8_t *p, int k)
 	uint32_t m;
 	memcpy(&m, p + 4 * k, 4);
 	return m;
+}
+
+/* Mask k of two packed groups as one 64-bit mask (the masks at offset off
+ * in each; group a's in the low half): the two-group gemms' form. */
+#define QUANT_MASK64(pa, pb, off, k)                                           \
+	(mask_at((pa) + (off), k) | (uint64_t)mask_at((pb) + (off), k) << 32)
+/* A 512-bit vector of two 256-bit halves (lo in the low half). */
+#define QUANT_CAT512(lo, hi) _mm512_inserti64x4(_mm512_castsi256_si512(lo), (hi), 1)
+
+/* Bytes 4k .. 4k + 3 of the values of block i of token t's Q8_0S row
+ * (rows `as` bytes apart from ab), as the int a gemm broadcasts. */
+static inline int q8_0s_word(const uint8_t *ab, size_t as, int t, int i, int k)
+{
+	int v;
+	memcpy(&v, ab + (size_t)t * as + (size_t)i * sizeof(block_q8_0s) +
+		   offsetof(block_q8_0s, qs) + 4 * (size_t)k, 4);
+	return v;
 }
 
 AVX2 static inline float hsum8(__m256 v)
