@@ -576,6 +576,38 @@ int model_warm(model *m)
 	return 0;
 }
 
+/* ---- elementwise ---- */
+
+/* y = x / rms(x) * w; the squares summed in double, in 8 interleaved
+ * chains (one chain, 4 cycles an add, had 1.7% of the time at 8 streams) */
+static void rmsnorm(float *y, const float *x, const float *w, int n, float eps)
+{
+	double p[8] = { 0 };
+	int i = 0;
+	for (; i + 8 <= n; i += 8)
+		for (int k = 0; k < 8; k++)
+			p[k] += (double)x[i + k] * x[i + k];
+	for (; i < n; i++)
+		p[0] += (double)x[i] * x[i];
+	double ss = ((p[0] + p[4]) + (p[1] + p[5])) + ((p[2] + p[6]) + (p[3] + p[7]));
+	float s = 1.0f / sqrtf((float)(ss / n) + eps);
+	for (i = 0; i < n; i++)
+		y[i] = x[i] * s * w[i];
+}
+
+/* Rotates one head vector by the angles in cs (cos, sin pairs). */
+static void rope(float *v, const float *cs, int hd, bool neox)
+{
+	int half = hd / 2;
+	for (int i = 0; i < half; i++) {
+		float c = cs[2 * i], s = cs[2 * i + 1];
+		int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
+		float x0 = v[a], x1 = v[b];
+		v[a] = x0 * c - x1 * s;
+		v[b] = x0 * s + x1 * c;
+	}
+}
+
 /* ---- matrix products ---- */
 
 typedef struct mm_job {
@@ -777,7 +809,47 @@ static void mm_task(void *arg, int task, int thread)
 	}
 }
 
+/* A product's input: B rows of n floats at x, made (mm_in_row) in the
+ * tasks that quantise them, so in parallel and with no pass of their own. */
+typedef struct mm_in {
+	float *x;
+	int n;
+	const float *src, *norm;    /* x = rmsnorm(src) * norm */
+	float eps;
+	const float *up;            /* x = silu(x) * up */
+} mm_in;
+
+/* fn(arg, t, thread) for rows t = 0 .. B - 1: on the team from 4 rows,
+ * inline for fewer (not worth waking it). */
+static void run_rows(model *m, team_fn fn, void *arg, int B)
+{
+	if (B >= 4)
+		team_run(m->team, fn, arg, B);
+	else
+		for (int t = 0; t < B; t++)
+			fn(arg, t, 0);
+}
+
+/* Makes row t of a product's input (in->x) from the layer's state: normed
+ * (x = rmsnorm(src) * norm) or gated (x = silu(x) * up), or, with
+ * neither, takes it as it is. */
+static void mm_in_row(const mm_in *in, int t)
+{
+	float *x = in->x + (size_t)t * in->n;
+	if (in->norm)
+		rmsnorm(x, in->src + (size_t)t * in->n, in->norm, in->n, in->eps);
+	else if (in->up)
+		vmath_silu_mul(x, in->up + (size_t)t * in->n, (size_t)in->n);
+}
+
+static void mm_in_task(void *arg, int t, int thread)
+{
+	(void)thread;
+	mm_in_row(arg, t);
+}
+
 typedef struct quant_job {
+	const mm_in *make;          /* the rows to make first, or NULL */
 	const float *x;
 	int n;
 	int type;
@@ -789,29 +861,30 @@ static void quant_task(void *arg, int t, int thread)
 {
 	(void)thread;
 	const quant_job *q = arg;
+	if (q->make)
+		mm_in_row(q->make, t);
 	quant_quantize_row(q->type, q->x + (size_t)t * q->n, q->dst + (size_t)t * q->stride, q->n);
 }
 
-/* y_i = W_i x (+ b_i) for up to MM_MAX_W weights sharing the input x
- * (B rows of n_in floats). */
-/* Quantises the B input rows to type into activation slot `slot`. */
-static const uint8_t *prepare_act(model *m, int slot, int type, const float *x, int n_in, int B)
+/* Quantises the B input rows to type into activation slot `slot`, making
+ * them first (in the same tasks) when *make is set, which it then clears. */
+static const uint8_t *prepare_act(model *m, int slot, int type, const mm_in **make,
+				  const float *x, int n_in, int B)
 {
 	uint8_t *dst = m->act + (size_t)slot * MODEL_BATCH * m->act_row;
-	quant_job q = { x, n_in, type, dst, m->act_row };
-	if (B >= 4)
-		team_run(m->team, quant_task, &q, B);
-	else
-		for (int t = 0; t < B; t++)
-			quant_task(&q, t, 0);
+	quant_job q = { *make, x, n_in, type, dst, m->act_row };
+	run_rows(m, quant_task, &q, B);
+	*make = NULL;
 	return dst;
 }
 
-/* y_i = W_i x (+ b_i) for up to MM_MAX_W weights sharing the input x
- * (B rows of n_in floats). */
+/* y_i = W_i x (+ b_i) for up to MM_MAX_W weights sharing the input
+ * in->x (B rows of n_in floats), made first as *in says. */
 static void matmul(model *m, int n_w, const weight *const *w, float *const *y,
-		   const float *const *bias, const float *x, int B, bool accumulate)
+		   const float *const *bias, const mm_in *in, int B, bool accumulate)
 {
+	const float *x = in->x;
+	const mm_in *make = in->norm || in->up ? in : NULL;
 	mm_job j = { .n_w = n_w, .B = B, .accumulate = accumulate };
 	j.n_gemm = m->n_gemm >= 0 ? m->n_gemm : B >= MM_GEMM8_MIN_B ? B : 0;
 	bool step = m->n_gemm >= 0;
@@ -825,7 +898,7 @@ static void matmul(model *m, int n_w, const weight *const *w, float *const *y,
 		j.total_rows += w[i]->n_out;
 		if (w[i]->gemmp) {      /* every token in Q8_0S */
 			if (!slot[3])
-				slot[3] = prepare_act(m, 3, act_slot_type[3], x, n_in, B);
+				slot[3] = prepare_act(m, 3, act_slot_type[3], &make, x, n_in, B);
 			j.act_g[i] = slot[3];
 			j.act_stride[i] = m->act_row;
 			continue;
@@ -846,11 +919,14 @@ static void matmul(model *m, int n_w, const weight *const *w, float *const *y,
 		}
 		for (k = 0; k < 2 && need[k] >= 0; k++)
 			if (!slot[need[k]])
-				slot[need[k]] = prepare_act(m, need[k], act_slot_type[need[k]], x, n_in, B);
+				slot[need[k]] = prepare_act(m, need[k], act_slot_type[need[k]], &make,
+							     x, n_in, B);
 		j.act[i] = slot[vt == QT_Q8_K];
 		j.act_g[i] = slot[2];
 		j.act_stride[i] = m->act_row;
 	}
+	if (make)   /* no weight quantised its input */
+		run_rows(m, mm_in_task, (void *)make, B);
 	/* enough tasks to balance (a descheduled thread holds up one small
 	 * task, not a big share), each a multiple of 8 rows */
 	int tasks_wanted = m->n_threads * 16;
@@ -862,36 +938,11 @@ static void matmul(model *m, int n_w, const weight *const *w, float *const *y,
 	team_run(m->team, mm_task, &j, (j.total_rows + rpt - 1) / rpt);
 }
 
-static void matmul1(model *m, const weight *w, float *y, const float *x, int B, bool acc)
+static void matmul1(model *m, const weight *w, float *y, const mm_in *in, int B, bool acc)
 {
 	const weight *ws[1] = { w };
 	float *ys[1] = { y };
-	matmul(m, 1, ws, ys, NULL, x, B, acc);
-}
-
-/* ---- elementwise ---- */
-
-static void rmsnorm(float *y, const float *x, const float *w, int n, float eps)
-{
-	double ss = 0;
-	for (int i = 0; i < n; i++)
-		ss += (double)x[i] * x[i];
-	float s = 1.0f / sqrtf((float)(ss / n) + eps);
-	for (int i = 0; i < n; i++)
-		y[i] = x[i] * s * w[i];
-}
-
-/* Rotates one head vector by the angles in cs (cos, sin pairs). */
-static void rope(float *v, const float *cs, int hd, bool neox)
-{
-	int half = hd / 2;
-	for (int i = 0; i < half; i++) {
-		float c = cs[2 * i], s = cs[2 * i + 1];
-		int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
-		float x0 = v[a], x1 = v[b];
-		v[a] = x0 * c - x1 * s;
-		v[b] = x0 * s + x1 * c;
-	}
+	matmul(m, 1, ws, ys, NULL, in, B, acc);
 }
 
 /* ---- attention ---- */
@@ -971,44 +1022,63 @@ static void att_task(void *arg, int task, int thread)
 
 /* ---- the forward pass ---- */
 
+typedef struct rope_job {
+	model *m;
+	int il;
+} rope_job;
+
+/* Token t's query and key heads normed (Qwen3) and rotated, and its key
+ * and value stored in its slot's cache at its position. */
+static void rope_task(void *arg, int t, int thread)
+{
+	(void)thread;
+	const rope_job *rj = arg;
+	model *m = rj->m;
+	const model_hparams *hp = &m->hp;
+	const layer *ly = &m->layers[rj->il];
+	int hd = hp->head_dim, qd = hp->n_head * hd, kvd = hp->n_head_kv * hd;
+	const float *cs = m->cs + (size_t)t * hd;
+	for (int h = 0; h < hp->n_head; h++) {
+		float *qh = m->q + (size_t)t * qd + (size_t)h * hd;
+		if (ly->q_norm)
+			rmsnorm(qh, qh, ly->q_norm, hd, hp->rms_eps);
+		rope(qh, cs, hd, hp->rope_neox);
+	}
+	for (int h = 0; h < hp->n_head_kv; h++) {
+		float *kh = m->k + (size_t)t * kvd + (size_t)h * hd;
+		if (ly->k_norm)
+			rmsnorm(kh, kh, ly->k_norm, hd, hp->rms_eps);
+		rope(kh, cs, hd, hp->rope_neox);
+	}
+	int slot = m->tok_slot[t], pos = m->tok_pos[t];
+	for (int h = 0; h < hp->n_head_kv; h++) {
+		float *kb = m->k_cache + k_off(m, slot, rj->il, h) +
+			    (size_t)(pos / KT_BLOCK) * hd * KT_BLOCK + pos % KT_BLOCK;
+		for (int d = 0; d < hd; d++)
+			kb[(size_t)d * KT_BLOCK] = m->k[(size_t)t * kvd + (size_t)h * hd + d];
+	}
+	memcpy(m->v_cache + v_off(m, slot, rj->il, pos), m->v + (size_t)t * kvd,
+	       (size_t)kvd * sizeof(float));
+}
+
+/* One layer for B tokens. The norms, the gate and the rotations run in
+ * the team's tasks, row by row (at 8 streams they had 6% of the time on
+ * one thread while the other waited). */
 static void layer_forward(model *m, int il, int B)
 {
 	const model_hparams *hp = &m->hp;
 	const layer *ly = &m->layers[il];
-	int E = hp->n_embd, hd = hp->head_dim, qd = hp->n_head * hd;
-	int kvd = hp->n_head_kv * hd;
+	int E = hp->n_embd;
 
-	for (int t = 0; t < B; t++)
-		rmsnorm(m->xb + (size_t)t * E, m->x + (size_t)t * E, ly->attn_norm, E, hp->rms_eps);
 	const weight *wqkv[3] = { &ly->wq, &ly->wk, &ly->wv };
 	float *yqkv[3] = { m->q, m->k, m->v };
 	const float *bqkv[3] = { ly->bq, ly->bk, ly->bv };
-	matmul(m, 3, wqkv, yqkv, bqkv, m->xb, B, false);
+	mm_in attn_in = { .x = m->xb, .n = E, .src = m->x, .norm = ly->attn_norm,
+			  .eps = hp->rms_eps };
+	matmul(m, 3, wqkv, yqkv, bqkv, &attn_in, B, false);
 
-	for (int t = 0; t < B; t++) {
-		const float *cs = m->cs + (size_t)t * hd;
-		for (int h = 0; h < hp->n_head; h++) {
-			float *qh = m->q + (size_t)t * qd + (size_t)h * hd;
-			if (ly->q_norm)
-				rmsnorm(qh, qh, ly->q_norm, hd, hp->rms_eps);
-			rope(qh, cs, hd, hp->rope_neox);
-		}
-		for (int h = 0; h < hp->n_head_kv; h++) {
-			float *kh = m->k + (size_t)t * kvd + (size_t)h * hd;
-			if (ly->k_norm)
-				rmsnorm(kh, kh, ly->k_norm, hd, hp->rms_eps);
-			rope(kh, cs, hd, hp->rope_neox);
-		}
-		int slot = m->tok_slot[t], pos = m->tok_pos[t];
-		for (int h = 0; h < hp->n_head_kv; h++) {
-			float *kb = m->k_cache + k_off(m, slot, il, h) +
-				    (size_t)(pos / KT_BLOCK) * hd * KT_BLOCK + pos % KT_BLOCK;
-			for (int d = 0; d < hd; d++)
-				kb[(size_t)d * KT_BLOCK] = m->k[(size_t)t * kvd + (size_t)h * hd + d];
-		}
-		memcpy(m->v_cache + v_off(m, slot, il, pos), m->v + (size_t)t * kvd,
-		       (size_t)kvd * sizeof(float));
-	}
+	rope_job rj = { m, il };
+	run_rows(m, rope_task, &rj, B);
 	/* a task per token and KV head, its query heads split while there
 	 * are fewer such tasks than threads */
 	int G = hp->n_head / hp->n_head_kv, split = 1;
@@ -1016,15 +1086,16 @@ static void layer_forward(model *m, int il, int B)
 		split++;
 	att_job aj = { m, il, split };
 	team_run(m->team, att_task, &aj, B * hp->n_head_kv * split);
-	matmul1(m, &ly->wo, m->x, m->att, B, true);
+	mm_in att_in = { .x = m->att, .n = hp->n_head * hp->head_dim };
+	matmul1(m, &ly->wo, m->x, &att_in, B, true);
 
-	for (int t = 0; t < B; t++)
-		rmsnorm(m->xb + (size_t)t * E, m->x + (size_t)t * E, ly->ffn_norm, E, hp->rms_eps);
 	const weight *wgu[2] = { &ly->gate, &ly->up };
 	float *ygu[2] = { m->hg, m->hu };
-	matmul(m, 2, wgu, ygu, NULL, m->xb, B, false);
-	vmath_silu_mul(m->hg, m->hu, (size_t)B * hp->n_ff);
-	matmul1(m, &ly->down, m->x, m->hg, B, true);
+	mm_in ffn_in = { .x = m->xb, .n = E, .src = m->x, .norm = ly->ffn_norm,
+			 .eps = hp->rms_eps };
+	matmul(m, 2, wgu, ygu, NULL, &ffn_in, B, false);
+	mm_in gated = { .x = m->hg, .n = hp->n_ff, .up = m->hu };
+	matmul1(m, &ly->down, m->x, &gated, B, true);
 }
 
 /* Runs B tokens, token t at m->tok_slot[t] / m->tok_pos[t]; logits gets
@@ -1061,7 +1132,8 @@ static int eval_batch(model *m, const int32_t *tokens, int B, float *logits, int
 			E, hp->rms_eps);
 	if (m->n_gemm >= 0)
 		m->n_gemm = 0;      /* logits rows: all by dot, as a batch of one */
-	matmul1(m, &m->output, logits, m->xb, n_out, false);
+	mm_in out_in = { .x = m->xb, .n = E };
+	matmul1(m, &m->output, logits, &out_in, n_out, false);
 	return 0;
 }
 
