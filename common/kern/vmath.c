@@ -1,5 +1,5 @@
 /*
- * vmath.c - vectorised GELU, SwiGLU, softmax exponentials and argmax (see vmath.h).
+ * vmath.c - vectorised GELU, SwiGLU, GeGLU, softmax exponentials and argmax (see vmath.h).
  * exp: 2^n * p(r) with n = round(x log2 e), r = x - n ln 2 in two parts,
  * p Cephes' degree-6 polynomial for expf. erf: A&S 7.1.26,
  * 1 - (a1 t + ... + a5 t^5) exp(-x^2), t = 1 / (1 + 0.3275911 |x|).
@@ -20,6 +20,16 @@ void vmath_silu_mul_portable(float *g, const float *u, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+/* -2 sqrt(2 / pi) and 0.044715: gelu_tanh(g) = g / (1 + exp(GELU_K (g + GELU_A g^3))) */
+#define GELU_K (-1.5957691216057308f)
+#define GELU_A 0.044715f
+
+void vmath_gelu_tanh_mul_portable(float *g, const float *u, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		g[i] = g[i] / (1.0f + expf(GELU_K * (g[i] + GELU_A * g[i] * g[i] * g[i]))) * u[i];
 }
 
 float vmath_softmax_exp_portable(float *x, int n, float scale, float mx)
@@ -101,6 +111,19 @@ AVX2 static void silu_mul_avx2(float *g, const float *u, size_t n)
 	vmath_silu_mul_portable(g + i, u + i, n - i);
 }
 
+AVX2 static void gelu_tanh_mul_avx2(float *g, const float *u, size_t n)
+{
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		__m256 v = _mm256_loadu_ps(g + i);
+		__m256 c = _mm256_mul_ps(_mm256_mul_ps(v, v), _mm256_mul_ps(_mm256_set1_ps(GELU_A), v));
+		__m256 e = exp8(_mm256_mul_ps(_mm256_set1_ps(GELU_K), _mm256_add_ps(v, c)));
+		__m256 s = _mm256_div_ps(v, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+		_mm256_storeu_ps(g + i, _mm256_mul_ps(s, _mm256_loadu_ps(u + i)));
+	}
+	vmath_gelu_tanh_mul_portable(g + i, u + i, n - i);
+}
+
 AVX2 static float softmax_exp_avx2(float *x, int n, float scale, float mx)
 {
 	__m256 s = _mm256_setzero_ps(), vs = _mm256_set1_ps(scale), vm = _mm256_set1_ps(mx);
@@ -170,6 +193,17 @@ void vmath_silu_mul(float *g, const float *u, size_t n)
 	}
 #endif
 	vmath_silu_mul_portable(g, u, n);
+}
+
+void vmath_gelu_tanh_mul(float *g, const float *u, size_t n)
+{
+#if defined(__x86_64__)
+	if (quant_have_avx2()) {
+		gelu_tanh_mul_avx2(g, u, n);
+		return;
+	}
+#endif
+	vmath_gelu_tanh_mul_portable(g, u, n);
 }
 
 float vmath_softmax_exp(float *x, int n, float scale, float mx)

@@ -2,7 +2,7 @@
 """mkgguf.py - writes small GGUF files with random weights for the tests of
 the built-in GGUF engine (and one model-shaped file for benchmarks).
 
-  mkgguf.py OUT.gguf [--arch llama|qwen2|qwen3] [--type TYPE|PRESET] [--pure]
+  mkgguf.py OUT.gguf [--arch llama|qwen2|qwen3|gemma2|gemma3] [--type TYPE|PRESET] [--pure]
             [--version 2|3] [--seed N] [--layers N] [--alignment N]
             [--vocab bpe|spm] [--shape tiny|qwen2.5-0.5b] [--summary]
 
@@ -667,16 +667,23 @@ def vocab_kvs(v, template):
 
 def make_model(path, arch="qwen2", wtype="Q8_0", version=3, seed=0, layers=None,
                alignment=32, vocab="bpe", shape="tiny", rope_freqs=None, tied=None,
-               rope_scale=None, rope_scale_key="scaling", pure=False, chat_template=None):
+               rope_scale=None, rope_scale_key="scaling", pure=False, chat_template=None,
+               swa=16, softcap=(50.0, 30.0)):
     """rope_scale: linear RoPE scaling factor, written as rope.scaling.type
     "linear" + rope.scaling.factor, or with rope_scale_key "legacy" as the
     older rope.scale_linear, or with "yarn" as type "yarn" with
     original_context_length n_ctx / 4. wtype: a llama.cpp preset (PRESETS: per-tensor
     mix as llama-quantize makes it) or a type; pure: every 2-D tensor in
-    wtype's base type (llama-quantize --pure). Returns {"n_vocab", "vocab",
+    wtype's base type (llama-quantize --pure). gemma2 / gemma3: the
+    sliding window swa (their local layers), Gemma 2's attention and final
+    logit softcapping, post-attention and post-FFN norms; a tiny gemma3 has
+    6 layers (five local, one global). Returns {"n_vocab", "vocab",
     "types": {tensor name: type name}}."""
     rng = np.random.default_rng(seed)
     dims = dict(SHAPES[shape])
+    gemma = arch in ("gemma2", "gemma3")
+    if arch == "gemma3" and shape == "tiny":
+        dims["n_layer"] = 6
     if layers:
         dims["n_layer"] = layers
     E, H, KV, F = dims["n_embd"], dims["n_head"], dims["n_head_kv"], dims["n_ff"]
@@ -698,10 +705,15 @@ def make_model(path, arch="qwen2", wtype="Q8_0", version=3, seed=0, layers=None,
            (a + ".block_count", U32, dims["n_layer"]), (a + ".feed_forward_length", U32, F),
            (a + ".attention.head_count", U32, H), (a + ".attention.head_count_kv", U32, KV),
            (a + ".attention.layer_norm_rms_epsilon", F32, 1e-6 if a != "llama" else 1e-5),
-           (a + ".rope.freq_base", F32, 1000000.0 if a != "llama" else 500000.0),
+           (a + ".rope.freq_base", F32, {"llama": 500000.0, "gemma2": 10000.0}.get(a, 1e6)),
            ("general.file_type", U32, file_type(wtype))]
-    if arch == "qwen3":
+    if arch in ("qwen3", "gemma2", "gemma3"):
         kvs += [(a + ".attention.key_length", U32, hd), (a + ".attention.value_length", U32, hd)]
+    if gemma:
+        kvs.append((a + ".attention.sliding_window", U32, swa))
+    if arch == "gemma2":
+        kvs += [(a + ".attn_logit_softcapping", F32, softcap[0]),
+                (a + ".final_logit_softcapping", F32, softcap[1])]
     if rope_scale and rope_scale_key == "legacy":
         kvs.append((a + ".rope.scale_linear", F32, rope_scale))
     elif rope_scale and rope_scale_key == "yarn":   # YaRN over a quarter of n_ctx
@@ -749,14 +761,18 @@ def make_model(path, arch="qwen2", wtype="Q8_0", version=3, seed=0, layers=None,
             t("attn_q.bias", (H * hd,), 0.5)
             t("attn_k.bias", (KV * hd,), 0.5)
             t("attn_v.bias", (KV * hd,), 0.5)
-        if arch == "qwen3":
+        if arch in ("qwen3", "gemma3"):
             t("attn_q_norm.weight", (hd,), 0.1, 1.0)
             t("attn_k_norm.weight", (hd,), 0.1, 1.0)
         t("attn_output.weight", (H * hd, E), (H * hd) ** -0.5)
+        if gemma:
+            t("post_attention_norm.weight", (E,), 0.1, 1.0)
         t("ffn_norm.weight", (E,), 0.1, 1.0)
         t("ffn_gate.weight", (E, F), E ** -0.5)
         t("ffn_up.weight", (E, F), E ** -0.5)
         t("ffn_down.weight", (F, E), F ** -0.5)
+        if gemma:
+            t("post_ffw_norm.weight", (E,), 0.1, 1.0)
     add("output_norm.weight", (E,), "F32", scale=0.1, mean=1.0)
     if not tied:
         add("output.weight", (E, V), mix("output.weight", 0), scale=E ** -0.5 * 4)
@@ -771,7 +787,7 @@ def make_model(path, arch="qwen2", wtype="Q8_0", version=3, seed=0, layers=None,
 def main(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("out")
-    ap.add_argument("--arch", default="qwen2", choices=["llama", "qwen2", "qwen3"])
+    ap.add_argument("--arch", default="qwen2", choices=["llama", "qwen2", "qwen3", "gemma2", "gemma3"])
     ap.add_argument("--type", default="Q8_0", choices=sorted(set(GGML) | set(PRESETS)))
     ap.add_argument("--pure", action="store_true",
                     help="every 2-D tensor in the type (no preset mix)")

@@ -226,6 +226,25 @@ class Ref:
         self.inv_freq = base ** (-2 * i / self.hd) / scale
         if "rope_freqs.weight" in g.tensors:
             self.inv_freq = self.inv_freq / g.get("rope_freqs.weight")
+        # Gemma 2 / 3 (llama.cpp's reading): embeddings x sqrt(E), tanh-GELU
+        # gate, norms after attention and FFN, local (sliding-window)
+        # layers, Gemma 3's local layers rotated with base 10000, Gemma 2's
+        # softcapping
+        self.gemma = a in ("gemma2", "gemma3")
+        self.scale = 1 / np.sqrt(self.hd)
+        self.swa, self.swa_pattern, self.inv_freq_swa = 0, 1, None
+        self.attn_cap = self.final_cap = 0.0
+        if self.gemma:
+            g2 = a == "gemma2"
+            self.swa = kv.get(a + ".attention.sliding_window", 4096 if g2 else 0)
+            self.swa_pattern = 2 if g2 else 6
+            if not g2:
+                self.inv_freq_swa = 10000.0 ** (-2 * i / self.hd)
+            if g2:
+                self.attn_cap = kv.get(a + ".attn_logit_softcapping", 50.0)
+            self.final_cap = kv.get(a + ".final_logit_softcapping", 30.0 if g2 else 0.0)
+            if self.L == (46 if g2 else 62):
+                self.scale = 1 / np.sqrt(self.E // self.H)
         self.emb = g.get("token_embd.weight")            # (V, E)
         self.out = g.get("output.weight") if "output.weight" in g.tensors else self.emb
         self.V = self.emb.shape[0]
@@ -237,9 +256,10 @@ class Ref:
     def norm(self, x, w):
         return x / np.sqrt((x * x).mean(-1, keepdims=True) + self.eps) * w
 
-    def rope(self, x, pos):
+    def rope(self, x, pos, inv_freq=None):
         """x: (n, heads, hd); pos: (n,)"""
-        ang = pos[:, None] * self.inv_freq[None, :]       # (n, hd/2)
+        inv_freq = self.inv_freq if inv_freq is None else inv_freq
+        ang = pos[:, None] * inv_freq[None, :]       # (n, hd/2)
         c, s = np.cos(ang)[:, None, :], np.sin(ang)[:, None, :]
         if self.neox:
             h = self.hd // 2
@@ -254,10 +274,16 @@ class Ref:
     def logits(self, tokens):
         n = len(tokens)
         x = self.emb[np.asarray(tokens)]
+        if self.gemma:
+            x = x * np.sqrt(self.E)
         pos = np.arange(n, dtype=np.float64)
         mask = np.triu(np.full((n, n), -np.inf), 1)
+        if self.swa:     # a local layer sees the last swa positions
+            ij = np.arange(n)[:, None] - np.arange(n)[None, :]
+            local_mask = np.where(ij >= self.swa, -np.inf, mask)
         grp = self.H // self.KV
         for il in range(self.L):
+            local = self.swa > 0 and il % self.swa_pattern < self.swa_pattern - 1
             h = self.norm(x, self.t(il, "attn_norm.weight"))
             q = h @ self.t(il, "attn_q.weight").T
             k = h @ self.t(il, "attn_k.weight").T
@@ -273,20 +299,37 @@ class Ref:
             if qn is not None:
                 q = self.norm(q, qn)
                 k = self.norm(k, kn)
-            q, k = self.rope(q, pos), self.rope(k, pos)
+            inv = self.inv_freq_swa if local else None
+            q, k = self.rope(q, pos, inv), self.rope(k, pos, inv)
             k = np.repeat(k, grp, axis=1)
             v = np.repeat(v, grp, axis=1)
-            att = np.einsum("ihd,jhd->hij", q, k) / np.sqrt(self.hd) + mask
+            att = np.einsum("ihd,jhd->hij", q, k) * self.scale
+            if self.attn_cap:
+                att = self.attn_cap * np.tanh(att / self.attn_cap)
+            att = att + (local_mask if local else mask)
             att = np.exp(att - att.max(-1, keepdims=True))
             att /= att.sum(-1, keepdims=True)
             o = np.einsum("hij,jhd->ihd", att, v).reshape(n, self.H * self.hd)
-            x = x + o @ self.t(il, "attn_output.weight").T
+            o = o @ self.t(il, "attn_output.weight").T
+            if self.gemma:
+                o = self.norm(o, self.t(il, "post_attention_norm.weight"))
+            x = x + o
             h = self.norm(x, self.t(il, "ffn_norm.weight"))
             g = h @ self.t(il, "ffn_gate.weight").T
             u = h @ self.t(il, "ffn_up.weight").T
-            x = x + (g / (1 + np.exp(-g)) * u) @ self.t(il, "ffn_down.weight").T
+            if self.gemma:   # tanh GELU
+                a = 0.5 * g * (1 + np.tanh(np.sqrt(2 / np.pi) * (g + 0.044715 * g ** 3)))
+            else:
+                a = g / (1 + np.exp(-g))
+            y = (a * u) @ self.t(il, "ffn_down.weight").T
+            if self.gemma:
+                y = self.norm(y, self.t(il, "post_ffw_norm.weight"))
+            x = x + y
         x = self.norm(x, self.g.get("output_norm.weight"))
-        return x @ self.out.T
+        lg = x @ self.out.T
+        if self.final_cap:
+            lg = self.final_cap * np.tanh(lg / self.final_cap)
+        return lg
 
     def greedy(self, tokens, n):
         seq = list(tokens)

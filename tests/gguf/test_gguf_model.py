@@ -33,7 +33,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 TOOLS = os.environ.get("VOXLINE_TOOLS", os.path.join(ROOT, "build", "tools"))
 RUN = os.path.join(TOOLS, "gguf_run")
 
-ARCHS = ["llama", "qwen2", "qwen3"]
+ARCHS = ["llama", "qwen2", "qwen3", "gemma2", "gemma3"]
 TYPES = ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q5_0", "Q4_K", "Q5_K", "Q6_K", "Q4_K_M"]
 FLOAT_TOL, QUANT_TOL = 1e-4, 0.1
 PROMPT = [1, 5, 9, 200, 33, 7, 100, 42, 17, 300, 2, 8]
@@ -103,7 +103,8 @@ def test_logits_and_greedy_match_reference(tmp, arch, ty):
     check_greedy(r, PROMPT, got["greedy"], 2 * abs_tol)
 
 
-@pytest.mark.parametrize("arch,ty", [("llama", "Q8_0"), ("qwen2", "Q4_K_M"), ("qwen3", "Q6_K")])
+@pytest.mark.parametrize("arch,ty", [("llama", "Q8_0"), ("qwen2", "Q4_K_M"), ("qwen3", "Q6_K"),
+                                     ("gemma2", "Q8_0"), ("gemma3", "Q4_K_M")])
 def test_prefill_batches_and_decode_agree_on_every_position(tmp, arch, ty):
     # 150 tokens: three prefill batches (MODEL_BATCH 64) and decode steps
     rng = np.random.default_rng(7)
@@ -116,6 +117,30 @@ def test_prefill_batches_and_decode_agree_on_every_position(tmp, arch, ty):
     assert np.abs(batch - want).max() <= abs_tol
     assert np.abs(one - want).max() <= abs_tol
     assert np.abs(batch - one).max() <= abs_tol
+
+
+@pytest.mark.parametrize("arch", ["gemma2", "gemma3"])
+def test_gemma_local_layers_and_softcaps_are_applied(tmp, arch):
+    """150 positions, past the 16-position window of the local layers, with
+    Gemma 2 capped hard (attention 2, logits 3): the engine follows the
+    reference, and the reference without the window (or without Gemma 2's
+    caps, or Gemma 3's own rope base for local layers) is far from it, so
+    each of them is in use."""
+    rng = np.random.default_rng(11)
+    path, r = model(tmp, arch, "F32", softcap=(2.0, 3.0))
+    toks = [int(t) for t in rng.integers(0, r.V, 150)]
+    want = r.logits(toks)
+    got = np.array(run(path, toks, "--all-logits")["logits"]).reshape(len(toks), -1)
+    assert np.abs(got - want).max() <= FLOAT_TOL * want.std()
+    without = [("swa", 0)]
+    without += [("attn_cap", 0.0), ("final_cap", 0.0)] if arch == "gemma2" else \
+        [("inv_freq_swa", r.inv_freq)]
+    for name, value in without:
+        other = ref.Ref(path)
+        setattr(other, name, value)
+        off = np.abs(other.logits(toks) - want).max() / want.std()
+        print("%s without %s: %.3f std off" % (arch, name, off))
+        assert off > 0.05
 
 
 def test_thread_count_does_not_change_results(tmp):

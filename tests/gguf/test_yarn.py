@@ -54,8 +54,8 @@ class YarnRef(ref.Ref):
         self.inv_freq = extrap / s * (1 - keep) + extrap * keep
         self.mscale = kv.get(a + ".rope.scaling.attn_factor", 1.0) * (1 + 0.1 * math.log(s))
 
-    def rope(self, x, pos):
-        return super().rope(x, pos) * self.mscale
+    def rope(self, x, pos, inv_freq=None):
+        return super().rope(x, pos, inv_freq) * self.mscale
 
 
 def run(path, tokens):

@@ -7,6 +7,7 @@ Tiny random-weight models from tests/gguf/mkgguf.py (qwen2 arch, BPE
 vocabulary with ChatML control tokens); prompt sizes are checked through
 usage.prompt_tokens against the Python reference tokenizer (tokref.py).
 """
+import json
 import os
 import subprocess
 import sys
@@ -23,12 +24,12 @@ QWEN_DEFAULT = "You are Qwen, created by Alibaba Cloud. You are a helpful assist
 USER = [{"role": "user", "content": "Hi there"}]
 
 
-def make(tmp, name, template_text):
+def make(tmp, name, template_text, *args):
     tpl = tmp / (name + ".jinja")
     tpl.write_text(template_text, encoding="utf-8")
     path = tmp / (name + ".gguf")
     subprocess.run([PYTHON, os.path.join(ROOT, "tests", "gguf", "mkgguf.py"), str(path),
-                    "--type", "Q8_0", "--chat-template", str(tpl)], check=True)
+                    "--type", "Q8_0", "--chat-template", str(tpl), *args], check=True)
     return str(path)
 
 
@@ -106,5 +107,34 @@ def test_a_template_that_refuses_the_conversation_falls_back_per_request(tmp):
         sys_msgs = [{"role": "system", "content": "Be brief."}] + USER
         assert prompt_tokens(d, sys_msgs) == count(chatml(sys_msgs))
         assert d.wait_log("System role not supported"), d.log()
+    finally:
+        stop_clean(d)
+
+
+def test_a_gemma3_file_answers_with_its_own_template(tmp):
+    """A Gemma 3 file (gemma3 arch: five local layers and a global one, a
+    SentencePiece vocabulary) with Gemma 3's template as shipped: the system
+    text opens the user turn (the template has no system role), its
+    bos_token is the one BOS, and the streamed answer is the plain one."""
+    src = open(os.path.join(TEMPLATES, "google-gemma-3-4b-it.jinja"), encoding="utf-8").read()
+    d = start(tmp, make(tmp, "gemma3", src, "--arch", "gemma3", "--vocab", "spm"))
+    try:
+        msgs = [{"role": "system", "content": "Be brief."}] + USER
+        spm = tokref.RefTokenizer(tokref.make_spm_vocab())
+        text = ("<s><start_of_turn>user\nBe brief.\n\nHi there<end_of_turn>\n"
+                "<start_of_turn>model\n")
+        assert prompt_tokens(d, msgs) == len(spm.encode(text.encode(), parse_special=True))
+        body = {"messages": msgs, "max_tokens": 6, "temperature": 0}
+        r = d.post_json("/v1/chat/completions", body)
+        assert r.status == 200, r.body
+        plain = r.json()["choices"][0]["message"]["content"]
+        r = d.post_json("/v1/chat/completions", dict(body, stream=True))
+        assert r.status == 200, r.body
+        streamed = "".join((c.get("delta") or {}).get("content") or ""
+                           for line in r.body.decode().split("\n")
+                           if line.startswith("data: {")
+                           for c in json.loads(line[6:])["choices"])
+        assert plain and streamed == plain
+        assert "not usable" not in d.log() and "failed" not in d.log()
     finally:
         stop_clean(d)

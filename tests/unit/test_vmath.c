@@ -70,6 +70,27 @@ VX_TEST(silu_mul_matches_libm)
 	VX_CHECK(worst < 1e-6);
 }
 
+VX_TEST(gelu_tanh_mul_matches_libm)
+{
+	static float g[N], u[N], x[N], y[N];
+	double worst = 0, worst_p = 0;
+	for (int i = 0; i < N; i++) {
+		g[i] = -100.0f + 200.0f * i / (N - 1);
+		u[i] = 0.5f + (float)(i % 7);
+		x[i] = y[i] = g[i];
+	}
+	vmath_gelu_tanh_mul(x, u, N);
+	vmath_gelu_tanh_mul_portable(y, u, N);
+	for (int i = 0; i < N; i++) {
+		double v = g[i];
+		double want = 0.5 * v * (1.0 + tanh(sqrt(2.0 / M_PI) * (v + 0.044715 * v * v * v))) * u[i];
+		worst = fmax(worst, fabs(x[i] - want) / fmax(1.0, fabs(want)));
+		worst_p = fmax(worst_p, fabs(y[i] - want) / fmax(1.0, fabs(want)));
+	}
+	printf("  gelu_tanh max error %.3g (portable %.3g)\n", worst, worst_p);
+	VX_CHECK(worst < 1e-6 && worst_p < 1e-6);
+}
+
 /* The vector argmax gives the scalar loop's index: the first of equal
  * maxima (ties across and inside blocks of 64), NaNs passed over, a
  * maximum in the scalar tail, and rows with nothing above -INFINITY. */
@@ -106,4 +127,5 @@ VX_TEST(argmax_matches_the_scalar_loop)
 }
 
 VX_TEST_MAIN(gelu_matches_erf_gelu, softmax_exp_matches_exp_and_sums, silu_mul_matches_libm,
+	     gelu_tanh_mul_matches_libm,
 	     argmax_matches_the_scalar_loop)

@@ -51,6 +51,8 @@ typedef struct layer {
 	float *q_norm, *k_norm;     /* qwen3: (head_dim) or NULL */
 	float *ffn_norm;            /* (n_embd) */
 	weight gate, up, down;      /* (n_ff, n_embd) x2, (n_embd, n_ff) */
+	float *post_attn_norm, *post_ffn_norm;   /* Gemma: (n_embd) or NULL */
+	bool swa;                   /* attends to the last n_swa positions only */
 } layer;
 
 struct model {
@@ -62,6 +64,7 @@ struct model {
 	float *output_norm;         /* (n_embd) */
 	float *rope_freqs;          /* (head_dim/2) llama3 frequency factors or NULL */
 	float *inv_freq;            /* (head_dim/2) */
+	float *inv_freq_swa;        /* Gemma 3's local layers' (head_dim/2), or NULL */
 	/* KV cache, anonymous mappings: V (n_slots, n_layer, n_ctx, kv_dim);
 	 * K (n_slots, n_layer, n_head_kv, ctx_pad / KT_BLOCK, head_dim, KT_BLOCK)
 	 * (ctx_pad: n_ctx rounded up to KT_BLOCK), each block of positions
@@ -85,6 +88,7 @@ struct model {
 	float *scores;              /* (n_threads, heads per KV head, ctx_pad) */
 	int ctx_pad;                /* n_ctx rounded up to KT_BLOCK */
 	float *cs;                  /* (MODEL_BATCH, head_dim) cos/sin pairs */
+	float *cs_swa;              /* the same from inv_freq_swa, or NULL */
 	uint8_t *emb_row;           /* one tok_embd row rebuilt from the packed output */
 	bool no_repack;             /* model_params.no_repack, for pack_weights */
 	int packed_rc;              /* 0 not yet packed, 1 packed, < 0 -errno */
@@ -137,6 +141,33 @@ static float get_float(loader *L, const char *suffix, float def)
 	return gguf_get_f32(L->m->g, key, &v) == 0 && isfinite(v) ? v : def;
 }
 
+static bool is_gemma(const model_hparams *hp)
+{
+	return hp->arch == MODEL_GEMMA2 || hp->arch == MODEL_GEMMA3;
+}
+
+/* Gemma 2 / 3's keys, with llama.cpp's defaults and fixed choices: local
+ * (sliding-window) layers every other one (Gemma 2) or five of six (Gemma
+ * 3), Gemma 3's local layers rotated with base 10000, unscaled; the 27B
+ * models (46, 62 layers) scale scores by n_embd / n_head, not head_dim. */
+static int read_gemma(loader *L)
+{
+	model_hparams *hp = &L->m->hp;
+	bool g2 = hp->arch == MODEL_GEMMA2;
+	int rc = get_int(L, "attention.sliding_window", g2 ? 4096 : 0, 0, MODEL_MAX_CTX, &hp->n_swa);
+	if (rc < 0)
+		return rc;
+	hp->swa_pattern = g2 ? 2 : 6;
+	hp->rope_base_swa = g2 ? 0 : 10000.0f;
+	hp->attn_softcap = g2 ? get_float(L, "attn_logit_softcapping", 50.0f) : 0;
+	hp->final_softcap = get_float(L, "final_logit_softcapping", g2 ? 30.0f : 0);
+	if (hp->n_layer == (g2 ? 46 : 62))
+		hp->attn_scale = 1.0f / sqrtf((float)(hp->n_embd / hp->n_head));
+	if (!(hp->attn_softcap >= 0) || !(hp->final_softcap >= 0))
+		return fail(L->err, L->err_len, "bad logit softcapping");
+	return 0;
+}
+
 static int read_hparams(loader *L)
 {
 	model_hparams *hp = &L->m->hp;
@@ -149,9 +180,13 @@ static int read_hparams(loader *L)
 		hp->arch = MODEL_QWEN2;
 	else if (a.len == 5 && !memcmp(a.ptr, "qwen3", 5))
 		hp->arch = MODEL_QWEN3;
+	else if (a.len == 6 && !memcmp(a.ptr, "gemma2", 6))
+		hp->arch = MODEL_GEMMA2;
+	else if (a.len == 6 && !memcmp(a.ptr, "gemma3", 6))
+		hp->arch = MODEL_GEMMA3;
 	else
-		return fail(L->err, L->err_len, "unsupported architecture '%.*s' (llama, qwen2, qwen3 are)",
-			    (int)(a.len > 32 ? 32 : a.len), a.ptr);
+		return fail(L->err, L->err_len, "unsupported architecture '%.*s' (llama, qwen2, qwen3, "
+			    "gemma2, gemma3 are)", (int)(a.len > 32 ? 32 : a.len), a.ptr);
 	memcpy(hp->arch_name, a.ptr, a.len);
 	hp->arch_name[a.len] = 0;
 	hp->rope_neox = hp->arch != MODEL_LLAMA;
@@ -200,7 +235,8 @@ static int read_hparams(loader *L)
 	}
 	if (!(hp->rms_eps > 0) || !(hp->rope_base > 0) || !(hp->rope_scale > 0))
 		return fail(L->err, L->err_len, "bad rms epsilon / rope base / rope scale");
-	return 0;
+	hp->attn_scale = 1.0f / sqrtf((float)hp->head_dim);
+	return is_gemma(hp) ? read_gemma(L) : 0;
 }
 
 static const gguf_tensor *find(loader *L, const char *name, int il, bool required)
@@ -274,13 +310,18 @@ static int bind_layer(loader *L, int il)
 	    (rc = bind_weight(L, "ffn_up.weight", il, hp->n_embd, hp->n_ff, &ly->up)) < 0 ||
 	    (rc = bind_weight(L, "ffn_down.weight", il, hp->n_ff, hp->n_embd, &ly->down)) < 0)
 		return rc;
-	bool qwen2 = hp->arch == MODEL_QWEN2, qwen3 = hp->arch == MODEL_QWEN3;
+	bool qwen2 = hp->arch == MODEL_QWEN2, gemma = is_gemma(hp);
+	bool qk_norm = hp->arch == MODEL_QWEN3 || hp->arch == MODEL_GEMMA3;
 	if ((rc = bind_vec(L, "attn_q.bias", il, qd, qwen2, &ly->bq)) < 0 ||
 	    (rc = bind_vec(L, "attn_k.bias", il, kvd, qwen2, &ly->bk)) < 0 ||
 	    (rc = bind_vec(L, "attn_v.bias", il, kvd, qwen2, &ly->bv)) < 0 ||
-	    (rc = bind_vec(L, "attn_q_norm.weight", il, hp->head_dim, qwen3, &ly->q_norm)) < 0 ||
-	    (rc = bind_vec(L, "attn_k_norm.weight", il, hp->head_dim, qwen3, &ly->k_norm)) < 0)
+	    (rc = bind_vec(L, "attn_q_norm.weight", il, hp->head_dim, qk_norm, &ly->q_norm)) < 0 ||
+	    (rc = bind_vec(L, "attn_k_norm.weight", il, hp->head_dim, qk_norm, &ly->k_norm)) < 0 ||
+	    (rc = bind_vec(L, "post_attention_norm.weight", il, hp->n_embd, gemma,
+			   &ly->post_attn_norm)) < 0 ||
+	    (rc = bind_vec(L, "post_ffw_norm.weight", il, hp->n_embd, gemma, &ly->post_ffn_norm)) < 0)
 		return rc;
+	ly->swa = hp->n_swa > 0 && il % hp->swa_pattern < hp->swa_pattern - 1;
 	return 0;
 }
 
@@ -363,6 +404,14 @@ static int alloc_state(model *m)
 	if (!m->x || !m->xb || !m->q || !m->k || !m->v || !m->att || !m->hg || !m->hu ||
 	    !m->act || !m->scores || !m->cs || !m->inv_freq)
 		return -ENOMEM;
+	if (hp->rope_base_swa > 0) {   /* Gemma 3's local layers: plain, unscaled */
+		m->cs_swa = malloc(B * hp->head_dim * sizeof(float));
+		m->inv_freq_swa = malloc(hp->head_dim / 2 * sizeof(float));
+		if (!m->cs_swa || !m->inv_freq_swa)
+			return -ENOMEM;
+		for (int i = 0; i < hp->head_dim / 2; i++)
+			m->inv_freq_swa[i] = powf(hp->rope_base_swa, -2.0f * i / hp->head_dim);
+	}
 	/* YaRN (llama.cpp's ggml_rope_yarn_corr_dims, beta_fast 32, beta_slow 1,
 	 * ext_factor 1): dims below lo keep their frequency (extrapolate), dims
 	 * above hi are interpolated by 1/factor, a linear ramp between */
@@ -517,19 +566,20 @@ void model_free(model *m)
 			free(ly->attn_norm); free(ly->ffn_norm);
 			free(ly->bq); free(ly->bk); free(ly->bv);
 			free(ly->q_norm); free(ly->k_norm);
+			free(ly->post_attn_norm); free(ly->post_ffn_norm);
 		}
 	if (m->layers)
 		for (int i = 0; i <= m->hp.n_layer * 7; i++)
 			if (nth_weight(m, i)->packed)
 				munmap(nth_weight(m, i)->packed, nth_weight(m, i)->packed_len);
 	free(m->layers);
-	free(m->output_norm); free(m->rope_freqs); free(m->inv_freq);
+	free(m->output_norm); free(m->rope_freqs); free(m->inv_freq); free(m->inv_freq_swa);
 	if (m->k_cache)
 		munmap(m->k_cache, m->k_bytes);
 	if (m->v_cache)
 		munmap(m->v_cache, m->v_bytes);
 	free(m->x); free(m->xb); free(m->q); free(m->k); free(m->v); free(m->att);
-	free(m->hg); free(m->hu); free(m->act); free(m->scores); free(m->cs);
+	free(m->hg); free(m->hu); free(m->act); free(m->scores); free(m->cs); free(m->cs_swa);
 	free(m->emb_row);
 	gguf_close(m->g);
 	free(m);
@@ -816,7 +866,8 @@ typedef struct mm_in {
 	int n;
 	const float *src, *norm;    /* x = rmsnorm(src) * norm */
 	float eps;
-	const float *up;            /* x = silu(x) * up */
+	const float *up;            /* x = silu(x) * up, or with gelu gelu(x) * up */
+	bool gelu;
 } mm_in;
 
 /* fn(arg, t, thread) for rows t = 0 .. B - 1: on the team from 4 rows,
@@ -831,15 +882,16 @@ static void run_rows(model *m, team_fn fn, void *arg, int B)
 }
 
 /* Makes row t of a product's input (in->x) from the layer's state: normed
- * (x = rmsnorm(src) * norm) or gated (x = silu(x) * up), or, with
- * neither, takes it as it is. */
+ * (x = rmsnorm(src) * norm) or gated (x = silu(x) * up or gelu(x) * up),
+ * or, with neither, takes it as it is. */
 static void mm_in_row(const mm_in *in, int t)
 {
 	float *x = in->x + (size_t)t * in->n;
 	if (in->norm)
 		rmsnorm(x, in->src + (size_t)t * in->n, in->norm, in->n, in->eps);
 	else if (in->up)
-		vmath_silu_mul(x, in->up + (size_t)t * in->n, (size_t)in->n);
+		(in->gelu ? vmath_gelu_tanh_mul : vmath_silu_mul)(x, in->up + (size_t)t * in->n,
+								    (size_t)in->n);
 }
 
 static void mm_in_task(void *arg, int t, int thread)
@@ -989,31 +1041,40 @@ static void att_task(void *arg, int task, int thread)
 	if (ng <= 0)
 		return;
 	int hd = hp->head_dim, kvd = hp->n_head_kv * hd, h0 = kvh * G + g0;
-	int n = m->tok_pos[t] + 1;   /* causal: its slot's positions 0..pos */
+	int n = m->tok_pos[t] + 1;   /* causal: its slot's positions p0..pos */
+	/* a local layer's window: the last n_swa positions (scores from the
+	 * K block that holds the first) */
+	int p0 = m->layers[j->il].swa && n > hp->n_swa ? n - hp->n_swa : 0;
 	const float *q = m->q + ((size_t)t * hp->n_head + h0) * hd;
 	const float *kc = m->k_cache + k_off(m, m->tok_slot[t], j->il, kvh);
 	const float *vc = m->v_cache + v_off(m, m->tok_slot[t], j->il, 0) + (size_t)kvh * hd;
 	size_t ls = (size_t)m->ctx_pad;   /* a head's row of scores */
 	float *sc = m->scores + (size_t)thread * G * ls;
 	float *out = m->att + ((size_t)t * hp->n_head + h0) * hd;
-	float scale = 1.0f / sqrtf((float)hd), inv[MODEL_MAX_HEADS];
-	for (int p = 0; p < n; p += KT_BLOCK)
+	float scale = hp->attn_scale, cap = hp->attn_softcap, inv[MODEL_MAX_HEADS];
+	for (int p = p0 / KT_BLOCK * KT_BLOCK; p < n; p += KT_BLOCK)
 		fgemm(ng, n - p < KT_BLOCK ? n - p : KT_BLOCK, hd, q, (size_t)hd,
 		      kc + (size_t)p * hd, KT_BLOCK, sc + p, ls, false);
 	for (int g = 0; g < ng; g++) {
-		float *row = sc + (size_t)g * ls, mx = -INFINITY;
-		for (int s = 0; s < n; s++)
+		float *row = sc + (size_t)g * ls + p0, mx = -INFINITY, sg = scale;
+		if (cap > 0) {   /* Gemma 2: scaled scores capped at +-cap */
+			for (int s = 0; s < n - p0; s++)
+				row[s] = cap * tanhf(row[s] * scale / cap);
+			sg = 1.0f;
+		}
+		for (int s = 0; s < n - p0; s++)
 			mx = row[s] > mx ? row[s] : mx;
-		inv[g] = 1.0f / vmath_softmax_exp(row, n, scale, mx * scale);
+		inv[g] = 1.0f / vmath_softmax_exp(row, n - p0, sg, mx * sg);
 	}
+	vc += (size_t)p0 * kvd;
 	if (hd % FGEMM_NR == 0) {   /* out = P V, V's rows as cached (kvd apart) */
-		fgemm(ng, hd, n, sc, ls, vc, (size_t)kvd, out, (size_t)hd, false);
+		fgemm(ng, hd, n - p0, sc + p0, ls, vc, (size_t)kvd, out, (size_t)hd, false);
 	} else {
 		memset(out, 0, (size_t)ng * hd * sizeof(float));
 		for (int g = 0; g < ng; g++)
-			for (int s = 0; s < n; s++)
+			for (int s = 0; s < n - p0; s++)
 				for (int d = 0; d < hd; d++)
-					out[g * hd + d] += sc[g * ls + s] * vc[(size_t)s * kvd + d];
+					out[g * hd + d] += sc[g * ls + p0 + s] * vc[(size_t)s * kvd + d];
 	}
 	for (int g = 0; g < ng; g++)
 		for (int d = 0; d < hd; d++)
@@ -1037,7 +1098,7 @@ static void rope_task(void *arg, int t, int thread)
 	const model_hparams *hp = &m->hp;
 	const layer *ly = &m->layers[rj->il];
 	int hd = hp->head_dim, qd = hp->n_head * hd, kvd = hp->n_head_kv * hd;
-	const float *cs = m->cs + (size_t)t * hd;
+	const float *cs = (ly->swa && m->cs_swa ? m->cs_swa : m->cs) + (size_t)t * hd;
 	for (int h = 0; h < hp->n_head; h++) {
 		float *qh = m->q + (size_t)t * qd + (size_t)h * hd;
 		if (ly->q_norm)
@@ -1059,6 +1120,36 @@ static void rope_task(void *arg, int t, int thread)
 	}
 	memcpy(m->v_cache + v_off(m, slot, rj->il, pos), m->v + (size_t)t * kvd,
 	       (size_t)kvd * sizeof(float));
+}
+
+typedef struct post_job {
+	model *m;
+	const float *norm;
+} post_job;
+
+/* Gemma's norm after attention and FFN: x += rmsnorm(xb) * norm, row t. */
+static void post_task(void *arg, int t, int thread)
+{
+	(void)thread;
+	const post_job *pj = arg;
+	int E = pj->m->hp.n_embd;
+	float *y = pj->m->xb + (size_t)t * E, *x = pj->m->x + (size_t)t * E;
+	rmsnorm(y, y, pj->norm, E, pj->m->hp.rms_eps);
+	for (int i = 0; i < E; i++)
+		x[i] += y[i];
+}
+
+/* Adds W in to the residual stream x: as it is, or with a post-norm
+ * (Gemma) as rmsnorm(W in) * norm, W in made in xb first. */
+static void residual(model *m, const weight *w, const mm_in *in, const float *norm, int B)
+{
+	if (!norm) {
+		matmul1(m, w, m->x, in, B, true);
+		return;
+	}
+	matmul1(m, w, m->xb, in, B, false);
+	post_job pj = { m, norm };
+	run_rows(m, post_task, &pj, B);
 }
 
 /* One layer for B tokens. The norms, the gate and the rotations run in
@@ -1087,15 +1178,31 @@ static void layer_forward(model *m, int il, int B)
 	att_job aj = { m, il, split };
 	team_run(m->team, att_task, &aj, B * hp->n_head_kv * split);
 	mm_in att_in = { .x = m->att, .n = hp->n_head * hp->head_dim };
-	matmul1(m, &ly->wo, m->x, &att_in, B, true);
+	residual(m, &ly->wo, &att_in, ly->post_attn_norm, B);
 
 	const weight *wgu[2] = { &ly->gate, &ly->up };
 	float *ygu[2] = { m->hg, m->hu };
 	mm_in ffn_in = { .x = m->xb, .n = E, .src = m->x, .norm = ly->ffn_norm,
 			 .eps = hp->rms_eps };
 	matmul(m, 2, wgu, ygu, NULL, &ffn_in, B, false);
-	mm_in gated = { .x = m->hg, .n = hp->n_ff, .up = m->hu };
-	matmul1(m, &ly->down, m->x, &gated, B, true);
+	mm_in gated = { .x = m->hg, .n = hp->n_ff, .up = m->hu, .gelu = is_gemma(hp) };
+	residual(m, &ly->down, &gated, ly->post_ffn_norm, B);
+}
+
+typedef struct cap_job {
+	float *logits;
+	int n;
+	float cap;
+} cap_job;
+
+/* Gemma 2's final softcapping of row t: l = cap tanh(l / cap). */
+static void cap_task(void *arg, int t, int thread)
+{
+	(void)thread;
+	const cap_job *cj = arg;
+	float *l = cj->logits + (size_t)t * cj->n;
+	for (int i = 0; i < cj->n; i++)
+		l[i] = cj->cap * tanhf(l[i] / cj->cap);
 }
 
 /* Runs B tokens, token t at m->tok_slot[t] / m->tok_pos[t]; logits gets
@@ -1116,11 +1223,20 @@ static int eval_batch(model *m, const int32_t *tokens, int B, float *logits, int
 			row = m->emb_row;
 			row_type = QT_Q8_0;     /* the same values */
 		}
-		quant_dequantize_row(row_type, row, m->x + (size_t)t * E, E);
+		float *x = m->x + (size_t)t * E;
+		quant_dequantize_row(row_type, row, x, E);
+		if (is_gemma(hp))
+			for (int i = 0; i < E; i++)
+				x[i] *= sqrtf((float)E);
 		for (int i = 0; i < hd / 2; i++) {
 			float a = (float)m->tok_pos[t] * m->inv_freq[i];
 			m->cs[(size_t)t * hd + 2 * i] = cosf(a) * hp->rope_mscale;
 			m->cs[(size_t)t * hd + 2 * i + 1] = sinf(a) * hp->rope_mscale;
+			if (m->cs_swa) {
+				a = (float)m->tok_pos[t] * m->inv_freq_swa[i];
+				m->cs_swa[(size_t)t * hd + 2 * i] = cosf(a);
+				m->cs_swa[(size_t)t * hd + 2 * i + 1] = sinf(a);
+			}
 		}
 	}
 	for (int il = 0; il < hp->n_layer; il++)
@@ -1134,6 +1250,10 @@ static int eval_batch(model *m, const int32_t *tokens, int B, float *logits, int
 		m->n_gemm = 0;      /* logits rows: all by dot, as a batch of one */
 	mm_in out_in = { .x = m->xb, .n = E };
 	matmul1(m, &m->output, logits, &out_in, n_out, false);
+	if (hp->final_softcap > 0) {
+		cap_job cj = { logits, hp->n_vocab, hp->final_softcap };
+		run_rows(m, cap_task, &cj, n_out);
+	}
 	return 0;
 }
 

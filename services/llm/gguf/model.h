@@ -54,7 +54,7 @@
 #define MODEL_MAX_VOCAB (1 << 22)
 #define MODEL_MAX_SLOTS 256
 
-typedef enum model_arch { MODEL_LLAMA, MODEL_QWEN2, MODEL_QWEN3 } model_arch;
+typedef enum model_arch { MODEL_LLAMA, MODEL_QWEN2, MODEL_QWEN3, MODEL_GEMMA2, MODEL_GEMMA3 } model_arch;
 
 typedef struct model_params {
 	int n_threads;      /* worker threads incl. the caller; <= 0 means 1 */
@@ -82,6 +82,14 @@ typedef struct model_hparams {
 	int rope_yarn_orig_ctx;  /* YaRN: rope.scaling.original_context_length */
 	float rope_mscale;  /* YaRN: cos/sin magnitude, attn_factor * (1 + 0.1 ln factor); else 1 */
 	bool rope_neox;     /* rotate halves (neox) instead of pairs */
+	float attn_scale;   /* of the scores: 1 / sqrt(head_dim) (Gemma's 27B: of n_embd / n_head) */
+	/* Gemma 2 / 3 (llama.cpp's reading): embeddings times sqrt(n_embd),
+	 * the tanh GELU as the gate, norms after attention and FFN */
+	float attn_softcap; /* Gemma 2: scores c tanh(s / c); 0 = none */
+	float final_softcap;/* logits likewise; 0 = none */
+	int n_swa;          /* sliding window of the local layers (positions); 0 = none */
+	int swa_pattern;    /* layer il is local when il % swa_pattern < swa_pattern - 1 */
+	float rope_base_swa;/* Gemma 3: the local layers' rope base (unscaled); 0 = rope_base */
 	bool tied_output;   /* output = token_embd */
 	int weight_type;    /* ggml type of most weights, for display */
 } model_hparams;
