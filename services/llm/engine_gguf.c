@@ -551,7 +551,7 @@ static int gguf_generate(void *engine, const llm_request *req, const atomic_bool
 
 const llm_engine_ops llm_engine_gguf = {
 	.name = "gguf",
-	.description = "built-in CPU engine for GGUF models (llama, qwen2, qwen3, gemma2, gemma3), "
+	.description = "built-in CPU engine for GGUF models (llama, qwen2, qwen3, gemma2, gemma3, phi3), "
 		       "continuous batching over --slots KV slots",
 	.create = gguf_create,
 	.destroy = gguf_destroy,

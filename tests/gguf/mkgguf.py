@@ -2,7 +2,7 @@
 """mkgguf.py - writes small GGUF files with random weights for the tests of
 the built-in GGUF engine (and one model-shaped file for benchmarks).
 
-  mkgguf.py OUT.gguf [--arch llama|qwen2|qwen3|gemma2|gemma3] [--type TYPE|PRESET] [--pure]
+  mkgguf.py OUT.gguf [--arch llama|qwen2|qwen3|gemma2|gemma3|phi3] [--type TYPE|PRESET] [--pure]
             [--version 2|3] [--seed N] [--layers N] [--alignment N]
             [--vocab bpe|spm] [--shape tiny|qwen2.5-0.5b] [--summary]
 
@@ -30,6 +30,7 @@ IQ4_XS search less than ggml's (same formats, a little more error).
 """
 
 import argparse
+import math
 import os
 import struct
 import sys
@@ -668,7 +669,7 @@ def vocab_kvs(v, template):
 def make_model(path, arch="qwen2", wtype="Q8_0", version=3, seed=0, layers=None,
                alignment=32, vocab="bpe", shape="tiny", rope_freqs=None, tied=None,
                rope_scale=None, rope_scale_key="scaling", pure=False, chat_template=None,
-               swa=16, softcap=(50.0, 30.0)):
+               swa=16, softcap=(50.0, 30.0), longrope_ctx=128):
     """rope_scale: linear RoPE scaling factor, written as rope.scaling.type
     "linear" + rope.scaling.factor, or with rope_scale_key "legacy" as the
     older rope.scale_linear, or with "yarn" as type "yarn" with
@@ -677,7 +678,10 @@ def make_model(path, arch="qwen2", wtype="Q8_0", version=3, seed=0, layers=None,
     wtype's base type (llama-quantize --pure). gemma2 / gemma3: the
     sliding window swa (their local layers), Gemma 2's attention and final
     logit softcapping, post-attention and post-FFN norms; a tiny gemma3 has
-    6 layers (five local, one global). Returns {"n_vocab", "vocab",
+    6 layers (five local, one global). phi3: fused attn_qkv and ffn_up
+    (gate, then up), LongRoPE factors (long ones in use when the context is
+    past longrope_ctx, the original context) and their attn_factor, and a
+    sliding window that llama.cpp ignores for Phi-3. Returns {"n_vocab", "vocab",
     "types": {tensor name: type name}}."""
     rng = np.random.default_rng(seed)
     dims = dict(SHAPES[shape])
@@ -705,7 +709,8 @@ def make_model(path, arch="qwen2", wtype="Q8_0", version=3, seed=0, layers=None,
            (a + ".block_count", U32, dims["n_layer"]), (a + ".feed_forward_length", U32, F),
            (a + ".attention.head_count", U32, H), (a + ".attention.head_count_kv", U32, KV),
            (a + ".attention.layer_norm_rms_epsilon", F32, 1e-6 if a != "llama" else 1e-5),
-           (a + ".rope.freq_base", F32, {"llama": 500000.0, "gemma2": 10000.0}.get(a, 1e6)),
+           (a + ".rope.freq_base", F32,
+            {"llama": 500000.0, "gemma2": 10000.0, "phi3": 10000.0}.get(a, 1e6)),
            ("general.file_type", U32, file_type(wtype))]
     if arch in ("qwen3", "gemma2", "gemma3"):
         kvs += [(a + ".attention.key_length", U32, hd), (a + ".attention.value_length", U32, hd)]
@@ -714,6 +719,11 @@ def make_model(path, arch="qwen2", wtype="Q8_0", version=3, seed=0, layers=None,
     if arch == "gemma2":
         kvs += [(a + ".attn_logit_softcapping", F32, softcap[0]),
                 (a + ".final_logit_softcapping", F32, softcap[1])]
+    if arch == "phi3":   # as convert_hf_to_gguf.py writes LongRoPE
+        kvs += [(a + ".rope.scaling.original_context_length", U32, longrope_ctx),
+                (a + ".rope.scaling.attn_factor", F32,   # as for 32x the original context
+                 math.sqrt(1 + math.log(32) / math.log(longrope_ctx))),
+                (a + ".attention.sliding_window", U32, 2047)]
     if rope_scale and rope_scale_key == "legacy":
         kvs.append((a + ".rope.scale_linear", F32, rope_scale))
     elif rope_scale and rope_scale_key == "yarn":   # YaRN over a quarter of n_ctx
@@ -754,9 +764,12 @@ def make_model(path, arch="qwen2", wtype="Q8_0", version=3, seed=0, layers=None,
         def t(name, shp, scale=1.0, mean=0.0):
             add(name, shp, mix(name, il), il, scale, mean)
         t("attn_norm.weight", (E,), 0.1, 1.0)
-        t("attn_q.weight", (E, H * hd), E ** -0.5)
-        t("attn_k.weight", (E, KV * hd), E ** -0.5)
-        t("attn_v.weight", (E, KV * hd), E ** -0.5)
+        if arch == "phi3":
+            t("attn_qkv.weight", (E, (H + 2 * KV) * hd), E ** -0.5)
+        else:
+            t("attn_q.weight", (E, H * hd), E ** -0.5)
+            t("attn_k.weight", (E, KV * hd), E ** -0.5)
+            t("attn_v.weight", (E, KV * hd), E ** -0.5)
         if arch == "qwen2":
             t("attn_q.bias", (H * hd,), 0.5)
             t("attn_k.bias", (KV * hd,), 0.5)
@@ -768,14 +781,21 @@ def make_model(path, arch="qwen2", wtype="Q8_0", version=3, seed=0, layers=None,
         if gemma:
             t("post_attention_norm.weight", (E,), 0.1, 1.0)
         t("ffn_norm.weight", (E,), 0.1, 1.0)
-        t("ffn_gate.weight", (E, F), E ** -0.5)
-        t("ffn_up.weight", (E, F), E ** -0.5)
+        if arch == "phi3":
+            t("ffn_up.weight", (E, 2 * F), E ** -0.5)
+        else:
+            t("ffn_gate.weight", (E, F), E ** -0.5)
+            t("ffn_up.weight", (E, F), E ** -0.5)
         t("ffn_down.weight", (F, E), F ** -0.5)
         if gemma:
             t("post_ffw_norm.weight", (E,), 0.1, 1.0)
     add("output_norm.weight", (E,), "F32", scale=0.1, mean=1.0)
     if not tied:
         add("output.weight", (E, V), mix("output.weight", 0), scale=E ** -0.5 * 4)
+    if arch == "phi3":
+        for name, top in (("long", 8.0), ("short", 1.5)):
+            f = np.linspace(1.0, top, hd // 2, dtype=np.float32)
+            tensors.append(("rope_factors_%s.weight" % name, [hd // 2], GGML["F32"], f.tobytes()))
     if rope_freqs:
         f = np.ones(hd // 2, np.float32)
         f[hd // 4:] = np.linspace(1.0, 8.0, hd // 2 - hd // 4, dtype=np.float32)
@@ -787,7 +807,8 @@ def make_model(path, arch="qwen2", wtype="Q8_0", version=3, seed=0, layers=None,
 def main(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("out")
-    ap.add_argument("--arch", default="qwen2", choices=["llama", "qwen2", "qwen3", "gemma2", "gemma3"])
+    ap.add_argument("--arch", default="qwen2",
+                    choices=["llama", "qwen2", "qwen3", "gemma2", "gemma3", "phi3"])
     ap.add_argument("--type", default="Q8_0", choices=sorted(set(GGML) | set(PRESETS)))
     ap.add_argument("--pure", action="store_true",
                     help="every 2-D tensor in the type (no preset mix)")

@@ -224,8 +224,15 @@ class Ref:
             scale = kv.get(a + ".rope.scale_linear", 1.0)
         i = np.arange(self.hd // 2, dtype=np.float64)
         self.inv_freq = base ** (-2 * i / self.hd) / scale
+        self.mscale = 1.0
         if "rope_freqs.weight" in g.tensors:
             self.inv_freq = self.inv_freq / g.get("rope_freqs.weight")
+        elif "rope_factors_long.weight" in g.tensors:   # Phi-3 LongRoPE
+            orig = kv.get(a + ".rope.scaling.original_context_length", 0)
+            long_ = kv[a + ".context_length"] > orig
+            self.inv_freq = self.inv_freq / g.get("rope_factors_%s.weight" %
+                                                  ("long" if long_ else "short"))
+            self.mscale = kv.get(a + ".rope.scaling.attn_factor", 1.0)
         # Gemma 2 / 3 (llama.cpp's reading): embeddings x sqrt(E), tanh-GELU
         # gate, norms after attention and FFN, local (sliding-window)
         # layers, Gemma 3's local layers rotated with base 10000, Gemma 2's
@@ -261,6 +268,7 @@ class Ref:
         inv_freq = self.inv_freq if inv_freq is None else inv_freq
         ang = pos[:, None] * inv_freq[None, :]       # (n, hd/2)
         c, s = np.cos(ang)[:, None, :], np.sin(ang)[:, None, :]
+        c, s = c * self.mscale, s * self.mscale
         if self.neox:
             h = self.hd // 2
             a, b = x[..., :h], x[..., h:]
@@ -285,9 +293,13 @@ class Ref:
         for il in range(self.L):
             local = self.swa > 0 and il % self.swa_pattern < self.swa_pattern - 1
             h = self.norm(x, self.t(il, "attn_norm.weight"))
-            q = h @ self.t(il, "attn_q.weight").T
-            k = h @ self.t(il, "attn_k.weight").T
-            v = h @ self.t(il, "attn_v.weight").T
+            qkv = self.t(il, "attn_qkv.weight")     # Phi-3: fused, q then k then v
+            if qkv is not None:
+                q, k, v = np.split(h @ qkv.T, [self.H * self.hd, (self.H + self.KV) * self.hd], -1)
+            else:
+                q = h @ self.t(il, "attn_q.weight").T
+                k = h @ self.t(il, "attn_k.weight").T
+                v = h @ self.t(il, "attn_v.weight").T
             for name, arr in (("attn_q.bias", q), ("attn_k.bias", k), ("attn_v.bias", v)):
                 b = self.t(il, name)
                 if b is not None:
@@ -315,8 +327,11 @@ class Ref:
                 o = self.norm(o, self.t(il, "post_attention_norm.weight"))
             x = x + o
             h = self.norm(x, self.t(il, "ffn_norm.weight"))
-            g = h @ self.t(il, "ffn_gate.weight").T
-            u = h @ self.t(il, "ffn_up.weight").T
+            if self.t(il, "ffn_gate.weight") is None:   # Phi-3: fused, gate then up
+                g, u = np.split(h @ self.t(il, "ffn_up.weight").T, 2, -1)
+            else:
+                g = h @ self.t(il, "ffn_gate.weight").T
+                u = h @ self.t(il, "ffn_up.weight").T
             if self.gemma:   # tanh GELU
                 a = 0.5 * g * (1 + np.tanh(np.sqrt(2 / np.pi) * (g + 0.044715 * g ** 3)))
             else:

@@ -33,7 +33,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 TOOLS = os.environ.get("VOXLINE_TOOLS", os.path.join(ROOT, "build", "tools"))
 RUN = os.path.join(TOOLS, "gguf_run")
 
-ARCHS = ["llama", "qwen2", "qwen3", "gemma2", "gemma3"]
+ARCHS = ["llama", "qwen2", "qwen3", "gemma2", "gemma3", "phi3"]
 TYPES = ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q5_0", "Q4_K", "Q5_K", "Q6_K", "Q4_K_M"]
 FLOAT_TOL, QUANT_TOL = 1e-4, 0.1
 PROMPT = [1, 5, 9, 200, 33, 7, 100, 42, 17, 300, 2, 8]
@@ -104,7 +104,8 @@ def test_logits_and_greedy_match_reference(tmp, arch, ty):
 
 
 @pytest.mark.parametrize("arch,ty", [("llama", "Q8_0"), ("qwen2", "Q4_K_M"), ("qwen3", "Q6_K"),
-                                     ("gemma2", "Q8_0"), ("gemma3", "Q4_K_M")])
+                                     ("gemma2", "Q8_0"), ("gemma3", "Q4_K_M"),
+                                     ("phi3", "Q4_K")])
 def test_prefill_batches_and_decode_agree_on_every_position(tmp, arch, ty):
     # 150 tokens: three prefill batches (MODEL_BATCH 64) and decode steps
     rng = np.random.default_rng(7)
@@ -141,6 +142,20 @@ def test_gemma_local_layers_and_softcaps_are_applied(tmp, arch):
         off = np.abs(other.logits(toks) - want).max() / want.std()
         print("%s without %s: %.3f std off" % (arch, name, off))
         assert off > 0.05
+
+
+def test_phi3_longrope_takes_its_long_or_short_factors_by_context(tmp):
+    """Phi-3's LongRoPE: the long factors when the context (512 here) is
+    past the original one (128), the short ones within it (4096); the
+    engine follows the reference either way, and the two differ."""
+    toks = PROMPT * 4
+    got = {}
+    for orig in (128, 4096):
+        path, r = model(tmp, "phi3", "F32", longrope_ctx=orig)
+        want = r.logits(toks)[-1]
+        got[orig] = np.array(run(path, toks)["logits"])
+        assert np.abs(got[orig] - want).max() <= FLOAT_TOL * want.std()
+    assert np.abs(got[128] - got[4096]).max() > 0.05 * got[128].std()
 
 
 def test_thread_count_does_not_change_results(tmp):

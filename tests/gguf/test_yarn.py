@@ -52,10 +52,8 @@ class YarnRef(ref.Ref):
         # 1 where a dimension keeps its frequency, 0 where it is interpolated by 1/s
         keep = self.keep = 1 - np.clip((i - lo) / max(0.001, hi - lo), 0, 1)
         self.inv_freq = extrap / s * (1 - keep) + extrap * keep
+        # the cos/sin magnitude (ref.Ref.rope applies it)
         self.mscale = kv.get(a + ".rope.scaling.attn_factor", 1.0) * (1 + 0.1 * math.log(s))
-
-    def rope(self, x, pos, inv_freq=None):
-        return super().rope(x, pos, inv_freq) * self.mscale
 
 
 def run(path, tokens):

@@ -111,19 +111,25 @@ def test_a_template_that_refuses_the_conversation_falls_back_per_request(tmp):
         stop_clean(d)
 
 
-def test_a_gemma3_file_answers_with_its_own_template(tmp):
-    """A Gemma 3 file (gemma3 arch: five local layers and a global one, a
-    SentencePiece vocabulary) with Gemma 3's template as shipped: the system
-    text opens the user turn (the template has no system role), its
-    bos_token is the one BOS, and the streamed answer is the plain one."""
-    src = open(os.path.join(TEMPLATES, "google-gemma-3-4b-it.jinja"), encoding="utf-8").read()
-    d = start(tmp, make(tmp, "gemma3", src, "--arch", "gemma3", "--vocab", "spm"))
+@pytest.mark.parametrize("arch,template,rendered", [
+    # the template's bos_token is the one BOS; no system role: its text opens the user turn
+    ("gemma3", "google-gemma-3-4b-it.jinja",
+     "<s><start_of_turn>user\nBe brief.\n\nHi there<end_of_turn>\n<start_of_turn>model\n"),
+    # no bos_token in the template: the vocabulary's add_bos adds it
+    ("phi3", "microsoft-Phi-3.5-mini-instruct.jinja",
+     "<s><|system|>\nBe brief.<|end|>\n<|user|>\nHi there<|end|>\n<|assistant|>\n"),
+])
+def test_gemma3_and_phi3_files_answer_with_their_own_template(tmp, arch, template, rendered):
+    """A Gemma 3 file (five local layers and a global one) and a Phi-3 file
+    (fused attn_qkv and ffn_up, LongRoPE), SentencePiece vocabularies, each
+    with its model's template as shipped: the prompt is the template's
+    rendering with one BOS, and the streamed answer is the plain one."""
+    src = open(os.path.join(TEMPLATES, template), encoding="utf-8").read()
+    d = start(tmp, make(tmp, arch, src, "--arch", arch, "--vocab", "spm"))
     try:
         msgs = [{"role": "system", "content": "Be brief."}] + USER
         spm = tokref.RefTokenizer(tokref.make_spm_vocab())
-        text = ("<s><start_of_turn>user\nBe brief.\n\nHi there<end_of_turn>\n"
-                "<start_of_turn>model\n")
-        assert prompt_tokens(d, msgs) == len(spm.encode(text.encode(), parse_special=True))
+        assert prompt_tokens(d, msgs) == len(spm.encode(rendered.encode(), parse_special=True))
         body = {"messages": msgs, "max_tokens": 6, "temperature": 0}
         r = d.post_json("/v1/chat/completions", body)
         assert r.status == 200, r.body

@@ -63,6 +63,7 @@ struct model {
 	weight tok_embd, output;
 	float *output_norm;         /* (n_embd) */
 	float *rope_freqs;          /* (head_dim/2) llama3 frequency factors or NULL */
+	float *rope_long, *rope_short;  /* Phi-3 LongRoPE's (head_dim/2), or NULL */
 	float *inv_freq;            /* (head_dim/2) */
 	float *inv_freq_swa;        /* Gemma 3's local layers' (head_dim/2), or NULL */
 	/* KV cache, anonymous mappings: V (n_slots, n_layer, n_ctx, kv_dim);
@@ -184,9 +185,11 @@ static int read_hparams(loader *L)
 		hp->arch = MODEL_GEMMA2;
 	else if (a.len == 6 && !memcmp(a.ptr, "gemma3", 6))
 		hp->arch = MODEL_GEMMA3;
+	else if (a.len == 4 && !memcmp(a.ptr, "phi3", 4))
+		hp->arch = MODEL_PHI3;
 	else
 		return fail(L->err, L->err_len, "unsupported architecture '%.*s' (llama, qwen2, qwen3, "
-			    "gemma2, gemma3 are)", (int)(a.len > 32 ? 32 : a.len), a.ptr);
+			    "gemma2, gemma3, phi3 are)", (int)(a.len > 32 ? 32 : a.len), a.ptr);
 	memcpy(hp->arch_name, a.ptr, a.len);
 	hp->arch_name[a.len] = 0;
 	hp->rope_neox = hp->arch != MODEL_LLAMA;
@@ -236,6 +239,13 @@ static int read_hparams(loader *L)
 	if (!(hp->rms_eps > 0) || !(hp->rope_base > 0) || !(hp->rope_scale > 0))
 		return fail(L->err, L->err_len, "bad rms epsilon / rope base / rope scale");
 	hp->attn_scale = 1.0f / sqrtf((float)hp->head_dim);
+	if (hp->arch == MODEL_PHI3) {   /* LongRoPE (llama.cpp: no sliding window) */
+		hp->rope_mscale = get_float(L, "rope.scaling.attn_factor", 1.0f);
+		hp->rope_orig_ctx = (int)get_float(L, "rope.scaling.original_context_length",
+						   (float)hp->n_ctx_train);
+		if (!(hp->rope_mscale > 0))
+			return fail(L->err, L->err_len, "bad rope attn_factor");
+	}
 	return is_gemma(hp) ? read_gemma(L) : 0;
 }
 
@@ -295,20 +305,48 @@ static int bind_vec(loader *L, const char *name, int il, int n, bool required, f
 	return 0;
 }
 
+/* Rows [r0, r0 + n) of the (n_out, n_in) tensor name as a weight of their
+ * own: one part of Phi-3's fused attn_qkv or ffn_up (gate, then up). */
+static int bind_rows(loader *L, const char *name, int il, int n_in, int n_out, int r0, int n,
+		     weight *w)
+{
+	int rc = bind_weight(L, name, il, n_in, n_out, w);
+	if (rc < 0)
+		return rc;
+	w->data += (size_t)r0 * w->row_bytes;
+	w->n_out = n;
+	return 0;
+}
+
 static int bind_layer(loader *L, int il)
 {
 	const model_hparams *hp = &L->m->hp;
 	layer *ly = &L->m->layers[il];
 	int qd = hp->n_head * hp->head_dim, kvd = hp->n_head_kv * hp->head_dim, rc;
-	if ((rc = bind_vec(L, "attn_norm.weight", il, hp->n_embd, true, &ly->attn_norm)) < 0 ||
-	    (rc = bind_weight(L, "attn_q.weight", il, hp->n_embd, qd, &ly->wq)) < 0 ||
-	    (rc = bind_weight(L, "attn_k.weight", il, hp->n_embd, kvd, &ly->wk)) < 0 ||
-	    (rc = bind_weight(L, "attn_v.weight", il, hp->n_embd, kvd, &ly->wv)) < 0 ||
-	    (rc = bind_weight(L, "attn_output.weight", il, qd, hp->n_embd, &ly->wo)) < 0 ||
-	    (rc = bind_vec(L, "ffn_norm.weight", il, hp->n_embd, true, &ly->ffn_norm)) < 0 ||
-	    (rc = bind_weight(L, "ffn_gate.weight", il, hp->n_embd, hp->n_ff, &ly->gate)) < 0 ||
-	    (rc = bind_weight(L, "ffn_up.weight", il, hp->n_embd, hp->n_ff, &ly->up)) < 0 ||
-	    (rc = bind_weight(L, "ffn_down.weight", il, hp->n_ff, hp->n_embd, &ly->down)) < 0)
+	int E = hp->n_embd, F = hp->n_ff;
+	if (find(L, "attn_qkv.weight", il, false)) {
+		if ((rc = bind_rows(L, "attn_qkv.weight", il, E, qd + 2 * kvd, 0, qd, &ly->wq)) < 0 ||
+		    (rc = bind_rows(L, "attn_qkv.weight", il, E, qd + 2 * kvd, qd, kvd, &ly->wk)) < 0 ||
+		    (rc = bind_rows(L, "attn_qkv.weight", il, E, qd + 2 * kvd, qd + kvd, kvd,
+				    &ly->wv)) < 0)
+			return rc;
+	} else if ((rc = bind_weight(L, "attn_q.weight", il, E, qd, &ly->wq)) < 0 ||
+		   (rc = bind_weight(L, "attn_k.weight", il, E, kvd, &ly->wk)) < 0 ||
+		   (rc = bind_weight(L, "attn_v.weight", il, E, kvd, &ly->wv)) < 0) {
+		return rc;
+	}
+	if (hp->arch == MODEL_PHI3 && !find(L, "ffn_gate.weight", il, false)) {
+		if ((rc = bind_rows(L, "ffn_up.weight", il, E, 2 * F, 0, F, &ly->gate)) < 0 ||
+		    (rc = bind_rows(L, "ffn_up.weight", il, E, 2 * F, F, F, &ly->up)) < 0)
+			return rc;
+	} else if ((rc = bind_weight(L, "ffn_gate.weight", il, E, F, &ly->gate)) < 0 ||
+		   (rc = bind_weight(L, "ffn_up.weight", il, E, F, &ly->up)) < 0) {
+		return rc;
+	}
+	if ((rc = bind_vec(L, "attn_norm.weight", il, E, true, &ly->attn_norm)) < 0 ||
+	    (rc = bind_weight(L, "attn_output.weight", il, qd, E, &ly->wo)) < 0 ||
+	    (rc = bind_vec(L, "ffn_norm.weight", il, E, true, &ly->ffn_norm)) < 0 ||
+	    (rc = bind_weight(L, "ffn_down.weight", il, F, E, &ly->down)) < 0)
 		return rc;
 	bool qwen2 = hp->arch == MODEL_QWEN2, gemma = is_gemma(hp);
 	bool qk_norm = hp->arch == MODEL_QWEN3 || hp->arch == MODEL_GEMMA3;
@@ -345,7 +383,11 @@ static int bind_all(loader *L)
 	else if ((rc = bind_weight(L, "output.weight", -1, hp->n_embd, hp->n_vocab, &m->output)) < 0)
 		return rc;
 	if ((rc = bind_vec(L, "output_norm.weight", -1, hp->n_embd, true, &m->output_norm)) < 0 ||
-	    (rc = bind_vec(L, "rope_freqs.weight", -1, hp->head_dim / 2, false, &m->rope_freqs)) < 0)
+	    (rc = bind_vec(L, "rope_freqs.weight", -1, hp->head_dim / 2, false, &m->rope_freqs)) < 0 ||
+	    (rc = bind_vec(L, "rope_factors_long.weight", -1, hp->head_dim / 2, false,
+			   &m->rope_long)) < 0 ||
+	    (rc = bind_vec(L, "rope_factors_short.weight", -1, hp->head_dim / 2, false,
+			   &m->rope_short)) < 0)
 		return rc;
 	if (!(m->layers = calloc((size_t)hp->n_layer, sizeof(layer))))
 		return -ENOMEM;
@@ -423,6 +465,11 @@ static int alloc_state(model *m)
 		lo = lo > 0 ? lo : 0;
 		hi = hi < d - 1 ? hi : d - 1;
 	}
+	/* frequency factors: llama3's, or Phi-3's long ones past its original
+	 * context and its short ones within it (llama.cpp's choice) */
+	const float *factors = m->rope_freqs;
+	if (!factors)
+		factors = hp->n_ctx > hp->rope_orig_ctx && m->rope_long ? m->rope_long : m->rope_short;
 	for (int i = 0; i < hp->head_dim / 2; i++) {
 		float f = powf(hp->rope_base, -2.0f * i / hp->head_dim) / hp->rope_scale;
 		if (hp->rope_yarn) {
@@ -430,8 +477,8 @@ static int alloc_state(model *m)
 			float mix = 1.0f - (y < 0 ? 0 : y > 1 ? 1 : y);
 			f = f * (1.0f - mix) + f * hp->rope_scale * mix;
 		}
-		if (m->rope_freqs)
-			f /= m->rope_freqs[i];
+		if (factors)
+			f /= factors[i];
 		m->inv_freq[i] = f;
 	}
 	return 0;
@@ -574,6 +621,7 @@ void model_free(model *m)
 				munmap(nth_weight(m, i)->packed, nth_weight(m, i)->packed_len);
 	free(m->layers);
 	free(m->output_norm); free(m->rope_freqs); free(m->inv_freq); free(m->inv_freq_swa);
+	free(m->rope_long); free(m->rope_short);
 	if (m->k_cache)
 		munmap(m->k_cache, m->k_bytes);
 	if (m->v_cache)

@@ -54,7 +54,9 @@
 #define MODEL_MAX_VOCAB (1 << 22)
 #define MODEL_MAX_SLOTS 256
 
-typedef enum model_arch { MODEL_LLAMA, MODEL_QWEN2, MODEL_QWEN3, MODEL_GEMMA2, MODEL_GEMMA3 } model_arch;
+typedef enum model_arch {
+	MODEL_LLAMA, MODEL_QWEN2, MODEL_QWEN3, MODEL_GEMMA2, MODEL_GEMMA3, MODEL_PHI3
+} model_arch;
 
 typedef struct model_params {
 	int n_threads;      /* worker threads incl. the caller; <= 0 means 1 */
@@ -80,7 +82,9 @@ typedef struct model_hparams {
 	float rope_scale;   /* linear or YaRN scaling factor (1 = none) */
 	bool rope_yarn;     /* rope.scaling.type "yarn" */
 	int rope_yarn_orig_ctx;  /* YaRN: rope.scaling.original_context_length */
-	float rope_mscale;  /* YaRN: cos/sin magnitude, attn_factor * (1 + 0.1 ln factor); else 1 */
+	float rope_mscale;  /* cos/sin magnitude: YaRN attn_factor * (1 + 0.1 ln factor),
+			     * Phi-3 rope.scaling.attn_factor; else 1 */
+	int rope_orig_ctx;  /* Phi-3 LongRoPE: its long factors past this context, else short */
 	bool rope_neox;     /* rotate halves (neox) instead of pairs */
 	float attn_scale;   /* of the scores: 1 / sqrt(head_dim) (Gemma's 27B: of n_embd / n_head) */
 	/* Gemma 2 / 3 (llama.cpp's reading): embeddings times sqrt(n_embd),
