@@ -23,6 +23,21 @@ struct vx_pool {
 	pthread_t *threads;
 };
 
+/* The pool whose job this thread runs, until vx_pool_job_done frees its place. */
+static __thread vx_pool *tl_pool;
+
+void vx_pool_job_done(void)
+{
+	vx_pool *p = tl_pool;
+	if (!p)
+		return;
+	tl_pool = NULL;
+	pthread_mutex_lock(&p->lock);
+	p->busy--;
+	p->completed++;
+	pthread_mutex_unlock(&p->lock);
+}
+
 static void *pool_worker(void *arg)
 {
 	vx_pool *p = arg;
@@ -37,10 +52,10 @@ static void *pool_worker(void *arg)
 		p->count--;
 		p->busy++;
 		pthread_mutex_unlock(&p->lock);
+		tl_pool = p;
 		job.fn(job.arg);
+		vx_pool_job_done();   /* unless the job said so when it answered */
 		pthread_mutex_lock(&p->lock);
-		p->busy--;
-		p->completed++;
 	}
 	pthread_mutex_unlock(&p->lock);
 	return NULL;

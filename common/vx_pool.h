@@ -25,6 +25,13 @@ void vx_pool_free(vx_pool *p);
 /* 0 when queued, -EAGAIN when the pool is full, -ESHUTDOWN when stopping. */
 int vx_pool_submit(vx_pool *p, vx_pool_fn fn, void *arg);
 
+/* Called by a job (on its worker thread) once its answer is made: its place
+ * counts as free from then on, so a client that has its answer and sends
+ * the next request is not refused while the worker finishes up. Does
+ * nothing off a worker thread or a second time; the worker calls it after
+ * every job. */
+void vx_pool_job_done(void);
+
 typedef struct vx_pool_stats {
 	int workers;      /* threads */
 	int busy;         /* jobs running */

@@ -87,6 +87,7 @@ static vx_req *req_of(vx_loop_watch *w)
 
 static void req_ref(vx_req *req) { atomic_fetch_add(&req->refs, 1); }
 static void req_unref(vx_req *req);
+static void job_answered(vx_req *req);
 void vx_req_hold(vx_loop_watch *w) { req_ref(req_of(w)); }
 void vx_req_release(vx_loop_watch *w) { req_unref(req_of(w)); }
 
@@ -264,6 +265,7 @@ void vx_req_add_header(vx_req *req, const char *name, const char *value)
 void vx_req_reply_buf(vx_req *req, int status, const char *content_type,
 		      vx_buf *body)
 {
+	job_answered(req);
 	pthread_mutex_lock(&req->lock);
 	if (!req->replied) {
 		req->replied = true;
@@ -460,6 +462,22 @@ void vx_req_abandon(vx_loop_watch *w)
 
 /* ---- jobs ---- */
 
+/* The request whose job this thread runs (job_trampoline), until it has
+ * answered. */
+static __thread vx_req *tl_job_req;
+
+/* req's answer is complete: when it comes from req's own job, the job's
+ * place in the pool is free from now on, before the client can have the
+ * answer (else a client that calls again at once could find the pool
+ * still full: seen as a flaky 503 with --workers 1 --queue 0). */
+static void job_answered(vx_req *req)
+{
+	if (tl_job_req == req) {
+		tl_job_req = NULL;
+		vx_pool_job_done();
+	}
+}
+
 typedef struct job_ctx {
 	vx_req *req;
 	vx_req_job fn;
@@ -471,8 +489,10 @@ static void job_trampoline(void *p)
 	job_ctx *jc = p;
 	vx_req *req = jc->req;
 	vx_req_host *h = req->host;
+	tl_job_req = req;
 	jc->fn(req, jc->arg);
 	free(jc);
+	job_answered(req);   /* a stream ends below */
 	pthread_mutex_lock(&req->lock);
 	req->job_running = false;
 	req->stream_done = true;

@@ -409,6 +409,7 @@ static void chat_job(vx_req *req, void *arg)
 	pthread_cond_init(&s.cond, NULL);
 	conversation *cv;
 	if (conversation_new(svc, &chat_sink_ops, &s, vx_req_id(req), false, &cv) < 0) {
+		orch_call_leave(svc);
 		vx_req_error(req, 500, "no_memory", "out of memory");
 		goto out_destroy_sink;
 	}
@@ -427,6 +428,8 @@ static void chat_job(vx_req *req, void *arg)
 	conversation_id(cv, id);
 	conversation_close(cv);   /* no sink calls after this */
 	conversation_unref(cv);
+	/* before the answer: a client that has it may call again at once */
+	orch_call_leave(svc);
 
 	if (s.failed) {
 		chat_fail(req, svc, &s);
@@ -452,7 +455,6 @@ static void chat_job(vx_req *req, void *arg)
 out_destroy_sink:
 	pthread_cond_destroy(&s.cond);
 	pthread_mutex_destroy(&s.lock);
-	orch_call_leave(svc);
 out_release_input:
 	vx_pcm_release(&in.pcm);
 	cJSON_Delete(in.json);

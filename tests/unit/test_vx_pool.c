@@ -87,5 +87,40 @@ VX_TEST(bad_sizes_are_einval)
 	vx_pool_free(NULL);
 }
 
+/* A job that has answered (vx_pool_job_done) and then waits: its place is
+ * free, so with one worker and no queue a new job is admitted (it waits in
+ * the ring for the worker) instead of refused. */
+static void answer_then_wait(void *arg)
+{
+	vx_pool_job_done();
+	vx_pool_job_done();   /* a second time does nothing */
+	wait_gate(arg);
+}
+
+VX_TEST(an_answered_job_frees_its_place)
+{
+	gate g = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0 };
+	vx_pool *p;
+	vx_pool_job_done();   /* off a worker thread: nothing */
+	VX_CHECK_INT(vx_pool_new(1, 0, &p), 0);
+	VX_CHECK_INT(vx_pool_submit(p, answer_then_wait, &g), 0);
+	vx_pool_stats st;
+	for (int i = 0; i < 500; i++) {   /* until it has answered */
+		vx_pool_get_stats(p, &st);
+		if (st.completed)
+			break;
+		usleep(1000);
+	}
+	VX_CHECK_INT(st.busy, 0);
+	VX_CHECK_INT(st.queued, 0);
+	VX_CHECK_INT(st.completed, 1);
+	VX_CHECK_INT(vx_pool_submit(p, wait_gate, &g), 0);         /* admitted, waits */
+	VX_CHECK_INT(vx_pool_submit(p, wait_gate, &g), -EAGAIN);   /* the ring is full */
+	open_gate(&g);
+	vx_pool_free(p);
+	VX_CHECK_INT(atomic_load(&g.ran), 2);
+}
+
 VX_TEST_MAIN(full_pool_refuses_at_once_and_recovers,
-	     zero_queue_admits_only_the_workers, bad_sizes_are_einval)
+	     zero_queue_admits_only_the_workers, an_answered_job_frees_its_place,
+	     bad_sizes_are_einval)
