@@ -32,6 +32,12 @@ void vmath_gelu_tanh_mul_portable(float *g, const float *u, size_t n)
 		g[i] = g[i] / (1.0f + expf(GELU_K * (g[i] + GELU_A * g[i] * g[i] * g[i]))) * u[i];
 }
 
+void vmath_softcap_portable(float *x, size_t n, float scale, float cap)
+{
+	for (size_t i = 0; i < n; i++)
+		x[i] = cap * tanhf(x[i] * scale / cap);
+}
+
 float vmath_softmax_exp_portable(float *x, int n, float scale, float mx)
 {
 	float sum = 0;
@@ -109,6 +115,30 @@ AVX2 static void silu_mul_avx2(float *g, const float *u, size_t n)
 		_mm256_storeu_ps(g + i, _mm256_mul_ps(s, _mm256_loadu_ps(u + i)));
 	}
 	vmath_silu_mul_portable(g + i, u + i, n - i);
+}
+
+/* tanh(|y|) = (1 - e) / (1 + e), e = exp(-2 |y|) (no overflow), the sign
+ * put back; below |y| = 1/16, where 1 - e cancels, its Taylor series
+ * y (1 - y^2/3 + 2y^4/15 - 17y^6/315). */
+AVX2 static void softcap_avx2(float *x, size_t n, float scale, float cap)
+{
+	const __m256 sign = _mm256_set1_ps(-0.0f), one = _mm256_set1_ps(1.0f);
+	const __m256 k = _mm256_set1_ps(scale / cap), c = _mm256_set1_ps(cap);
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		__m256 y = _mm256_mul_ps(_mm256_loadu_ps(x + i), k);
+		__m256 a = _mm256_andnot_ps(sign, y);
+		__m256 e = exp8(_mm256_mul_ps(_mm256_set1_ps(-2.0f), a));
+		__m256 t = _mm256_div_ps(_mm256_sub_ps(one, e), _mm256_add_ps(one, e));
+		t = _mm256_or_ps(t, _mm256_and_ps(sign, y));
+		__m256 y2 = _mm256_mul_ps(y, y);
+		__m256 p = _mm256_fmadd_ps(y2, _mm256_set1_ps(-17.0f / 315), _mm256_set1_ps(2.0f / 15));
+		p = _mm256_fmadd_ps(y2, p, _mm256_set1_ps(-1.0f / 3));
+		p = _mm256_mul_ps(y, _mm256_fmadd_ps(y2, p, one));
+		t = _mm256_blendv_ps(t, p, _mm256_cmp_ps(a, _mm256_set1_ps(0.0625f), _CMP_LT_OQ));
+		_mm256_storeu_ps(x + i, _mm256_mul_ps(c, t));
+	}
+	vmath_softcap_portable(x + i, n - i, scale, cap);
 }
 
 AVX2 static void gelu_tanh_mul_avx2(float *g, const float *u, size_t n)
@@ -204,6 +234,17 @@ void vmath_gelu_tanh_mul(float *g, const float *u, size_t n)
 	}
 #endif
 	vmath_gelu_tanh_mul_portable(g, u, n);
+}
+
+void vmath_softcap(float *x, size_t n, float scale, float cap)
+{
+#if defined(__x86_64__)
+	if (quant_have_avx2()) {
+		softcap_avx2(x, n, scale, cap);
+		return;
+	}
+#endif
+	vmath_softcap_portable(x, n, scale, cap);
 }
 
 float vmath_softmax_exp(float *x, int n, float scale, float mx)

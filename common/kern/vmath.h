@@ -26,6 +26,8 @@ void vmath_silu_mul(float *g, const float *u, size_t n);
  * z = sqrt(2 / pi) (g + 0.044715 g^3), computed as g / (1 + exp(-2 z)):
  * GeGLU (Gemma's gelu_pytorch_tanh, ggml's ggml_gelu). */
 void vmath_gelu_tanh_mul(float *g, const float *u, size_t n);
+/* x[i] = cap * tanh(x[i] * scale / cap): Gemma 2's softcapping (cap > 0). */
+void vmath_softcap(float *x, size_t n, float scale, float cap);
 /* x[i] = exp(x[i] * scale - mx); returns the sum of the new x[i]. */
 float vmath_softmax_exp(float *x, int n, float scale, float mx);
 
@@ -38,6 +40,7 @@ int vmath_argmax(const float *x, int n);
 void vmath_gelu_portable(float *x, size_t n);
 void vmath_silu_mul_portable(float *g, const float *u, size_t n);
 void vmath_gelu_tanh_mul_portable(float *g, const float *u, size_t n);
+void vmath_softcap_portable(float *x, size_t n, float scale, float cap);
 float vmath_softmax_exp_portable(float *x, int n, float scale, float mx);
 int vmath_argmax_portable(const float *x, int n);
 

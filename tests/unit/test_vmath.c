@@ -5,6 +5,7 @@
  */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../../common/kern/vmath.h"
 #include "vx_test.h"
@@ -91,6 +92,29 @@ VX_TEST(gelu_tanh_mul_matches_libm)
 	VX_CHECK(worst < 1e-6 && worst_p < 1e-6);
 }
 
+VX_TEST(softcap_matches_tanh)
+{
+	/* -400 .. 400, and small values (where 1 - exp(-2y) cancels) */
+	static float x[2 * N], y[2 * N], v[2 * N];
+	double worst = 0, worst_p = 0;
+	for (int i = 0; i < N; i++) {
+		v[i] = -400.0f + 800.0f * i / (N - 1);
+		v[N + i] = (float)(i - N / 2) * 1e-3f;
+	}
+	memcpy(x, v, sizeof(v));
+	memcpy(y, v, sizeof(v));
+	vmath_softcap(x, 2 * N, 0.5f, 30.0f);
+	vmath_softcap_portable(y, 2 * N, 0.5f, 30.0f);
+	for (int i = 0; i < 2 * N; i++) {
+		double want = 30.0 * tanh((double)v[i] * 0.5 / 30.0);
+		double scale = fmax(fabs(want), 1e-3);   /* relative, but not to 0 */
+		worst = fmax(worst, fabs(x[i] - want) / scale);
+		worst_p = fmax(worst_p, fabs(y[i] - want) / scale);
+	}
+	printf("  softcap max relative error %.3g (portable %.3g)\n", worst, worst_p);
+	VX_CHECK(worst < 1e-6 && worst_p < 1e-6);
+}
+
 /* The vector argmax gives the scalar loop's index: the first of equal
  * maxima (ties across and inside blocks of 64), NaNs passed over, a
  * maximum in the scalar tail, and rows with nothing above -INFINITY. */
@@ -127,5 +151,5 @@ VX_TEST(argmax_matches_the_scalar_loop)
 }
 
 VX_TEST_MAIN(gelu_matches_erf_gelu, softmax_exp_matches_exp_and_sums, silu_mul_matches_libm,
-	     gelu_tanh_mul_matches_libm,
+	     gelu_tanh_mul_matches_libm, softcap_matches_tanh,
 	     argmax_matches_the_scalar_loop)

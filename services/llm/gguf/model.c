@@ -1106,8 +1106,7 @@ static void att_task(void *arg, int task, int thread)
 	for (int g = 0; g < ng; g++) {
 		float *row = sc + (size_t)g * ls + p0, mx = -INFINITY, sg = scale;
 		if (cap > 0) {   /* Gemma 2: scaled scores capped at +-cap */
-			for (int s = 0; s < n - p0; s++)
-				row[s] = cap * tanhf(row[s] * scale / cap);
+			vmath_softcap(row, (size_t)(n - p0), scale, cap);
 			sg = 1.0f;
 		}
 		for (int s = 0; s < n - p0; s++)
@@ -1248,9 +1247,7 @@ static void cap_task(void *arg, int t, int thread)
 {
 	(void)thread;
 	const cap_job *cj = arg;
-	float *l = cj->logits + (size_t)t * cj->n;
-	for (int i = 0; i < cj->n; i++)
-		l[i] = cj->cap * tanhf(l[i] / cj->cap);
+	vmath_softcap(cj->logits + (size_t)t * cj->n, (size_t)cj->n, 1.0f, cj->cap);
 }
 
 /* Runs B tokens, token t at m->tok_slot[t] / m->tok_pos[t]; logits gets
