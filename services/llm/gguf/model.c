@@ -1135,7 +1135,7 @@ typedef struct rope_job {
 	int il;
 } rope_job;
 
-/* Token t's query and key heads normed (Qwen3) and rotated, and its key
+/* Token t's query and key heads normed (Qwen3, Gemma 3) and rotated, and its key
  * and value stored in its slot's cache at its position. */
 static void rope_task(void *arg, int t, int thread)
 {
@@ -1250,12 +1250,23 @@ static void cap_task(void *arg, int t, int thread)
 	vmath_softcap(cj->logits + (size_t)t * cj->n, (size_t)cj->n, 1.0f, cj->cap);
 }
 
+/* The cos/sin pairs (times mscale) that rotate position pos. */
+static void rope_angles(float *cs, const float *inv_freq, int pos, int hd, float mscale)
+{
+	for (int i = 0; i < hd / 2; i++) {
+		float a = (float)pos * inv_freq[i];
+		cs[2 * i] = cosf(a) * mscale;
+		cs[2 * i + 1] = sinf(a) * mscale;
+	}
+}
+
 /* Runs B tokens, token t at m->tok_slot[t] / m->tok_pos[t]; logits gets
  * n_vocab floats for each of the n_out tokens in m->out_rows. */
 static int eval_batch(model *m, const int32_t *tokens, int B, float *logits, int n_out)
 {
 	const model_hparams *hp = &m->hp;
 	int E = hp->n_embd, hd = hp->head_dim;
+	float emb_scale = sqrtf((float)E);   /* Gemma's */
 	for (int t = 0; t < B; t++) {
 		if (tokens[t] < 0 || tokens[t] >= hp->n_vocab)
 			return -EINVAL;
@@ -1270,19 +1281,11 @@ static int eval_batch(model *m, const int32_t *tokens, int B, float *logits, int
 		}
 		float *x = m->x + (size_t)t * E;
 		quant_dequantize_row(row_type, row, x, E);
-		if (is_gemma(hp))
-			for (int i = 0; i < E; i++)
-				x[i] *= sqrtf((float)E);
-		for (int i = 0; i < hd / 2; i++) {
-			float a = (float)m->tok_pos[t] * m->inv_freq[i];
-			m->cs[(size_t)t * hd + 2 * i] = cosf(a) * hp->rope_mscale;
-			m->cs[(size_t)t * hd + 2 * i + 1] = sinf(a) * hp->rope_mscale;
-			if (m->cs_swa) {
-				a = (float)m->tok_pos[t] * m->inv_freq_swa[i];
-				m->cs_swa[(size_t)t * hd + 2 * i] = cosf(a);
-				m->cs_swa[(size_t)t * hd + 2 * i + 1] = sinf(a);
-			}
-		}
+		for (int i = 0; is_gemma(hp) && i < E; i++)
+			x[i] *= emb_scale;
+		rope_angles(m->cs + (size_t)t * hd, m->inv_freq, m->tok_pos[t], hd, hp->rope_mscale);
+		if (m->cs_swa)
+			rope_angles(m->cs_swa + (size_t)t * hd, m->inv_freq_swa, m->tok_pos[t], hd, 1.0f);
 	}
 	for (int il = 0; il < hp->n_layer; il++)
 		layer_forward(m, il, B);
