@@ -2,7 +2,7 @@
  * gguf_bench - speed of the built-in GGUF engine on a model file.
  *
  *   gguf_bench MODEL [--threads N (2)] [--prompt N (512)] [--gen N (64)]
- *              [--ctx N (prompt + gen)] [--no-repack] [--streams N (1)]
+ *              [--ctx N (prompt + gen)] [--no-repack] [--kv-f32] [--streams N (1)]
  *
  * Prints one JSON object: load_ms (map + check + touching every weight
  * page), prompt tokens/s (one prefill of N random tokens), decode tokens/s
@@ -110,11 +110,13 @@ int main(int argc, char **argv)
 			n_streams = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--no-repack"))
 			mp.no_repack = true;
+		else if (!strcmp(argv[i], "--kv-f32"))
+			mp.kv_f32 = true;
 		else if (argv[i][0] != '-' && !path)
 			path = argv[i];
 		else {
 			fprintf(stderr, "usage: gguf_bench MODEL [--threads N] [--prompt N] "
-				"[--gen N] [--ctx N] [--no-repack] [--streams N]\n");
+				"[--gen N] [--ctx N] [--no-repack] [--kv-f32] [--streams N]\n");
 			return 2;
 		}
 	}

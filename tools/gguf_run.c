@@ -3,13 +3,14 @@
  * JSON, for tests against tests/gguf/ref.py.
  *
  *   gguf_run MODEL --tokens 1,2,3 [--greedy N] [--threads N] [--ctx N]
- *            [--one-by-one] [--all-logits] [--no-repack]
+ *            [--one-by-one] [--all-logits] [--no-repack] [--kv-f32]
  *
  * Prints {"n_vocab":V,"logits":[...],"greedy":[...]}: logits of the last
  * prompt token (or of every prompt token with --all-logits, row after row),
  * then N greedily chosen continuation tokens. --one-by-one feeds the prompt
  * a token at a time (decode path) instead of in batches (prefill path).
- * --no-repack keeps 4/5-bit weights as stored (model_params).
+ * --no-repack keeps 4/5-bit weights as stored, --kv-f32 makes the KV cache
+ * floats instead of halves (model_params).
  */
 #include "../common/kern/vmath.h"
 #include "../services/llm/gguf/model.h"
@@ -55,12 +56,14 @@ int main(int argc, char **argv)
 			all = 1;
 		else if (!strcmp(argv[i], "--no-repack"))
 			mp.no_repack = true;
+		else if (!strcmp(argv[i], "--kv-f32"))
+			mp.kv_f32 = true;
 		else if (argv[i][0] != '-' && !path)
 			path = argv[i];
 		else {
 			fprintf(stderr, "usage: gguf_run MODEL --tokens 1,2,3 [--greedy N] "
 				"[--threads N] [--ctx N] [--one-by-one] [--all-logits] "
-				"[--no-repack]\n");
+				"[--no-repack] [--kv-f32]\n");
 			return 2;
 		}
 	}

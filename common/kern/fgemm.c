@@ -91,18 +91,27 @@ AVX2 static void pack_f16_avx2(const void *w, size_t w_stride, int n_rows, int k
 	}
 }
 
-/* C[0..mr)[0..16) (+)= A[0..mr)[0..k) . B[0..k)[0..16); mr is a constant
- * at every call site, so the accumulators stay in registers. */
+/* B's element j of row p: floats, or halves (h: F16, widened exactly) */
+#define B_AT(b, h, ldb, p, j) ((const char *)(b) + ((size_t)(p) * (ldb) + (size_t)(j)) * ((h) ? 2 : 4))
+
+/* C[0..mr)[0..16) (+)= A[0..mr)[0..k) . B[0..k)[0..16); mr and h are
+ * constants at every call site, so the accumulators stay in registers. */
 AVX2 static inline __attribute__((always_inline)) void
-ukr(const int mr, int k, const float *a, size_t lda, const float *b, size_t ldb, float *c,
-    size_t ldc, bool acc)
+ukr(const int mr, const bool h, int k, const float *a, size_t lda, const void *b, size_t ldb,
+    float *c, size_t ldc, bool acc)
 {
 	__m256 c0[MR], c1[MR];
 	for (int i = 0; i < mr; i++)
 		c0[i] = c1[i] = _mm256_setzero_ps();
 	for (int p = 0; p < k; p++) {
-		__m256 b0 = _mm256_loadu_ps(b + (size_t)p * ldb);
-		__m256 b1 = _mm256_loadu_ps(b + (size_t)p * ldb + 8);
+		__m256 b0, b1;
+		if (h) {
+			b0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)B_AT(b, h, ldb, p, 0)));
+			b1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)B_AT(b, h, ldb, p, 8)));
+		} else {
+			b0 = _mm256_loadu_ps((const float *)B_AT(b, h, ldb, p, 0));
+			b1 = _mm256_loadu_ps((const float *)B_AT(b, h, ldb, p, 8));
+		}
 		for (int i = 0; i < mr; i++) {
 			__m256 ai = _mm256_broadcast_ss(a + (size_t)i * lda + p);
 			c0[i] = _mm256_fmadd_ps(ai, b0, c0[i]);
@@ -120,43 +129,51 @@ ukr(const int mr, int k, const float *a, size_t lda, const float *b, size_t ldb,
 	}
 }
 
-AVX2 static void ukr_any(int mr, int k, const float *a, size_t lda, const float *b, size_t ldb,
-			 float *c, size_t ldc, bool acc)
-{
-	switch (mr) {
-	case 6: ukr(6, k, a, lda, b, ldb, c, ldc, acc); break;
-	case 5: ukr(5, k, a, lda, b, ldb, c, ldc, acc); break;
-	case 4: ukr(4, k, a, lda, b, ldb, c, ldc, acc); break;
-	case 3: ukr(3, k, a, lda, b, ldb, c, ldc, acc); break;
-	case 2: ukr(2, k, a, lda, b, ldb, c, ldc, acc); break;
-	default: ukr(1, k, a, lda, b, ldb, c, ldc, acc); break;
+/* A switch over mr = 6..1 calling kernel `fn` with B's kind h. */
+#define UKR_ANY(fn, h)                                                                 \
+	switch (mr) {                                                                  \
+	case 6: fn(6, h, k, a, lda, b, ldb, c, ldc, acc); break;                       \
+	case 5: fn(5, h, k, a, lda, b, ldb, c, ldc, acc); break;                       \
+	case 4: fn(4, h, k, a, lda, b, ldb, c, ldc, acc); break;                       \
+	case 3: fn(3, h, k, a, lda, b, ldb, c, ldc, acc); break;                       \
+	case 2: fn(2, h, k, a, lda, b, ldb, c, ldc, acc); break;                       \
+	default: fn(1, h, k, a, lda, b, ldb, c, ldc, acc); break;                      \
 	}
+
+AVX2 static void ukr_any(int mr, bool h, int k, const float *a, size_t lda, const void *b,
+			 size_t ldb, float *c, size_t ldc, bool acc)
+{
+	if (h)
+		UKR_ANY(ukr, true)
+	else
+		UKR_ANY(ukr, false)
 }
 
 /* Columns j..n of one block of mr rows: 16 at a time, then a partial
  * block through a scratch tile. */
 AVX2 static void cols_avx2(int mr, int j, int n, int k, const float *ai, size_t lda,
-			   const float *b, size_t ldb, float *ci, size_t ldc, bool acc)
+			   const void *b, bool h, size_t ldb, float *ci, size_t ldc, bool acc)
 {
 	for (; j + FGEMM_NR <= n; j += FGEMM_NR)
-		ukr_any(mr, k, ai, lda, b + j, ldb, ci + j, ldc, acc);
+		ukr_any(mr, h, k, ai, lda, B_AT(b, h, ldb, 0, j), ldb, ci + j, ldc, acc);
 	if (j < n) {
 		float t[MR * FGEMM_NR];
 		int nr = n - j;
 		for (int r = 0; r < mr && acc; r++)
 			memcpy(t + r * FGEMM_NR, ci + (size_t)r * ldc + j, sizeof(float) * (size_t)nr);
-		ukr_any(mr, k, ai, lda, b + j, ldb, t, FGEMM_NR, acc);
+		ukr_any(mr, h, k, ai, lda, B_AT(b, h, ldb, 0, j), ldb, t, FGEMM_NR, acc);
 		for (int r = 0; r < mr; r++)
 			memcpy(ci + (size_t)r * ldc + j, t + r * FGEMM_NR, sizeof(float) * (size_t)nr);
 	}
 }
 
-AVX2 static void fgemm_avx2(int m, int n, int k, const float *a, size_t lda, const float *b,
-			    size_t ldb, float *c, size_t ldc, bool acc)
+AVX2 static void fgemm_avx2(int m, int n, int k, const float *a, size_t lda, const void *b,
+			    bool h, size_t ldb, float *c, size_t ldc, bool acc)
 {
 	for (int i = 0; i < m; i += MR) {
 		int mr = m - i < MR ? m - i : MR;
-		cols_avx2(mr, 0, n, k, a + (size_t)i * lda, lda, b, ldb, c + (size_t)i * ldc, ldc, acc);
+		cols_avx2(mr, 0, n, k, a + (size_t)i * lda, lda, b, h, ldb, c + (size_t)i * ldc,
+			  ldc, acc);
 	}
 }
 
@@ -164,15 +181,21 @@ AVX2 static void fgemm_avx2(int m, int n, int k, const float *a, size_t lda, con
 #define AVX512 __attribute__((target("avx512f,avx2,fma,f16c")))
 
 AVX512 static inline __attribute__((always_inline)) void
-ukr512(const int mr, int k, const float *a, size_t lda, const float *b, size_t ldb, float *c,
-       size_t ldc, bool acc)
+ukr512(const int mr, const bool h, int k, const float *a, size_t lda, const void *b, size_t ldb,
+       float *c, size_t ldc, bool acc)
 {
 	__m512 c0[MR], c1[MR];
 	for (int i = 0; i < mr; i++)
 		c0[i] = c1[i] = _mm512_setzero_ps();
 	for (int p = 0; p < k; p++) {
-		__m512 b0 = _mm512_loadu_ps(b + (size_t)p * ldb);
-		__m512 b1 = _mm512_loadu_ps(b + (size_t)p * ldb + 16);
+		__m512 b0, b1;
+		if (h) {
+			b0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)B_AT(b, h, ldb, p, 0)));
+			b1 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)B_AT(b, h, ldb, p, 16)));
+		} else {
+			b0 = _mm512_loadu_ps((const float *)B_AT(b, h, ldb, p, 0));
+			b1 = _mm512_loadu_ps((const float *)B_AT(b, h, ldb, p, 16));
+		}
 		for (int i = 0; i < mr; i++) {
 			__m512 ai = _mm512_set1_ps(a[(size_t)i * lda + p]);
 			c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
@@ -190,29 +213,25 @@ ukr512(const int mr, int k, const float *a, size_t lda, const float *b, size_t l
 	}
 }
 
-AVX512 static void ukr512_any(int mr, int k, const float *a, size_t lda, const float *b,
+AVX512 static void ukr512_any(int mr, bool h, int k, const float *a, size_t lda, const void *b,
 			      size_t ldb, float *c, size_t ldc, bool acc)
 {
-	switch (mr) {
-	case 6: ukr512(6, k, a, lda, b, ldb, c, ldc, acc); break;
-	case 5: ukr512(5, k, a, lda, b, ldb, c, ldc, acc); break;
-	case 4: ukr512(4, k, a, lda, b, ldb, c, ldc, acc); break;
-	case 3: ukr512(3, k, a, lda, b, ldb, c, ldc, acc); break;
-	case 2: ukr512(2, k, a, lda, b, ldb, c, ldc, acc); break;
-	default: ukr512(1, k, a, lda, b, ldb, c, ldc, acc); break;
-	}
+	if (h)
+		UKR_ANY(ukr512, true)
+	else
+		UKR_ANY(ukr512, false)
 }
 
-AVX512 static void fgemm_avx512(int m, int n, int k, const float *a, size_t lda, const float *b,
-				size_t ldb, float *c, size_t ldc, bool acc)
+AVX512 static void fgemm_avx512(int m, int n, int k, const float *a, size_t lda, const void *b,
+				bool h, size_t ldb, float *c, size_t ldc, bool acc)
 {
 	for (int i = 0; i < m; i += MR) {
 		int mr = m - i < MR ? m - i : MR, j = 0;
 		const float *ai = a + (size_t)i * lda;
 		float *ci = c + (size_t)i * ldc;
 		for (; j + 2 * FGEMM_NR <= n; j += 2 * FGEMM_NR)
-			ukr512_any(mr, k, ai, lda, b + j, ldb, ci + j, ldc, acc);
-		cols_avx2(mr, j, n, k, ai, lda, b, ldb, ci, ldc, acc);
+			ukr512_any(mr, h, k, ai, lda, B_AT(b, h, ldb, 0, j), ldb, ci + j, ldc, acc);
+		cols_avx2(mr, j, n, k, ai, lda, b, h, ldb, ci, ldc, acc);
 	}
 }
 
@@ -251,8 +270,8 @@ int fgemm_pack(int type, const void *w, size_t w_stride, int n_rows, int k, floa
 	return 0;
 }
 
-void fgemm_portable(int m, int n, int k, const float *a, size_t lda, const float *b, size_t ldb,
-		    float *c, size_t ldc, bool accumulate)
+static void gemm_portable(int m, int n, int k, const float *a, size_t lda, const void *b,
+			  bool h, size_t ldb, float *c, size_t ldc, bool accumulate)
 {
 	for (int i = 0; i < m; i++) {
 		float *ci = c + (size_t)i * ldc;
@@ -260,25 +279,55 @@ void fgemm_portable(int m, int n, int k, const float *a, size_t lda, const float
 			memset(ci, 0, sizeof(float) * (size_t)n);
 		for (int p = 0; p < k; p++) {
 			float av = a[(size_t)i * lda + p];
-			const float *bp = b + (size_t)p * ldb;
-			for (int j = 0; j < n; j++)
-				ci[j] += av * bp[j];
+			if (h) {
+				const uint16_t *bp = (const uint16_t *)b + (size_t)p * ldb;
+				for (int j = 0; j < n; j++)
+					ci[j] += av * quant_f16_to_f32(bp[j]);
+			} else {
+				const float *bp = (const float *)b + (size_t)p * ldb;
+				for (int j = 0; j < n; j++)
+					ci[j] += av * bp[j];
+			}
 		}
 	}
+}
+
+static void gemm_any(int m, int n, int k, const float *a, size_t lda, const void *b, bool h,
+		     size_t ldb, float *c, size_t ldc, bool accumulate)
+{
+#if defined(__x86_64__)
+	if (have_avx512()) {
+		fgemm_avx512(m, n, k, a, lda, b, h, ldb, c, ldc, accumulate);
+		return;
+	}
+	if (have_avx2()) {
+		fgemm_avx2(m, n, k, a, lda, b, h, ldb, c, ldc, accumulate);
+		return;
+	}
+#endif
+	gemm_portable(m, n, k, a, lda, b, h, ldb, c, ldc, accumulate);
+}
+
+void fgemm_portable(int m, int n, int k, const float *a, size_t lda, const float *b, size_t ldb,
+		    float *c, size_t ldc, bool accumulate)
+{
+	gemm_portable(m, n, k, a, lda, b, false, ldb, c, ldc, accumulate);
 }
 
 void fgemm(int m, int n, int k, const float *a, size_t lda, const float *b, size_t ldb, float *c,
 	   size_t ldc, bool accumulate)
 {
-#if defined(__x86_64__)
-	if (have_avx512()) {
-		fgemm_avx512(m, n, k, a, lda, b, ldb, c, ldc, accumulate);
-		return;
-	}
-	if (have_avx2()) {
-		fgemm_avx2(m, n, k, a, lda, b, ldb, c, ldc, accumulate);
-		return;
-	}
-#endif
-	fgemm_portable(m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+	gemm_any(m, n, k, a, lda, b, false, ldb, c, ldc, accumulate);
+}
+
+void fgemm_h(int m, int n, int k, const float *a, size_t lda, const uint16_t *b, size_t ldb,
+	     float *c, size_t ldc, bool accumulate)
+{
+	gemm_any(m, n, k, a, lda, b, true, ldb, c, ldc, accumulate);
+}
+
+void fgemm_h_portable(int m, int n, int k, const float *a, size_t lda, const uint16_t *b,
+		      size_t ldb, float *c, size_t ldc, bool accumulate)
+{
+	gemm_portable(m, n, k, a, lda, b, true, ldb, c, ldc, accumulate);
 }

@@ -24,6 +24,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Columns (weight rows) fgemm_pack packs at most; B's column count is
  * rounded up to FGEMM_NR inside, so B rows must be readable that far. */
@@ -43,8 +44,15 @@ int fgemm_pack(int type, const void *w, size_t w_stride, int n_rows, int k, floa
 void fgemm(int m, int n, int k, const float *a, size_t lda, const float *b, size_t ldb, float *c,
 	   size_t ldc, bool accumulate);
 
-/* The portable kernel (tests compare the two). */
+/* fgemm with B in IEEE half floats (ldb halves apart), each widened
+ * exactly: the same bits as fgemm on B widened first. */
+void fgemm_h(int m, int n, int k, const float *a, size_t lda, const uint16_t *b, size_t ldb,
+	     float *c, size_t ldc, bool accumulate);
+
+/* The portable kernels (tests compare them with the two above). */
 void fgemm_portable(int m, int n, int k, const float *a, size_t lda, const float *b, size_t ldb,
 		    float *c, size_t ldc, bool accumulate);
+void fgemm_h_portable(int m, int n, int k, const float *a, size_t lda, const uint16_t *b,
+		      size_t ldb, float *c, size_t ldc, bool accumulate);
 
 #endif

@@ -48,6 +48,12 @@ float vmath_softmax_exp_portable(float *x, int n, float scale, float mx)
 	return sum;
 }
 
+void vmath_to_half_portable(const float *x, uint16_t *y, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		y[i] = quant_f32_to_f16(x[i]);
+}
+
 int vmath_argmax_portable(const float *x, int n)
 {
 	int best = 0;
@@ -201,7 +207,28 @@ AVX2 static int argmax_avx2(const float *x, int n)
 		}
 	return at < 0 ? vmath_argmax_portable(x, n) : at;
 }
+__attribute__((target("avx2,f16c"))) static void to_half_f16c(const float *x, uint16_t *y,
+								 size_t n)
+{
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8)
+		_mm_storeu_si128((__m128i *)(y + i),
+				 _mm256_cvtps_ph(_mm256_loadu_ps(x + i),
+						 _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+	vmath_to_half_portable(x + i, y + i, n - i);
+}
 #endif
+
+void vmath_to_half(const float *x, uint16_t *y, size_t n)
+{
+#if defined(__x86_64__)
+	if (quant_have_avx2()) {
+		to_half_f16c(x, y, n);
+		return;
+	}
+#endif
+	vmath_to_half_portable(x, y, n);
+}
 
 void vmath_gelu(float *x, size_t n)
 {

@@ -2,7 +2,7 @@
  * vmath.h - float functions over arrays, vectorised: the exact (erf) GELU,
  * SwiGLU, GeGLU (tanh GELU), softcapping, the exponentials of a softmax
  * row, and argmax. AVX2/FMA when the CPU has it (checked at run time), else
- * libm.
+ * libm. And floats to IEEE halves.
  *
  * Accuracy (test_vmath, against double libm): softmax exponentials within
  * 1e-6 relative (measured 5.5e-7, the fused x * scale - mx included); erf by
@@ -18,6 +18,7 @@
 #define VMATH_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* x[i] = 0.5 x[i] (1 + erf(x[i] / sqrt 2)). */
 void vmath_gelu(float *x, size_t n);
@@ -37,6 +38,10 @@ float vmath_softmax_exp(float *x, int n, float scale, float mx);
  * loop's answer (it passes over leading NaNs). */
 int vmath_argmax(const float *x, int n);
 
+/* y[i] = x[i] as an IEEE half, rounded to nearest even (F16C where the CPU
+ * has it; the portable conversion gives the same bits). */
+void vmath_to_half(const float *x, uint16_t *y, size_t n);
+
 /* The scalar versions (tests compare them). */
 void vmath_gelu_portable(float *x, size_t n);
 void vmath_silu_mul_portable(float *g, const float *u, size_t n);
@@ -44,5 +49,6 @@ void vmath_gelu_tanh_mul_portable(float *g, const float *u, size_t n);
 void vmath_softcap_portable(float *x, size_t n, float scale, float cap);
 float vmath_softmax_exp_portable(float *x, int n, float scale, float mx);
 int vmath_argmax_portable(const float *x, int n);
+void vmath_to_half_portable(const float *x, uint16_t *y, size_t n);
 
 #endif

@@ -235,7 +235,7 @@ static int gguf_create(const llm_config *cfg, void **ret_engine)
 		.n_threads = cfg->threads > 0 ? cfg->threads : GGUF_ENGINE_DEFAULT_THREADS,
 		.n_ctx = cfg->ctx > 0 ? cfg->ctx : 0,
 		.n_slots = cfg->slots > 0 ? cfg->slots : GGUF_ENGINE_DEFAULT_SLOTS,
-		.no_repack = cfg->no_repack,
+		.no_repack = cfg->no_repack, .kv_f32 = cfg->kv_f32,
 	};
 	int rc = model_load(cfg->model, &mp, &e->m, e->detail, sizeof(e->detail));
 	if (rc < 0)
@@ -244,6 +244,10 @@ static int gguf_create(const llm_config *cfg, void **ret_engine)
 	const gguf *g = model_get_gguf(e->m);
 	e->n_vocab = hp->n_vocab;
 	e->n_ctx = hp->n_ctx;
+	vx_log(VX_LOG_INFO, NULL, "gguf: %s, %d layers: KV cache of %d slots x %d positions in %s, "
+	       "%.1f MiB when full (taken as contexts fill)", hp->arch_name, hp->n_layer,
+	       model_n_slots(e->m), hp->n_ctx, cfg->kv_f32 ? "f32" : "f16",
+	       (double)model_kv_bytes(e->m) / (1 << 20));
 	if ((rc = build_tokenizer(g, hp->n_vocab, &e->tk, e->detail, sizeof(e->detail))) < 0)
 		goto out_fail;
 	gguf_str tmpl;

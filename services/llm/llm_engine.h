@@ -50,6 +50,7 @@ typedef struct llm_config {
 	int ctx;                    /* gguf: context length, 0 = model's */
 	int slots;                  /* gguf: sequences batched at once, 0 = engine default */
 	bool no_repack;             /* gguf: no widened packed copy of Q4_0/Q5_0/IQ4_NL/Q4_1/Q5_1 */
+	bool kv_f32;                /* gguf: float KV cache (default halves) */
 	char *error;                /* optional: create() writes why it failed */
 	size_t error_len;
 } llm_config;

@@ -37,6 +37,7 @@ typedef struct llm_service {
 	int first_token_timeout_ms;
 	int threads, ctx, slots;     /* gguf */
 	bool no_repack;              /* gguf: keep 4/5-bit weights as stored */
+	const char *kv_type;         /* gguf: "f16" or "f32" KV cache */
 	int max_concurrent;          /* generations at once (HTTP + WS) */
 	int max_tokens;              /* default per request */
 	int max_tokens_limit;        /* largest a request may ask for */

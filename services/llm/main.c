@@ -117,6 +117,9 @@ int main(int argc, char **argv)
 		  "stored (by default they are widened during warm-up into the "
 		  "byte layouts of the batched gemms: faster, most with many "
 		  "streams, for 1.5-2.4x those tensors' memory)" },
+		{ "kv-type", VX_FLAG_STR, &svc.kv_type, "f16", 0, 0,
+		  "gguf: KV cache values, f16 (half the memory, as llama.cpp's "
+		  "default) or f32" },
 		{ "max-concurrent", VX_FLAG_INT, &svc.max_concurrent, "64", 1, 10000,
 		  "generations at once (HTTP + WebSocket); past it 503 + Retry-After" },
 		{ "max-tokens", VX_FLAG_INT, &svc.max_tokens, "150", 1, 1000000,
@@ -153,6 +156,10 @@ int main(int argc, char **argv)
 		cJSON_Delete(svc.template_kwargs);
 		return 2;
 	}
+	if (strcmp(svc.kv_type, "f16") && strcmp(svc.kv_type, "f32")) {
+		vx_log_error(NULL, "--kv-type %s: f16 or f32", svc.kv_type);
+		return 2;
+	}
 	if (svc.max_tokens > svc.max_tokens_limit)
 		vx_fatal("--max-tokens %d is over --max-tokens-limit %d",
 			 svc.max_tokens, svc.max_tokens_limit);
@@ -185,7 +192,7 @@ int main(int argc, char **argv)
 		.connect_timeout_ms = svc.connect_timeout_ms,
 		.first_token_timeout_ms = svc.first_token_timeout_ms,
 		.threads = svc.threads, .ctx = svc.ctx, .slots = svc.slots,
-		.no_repack = svc.no_repack,
+		.no_repack = svc.no_repack, .kv_f32 = !strcmp(svc.kv_type, "f32"),
 	};
 	if ((r = svc.engine->create(&ecfg, &svc.eng)) < 0)
 		vx_fatal("engine %s (model %s, url %s): %s", svc.engine->name,

@@ -4,7 +4,7 @@ GGUF reader, dequantisers written from the block layouts, and a float64
 forward pass (RMSNorm, RoPE normal/neox with rope_freqs, GQA attention,
 SwiGLU, qwen2 biases, qwen3 q/k norms, tied or separate output).
 
-  ref.py MODEL.gguf --tokens 1,2,3 [--greedy N]   -> JSON like gguf_run
+  ref.py MODEL.gguf --tokens 1,2,3 [--greedy N] [--kv16]   -> JSON like gguf_run
 
 As a module: Ref(path).logits(tokens) -> (n, vocab) array of every
 position's logits.
@@ -205,7 +205,12 @@ def dequant(ty, data):
 
 
 class Ref:
-    def __init__(self, path):
+    """kv16: keys and values rounded to IEEE halves as they are cached (the
+    engine's default KV cache, llama.cpp's f16 one); by default kept whole
+    (gguf_run --kv-f32)."""
+
+    def __init__(self, path, kv16=False):
+        self.kv16 = kv16
         g = self.g = GGUF(path)
         a = self.arch = g.kv["general.architecture"]
         kv = g.kv
@@ -313,6 +318,9 @@ class Ref:
                 k = self.norm(k, kn)
             inv = self.inv_freq_swa if local else None
             q, k = self.rope(q, pos, inv), self.rope(k, pos, inv)
+            if self.kv16:
+                k = k.astype(np.float16).astype(np.float64)
+                v = v.astype(np.float16).astype(np.float64)
             k = np.repeat(k, grp, axis=1)
             v = np.repeat(v, grp, axis=1)
             att = np.einsum("ihd,jhd->hij", q, k) * self.scale
@@ -361,9 +369,10 @@ def main(argv):
     ap.add_argument("model")
     ap.add_argument("--tokens", required=True)
     ap.add_argument("--greedy", type=int, default=0)
+    ap.add_argument("--kv16", action="store_true")
     a = ap.parse_args(argv)
     toks = [int(t) for t in a.tokens.split(",")]
-    r = Ref(a.model)
+    r = Ref(a.model, kv16=a.kv16)
     lg = r.logits(toks)[-1]
     print(json.dumps({"n_vocab": r.V, "logits": [float(v) for v in lg],
                       "greedy": r.greedy(toks, a.greedy)}))

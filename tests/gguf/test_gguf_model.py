@@ -10,6 +10,10 @@ standard deviation of the reference logits: float weight types 1e-4 (only
 float32 rounding differs); quantised types 0.1, because the engine, like
 ggml, quantises activations to Q8_0/Q8_K for its integer dot products while
 the reference multiplies in float64 (measured: 0.03-0.07).
+The engine runs with a float KV cache here (--kv-f32, the reference's
+kv16=False), so only float32 rounding differs; its default half-float cache
+has a test of its own against the reference with keys and values rounded
+to halves as they are cached.
 Greedy continuations: every token the engine picks must be the reference's
 argmax of the same sequence (teacher-forced) up to that tolerance, and the
 reference's own greedy continuation must equal the engine's until the first
@@ -36,6 +40,10 @@ RUN = os.path.join(TOOLS, "gguf_run")
 ARCHS = ["llama", "qwen2", "qwen3", "gemma2", "gemma3", "phi3"]
 TYPES = ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q5_0", "Q4_K", "Q5_K", "Q6_K", "Q4_K_M"]
 FLOAT_TOL, QUANT_TOL = 1e-4, 0.1
+# the half-float KV cache against the reference that rounds the same
+# values: one rounding of a float32 and of a float64 key can land on
+# neighbouring halves (measured up to 1.7e-4 std, Phi-3)
+KV16_TOL = 5e-4
 PROMPT = [1, 5, 9, 200, 33, 7, 100, 42, 17, 300, 2, 8]
 N_GREEDY = 8
 
@@ -44,8 +52,9 @@ def tol_for(ty):
     return FLOAT_TOL if ty in ("F32", "F16", "BF16") else QUANT_TOL
 
 
-def run(path, tokens, *args):
-    p = subprocess.run([RUN, path, "--tokens", ",".join(map(str, tokens))] + list(args),
+def run(path, tokens, *args, kv16=False):
+    args = list(args) + ([] if kv16 else ["--kv-f32"])
+    p = subprocess.run([RUN, path, "--tokens", ",".join(map(str, tokens))] + args,
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     return json.loads(p.stdout)
@@ -142,6 +151,27 @@ def test_gemma_local_layers_and_softcaps_are_applied(tmp, arch):
         off = np.abs(other.logits(toks) - want).max() / want.std()
         print("%s without %s: %.3f std off" % (arch, name, off))
         assert off > 0.05
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_half_kv_cache_matches_the_reference_that_rounds_kv_to_halves(tmp, arch):
+    """The default KV cache holds halves: over 100 positions (4 K blocks,
+    prefill and decode) the engine follows the reference that rounds each
+    key (after rope and norms) and value to a half as it is cached; the
+    float cache's results differ from it, so the halves are in use."""
+    rng = np.random.default_rng(5)
+    path, _ = model(tmp, arch, "F32")
+    r16 = ref.Ref(path, kv16=True)
+    toks = [int(t) for t in rng.integers(0, r16.V, 100)]
+    want = r16.logits(toks)
+    sd = want.std()
+    for args in [("--all-logits",), ("--all-logits", "--one-by-one")]:
+        half = np.array(run(path, toks, *args, kv16=True)["logits"]).reshape(len(toks), -1)
+        full = np.array(run(path, toks, *args)["logits"]).reshape(len(toks), -1)
+        print("%s %s: halves %.2e std from the rounded reference, floats %.2e" % (
+            arch, args, np.abs(half - want).max() / sd, np.abs(full - want).max() / sd))
+        assert np.abs(half - want).max() <= KV16_TOL * sd
+        assert np.abs(half - full).max() > 2e-5 * sd
 
 
 def test_phi3_longrope_takes_its_long_or_short_factors_by_context(tmp):

@@ -57,7 +57,7 @@ class YarnRef(ref.Ref):
 
 
 def run(path, tokens):
-    p = subprocess.run([RUN, path, "--tokens", ",".join(map(str, tokens))],
+    p = subprocess.run([RUN, path, "--tokens", ",".join(map(str, tokens)), "--kv-f32"],
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     return np.array(json.loads(p.stdout)["logits"])

@@ -286,3 +286,30 @@ def test_no_repack_keeps_widened_weights_out_of_memory(tmp_path):
     print("RSS KiB:", rss, "VNNI:", packs)
     if packs:   # the 151936 x 896 output alone: 93 MB as Q5_0, 144 MB widened
         assert rss[()] > rss[("--no-repack",)] + 30 * 1024, rss
+
+
+def test_kv_cache_holds_halves_by_default_floats_on_request(model05, tmp_path):
+    """--kv-type f16 (the default, as llama.cpp's cache) takes half the KV
+    memory of f32, says so when it loads, and both serve; anything else is
+    refused at start with a message."""
+    mib = {}
+    for kv in ("f16", "f32"):
+        d = start_llm(tmp_path, model05, "--ctx", CTX, "--slots", 2, "--kv-type", kv)
+        try:
+            d.wait_ready()
+            r = chat(d, max_tokens=4)
+            assert r.status == 200, r
+            assert r.json()["usage"]["completion_tokens"] >= 1
+            m = re.search(r"KV cache of 2 slots x %d positions in %s, ([0-9.]+) MiB" % (CTX, kv),
+                          d.log())
+            assert m, d.log()[-2000:]
+            mib[kv] = float(m.group(1))
+        finally:
+            stop_clean(d)
+    print("KV cache MiB:", mib)
+    assert mib["f32"] == pytest.approx(2 * mib["f16"], rel=0.01)
+    p = subprocess.run([os.path.join(BIN, "voxline-llm"), "--port", "0", "--engine", "gguf",
+                        "--model", model05, "--kv-type", "q8_0"],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 2, p
+    assert "--kv-type q8_0: f16 or f32" in p.stderr

@@ -3,7 +3,8 @@
  * CPU) and the portable one against a double-precision product, over
  * shapes with row and column tails (m not a multiple of 6, n not of 16),
  * with and without accumulation (the AVX2 kernel also on AVX-512 CPUs, in a
- * child with VOXLINE_FGEMM_AVX2=1); the packer widens F16 exactly and zero-
+ * child with VOXLINE_FGEMM_AVX2=1); with B in halves (fgemm_h), the same
+ * bits as with B widened first; the packer widens F16 exactly and zero-
  * pads short blocks.
  */
 #include <math.h>
@@ -55,6 +56,33 @@ static double gemm_error(bool portable, int m, int n, int k, bool acc)
 	return worst;
 }
 
+/* fgemm_h (or its portable form) on halves vs fgemm on them widened: 0
+ * when every bit of C agrees */
+static int half_differs(bool portable, int m, int n, int k, bool acc)
+{
+	unsigned seed = (unsigned)(m * 7 + n * 3 + k);
+	int ldb = (n + FGEMM_NR - 1) / FGEMM_NR * FGEMM_NR + 5, ldc = n + 1;
+	float *a = malloc(sizeof *a * (size_t)m * k), *b = malloc(sizeof *b * (size_t)k * ldb);
+	uint16_t *bh = malloc(sizeof *bh * (size_t)k * ldb);
+	float *c = malloc(sizeof *c * (size_t)m * ldc), *ch = malloc(sizeof *ch * (size_t)m * ldc);
+	for (int i = 0; i < m * k; i++)
+		a[i] = frand(&seed);
+	for (int i = 0; i < k * ldb; i++)
+		b[i] = quant_f16_to_f32(bh[i] = quant_f32_to_f16(frand(&seed) * 3));
+	for (int i = 0; i < m * ldc; i++)
+		c[i] = ch[i] = frand(&seed);
+	if (portable) {
+		fgemm_portable(m, n, k, a, (size_t)k, b, (size_t)ldb, c, (size_t)ldc, acc);
+		fgemm_h_portable(m, n, k, a, (size_t)k, bh, (size_t)ldb, ch, (size_t)ldc, acc);
+	} else {
+		fgemm(m, n, k, a, (size_t)k, b, (size_t)ldb, c, (size_t)ldc, acc);
+		fgemm_h(m, n, k, a, (size_t)k, bh, (size_t)ldb, ch, (size_t)ldc, acc);
+	}
+	int differ = memcmp(c, ch, sizeof *c * (size_t)m * ldc) != 0;
+	free(a); free(b); free(bh); free(c); free(ch);
+	return differ;
+}
+
 static int all_shapes_close(bool portable)
 {
 	static const int ms[] = { 1, 5, 6, 7, 13, 48 }, ns[] = { 1, 15, 16, 33, 64, 150 },
@@ -68,6 +96,11 @@ static int all_shapes_close(bool portable)
 					if (e < 0 || e > 1e-6 * ks[z]) {
 						printf("  m %d n %d k %d acc %d: error %g\n", ms[x],
 						       ns[y], ks[z], acc, e);
+						bad++;
+					}
+					if (half_differs(portable, ms[x], ns[y], ks[z], acc)) {
+						printf("  m %d n %d k %d acc %d: halves differ\n",
+						       ms[x], ns[y], ks[z], acc);
 						bad++;
 					}
 				}

@@ -1,7 +1,8 @@
 /*
  * test_vmath.c - common/kern/vmath: the vectorised GELU and softmax
  * exponentials against double-precision libm over a sweep of inputs
- * (including the clamped tails and lengths that leave a scalar tail).
+ * (including the clamped tails and lengths that leave a scalar tail); the
+ * conversion to halves bit for bit against the portable one.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -150,6 +151,33 @@ VX_TEST(argmax_matches_the_scalar_loop)
 	VX_CHECK(bad == 0);
 }
 
+/* Every float bit pattern class a KV cache meets: normal, halfway cases,
+ * half subnormals, overflow, zeros, infinities; and random bit patterns. */
+VX_TEST(to_half_matches_the_portable_conversion)
+{
+	static float x[N];
+	static uint16_t got[N], want[N];
+	static const float edge[] = { 0.0f, -0.0f, 1.0f, -2.5f, 65504.0f, 65519.0f, 65520.0f,
+				      -1e6f, 6.1e-5f, 3e-6f, -5.96e-8f, 2.98e-8f, 1e-10f,
+				      1.00048828125f, 1.00146484375f, INFINITY, -INFINITY };
+	unsigned r = 99;
+	int bad = 0;
+	for (int i = 0; i < N; i++) {
+		r = r * 1103515245u + 12345u;
+		uint32_t bits = (r & 0x80000000u) | ((0x30000000u + (r >> 4) % 0x18000000u) & 0x7fffffffu);
+		memcpy(&x[i], &bits, 4);   /* exponents from ~1e-10 to ~1e7 */
+	}
+	memcpy(x, edge, sizeof edge);
+	for (size_t n = N - 9; n <= N; n++) {   /* tails of every length */
+		vmath_to_half(x, got, n);
+		vmath_to_half_portable(x, want, n);
+		bad += memcmp(got, want, n * sizeof *got) != 0;
+	}
+	VX_CHECK_INT(bad, 0);
+	VX_CHECK(want[2] == 0x3c00 && want[5] == 0x7bff && want[6] == 0x7c00);
+	VX_CHECK(want[13] == 0x3c00 && want[14] == 0x3c02);   /* halfway: to even */
+}
+
 VX_TEST_MAIN(gelu_matches_erf_gelu, softmax_exp_matches_exp_and_sums, silu_mul_matches_libm,
 	     gelu_tanh_mul_matches_libm, softcap_matches_tanh,
-	     argmax_matches_the_scalar_loop)
+	     argmax_matches_the_scalar_loop, to_half_matches_the_portable_conversion)

@@ -69,9 +69,12 @@ struct model {
 	/* KV cache, anonymous mappings: V (n_slots, n_layer, n_ctx, kv_dim);
 	 * K (n_slots, n_layer, n_head_kv, ctx_pad / KT_BLOCK, head_dim, KT_BLOCK)
 	 * (ctx_pad: n_ctx rounded up to KT_BLOCK), each block of positions
-	 * transposed, a head's scores one float product (see att_task) */
-	float *k_cache, *v_cache;
-	size_t k_bytes, v_bytes;
+	 * transposed, a head's scores one float product (see att_task);
+	 * values as IEEE halves (kv_half, the default, as llama.cpp's) or
+	 * floats, kv_es bytes each */
+	void *k_cache, *v_cache;
+	size_t k_bytes, v_bytes, kv_es;
+	bool kv_half;
 	int n_slots;
 	/* the batch being run: KV slot and position of each token */
 	int tok_slot[MODEL_BATCH], tok_pos[MODEL_BATCH];
@@ -404,8 +407,8 @@ static int alloc_state(model *m)
 	size_t B = MODEL_BATCH, qd = (size_t)hp->n_head * hp->head_dim;
 	size_t kvd = (size_t)hp->n_head_kv * hp->head_dim;
 	m->ctx_pad = (hp->n_ctx + KT_BLOCK - 1) / KT_BLOCK * KT_BLOCK;
-	m->k_bytes = (size_t)m->n_slots * hp->n_layer * m->ctx_pad * kvd * sizeof(float);
-	m->v_bytes = (size_t)m->n_slots * hp->n_layer * hp->n_ctx * kvd * sizeof(float);
+	m->k_bytes = (size_t)m->n_slots * hp->n_layer * m->ctx_pad * kvd * m->kv_es;
+	m->v_bytes = (size_t)m->n_slots * hp->n_layer * hp->n_ctx * kvd * m->kv_es;
 	m->k_cache = mmap(NULL, m->k_bytes, PROT_READ | PROT_WRITE,
 			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (m->k_cache == MAP_FAILED) {
@@ -575,6 +578,8 @@ int model_load(const char *path, const model_params *p, model **ret, char *err,
 	m->n_slots = p && p->n_slots > 0 ? p->n_slots : 1;
 	if (m->n_slots > MODEL_MAX_SLOTS)
 		m->n_slots = MODEL_MAX_SLOTS;
+	m->kv_half = !(p && p->kv_f32);
+	m->kv_es = m->kv_half ? sizeof(uint16_t) : sizeof(float);
 	loader L = { .m = m, .err = err, .err_len = err_len };
 	int rc = gguf_open(path, &m->g, err, err_len);
 	if (rc < 0)
@@ -634,6 +639,11 @@ void model_free(model *m)
 }
 
 const model_hparams *model_get_hparams(const model *m) { return &m->hp; }
+size_t model_kv_bytes(const model *m)
+{
+	return m->k_bytes + m->v_bytes;
+}
+
 int model_n_slots(const model *m) { return m->n_slots; }
 const gguf *model_get_gguf(const model *m) { return m->g; }
 
@@ -1052,7 +1062,7 @@ typedef struct att_job {
 	int il, split;   /* split: tasks per KV head and token */
 } att_job;
 
-/* Offset (in floats) of position pos of layer il in slot's V cache. */
+/* Offset (in values) of position pos of layer il in slot's V cache. */
 static inline size_t v_off(const model *m, int slot, int il, int pos)
 {
 	const model_hparams *hp = &m->hp;
@@ -1060,7 +1070,7 @@ static inline size_t v_off(const model *m, int slot, int il, int pos)
 	return (((size_t)slot * hp->n_layer + il) * hp->n_ctx + pos) * kvd;
 }
 
-/* Offset (in floats) of KV head kvh of layer il in slot's K cache: its
+/* Offset (in values) of KV head kvh of layer il in slot's K cache: its
  * positions' blocks of head_dim x KT_BLOCK (value d of position p at
  * (p / KT_BLOCK) * head_dim * KT_BLOCK + d * KT_BLOCK + p % KT_BLOCK). */
 static inline size_t k_off(const model *m, int slot, int il, int kvh)
@@ -1077,6 +1087,22 @@ static inline size_t k_off(const model *m, int slot, int il, int kvh)
  * and no sums across a vector), then the probabilities times V as one
  * more. Each result is its own chain of multiply-adds in position order,
  * however the heads are split between tasks. */
+/* Address of value `off` of a cache (halves or floats). */
+static inline void *kv_at(const model *m, void *cache, size_t off)
+{
+	return (char *)cache + off * m->kv_es;
+}
+
+/* C (+)= A . B with B in the cache's values (fgemm or fgemm_h). */
+static void kv_gemm(const model *m, int rows, int cols, int k, const float *a, size_t lda,
+		    const void *b, size_t ldb, float *c, size_t ldc, bool acc)
+{
+	if (m->kv_half)
+		fgemm_h(rows, cols, k, a, lda, b, ldb, c, ldc, acc);
+	else
+		fgemm(rows, cols, k, a, lda, b, ldb, c, ldc, acc);
+}
+
 static void att_task(void *arg, int task, int thread)
 {
 	const att_job *j = arg;
@@ -1094,15 +1120,15 @@ static void att_task(void *arg, int task, int thread)
 	 * K block that holds the first) */
 	int p0 = m->layers[j->il].swa && n > hp->n_swa ? n - hp->n_swa : 0;
 	const float *q = m->q + ((size_t)t * hp->n_head + h0) * hd;
-	const float *kc = m->k_cache + k_off(m, m->tok_slot[t], j->il, kvh);
-	const float *vc = m->v_cache + v_off(m, m->tok_slot[t], j->il, 0) + (size_t)kvh * hd;
+	int slot = m->tok_slot[t];
+	const void *kc = kv_at(m, m->k_cache, k_off(m, slot, j->il, kvh));
 	size_t ls = (size_t)m->ctx_pad;   /* a head's row of scores */
 	float *sc = m->scores + (size_t)thread * G * ls;
 	float *out = m->att + ((size_t)t * hp->n_head + h0) * hd;
 	float scale = hp->attn_scale, cap = hp->attn_softcap, inv[MODEL_MAX_HEADS];
 	for (int p = p0 / KT_BLOCK * KT_BLOCK; p < n; p += KT_BLOCK)
-		fgemm(ng, n - p < KT_BLOCK ? n - p : KT_BLOCK, hd, q, (size_t)hd,
-		      kc + (size_t)p * hd, KT_BLOCK, sc + p, ls, false);
+		kv_gemm(m, ng, n - p < KT_BLOCK ? n - p : KT_BLOCK, hd, q, (size_t)hd,
+			(const char *)kc + (size_t)p * hd * m->kv_es, KT_BLOCK, sc + p, ls, false);
 	for (int g = 0; g < ng; g++) {
 		float *row = sc + (size_t)g * ls + p0, mx = -INFINITY, sg = scale;
 		if (cap > 0) {   /* Gemma 2: scaled scores capped at +-cap */
@@ -1113,15 +1139,19 @@ static void att_task(void *arg, int task, int thread)
 			mx = row[s] > mx ? row[s] : mx;
 		inv[g] = 1.0f / vmath_softmax_exp(row, n - p0, sg, mx * sg);
 	}
-	vc += (size_t)p0 * kvd;
+	const void *vc = kv_at(m, m->v_cache, v_off(m, slot, j->il, p0) + (size_t)kvh * hd);
 	if (hd % FGEMM_NR == 0) {   /* out = P V, V's rows as cached (kvd apart) */
-		fgemm(ng, hd, n - p0, sc + p0, ls, vc, (size_t)kvd, out, (size_t)hd, false);
+		kv_gemm(m, ng, hd, n - p0, sc + p0, ls, vc, (size_t)kvd, out, (size_t)hd, false);
 	} else {
 		memset(out, 0, (size_t)ng * hd * sizeof(float));
 		for (int g = 0; g < ng; g++)
 			for (int s = 0; s < n - p0; s++)
-				for (int d = 0; d < hd; d++)
-					out[g * hd + d] += sc[g * ls + p0 + s] * vc[(size_t)s * kvd + d];
+				for (int d = 0; d < hd; d++) {
+					size_t i = (size_t)s * kvd + d;
+					float v = m->kv_half ? quant_f16_to_f32(((const uint16_t *)vc)[i])
+							     : ((const float *)vc)[i];
+					out[g * hd + d] += sc[g * ls + p0 + s] * v;
+				}
 	}
 	for (int g = 0; g < ng; g++)
 		for (int d = 0; d < hd; d++)
@@ -1159,14 +1189,26 @@ static void rope_task(void *arg, int t, int thread)
 		rope(kh, cs, hd, hp->rope_neox);
 	}
 	int slot = m->tok_slot[t], pos = m->tok_pos[t];
-	for (int h = 0; h < hp->n_head_kv; h++) {
-		float *kb = m->k_cache + k_off(m, slot, rj->il, h) +
-			    (size_t)(pos / KT_BLOCK) * hd * KT_BLOCK + pos % KT_BLOCK;
-		for (int d = 0; d < hd; d++)
-			kb[(size_t)d * KT_BLOCK] = m->k[(size_t)t * kvd + (size_t)h * hd + d];
+	const float *kt = m->k + (size_t)t * kvd, *vt = m->v + (size_t)t * kvd;
+	void *vdst = kv_at(m, m->v_cache, v_off(m, slot, rj->il, pos));
+	if (m->kv_half)
+		vmath_to_half(vt, vdst, (size_t)kvd);
+	else
+		memcpy(vdst, vt, (size_t)kvd * sizeof(float));
+	for (int h = 0; h < hp->n_head_kv; h++) {   /* one column of its K block */
+		size_t at = k_off(m, slot, rj->il, h) + (size_t)(pos / KT_BLOCK) * hd * KT_BLOCK +
+			    pos % KT_BLOCK;
+		if (m->kv_half) {
+			uint16_t kh[MODEL_MAX_HEAD_DIM], *kb = kv_at(m, m->k_cache, at);
+			vmath_to_half(kt + (size_t)h * hd, kh, (size_t)hd);
+			for (int d = 0; d < hd; d++)
+				kb[(size_t)d * KT_BLOCK] = kh[d];
+		} else {
+			float *kb = kv_at(m, m->k_cache, at);
+			for (int d = 0; d < hd; d++)
+				kb[(size_t)d * KT_BLOCK] = kt[(size_t)h * hd + d];
+		}
 	}
-	memcpy(m->v_cache + v_off(m, slot, rj->il, pos), m->v + (size_t)t * kvd,
-	       (size_t)kvd * sizeof(float));
 }
 
 typedef struct post_job {

@@ -3,10 +3,13 @@
  * the forward pass, the KV cache and the worker team.
  *
  * Architectures: llama (Llama 2/3.x, SmolLM2, TinyLlama; RoPE "normal"),
- * qwen2 (q/k/v biases; RoPE neox) and qwen3 (per-head q/k RMSNorm; neox).
+ * qwen2 (q/k/v biases; RoPE neox), qwen3 (per-head q/k RMSNorm; neox),
+ * gemma2 / gemma3 (norms after attention and FFN, GeGLU, sliding-window
+ * local layers, softcapping) and phi3 (fused qkv and gate/up, LongRoPE).
  * All are pre-norm decoders with RMSNorm, RoPE (freq base, linear or YaRN scaling
  * and llama3 rope_freqs from the metadata), grouped-query attention with a
- * float KV cache, SwiGLU feed-forward, tied or separate output weights.
+ * KV cache of halves (or floats: params.kv_f32), gated feed-forward, tied or
+ * separate output weights.
  *
  * Weights stay in the mmap'd file (model_load binds pointers, checks every
  * shape and type, copies only the small norm/bias vectors). The KV cache is
@@ -63,6 +66,8 @@ typedef struct model_params {
 	int n_ctx;          /* context length (per slot); 0 = the model's */
 	int n_slots;        /* KV cache slots (sequences at once); <= 0 means 1 */
 	bool no_repack;     /* pack Q8_0 only: the other types stay as stored */
+	bool kv_f32;        /* a float KV cache; else (default) IEEE halves, as
+			     * llama.cpp's f16 cache: half the memory and reads */
 } model_params;
 
 typedef struct model_hparams {
@@ -143,6 +148,9 @@ typedef struct model_seq {
  * -E2BIG when a sequence passes n_ctx. */
 int model_step(model *m, const model_seq *seqs, int n_seqs, float *ret_logits);
 int model_n_slots(const model *m);
+/* Bytes the KV cache can take (all slots full; pages are taken only as
+ * contexts fill). */
+size_t model_kv_bytes(const model *m);
 
 /* Packs the weights that have a packed gemm (see model_step; otherwise the
  * first model_eval / model_step does it) and touches every other weight
