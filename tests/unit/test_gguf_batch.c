@@ -4,7 +4,9 @@
  * root): generations that run at once give what each gives alone (greedy
  * and seeded), slots never see each other's tokens, a cancel mid-batch
  * ends only its own sequence and frees its slot, and a conversation's next
- * turn runs only its new tokens while other sequences decode.
+ * turn runs only its new tokens while other sequences decode; with Gemma 3's
+ * sliding-window layers (their KV in rings), a slot's cache is kept only
+ * where the rings still hold what the next position reads.
  */
 #include "../../services/llm/llm_engine.h"
 #include "kern/quant.h"
@@ -23,7 +25,7 @@ extern const llm_engine_ops llm_engine_gguf;
 #define N_CONV 4
 
 static char dir[] = "/tmp/test_gguf_batch.XXXXXX";
-static char model_path[256];
+static char model_path[256], gemma_path[256];
 
 typedef struct sink { char text[8192]; size_t len; atomic_int pieces; int stop_after; } sink;
 
@@ -40,9 +42,9 @@ static int on_piece(void *user, llm_piece_kind kind, const char *text, size_t le
 	return s->stop_after && n >= s->stop_after;
 }
 
-static void *open_ready(int slots)
+static void *open_path(const char *path, int slots)
 {
-	llm_config cfg = { .model = model_path, .threads = 2, .ctx = 512, .slots = slots };
+	llm_config cfg = { .model = path, .threads = 2, .ctx = 512, .slots = slots };
 	void *eng = NULL;
 	if (llm_engine_gguf.create(&cfg, &eng) < 0)
 		return NULL;
@@ -51,6 +53,8 @@ static void *open_ready(int slots)
 		usleep(10000);
 	return eng;
 }
+
+static void *open_ready(int slots) { return open_path(model_path, slots); }
 
 /* one generation on its own thread */
 typedef struct run {
@@ -104,6 +108,10 @@ VX_TEST(setup_makes_the_model)
 	snprintf(cmd, sizeof(cmd), "/usr/bin/python3 tests/gguf/mkgguf.py %s --arch qwen2 --type Q8_0 --seed 11",
 		 model_path);
 	VX_CHECK_INT(system(cmd), 0);
+	snprintf(gemma_path, sizeof(gemma_path), "%s/gemma3.gguf", dir);
+	snprintf(cmd, sizeof(cmd), "/usr/bin/python3 tests/gguf/mkgguf.py %s --arch gemma3 "
+		 "--type Q8_0 --seed 5", gemma_path);
+	VX_CHECK_INT(system(cmd), 0);
 }
 
 /* Each conversation alone (one slot: strictly one after another), then
@@ -149,6 +157,22 @@ VX_TEST(interleaved_conversations_with_their_own_seeds_reproduce_single_runs)
 	alone_then_together(1.0);
 }
 
+/* A seed with which conversation i's sampled reply (up to 400 tokens)
+ * runs at least n tokens before an end-of-generation token (this model
+ * samples one every ~70 tokens), so a cancel cannot come too late. */
+static uint64_t long_seed(void *eng, int i, int n)
+{
+	static run r;
+	for (uint64_t seed = 7; seed < 100; seed++) {
+		run_init(&r, eng, i, 400, 1.0, seed);
+		run_main(&r);
+		if (r.rc == 0 && r.res.completion_tokens >= n)
+			return seed;
+	}
+	VX_CHECK(!"no seed gives a long enough reply");
+	return 7;
+}
+
 /* Three long generations on two slots: the first is cancelled after a few
  * tokens; it ends at once, the queued third takes its slot, and the other
  * two still give exactly what they give alone. */
@@ -159,13 +183,14 @@ VX_TEST(cancel_mid_batch_ends_only_that_sequence_and_frees_its_slot)
 	VX_CHECK(eng != NULL);
 	if (!eng)
 		return;
+	uint64_t seed0 = long_seed(eng, 0, 150);
 	for (int i = 1; i < 3; i++) {
 		run_init(&alone[i], eng, i, 40, 1.0, 7 + (uint64_t)i);
 		run_main(&alone[i]);
 		VX_CHECK_INT(alone[i].rc, 0);
 	}
 	for (int i = 0; i < 3; i++) {
-		run_init(&r[i], eng, i, i == 0 ? 400 : 40, 1.0, 7 + (uint64_t)i);
+		run_init(&r[i], eng, i, i == 0 ? 400 : 40, 1.0, i == 0 ? seed0 : 7 + (uint64_t)i);
 		run_start(&r[i]);
 		for (int k = 0; i == 0 && k < 10000 && atomic_load(&r[0].out.pieces) < 1; k++)
 			usleep(1000);
@@ -187,7 +212,7 @@ VX_TEST(cancel_mid_batch_ends_only_that_sequence_and_frees_its_slot)
 		VX_CHECK_STR(r[i].out.text, alone[i].out.text);
 	}
 	/* a client that stops reading (callback says stop) mid-batch too */
-	run_init(&r[0], eng, 0, 400, 1.0, 3);
+	run_init(&r[0], eng, 0, 400, 1.0, seed0);
 	r[0].out.stop_after = 2;
 	run_init(&r[1], eng, 1, 40, 1.0, 8);
 	run_start(&r[0]);
@@ -240,6 +265,74 @@ VX_TEST(next_turn_prefills_only_its_new_tokens_while_others_run)
 		VX_CHECK_INT(bg[i].rc, 0);
 	}
 	llm_engine_gguf.destroy(eng);
+}
+
+/* Gemma 3's local layers keep a ring of their 16-position window and a
+ * batch (96 positions), not the 512-position context. On one slot: a
+ * conversation past 96 positions, then a request that shares only its
+ * system prompt (the rings have overwritten that window: all of it runs
+ * again), then the first conversation's next turn (its window is the
+ * ring's latest: only the new tokens run); each gives what it gives on a
+ * fresh engine. */
+VX_TEST(sliding_window_rings_keep_a_prefix_only_while_they_hold_its_window)
+{
+	static run first, other, next, fresh;
+	void *eng = open_path(gemma_path, 1);
+	VX_CHECK(eng != NULL);
+	if (!eng)
+		return;
+	static const char *const story = "Tell me about the lighthouse keeper who kept "
+		"a log of every ship, every storm and every gull for forty years, and "
+		"what the log said on the night the lamp went out, and who came to "
+		"relight it before the fishing boats were due back in the harbour.";
+	run_init(&first, eng, 3, 12, 0, 1);
+	first.msgs[1].content = story;
+	run_main(&first);
+	VX_CHECK_INT(first.rc, 0);
+	VX_CHECK(first.res.prompt_tokens > 96);
+	char reply[8192];
+	snprintf(reply, sizeof(reply), "%s", first.out.text);
+	run_init(&other, eng, 1, 12, 0, 1);
+	run_main(&other);
+	VX_CHECK_INT(other.rc, 0);
+	VX_CHECK_INT(other.res.prompt_evaluated, other.res.prompt_tokens);
+	run_init(&next, eng, 3, 12, 0, 1);
+	next.msgs[1].content = story;
+	next.msgs[2] = (llm_message){ "assistant", reply };
+	next.msgs[3] = (llm_message){ "user", "And then?" };
+	next.req.n_messages = 4;
+	run_main(&next);   /* the slot now holds `other`: all of it runs */
+	VX_CHECK_INT(next.rc, 0);
+	run_init(&fresh, eng, 3, 12, 0, 1);
+	fresh.msgs[1].content = story;
+	fresh.msgs[2] = next.msgs[2];
+	fresh.msgs[3] = (llm_message){ "user", "And then? Go on." };
+	fresh.req.n_messages = 4;
+	run_main(&fresh);   /* continues `next`'s history: a prefix past the ring */
+	VX_CHECK_INT(fresh.rc, 0);
+	int cached = fresh.res.prompt_tokens - fresh.res.prompt_evaluated;
+	printf("  other: %d of %d run; next turn after the reply: %d of %d run\n",
+	       other.res.prompt_evaluated, other.res.prompt_tokens, fresh.res.prompt_evaluated,
+	       fresh.res.prompt_tokens);
+	VX_CHECK(cached > 96);
+	llm_engine_gguf.destroy(eng);
+	/* the same requests, each on a fresh engine */
+	static run want[3];
+	run *got[3] = { &other, &next, &fresh };
+	for (int i = 0; i < 3; i++) {
+		VX_CHECK((eng = open_path(gemma_path, 1)) != NULL);
+		if (!eng)
+			return;
+		want[i] = *got[i];
+		memset(&want[i].out, 0, sizeof(want[i].out));
+		want[i].eng = eng;
+		want[i].req.messages = want[i].msgs;
+		run_main(&want[i]);
+		VX_CHECK_INT(want[i].rc, 0);
+		VX_CHECK_INT(want[i].res.prompt_evaluated, want[i].res.prompt_tokens);
+		VX_CHECK_STR(got[i]->out.text, want[i].out.text);
+		llm_engine_gguf.destroy(eng);
+	}
 }
 
 /* Random bytes for a row of weight type `type` with n values, its f16
@@ -494,6 +587,7 @@ VX_TEST(cleanup_removes_the_model)
 	interleaved_conversations_with_their_own_seeds_reproduce_single_runs, \
 	cancel_mid_batch_ends_only_that_sequence_and_frees_its_slot, \
 	next_turn_prefills_only_its_new_tokens_while_others_run, \
+	sliding_window_rings_keep_a_prefix_only_while_they_hold_its_window, \
 	decode_kernel_gives_each_token_the_same_bits_in_any_company, \
 	packed_gemm_gives_each_token_the_bits_of_the_gemm8_in_any_company, \
 	packed_gemm_on_avx512_vnni_only_cpus, cleanup_removes_the_model

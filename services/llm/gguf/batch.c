@@ -112,13 +112,14 @@ static void reap(batch *s)
 }
 
 /* Tokens at the start of slot sl's cache that j's prompt repeats (at most
- * n_prompt - 1: the last prompt token always runs, for its logits). */
-static int common_prefix(const slot *sl, const batch_job *j)
+ * n_prompt - 1: the last prompt token always runs, for its logits) and
+ * that the cache still holds all it needs to continue after. */
+static int common_prefix(const batch *s, const slot *sl, const batch_job *j)
 {
 	int same = 0;
 	while (same < sl->n_hist && same < j->n_prompt - 1 && sl->hist[same] == j->prompt[same])
 		same++;
-	return same;
+	return model_reusable(s->m, sl->n_hist, same);
 }
 
 /* The free slot for j: the one whose cached tokens j's prompt continues
@@ -135,7 +136,7 @@ static int pick_slot(const batch *s, const batch_job *j, int *ret_same)
 			continue;
 		if (lru < 0 || sl->used < s->slots[lru].used)
 			lru = i;
-		int same = common_prefix(sl, j);
+		int same = common_prefix(s, sl, j);
 		if (same > best_same && 2 * same >= sl->n_hist) {
 			best = i;
 			best_same = same;
@@ -143,7 +144,7 @@ static int pick_slot(const batch *s, const batch_job *j, int *ret_same)
 	}
 	if (best < 0 && lru >= 0) {
 		best = lru;
-		best_same = common_prefix(&s->slots[lru], j);
+		best_same = common_prefix(s, &s->slots[lru], j);
 	}
 	*ret_same = best_same;
 	return best;

@@ -53,6 +53,10 @@ typedef struct layer {
 	weight gate, up, down;      /* (n_ff, n_embd) x2, (n_embd, n_ff) */
 	float *post_attn_norm, *post_ffn_norm;   /* Gemma: (n_embd) or NULL */
 	bool swa;                   /* attends to the last n_swa positions only */
+	/* its KV cache: positions held per slot (ctx_pad, or a local layer's
+	 * ring: position p at p % kv_cap) and where it starts (in values) */
+	int kv_cap;
+	size_t kv_base;
 } layer;
 
 struct model {
@@ -66,10 +70,12 @@ struct model {
 	float *rope_long, *rope_short;  /* Phi-3 LongRoPE's (head_dim/2), or NULL */
 	float *inv_freq;            /* (head_dim/2) */
 	float *inv_freq_swa;        /* Gemma 3's local layers' (head_dim/2), or NULL */
-	/* KV cache, anonymous mappings: V (n_slots, n_layer, n_ctx, kv_dim);
-	 * K (n_slots, n_layer, n_head_kv, ctx_pad / KT_BLOCK, head_dim, KT_BLOCK)
-	 * (ctx_pad: n_ctx rounded up to KT_BLOCK), each block of positions
-	 * transposed, a head's scores one float product (see att_task);
+	/* KV cache, anonymous mappings, a layer after another (layer.kv_base):
+	 * V (n_slots, kv_cap, kv_dim); K (n_slots, n_head_kv, kv_cap / KT_BLOCK,
+	 * head_dim, KT_BLOCK), each block of positions transposed, a head's
+	 * scores one float product (see att_task). kv_cap is ctx_pad (n_ctx
+	 * rounded up to KT_BLOCK), or for a local layer a ring of its window
+	 * and a batch (swa_ring), when that is less;
 	 * values as IEEE halves (kv_half, the default, as llama.cpp's) or
 	 * floats, kv_es bytes each */
 	void *k_cache, *v_cache;
@@ -91,6 +97,7 @@ struct model {
 	size_t act_row;             /* bytes per token row in act */
 	float *scores;              /* (n_threads, heads per KV head, ctx_pad) */
 	int ctx_pad;                /* n_ctx rounded up to KT_BLOCK */
+	int swa_ring;               /* the local layers' kv_cap when a ring, else 0 */
 	float *cs;                  /* (MODEL_BATCH, head_dim) cos/sin pairs */
 	float *cs_swa;              /* the same from inv_freq_swa, or NULL */
 	uint8_t *emb_row;           /* one tok_embd row rebuilt from the packed output */
@@ -407,8 +414,19 @@ static int alloc_state(model *m)
 	size_t B = MODEL_BATCH, qd = (size_t)hp->n_head * hp->head_dim;
 	size_t kvd = (size_t)hp->n_head_kv * hp->head_dim;
 	m->ctx_pad = (hp->n_ctx + KT_BLOCK - 1) / KT_BLOCK * KT_BLOCK;
-	m->k_bytes = (size_t)m->n_slots * hp->n_layer * m->ctx_pad * kvd * m->kv_es;
-	m->v_bytes = (size_t)m->n_slots * hp->n_layer * hp->n_ctx * kvd * m->kv_es;
+	/* a local layer keeps the positions its window and a batch's chunk
+	 * can reach: a chunk's keys are stored before its first token looks
+	 * n_swa - 1 back, so the ring must not wrap within them */
+	int ring = (hp->n_swa + MODEL_BATCH + KT_BLOCK - 1) / KT_BLOCK * KT_BLOCK;
+	m->swa_ring = hp->n_swa > 0 && ring < m->ctx_pad ? ring : 0;
+	size_t values = 0;
+	for (int il = 0; il < hp->n_layer; il++) {
+		layer *ly = &m->layers[il];
+		ly->kv_cap = ly->swa && m->swa_ring ? m->swa_ring : m->ctx_pad;
+		ly->kv_base = values;
+		values += (size_t)m->n_slots * ly->kv_cap * kvd;
+	}
+	m->k_bytes = m->v_bytes = values * m->kv_es;
 	m->k_cache = mmap(NULL, m->k_bytes, PROT_READ | PROT_WRITE,
 			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (m->k_cache == MAP_FAILED) {
@@ -642,6 +660,16 @@ const model_hparams *model_get_hparams(const model *m) { return &m->hp; }
 size_t model_kv_bytes(const model *m)
 {
 	return m->k_bytes + m->v_bytes;
+}
+
+int model_reusable(const model *m, int n_hist, int prefix)
+{
+	int r = m->swa_ring;
+	/* positions below n_hist - r are gone from the rings; the next
+	 * position's window starts at prefix + 1 - n_swa */
+	if (!r || n_hist <= r || prefix + 1 - m->hp.n_swa >= n_hist - r)
+		return prefix;
+	return 0;
 }
 
 int model_n_slots(const model *m) { return m->n_slots; }
@@ -1062,22 +1090,24 @@ typedef struct att_job {
 	int il, split;   /* split: tasks per KV head and token */
 } att_job;
 
-/* Offset (in values) of position pos of layer il in slot's V cache. */
-static inline size_t v_off(const model *m, int slot, int il, int pos)
+/* Offset (in values) of entry r (position r, or r in a ring) of layer
+ * il in slot's V cache. */
+static inline size_t v_off(const model *m, int slot, int il, int r)
 {
 	const model_hparams *hp = &m->hp;
+	const layer *ly = &m->layers[il];
 	size_t kvd = (size_t)hp->n_head_kv * hp->head_dim;
-	return (((size_t)slot * hp->n_layer + il) * hp->n_ctx + pos) * kvd;
+	return ly->kv_base + ((size_t)slot * ly->kv_cap + r) * kvd;
 }
 
 /* Offset (in values) of KV head kvh of layer il in slot's K cache: its
- * positions' blocks of head_dim x KT_BLOCK (value d of position p at
- * (p / KT_BLOCK) * head_dim * KT_BLOCK + d * KT_BLOCK + p % KT_BLOCK). */
+ * entries' blocks of head_dim x KT_BLOCK (value d of entry r at
+ * (r / KT_BLOCK) * head_dim * KT_BLOCK + d * KT_BLOCK + r % KT_BLOCK). */
 static inline size_t k_off(const model *m, int slot, int il, int kvh)
 {
 	const model_hparams *hp = &m->hp;
-	return (((size_t)slot * hp->n_layer + il) * hp->n_head_kv + kvh) * m->ctx_pad *
-	       hp->head_dim;
+	const layer *ly = &m->layers[il];
+	return ly->kv_base + ((size_t)slot * hp->n_head_kv + kvh) * ly->kv_cap * hp->head_dim;
 }
 
 /* One token's attention for some of the query heads that share a KV
@@ -1120,15 +1150,29 @@ static void att_task(void *arg, int task, int thread)
 	 * K block that holds the first) */
 	int p0 = m->layers[j->il].swa && n > hp->n_swa ? n - hp->n_swa : 0;
 	const float *q = m->q + ((size_t)t * hp->n_head + h0) * hd;
-	int slot = m->tok_slot[t];
+	int slot = m->tok_slot[t], R = m->layers[j->il].kv_cap;
 	const void *kc = kv_at(m, m->k_cache, k_off(m, slot, j->il, kvh));
-	size_t ls = (size_t)m->ctx_pad;   /* a head's row of scores */
+	size_t ls = (size_t)m->ctx_pad;   /* a head's row of scores, by position */
 	float *sc = m->scores + (size_t)thread * G * ls;
 	float *out = m->att + ((size_t)t * hp->n_head + h0) * hd;
 	float scale = hp->attn_scale, cap = hp->attn_softcap, inv[MODEL_MAX_HEADS];
-	for (int p = p0 / KT_BLOCK * KT_BLOCK; p < n; p += KT_BLOCK)
-		kv_gemm(m, ng, n - p < KT_BLOCK ? n - p : KT_BLOCK, hd, q, (size_t)hd,
-			(const char *)kc + (size_t)p * hd * m->kv_es, KT_BLOCK, sc + p, ls, false);
+	/* positions p0..n-1 in at most two runs of the cache (a ring wraps
+	 * once: n - p0 <= n_swa < R), each from the K block that holds its
+	 * first entry */
+	int seg[3] = { p0, n, n }, nseg = 1;
+	if (p0 / R != (n - 1) / R) {
+		seg[1] = (p0 / R + 1) * R;
+		nseg = 2;
+	}
+	for (int e = 0; e < nseg; e++) {
+		int r0 = seg[e] % R;
+		for (int b = r0 / KT_BLOCK * KT_BLOCK; b < r0 + seg[e + 1] - seg[e]; b += KT_BLOCK) {
+			int p = seg[e] - r0 + b, cols = seg[e + 1] - p;
+			kv_gemm(m, ng, cols < KT_BLOCK ? cols : KT_BLOCK, hd, q, (size_t)hd,
+				(const char *)kc + (size_t)b * hd * m->kv_es, KT_BLOCK, sc + p, ls,
+				false);
+		}
+	}
 	for (int g = 0; g < ng; g++) {
 		float *row = sc + (size_t)g * ls + p0, mx = -INFINITY, sg = scale;
 		if (cap > 0) {   /* Gemma 2: scaled scores capped at +-cap */
@@ -1139,18 +1183,22 @@ static void att_task(void *arg, int task, int thread)
 			mx = row[s] > mx ? row[s] : mx;
 		inv[g] = 1.0f / vmath_softmax_exp(row, n - p0, sg, mx * sg);
 	}
-	const void *vc = kv_at(m, m->v_cache, v_off(m, slot, j->il, p0) + (size_t)kvh * hd);
-	if (hd % FGEMM_NR == 0) {   /* out = P V, V's rows as cached (kvd apart) */
-		kv_gemm(m, ng, hd, n - p0, sc + p0, ls, vc, (size_t)kvd, out, (size_t)hd, false);
-	} else {
+	if (hd % FGEMM_NR)
 		memset(out, 0, (size_t)ng * hd * sizeof(float));
+	for (int e = 0; e < nseg; e++) {   /* out (+)= P V, V's rows as cached (kvd apart) */
+		int a = seg[e], len = seg[e + 1] - a;
+		const void *vc = kv_at(m, m->v_cache, v_off(m, slot, j->il, a % R) + (size_t)kvh * hd);
+		if (hd % FGEMM_NR == 0) {
+			kv_gemm(m, ng, hd, len, sc + a, ls, vc, (size_t)kvd, out, (size_t)hd, e > 0);
+			continue;
+		}
 		for (int g = 0; g < ng; g++)
-			for (int s = 0; s < n - p0; s++)
+			for (int s = 0; s < len; s++)
 				for (int d = 0; d < hd; d++) {
 					size_t i = (size_t)s * kvd + d;
 					float v = m->kv_half ? quant_f16_to_f32(((const uint16_t *)vc)[i])
 							     : ((const float *)vc)[i];
-					out[g * hd + d] += sc[g * ls + p0 + s] * v;
+					out[g * hd + d] += sc[g * ls + a + s] * v;
 				}
 	}
 	for (int g = 0; g < ng; g++)
@@ -1188,7 +1236,7 @@ static void rope_task(void *arg, int t, int thread)
 			rmsnorm(kh, kh, ly->k_norm, hd, hp->rms_eps);
 		rope(kh, cs, hd, hp->rope_neox);
 	}
-	int slot = m->tok_slot[t], pos = m->tok_pos[t];
+	int slot = m->tok_slot[t], pos = m->tok_pos[t] % ly->kv_cap;   /* its entry */
 	const float *kt = m->k + (size_t)t * kvd, *vt = m->v + (size_t)t * kvd;
 	void *vdst = kv_at(m, m->v_cache, v_off(m, slot, rj->il, pos));
 	if (m->kv_half)

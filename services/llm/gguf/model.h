@@ -151,6 +151,12 @@ int model_n_slots(const model *m);
 /* Bytes the KV cache can take (all slots full; pages are taken only as
  * contexts fill). */
 size_t model_kv_bytes(const model *m);
+/* Of a slot's n_hist cached positions, the first `prefix` are a new
+ * sequence's: how many it can keep and continue after. All of them, unless
+ * the local layers' rings (sliding-window layers keep their window and a
+ * batch, not the whole context) have since overwritten part of the window
+ * the next position reads: then 0. */
+int model_reusable(const model *m, int n_hist, int prefix);
 
 /* Packs the weights that have a packed gemm (see model_step; otherwise the
  * first model_eval / model_step does it) and touches every other weight
