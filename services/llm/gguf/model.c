@@ -1110,13 +1110,6 @@ static inline size_t k_off(const model *m, int slot, int il, int kvh)
 	return ly->kv_base + ((size_t)slot * hp->n_head_kv + kvh) * ly->kv_cap * hp->head_dim;
 }
 
-/* One token's attention for some of the query heads that share a KV
- * head: their scores against the cached positions, a block of KT_BLOCK
- * at a time, as one float product each (query rows times the block's
- * transposed keys: every key value is loaded once for all the heads,
- * and no sums across a vector), then the probabilities times V as one
- * more. Each result is its own chain of multiply-adds in position order,
- * however the heads are split between tasks. */
 /* Address of value `off` of a cache (halves or floats). */
 static inline void *kv_at(const model *m, void *cache, size_t off)
 {
@@ -1133,6 +1126,13 @@ static void kv_gemm(const model *m, int rows, int cols, int k, const float *a, s
 		fgemm(rows, cols, k, a, lda, b, ldb, c, ldc, acc);
 }
 
+/* One token's attention for some of the query heads that share a KV
+ * head: their scores against the cached positions, a block of KT_BLOCK
+ * at a time, as one float product each (query rows times the block's
+ * transposed keys: every key value is loaded once for all the heads,
+ * and no sums across a vector), then the probabilities times V as one
+ * more. Each result is its own chain of multiply-adds in position order,
+ * however the heads are split between tasks. */
 static void att_task(void *arg, int task, int thread)
 {
 	const att_job *j = arg;
@@ -1236,16 +1236,16 @@ static void rope_task(void *arg, int t, int thread)
 			rmsnorm(kh, kh, ly->k_norm, hd, hp->rms_eps);
 		rope(kh, cs, hd, hp->rope_neox);
 	}
-	int slot = m->tok_slot[t], pos = m->tok_pos[t] % ly->kv_cap;   /* its entry */
+	int slot = m->tok_slot[t], r = m->tok_pos[t] % ly->kv_cap;   /* its entry */
 	const float *kt = m->k + (size_t)t * kvd, *vt = m->v + (size_t)t * kvd;
-	void *vdst = kv_at(m, m->v_cache, v_off(m, slot, rj->il, pos));
+	void *vdst = kv_at(m, m->v_cache, v_off(m, slot, rj->il, r));
 	if (m->kv_half)
 		vmath_to_half(vt, vdst, (size_t)kvd);
 	else
 		memcpy(vdst, vt, (size_t)kvd * sizeof(float));
 	for (int h = 0; h < hp->n_head_kv; h++) {   /* one column of its K block */
-		size_t at = k_off(m, slot, rj->il, h) + (size_t)(pos / KT_BLOCK) * hd * KT_BLOCK +
-			    pos % KT_BLOCK;
+		size_t at = k_off(m, slot, rj->il, h) + (size_t)(r / KT_BLOCK) * hd * KT_BLOCK +
+			    r % KT_BLOCK;
 		if (m->kv_half) {
 			uint16_t kh[MODEL_MAX_HEAD_DIM], *kb = kv_at(m, m->k_cache, at);
 			vmath_to_half(kt + (size_t)h * hd, kh, (size_t)hd);
