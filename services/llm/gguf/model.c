@@ -79,7 +79,7 @@ struct model {
 	 * values as IEEE halves (kv_half, the default, as llama.cpp's) or
 	 * floats, kv_es bytes each */
 	void *k_cache, *v_cache;
-	size_t k_bytes, v_bytes, kv_es;
+	size_t kv_bytes, kv_es;     /* kv_bytes: each of the two mappings */
 	bool kv_half;
 	int n_slots;
 	/* the batch being run: KV slot and position of each token */
@@ -426,14 +426,14 @@ static int alloc_state(model *m)
 		ly->kv_base = values;
 		values += (size_t)m->n_slots * ly->kv_cap * kvd;
 	}
-	m->k_bytes = m->v_bytes = values * m->kv_es;
-	m->k_cache = mmap(NULL, m->k_bytes, PROT_READ | PROT_WRITE,
+	m->kv_bytes = values * m->kv_es;
+	m->k_cache = mmap(NULL, m->kv_bytes, PROT_READ | PROT_WRITE,
 			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (m->k_cache == MAP_FAILED) {
 		m->k_cache = NULL;
 		return -ENOMEM;
 	}
-	m->v_cache = mmap(NULL, m->v_bytes, PROT_READ | PROT_WRITE,
+	m->v_cache = mmap(NULL, m->kv_bytes, PROT_READ | PROT_WRITE,
 			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (m->v_cache == MAP_FAILED) {
 		m->v_cache = NULL;
@@ -646,9 +646,9 @@ void model_free(model *m)
 	free(m->output_norm); free(m->rope_freqs); free(m->inv_freq); free(m->inv_freq_swa);
 	free(m->rope_long); free(m->rope_short);
 	if (m->k_cache)
-		munmap(m->k_cache, m->k_bytes);
+		munmap(m->k_cache, m->kv_bytes);
 	if (m->v_cache)
-		munmap(m->v_cache, m->v_bytes);
+		munmap(m->v_cache, m->kv_bytes);
 	free(m->x); free(m->xb); free(m->q); free(m->k); free(m->v); free(m->att);
 	free(m->hg); free(m->hu); free(m->act); free(m->scores); free(m->cs); free(m->cs_swa);
 	free(m->emb_row);
@@ -659,7 +659,7 @@ void model_free(model *m)
 const model_hparams *model_get_hparams(const model *m) { return &m->hp; }
 size_t model_kv_bytes(const model *m)
 {
-	return m->k_bytes + m->v_bytes;
+	return 2 * m->kv_bytes;
 }
 
 int model_reusable(const model *m, int n_hist, int prefix)
